@@ -1,0 +1,3 @@
+from originlock.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""Which client certificate the edge presents to the origin: DESIGN.md's six steps, as a pure function."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from originlock.snapshot.model import ClientCert, SslMode
+
+__all__ = ["Candidate", "Choice", "choose_client_cert"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A stored certificate that might be presented."""
+
+    cert: ClientCert
+    status: str
+    uploaded_on: datetime
+
+
+@dataclass(frozen=True)
+class Choice:
+    cert: ClientCert | None
+    #: Why the chosen certificate cannot be used (then ``cert`` is None and the edge fails closed).
+    error: str | None = None
+
+
+def _usable(candidate: Candidate, now: datetime) -> str | None:
+    if candidate.status != "active":
+        return f"certificate {candidate.cert.id} is {candidate.status}"
+    if candidate.cert.not_after <= now:
+        return f"certificate {candidate.cert.id} expired on {candidate.cert.not_after:%Y-%m-%dT%H:%M:%SZ}"
+    return None
+
+
+def choose_client_cert(
+    *,
+    ssl_mode: SslMode,
+    association_enabled: bool | None,
+    association_cert: Candidate | None,
+    zone_aop_enabled: bool,
+    zone_certs: Sequence[Candidate],
+    tls_client_auth: bool,
+    global_cert: ClientCert | None,
+    now: datetime,
+) -> Choice:
+    """Apply the precedence for TLS pulls of one hostname.
+
+    ``association_enabled`` is the hostname association's ``enabled``: True, False, or None when
+    there is no association or it was voided.
+    """
+    if ssl_mode in (SslMode.OFF, SslMode.FLEXIBLE):
+        return Choice(None)
+    if association_enabled is True and association_cert is not None:
+        problem = _usable(association_cert, now)
+        return Choice(None, problem) if problem else Choice(association_cert.cert)
+    if association_enabled is False:
+        return Choice(None)
+    if zone_aop_enabled:
+        active = [c for c in zone_certs if c.status == "active"]
+        if active:
+            newest = max(active, key=lambda c: (c.uploaded_on, c.cert.not_after))
+            problem = _usable(newest, now)
+            return Choice(None, problem) if problem else Choice(newest.cert)
+    if tls_client_auth and global_cert is not None:
+        return Choice(global_cert)
+    return Choice(None)

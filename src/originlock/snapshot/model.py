@@ -1,0 +1,105 @@
+"""Immutable snapshot values: what the edge needs to serve one hostname, and nothing it can change.
+
+A :class:`Snapshot` is built once per store change and swapped atomically; requests keep the one
+they started with. Private keys live here only in memory (never on disk in clear).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Literal
+
+__all__ = ["ClientCert", "DeploymentPki", "Route", "Snapshot", "SslMode"]
+
+
+class SslMode(enum.StrEnum):
+    """The zone setting ``ssl`` (spec §6)."""
+
+    OFF = "off"
+    FLEXIBLE = "flexible"
+    FULL = "full"
+    STRICT = "strict"
+    ORIGIN_PULL = "origin_pull"
+
+
+CertSource = Literal["hostname", "zone", "global"]
+
+
+@dataclass(frozen=True)
+class ClientCert:
+    """The client certificate the edge presents to an origin (AOP)."""
+
+    #: API id of the certificate (``global`` for the deployment's shared leaf).
+    id: str
+    source: CertSource
+    #: SHA-256 of the leaf: identity *and* version, part of every origin pool key.
+    fingerprint: str
+    #: Leaf first, then intermediates needed to chain to the CA the origin trusts.
+    chain_pem: bytes
+    #: Unencrypted PKCS#8 PEM, in memory only.
+    key_pem: bytes = field(repr=False)
+    not_after: datetime
+
+    def __repr__(self) -> str:
+        return f"ClientCert(id={self.id!r}, source={self.source}, fingerprint={self.fingerprint[:16]}...)"
+
+
+@dataclass(frozen=True)
+class Route:
+    """Everything the edge needs for one proxied hostname."""
+
+    hostname: str
+    zone_id: str
+    zone_name: str
+    #: A/AAAA content (an address) or CNAME content (a name the edge resolves).
+    origin: str
+    record_type: Literal["A", "AAAA", "CNAME"]
+    ssl_mode: SslMode
+    always_use_https: bool
+    #: ``1.0``..``1.3``; the edge refuses visitor handshakes below it for this hostname.
+    min_tls_version: str
+    #: Chosen by DESIGN.md's precedence for TLS pulls; ``None`` means present no certificate.
+    client_cert: ClientCert | None
+    #: Set when a certificate was chosen but cannot be used (expired...): the edge answers 525, never
+    #: falling back to a weaker certificate (fail closed).
+    client_cert_error: str | None = None
+
+
+@dataclass(frozen=True)
+class DeploymentPki:
+    """The deployment's own CAs, as the edge needs them."""
+
+    #: Issues visitor-facing certificates on demand when no edge certificate was uploaded.
+    edge_ca_cert_pem: bytes
+    edge_ca_key_pem: bytes = field(repr=False)
+    #: Trusted in addition to the system store when validating origins in strict mode.
+    origin_ca_cert_pem: bytes = b""
+    #: The shared global-AOP leaf signed by the origin-pull CA.
+    global_client: ClientCert | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    generation: int
+    routes: Mapping[str, Route]
+    pki: DeploymentPki
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "routes", MappingProxyType(dict(self.routes)))
+
+    def route_for(self, host: str) -> Route | None:
+        """Exact hostname first, then the closest ``*.`` wildcard record (Cloudflare's DNS precedence)."""
+        host = host.rstrip(".").lower()
+        route = self.routes.get(host)
+        if route is not None:
+            return route
+        labels = host.split(".")
+        for i in range(1, len(labels)):
+            route = self.routes.get("*." + ".".join(labels[i:]))
+            if route is not None:
+                return route
+        return None

@@ -1,0 +1,1 @@
+"""Test helpers shipped with the package: throwaway PKI, tool requirements, process fixtures."""

@@ -1,0 +1,115 @@
+"""The control plane: a Cloudflare-v4-compatible API under ``/client/v4`` plus the public CA downloads."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from originlock._version import __version__
+from originlock.api.envelope import fail
+from originlock.api.routes import aop, dns, settings, tokens, zones
+from originlock.store.db import Store
+from originlock.store.errors import StoreError
+from originlock.store.pki import CA_NAMES, public_pem
+
+__all__ = ["API_PREFIX", "create_app"]
+
+API_PREFIX = "/client/v4"
+log = logging.getLogger("originlock.api")
+
+
+def _pointer(loc: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in loc if p != "body"]
+    return "/" + "/".join(parts)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StoreError)
+    async def _store_error(_request: Request, exc: StoreError) -> JSONResponse:
+        return fail(exc.http_status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        loc = tuple(first.get("loc", ()))
+        where = _pointer(loc)
+        if first.get("type") == "json_invalid":
+            message = "Request body is not valid JSON"
+        elif loc and loc[0] == "query":
+            message = f"query parameter {loc[-1]}: {first['msg']}"
+        else:
+            message = f"Request body is invalid: {where}: {first['msg']}"
+        # The message names the field, never its value: a private_key must not come back in an error.
+        return fail(400, 9207 if loc and loc[0] == "body" else 1004, message, pointer=where)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return fail(404, 7003, f"Could not route to {request.url.path}, perhaps your object identifier is invalid?")
+        if exc.status_code == 405:
+            return fail(405, 10405, f"Method {request.method} not allowed for {request.url.path}")
+        return fail(exc.status_code, 1000, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Log the type only: an exception's text may quote request data.
+        log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return fail(500, 1000, "internal error")
+
+
+class JsonBodyByDefault:
+    """Treat API request bodies as JSON whatever their Content-Type, as Cloudflare does.
+
+    ``curl -d '{...}'`` sends ``application/x-www-form-urlencoded``; without this the body would be
+    refused as "not an object" and the user left guessing.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(API_PREFIX):
+            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        await self.app(scope, receive, send)
+
+
+def create_app(store: Store, *, clock: Callable[[], datetime] | None = None) -> FastAPI:
+    app = FastAPI(
+        title="originlock control plane",
+        version=__version__,
+        description="Cloudflare v4 compatible API for zones, DNS, SSL settings and Authenticated Origin Pulls.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.add_middleware(JsonBodyByDefault)
+    app.state.store = store
+    app.state.clock = clock
+    _install_error_handlers(app)
+    for module in (zones, dns, settings, aop, tokens):
+        app.include_router(module.router, prefix=API_PREFIX)
+
+    @app.get("/ca/{name}.pem", include_in_schema=False)
+    def ca_pem(name: str) -> Response:
+        if name not in CA_NAMES:
+            return PlainTextResponse(f"unknown CA {name!r}; one of: {', '.join(CA_NAMES)}\n", status_code=404)
+        with store.read() as conn:
+            pem = public_pem(conn, name)
+        if pem is None:
+            return PlainTextResponse("CA not created yet\n", status_code=404)
+        return Response(pem, media_type="application/x-pem-file")
+
+    @app.get("/healthz", include_in_schema=False)
+    def health() -> PlainTextResponse:
+        store.generation()
+        return PlainTextResponse("ok\n")
+
+    return app

@@ -1,0 +1,104 @@
+"""Request-scoped dependencies: the store, the caller's token, id and permission checks, pagination."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from originlock.store.db import Store
+from originlock.store.errors import Forbidden, Invalid, StoreError
+from originlock.store.tokens import Token, find_token
+
+__all__ = ["Caller", "Page", "ZoneAccess", "clock", "get_store", "page_params"]
+
+_ZONE_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class Unauthorized(StoreError):
+    http_status = 401
+
+
+class BadRoute(StoreError):
+    """An identifier in the path is malformed (Cloudflare answers 7003)."""
+
+    http_status = 400
+
+
+def get_store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def clock(request: Request) -> datetime:
+    now = getattr(request.app.state, "clock", None)
+    return now() if now is not None else datetime.now(UTC)
+
+
+def authenticate(request: Request, store: Annotated[Store, Depends(get_store)]) -> Token:
+    header = request.headers.get("authorization")
+    if header is None:
+        if request.headers.get("x-auth-key") or request.headers.get("x-auth-email"):
+            raise Unauthorized("X-Auth-Email/X-Auth-Key are not supported; use an API token (Authorization: Bearer)", 6003)
+        raise Unauthorized("Missing X-Auth-Key, X-Auth-Email or Authorization headers", 9106)
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Invalid("Invalid format for Authorization header", 6111)
+    with store.read() as conn:
+        token = find_token(conn, secret.strip())
+    if token is None:
+        raise Unauthorized("Invalid API Token", 1000)
+    return token
+
+
+Caller = Annotated[Token, Depends(authenticate)]
+
+
+def check_zone_id(request: Request, zone_id: str) -> None:
+    if not _ZONE_ID.match(zone_id):
+        raise BadRoute(f"Could not route to {request.url.path}, perhaps your object identifier is invalid?", 7003)
+
+
+def allow(token: Token, permission: str, zone_id: str | None = None) -> None:
+    if not token.allows(permission) or (zone_id is not None and not token.allows_zone(zone_id)):
+        raise Forbidden("Authentication error", 10000)
+
+
+@dataclass(frozen=True)
+class ZoneAccess:
+    """A route's zone id, validated and authorised, with the token that asked."""
+
+    zone_id: str
+    token: Token
+
+
+def zone_access(permission: str) -> object:
+    def dependency(request: Request, zone_id: str, token: Caller) -> ZoneAccess:
+        check_zone_id(request, zone_id)
+        allow(token, permission, zone_id)
+        return ZoneAccess(zone_id, token)
+
+    return Depends(dependency)
+
+
+@dataclass(frozen=True)
+class Page:
+    page: int
+    per_page: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+
+def page_params(default: int, low: int, high: int) -> object:
+    def dependency(
+        page: Annotated[int, Query(ge=1)] = 1, per_page: Annotated[int | None, Query(ge=1)] = None
+    ) -> Page:
+        size = default if per_page is None else min(max(per_page, low), high)
+        return Page(page, size)
+
+    return Depends(dependency)

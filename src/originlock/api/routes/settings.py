@@ -1,0 +1,50 @@
+"""/zones/{zone_id}/settings[/{setting_id}]: ssl, tls_client_auth, min_tls_version, always_use_https."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from originlock.api.deps import ZoneAccess, get_store, zone_access
+from originlock.api.envelope import ok
+from originlock.store import settings
+from originlock.store.db import Store
+from originlock.store.errors import Invalid
+
+router = APIRouter()
+StoreDep = Annotated[Store, Depends(get_store)]
+
+
+class SettingBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    value: Any = None
+
+
+def setting_json(value: settings.SettingValue) -> dict[str, Any]:
+    # Always echo "id": the SDK picks the result's model by it (spec §9.3 item 6).
+    return {"id": value.id, "value": value.value, "editable": True, "modified_on": value.modified_on}
+
+
+@router.get("/zones/{zone_id}/settings")
+def list_settings(store: StoreDep, access: ZoneAccess = zone_access("zone:read")) -> JSONResponse:
+    with store.read() as conn:
+        return ok([setting_json(v) for v in settings.list_settings(conn, access.zone_id)])
+
+
+@router.get("/zones/{zone_id}/settings/{setting_id}")
+def get_setting(setting_id: str, store: StoreDep, access: ZoneAccess = zone_access("ssl:read")) -> JSONResponse:
+    with store.read() as conn:
+        return ok(setting_json(settings.get_setting(conn, access.zone_id, setting_id)))
+
+
+@router.patch("/zones/{zone_id}/settings/{setting_id}")
+def edit_setting(
+    setting_id: str, body: SettingBody, store: StoreDep, access: ZoneAccess = zone_access("ssl:edit")
+) -> JSONResponse:
+    if "value" not in body.model_fields_set:
+        raise Invalid(f"Invalid value for zone setting {setting_id}", 1007)
+    with store.write() as conn:
+        return ok(setting_json(settings.set_setting(conn, access.zone_id, setting_id, body.value)))

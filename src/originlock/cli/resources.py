@@ -1,0 +1,154 @@
+"""`originlock zones|dns|certs|tokens ...`: thin commands over the control-plane API."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from originlock.cli.client import CliError, add_api_arguments, client_from_args
+from originlock.cli.output import emit
+
+__all__ = ["add_parsers"]
+
+ZONE_COLUMNS = ("id", "name", "status", "paused")
+DNS_COLUMNS = ("id", "type", "name", "content", "proxied", "ttl")
+CERT_COLUMNS = ("id", "status", "issuer", "serial_number", "expires_on")
+TOKEN_COLUMNS = ("id", "name", "status", "permissions", "zones")
+
+
+def _command(parent: Any, name: str, help_text: str, example: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = parent.add_parser(
+        name, help=help_text, description=f"{help_text}\n\nexample:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_api_arguments(parser)
+    return parser
+
+
+def _zones(args: argparse.Namespace) -> int:
+    api = client_from_args(args)
+    if args.action == "list":
+        emit(api.request("GET", "/zones", query={"per_page": "50"}), args.json, ZONE_COLUMNS)
+    elif args.action == "add":
+        emit(api.request("POST", "/zones", {"name": args.name, "type": "full"}), args.json, ZONE_COLUMNS)
+    elif args.action == "rm":
+        emit(api.request("DELETE", f"/zones/{api.zone_id(args.name)}"), args.json, ("id",))
+    elif args.action == "set":
+        zone_id = api.zone_id(args.name)
+        emit(api.request("PATCH", f"/zones/{zone_id}/settings/{args.setting}", {"value": args.value}), args.json)
+    return 0
+
+
+def _dns(args: argparse.Namespace) -> int:
+    api = client_from_args(args)
+    zone_id = api.zone_id(args.zone)
+    if args.action == "list":
+        emit(api.request("GET", f"/zones/{zone_id}/dns_records"), args.json, DNS_COLUMNS)
+        return 0
+    if args.action == "rm":
+        emit(api.request("DELETE", f"/zones/{zone_id}/dns_records/{args.name}"), args.json, ("id",))
+        return 0
+    if not args.origin:
+        raise CliError("--origin is required: the origin's IP address (A/AAAA) or hostname (CNAME)")
+    kind = args.type or ("AAAA" if ":" in args.origin else "A" if args.origin.replace(".", "").isdigit() else "CNAME")
+    body = {"type": kind, "name": args.name, "content": args.origin, "ttl": 1, "proxied": args.proxied}
+    emit(api.request("POST", f"/zones/{zone_id}/dns_records", body), args.json, DNS_COLUMNS)
+    return 0
+
+
+def _certs(args: argparse.Namespace) -> int:
+    api = client_from_args(args)
+    zone_id = api.zone_id(args.zone)
+    base = f"/zones/{zone_id}/origin_tls_client_auth" + ("/hostnames/certificates" if args.hostname_level else "")
+    if args.action == "list":
+        emit(api.request("GET", base), args.json, CERT_COLUMNS)
+    elif args.action == "upload":
+        body = {"certificate": Path(args.cert).read_text(), "private_key": Path(args.key).read_text()}
+        emit(api.request("POST", base, body), args.json, CERT_COLUMNS)
+    elif args.action == "rm":
+        emit(api.request("DELETE", f"{base}/{args.id}"), args.json, CERT_COLUMNS)
+    elif args.action == "enable-zone":
+        emit(api.request("PUT", f"/zones/{zone_id}/origin_tls_client_auth/settings", {"enabled": True}), args.json)
+    elif args.action == "associate":
+        enabled = {"true": True, "false": False, "null": None}[args.enabled]
+        body = {"config": [{"hostname": args.hostname, "cert_id": args.id, "enabled": enabled}]}
+        emit(api.request("PUT", f"/zones/{zone_id}/origin_tls_client_auth/hostnames", body), args.json,
+             ("hostname", "cert_id", "enabled", "status"))
+    return 0
+
+
+def _tokens(args: argparse.Namespace) -> int:
+    api = client_from_args(args)
+    if args.action == "list":
+        emit(api.request("GET", "/user/tokens"), args.json, TOKEN_COLUMNS)
+    elif args.action == "create":
+        zones = [api.zone_id(z) for z in args.zone] if args.zone else None
+        body = {"name": args.name, "permissions": args.permission, "zones": zones}
+        result = api.request("POST", "/user/tokens", body)
+        emit(result, args.json, (*TOKEN_COLUMNS, "value"))
+        if not args.json:
+            print("\nThe token's value is shown only now; store it somewhere safe.")
+    elif args.action == "revoke":
+        emit(api.request("DELETE", f"/user/tokens/{args.id}"), args.json, ("id", "status"))
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    zones = sub.add_parser("zones", help="manage zones").add_subparsers(dest="action", required=True)
+    _command(zones, "list", "list zones", "originlock zones list").set_defaults(func=_zones)
+    p = _command(zones, "add", "create a zone", "originlock zones add example.test")
+    p.add_argument("name")
+    p.set_defaults(func=_zones)
+    p = _command(zones, "rm", "delete a zone and everything in it", "originlock zones rm example.test")
+    p.add_argument("name")
+    p.set_defaults(func=_zones)
+    p = _command(zones, "set", "change a zone setting", "originlock zones set example.test ssl strict")
+    p.add_argument("name")
+    p.add_argument("setting", choices=("ssl", "tls_client_auth", "min_tls_version", "always_use_https"))
+    p.add_argument("value")
+    p.set_defaults(func=_zones)
+
+    dns = sub.add_parser("dns", help="manage DNS records").add_subparsers(dest="action", required=True)
+    p = _command(dns, "list", "list a zone's records", "originlock dns list example.test")
+    p.add_argument("zone")
+    p.set_defaults(func=_dns)
+    p = _command(dns, "add", "add a record", "originlock dns add example.test app --origin 127.0.0.1 --proxied")
+    p.add_argument("zone")
+    p.add_argument("name", help="record name, relative to the zone or fully qualified")
+    p.add_argument("--origin", help="IP address (A/AAAA) or hostname (CNAME) of the origin")
+    p.add_argument("--type", choices=("A", "AAAA", "CNAME"))
+    p.add_argument("--proxied", action="store_true", help="send traffic through the edge")
+    p.set_defaults(func=_dns)
+    p = _command(dns, "rm", "delete a record", "originlock dns rm example.test RECORD_ID")
+    p.add_argument("zone")
+    p.add_argument("name", metavar="record_id")
+    p.set_defaults(func=_dns)
+
+    certs = sub.add_parser("certs", help="manage AOP client certificates").add_subparsers(dest="action", required=True)
+    specs = [
+        ("list", "list AOP certificates", "originlock certs list example.test [--hostname-level]", ()),
+        ("upload", "upload an AOP client certificate", "originlock certs upload example.test --cert c.pem --key k.pem", ("cert", "key")),
+        ("rm", "delete an AOP certificate", "originlock certs rm example.test --id CERT_ID", ("id",)),
+        ("enable-zone", "turn zone-level AOP on", "originlock certs enable-zone example.test", ()),
+        ("associate", "associate a hostname with a hostname certificate",
+         "originlock certs associate example.test --hostname app.example.test --id CERT_ID --enabled true", ("hostname", "id", "enabled")),
+    ]
+    for name, help_text, example, required in specs:
+        p = _command(certs, name, help_text, example)
+        p.add_argument("zone")
+        p.add_argument("--hostname-level", action="store_true", help="per-hostname certificates instead of zone-level")
+        for option in required:
+            p.add_argument(f"--{option}", required=True, **({"choices": ("true", "false", "null")} if option == "enabled" else {}))
+        p.set_defaults(func=_certs)
+
+    tokens = sub.add_parser("tokens", help="manage API tokens").add_subparsers(dest="action", required=True)
+    _command(tokens, "list", "list tokens", "originlock tokens list").set_defaults(func=_tokens)
+    p = _command(tokens, "create", "create a token", "originlock tokens create ci --permission ssl:edit --zone example.test")
+    p.add_argument("name")
+    p.add_argument("--permission", action="append", required=True, help="e.g. zone:read, dns:edit, ssl:edit (repeat)")
+    p.add_argument("--zone", action="append", help="limit the token to this zone (repeat)")
+    p.set_defaults(func=_tokens)
+    p = _command(tokens, "revoke", "revoke a token", "originlock tokens revoke TOKEN_ID")
+    p.add_argument("id")
+    p.set_defaults(func=_tokens)

@@ -1,0 +1,201 @@
+"""One keep-alive connection to an origin: an asyncio ``Protocol`` feeding the sans-IO response parser.
+
+Resource handling: the connection belongs to the pool while idle and to exactly one exchange while busy
+(:meth:`start_exchange` ... :meth:`finish_exchange`). Error handling: socket and TLS failures arrive in
+``connection_lost`` and are translated here, once, into the edge's error tree: a TLS error before any
+response byte is 525 (TLS 1.3 origins reject a missing or untrusted client certificate with an alert
+*after* the client finished its handshake); an EOF or reset before any response byte on a *reused*
+connection is marked retryable (the origin closed it while idle); anything else is 520.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+
+from originlock.errors import EdgeError, OriginBadResponse, OriginHandshakeFailed, OriginTimeout
+from originlock.origin.peer import PoolKey
+from originlock.proto.events import Event
+from originlock.proto.http1 import DEFAULT_LIMITS, Limits, ResponseParser
+
+__all__ = ["OriginConnection"]
+
+#: Parsed-but-unconsumed response bytes above which reading from the origin pauses.
+READ_HIGH_WATER = 256 * 1024
+
+
+class OriginConnection(asyncio.Protocol):
+    def __init__(self, loop: asyncio.AbstractEventLoop, limits: Limits = DEFAULT_LIMITS) -> None:
+        self._loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = ResponseParser(limits)
+        self.key: PoolKey | None = None
+        self.exchanges = 0
+        self.closed = False
+        self._events: deque[Event] = deque()
+        self._buffered = 0
+        self._waiter: asyncio.Future[None] | None = None
+        self._error: EdgeError | None = None
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._in_exchange = False
+        self._read_paused = False
+
+    # -- asyncio callbacks ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if not self._in_exchange:
+            self._fail(OriginBadResponse("the origin sent data while no request was pending"))
+            return
+        try:
+            events = self.parser.feed(data)
+        except EdgeError as exc:
+            self._fail(exc)
+            return
+        if events:
+            self._events.extend(events)
+            self._buffered += len(data)
+            if self._buffered > READ_HIGH_WATER and not self._read_paused and self.transport is not None:
+                self._read_paused = True
+                self.transport.pause_reading()
+            self._wake()
+
+    def eof_received(self) -> bool:
+        if self._in_exchange:
+            try:
+                self._events.extend(self.parser.feed_eof())
+            except EdgeError as exc:
+                self._error = self._error or self._relabel(exc, None)
+            self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._in_exchange and not self.parser.done and self._error is None:
+            self._error = self._relabel(OriginBadResponse("the origin closed the connection"), exc)
+        self._wake()
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    # -- used by the exchange ----------------------------------------------------------------------
+
+    def _relabel(self, error: EdgeError, exc: BaseException | None) -> EdgeError:
+        if self.parser.received_any:
+            return error
+        if isinstance(exc, ssl.SSLError):
+            new: EdgeError = OriginHandshakeFailed(f"the origin ended the TLS session: {exc}")
+            new.__cause__ = exc
+            return new
+        if self.exchanges > 1:  # reused connection that died while idle
+            error.retryable = True
+        return error
+
+    def _fail(self, error: EdgeError) -> None:
+        self._error = self._error or error
+        self.close()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def usable(self) -> bool:
+        """Idle and still open (the pool's check before reuse)."""
+        return not self.closed and not self._events and self.transport is not None and not self.transport.is_closing()
+
+    def start_exchange(self, method: bytes) -> None:
+        self.parser.start(method)
+        self._in_exchange = True
+        self._error = None
+        self._events.clear()
+        self._buffered = 0
+        self.exchanges += 1
+
+    def finish_exchange(self, keep_alive: bool) -> bool:
+        """End the exchange; returns whether the connection can go back to the pool."""
+        self._in_exchange = False
+        if self._read_paused and self.transport is not None and not self.closed:
+            self._read_paused = False
+            self.transport.resume_reading()
+        return keep_alive and self.parser.done and not self.closed and not self._events
+
+    def write(self, data: bytes) -> None:
+        if self.closed or self.transport is None:
+            raise self._error or self._relabel(OriginBadResponse("the origin connection is closed"), None)
+        self.transport.write(data)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait until the origin accepted buffered request bytes (Proxy Write Timeout -> 524)."""
+        if not self._write_paused or self.closed:
+            return
+        self._drain_waiter = self._loop.create_future()
+        handle = self._loop.call_later(timeout, self._drain_waiter.cancel)
+        try:
+            await self._drain_waiter
+        except asyncio.CancelledError:
+            if self._drain_waiter.cancelled() and not self.closed:
+                raise OriginTimeout("the origin did not accept the request body in time") from None
+            raise
+        finally:
+            handle.cancel()
+            self._drain_waiter = None
+
+    def next_event_nowait(self) -> Event | None:
+        if self._events:
+            event = self._events.popleft()
+            if not self._events:
+                self._buffered = 0
+                if self._read_paused and self.transport is not None:
+                    self._read_paused = False
+                    self.transport.resume_reading()
+            return event
+        if self._error is not None:
+            raise self._error
+        return None
+
+    async def next_event(self, timeout: float) -> Event:
+        """The next response event, waiting at most ``timeout`` seconds (524 after that)."""
+        while True:
+            event = self.next_event_nowait()
+            if event is not None:
+                return event
+            if self.closed:
+                raise self._relabel(OriginBadResponse("the origin closed the connection"), None)
+            waiter = self._waiter = self._loop.create_future()
+            handle = self._loop.call_later(timeout, _expire, waiter)
+            try:
+                await waiter
+            finally:
+                handle.cancel()
+                self._waiter = None
+            if waiter.result() is not None:  # pragma: no cover - futures carry None only
+                continue
+            if _TIMED_OUT in self.__dict__.get("_flags", ()):  # pragma: no cover
+                continue
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+        self.closed = True
+
+
+_TIMED_OUT = "timed_out"
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(OriginTimeout("the origin did not respond in time"))

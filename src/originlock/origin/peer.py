@@ -1,0 +1,63 @@
+"""The origin a request goes to, and what makes two origin connections interchangeable.
+
+Pingora's ``HttpPeer`` hash is the model: two connections may serve each other's requests if and only if
+every field of :meth:`OriginPeer.pool_key` is equal. The client certificate's SHA-256 fingerprint is its
+identity *and* version, so a rotated certificate never reuses a connection (or TLS session) made with
+the old one, and hostname B never rides on a connection authenticated as hostname A (performance.md
+finding 1, where nginx 1.22 gets this wrong).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass, field
+
+from originlock.snapshot.model import ClientCert
+
+__all__ = ["OriginPeer", "PoolKey", "VerifyMode", "trust_id"]
+
+
+class VerifyMode(enum.Enum):
+    #: Full: the origin certificate is "not validated in any way" (spec §6).
+    NONE = "none"
+    #: Full (strict) / origin_pull: chain to the system store or the origin CA, unexpired, name matches.
+    STRICT = "strict"
+
+
+PoolKey = tuple[str, int, bool, str, str, str, str]
+
+
+def trust_id(origin_ca_pem: bytes) -> str:
+    """Identity of the strict-mode trust store (the deployment origin CA on top of the system store)."""
+    return hashlib.sha256(origin_ca_pem).hexdigest()[:16] if origin_ca_pem else "system"
+
+
+@dataclass(frozen=True, slots=True)
+class OriginPeer:
+    """Where and how to connect for one request."""
+
+    #: IP literal (A/AAAA record) or a name to resolve (CNAME record).
+    host: str
+    port: int
+    tls: bool
+    #: Server name sent in the ClientHello and checked in strict mode; the visitor's hostname.
+    sni: str
+    verify: VerifyMode
+    #: Trust-store identity for STRICT (see :func:`trust_id`); empty otherwise.
+    trust: str = ""
+    #: The AOP certificate to present; ``None`` for no certificate.
+    client_cert: ClientCert | None = field(default=None, compare=False)
+    #: PEM of the deployment origin CA, trusted in STRICT (not part of the key: ``trust`` is).
+    origin_ca_pem: bytes = field(default=b"", compare=False, repr=False)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.client_cert.fingerprint if self.client_cert is not None else ""
+
+    def pool_key(self) -> PoolKey:
+        """Everything that makes a connection distinct (address, port, scheme, SNI, verification and
+        trust store, client certificate identity and version)."""
+        if not self.tls:
+            return (self.host, self.port, False, "", "", "", "")
+        return (self.host, self.port, True, self.sni, self.verify.value, self.trust, self.fingerprint)

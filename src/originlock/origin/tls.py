@@ -1,0 +1,58 @@
+"""Client ``SSLContext`` per distinct origin TLS profile, cached.
+
+One context per (verification mode, trust store, client certificate fingerprint): building one costs
+~1.5 ms (performance.md §4.2) and contexts are where OpenSSL keeps client sessions, so separate
+contexts also keep TLS sessions of different client identities apart. (asyncio and uvloop never resume
+client sessions anyway: ``wrap_bio`` is called without ``session=``.)
+"""
+
+from __future__ import annotations
+
+import ssl
+
+from originlock.origin.keyload import load_chain_from_memory
+from originlock.origin.peer import OriginPeer, VerifyMode
+
+__all__ = ["OriginTlsContexts"]
+
+#: Contexts kept; more distinct client certificates than this evict the least recently used.
+MAX_CONTEXTS = 4096
+
+
+class OriginTlsContexts:
+    """Builds and caches origin-facing client contexts."""
+
+    def __init__(self, *, max_contexts: int = MAX_CONTEXTS) -> None:
+        self._cache: dict[tuple[str, str, str], ssl.SSLContext] = {}
+        self._max = max_contexts
+
+    def for_peer(self, peer: OriginPeer) -> ssl.SSLContext:
+        key = (peer.verify.value, peer.trust, peer.fingerprint)
+        ctx = self._cache.pop(key, None)
+        if ctx is None:
+            ctx = self._build(peer)
+            if len(self._cache) >= self._max:
+                self._cache.pop(next(iter(self._cache)))
+        self._cache[key] = ctx
+        return ctx
+
+    def retire(self, keep_fingerprints: frozenset[str]) -> None:
+        """Forget contexts whose client certificate is no longer in the snapshot."""
+        for key in [k for k in self._cache if k[2] and k[2] not in keep_fingerprints]:
+            del self._cache[key]
+
+    @staticmethod
+    def _build(peer: OriginPeer) -> ssl.SSLContext:
+        if peer.verify is VerifyMode.STRICT:
+            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+            if peer.origin_ca_pem:
+                ctx.load_verify_locations(cadata=peer.origin_ca_pem.decode())
+        else:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_alpn_protocols(["http/1.1"])
+        if peer.client_cert is not None:
+            load_chain_from_memory(ctx, peer.client_cert.chain_pem, peer.client_cert.key_pem)
+        return ctx

@@ -1,0 +1,51 @@
+"""Load a certificate chain and private key into an ``SSLContext`` without writing the key to disk.
+
+``ssl.SSLContext.load_cert_chain`` only takes paths. Writing the key to a temporary file would leave it
+in clear on a filesystem (and in backups, and after a crash), so on Linux we use an anonymous
+``memfd_create(2)`` file: it lives only in memory, has no name in any directory, and disappears when
+the descriptor is closed. OpenSSL opens it through ``/proc/self/fd/N``.
+
+Resource handling: the descriptor is closed before returning, on success and on failure.
+Error handling: OpenSSL's error is re-raised as :class:`KeyMaterialError` without the key, and without
+the original exception chained (its text is OpenSSL's, which we do not vouch for).
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+
+__all__ = ["KeyMaterialError", "load_cert_chain_from_memory", "memfd_supported"]
+
+
+class KeyMaterialError(ValueError):
+    """The certificate chain or key could not be loaded; the message never contains key material."""
+
+
+def memfd_supported() -> bool:
+    """True where ``memfd_create`` and ``/proc/self/fd`` exist (Linux)."""
+    return hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd")
+
+
+def load_cert_chain_from_memory(ctx: ssl.SSLContext, chain_pem: str | bytes, key_pem: str | bytes) -> None:
+    """Call ``ctx.load_cert_chain`` with a PEM chain (leaf first) and an unencrypted PEM key held in memory.
+
+    Raises:
+        KeyMaterialError: not Linux, or OpenSSL refused the chain or the key (mismatch, bad PEM).
+    """
+    if not memfd_supported():
+        # Deliberately no temp-file fallback: keys never touch a disk in clear (DESIGN.md).
+        raise KeyMaterialError("loading a client key from memory needs Linux (memfd_create)")
+    chain = chain_pem.encode() if isinstance(chain_pem, str) else chain_pem
+    key = key_pem.encode() if isinstance(key_pem, str) else key_pem
+    # MFD_CLOEXEC: a child process started meanwhile must not inherit the key.
+    fd = os.memfd_create("originlock-client", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, chain.rstrip(b"\n") + b"\n" + key)
+        path = f"/proc/self/fd/{fd}"
+        try:
+            ctx.load_cert_chain(path)
+        except (ssl.SSLError, OSError, ValueError):
+            raise KeyMaterialError("the client certificate chain or key could not be loaded (mismatch or bad PEM)") from None
+    finally:
+        os.close(fd)

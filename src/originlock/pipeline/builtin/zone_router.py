@@ -1,0 +1,62 @@
+"""Phase ROUTE: Host -> proxied hostname -> :class:`~originlock.snapshot.model.Route`.
+
+The hostname comes from the absolute-form request-target when present, else from the single Host field
+(RFC 9112 §3.2.2). An unknown hostname is Cloudflare's error 1001.
+"""
+
+from __future__ import annotations
+
+from originlock.errors import MalformedRequest, UnknownHostname
+from originlock.pipeline.context import RequestContext
+from originlock.pipeline.decision import CONTINUE, Decision
+from originlock.proto.events import RequestReceived
+
+__all__ = ["host_of", "on_route"]
+
+
+def _strip_port(authority: bytes) -> bytes:
+    if authority.startswith(b"["):
+        end = authority.find(b"]")
+        return authority[: end + 1] if end > 0 else authority
+    colon = authority.rfind(b":")
+    return authority[:colon] if colon >= 0 else authority
+
+
+def host_of(request: RequestReceived) -> str:
+    """The hostname the visitor asked for, lower-case, without port or trailing dot.
+
+    Raises:
+        MalformedRequest: no Host in HTTP/1.1, several Host fields, or an unusable value.
+    """
+    authority: bytes | None = None
+    target = request.target
+    if target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
+        rest = target.split(b"://", 1)[1]
+        authority = rest.split(b"/", 1)[0].split(b"?", 1)[0]
+    hosts = [value for name, value in request.headers if name.lower() == b"host"]
+    if len(hosts) > 1:
+        raise MalformedRequest("more than one Host header field")
+    if authority is None:
+        if not hosts:
+            if request.version == b"1.1":
+                raise MalformedRequest("missing Host header field")
+            raise UnknownHostname("the request names no hostname")
+        authority = hosts[0].strip()
+    if b"@" in authority:
+        raise MalformedRequest("userinfo in the request authority")
+    host = _strip_port(authority).rstrip(b".").lower()
+    if not host:
+        raise MalformedRequest("empty Host header field")
+    try:
+        return host.decode("ascii")
+    except UnicodeDecodeError:
+        raise MalformedRequest("non-ASCII Host header field") from None
+
+
+def on_route(request: RequestReceived, ctx: RequestContext) -> Decision:
+    ctx.host = host_of(request)
+    route = ctx.snapshot.route_for(ctx.host)
+    if route is None:
+        raise UnknownHostname(f"{ctx.host} is not served by this edge")
+    ctx.route = route
+    return CONTINUE

@@ -1,0 +1,276 @@
+"""HTTP/1.1 message parsing over llhttp (``httptools``), strict, with the edge's size limits.
+
+Both parsers are push parsers: ``feed(data)`` returns the events completed by ``data`` and raises an
+:class:`~originlock.errors.EdgeError` on anything malformed. llhttp runs in its default strict mode
+(``set_dangerous_leniencies`` is never called), which refuses, among others: Content-Length together with
+Transfer-Encoding (RFC 9112 §6.3 step 3, request smuggling), duplicate Content-Length, invalid chunk sizes,
+obs-fold (RFC 9112 §5.2) and bare LF line endings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httptools
+
+from originlock.errors import HeadersTooLarge, MalformedRequest, OriginBadResponse, UriTooLong
+from originlock.proto.events import (
+    BodyReceived,
+    Event,
+    Headers,
+    MessageEnded,
+    RequestReceived,
+    ResponseReceived,
+)
+
+__all__ = ["DEFAULT_LIMITS", "Limits", "RequestParser", "ResponseParser"]
+
+#: Cloudflare answers 414 above 16 KiB of URL (developers.cloudflare.com/workers/platform/limits,
+#: "URL size 16 KB"); nginx's default large_client_header_buffers is 8 KiB per line.
+MAX_URL_BYTES = 16 * 1024
+#: Cloudflare: "request headers ... 32 KB" (431 above it); nginx's 4 x 8 KiB buffers give the same total.
+MAX_REQUEST_HEAD_BYTES = 32 * 1024
+#: Cloudflare 520: "headers > 128 KB" from the origin (spec §7).
+MAX_RESPONSE_HEAD_BYTES = 128 * 1024
+#: Per header line overhead counted towards the head size (": " and CRLF).
+_LINE_OVERHEAD = 4
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size limits applied while parsing (validated on creation)."""
+
+    max_url_bytes: int = MAX_URL_BYTES
+    max_request_head_bytes: int = MAX_REQUEST_HEAD_BYTES
+    max_response_head_bytes: int = MAX_RESPONSE_HEAD_BYTES
+
+    def __post_init__(self) -> None:
+        if min(self.max_url_bytes, self.max_request_head_bytes, self.max_response_head_bytes) < 256:
+            raise ValueError("HTTP limits below 256 bytes cannot hold a request line")
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def _framing(headers: Headers) -> str:
+    """``chunked`` / ``length`` / ``none`` from the header fields llhttp already validated."""
+    for name, value in headers:
+        lower = name.lower()
+        if lower == b"transfer-encoding" and b"chunked" in value.lower():
+            return "chunked"
+        if lower == b"content-length":
+            return "length" if value.strip() != b"0" else "none"
+    return "none"
+
+
+class RequestParser:
+    """Parses requests sent by a visitor; one instance per downstream connection."""
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self._limits = limits
+        self._parser = httptools.HttpRequestParser(self)
+        self._events: list[Event] = []
+        self._url = bytearray()
+        self._headers: Headers = []
+        self._head_bytes = 0
+        self._in_head = True
+        self._upgrade = False
+
+    # -- public ------------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Parse ``data``; return the events it completed.
+
+        Raises:
+            MalformedRequest: syntax error or ambiguous framing (answer 400, close the connection).
+            HeadersTooLarge: the head exceeds ``max_request_head_bytes`` (431).
+            UriTooLong: the URL exceeds ``max_url_bytes`` (414).
+        """
+        if self._upgrade:
+            raise MalformedRequest("data after an Upgrade request is not supported")
+        if self._in_head:
+            self._head_bytes += len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # llhttp stops at an Upgrade request; the edge does not tunnel, so it answers this request
+            # and then closes (the caller sees keep_alive=False).
+            self._upgrade = True
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, MalformedRequest | HeadersTooLarge | UriTooLong):
+                raise cause from None
+            raise MalformedRequest(f"malformed request: {exc}") from exc
+        except httptools.HttpParserError as exc:
+            raise MalformedRequest(f"malformed request: {exc}") from exc
+        if self._in_head and self._head_bytes > self._limits.max_request_head_bytes:
+            # Still inside a head after this many bytes: the URL check has already fired in on_url.
+            raise HeadersTooLarge()
+        events, self._events = self._events, []
+        return events
+
+    # -- llhttp callbacks ----------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url.clear()
+        self._headers = []
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self._limits.max_url_bytes:
+            raise UriTooLong()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        size = len(self._url) + sum(len(n) + len(v) + _LINE_OVERHEAD for n, v in self._headers)
+        if size > self._limits.max_request_head_bytes:
+            raise HeadersTooLarge()
+        parser = self._parser
+        headers = self._headers
+        expect = False
+        for name, value in headers:
+            if name.lower() == b"expect":
+                if value.lower() != b"100-continue":
+                    raise MalformedRequest("unsupported Expect value")
+                expect = True
+        self._events.append(
+            RequestReceived(
+                method=parser.get_method(),
+                target=bytes(self._url),
+                version=parser.get_http_version().encode(),
+                headers=headers,
+                keep_alive=bool(parser.should_keep_alive()) and not parser.should_upgrade(),
+                body=_framing(headers),
+                expect_continue=expect,
+            )
+        )
+
+    def on_body(self, body: bytes) -> None:
+        self._events.append(BodyReceived(body))
+
+    def on_message_complete(self) -> None:
+        # The next head starts here; bytes of this body fed in the same call are counted too, which
+        # only errs on the strict side by at most one read.
+        self._in_head = True
+        self._events.append(MessageEnded())
+
+
+class ResponseParser:
+    """Parses the responses of one origin connection, one exchange at a time.
+
+    Call :meth:`start` before each request is sent: a response to ``HEAD`` has no body whatever its
+    headers say (RFC 9110 §9.3.2), which llhttp cannot be told through httptools, so a fresh parser is
+    made per exchange. Interim 1xx responses (other than 101) are skipped.
+    """
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self._limits = limits
+        self._events: list[Event] = []
+        self._parser = httptools.HttpResponseParser(self)
+        self._head_request = False
+        self._reset_message()
+        self.received_any = False
+
+    def _reset_message(self) -> None:
+        self._headers: Headers = []
+        self._reason = b""
+        self._head_bytes = 0
+        self._in_head = True
+        self._skip = False
+        self._done = False
+        self._framing = "none"
+
+    def start(self, method: bytes) -> None:
+        """Prepare for the response to a request with ``method``."""
+        self._parser = httptools.HttpResponseParser(self)
+        self._head_request = method == b"HEAD"
+        self._reset_message()
+        self.received_any = False
+        self._events = []
+
+    @property
+    def done(self) -> bool:
+        """The final response is complete (the connection may carry another exchange)."""
+        return self._done
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Parse bytes from the origin. Raises :class:`OriginBadResponse` (520) when unparsable."""
+        if data:
+            self.received_any = True
+        if self._done:
+            raise OriginBadResponse("the origin sent data after its response")
+        if self._in_head:
+            self._head_bytes += len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            raise OriginBadResponse(f"unparsable origin response: {exc.__context__ or exc}") from exc
+        except httptools.HttpParserError as exc:
+            if not self._done:
+                raise OriginBadResponse(f"unparsable origin response: {exc}") from exc
+        if self._in_head and self._head_bytes > self._limits.max_response_head_bytes:
+            raise OriginBadResponse("origin response headers are larger than 128 KiB")
+        events, self._events = self._events, []
+        return events
+
+    def feed_eof(self) -> list[Event]:
+        """The origin closed the connection: ends a read-until-close body, else raises 520."""
+        if self._done:
+            return []
+        if not self._in_head and self._framing == "close":
+            self._done = True
+            return [MessageEnded()]
+        raise OriginBadResponse("the origin closed the connection before completing its response")
+
+    # -- llhttp callbacks ----------------------------------------------------------------------
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self._skip = True  # interim response: wait for the final one
+            return
+        self._in_head = False
+        headers = self._headers
+        if self._head_request or status in (204, 304) or status < 200:
+            framing = "none"
+        else:
+            framing = _framing(headers)
+            if framing == "none" and not any(n.lower() == b"content-length" for n, _ in headers):
+                framing = "close"
+        self._framing = framing
+        keep_alive = bool(self._parser.should_keep_alive()) and framing != "close"
+        self._events.append(
+            ResponseReceived(
+                status=status,
+                reason=self._reason,
+                version=self._parser.get_http_version().encode(),
+                headers=headers,
+                keep_alive=keep_alive,
+                body=framing,
+            )
+        )
+        if framing == "none" and self._head_request:
+            self._done = True
+            self._events.append(MessageEnded())
+
+    def on_body(self, body: bytes) -> None:
+        if not self._done:
+            self._events.append(BodyReceived(body))
+
+    def on_message_complete(self) -> None:
+        if self._skip:
+            self._reset_message()
+            return
+        if not self._done:
+            self._done = True
+            self._events.append(MessageEnded())

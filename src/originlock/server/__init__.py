@@ -1,0 +1,1 @@
+"""The process runtime: data dir bootstrap and ``originlock serve``."""

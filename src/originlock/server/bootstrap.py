@@ -1,0 +1,73 @@
+"""First start and every start: data dir, master key, store, default account, admin token, CAs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import insert, select
+
+from originlock.store import schema
+from originlock.store.db import Store
+from originlock.store.pki import ensure_pki
+from originlock.store.sealing import KeySealer, load_or_create_master_key
+from originlock.store.tokens import create_token, find_token
+from originlock.store.zones import create_account, list_accounts
+
+__all__ = ["Deployment", "bootstrap", "default_store_url"]
+
+ADMIN_TOKEN_ENV = "ORIGINLOCK_ADMIN_TOKEN"
+MASTER_KEY_ENV = "ORIGINLOCK_MASTER_KEY"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    data_dir: Path
+    store: Store
+    account_id: str
+    admin_token_path: Path
+    #: The admin token's secret when this start created it from scratch (print it once), else None.
+    new_admin_token: str | None
+
+
+def default_store_url(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir.resolve() / 'originlock.db'}"
+
+
+def _write_secret(path: Path, value: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+
+
+def bootstrap(data_dir: Path, store_url: str | None = None, now: datetime | None = None) -> Deployment:
+    now = now or datetime.now(UTC)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    master = load_or_create_master_key(data_dir / "master.key", os.environ.get(MASTER_KEY_ENV))
+    if store_url is None:
+        db_file = data_dir / "originlock.db"
+        if not db_file.exists():
+            # Create it 0600 ourselves; SQLite gives its -wal and -shm files the same mode.
+            os.close(os.open(db_file, os.O_WRONLY | os.O_CREAT, 0o600))
+    store = Store(store_url or default_store_url(data_dir), KeySealer(master))
+    token_path = data_dir / "admin-token"
+    from_env = os.environ.get(ADMIN_TOKEN_ENV, "").strip() or None
+    new_token: str | None = None
+    with store.write() as conn:
+        accounts = list_accounts(conn)
+        account_id = accounts[0].id if accounts else create_account(conn, "originlock")
+        ensure_pki(conn, store.sealer, now)
+        bootstrapped = conn.execute(select(schema.meta).where(schema.meta.c.key == "admin_token_created")).first()
+        if from_env is not None:
+            if find_token(conn, from_env) is None:
+                create_token(conn, "admin (from environment)", ["*"], None, secret=from_env)
+        elif bootstrapped is None:
+            _, new_token = create_token(conn, "admin", ["*"], None)
+        if bootstrapped is None:
+            conn.execute(insert(schema.meta).values(key="admin_token_created", value=now.isoformat()))
+    if new_token is not None:
+        _write_secret(token_path, new_token)
+    return Deployment(data_dir, store, account_id, token_path, new_token)

@@ -1,0 +1,157 @@
+"""The store's tables (SQLAlchemy Core): one schema for SQLite and PostgreSQL.
+
+Timestamps are RFC 3339 UTC strings with microseconds (``2026-11-27T10:07:13.123456Z``): they sort
+as text, survive both backends unchanged and are what the API returns.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = ["metadata"]
+
+metadata = MetaData()
+
+TS = String(32)
+ID = String(36)
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# One row (id=1): bumped by every write transaction; edges poll it to know when to rebuild a snapshot.
+generation = Table(
+    "generation",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("value", Integer, nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("created_on", TS, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(255), nullable=False),
+    # SHA-256 of the secret: a leaked database does not leak working tokens.
+    Column("token_hash", String(64), nullable=False, unique=True),
+    # JSON list of permission names, e.g. ["zone:read", "ssl:edit"]; ["*"] for the admin token.
+    Column("permissions", Text, nullable=False),
+    # JSON list of zone ids, or NULL for every zone.
+    Column("zone_ids", Text, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("created_on", TS, nullable=False),
+)
+
+zones = Table(
+    "zones",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("account_id", ID, ForeignKey("accounts.id"), nullable=False),
+    Column("name", String(253), nullable=False, unique=True),
+    Column("type", String(16), nullable=False),
+    Column("paused", Boolean, nullable=False),
+    Column("created_on", TS, nullable=False),
+    Column("modified_on", TS, nullable=False),
+)
+
+dns_records = Table(
+    "dns_records",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("zone_id", ID, ForeignKey("zones.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("type", String(8), nullable=False),
+    Column("name", String(253), nullable=False, index=True),
+    Column("content", String(255), nullable=False),
+    Column("proxied", Boolean, nullable=False),
+    Column("ttl", Integer, nullable=False),
+    Column("comment", Text, nullable=True),
+    Column("created_on", TS, nullable=False),
+    Column("modified_on", TS, nullable=False),
+)
+
+zone_settings = Table(
+    "zone_settings",
+    metadata,
+    Column("zone_id", ID, ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True),
+    Column("setting_id", String(64), primary_key=True),
+    # JSON-encoded value.
+    Column("value", Text, nullable=False),
+    Column("modified_on", TS, nullable=False),
+)
+
+aop_certs = Table(
+    "aop_certs",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("zone_id", ID, ForeignKey("zones.id", ondelete="CASCADE"), nullable=False, index=True),
+    # "zone" or "hostname": separate id spaces in the API (error 1415 across them).
+    Column("kind", String(16), nullable=False),
+    Column("certificate", Text, nullable=False),
+    Column("chain_pem", Text, nullable=False),
+    # AES-256-GCM sealed PKCS#8 key (store/sealing.py); never selected by API reads.
+    Column("key_sealed", LargeBinary, nullable=False),
+    Column("issuer", Text, nullable=False),
+    Column("signature", String(64), nullable=False),
+    Column("serial_number", String(64), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("expires_on", TS, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("uploaded_on", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+hostname_associations = Table(
+    "hostname_associations",
+    metadata,
+    Column("zone_id", ID, ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True),
+    Column("hostname", String(255), primary_key=True),
+    Column("cert_id", ID, ForeignKey("aop_certs.id"), nullable=False),
+    # True / False / NULL: NULL is a voided association (spec §4.3), distinct from False.
+    Column("enabled", Boolean, nullable=True),
+    Column("status", String(32), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+pki = Table(
+    "pki",
+    metadata,
+    # "origin-pull-ca", "origin-pull-leaf", "edge-ca", "origin-ca"
+    Column("name", String(64), primary_key=True),
+    Column("cert_pem", Text, nullable=False),
+    Column("key_sealed", LargeBinary, nullable=False),
+    Column("created_on", TS, nullable=False),
+    UniqueConstraint("name"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", TS, nullable=False),
+    Column("token_id", ID, nullable=True),
+    Column("action", String(16), nullable=False),
+    Column("resource", Text, nullable=False),
+)

@@ -1,0 +1,108 @@
+"""Zone settings: the four the edge honours, with Cloudflare's ids, values and defaults."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from originlock.store import schema
+from originlock.store.db import now_iso
+from originlock.store.errors import Invalid
+from originlock.store.zones import get_zone
+
+__all__ = ["SETTINGS", "SettingValue", "get_setting", "list_settings", "set_setting", "zone_settings_map"]
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    allowed: tuple[Any, ...]
+    default: Any
+
+
+#: Defaults: ``ssl`` starts at ``full`` (what Cloudflare's Automatic SSL/TLS picks for an origin that
+#: answers HTTPS); ``tls_client_auth`` starts ``off`` as dashboards show it, despite the OpenAPI default.
+SETTINGS: dict[str, SettingSpec] = {
+    "ssl": SettingSpec(("off", "flexible", "full", "strict", "origin_pull"), "full"),
+    "tls_client_auth": SettingSpec(("on", "off"), "off"),
+    "min_tls_version": SettingSpec(("1.0", "1.1", "1.2", "1.3"), "1.0"),
+    "always_use_https": SettingSpec(("on", "off"), "off"),
+}
+#: Internal settings stored alongside; not addressable through /settings/{id}.
+AOP_ZONE_ENABLED = "origin_tls_client_auth"
+
+
+@dataclass(frozen=True)
+class SettingValue:
+    id: str
+    value: Any
+    modified_on: str | None
+
+
+def _get_raw(conn: Connection, zone_id: str, setting_id: str) -> tuple[Any, str | None] | None:
+    row = conn.execute(
+        select(schema.zone_settings.c.value, schema.zone_settings.c.modified_on).where(
+            schema.zone_settings.c.zone_id == zone_id, schema.zone_settings.c.setting_id == setting_id
+        )
+    ).first()
+    return (json.loads(row.value), row.modified_on) if row else None
+
+
+def _put_raw(conn: Connection, zone_id: str, setting_id: str, value: Any) -> None:
+    now = now_iso()
+    encoded = json.dumps(value)
+    table = schema.zone_settings
+    where = (table.c.zone_id == zone_id, table.c.setting_id == setting_id)
+    if conn.execute(update(table).where(*where).values(value=encoded, modified_on=now)).rowcount == 0:
+        conn.execute(insert(table).values(zone_id=zone_id, setting_id=setting_id, value=encoded, modified_on=now))
+
+
+def _spec(setting_id: str) -> SettingSpec:
+    spec = SETTINGS.get(setting_id)
+    if spec is None:
+        raise Invalid(f"Unrecognized zone setting name: {setting_id}", 1006)
+    return spec
+
+
+def get_setting(conn: Connection, zone_id: str, setting_id: str) -> SettingValue:
+    get_zone(conn, zone_id)
+    spec = _spec(setting_id)
+    raw = _get_raw(conn, zone_id, setting_id)
+    return SettingValue(setting_id, raw[0], raw[1]) if raw else SettingValue(setting_id, spec.default, None)
+
+
+def list_settings(conn: Connection, zone_id: str) -> list[SettingValue]:
+    return [get_setting(conn, zone_id, setting_id) for setting_id in SETTINGS]
+
+
+def set_setting(conn: Connection, zone_id: str, setting_id: str, value: Any) -> SettingValue:
+    get_zone(conn, zone_id)
+    spec = _spec(setting_id)
+    if not isinstance(value, str) or value not in spec.allowed:
+        raise Invalid(f"Invalid value for zone setting {setting_id}", 1007)
+    _put_raw(conn, zone_id, setting_id, value)
+    return get_setting(conn, zone_id, setting_id)
+
+
+def zone_settings_map(conn: Connection, zone_id: str) -> dict[str, Any]:
+    """Every setting's effective value, for the snapshot."""
+    values = {setting_id: spec.default for setting_id, spec in SETTINGS.items()}
+    rows = conn.execute(select(schema.zone_settings).where(schema.zone_settings.c.zone_id == zone_id))
+    for row in rows:
+        values[row.setting_id] = json.loads(row.value)
+    values.setdefault(AOP_ZONE_ENABLED, False)
+    return values
+
+
+def get_aop_zone_enabled(conn: Connection, zone_id: str) -> bool:
+    get_zone(conn, zone_id)
+    raw = _get_raw(conn, zone_id, AOP_ZONE_ENABLED)
+    return bool(raw[0]) if raw else False
+
+
+def set_aop_zone_enabled(conn: Connection, zone_id: str, enabled: bool) -> bool:
+    get_zone(conn, zone_id)
+    _put_raw(conn, zone_id, AOP_ZONE_ENABLED, enabled)
+    return enabled

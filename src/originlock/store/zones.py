@@ -1,0 +1,123 @@
+"""Accounts and zones."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
+
+from originlock.store import schema
+from originlock.store.db import now_iso
+from originlock.store.errors import Invalid, NotFound
+
+__all__ = [
+    "create_account",
+    "create_zone",
+    "delete_zone",
+    "get_zone",
+    "list_accounts",
+    "list_zones",
+    "normalize_hostname",
+    "update_zone",
+]
+
+# RFC 1035 labels (plus leading "*." handled by callers); Cloudflare zones are registrable names.
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+_HOSTNAME = re.compile(rf"^{_LABEL}(\.{_LABEL})+$")
+ZONE_TYPES = ("full", "partial", "secondary")
+
+
+def new_id() -> str:
+    """Cloudflare-style identifier: 32 lower-case hex characters."""
+    return uuid.uuid4().hex
+
+
+def normalize_hostname(name: str, *, what: str = "name", wildcard: bool = False) -> str:
+    value = name.strip().rstrip(".").lower()
+    check = value[2:] if wildcard and value.startswith("*.") else value
+    if len(value) > 253 or not _HOSTNAME.match(check):
+        raise Invalid(f"{what} {name!r} is not a valid hostname", 1004)
+    return value
+
+
+def create_account(conn: Connection, name: str, account_id: str | None = None) -> str:
+    account_id = account_id or new_id()
+    conn.execute(insert(schema.accounts).values(id=account_id, name=name, created_on=now_iso()))
+    return account_id
+
+
+def list_accounts(conn: Connection) -> list[Row[Any]]:
+    return list(conn.execute(select(schema.accounts).order_by(schema.accounts.c.created_on)))
+
+
+def create_zone(conn: Connection, *, name: str, account_id: str, zone_type: str = "full") -> Row[Any]:
+    zone_name = normalize_hostname(name)
+    if zone_type not in ZONE_TYPES:
+        raise Invalid(f"type must be one of {', '.join(ZONE_TYPES)}", 1004)
+    if conn.execute(select(schema.accounts.c.id).where(schema.accounts.c.id == account_id)).first() is None:
+        raise Invalid(f"account {account_id} does not exist", 1002)
+    if conn.execute(select(schema.zones.c.id).where(schema.zones.c.name == zone_name)).first() is not None:
+        raise Invalid(f"{zone_name} already exists", 1061)
+    now = now_iso()
+    zone_id = new_id()
+    conn.execute(
+        insert(schema.zones).values(
+            id=zone_id, account_id=account_id, name=zone_name, type=zone_type, paused=False,
+            created_on=now, modified_on=now,
+        )
+    )
+    return get_zone(conn, zone_id)
+
+
+def get_zone(conn: Connection, zone_id: str) -> Row[Any]:
+    row = conn.execute(select(schema.zones).where(schema.zones.c.id == zone_id)).first()
+    if row is None:
+        raise NotFound(f"zone {zone_id} not found", 1001)
+    return row
+
+
+def list_zones(
+    conn: Connection,
+    *,
+    name: str | None = None,
+    account_id: str | None = None,
+    zone_ids: list[str] | None = None,
+    order_desc: bool = False,
+    offset: int = 0,
+    limit: int = 20,
+) -> tuple[list[Row[Any]], int]:
+    query = select(schema.zones)
+    if name is not None:
+        query = query.where(schema.zones.c.name == name.strip().rstrip(".").lower())
+    if account_id is not None:
+        query = query.where(schema.zones.c.account_id == account_id)
+    if zone_ids is not None:
+        query = query.where(schema.zones.c.id.in_(zone_ids))
+    total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    order = schema.zones.c.name.desc() if order_desc else schema.zones.c.name
+    rows = conn.execute(query.order_by(order).offset(offset).limit(limit))
+    return list(rows), int(total)
+
+
+def update_zone(conn: Connection, zone_id: str, *, paused: bool | None, zone_type: str | None) -> Row[Any]:
+    get_zone(conn, zone_id)
+    values: dict[str, Any] = {"modified_on": now_iso()}
+    if paused is not None:
+        values["paused"] = paused
+    if zone_type is not None:
+        if zone_type not in ZONE_TYPES:
+            raise Invalid(f"type must be one of {', '.join(ZONE_TYPES)}", 1004)
+        values["type"] = zone_type
+    conn.execute(update(schema.zones).where(schema.zones.c.id == zone_id).values(**values))
+    return get_zone(conn, zone_id)
+
+
+def delete_zone(conn: Connection, zone_id: str) -> None:
+    get_zone(conn, zone_id)
+    # Children first: SQLite enforces ON DELETE CASCADE only with foreign_keys=ON, and being explicit
+    # keeps both backends identical.
+    for table in (schema.hostname_associations, schema.aop_certs, schema.zone_settings, schema.dns_records):
+        conn.execute(delete(table).where(table.c.zone_id == zone_id))
+    conn.execute(delete(schema.zones).where(schema.zones.c.id == zone_id))

@@ -87,6 +87,9 @@ class Snapshot:
     generation: int
     routes: Mapping[str, Route]
     pki: DeploymentPki
+    #: Names with DNS-only records: they exist, so a wildcard does not cover them (RFC 4592 §2.2.1),
+    #: yet the edge must not serve them.
+    dns_only: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "routes", MappingProxyType(dict(self.routes)))
@@ -95,7 +98,7 @@ class Snapshot:
         """Exact hostname first, then the closest ``*.`` wildcard record (Cloudflare's DNS precedence)."""
         host = host.rstrip(".").lower()
         route = self.routes.get(host)
-        if route is not None:
+        if route is not None or host in self.dns_only:
             return route
         labels = host.split(".")
         for i in range(1, len(labels)):

@@ -60,12 +60,12 @@ def compile_snapshot(store: Store, now: datetime) -> Snapshot:
         zones = {r.id: r for r in conn.execute(select(schema.zones))}
         settings = {zone_id: zone_settings_map(conn, zone_id) for zone_id in zones}
         routes: dict[str, Route] = {}
-        records = conn.execute(
-            select(schema.dns_records)
-            .where(schema.dns_records.c.proxied.is_(True))
-            .order_by(schema.dns_records.c.created_on)
-        )
+        dns_only: set[str] = set()
+        records = conn.execute(select(schema.dns_records).order_by(schema.dns_records.c.created_on))
         for record in records:
+            if not record.proxied:
+                dns_only.add(record.name)
+                continue
             zone = zones[record.zone_id]
             if zone.paused or record.name in routes:
                 continue  # paused zones are not proxied; first record wins for round-robin names
@@ -91,4 +91,4 @@ def compile_snapshot(store: Store, now: datetime) -> Snapshot:
             edge_ca_cert_pem=cas.edge_ca.cert_pem.encode(), edge_ca_key_pem=cas.edge_ca.key_pem,
             origin_ca_cert_pem=cas.origin_ca.cert_pem.encode(), global_client=global_client,
         )
-    return Snapshot(generation=generation, routes=routes, pki=pki)
+    return Snapshot(generation=generation, routes=routes, pki=pki, dns_only=frozenset(dns_only - set(routes)))

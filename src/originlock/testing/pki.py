@@ -1,39 +1,85 @@
-"""Throwaway PKI for tests: a CA and client leaves in the shapes the API accepts and refuses."""
+"""A throwaway PKI and snapshot builders for tests: CAs, server and client certificates, routes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 
-from originlock.tls.issue import Issued, KeyKind, issue_ca, issue_leaf, new_key
+from cryptography.hazmat.primitives import serialization
 
-__all__ = ["TestPki", "leaf_pems"]
+from originlock.snapshot.model import ClientCert, DeploymentPki, Route, Snapshot, SslMode
+from originlock.tls.issue import Issued, issue_ca, issue_leaf
+
+__all__ = ["TestPki", "client_cert_from", "make_route", "make_snapshot"]
 
 
-def leaf_pems(leaf: Issued) -> tuple[str, str]:
-    """(certificate PEM, private key PEM) as a user would paste them into the API."""
-    return leaf.cert_pem, leaf.key_pem.decode()
+def client_cert_from(issued: Issued, ca: Issued, *, id: str, source: str = "zone") -> ClientCert:
+    """A :class:`ClientCert` (chain = leaf + issuing CA) from an issued leaf."""
+    der = issued.cert.public_bytes(serialization.Encoding.DER)
+    return ClientCert(
+        id=id,
+        source=source,  # type: ignore[arg-type]
+        fingerprint=hashlib.sha256(der).hexdigest(),
+        chain_pem=(issued.cert_pem + ca.cert_pem).encode(),
+        key_pem=issued.key_pem,
+        not_after=issued.cert.not_valid_after_utc,
+    )
 
 
 @dataclass
 class TestPki:
-    """A private CA, as a user following Cloudflare's OpenSSL recipe would have."""
+    """The deployment CAs plus helpers to issue more; ``write(dir)`` puts PEM files for nginx/curl."""
 
-    __test__ = False  # not a pytest class
-    ca: Issued
-    now: datetime
+    __test__ = False  # not a pytest test class
 
-    @classmethod
-    def create(cls, name: str = "test private CA", key: KeyKind = "ecdsa-p256") -> TestPki:
-        now = datetime.now(UTC)
-        return cls(issue_ca(name, now=now, key=new_key(key)), now)
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
-    def client(self, cn: str, *, days: int = 365, key: KeyKind = "ecdsa-p256") -> Issued:
-        return issue_leaf(self.ca, cn, now=self.now, days=days, key=new_key(key))
+    def __post_init__(self) -> None:
+        self.edge_ca = issue_ca("originlock test edge CA", now=self.now)
+        self.origin_pull_ca = issue_ca("originlock test origin-pull CA", now=self.now)
+        self.origin_ca = issue_ca("originlock test origin CA", now=self.now)
+        self.global_leaf = issue_leaf(self.origin_pull_ca, "origin-pull.originlock.test", now=self.now)
+        self.global_client = client_cert_from(self.global_leaf, self.origin_pull_ca, id="global", source="global")
 
-    def expired_client(self, cn: str) -> Issued:
-        return issue_leaf(self.ca, cn, now=self.now - timedelta(days=10), days=1,
-                          not_before=self.now - timedelta(days=20))
+    def client(self, common_name: str, *, ca: Issued | None = None, id: str | None = None,
+               source: str = "zone") -> ClientCert:
+        ca = ca or self.origin_pull_ca
+        return client_cert_from(issue_leaf(ca, common_name, now=self.now), ca, id=id or common_name, source=source)
 
-    def server(self, cn: str, *, sans: tuple[str, ...] = ()) -> Issued:
-        return issue_leaf(self.ca, cn, now=self.now, client=False, server=True, sans=sans or (cn,))
+    def server(self, *names: str, ca: Issued | None = None) -> Issued:
+        return issue_leaf(ca or self.origin_ca, names[0], now=self.now, client=False, server=True, sans=list(names))
+
+    def deployment(self) -> DeploymentPki:
+        return DeploymentPki(
+            edge_ca_cert_pem=self.edge_ca.cert_pem.encode(),
+            edge_ca_key_pem=self.edge_ca.key_pem,
+            origin_ca_cert_pem=self.origin_ca.cert_pem.encode(),
+            global_client=self.global_client,
+        )
+
+    @staticmethod
+    def write(directory: Path, name: str, issued: Issued) -> tuple[Path, Path]:
+        """Write ``name.pem`` and ``name.key`` (test material only) and return their paths."""
+        cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+        cert.write_text(issued.cert_pem)
+        key.write_bytes(issued.key_pem)
+        key.chmod(0o600)
+        return cert, key
+
+
+def make_route(hostname: str, origin: str = "127.0.0.1", *, ssl_mode: SslMode = SslMode.FULL,
+               client_cert: ClientCert | None = None, record_type: str = "A", always_use_https: bool = False,
+               min_tls_version: str = "1.0", client_cert_error: str | None = None,
+               zone: str = "example.test") -> Route:
+    return Route(
+        hostname=hostname, zone_id=hashlib.md5(zone.encode()).hexdigest(), zone_name=zone, origin=origin,
+        record_type=record_type,  # type: ignore[arg-type]
+        ssl_mode=ssl_mode, always_use_https=always_use_https, min_tls_version=min_tls_version,
+        client_cert=client_cert, client_cert_error=client_cert_error,
+    )
+
+
+def make_snapshot(pki: TestPki, *routes: Route, generation: int = 1) -> Snapshot:
+    return Snapshot(generation=generation, routes={r.hostname: r for r in routes}, pki=pki.deployment())

@@ -1,0 +1,74 @@
+"""`originlock serve` as a real subprocess, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+__all__ = ["ServeProcess", "free_port", "start_serve"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServeProcess:
+    """`originlock serve` running as a subprocess, as a user starts it."""
+
+    proc: subprocess.Popen[str]
+    data_dir: Path
+    api_url: str
+    log_path: Path
+
+    @property
+    def token(self) -> str:
+        return (self.data_dir / "admin-token").read_text().strip()
+
+    def stop(self, sig: int = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+
+def start_serve(
+    data_dir: Path, store: str | None = None, env: dict[str, str] | None = None, extra_args: list[str] | None = None
+) -> ServeProcess:
+    port = free_port()
+    log_path = data_dir.parent / f"{data_dir.name}-serve-{port}.log"
+    args = [sys.executable, "-m", "originlock", "serve", "--data-dir", str(data_dir), "--api", f"127.0.0.1:{port}"]
+    if store:
+        args += ["--store", store]
+    args += extra_args or []
+    log = log_path.open("w")
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"originlock serve exited: {log_path.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return ServeProcess(proc, data_dir, url, log_path)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"originlock serve did not come up: {log_path.read_text()}")

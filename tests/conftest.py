@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from originlock.testing.pki import TestPki
+from originlock.testing.upload_pki import UploadPki
 from originlock.testing.require import require_or_skip
 
 PG_URL = os.environ.get("ORIGINLOCK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -51,10 +51,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def pki() -> TestPki:
-    return TestPki.create()
-
-
+def pki() -> UploadPki:
+    return UploadPki.create()
 
 
 @pytest.fixture(scope="session")

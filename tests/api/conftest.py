@@ -19,7 +19,9 @@ class ApiEnv:
     account_id: str
 
     def zone(self, name: str = "example.test") -> str:
-        r = self.client.post("/client/v4/zones", json={"name": name, "account": {"id": self.account_id}}, headers=self.admin)
+        r = self.client.post(
+            "/client/v4/zones", json={"name": name, "account": {"id": self.account_id}}, headers=self.admin
+        )
         assert r.status_code == 200, r.text
         return str(r.json()["result"]["id"])
 
@@ -30,5 +32,7 @@ def api(store_url: str, tmp_path, monkeypatch) -> Iterator[ApiEnv]:  # type: ign
     deployment = bootstrap(tmp_path / "data", store_url)
     assert deployment.new_admin_token
     with TestClient(create_app(deployment.store), raise_server_exceptions=False) as client:
-        yield ApiEnv(client, deployment.store, {"Authorization": f"Bearer {deployment.new_admin_token}"}, deployment.account_id)
+        yield ApiEnv(
+            client, deployment.store, {"Authorization": f"Bearer {deployment.new_admin_token}"}, deployment.account_id
+        )
     deployment.store.close()

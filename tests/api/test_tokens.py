@@ -10,7 +10,9 @@ V4 = "/client/v4"
 
 
 def _token(api, permissions: list[str], zones: list[str] | None = None) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    r = api.client.post(f"{V4}/user/tokens", json={"name": "t", "permissions": permissions, "zones": zones}, headers=api.admin)
+    r = api.client.post(
+        f"{V4}/user/tokens", json={"name": "t", "permissions": permissions, "zones": zones}, headers=api.admin
+    )
     assert r.status_code == 200, r.text
     return {"Authorization": f"Bearer {r.json()['result']['value']}"}
 
@@ -45,8 +47,9 @@ def test_permissions_enforced(api) -> None:  # type: ignore[no-untyped-def]
     assert api.client.get(f"{V4}/zones/{zone}/origin_tls_client_auth", headers=reader).status_code == 200
     r = api.client.put(f"{V4}/zones/{zone}/origin_tls_client_auth/settings", json={"enabled": True}, headers=reader)
     assert r.status_code == 403
-    r = api.client.post(f"{V4}/zones/{zone}/dns_records", json={"type": "A", "name": "x", "content": "1.2.3.4"},
-                        headers=reader)
+    r = api.client.post(
+        f"{V4}/zones/{zone}/dns_records", json={"type": "A", "name": "x", "content": "1.2.3.4"}, headers=reader
+    )
     assert r.status_code == 403
     assert api.client.get(f"{V4}/user/tokens", headers=reader).status_code == 403
 

@@ -27,21 +27,34 @@ def test_zone_crud_and_pagination_past_the_end(api) -> None:  # type: ignore[no-
 
 def test_duplicate_and_invalid_zone(api) -> None:  # type: ignore[no-untyped-def]
     api.zone("dup.example.test")
-    r = api.client.post(f"{V4}/zones", json={"name": "dup.example.test", "account": {"id": api.account_id}}, headers=api.admin)
+    r = api.client.post(
+        f"{V4}/zones", json={"name": "dup.example.test", "account": {"id": api.account_id}}, headers=api.admin
+    )
     assert r.status_code == 400 and r.json()["errors"][0]["code"] == 1061
-    r = api.client.post(f"{V4}/zones", json={"name": "not a name", "account": {"id": api.account_id}}, headers=api.admin)
+    r = api.client.post(
+        f"{V4}/zones", json={"name": "not a name", "account": {"id": api.account_id}}, headers=api.admin
+    )
     assert r.status_code == 400
 
 
 def test_dns_records(api) -> None:  # type: ignore[no-untyped-def]
     zone = api.zone()
     base = f"{V4}/zones/{zone}/dns_records"
-    r = api.client.post(base, json={"type": "A", "name": "app", "content": "127.0.0.1", "ttl": 1, "proxied": True,
-                                    "comment": "origin"}, headers=api.admin)
+    r = api.client.post(
+        base,
+        json={"type": "A", "name": "app", "content": "127.0.0.1", "ttl": 1, "proxied": True, "comment": "origin"},
+        headers=api.admin,
+    )
     assert r.status_code == 200, r.text
     rec = r.json()["result"]
     assert (rec["name"], rec["type"], rec["content"], rec["proxied"], rec["ttl"], rec["comment"]) == (
-        "app.example.test", "A", "127.0.0.1", True, 1, "origin")
+        "app.example.test",
+        "A",
+        "127.0.0.1",
+        True,
+        1,
+        "origin",
+    )
     bad = [
         ({"type": "A", "name": "x", "content": "::1"}, "IPv4"),
         ({"type": "AAAA", "name": "x", "content": "1.2.3.4"}, "IPv6"),
@@ -73,7 +86,10 @@ def test_settings(api) -> None:  # type: ignore[no-untyped-def]
     assert r.json()["result"]["id"] == "ssl" and r.json()["result"]["value"] == "strict"
     assert r.json()["result"]["modified_on"].endswith("Z")
     r = api.client.patch(f"{base}/ssl", json={"value": "maximum"}, headers=api.admin)
-    assert r.status_code == 400 and r.json()["errors"][0] == {"code": 1007, "message": "Invalid value for zone setting ssl"}
+    assert r.status_code == 400 and r.json()["errors"][0] == {
+        "code": 1007,
+        "message": "Invalid value for zone setting ssl",
+    }
     r = api.client.patch(f"{base}/nonsense", json={"value": "on"}, headers=api.admin)
     assert r.status_code == 400 and r.json()["errors"][0]["code"] == 1006
     assert r.json()["errors"][0]["message"] == "Unrecognized zone setting name: nonsense"

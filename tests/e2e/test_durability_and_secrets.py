@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from originlock.testing.pki import TestPki, leaf_pems
+from originlock.testing.upload_pki import UploadPki, leaf_pems
 from originlock.testing.serve import start_serve
 
 V4 = "/client/v4"
@@ -20,14 +20,21 @@ def _h(token: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_restart_and_sigkill_keep_committed_writes(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_restart_and_sigkill_keep_committed_writes(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     store = request.getfixturevalue("pg_schema_factory")("ol_kill") if backend == "postgres" else None
     data = tmp_path / "data"
     first = start_serve(data, store)
     token = first.token
-    zone = httpx.post(f"{first.api_url}{V4}/zones", json={"name": "kept.test"}, headers=_h(token)).json()["result"]["id"]
-    r = httpx.post(f"{first.api_url}{V4}/zones/{zone}/dns_records", headers=_h(token),
-                   json={"type": "A", "name": "app", "content": "10.0.0.1", "proxied": True})
+    zone = httpx.post(f"{first.api_url}{V4}/zones", json={"name": "kept.test"}, headers=_h(token)).json()["result"][
+        "id"
+    ]
+    r = httpx.post(
+        f"{first.api_url}{V4}/zones/{zone}/dns_records",
+        headers=_h(token),
+        json={"type": "A", "name": "app", "content": "10.0.0.1", "proxied": True},
+    )
     assert r.status_code == 200
     # Killed with no chance to flush anything: both answered writes must be there afterwards.
     first.proc.send_signal(signal.SIGKILL)
@@ -58,25 +65,42 @@ def test_admin_token_from_environment(tmp_path: Path) -> None:
         assert proc.stop() == 0
 
 
-def test_no_private_key_in_clear_anywhere(tmp_path: Path, pki: TestPki) -> None:
+def test_no_private_key_in_clear_anywhere(tmp_path: Path, pki: UploadPki) -> None:
     data = tmp_path / "data"
     proc = start_serve(data)
     token = proc.token
     leaf = pki.client("secret.example.test")
     cert, key = leaf_pems(leaf)
     key_body = "".join(key.splitlines()[1:-1])
-    zone = httpx.post(f"{proc.api_url}{V4}/zones", json={"name": "secret.test"}, headers=_h(token)).json()["result"]["id"]
+    zone = httpx.post(f"{proc.api_url}{V4}/zones", json={"name": "secret.test"}, headers=_h(token)).json()["result"][
+        "id"
+    ]
     responses = []
     for path in ("/origin_tls_client_auth", "/origin_tls_client_auth/hostnames/certificates"):
-        responses.append(httpx.post(f"{proc.api_url}{V4}/zones/{zone}{path}", headers=_h(token),
-                                    json={"certificate": cert, "private_key": key}).text)
+        responses.append(
+            httpx.post(
+                f"{proc.api_url}{V4}/zones/{zone}{path}",
+                headers=_h(token),
+                json={"certificate": cert, "private_key": key},
+            ).text
+        )
         responses.append(httpx.get(f"{proc.api_url}{V4}/zones/{zone}{path}", headers=_h(token)).text)
     # A rejected upload (key mismatch) must not echo the key either.
     other_key = leaf_pems(pki.client("other.example.test"))[1]
-    responses.append(httpx.post(f"{proc.api_url}{V4}/zones/{zone}/origin_tls_client_auth", headers=_h(token),
-                                json={"certificate": cert, "private_key": other_key}).text)
-    responses.append(httpx.post(f"{proc.api_url}{V4}/zones/{zone}/origin_tls_client_auth", headers=_h(token),
-                                json={"certificate": 5, "private_key": key}).text)
+    responses.append(
+        httpx.post(
+            f"{proc.api_url}{V4}/zones/{zone}/origin_tls_client_auth",
+            headers=_h(token),
+            json={"certificate": cert, "private_key": other_key},
+        ).text
+    )
+    responses.append(
+        httpx.post(
+            f"{proc.api_url}{V4}/zones/{zone}/origin_tls_client_auth",
+            headers=_h(token),
+            json={"certificate": 5, "private_key": key},
+        ).text
+    )
     proc.stop()
     other_body = "".join(other_key.splitlines()[1:-1])
     for text in responses:

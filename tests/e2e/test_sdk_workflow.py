@@ -10,8 +10,7 @@ import cloudflare
 import pytest
 from cloudflare import Cloudflare
 
-from originlock.testing.pki import TestPki, leaf_pems
-
+from originlock.testing.upload_pki import UploadPki, leaf_pems
 from originlock.testing.serve import ServeProcess, start_serve
 
 CERT_FIELDS = ("id", "certificate", "expires_on", "issuer", "signature", "serial_number", "status", "uploaded_on")
@@ -40,15 +39,16 @@ def _check_cert(obj: object, leaf_pem: str, serial: int) -> None:
     assert getattr(obj, "private_key", None) is None
 
 
-def test_full_aop_workflow(cf: Cloudflare, pki: TestPki) -> None:
+def test_full_aop_workflow(cf: Cloudflare, pki: UploadPki) -> None:
     account = next(iter(cf.accounts.list()))
     zone = cf.zones.create(account={"id": account.id}, name=f"sdk-{secrets.token_hex(3)}.test", type="full")
     assert zone is not None and len(zone.id) == 32
     assert cf.zones.get(zone_id=zone.id).name == zone.name  # type: ignore[union-attr]
     assert zone.id in [z.id for z in cf.zones.list()]
 
-    record = cf.dns.records.create(zone_id=zone.id, name=f"app.{zone.name}", type="A", content="127.0.0.1", ttl=1,
-                                   proxied=True)
+    record = cf.dns.records.create(
+        zone_id=zone.id, name=f"app.{zone.name}", type="A", content="127.0.0.1", ttl=1, proxied=True
+    )
     assert record is not None and record.proxied is True and record.content == "127.0.0.1"
     assert [r.id for r in cf.dns.records.list(zone_id=zone.id)] == [record.id]
 
@@ -79,7 +79,9 @@ def test_full_aop_workflow(cf: Cloudflare, pki: TestPki) -> None:
     assert hc is not None
     _check_cert(hc, hcert, hleaf.cert.serial_number)
     assert [c.id for c in cf.origin_tls_client_auth.hostname_certificates.list(zone_id=zone.id)] == [hc.id]
-    _check_cert(cf.origin_tls_client_auth.hostname_certificates.get(hc.id, zone_id=zone.id), hcert, hleaf.cert.serial_number)
+    _check_cert(
+        cf.origin_tls_client_auth.hostname_certificates.get(hc.id, zone_id=zone.id), hcert, hleaf.cert.serial_number
+    )
 
     host = f"app.{zone.name}"
     for enabled in (True, False, None):
@@ -103,7 +105,7 @@ def test_full_aop_workflow(cf: Cloudflare, pki: TestPki) -> None:
     assert list(cf.origin_tls_client_auth.zone_certificates.list(zone_id=zone.id)) == []
 
 
-def test_sdk_sees_errors_as_exceptions(cf: Cloudflare, pki: TestPki) -> None:
+def test_sdk_sees_errors_as_exceptions(cf: Cloudflare, pki: UploadPki) -> None:
     account = next(iter(cf.accounts.list()))
     zone = cf.zones.create(account={"id": account.id}, name=f"err-{secrets.token_hex(3)}.test")
     assert zone is not None

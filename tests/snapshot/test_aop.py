@@ -24,8 +24,14 @@ GLOBAL = cert("global", "global")
 
 def choose(**overrides: object):  # type: ignore[no-untyped-def]
     args: dict[str, object] = dict(
-        ssl_mode=SslMode.FULL, association_enabled=None, association_cert=None, zone_aop_enabled=True,
-        zone_certs=[OLD_ZONE, NEW_ZONE], tls_client_auth=True, global_cert=GLOBAL, now=NOW,
+        ssl_mode=SslMode.FULL,
+        association_enabled=None,
+        association_cert=None,
+        zone_aop_enabled=True,
+        zone_certs=[OLD_ZONE, NEW_ZONE],
+        tls_client_auth=True,
+        global_cert=GLOBAL,
+        now=NOW,
     )
     args.update(overrides)
     return choose_client_cert(**args)  # type: ignore[arg-type]
@@ -42,7 +48,7 @@ def test_hostname_wins(mode: SslMode) -> None:
 
 
 def test_enabled_false_sends_nothing_even_with_zone_and_global() -> None:
-    assert choose(association_enabled=False, association_cert=HOST) .cert is None
+    assert choose(association_enabled=False, association_cert=HOST).cert is None
 
 
 def test_voided_association_falls_back_to_newest_zone_cert() -> None:

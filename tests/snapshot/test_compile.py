@@ -9,11 +9,11 @@ from originlock.server.bootstrap import bootstrap
 from originlock.snapshot.model import SslMode
 from originlock.store import aop, dns, settings, zones
 from originlock.store.compile import compile_snapshot
-from originlock.testing.pki import TestPki, leaf_pems
+from originlock.testing.upload_pki import UploadPki, leaf_pems
 from originlock.tls.certs import load_private_key
 
 
-def test_compile_routes_and_precedence(store_url: str, tmp_path: Path, pki: TestPki) -> None:
+def test_compile_routes_and_precedence(store_url: str, tmp_path: Path, pki: UploadPki) -> None:
     d = bootstrap(tmp_path / "data", store_url)
     store = d.store
     now = datetime.now(UTC)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
@@ -13,7 +14,21 @@ from originlock.store.db import Store
 from originlock.store.errors import Forbidden, Invalid, StoreError
 from originlock.store.tokens import Token, find_token
 
-__all__ = ["Caller", "Page", "ZoneAccess", "clock", "get_store", "page_params"]
+__all__ = [
+    "Caller",
+    "DnsEdit",
+    "DnsRead",
+    "Page",
+    "RecordsPage",
+    "SslEdit",
+    "SslRead",
+    "ZoneAccess",
+    "ZoneEdit",
+    "ZoneRead",
+    "ZonesPage",
+    "clock",
+    "get_store",
+]
 
 _ZONE_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -42,7 +57,9 @@ def authenticate(request: Request, store: Annotated[Store, Depends(get_store)]) 
     header = request.headers.get("authorization")
     if header is None:
         if request.headers.get("x-auth-key") or request.headers.get("x-auth-email"):
-            raise Unauthorized("X-Auth-Email/X-Auth-Key are not supported; use an API token (Authorization: Bearer)", 6003)
+            raise Unauthorized(
+                "X-Auth-Email/X-Auth-Key are not supported; use an API token (Authorization: Bearer)", 6003
+            )
         raise Unauthorized("Missing X-Auth-Key, X-Auth-Email or Authorization headers", 9106)
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
@@ -55,6 +72,7 @@ def authenticate(request: Request, store: Annotated[Store, Depends(get_store)]) 
 
 
 Caller = Annotated[Token, Depends(authenticate)]
+StoreDep = Annotated[Store, Depends(get_store)]
 
 
 def check_zone_id(request: Request, zone_id: str) -> None:
@@ -75,13 +93,21 @@ class ZoneAccess:
     token: Token
 
 
-def zone_access(permission: str) -> object:
+def zone_access(permission: str) -> Callable[[Request, str, Token], ZoneAccess]:
     def dependency(request: Request, zone_id: str, token: Caller) -> ZoneAccess:
         check_zone_id(request, zone_id)
         allow(token, permission, zone_id)
         return ZoneAccess(zone_id, token)
 
-    return Depends(dependency)
+    return dependency
+
+
+ZoneRead = Annotated[ZoneAccess, Depends(zone_access("zone:read"))]
+ZoneEdit = Annotated[ZoneAccess, Depends(zone_access("zone:edit"))]
+DnsRead = Annotated[ZoneAccess, Depends(zone_access("dns:read"))]
+DnsEdit = Annotated[ZoneAccess, Depends(zone_access("dns:edit"))]
+SslRead = Annotated[ZoneAccess, Depends(zone_access("ssl:read"))]
+SslEdit = Annotated[ZoneAccess, Depends(zone_access("ssl:edit"))]
 
 
 @dataclass(frozen=True)
@@ -94,11 +120,15 @@ class Page:
         return (self.page - 1) * self.per_page
 
 
-def page_params(default: int, low: int, high: int) -> object:
-    def dependency(
-        page: Annotated[int, Query(ge=1)] = 1, per_page: Annotated[int | None, Query(ge=1)] = None
-    ) -> Page:
+def page_params(default: int, low: int, high: int) -> Callable[[int, int | None], Page]:
+    def dependency(page: Annotated[int, Query(ge=1)] = 1, per_page: Annotated[int | None, Query(ge=1)] = None) -> Page:
         size = default if per_page is None else min(max(per_page, low), high)
         return Page(page, size)
 
-    return Depends(dependency)
+    return dependency
+
+
+#: /zones and /accounts: 5 to 50 per page, 20 by default (spec §8.4).
+ZonesPage = Annotated[Page, Depends(page_params(20, 5, 50))]
+#: /dns_records: 100 by default.
+RecordsPage = Annotated[Page, Depends(page_params(100, 5, 5000))]

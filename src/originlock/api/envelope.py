@@ -17,7 +17,9 @@ def ok(result: Any, info: dict[str, int] | None = None, status: int = 200) -> JS
     return JSONResponse(body, status_code=status)
 
 
-def fail(status: int, code: int, message: str, pointer: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+def fail(
+    status: int, code: int, message: str, pointer: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     error: dict[str, Any] = {"code": code, "message": message}
     if pointer is not None:
         error["source"] = {"pointer": pointer}
@@ -32,6 +34,9 @@ def fail(status: int, code: int, message: str, pointer: str | None = None, heade
 
 def result_info(page: int, per_page: int, count: int, total_count: int) -> dict[str, int]:
     return {
-        "page": page, "per_page": per_page, "count": count, "total_count": total_count,
+        "page": page,
+        "per_page": per_page,
+        "count": count,
+        "total_count": total_count,
         "total_pages": max(1, math.ceil(total_count / per_page)) if per_page else 1,
     }

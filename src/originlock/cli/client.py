@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ class ApiClient:
     def request(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None) -> Any:
         url = self.base_url.rstrip("/") + "/client/v4" + path
         if query:
-            url += "?" + "&".join(f"{k}={urllib.request.quote(v)}" for k, v in query.items())
+            url += "?" + urllib.parse.urlencode(query)
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(url, data=data, method=method)
         req.add_header("Authorization", f"Bearer {self.token}")
@@ -60,8 +61,12 @@ class ApiClient:
 
 
 def add_api_arguments(parser: Any) -> None:
-    parser.add_argument("--api-url", default=None, help=f"control plane URL (env ORIGINLOCK_API_URL; default {DEFAULT_API_URL})")
-    parser.add_argument("--token", default=None, help="API token (env ORIGINLOCK_API_TOKEN; default ./originlock-data/admin-token)")
+    parser.add_argument(
+        "--api-url", default=None, help=f"control plane URL (env ORIGINLOCK_API_URL; default {DEFAULT_API_URL})"
+    )
+    parser.add_argument(
+        "--token", default=None, help="API token (env ORIGINLOCK_API_TOKEN; default ./originlock-data/admin-token)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -73,5 +78,7 @@ def client_from_args(args: Any) -> ApiClient:
         if default_file.exists():
             token = default_file.read_text().strip()
     if not token:
-        raise CliError("no API token: pass --token, set ORIGINLOCK_API_TOKEN, or run from the directory of `originlock serve`")
+        raise CliError(
+            "no API token: pass --token, set ORIGINLOCK_API_TOKEN, or run from the directory of `originlock serve`"
+        )
     return ApiClient(url, token)

@@ -19,7 +19,9 @@ TOKEN_COLUMNS = ("id", "name", "status", "permissions", "zones")
 
 def _command(parent: Any, name: str, help_text: str, example: str) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = parent.add_parser(
-        name, help=help_text, description=f"{help_text}\n\nexample:\n  {example}",
+        name,
+        help=help_text,
+        description=f"{help_text}\n\nexample:\n  {example}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_api_arguments(parser)
@@ -72,9 +74,12 @@ def _certs(args: argparse.Namespace) -> int:
         emit(api.request("PUT", f"/zones/{zone_id}/origin_tls_client_auth/settings", {"enabled": True}), args.json)
     elif args.action == "associate":
         enabled = {"true": True, "false": False, "null": None}[args.enabled]
-        body = {"config": [{"hostname": args.hostname, "cert_id": args.id, "enabled": enabled}]}
-        emit(api.request("PUT", f"/zones/{zone_id}/origin_tls_client_auth/hostnames", body), args.json,
-             ("hostname", "cert_id", "enabled", "status"))
+        config = [{"hostname": args.hostname, "cert_id": args.id, "enabled": enabled}]
+        emit(
+            api.request("PUT", f"/zones/{zone_id}/origin_tls_client_auth/hostnames", {"config": config}),
+            args.json,
+            ("hostname", "cert_id", "enabled", "status"),
+        )
     return 0
 
 
@@ -128,23 +133,37 @@ def add_parsers(sub: Any) -> None:
     certs = sub.add_parser("certs", help="manage AOP client certificates").add_subparsers(dest="action", required=True)
     specs = [
         ("list", "list AOP certificates", "originlock certs list example.test [--hostname-level]", ()),
-        ("upload", "upload an AOP client certificate", "originlock certs upload example.test --cert c.pem --key k.pem", ("cert", "key")),
+        (
+            "upload",
+            "upload an AOP client certificate",
+            "originlock certs upload example.test --cert c.pem --key k.pem",
+            ("cert", "key"),
+        ),
         ("rm", "delete an AOP certificate", "originlock certs rm example.test --id CERT_ID", ("id",)),
         ("enable-zone", "turn zone-level AOP on", "originlock certs enable-zone example.test", ()),
-        ("associate", "associate a hostname with a hostname certificate",
-         "originlock certs associate example.test --hostname app.example.test --id CERT_ID --enabled true", ("hostname", "id", "enabled")),
+        (
+            "associate",
+            "associate a hostname with a hostname certificate",
+            "originlock certs associate example.test --hostname app.example.test --id CERT_ID --enabled true",
+            ("hostname", "id", "enabled"),
+        ),
     ]
     for name, help_text, example, required in specs:
         p = _command(certs, name, help_text, example)
         p.add_argument("zone")
         p.add_argument("--hostname-level", action="store_true", help="per-hostname certificates instead of zone-level")
         for option in required:
-            p.add_argument(f"--{option}", required=True, **({"choices": ("true", "false", "null")} if option == "enabled" else {}))
+            if option == "enabled":
+                p.add_argument("--enabled", required=True, choices=("true", "false", "null"))
+            else:
+                p.add_argument(f"--{option}", required=True)
         p.set_defaults(func=_certs)
 
     tokens = sub.add_parser("tokens", help="manage API tokens").add_subparsers(dest="action", required=True)
     _command(tokens, "list", "list tokens", "originlock tokens list").set_defaults(func=_tokens)
-    p = _command(tokens, "create", "create a token", "originlock tokens create ci --permission ssl:edit --zone example.test")
+    p = _command(
+        tokens, "create", "create a token", "originlock tokens create ci --permission ssl:edit --zone example.test"
+    )
     p.add_argument("name")
     p.add_argument("--permission", action="append", required=True, help="e.g. zone:read, dns:edit, ssl:edit (repeat)")
     p.add_argument("--zone", action="append", help="limit the token to this zone (repeat)")

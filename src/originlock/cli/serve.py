@@ -37,7 +37,7 @@ def _banner(deployment: Deployment, api: tuple[str, int]) -> str:
         [
             f"originlock control plane on {base}/client/v4  (store: {deployment.store.backend}, data: {deployment.data_dir})",
             token_line,
-            f"CA certificates: {base}/ca/origin-pull.pem  {base}/ca/edge.pem  {base}/ca/origin.pem",
+            "CA certificates: " + "  ".join(f"{base}/ca/{name}.pem" for name in ("origin-pull", "edge", "origin")),
             "next: originlock zones add example.test",
         ]
     )
@@ -46,7 +46,9 @@ def _banner(deployment: Deployment, api: tuple[str, int]) -> str:
 async def _serve(args: argparse.Namespace) -> int:
     deployment = bootstrap(Path(args.data_dir), args.store)
     app = create_app(deployment.store)
-    config = uvicorn.Config(app, host=args.api[0], port=args.api[1], log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(
+        app, host=args.api[0], port=args.api[1], log_level="warning", access_log=False, lifespan="off"
+    )
     server = uvicorn.Server(config)
     print(_banner(deployment, args.api), flush=True)
     # uvicorn captures SIGINT/SIGTERM while serving and re-raises them afterwards; a handler of ours
@@ -79,10 +81,17 @@ def add_parser(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "serve",
         help="run the control plane and the edge",
-        description="Run originlock: the Cloudflare-v4-compatible API and the edge.\n\nexample:\n  originlock serve --data-dir ./originlock-data",
+        description=(
+            "Run originlock: the Cloudflare-v4-compatible API and the edge.\n\n"
+            "example:\n  originlock serve --data-dir ./originlock-data"
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data-dir", default="originlock-data", help="state directory (default ./originlock-data)")
-    p.add_argument("--api", type=_host_port, default=("127.0.0.1", 8787), help="API listen HOST:PORT (default 127.0.0.1:8787)")
-    p.add_argument("--store", default=None, help="store URL (default: SQLite in the data dir; postgresql://... for a fleet)")
+    p.add_argument(
+        "--api", type=_host_port, default=("127.0.0.1", 8787), help="API listen HOST:PORT (default 127.0.0.1:8787)"
+    )
+    p.add_argument(
+        "--store", default=None, help="store URL (default: SQLite in the data dir; postgresql://... for a fleet)"
+    )
     p.set_defaults(func=run)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
@@ -69,16 +69,27 @@ def upload_cert(
             )
         ).scalar_one()
         if count >= MAX_HOSTNAME_CERTS:
-            raise Invalid(f"this zone already has {MAX_HOSTNAME_CERTS} hostname certificates, the maximum allowed", 1413)
+            raise Invalid(
+                f"this zone already has {MAX_HOSTNAME_CERTS} hostname certificates, the maximum allowed", 1413
+            )
     cert_id = str(uuid.uuid4())
     stamp = now_iso()
     conn.execute(
         insert(schema.aop_certs).values(
-            id=cert_id, zone_id=zone_id, kind=kind, certificate=upload.leaf_pem, chain_pem=upload.chain_pem,
-            key_sealed=sealer.seal(upload.key_pem, cert_id), issuer=upload.info.issuer,
-            signature=upload.info.signature, serial_number=upload.info.serial_number,
-            fingerprint=upload.info.fingerprint_sha256, expires_on=to_iso(upload.info.expires_on),
-            status="active", uploaded_on=stamp, updated_at=stamp,
+            id=cert_id,
+            zone_id=zone_id,
+            kind=kind,
+            certificate=upload.leaf_pem,
+            chain_pem=upload.chain_pem,
+            key_sealed=sealer.seal(upload.key_pem, cert_id),
+            issuer=upload.info.issuer,
+            signature=upload.info.signature,
+            serial_number=upload.info.serial_number,
+            fingerprint=upload.info.fingerprint_sha256,
+            expires_on=to_iso(upload.info.expires_on),
+            status="active",
+            uploaded_on=stamp,
+            updated_at=stamp,
         )
     )
     return get_cert(conn, zone_id, kind, cert_id)
@@ -131,14 +142,25 @@ def _association_row(conn: Connection, zone_id: str, hostname: str) -> Row[Any] 
     a, c = schema.hostname_associations, schema.aop_certs
     query = (
         select(
-            a.c.hostname, a.c.cert_id, a.c.enabled, a.c.status, a.c.created_at, a.c.updated_at,
-            c.c.status.label("cert_status"), c.c.certificate, c.c.issuer, c.c.signature, c.c.serial_number,
-            c.c.expires_on, c.c.uploaded_on.label("cert_uploaded_on"), c.c.updated_at.label("cert_updated_at"),
+            a.c.hostname,
+            a.c.cert_id,
+            a.c.enabled,
+            a.c.status,
+            a.c.created_at,
+            a.c.updated_at,
+            c.c.status.label("cert_status"),
+            c.c.certificate,
+            c.c.issuer,
+            c.c.signature,
+            c.c.serial_number,
+            c.c.expires_on,
+            c.c.uploaded_on.label("cert_uploaded_on"),
+            c.c.updated_at.label("cert_updated_at"),
         )
         .select_from(a.join(c, a.c.cert_id == c.c.id))
         .where(a.c.zone_id == zone_id, a.c.hostname == hostname)
     )
-    return conn.execute(query).first()
+    return cast("Row[Any] | None", conn.execute(query).first())
 
 
 def get_association(conn: Connection, zone_id: str, hostname: str) -> Row[Any]:
@@ -183,8 +205,13 @@ def put_associations(conn: Connection, zone_id: str, items: list[AssociationInpu
         if existing is None:
             conn.execute(
                 insert(table).values(
-                    zone_id=zone_id, hostname=hostname, cert_id=cert_id, enabled=item.enabled,
-                    status="active", created_at=stamp, updated_at=stamp,
+                    zone_id=zone_id,
+                    hostname=hostname,
+                    cert_id=cert_id,
+                    enabled=item.enabled,
+                    status="active",
+                    created_at=stamp,
+                    updated_at=stamp,
                 )
             )
         else:
@@ -198,7 +225,8 @@ def put_associations(conn: Connection, zone_id: str, items: list[AssociationInpu
         ).scalar_one()
         if in_use > MAX_ASSOCIATIONS_PER_CERT:
             raise Invalid(
-                f"certificate {cert_id} would have more than {MAX_ASSOCIATIONS_PER_CERT} associations, the maximum", 1418
+                f"certificate {cert_id} would have more than {MAX_ASSOCIATIONS_PER_CERT} associations, the maximum",
+                1418,
             )
         hostnames.append(hostname)
     rows = [_association_row(conn, zone_id, h) for h in hostnames]

@@ -24,8 +24,11 @@ __all__ = ["compile_snapshot"]
 
 def _client_cert(row: Row[Any], key_pem: bytes, source: str) -> ClientCert:
     return ClientCert(
-        id=row.id, source=source,  # type: ignore[arg-type]
-        fingerprint=row.fingerprint, chain_pem=row.chain_pem.encode(), key_pem=key_pem,
+        id=row.id,
+        source=source,  # type: ignore[arg-type]
+        fingerprint=row.fingerprint,
+        chain_pem=row.chain_pem.encode(),
+        key_pem=key_pem,
         not_after=from_iso(row.expires_on),
     )
 
@@ -49,14 +52,15 @@ def compile_snapshot(store: Store, now: datetime) -> Snapshot:
         generation = int(conn.execute(select(schema.generation.c.value)).scalar_one())
         cas = load_pki(conn, store.sealer)
         global_client = ClientCert(
-            id="global", source="global", fingerprint=cas.origin_pull_leaf.cert.fingerprint(hashes.SHA256()).hex(),
-            chain_pem=cas.origin_pull_leaf.cert_pem.encode(), key_pem=cas.origin_pull_leaf.key_pem,
+            id="global",
+            source="global",
+            fingerprint=cas.origin_pull_leaf.cert.fingerprint(hashes.SHA256()).hex(),
+            chain_pem=cas.origin_pull_leaf.cert_pem.encode(),
+            key_pem=cas.origin_pull_leaf.key_pem,
             not_after=cas.origin_pull_leaf.cert.not_valid_after_utc,
         )
         zone_certs, hostname_certs = _candidates(conn, store)
-        associations = {
-            (r.zone_id, r.hostname): r for r in conn.execute(select(schema.hostname_associations))
-        }
+        associations = {(r.zone_id, r.hostname): r for r in conn.execute(select(schema.hostname_associations))}
         zones = {r.id: r for r in conn.execute(select(schema.zones))}
         settings = {zone_id: zone_settings_map(conn, zone_id) for zone_id in zones}
         routes: dict[str, Route] = {}
@@ -83,12 +87,21 @@ def compile_snapshot(store: Store, now: datetime) -> Snapshot:
                 now=now,
             )
             routes[record.name] = Route(
-                hostname=record.name, zone_id=zone.id, zone_name=zone.name, origin=record.content,
-                record_type=record.type, ssl_mode=ssl_mode, always_use_https=zs["always_use_https"] == "on",
-                min_tls_version=zs["min_tls_version"], client_cert=choice.cert, client_cert_error=choice.error,
+                hostname=record.name,
+                zone_id=zone.id,
+                zone_name=zone.name,
+                origin=record.content,
+                record_type=record.type,
+                ssl_mode=ssl_mode,
+                always_use_https=zs["always_use_https"] == "on",
+                min_tls_version=zs["min_tls_version"],
+                client_cert=choice.cert,
+                client_cert_error=choice.error,
             )
         pki = DeploymentPki(
-            edge_ca_cert_pem=cas.edge_ca.cert_pem.encode(), edge_ca_key_pem=cas.edge_ca.key_pem,
-            origin_ca_cert_pem=cas.origin_ca.cert_pem.encode(), global_client=global_client,
+            edge_ca_cert_pem=cas.edge_ca.cert_pem.encode(),
+            edge_ca_key_pem=cas.edge_ca.key_pem,
+            origin_ca_cert_pem=cas.origin_ca.cert_pem.encode(),
+            global_client=global_client,
         )
     return Snapshot(generation=generation, routes=routes, pki=pki, dns_only=frozenset(dns_only - set(routes)))

@@ -19,7 +19,7 @@ from originlock.store import schema
 from originlock.store.migrate import migrate
 from originlock.store.sealing import KeySealer
 
-__all__ = ["Store", "now_iso", "to_iso", "from_iso"]
+__all__ = ["Store", "from_iso", "now_iso", "to_iso"]
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -86,7 +86,9 @@ class Store:
         elif url.startswith(("postgresql", "postgres")):
             self.engine = _postgres_engine(url)
         else:
-            raise ValueError(f"unsupported store URL scheme in {url.split(':', 1)[0]!r}: use sqlite:// or postgresql://")
+            raise ValueError(
+                f"unsupported store URL scheme in {url.split(':', 1)[0]!r}: use sqlite:// or postgresql://"
+            )
         self.sealer = sealer
         self.backend = self.engine.dialect.name
         with self.write() as conn:

@@ -49,9 +49,13 @@ def _validate(record: RecordInput, zone_name: str) -> dict[str, Any]:
         try:
             address = ipaddress.ip_address(content)
         except ValueError:
-            raise Invalid(f"content for {record.type} record is invalid: {content!r} is not an IP address", 9005) from None
+            raise Invalid(
+                f"content for {record.type} record is invalid: {content!r} is not an IP address", 9005
+            ) from None
         if (record.type == "A") != (address.version == 4):
-            raise Invalid(f"content for {record.type} record must be an IPv{4 if record.type == 'A' else 6} address", 9005)
+            raise Invalid(
+                f"content for {record.type} record must be an IPv{4 if record.type == 'A' else 6} address", 9005
+            )
         content = str(address)
     else:
         content = normalize_hostname(content, what="content")
@@ -60,10 +64,13 @@ def _validate(record: RecordInput, zone_name: str) -> dict[str, Any]:
     if record.ttl != TTL_AUTO and not TTL_MIN <= record.ttl <= TTL_MAX:
         raise Invalid(f"ttl must be 1 (automatic) or between {TTL_MIN} and {TTL_MAX}", 9021)
     return {
-        "type": record.type, "name": name, "content": content,
+        "type": record.type,
+        "name": name,
+        "content": content,
         # Proxied records always have automatic TTL at Cloudflare.
         "ttl": TTL_AUTO if record.proxied else record.ttl,
-        "proxied": record.proxied, "comment": record.comment,
+        "proxied": record.proxied,
+        "comment": record.comment,
     }
 
 
@@ -89,7 +96,9 @@ def create_record(conn: Connection, zone_id: str, record: RecordInput) -> Row[An
     _check_conflicts(conn, zone_id, values, None)
     now = now_iso()
     record_id = new_id()
-    conn.execute(insert(schema.dns_records).values(id=record_id, zone_id=zone_id, created_on=now, modified_on=now, **values))
+    conn.execute(
+        insert(schema.dns_records).values(id=record_id, zone_id=zone_id, created_on=now, modified_on=now, **values)
+    )
     return get_record(conn, zone_id, record_id)
 
 
@@ -119,7 +128,9 @@ def list_records(
     if filters.get("name") is not None:
         query = query.where(schema.dns_records.c.name == _full_name(filters["name"], zone.name))
     total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    rows = conn.execute(query.order_by(schema.dns_records.c.name, schema.dns_records.c.created_on).offset(offset).limit(limit))
+    rows = conn.execute(
+        query.order_by(schema.dns_records.c.name, schema.dns_records.c.created_on).offset(offset).limit(limit)
+    )
     return list(rows), int(total)
 
 

@@ -48,8 +48,6 @@ def migrate(conn: Connection) -> int:
         if number == 1:
             conn.execute(insert(schema.meta).values(key="schema_version", value="1"))
         else:
-            conn.execute(
-                update(schema.meta).where(schema.meta.c.key == "schema_version").values(value=str(number))
-            )
+            conn.execute(update(schema.meta).where(schema.meta.c.key == "schema_version").values(value=str(number)))
         version = number
     return version

@@ -37,7 +37,9 @@ class DeploymentCas:
 def _put(conn: Connection, sealer: KeySealer, name: str, issued: Issued) -> None:
     conn.execute(
         insert(schema.pki).values(
-            name=name, cert_pem=issued.cert_pem, key_sealed=sealer.seal(issued.key_pem, f"pki:{name}"),
+            name=name,
+            cert_pem=issued.cert_pem,
+            key_sealed=sealer.seal(issued.key_pem, f"pki:{name}"),
             created_on=now_iso(),
         )
     )

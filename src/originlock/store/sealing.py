@@ -38,9 +38,7 @@ class KeySealer:
         try:
             return self._aead.decrypt(nonce, body, bound_to.encode())
         except InvalidTag:
-            raise ValueError(
-                f"sealed key for {bound_to} does not open: wrong master key or tampered row"
-            ) from None
+            raise ValueError(f"sealed key for {bound_to} does not open: wrong master key or tampered row") from None
 
 
 def load_or_create_master_key(path: Path, from_env: str | None = None) -> bytes:

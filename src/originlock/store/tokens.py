@@ -19,8 +19,15 @@ __all__ = ["PERMISSIONS", "Token", "create_token", "find_token", "list_tokens", 
 
 #: What a token may be granted. ``*:edit`` implies ``*:read``; ``*`` (admin) grants everything.
 PERMISSIONS = (
-    "zone:read", "zone:edit", "dns:read", "dns:edit", "ssl:read", "ssl:edit",
-    "firewall:read", "firewall:edit", "tokens:edit",
+    "zone:read",
+    "zone:edit",
+    "dns:read",
+    "dns:edit",
+    "ssl:read",
+    "ssl:edit",
+    "firewall:read",
+    "firewall:edit",
+    "tokens:edit",
 )
 
 
@@ -50,8 +57,11 @@ def _hash(secret: str) -> str:
 def _to_token(row: Row[Any]) -> Token:
     zone_ids = json.loads(row.zone_ids) if row.zone_ids is not None else None
     return Token(
-        id=row.id, name=row.name, permissions=frozenset(json.loads(row.permissions)),
-        zone_ids=frozenset(zone_ids) if zone_ids is not None else None, status=row.status,
+        id=row.id,
+        name=row.name,
+        permissions=frozenset(json.loads(row.permissions)),
+        zone_ids=frozenset(zone_ids) if zone_ids is not None else None,
+        status=row.status,
     )
 
 
@@ -72,8 +82,12 @@ def create_token(
     token_id = new_id()
     conn.execute(
         insert(schema.api_tokens).values(
-            id=token_id, name=name, token_hash=_hash(secret), permissions=json.dumps(sorted(set(permissions))),
-            zone_ids=json.dumps(sorted(zone_ids)) if zone_ids is not None else None, status="active",
+            id=token_id,
+            name=name,
+            token_hash=_hash(secret),
+            permissions=json.dumps(sorted(set(permissions))),
+            zone_ids=json.dumps(sorted(zone_ids)) if zone_ids is not None else None,
+            status="active",
             created_on=now_iso(),
         )
     )

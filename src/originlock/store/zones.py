@@ -64,8 +64,13 @@ def create_zone(conn: Connection, *, name: str, account_id: str, zone_type: str 
     zone_id = new_id()
     conn.execute(
         insert(schema.zones).values(
-            id=zone_id, account_id=account_id, name=zone_name, type=zone_type, paused=False,
-            created_on=now, modified_on=now,
+            id=zone_id,
+            account_id=account_id,
+            name=zone_name,
+            type=zone_type,
+            paused=False,
+            created_on=now,
+            modified_on=now,
         )
     )
     return get_zone(conn, zone_id)

@@ -159,9 +159,7 @@ def _signature_name(cert: x509.Certificate) -> str:
 
 def spki_sha256(cert: x509.Certificate) -> str:
     """Hex SHA-256 of the SubjectPublicKeyInfo: the pin the origin kit checks."""
-    spki = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(spki).hexdigest()
 
 
@@ -232,7 +230,11 @@ def validate_client_upload(certificate: str, private_key: str, now: datetime) ->
         eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
         eku = None
-    if eku is not None and ExtendedKeyUsageOID.CLIENT_AUTH not in eku and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in eku:
+    if (
+        eku is not None
+        and ExtendedKeyUsageOID.CLIENT_AUTH not in eku
+        and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in eku
+    ):
         raise CertificateError("certificate's extended key usage does not allow TLS client authentication")
     pems = [c.public_bytes(serialization.Encoding.PEM).decode() for c in certs]
     return ClientUpload(info=info, chain_pem="".join(pems), leaf_pem=pems[0], key_pem=private_key_pem(key))

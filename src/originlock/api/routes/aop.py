@@ -12,13 +12,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sqlalchemy import Row
 
-from originlock.api.deps import ZoneAccess, clock, get_store, zone_access
+from originlock.api.deps import SslEdit, SslRead, StoreDep, clock
 from originlock.api.envelope import ok
 from originlock.store import aop, settings
 from originlock.store.db import Store
 
 router = APIRouter()
-StoreDep = Annotated[Store, Depends(get_store)]
 BASE = "/zones/{zone_id}/origin_tls_client_auth"
 
 
@@ -49,18 +48,32 @@ class AssociationsPut(BaseModel):
 
 def cert_json(row: Row[Any]) -> dict[str, Any]:
     return {
-        "id": row.id, "certificate": row.certificate, "expires_on": row.expires_on, "issuer": row.issuer,
-        "signature": row.signature, "serial_number": row.serial_number, "status": row.status,
+        "id": row.id,
+        "certificate": row.certificate,
+        "expires_on": row.expires_on,
+        "issuer": row.issuer,
+        "signature": row.signature,
+        "serial_number": row.serial_number,
+        "status": row.status,
         "uploaded_on": row.uploaded_on,
     }
 
 
 def association_json(row: Row[Any]) -> dict[str, Any]:
     return {
-        "hostname": row.hostname, "cert_id": row.cert_id, "enabled": row.enabled, "status": row.status,
-        "created_at": row.created_at, "updated_at": row.updated_at, "cert_status": row.cert_status,
-        "certificate": row.certificate, "issuer": row.issuer, "signature": row.signature,
-        "serial_number": row.serial_number, "expires_on": row.expires_on, "cert_uploaded_on": row.cert_uploaded_on,
+        "hostname": row.hostname,
+        "cert_id": row.cert_id,
+        "enabled": row.enabled,
+        "status": row.status,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "cert_status": row.cert_status,
+        "certificate": row.certificate,
+        "issuer": row.issuer,
+        "signature": row.signature,
+        "serial_number": row.serial_number,
+        "expires_on": row.expires_on,
+        "cert_uploaded_on": row.cert_uploaded_on,
         "cert_updated_at": row.cert_updated_at,
     }
 
@@ -73,94 +86,89 @@ def _upload(store: Store, zone_id: str, kind: Literal["zone", "hostname"], body:
 
 # --- zone-level enablement ---------------------------------------------------------------------
 
+
 @router.get(BASE + "/settings")
-def get_zone_settings(store: StoreDep, access: ZoneAccess = zone_access("ssl:read")) -> JSONResponse:
+def get_zone_settings(store: StoreDep, access: SslRead) -> JSONResponse:
     with store.read() as conn:
         return ok({"enabled": settings.get_aop_zone_enabled(conn, access.zone_id)})
 
 
 @router.put(BASE + "/settings")
-def put_zone_settings(
-    body: ZoneAopSettings, store: StoreDep, access: ZoneAccess = zone_access("ssl:edit")
-) -> JSONResponse:
+def put_zone_settings(body: ZoneAopSettings, store: StoreDep, access: SslEdit) -> JSONResponse:
     with store.write() as conn:
         return ok({"enabled": settings.set_aop_zone_enabled(conn, access.zone_id, body.enabled)})
 
 
 # --- per-hostname certificates and associations -----------------------------------------------
 
+
 @router.post(BASE + "/hostnames/certificates")
 def upload_hostname_cert(
-    body: CertUpload, store: StoreDep, now: Annotated[Any, Depends(clock)], access: ZoneAccess = zone_access("ssl:edit")
+    body: CertUpload, store: StoreDep, now: Annotated[Any, Depends(clock)], access: SslEdit
 ) -> JSONResponse:
     return _upload(store, access.zone_id, "hostname", body, now)
 
 
 @router.get(BASE + "/hostnames/certificates")
-def list_hostname_certs(store: StoreDep, access: ZoneAccess = zone_access("ssl:read")) -> JSONResponse:
+def list_hostname_certs(store: StoreDep, access: SslRead) -> JSONResponse:
     with store.read() as conn:
         return ok([cert_json(r) for r in aop.list_certs(conn, access.zone_id, "hostname")])
 
 
 @router.get(BASE + "/hostnames/certificates/{certificate_id}")
-def get_hostname_cert(
-    certificate_id: str, store: StoreDep, access: ZoneAccess = zone_access("ssl:read")
-) -> JSONResponse:
+def get_hostname_cert(certificate_id: str, store: StoreDep, access: SslRead) -> JSONResponse:
     with store.read() as conn:
         return ok(cert_json(aop.get_cert(conn, access.zone_id, "hostname", certificate_id)))
 
 
 @router.delete(BASE + "/hostnames/certificates/{certificate_id}")
-def delete_hostname_cert(
-    certificate_id: str, store: StoreDep, access: ZoneAccess = zone_access("ssl:edit")
-) -> JSONResponse:
+def delete_hostname_cert(certificate_id: str, store: StoreDep, access: SslEdit) -> JSONResponse:
     with store.write() as conn:
         row = aop.delete_cert(conn, access.zone_id, "hostname", certificate_id)
     return ok({**cert_json(row), "status": "pending_deletion"})
 
 
 @router.put(BASE + "/hostnames")
-def put_associations(
-    body: AssociationsPut, store: StoreDep, access: ZoneAccess = zone_access("ssl:edit")
-) -> JSONResponse:
+def put_associations(body: AssociationsPut, store: StoreDep, access: SslEdit) -> JSONResponse:
     items = [aop.AssociationInput(i.hostname, i.cert_id, i.enabled) for i in body.config]
     with store.write() as conn:
         return ok([association_json(r) for r in aop.put_associations(conn, access.zone_id, items)])
 
 
 @router.get(BASE + "/hostnames/{hostname}")
-def get_association(hostname: str, store: StoreDep, access: ZoneAccess = zone_access("ssl:read")) -> JSONResponse:
+def get_association(hostname: str, store: StoreDep, access: SslRead) -> JSONResponse:
     with store.read() as conn:
         return ok(association_json(aop.get_association(conn, access.zone_id, hostname)))
 
 
 # --- zone-level certificates ---------------------------------------------------------------------
 
+
 @router.post(BASE)
 def upload_zone_cert(
-    body: CertUpload, store: StoreDep, now: Annotated[Any, Depends(clock)], access: ZoneAccess = zone_access("ssl:edit")
+    body: CertUpload, store: StoreDep, now: Annotated[Any, Depends(clock)], access: SslEdit
 ) -> JSONResponse:
     return _upload(store, access.zone_id, "zone", body, now)
 
 
 @router.get(BASE)
-def list_zone_certs(store: StoreDep, access: ZoneAccess = zone_access("ssl:read")) -> JSONResponse:
+def list_zone_certs(store: StoreDep, access: SslRead) -> JSONResponse:
     with store.read() as conn:
         items = [cert_json(r) for r in aop.list_certs(conn, access.zone_id, "zone")]
-    return ok(items, {"page": 1, "per_page": max(len(items), 1), "count": len(items), "total_count": len(items),
-                      "total_pages": 1})
+    return ok(
+        items,
+        {"page": 1, "per_page": max(len(items), 1), "count": len(items), "total_count": len(items), "total_pages": 1},
+    )
 
 
 @router.get(BASE + "/{certificate_id}")
-def get_zone_cert(certificate_id: str, store: StoreDep, access: ZoneAccess = zone_access("ssl:read")) -> JSONResponse:
+def get_zone_cert(certificate_id: str, store: StoreDep, access: SslRead) -> JSONResponse:
     with store.read() as conn:
         return ok(cert_json(aop.get_cert(conn, access.zone_id, "zone", certificate_id)))
 
 
 @router.delete(BASE + "/{certificate_id}")
-def delete_zone_cert(
-    certificate_id: str, store: StoreDep, access: ZoneAccess = zone_access("ssl:edit")
-) -> JSONResponse:
+def delete_zone_cert(certificate_id: str, store: StoreDep, access: SslEdit) -> JSONResponse:
     with store.write() as conn:
         row = aop.delete_cert(conn, access.zone_id, "zone", certificate_id)
     return ok({**cert_json(row), "status": "pending_deletion"})

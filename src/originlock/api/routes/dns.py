@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StrictBool
 from sqlalchemy import Row
 
-from originlock.api.deps import Page, ZoneAccess, get_store, page_params, zone_access
+from originlock.api.deps import DnsEdit, DnsRead, RecordsPage, StoreDep
 from originlock.api.envelope import ok, result_info
 from originlock.store import dns
-from originlock.store.db import Store
 from originlock.store.zones import get_zone
 
 router = APIRouter()
-StoreDep = Annotated[Store, Depends(get_store)]
 
 
 class RecordBody(BaseModel):
@@ -41,10 +39,22 @@ class RecordPatch(BaseModel):
 
 def record_json(row: Row[Any], zone_name: str) -> dict[str, Any]:
     return {
-        "id": row.id, "zone_id": row.zone_id, "zone_name": zone_name, "name": row.name, "type": row.type,
-        "content": row.content, "proxiable": True, "proxied": row.proxied, "ttl": row.ttl, "comment": row.comment,
-        "tags": [], "settings": {}, "meta": {}, "locked": False,
-        "created_on": row.created_on, "modified_on": row.modified_on,
+        "id": row.id,
+        "zone_id": row.zone_id,
+        "zone_name": zone_name,
+        "name": row.name,
+        "type": row.type,
+        "content": row.content,
+        "proxiable": True,
+        "proxied": row.proxied,
+        "ttl": row.ttl,
+        "comment": row.comment,
+        "tags": [],
+        "settings": {},
+        "meta": {},
+        "locked": False,
+        "created_on": row.created_on,
+        "modified_on": row.modified_on,
     }
 
 
@@ -53,7 +63,7 @@ def _to_input(body: RecordBody) -> dns.RecordInput:
 
 
 @router.post("/zones/{zone_id}/dns_records")
-def create_record(body: RecordBody, store: StoreDep, access: ZoneAccess = zone_access("dns:edit")) -> JSONResponse:
+def create_record(body: RecordBody, store: StoreDep, access: DnsEdit) -> JSONResponse:
     with store.write() as conn:
         row = dns.create_record(conn, access.zone_id, _to_input(body))
         return ok(record_json(row, get_zone(conn, access.zone_id).name))
@@ -62,8 +72,8 @@ def create_record(body: RecordBody, store: StoreDep, access: ZoneAccess = zone_a
 @router.get("/zones/{zone_id}/dns_records")
 def list_records(
     store: StoreDep,
-    access: ZoneAccess = zone_access("dns:read"),
-    page: Page = page_params(100, 5, 5000),
+    access: DnsRead,
+    page: RecordsPage,
     name: str | None = None,
     type: str | None = None,
     content: str | None = None,
@@ -78,29 +88,26 @@ def list_records(
 
 
 @router.get("/zones/{zone_id}/dns_records/{record_id}")
-def get_record(record_id: str, store: StoreDep, access: ZoneAccess = zone_access("dns:read")) -> JSONResponse:
+def get_record(record_id: str, store: StoreDep, access: DnsRead) -> JSONResponse:
     with store.read() as conn:
         row = dns.get_record(conn, access.zone_id, record_id)
         return ok(record_json(row, get_zone(conn, access.zone_id).name))
 
 
 @router.put("/zones/{zone_id}/dns_records/{record_id}")
-def replace_record(
-    record_id: str, body: RecordBody, store: StoreDep, access: ZoneAccess = zone_access("dns:edit")
-) -> JSONResponse:
+def replace_record(record_id: str, body: RecordBody, store: StoreDep, access: DnsEdit) -> JSONResponse:
     with store.write() as conn:
         row = dns.update_record(conn, access.zone_id, record_id, _to_input(body))
         return ok(record_json(row, get_zone(conn, access.zone_id).name))
 
 
 @router.patch("/zones/{zone_id}/dns_records/{record_id}")
-def edit_record(
-    record_id: str, body: RecordPatch, store: StoreDep, access: ZoneAccess = zone_access("dns:edit")
-) -> JSONResponse:
+def edit_record(record_id: str, body: RecordPatch, store: StoreDep, access: DnsEdit) -> JSONResponse:
     with store.write() as conn:
         current = dns.get_record(conn, access.zone_id, record_id)
         merged = dns.RecordInput(
-            (body.type or current.type).upper(), body.name if body.name is not None else current.name,
+            (body.type or current.type).upper(),
+            body.name if body.name is not None else current.name,
             body.content if body.content is not None else current.content,
             body.ttl if body.ttl is not None else current.ttl,
             body.proxied if body.proxied is not None else current.proxied,
@@ -111,7 +118,7 @@ def edit_record(
 
 
 @router.delete("/zones/{zone_id}/dns_records/{record_id}")
-def delete_record(record_id: str, store: StoreDep, access: ZoneAccess = zone_access("dns:edit")) -> JSONResponse:
+def delete_record(record_id: str, store: StoreDep, access: DnsEdit) -> JSONResponse:
     with store.write() as conn:
         dns.delete_record(conn, access.zone_id, record_id)
     return ok({"id": record_id})

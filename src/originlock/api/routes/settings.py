@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from originlock.api.deps import ZoneAccess, get_store, zone_access
+from originlock.api.deps import SslEdit, SslRead, StoreDep, ZoneRead
 from originlock.api.envelope import ok
 from originlock.store import settings
-from originlock.store.db import Store
 from originlock.store.errors import Invalid
 
 router = APIRouter()
-StoreDep = Annotated[Store, Depends(get_store)]
 
 
 class SettingBody(BaseModel):
@@ -29,21 +27,19 @@ def setting_json(value: settings.SettingValue) -> dict[str, Any]:
 
 
 @router.get("/zones/{zone_id}/settings")
-def list_settings(store: StoreDep, access: ZoneAccess = zone_access("zone:read")) -> JSONResponse:
+def list_settings(store: StoreDep, access: ZoneRead) -> JSONResponse:
     with store.read() as conn:
         return ok([setting_json(v) for v in settings.list_settings(conn, access.zone_id)])
 
 
 @router.get("/zones/{zone_id}/settings/{setting_id}")
-def get_setting(setting_id: str, store: StoreDep, access: ZoneAccess = zone_access("ssl:read")) -> JSONResponse:
+def get_setting(setting_id: str, store: StoreDep, access: SslRead) -> JSONResponse:
     with store.read() as conn:
         return ok(setting_json(settings.get_setting(conn, access.zone_id, setting_id)))
 
 
 @router.patch("/zones/{zone_id}/settings/{setting_id}")
-def edit_setting(
-    setting_id: str, body: SettingBody, store: StoreDep, access: ZoneAccess = zone_access("ssl:edit")
-) -> JSONResponse:
+def edit_setting(setting_id: str, body: SettingBody, store: StoreDep, access: SslEdit) -> JSONResponse:
     if "value" not in body.model_fields_set:
         raise Invalid(f"Invalid value for zone setting {setting_id}", 1007)
     with store.write() as conn:

@@ -6,19 +6,17 @@ permissions have (``{"name", "permissions": [...], "zones": [...]}``) and says s
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from originlock.api.deps import Caller, allow, get_store
+from originlock.api.deps import Caller, StoreDep, allow
 from originlock.api.envelope import ok
 from originlock.store import tokens
-from originlock.store.db import Store
 
 router = APIRouter()
-StoreDep = Annotated[Store, Depends(get_store)]
 
 
 class TokenCreate(BaseModel):
@@ -30,8 +28,12 @@ class TokenCreate(BaseModel):
 
 def token_json(token: tokens.Token, created_on: str | None = None) -> dict[str, Any]:
     return {
-        "id": token.id, "name": token.name, "status": token.status, "permissions": sorted(token.permissions),
-        "zones": sorted(token.zone_ids) if token.zone_ids is not None else None, "issued_on": created_on,
+        "id": token.id,
+        "name": token.name,
+        "status": token.status,
+        "permissions": sorted(token.permissions),
+        "zones": sorted(token.zone_ids) if token.zone_ids is not None else None,
+        "issued_on": created_on,
     }
 
 
@@ -49,8 +51,10 @@ def list_tokens(token: Caller, store: StoreDep) -> JSONResponse:
     allow(token, "tokens:edit")
     with store.read() as conn:
         items = [token_json(t, created) for t, created in tokens.list_tokens(conn)]
-    return ok(items, {"page": 1, "per_page": max(len(items), 1), "count": len(items), "total_count": len(items),
-                      "total_pages": 1})
+    return ok(
+        items,
+        {"page": 1, "per_page": max(len(items), 1), "count": len(items), "total_count": len(items), "total_pages": 1},
+    )
 
 
 @router.delete("/user/tokens/{token_id}")

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, Row, select
 
-from originlock.api.deps import Caller, Page, ZoneAccess, allow, get_store, page_params, zone_access
+from originlock.api.deps import Caller, StoreDep, ZoneEdit, ZoneRead, ZonesPage, allow
 from originlock.api.envelope import ok, result_info
 from originlock.store import schema, zones
-from originlock.store.db import Store
 from originlock.store.errors import Invalid
 
 router = APIRouter()
-StoreDep = Annotated[Store, Depends(get_store)]
 
 
 class AccountRef(BaseModel):
@@ -31,7 +29,7 @@ class ZoneCreate(BaseModel):
     type: str = "full"
 
 
-class ZoneEdit(BaseModel):
+class ZonePatch(BaseModel):
     model_config = ConfigDict(extra="ignore")
     paused: bool | None = None
     type: str | None = None
@@ -40,24 +38,42 @@ class ZoneEdit(BaseModel):
 def zone_json(conn: Connection, row: Row[Any]) -> dict[str, Any]:
     account = conn.execute(select(schema.accounts).where(schema.accounts.c.id == row.account_id)).one()
     return {
-        "id": row.id, "name": row.name, "status": "active", "paused": row.paused, "type": row.type,
+        "id": row.id,
+        "name": row.name,
+        "status": "active",
+        "paused": row.paused,
+        "type": row.type,
         "development_mode": 0,
         # A self-hosted edge is not the authoritative DNS: there are no name servers to delegate to.
-        "name_servers": [], "original_name_servers": None, "original_registrar": None, "original_dnshost": None,
+        "name_servers": [],
+        "original_name_servers": None,
+        "original_registrar": None,
+        "original_dnshost": None,
         "vanity_name_servers": [],
-        "created_on": row.created_on, "modified_on": row.modified_on, "activated_on": row.created_on,
+        "created_on": row.created_on,
+        "modified_on": row.modified_on,
+        "activated_on": row.created_on,
         "account": {"id": account.id, "name": account.name},
         "owner": {"id": None, "type": "user", "email": None},
         "meta": {"custom_certificate_quota": 0, "page_rule_quota": 0, "phishing_detected": False},
-        "plan": {"id": "originlock", "name": "originlock", "price": 0, "currency": "USD", "frequency": "",
-                 "is_subscribed": True, "can_subscribe": False, "legacy_id": "originlock", "legacy_discount": False,
-                 "externally_managed": False},
+        "plan": {
+            "id": "originlock",
+            "name": "originlock",
+            "price": 0,
+            "currency": "USD",
+            "frequency": "",
+            "is_subscribed": True,
+            "can_subscribe": False,
+            "legacy_id": "originlock",
+            "legacy_discount": False,
+            "externally_managed": False,
+        },
         "permissions": [],
     }
 
 
 @router.get("/accounts")
-def list_accounts(token: Caller, store: StoreDep, page: Page = page_params(20, 5, 50)) -> JSONResponse:
+def list_accounts(token: Caller, store: StoreDep, page: ZonesPage) -> JSONResponse:
     with store.read() as conn:
         rows = zones.list_accounts(conn)
     items = [{"id": r.id, "name": r.name, "type": "standard", "created_on": r.created_on, "settings": {}} for r in rows]
@@ -90,17 +106,22 @@ def create_zone(body: ZoneCreate, token: Caller, store: StoreDep) -> JSONRespons
 def list_zones(
     token: Caller,
     store: StoreDep,
+    page: ZonesPage,
     name: str | None = None,
     account_id: Annotated[str | None, Query(alias="account.id")] = None,
     direction: str = "asc",
-    page: Page = page_params(20, 5, 50),
 ) -> JSONResponse:
     allow(token, "zone:read")
     zone_ids = sorted(token.zone_ids) if token.zone_ids is not None else None
     with store.read() as conn:
         rows, total = zones.list_zones(
-            conn, name=name, account_id=account_id, zone_ids=zone_ids, order_desc=direction == "desc",
-            offset=page.offset, limit=page.per_page,
+            conn,
+            name=name,
+            account_id=account_id,
+            zone_ids=zone_ids,
+            order_desc=direction == "desc",
+            offset=page.offset,
+            limit=page.per_page,
         )
         items = [zone_json(conn, r) for r in rows]
     # Past the last page: an empty result, never an error (the SDK pages until it sees one; spec §8.4).
@@ -108,20 +129,20 @@ def list_zones(
 
 
 @router.get("/zones/{zone_id}")
-def get_zone(store: StoreDep, access: ZoneAccess = zone_access("zone:read")) -> JSONResponse:
+def get_zone(store: StoreDep, access: ZoneRead) -> JSONResponse:
     with store.read() as conn:
         return ok(zone_json(conn, zones.get_zone(conn, access.zone_id)))
 
 
 @router.patch("/zones/{zone_id}")
-def edit_zone(body: ZoneEdit, store: StoreDep, access: ZoneAccess = zone_access("zone:edit")) -> JSONResponse:
+def edit_zone(body: ZonePatch, store: StoreDep, access: ZoneEdit) -> JSONResponse:
     with store.write() as conn:
         row = zones.update_zone(conn, access.zone_id, paused=body.paused, zone_type=body.type)
         return ok(zone_json(conn, row))
 
 
 @router.delete("/zones/{zone_id}")
-def delete_zone(store: StoreDep, access: ZoneAccess = zone_access("zone:edit")) -> JSONResponse:
+def delete_zone(store: StoreDep, access: ZoneEdit) -> JSONResponse:
     with store.write() as conn:
         zones.delete_zone(conn, access.zone_id)
     return ok({"id": access.zone_id})

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from originlock.cli.certs_local import add_local_commands
 from originlock.cli.client import CliError, add_api_arguments, client_from_args
 from originlock.cli.output import emit
 
@@ -131,6 +132,7 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=_dns)
 
     certs = sub.add_parser("certs", help="manage AOP client certificates").add_subparsers(dest="action", required=True)
+    add_local_commands(certs)
     specs = [
         ("list", "list AOP certificates", "originlock certs list example.test [--hostname-level]", ()),
         (

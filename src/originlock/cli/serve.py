@@ -35,7 +35,8 @@ def _banner(deployment: Deployment, api: tuple[str, int]) -> str:
     )
     return "\n".join(
         [
-            f"originlock control plane on {base}/client/v4  (store: {deployment.store.backend}, data: {deployment.data_dir})",
+            f"originlock control plane on {base}/client/v4",
+            f"store: {deployment.store.backend}; data dir: {deployment.data_dir}",
             token_line,
             "CA certificates: " + "  ".join(f"{base}/ca/{name}.pem" for name in ("origin-pull", "edge", "origin")),
             "next: originlock zones add example.test",

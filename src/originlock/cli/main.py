@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from originlock._version import __version__
-from originlock.cli import resources, serve
+from originlock.cli import origin, resources, rules, serve
 from originlock.cli.client import CliError
 
 __all__ = ["build_parser", "main"]
@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve.add_parser(sub)
     resources.add_parsers(sub)
+    origin.add_parser(sub)
+    rules.add_parser(sub)
     return parser
 
 

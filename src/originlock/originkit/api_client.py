@@ -16,14 +16,20 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 from originlock.originkit.material import EdgeIdentity, EdgeSource
 
-__all__ = ["API_TOKEN_ENV", "API_URL_ENV", "ApiEdgeMaterial", "ControlPlaneError"]
+__all__ = ["API_TOKEN_ENV", "API_URL_ENV", "DEFAULT_API_URL", "ApiEdgeMaterial", "ControlPlaneError"]
 
 API_URL_ENV = "ORIGINLOCK_API_URL"
 API_TOKEN_ENV = "ORIGINLOCK_API_TOKEN"
+#: Same defaults as the rest of the CLI (cli/client.py): where `originlock serve` listens, and the admin
+#: token file it writes into its data directory. Duplicated, not imported: the origin kit stays standalone.
+DEFAULT_API_URL = "http://127.0.0.1:8787"
+DATA_DIR_ENV = "ORIGINLOCK_DATA_DIR"
+DEFAULT_DATA_DIR = "originlock-data"
 _SOURCES: tuple[EdgeSource, ...] = ("hostname", "zone", "global", "none")
 
 
@@ -44,17 +50,22 @@ class ApiEdgeMaterial:
 
     @classmethod
     def from_env(cls, api_url: str | None = None, token: str | None = None) -> ApiEdgeMaterial:
-        """Flags win over ``ORIGINLOCK_API_URL`` / ``ORIGINLOCK_API_TOKEN``.
+        """Flags win over ``ORIGINLOCK_API_URL`` / ``ORIGINLOCK_API_TOKEN``, which win over the defaults
+        (``http://127.0.0.1:8787`` and ``$ORIGINLOCK_DATA_DIR/admin-token``, as `originlock serve` sets up).
 
         Raises:
-            ControlPlaneError: either is missing.
+            ControlPlaneError: no token anywhere.
         """
-        url = api_url or os.environ.get(API_URL_ENV)
+        url = api_url or os.environ.get(API_URL_ENV) or DEFAULT_API_URL
         tok = token or os.environ.get(API_TOKEN_ENV)
-        if not url:
-            raise ControlPlaneError(f"no control-plane URL: pass --api-url or set {API_URL_ENV}")
         if not tok:
-            raise ControlPlaneError(f"no API token: pass --token or set {API_TOKEN_ENV}")
+            token_file = Path(os.environ.get(DATA_DIR_ENV, DEFAULT_DATA_DIR)) / "admin-token"
+            if token_file.is_file():
+                tok = token_file.read_text().strip()
+        if not tok:
+            raise ControlPlaneError(
+                f"no API token: pass --token, set {API_TOKEN_ENV}, or run from the directory of `originlock serve`"
+            )
         return cls(api_url=url, token=tok)
 
     def _get(self, path: str, query: dict[str, str] | None = None) -> Any:
@@ -81,7 +92,9 @@ class ApiEdgeMaterial:
         return envelope.get("result")
 
     def zone_id(self, zone: str) -> str:
-        """Id of the zone named ``zone``. Raises LookupError when there is none."""
+        """Id of the zone named ``zone`` (a 32-hex id is taken as is). Raises LookupError when there is none."""
+        if len(zone) == 32 and all(c in "0123456789abcdef" for c in zone):
+            return zone
         result = self._get("/zones", {"name": zone})
         for item in result or []:
             if isinstance(item, dict) and item.get("name", zone) == zone and "id" in item:

@@ -125,7 +125,16 @@ def check_origin(
     )
     server_der = server_der or obs.server_cert_der
 
-    probes[ProbeKind.EDGE_CERT] = _edge_probe(origin, name, edge_client, via_edge, timeout)
+    if edge_source == "none" and edge_client is None and via_edge is None:
+        # The edge connects without a certificate, so it gets exactly what probe 1 got.
+        first = probes[ProbeKind.NO_CERT]
+        probes[ProbeKind.EDGE_CERT] = ProbeResult(
+            ProbeKind.EDGE_CERT, first.outcome,
+            f"the edge presents no client certificate for {name} (control plane), so: {first.detail}",
+            status=first.status, via="none",
+        )
+    else:
+        probes[ProbeKind.EDGE_CERT] = _edge_probe(origin, name, edge_client, via_edge, timeout)
     verdict, reasons, more_notes = decide(probes)
     fingerprint = x509.load_der_x509_certificate(server_der).fingerprint(hashes.SHA256()).hex() if server_der else None
     return CheckReport(

@@ -55,11 +55,13 @@ def classify_tls_error(reason: str | None, *, after_handshake: bool) -> tuple[Ou
     if name in NOT_TLS_REASONS:
         return Outcome.ERROR, f"the origin does not speak TLS on this port ({name.lower()})"
     when = "right after the TLS handshake" if after_handshake else "during the TLS handshake"
+    if name == "EOF" and after_handshake:
+        return Outcome.CLOSED, "TLS completed, then the origin closed the connection without answering"
     if name in ("EOF", "RESET"):
+        # With TLS 1.3 the server checks our certificate after our side of the handshake is done, so a
+        # rejection may arrive as a reset instead of an alert, depending on timing.
         how = "closed" if name == "EOF" else "reset"
-        if after_handshake:
-            return Outcome.CLOSED, f"TLS completed, then the origin {how} the connection without answering"
-        return Outcome.REFUSED_TLS, f"the origin {how} the connection during the TLS handshake"
+        return Outcome.REFUSED_TLS, f"the origin {how} the connection {when}"
     if name in CERT_ALERT_REASONS:
         return Outcome.REFUSED_TLS, f"refused {when} with alert {name.lower()}"
     # Other handshake failures (no shared cipher, protocol version) still keep this client out, but say so.
@@ -130,6 +132,11 @@ def decide(probes: dict[ProbeKind, ProbeResult]) -> tuple[Verdict, list[str], li
         notes.append(f"the edge-certificate probe failed: {edge.detail}")
         return Verdict.LOCKED, [f"refuses requests without a client certificate ({refused_how})",
                                 "refuses certificates from an unrelated CA"], notes
+    if edge.outcome.refused and edge.via == "none":
+        return Verdict.MISCONFIGURED, [
+            "requires a client certificate, but the edge presents none for this hostname: requests through "
+            "the edge will fail; enable Authenticated Origin Pulls for the zone or hostname"
+        ], notes
     if edge.outcome.refused:
         effect = (
             "requests through the edge will fail with 525"

@@ -75,8 +75,7 @@ def parse_pem_header(value: str) -> list[x509.Certificate]:
     if "-----BEGIN" in text:
         # Some proxies fold newlines into spaces; PEM parsing needs the base64 lines back.
         text = re.sub(r"(-----BEGIN [A-Z ]+-----)(.*?)(-----END [A-Z ]+-----)",
-                      lambda m: m.group(1) + "\n" + m.group(2).replace(" ", "\n") + "\n" + m.group(3),
-                      text, flags=re.S)
+                      lambda m: "\n".join([m.group(1), *m.group(2).split(), m.group(3)]), text, flags=re.S)
         return _certs_from_pem(text)
     certs = []
     for part in text.split(","):  # Traefik joins several certificates with commas

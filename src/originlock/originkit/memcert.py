@@ -46,6 +46,8 @@ def load_cert_chain_from_memory(ctx: ssl.SSLContext, chain_pem: str | bytes, key
         try:
             ctx.load_cert_chain(path)
         except (ssl.SSLError, OSError, ValueError):
-            raise KeyMaterialError("the client certificate chain or key could not be loaded (mismatch or bad PEM)") from None
+            raise KeyMaterialError(
+                "the client certificate chain or key could not be loaded (mismatch or bad PEM)"
+            ) from None
     finally:
         os.close(fd)

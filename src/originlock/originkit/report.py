@@ -58,7 +58,8 @@ class ProbeResult:
     detail: str
     #: HTTP status when a response was read.
     status: int | None = None
-    #: ``direct`` (the checker connected itself) or ``edge`` (the request went through the edge).
+    #: ``direct`` (the checker connected itself), ``edge`` (the request went through the edge) or
+    #: ``none`` (not sent: the edge presents no certificate, so probe 1's result stands for it).
     via: str = "direct"
     #: Subject of the client certificate presented, if any.
     client_subject: str | None = None
@@ -123,7 +124,7 @@ def format_text(report: CheckReport) -> str:
     lines += [f"  - {reason}" for reason in report.reasons]
     lines.append("probes:")
     for probe in report.probes:
-        via = " via the edge" if probe.via == "edge" else ""
+        via = {"edge": " (via the edge)", "none": " (edge has none)"}.get(probe.via, "")
         lines.append(f"  {_LABELS[probe.kind]}{via}: {probe.outcome.value} - {probe.detail}")
     lines += [f"note: {note}" for note in report.notes]
     return "\n".join(lines)

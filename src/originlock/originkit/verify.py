@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.x509 import verification as xv
 
 from originlock.tls.certs import describe, load_certificates, spki_sha256
@@ -153,7 +154,7 @@ def _walk(
 def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:  # pragma: no cover
     try:
         cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, Exception):
+    except (ValueError, TypeError, InvalidSignature):
         return False
     return True
 

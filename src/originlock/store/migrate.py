@@ -21,8 +21,14 @@ def _m1_initial(conn: Connection) -> None:
     conn.execute(insert(schema.generation).values(id=1, value=1))
 
 
+def _create_missing_tables(conn: Connection) -> None:
+    # create_all only creates tables that do not exist yet: adding a table needs nothing more.
+    schema.metadata.create_all(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _m1_initial),
+    (2, _create_missing_tables),  # origin_certs (Origin CA)
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -155,3 +155,19 @@ audit_log = Table(
     Column("action", String(16), nullable=False),
     Column("resource", Text, nullable=False),
 )
+
+origin_certs = Table(
+    "origin_certs",
+    metadata,
+    # Decimal serial number: unique per CA, and what Cloudflare's Origin CA ids look like (long digits).
+    Column("id", String(64), primary_key=True),
+    Column("certificate", Text, nullable=False),
+    Column("csr", Text, nullable=False),
+    # JSON list of hostnames (may include one leading "*." wildcard each).
+    Column("hostnames", Text, nullable=False),
+    Column("request_type", String(32), nullable=False),
+    Column("requested_validity", Integer, nullable=False),
+    Column("expires_on", TS, nullable=False),
+    Column("created_on", TS, nullable=False),
+    Column("revoked_at", TS, nullable=True),
+)

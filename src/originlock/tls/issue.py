@@ -15,6 +15,7 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from originlock.tls.certs import PrivateKey, private_key_pem
@@ -141,11 +142,40 @@ def issue_leaf(
     key: PrivateKey | None = None,
     not_before: datetime | None = None,
 ) -> Issued:
-    """A leaf (``CA:FALSE``) signed by ``ca``, for TLS client and/or server authentication.
+    """A leaf (``CA:FALSE``) and its new key, signed by ``ca``, for TLS client and/or server authentication.
 
     ``days`` may be negative together with ``not_before`` to make an already-expired certificate (tests).
     """
     key = key or new_key()
+    cert = certify(
+        ca,
+        common_name,
+        key.public_key(),
+        now=now,
+        days=days,
+        client=client,
+        server=server,
+        sans=sans,
+        organization=organization,
+        not_before=not_before,
+    )
+    return Issued(cert, key)
+
+
+def certify(
+    ca: Issued,
+    common_name: str,
+    public_key: CertificatePublicKeyTypes,
+    *,
+    now: datetime,
+    days: int = 730,
+    client: bool = True,
+    server: bool = False,
+    sans: Sequence[str] = (),
+    organization: str | None = None,
+    not_before: datetime | None = None,
+) -> x509.Certificate:
+    """Sign a leaf for someone else's key (a CSR's): the private key never comes near us."""
     usages = []
     if client:
         usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
@@ -156,7 +186,7 @@ def issue_leaf(
         x509.CertificateBuilder()
         .subject_name(_name(common_name, organization))
         .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(now + timedelta(days=days))
@@ -165,7 +195,7 @@ def issue_leaf(
             x509.KeyUsage(
                 digital_signature=True,
                 content_commitment=False,
-                key_encipherment=isinstance(key, rsa.RSAPrivateKey),
+                key_encipherment=isinstance(public_key, rsa.RSAPublicKey),
                 data_encipherment=False,
                 key_agreement=False,
                 key_cert_sign=False,
@@ -181,4 +211,4 @@ def issue_leaf(
     names = list(sans) or ([common_name] if server else [])
     if names:
         builder = builder.add_extension(_san(names), critical=False)
-    return Issued(builder.sign(ca.key, _hash_for(ca.key)), key)
+    return builder.sign(ca.key, _hash_for(ca.key))

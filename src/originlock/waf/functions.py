@@ -111,9 +111,9 @@ _BOOL_ARRAY: Final = Param(ArgKind.FIELD, _is(array_of(BOOL)), "Array<Bool>")
 
 
 def _url_decode_options(index: int, arg: ArgInfo) -> None:
-    if index == 1 and not isinstance(arg.literal, bytes) or (
-        isinstance(arg.literal, bytes) and not set(arg.literal) <= set(b"ru")
-    ):
+    if index != 1:
+        return
+    if not isinstance(arg.literal, bytes) or not set(arg.literal) <= set(b"ru"):
         raise FunctionError(f'invalid value of argument #{index}: options are "r", "u" or "ur"')
 
 

@@ -48,7 +48,7 @@ def lex_quoted(src: str, pos: int) -> tuple[bytes, int]:
         if c == '"':
             return bytes(out), pos + 1
         if c != "\\":
-            out += c.encode()
+            out += c.encode("utf-8", "surrogatepass")
             pos += 1
             continue
         pos += 1
@@ -110,7 +110,7 @@ def lex_bytes(src: str, pos: int) -> tuple[bytes, int]:
         return lex_quoted(src, pos)
     if c == "r" and src[pos + 1 : pos + 2] in ('"', "#"):
         text, pos = lex_raw(src, pos)
-        return text.encode(), pos
+        return text.encode("utf-8", "surrogatepass"), pos
     out = bytearray([_take_radix(src, pos, 2, 16)])
     pos += 2
     if not src.startswith(":", pos):
@@ -160,17 +160,19 @@ def lex_int(src: str, pos: int) -> tuple[int, int]:
     """An i64 literal: ``0x1F`` hex, ``0123`` octal (= 83), ``-12`` / ``12`` decimal."""
     start = pos
     if src.startswith("0x", pos):
-        return _int_digits(src, start, pos + 2, 16, _HEX)
+        return _int_digits(src, start, pos + 2, 16)
     if src.startswith("-", pos):
-        return _int_digits(src, start, pos + 1, 10, _DEC)
+        return _int_digits(src, start, pos + 1, 10)
     if src.startswith("0", pos) and src[pos + 1 : pos + 2] in _DEC and src[pos + 1 : pos + 2]:
-        return _int_digits(src, start, pos + 1, 8, _DEC)
-    return _int_digits(src, start, pos, 10, _DEC)
+        return _int_digits(src, start, pos + 1, 8)
+    return _int_digits(src, start, pos, 10)
 
 
-def _int_digits(src: str, start: int, pos: int, radix: int, chars: frozenset[str]) -> tuple[int, int]:
+def _int_digits(src: str, start: int, pos: int, radix: int) -> tuple[int, int]:
+    # wirefilter takes every hex digit before choosing the radix, so `5a` is one bad decimal
+    # token (and `5and ssl` is an error) rather than `5` followed by `and`.
     end = pos
-    while end < len(src) and src[end] in chars:
+    while end < len(src) and src[end] in _HEX:
         end += 1
     if end == pos:
         raise LexError("expected digit", pos, max(pos + 1, len(src)))

@@ -14,7 +14,7 @@ from sqlalchemy import Row
 
 from originlock.api.deps import SslEdit, SslRead, StoreDep, clock
 from originlock.api.envelope import ok
-from originlock.store import aop, settings
+from originlock.store import aop, identity, settings
 from originlock.store.db import Store
 
 router = APIRouter()
@@ -97,6 +97,23 @@ def get_zone_settings(store: StoreDep, access: SslRead) -> JSONResponse:
 def put_zone_settings(body: ZoneAopSettings, store: StoreDep, access: SslEdit) -> JSONResponse:
     with store.write() as conn:
         return ok({"enabled": settings.set_aop_zone_enabled(conn, access.zone_id, body.enabled)})
+
+
+@router.get(BASE + "/edge_identity")
+def get_edge_identity(
+    store: StoreDep, now: Annotated[Any, Depends(clock)], access: SslRead, hostname: str | None = None
+) -> JSONResponse:
+    """originlock extension for the origin kit: what the edge presents on TLS pulls, and the CAs to trust."""
+    with store.read() as conn:
+        found = identity.edge_identity(conn, access.zone_id, hostname, now)
+    return ok(
+        {
+            "source": found.source,
+            "certificate_id": found.certificate_id,
+            "certificate": found.certificate,
+            "ca_bundle": found.ca_bundle,
+        }
+    )
 
 
 # --- per-hostname certificates and associations -----------------------------------------------

@@ -14,12 +14,14 @@ from originlock.originkit.snippets.options import Phase, SnippetOptions
 
 __all__ = ["config", "render"]
 
+_API = "type.googleapis.com/envoy.extensions"
+
 
 def config(opts: SnippetOptions, phase: Phase) -> dict[str, Any]:
     """The configuration as data (tests check its structure; ``render`` prints it as YAML-compatible JSON)."""
     host, port = opts.app_host_port()
     tls_context = {
-        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+        "@type": f"{_API}.transport_sockets.tls.v3.DownstreamTlsContext",
         "require_client_certificate": phase == "enforce",
         "common_tls_context": {
             "tls_certificates": [
@@ -32,7 +34,7 @@ def config(opts: SnippetOptions, phase: Phase) -> dict[str, Any]:
         },
     }
     hcm = {
-        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "@type": f"{_API}.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "originlock_aop",
         "forward_client_cert_details": "SANITIZE_SET",
         "set_current_client_cert_details": {"cert": True},
@@ -47,7 +49,7 @@ def config(opts: SnippetOptions, phase: Phase) -> dict[str, Any]:
         },
         "http_filters": [
             {"name": "envoy.filters.http.router",
-             "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+             "typed_config": {"@type": f"{_API}.filters.http.router.v3.Router"}}
         ],
     }
     return {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlsplit
 
 __all__ = ["PHASES", "Phase", "SnippetOptions"]
 
@@ -46,8 +47,6 @@ class SnippetOptions:
 
     def app_host_port(self) -> tuple[str, int]:
         """``app_url`` split for servers that take host and port separately (Envoy, HAProxy)."""
-        from urllib.parse import urlsplit
-
         if self.app_url is None:
             raise ValueError("this server needs --app URL: the address admitted requests are sent to")
         parts = urlsplit(self.app_url if "://" in self.app_url else f"http://{self.app_url}")

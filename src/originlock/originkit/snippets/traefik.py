@@ -9,6 +9,7 @@ is valid YAML, so names and paths with special characters stay safe.
 from __future__ import annotations
 
 import json
+import re
 
 from originlock.originkit.snippets.options import Phase, SnippetOptions
 
@@ -22,10 +23,17 @@ def _q(value: str) -> str:
     return json.dumps(value)
 
 
+def _rule(name: str) -> str:
+    if name.startswith("*."):
+        # Traefik v3: Host() takes no wildcard; one label under the zone, as a regular expression.
+        return f"HostRegexp(`^[^.]+\\.{re.escape(name[2:])}$`)"
+    return f"Host(`{name}`)"
+
+
 def render(opts: SnippetOptions, phase: Phase) -> str:
     auth = "VerifyClientCertIfGiven" if phase == "accept" else "RequireAndVerifyClientCert"
     app = opts.app_url or "http://127.0.0.1:8080"
-    rule = " || ".join(f"Host(`{name}`)" for name in opts.server_names)
+    rule = " || ".join(_rule(name) for name in opts.server_names)
     return (
         f"# originlock AOP for {opts.primary_name} - {phase} phase (Traefik dynamic configuration)\n"
         f"# the {ENTRY_POINT} entry point must listen on :{opts.listen_port} with TLS\n"

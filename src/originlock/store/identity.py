@@ -1,0 +1,90 @@
+"""What the edge presents to an origin, as the origin kit asks for it: source, certificate and CA bundle.
+
+Uses the same precedence as the snapshot (``snapshot/aop.py``) without unsealing any key: the answer
+is public material only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import Connection, select
+
+from originlock.snapshot.aop import Candidate, choose_client_cert
+from originlock.snapshot.model import ClientCert, SslMode
+from originlock.store import schema
+from originlock.store.db import from_iso
+from originlock.store.pki import public_pem
+from originlock.store.settings import AOP_ZONE_ENABLED, zone_settings_map
+from originlock.store.zones import get_zone
+from originlock.tls.certs import load_certificates
+
+__all__ = ["EdgeIdentity", "edge_identity"]
+
+
+@dataclass(frozen=True)
+class EdgeIdentity:
+    source: str
+    certificate_id: str | None
+    certificate: str | None
+    ca_bundle: str | None
+
+
+def _issuers(chain_pem: str) -> list[str]:
+    """The CA certificates uploaded after the leaf (the origin must trust the one that issued the leaf)."""
+    return [c.public_bytes(serialization.Encoding.PEM).decode() for c in load_certificates(chain_pem)[1:]]
+
+
+def edge_identity(conn: Connection, zone_id: str, hostname: str | None, now: datetime) -> EdgeIdentity:
+    get_zone(conn, zone_id)
+    settings = zone_settings_map(conn, zone_id)
+    chains: dict[str, str] = {}
+    zone_candidates: list[Candidate] = []
+    hostname_candidates: dict[str, Candidate] = {}
+    for row in conn.execute(select(schema.aop_certs).where(schema.aop_certs.c.zone_id == zone_id)):
+        chains[row.id] = row.chain_pem
+        cert = ClientCert(row.id, row.kind, row.fingerprint, row.chain_pem.encode(), b"", from_iso(row.expires_on))
+        candidate = Candidate(cert, row.status, from_iso(row.uploaded_on))
+        if row.kind == "zone":
+            zone_candidates.append(candidate)
+        else:
+            hostname_candidates[row.id] = candidate
+    assoc = None
+    if hostname is not None:
+        assoc = conn.execute(
+            select(schema.hostname_associations).where(
+                schema.hostname_associations.c.zone_id == zone_id,
+                schema.hostname_associations.c.hostname == hostname.strip().rstrip(".").lower(),
+            )
+        ).first()
+    origin_pull = public_pem(conn, "origin-pull") or ""
+    leaf_pem = conn.execute(select(schema.pki.c.cert_pem).where(schema.pki.c.name == "origin-pull-leaf")).scalar_one()
+    leaf_expiry = load_certificates(leaf_pem)[0].not_valid_after_utc
+    global_cert = ClientCert("global", "global", "", leaf_pem.encode(), b"", leaf_expiry)
+    choice = choose_client_cert(
+        # Asked about TLS pulls: whatever the zone's mode, say what a TLS pull would present.
+        ssl_mode=SslMode.FULL,
+        association_enabled=assoc.enabled if assoc is not None else None,
+        association_cert=hostname_candidates.get(assoc.cert_id) if assoc is not None else None,
+        zone_aop_enabled=bool(settings[AOP_ZONE_ENABLED]),
+        zone_certs=zone_candidates,
+        tls_client_auth=settings["tls_client_auth"] == "on",
+        global_cert=global_cert,
+        now=now,
+    )
+    cert = choice.cert
+    if cert is None:
+        return EdgeIdentity("none", None, None, None)
+    if cert.source == "global":
+        return EdgeIdentity("global", None, leaf_pem, origin_pull)
+    bundle: list[str] = []
+    if cert.source == "zone":
+        # During a rotation overlap the origin must trust every active zone certificate's CA.
+        for candidate in zone_candidates:
+            if candidate.status == "active":
+                bundle += [pem for pem in _issuers(chains[candidate.cert.id]) if pem not in bundle]
+    else:
+        bundle = _issuers(chains[cert.id])
+    return EdgeIdentity(cert.source, cert.id, chains[cert.id], "".join(bundle) or None)

@@ -1,0 +1,149 @@
+"""The ``matches`` operator: Cloudflare-compatible syntax checks, then RE2.
+
+Cloudflare runs Rust ``regex`` with ``unicode(false)`` and ``utf8(false)``: byte-oriented, ASCII
+classes. RE2 in Latin-1 mode behaves the same on bytes and is linear-time like Rust's engine,
+but its syntax differs in a few places. ``check_pattern`` refuses what Rust refuses and RE2 would
+accept (``\\Q…\\E``, ``\\C``, ``\\pN`` without ``(?u)``, octal escapes), and ``to_re2`` rewrites the
+few spellings Rust accepts and RE2 does not (``\\u0041``, ``\\<``/``\\>``). Remaining differences
+are listed in ``docs/waf.md``.
+
+Hot path: the pybind11 call into RE2 costs about 1 µs, so patterns that are plain literals,
+optionally anchored (``^/api/``), are matched with ``bytes`` methods instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Final
+
+import re2
+
+__all__ = ["RegexError", "check_pattern", "compile_regex"]
+
+_REJECTED_ESCAPES: Final = {
+    "Q": "unrecognized escape sequence",
+    "E": "unrecognized escape sequence",
+    "C": "unrecognized escape sequence",
+    "X": "unrecognized escape sequence",
+    "R": "unrecognized escape sequence",
+    "h": "unrecognized escape sequence",
+    "e": "unrecognized escape sequence",
+}
+_UNICODE_FLAG: Final = re.compile(r"\(\?([a-zA-Z-]*)u([a-zA-Z-]*)([:)])")
+_EMPTY_MIN_REPEAT: Final = re.compile(r"(?<!\\)\{,")
+_META: Final = frozenset(".^$*+?()[]{}|\\")
+_RE2_MAX_MEM: Final = 10 << 20
+"""Cloudflare's compiled-size limit (``regex_compiled_size_limit``, spec §1.5)."""
+
+
+class RegexError(ValueError):
+    pass
+
+
+def _options() -> re2.Options:
+    options = re2.Options()
+    options.encoding = re2.Options.Encoding.LATIN1
+    options.log_errors = False
+    options.never_capture = True
+    options.max_mem = _RE2_MAX_MEM
+    return options
+
+
+def to_re2(pattern: str) -> str:
+    """Check ``pattern`` against Rust's syntax and return the RE2 spelling of it.
+
+    Raises:
+        RegexError: ``regex parse error: …`` when Cloudflare would refuse the pattern.
+    """
+    unicode_on = _UNICODE_FLAG.search(pattern) is not None
+    if _EMPTY_MIN_REPEAT.search(pattern):
+        raise RegexError("regex parse error: repetition quantifier expects a valid decimal")
+    # RE2 has no `u` flag; in Latin-1 mode its Unicode classes still parse, so drop the flag.
+    pattern = _UNICODE_FLAG.sub(lambda m: "" if m.group(1) + m.group(2) == "" and m.group(3) == ")"
+                                else f"(?{m.group(1)}{m.group(2)}{m.group(3)}", pattern)
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c != "\\":
+            out.append(c)
+            i += 1
+            continue
+        e = pattern[i + 1 : i + 2]
+        if e in _REJECTED_ESCAPES:
+            raise RegexError(f"regex parse error: {_REJECTED_ESCAPES[e]}")
+        if e.isdigit():
+            raise RegexError("regex parse error: backreferences are not supported")
+        if e in ("p", "P") and not unicode_on:
+            raise RegexError("regex parse error: Unicode not allowed here")
+        if e in ("u", "U") and pattern[i + 2 : i + 3] != "{":
+            width = 4 if e == "u" else 8
+            digits = pattern[i + 2 : i + 2 + width]
+            out.append("\\x{" + digits + "}")
+            i += 2 + width
+            continue
+        if e in ("<", ">"):
+            out.append("\\b")
+            i += 2
+            continue
+        if e == "u":
+            out.append("\\x")
+            i += 2
+            continue
+        out.append(pattern[i : i + 2])
+        i += 2
+    return "".join(out)
+
+
+def check_pattern(pattern: str) -> None:
+    """Raise ``RegexError`` unless ``pattern`` compiles the way Cloudflare would accept it."""
+    _compile_re2(to_re2(pattern))
+
+
+def _compile_re2(pattern: str) -> re2._Regexp:
+    # Latin-1 keeps RE2 byte-oriented; non-ASCII pattern text is matched as its UTF-8 bytes,
+    # which is what Rust's utf8(false) engine does with a literal "é".
+    source = pattern.encode("utf-8", "surrogatepass")
+    try:
+        return re2.compile(source, _options())
+    except re2.error as exc:
+        detail = exc.args[0] if exc.args else exc
+        if isinstance(detail, bytes):
+            detail = detail.decode("utf-8", "replace")
+        raise RegexError(f"regex parse error: {detail}") from None
+
+
+def _literal_fast_path(pattern: str) -> Callable[[bytes], bool] | None:
+    anchored_start = pattern.startswith("^")
+    body = pattern[1:] if anchored_start else pattern
+    anchored_end = body.endswith("$") and not body.endswith("\\$")
+    if anchored_end:
+        body = body[:-1]
+    if any(c in _META for c in body) or not body.isascii():
+        return None
+    lit = body.encode()
+    if anchored_start and anchored_end:
+        return lambda value: value == lit
+    if anchored_start:
+        return lambda value: value.startswith(lit)
+    if anchored_end:
+        # Rust `$` without (?m) matches only at the very end, like bytes.endswith.
+        return lambda value: value.endswith(lit)
+    return lambda value: lit in value
+
+
+def compile_regex(pattern: str) -> Callable[[bytes], bool]:
+    """An unanchored-search predicate over bytes for a pattern that passed ``check_pattern``."""
+    fast = _literal_fast_path(pattern)
+    if fast is not None:
+        return fast
+    compiled = _compile_re2(to_re2(pattern))
+    search = compiled._regexp.Match
+    unanchored = re2._Anchor.UNANCHORED
+    null = (-1, -1)
+
+    def match(value: bytes) -> bool:
+        return bool(search(unanchored, value, 0, len(value))[0] != null)
+
+    return match

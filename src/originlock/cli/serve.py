@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import logging
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from originlock.api.app import create_app
+from originlock.edge.config import add_edge_arguments, edge_config_from_args
+from originlock.edge.runtime import run_edge
+from originlock.edge.server import EdgeServer
+from originlock.edge.snapshots import SnapshotFactory, SnapshotSource
 from originlock.server.bootstrap import Deployment, bootstrap
+from originlock.server.store_snapshots import StoreSnapshotSource, open_store_snapshots
 
 __all__ = ["add_parser"]
 
@@ -26,7 +34,7 @@ def _host_port(value: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def _banner(deployment: Deployment, api: tuple[str, int]) -> str:
+def _banner(deployment: Deployment, api: tuple[str, int], edge: list[str]) -> str:
     base = f"http://{api[0]}:{api[1]}"
     token_line = (
         f"admin token (shown once, also in {deployment.admin_token_path}):\n    {deployment.new_admin_token}"
@@ -36,6 +44,7 @@ def _banner(deployment: Deployment, api: tuple[str, int]) -> str:
     return "\n".join(
         [
             f"originlock control plane on {base}/client/v4",
+            *edge,
             f"store: {deployment.store.backend}; data dir: {deployment.data_dir}",
             token_line,
             "CA certificates: " + "  ".join(f"{base}/ca/{name}.pem" for name in ("origin-pull", "edge", "origin")),
@@ -44,14 +53,42 @@ def _banner(deployment: Deployment, api: tuple[str, int]) -> str:
     )
 
 
+def _edge_lines(edge: EdgeServer) -> list[str]:
+    lines = []
+    if edge.http_address:
+        lines.append(f"edge HTTP on http://{edge.http_address[0]}:{edge.http_address[1]}")
+    if edge.https_address:
+        lines.append(f"edge HTTPS on https://{edge.https_address[0]}:{edge.https_address[1]}")
+    return lines
+
+
 async def _serve(args: argparse.Namespace) -> int:
+    try:
+        edge_config = edge_config_from_args(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     deployment = bootstrap(Path(args.data_dir), args.store)
+    snapshots: SnapshotSource | SnapshotFactory
+    if edge_config.workers > 1:
+        # Each worker process opens its own store connection; the factory must be picklable.
+        snapshots = functools.partial(open_store_snapshots, str(deployment.data_dir), deployment.store_url)
+    else:
+        snapshots = StoreSnapshotSource(deployment.store)
+    edge_up: asyncio.Future[EdgeServer] = asyncio.get_running_loop().create_future()
+    edge_task = asyncio.create_task(run_edge(edge_config, snapshots, server_ready=edge_up))
+    done, _ = await asyncio.wait({edge_task, edge_up}, return_when=asyncio.FIRST_COMPLETED)
+    if edge_task in done and not edge_up.done():
+        exc = edge_task.exception()
+        print(f"error: the edge could not start: {exc}; is another server on --http/--https?", file=sys.stderr)
+        deployment.store.close()
+        return 1
     app = create_app(deployment.store)
     config = uvicorn.Config(
         app, host=args.api[0], port=args.api[1], log_level="warning", access_log=False, lifespan="off"
     )
     server = uvicorn.Server(config)
-    print(_banner(deployment, args.api), flush=True)
+    print(_banner(deployment, args.api, _edge_lines(edge_up.result())), flush=True)
     # uvicorn captures SIGINT/SIGTERM while serving and re-raises them afterwards; a handler of ours
     # turns that re-raise into a clean exit instead of a traceback.
     stop = {"signal": 0}
@@ -65,6 +102,9 @@ async def _serve(args: argparse.Namespace) -> int:
     try:
         await server.serve()
     finally:
+        edge_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await edge_task
         deployment.store.close()
     if not server.started and not stop["signal"]:
         print(f"error: could not listen on {args.api[0]}:{args.api[1]} for the API; is something else there?")
@@ -95,4 +135,5 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--store", default=None, help="store URL (default: SQLite in the data dir; postgresql://... for a fleet)"
     )
+    add_edge_arguments(p)
     p.set_defaults(func=run)

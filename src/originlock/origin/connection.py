@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from typing import cast
 
 from originlock.errors import EdgeError, OriginBadResponse, OriginHandshakeFailed, OriginTimeout
 from originlock.origin.peer import PoolKey
@@ -45,8 +46,8 @@ class OriginConnection(asyncio.Protocol):
     # -- asyncio callbacks ---------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports do not subclass asyncio.Transport; they implement its interface.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if not self._in_exchange:
@@ -182,18 +183,11 @@ class OriginConnection(asyncio.Protocol):
             finally:
                 handle.cancel()
                 self._waiter = None
-            if waiter.result() is not None:  # pragma: no cover - futures carry None only
-                continue
-            if _TIMED_OUT in self.__dict__.get("_flags", ()):  # pragma: no cover
-                continue
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
         self.closed = True
-
-
-_TIMED_OUT = "timed_out"
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:

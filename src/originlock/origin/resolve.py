@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
@@ -53,11 +54,11 @@ class Resolver:
         return addresses[0]
 
 
-def getaddrinfo_lookup(loop_getaddrinfo: Callable[..., Awaitable[list[tuple[object, ...]]]]) -> Lookup:
+def getaddrinfo_lookup(loop: asyncio.AbstractEventLoop) -> Lookup:
     """Adapt ``loop.getaddrinfo`` to a :data:`Lookup`."""
 
     async def lookup(host: str, port: int) -> list[str]:
-        infos = await loop_getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        return [str(info[4][0]) for info in infos]  # type: ignore[index]
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return [str(info[4][0]) for info in infos]
 
     return lookup

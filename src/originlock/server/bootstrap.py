@@ -26,6 +26,7 @@ MASTER_KEY_ENV = "ORIGINLOCK_MASTER_KEY"
 class Deployment:
     data_dir: Path
     store: Store
+    store_url: str
     account_id: str
     admin_token_path: Path
     #: The admin token's secret when this start created it from scratch (print it once), else None.
@@ -52,7 +53,8 @@ def bootstrap(data_dir: Path, store_url: str | None = None, now: datetime | None
         if not db_file.exists():
             # Create it 0600 ourselves; SQLite gives its -wal and -shm files the same mode.
             os.close(os.open(db_file, os.O_WRONLY | os.O_CREAT, 0o600))
-    store = Store(store_url or default_store_url(data_dir), KeySealer(master))
+    store_url = store_url or default_store_url(data_dir)
+    store = Store(store_url, KeySealer(master))
     token_path = data_dir / "admin-token"
     from_env = os.environ.get(ADMIN_TOKEN_ENV, "").strip() or None
     new_token: str | None = None
@@ -70,4 +72,4 @@ def bootstrap(data_dir: Path, store_url: str | None = None, now: datetime | None
             conn.execute(insert(schema.meta).values(key="admin_token_created", value=now.isoformat()))
     if new_token is not None:
         _write_secret(token_path, new_token)
-    return Deployment(data_dir, store, account_id, token_path, new_token)
+    return Deployment(data_dir, store, store_url, account_id, token_path, new_token)

@@ -43,8 +43,9 @@ class TestPki:
         self.global_leaf = issue_leaf(self.origin_pull_ca, "origin-pull.originlock.test", now=self.now)
         self.global_client = client_cert_from(self.global_leaf, self.origin_pull_ca, id="global", source="global")
 
-    def client(self, common_name: str, *, ca: Issued | None = None, id: str | None = None,
-               source: str = "zone") -> ClientCert:
+    def client(
+        self, common_name: str, *, ca: Issued | None = None, id: str | None = None, source: str = "zone"
+    ) -> ClientCert:
         ca = ca or self.origin_pull_ca
         return client_cert_from(issue_leaf(ca, common_name, now=self.now), ca, id=id or common_name, source=source)
 
@@ -69,15 +70,29 @@ class TestPki:
         return cert, key
 
 
-def make_route(hostname: str, origin: str = "127.0.0.1", *, ssl_mode: SslMode = SslMode.FULL,
-               client_cert: ClientCert | None = None, record_type: str = "A", always_use_https: bool = False,
-               min_tls_version: str = "1.0", client_cert_error: str | None = None,
-               zone: str = "example.test") -> Route:
+def make_route(
+    hostname: str,
+    origin: str = "127.0.0.1",
+    *,
+    ssl_mode: SslMode = SslMode.FULL,
+    client_cert: ClientCert | None = None,
+    record_type: str = "A",
+    always_use_https: bool = False,
+    min_tls_version: str = "1.0",
+    client_cert_error: str | None = None,
+    zone: str = "example.test",
+) -> Route:
     return Route(
-        hostname=hostname, zone_id=hashlib.md5(zone.encode()).hexdigest(), zone_name=zone, origin=origin,
+        hostname=hostname,
+        zone_id=hashlib.md5(zone.encode()).hexdigest(),
+        zone_name=zone,
+        origin=origin,
         record_type=record_type,  # type: ignore[arg-type]
-        ssl_mode=ssl_mode, always_use_https=always_use_https, min_tls_version=min_tls_version,
-        client_cert=client_cert, client_cert_error=client_cert_error,
+        ssl_mode=ssl_mode,
+        always_use_https=always_use_https,
+        min_tls_version=min_tls_version,
+        client_cert=client_cert,
+        client_cert_error=client_cert_error,
     )
 
 

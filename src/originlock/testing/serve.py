@@ -29,6 +29,8 @@ class ServeProcess:
     data_dir: Path
     api_url: str
     log_path: Path
+    http_port: int
+    https_port: int
 
     @property
     def token(self) -> str:
@@ -53,7 +55,21 @@ def start_serve(
 ) -> ServeProcess:
     port = free_port()
     log_path = data_dir.parent / f"{data_dir.name}-serve-{port}.log"
-    args = [sys.executable, "-m", "originlock", "serve", "--data-dir", str(data_dir), "--api", f"127.0.0.1:{port}"]
+    http_port, https_port = free_port(), free_port()
+    args = [
+        sys.executable,
+        "-m",
+        "originlock",
+        "serve",
+        "--data-dir",
+        str(data_dir),
+        "--api",
+        f"127.0.0.1:{port}",
+        "--http",
+        f"127.0.0.1:{http_port}",
+        "--https",
+        f"127.0.0.1:{https_port}",
+    ]
     if store:
         args += ["--store", store]
     args += extra_args or []
@@ -66,7 +82,7 @@ def start_serve(
             raise RuntimeError(f"originlock serve exited: {log_path.read_text()}")
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return ServeProcess(proc, data_dir, url, log_path)
+                return ServeProcess(proc, data_dir, url, log_path, http_port, https_port)
         except httpx.HTTPError:
             pass
         time.sleep(0.1)

@@ -67,9 +67,9 @@ def page(code: int, ray_id: str, host: str, detail: str = "") -> bytes:
     title, advice = _ADVICE.get(code, ("Error", "An unexpected error occurred at the edge."))
     label = f"Error {code}"
     esc = html.escape
-    extra = f"<p class=\"detail\">{esc(detail)}</p>\n" if detail else ""
+    extra = f'<p class="detail">{esc(detail)}</p>\n' if detail else ""
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{esc(host or 'originlock')} | {label}: {esc(title)}</title></head>\n<body>\n"
         f"<h1>{label}</h1>\n<h2>{esc(title)}</h2>\n"
         f"<p>What should the site owner check? {esc(advice)}</p>\n{extra}"

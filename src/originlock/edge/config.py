@@ -1,0 +1,185 @@
+"""Edge configuration: one frozen, validated dataclass, and the CLI flags that build it."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+
+from originlock.origin.connector import OriginTimeouts
+from originlock.origin.pool import IDLE_TIMEOUT, MAX_IDLE_PER_KEY
+from originlock.pipeline.context import DEFAULT_COLO, PipelineSettings
+
+__all__ = ["EdgeConfig", "add_edge_arguments", "edge_config_from_args", "parse_address"]
+
+DEFAULT_HTTP = "127.0.0.1:8080"
+DEFAULT_HTTPS = "127.0.0.1:8443"
+#: Visitor keep-alive idle timeout: nginx's keepalive_timeout default is 75 s.
+DOWNSTREAM_IDLE_TIMEOUT = 75.0
+#: Time allowed to receive a complete request head: nginx's client_header_timeout is 60 s.
+DOWNSTREAM_HEADER_TIMEOUT = 60.0
+#: Time allowed for the visitor to accept response bytes before the connection is dropped
+#: (nginx send_timeout 60 s).
+DOWNSTREAM_WRITE_TIMEOUT = 60.0
+#: On shutdown, in-flight requests get this long to finish (uvicorn's timeout_graceful_shutdown is off by
+#: default; Kubernetes' terminationGracePeriodSeconds is 30 s).
+SHUTDOWN_GRACE = 10.0
+
+
+def parse_address(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` -> (host, port). Raises ValueError."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    host = host.strip("[]") or "0.0.0.0"
+    number = int(port)
+    if not 0 <= number < 65536:
+        raise ValueError(f"port out of range in {value!r}")
+    return host, number
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    """Everything the edge data plane is configured with."""
+
+    #: Visitor-facing plain HTTP listener; None disables it.
+    http: tuple[str, int] | None = field(default_factory=lambda: parse_address(DEFAULT_HTTP))
+    #: Visitor-facing HTTPS listener; None disables it.
+    https: tuple[str, int] | None = field(default_factory=lambda: parse_address(DEFAULT_HTTPS))
+    origin_https_port: int = 443
+    origin_http_port: int = 80
+    #: Edge processes sharing the listeners through SO_REUSEPORT.
+    workers: int = 1
+    origin_timeouts: OriginTimeouts = field(default_factory=OriginTimeouts)
+    idle_timeout: float = DOWNSTREAM_IDLE_TIMEOUT
+    header_timeout: float = DOWNSTREAM_HEADER_TIMEOUT
+    write_timeout: float = DOWNSTREAM_WRITE_TIMEOUT
+    shutdown_grace: float = SHUTDOWN_GRACE
+    pool_max_idle_per_key: int = MAX_IDLE_PER_KEY
+    pool_idle_timeout: float = IDLE_TIMEOUT
+    #: Access log destination: a path, ``-`` for stdout, or None for no access log.
+    access_log: str | None = None
+    #: Public ports used in redirects; default to the listener ports.
+    public_http_port: int | None = None
+    public_https_port: int | None = None
+    colo: str = DEFAULT_COLO
+    #: ``uvloop`` (falls back to asyncio when not installed) or ``asyncio``.
+    loop: str = "uvloop"
+
+    def __post_init__(self) -> None:
+        if self.http is None and self.https is None:
+            raise ValueError("the edge needs an HTTP or an HTTPS listener")
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
+        if min(self.idle_timeout, self.header_timeout, self.write_timeout) <= 0 or self.shutdown_grace < 0:
+            raise ValueError("timeouts must be positive")
+        if self.loop not in ("uvloop", "asyncio"):
+            raise ValueError("loop must be 'uvloop' or 'asyncio'")
+        self.pipeline_settings()  # validates ports
+
+    def pipeline_settings(self, http_port: int | None = None, https_port: int | None = None) -> PipelineSettings:
+        """Settings for the pure phases; ``*_port`` are the bound listener ports (for redirects)."""
+        public_http = self.public_http_port or http_port or (self.http[1] if self.http else 80) or 80
+        public_https = self.public_https_port or https_port or (self.https[1] if self.https else 443) or 443
+        return PipelineSettings(
+            origin_https_port=self.origin_https_port,
+            origin_http_port=self.origin_http_port,
+            public_http_port=public_http,
+            public_https_port=public_https,
+            colo=self.colo,
+        )
+
+
+def _address(value: str) -> tuple[str, int] | None:
+    if value.lower() in ("", "off", "none"):
+        return None
+    try:
+        return parse_address(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_edge_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the edge's flags to ``parser`` (``originlock serve``)."""
+    group = parser.add_argument_group("edge")
+    group.add_argument(
+        "--http",
+        type=_address,
+        default=DEFAULT_HTTP,
+        metavar="HOST:PORT",
+        help=f"visitor HTTP listener, or 'off' (default {DEFAULT_HTTP})",
+    )
+    group.add_argument(
+        "--https",
+        type=_address,
+        default=DEFAULT_HTTPS,
+        metavar="HOST:PORT",
+        help=f"visitor HTTPS listener, or 'off' (default {DEFAULT_HTTPS})",
+    )
+    group.add_argument(
+        "--origin-https-port", type=int, default=443, metavar="PORT", help="origin port for HTTPS pulls (default 443)"
+    )
+    group.add_argument(
+        "--origin-http-port", type=int, default=80, metavar="PORT", help="origin port for plain HTTP pulls (default 80)"
+    )
+    group.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="edge processes sharing the listeners with SO_REUSEPORT (default 1)",
+    )
+    defaults = OriginTimeouts()
+    group.add_argument(
+        "--origin-connect-timeout",
+        type=float,
+        default=defaults.connect,
+        metavar="SECONDS",
+        help=f"522 after this long without a TCP connection (default {defaults.connect:g})",
+    )
+    group.add_argument(
+        "--origin-read-timeout",
+        type=float,
+        default=defaults.read,
+        metavar="SECONDS",
+        help=f"524 after this long without a response (default {defaults.read:g})",
+    )
+    group.add_argument(
+        "--origin-write-timeout",
+        type=float,
+        default=defaults.write,
+        metavar="SECONDS",
+        help=f"524 when the origin does not accept the request (default {defaults.write:g})",
+    )
+    group.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=DOWNSTREAM_IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help=f"close idle visitor connections after this long (default {DOWNSTREAM_IDLE_TIMEOUT:g})",
+    )
+    group.add_argument(
+        "--access-log",
+        default="-",
+        metavar="PATH",
+        help="JSON-lines access log: a path, '-' for stdout, 'off' to disable (default -)",
+    )
+
+
+def edge_config_from_args(args: argparse.Namespace) -> EdgeConfig:
+    """Build the :class:`EdgeConfig` from flags added by :func:`add_edge_arguments` (ValueError if invalid)."""
+    access_log = None if args.access_log in ("off", "none", "") else args.access_log
+    return EdgeConfig(
+        http=args.http,
+        https=args.https,
+        origin_https_port=args.origin_https_port,
+        origin_http_port=args.origin_http_port,
+        workers=args.workers,
+        origin_timeouts=OriginTimeouts(
+            connect=args.origin_connect_timeout,
+            handshake=args.origin_connect_timeout,
+            read=args.origin_read_timeout,
+            write=args.origin_write_timeout,
+        ),
+        idle_timeout=args.idle_timeout,
+        access_log=access_log,
+    )

@@ -1,0 +1,204 @@
+"""One visitor connection: an asyncio ``Protocol`` that feeds the sans-IO request parser, and the task
+that serves its requests one after another.
+
+Parsing happens in ``data_received`` (pipelined requests queue up as events, in order); the serving
+task consumes events, so responses are always written in request order and never interleave. Reading
+pauses when more than :data:`READ_HIGH_WATER` bytes of parsed events are waiting (a visitor that uploads
+faster than the origin accepts is slowed down rather than buffered). A protocol error is queued after
+the events that preceded it, so earlier requests are still answered before the 400.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from typing import TYPE_CHECKING, cast
+
+from originlock.errors import DownstreamError, EdgeError
+from originlock.proto.events import BodyReceived, Event
+from originlock.proto.http1 import RequestParser
+
+if TYPE_CHECKING:
+    from originlock.edge.server import EdgeState
+
+__all__ = ["DownstreamConnection"]
+
+#: Parsed-but-unconsumed request bytes above which the edge stops reading from the visitor.
+READ_HIGH_WATER = 256 * 1024
+
+
+class _Closed:
+    """Sentinel queued when the visitor half-closed or the connection ended."""
+
+
+_CLOSED = _Closed()
+
+
+class DownstreamConnection(asyncio.Protocol):
+    def __init__(self, state: EdgeState, scheme: str) -> None:
+        self.state = state
+        self.scheme = scheme
+        self.transport: asyncio.Transport | None = None
+        self.client_ip = ""
+        self.client_port = 0
+        self.sni: str | None = None
+        self.tls_version: str | None = None
+        self.parser = RequestParser(state.limits)
+        self.closed = False
+        self._queue: deque[Event | EdgeError | _Closed] = deque()
+        self._buffered = 0
+        self._read_paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._out: list[bytes] = []
+
+    # -- asyncio callbacks ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport; they implement its interface.
+        self.transport = cast(asyncio.Transport, transport)
+        peer = self.transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.client_ip, self.client_port = str(peer[0]), int(peer[1])
+        ssl_obj = self.transport.get_extra_info("ssl_object")
+        if isinstance(ssl_obj, ssl.SSLObject):
+            self.sni = ssl_obj.server_hostname
+            self.tls_version = ssl_obj.version()
+        self._task = self.state.start_connection(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self.parser.feed(data)
+        except DownstreamError as exc:
+            self._queue.append(exc)
+            self._pause()
+            self._wake()
+            return
+        if events:
+            self._queue.extend(events)
+            self._buffered += len(data)
+            if self._buffered > READ_HIGH_WATER:
+                self._pause()
+            self._wake()
+
+    def eof_received(self) -> bool:
+        self._queue.append(_CLOSED)
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._queue.append(_CLOSED)
+        self._wake()
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    # -- used by the serving task --------------------------------------------------------------
+
+    def _pause(self) -> None:
+        if not self._read_paused and self.transport is not None and not self.closed:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def next_event_nowait(self) -> Event | None:
+        """The next queued event; None when nothing is queued (or the visitor went away: see ``closed``).
+
+        Raises:
+            DownstreamError: the visitor sent something malformed (after all earlier events).
+        """
+        queue = self._queue
+        if not queue:
+            return None
+        item = queue[0]
+        if isinstance(item, _Closed):
+            return None
+        queue.popleft()
+        if isinstance(item, EdgeError):
+            raise item
+        if isinstance(item, BodyReceived):
+            self._buffered -= len(item.data)
+        if not queue:
+            self._buffered = 0
+            if self._read_paused and not self.closed and self.transport is not None:
+                self._read_paused = False
+                self.transport.resume_reading()
+        return item
+
+    @property
+    def at_eof(self) -> bool:
+        return bool(self._queue) and isinstance(self._queue[0], _Closed)
+
+    async def next_event(self, timeout: float) -> Event | None:
+        """Wait up to ``timeout`` for the next event; None on EOF or timeout."""
+        while True:
+            event = self.next_event_nowait()
+            if event is not None:
+                return event
+            if self.at_eof or self.closed:
+                return None
+            loop = self.state.loop
+            waiter = self._waiter = loop.create_future()
+            handle = loop.call_later(timeout, waiter.cancel)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if not waiter.cancelled():
+                    raise
+                if self._task is not None and self._task.cancelling():
+                    raise
+                return None  # timed out
+            finally:
+                handle.cancel()
+                self._waiter = None
+
+    def write(self, data: bytes) -> None:
+        """Queue ``data``; it is sent by :meth:`flush` (each transport write is one TLS record and one
+        syscall, so a response head and a body that is already here go out together)."""
+        self._out.append(data)
+
+    def flush(self) -> None:
+        if self._out:
+            data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+            self._out.clear()
+            if self.transport is not None and not self.closed:
+                self.transport.write(data)
+
+    async def drain(self, timeout: float) -> bool:
+        """Flush, then wait for the visitor to accept written bytes; False if it did not in ``timeout``."""
+        self.flush()
+        if not self._write_paused or self.closed:
+            return not self.closed
+        waiter = self._drain_waiter = self.state.loop.create_future()
+        handle = self.state.loop.call_later(timeout, waiter.cancel)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if not waiter.cancelled() or (self._task is not None and self._task.cancelling()):
+                raise
+            return False
+        finally:
+            handle.cancel()
+            self._drain_waiter = None
+        return not self.closed
+
+    def close(self) -> None:
+        self.flush()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+        self.closed = True

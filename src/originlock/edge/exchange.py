@@ -1,0 +1,221 @@
+"""One request, start to finish: the I/O phases of ``pipeline/phases.py``, in its order.
+
+``serve_request`` runs the pure phases (``run_until_origin``), then ORIGIN_CONNECT (pool), REQUEST_BODY
+(streamed to the origin, ``100 Continue`` answered by the edge), RESPONSE_HEADERS and RESPONSE_BODY
+(streamed back, re-framed), ERROR (the 52x/1xxx page while nothing has been sent yet; afterwards the
+visitor connection is closed, never left half-answered) and LOG.
+
+Retry: a request without a body and with an idempotent method (RFC 9110 §9.2.2) that failed on a
+*reused* origin connection before any response byte arrived is retried once on a new connection (the
+origin closed the connection while it was idle).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from originlock.errors import EdgeError, MalformedRequest
+from originlock.origin.connection import OriginConnection
+from originlock.pipeline.builtin.error_pages import error_response
+from originlock.pipeline.builtin.forwarding import visitor_response_headers
+from originlock.pipeline.context import RequestContext
+from originlock.pipeline.decision import Forward, Respond
+from originlock.pipeline.phases import run_until_origin
+from originlock.proto.events import BodyReceived, MessageEnded, RequestReceived, ResponseReceived
+from originlock.proto.serialize import LAST_CHUNK, chunk, request_head, response_head
+
+if TYPE_CHECKING:
+    from originlock.edge.downstream import DownstreamConnection
+    from originlock.edge.server import EdgeState
+
+__all__ = ["serve_request"]
+
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class _VisitorGone(Exception):
+    """The visitor closed the connection or stopped reading; nothing more can be sent."""
+
+
+async def serve_request(conn: DownstreamConnection, request: RequestReceived, state: EdgeState) -> bool:
+    """Answer ``request``; returns whether the visitor connection stays open for another request."""
+    ctx = RequestContext(
+        ray_id=state.ray_id(),
+        snapshot=state.snapshot(),
+        scheme=conn.scheme,
+        client_ip=conn.client_ip,
+        client_port=conn.client_port,
+        started=time.monotonic(),
+        sni=conn.sni,
+        tls_version=conn.tls_version,
+    )
+    keep_alive = request.keep_alive
+    try:
+        decision = run_until_origin(request, ctx, state.settings, state.waf)
+        if isinstance(decision, Respond):
+            keep_alive = _respond(conn, request, ctx, decision, keep_alive)
+        else:
+            keep_alive = await _proxy(conn, request, ctx, decision, state, keep_alive)
+    except _VisitorGone:
+        keep_alive = False
+    except EdgeError as exc:
+        ctx.error_code, ctx.error_detail = exc.code, exc.message
+        if ctx.status:
+            keep_alive = False  # the status line is out; all we can do is cut the response short
+        else:
+            keep_alive = _respond(conn, request, ctx, error_response(exc, ctx.ray_id, ctx.host), keep_alive)
+    state.log(ctx, request)
+    return keep_alive and not conn.closed
+
+
+def _request_consumed(conn: DownstreamConnection, request: RequestReceived) -> bool:
+    """Drop already-received body events of an unanswered request; True when its end was seen."""
+    while True:
+        try:
+            event = conn.next_event_nowait()
+        except EdgeError:
+            return False
+        if event is None:
+            return False
+        if isinstance(event, MessageEnded):
+            return True
+
+
+def _respond(
+    conn: DownstreamConnection, request: RequestReceived, ctx: RequestContext, response: Respond, keep_alive: bool
+) -> bool:
+    """Send a locally generated response; a body the visitor announced but did not fully send (or that we
+    did not read) means the connection cannot be reused."""
+    if not _request_consumed(conn, request):
+        keep_alive = False
+    keep_alive = keep_alive and not response.close
+    headers = list(response.headers)
+    if not any(name.lower() == b"content-length" for name, _ in headers):
+        headers.append((b"Content-Length", str(len(response.body)).encode()))
+    if not any(name.lower() == b"cf-ray" for name, _ in headers):
+        headers.append((b"CF-Ray", ctx.ray_id.encode()))
+    if not keep_alive:
+        headers.append((b"Connection", b"close"))
+    body = b"" if request.method == b"HEAD" else response.body
+    conn.write(response_head(response.status, headers) + body)
+    conn.flush()
+    ctx.status = response.status
+    ctx.bytes_sent = len(body)
+    return keep_alive
+
+
+async def _proxy(
+    conn: DownstreamConnection,
+    request: RequestReceived,
+    ctx: RequestContext,
+    forward: Forward,
+    state: EdgeState,
+    keep_alive: bool,
+) -> bool:
+    """ORIGIN_CONNECT .. RESPONSE_BODY. Returns whether the visitor connection stays open."""
+    retry_allowed = request.body == "none" and request.method in IDEMPOTENT
+    head = request_head(request.method, request.target, forward.headers)
+    timeouts = state.config.origin_timeouts
+    if request.body == "none" and not _request_consumed(conn, request):
+        raise MalformedRequest("request ended unexpectedly")
+    attempt = 0
+    while True:
+        origin, reused = await state.pool.acquire(forward.peer, fresh=attempt > 0)
+        ctx.origin_reused = reused
+        try:
+            origin.start_exchange(request.method)
+            origin.write(head)
+            if request.body != "none":
+                await _send_body(conn, request, origin, timeouts.write, state)
+            response = await origin.next_event(timeouts.read)
+        except EdgeError as exc:
+            state.pool.release(origin, False)
+            origin.close()
+            if exc.retryable and retry_allowed and reused and attempt == 0:
+                attempt += 1
+                ctx.origin_retried = True
+                continue
+            raise
+        except BaseException:
+            state.pool.release(origin, False)
+            raise
+        break
+    assert isinstance(response, ResponseReceived)
+    try:
+        keep_alive = await _send_response(conn, request, ctx, origin, response, state, keep_alive)
+    except BaseException:
+        state.pool.release(origin, False)
+        raise
+    state.pool.release(origin, origin.finish_exchange(response.keep_alive))
+    return keep_alive
+
+
+async def _send_body(
+    conn: DownstreamConnection,
+    request: RequestReceived,
+    origin: OriginConnection,
+    write_timeout: float,
+    state: EdgeState,
+) -> None:
+    """REQUEST_BODY: stream the visitor's body to the origin (re-chunked when it came chunked)."""
+    if request.expect_continue:
+        conn.write(_CONTINUE)
+        conn.flush()
+    chunked = request.body == "chunked"
+    while True:
+        event = conn.next_event_nowait()
+        if event is None:
+            event = await conn.next_event(state.config.idle_timeout)
+            if event is None:
+                raise _VisitorGone()
+        if isinstance(event, BodyReceived):
+            origin.write(chunk(event.data) if chunked else event.data)
+            await origin.drain(write_timeout)
+        elif isinstance(event, MessageEnded):
+            if chunked:
+                origin.write(LAST_CHUNK)
+            return
+
+
+async def _send_response(
+    conn: DownstreamConnection,
+    request: RequestReceived,
+    ctx: RequestContext,
+    origin: OriginConnection,
+    response: ResponseReceived,
+    state: EdgeState,
+    keep_alive: bool,
+) -> bool:
+    """RESPONSE_HEADERS and RESPONSE_BODY."""
+    framing = response.body
+    http11 = request.version == b"1.1"
+    rechunk = framing in ("chunked", "close") and http11
+    if framing in ("chunked", "close") and not http11:
+        keep_alive = False  # HTTP/1.0 visitor: the body ends when the connection closes
+    headers = visitor_response_headers(response, ray_id=ctx.ray_id, chunked=rechunk, close=not keep_alive)
+    if keep_alive and not http11:
+        headers.append((b"Connection", b"keep-alive"))
+    conn.write(response_head(response.status, headers, response.reason))
+    ctx.status = response.status
+    read_timeout = state.config.origin_timeouts.read
+    write_timeout = state.config.write_timeout
+    sent = 0
+    while True:
+        event = origin.next_event_nowait()
+        if event is None:
+            if not await conn.drain(write_timeout):  # flushes what is queued before waiting
+                ctx.bytes_sent = sent
+                raise _VisitorGone()
+            event = await origin.next_event(read_timeout)
+        if isinstance(event, BodyReceived):
+            data = event.data
+            sent += len(data)
+            conn.write(chunk(data) if rechunk else data)
+        elif isinstance(event, MessageEnded):
+            if rechunk:
+                conn.write(LAST_CHUNK)
+            conn.flush()
+            ctx.bytes_sent = sent
+            return keep_alive

@@ -1,0 +1,255 @@
+"""The edge server: listeners, shared per-process state, the once-a-second tick, graceful shutdown.
+
+``EdgeState`` is what every connection shares (snapshot source, origin pool, TLS contexts, access log).
+``EdgeServer`` owns the listeners and the state's lifetime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from datetime import UTC, datetime
+
+from originlock.edge.access_log import AccessLog
+from originlock.edge.config import EdgeConfig
+from originlock.edge.downstream import DownstreamConnection
+from originlock.edge.exchange import serve_request
+from originlock.edge.listeners import bind_listener
+from originlock.edge.snapshots import RefreshingSnapshotSource, SnapshotSource
+from originlock.edge.visitor_tls import VisitorTls
+from originlock.errors import DownstreamError
+from originlock.origin.connector import Connector
+from originlock.origin.pool import OriginPool
+from originlock.origin.resolve import Resolver, getaddrinfo_lookup
+from originlock.origin.tls import OriginTlsContexts
+from originlock.pipeline.builtin.access_log import access_log_line
+from originlock.pipeline.builtin.error_pages import error_response
+from originlock.pipeline.context import RequestContext
+from originlock.pipeline.hooks import WafHook
+from originlock.proto.events import RequestReceived
+from originlock.proto.http1 import DEFAULT_LIMITS
+from originlock.proto.serialize import response_head
+from originlock.snapshot.model import Snapshot
+
+__all__ = ["EdgeServer", "EdgeState"]
+
+#: Housekeeping period: idle expiry, snapshot swap check, access-log flush.
+TICK_SECONDS = 1.0
+
+
+def _fingerprints(snapshot: Snapshot) -> frozenset[str]:
+    found = {r.client_cert.fingerprint for r in snapshot.routes.values() if r.client_cert is not None}
+    if snapshot.pki.global_client is not None:
+        found.add(snapshot.pki.global_client.fingerprint)
+    return frozenset(found)
+
+
+class EdgeState:
+    """Per-process state shared by all visitor connections."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        config: EdgeConfig,
+        source: SnapshotSource,
+        *,
+        waf: WafHook | None = None,
+        http_port: int | None = None,
+        https_port: int | None = None,
+    ) -> None:
+        self.loop = loop
+        self.config = config
+        self.source = source
+        self.waf = waf
+        self.limits = DEFAULT_LIMITS
+        self.settings = config.pipeline_settings(http_port, https_port)
+        self.contexts = OriginTlsContexts()
+        resolver = Resolver(getaddrinfo_lookup(loop), time.monotonic)
+        connector = Connector(loop, resolver, self.contexts, config.origin_timeouts, self.limits)
+        self.pool = OriginPool(
+            connector,
+            time.monotonic,
+            max_idle_per_key=config.pool_max_idle_per_key,
+            idle_timeout=config.pool_idle_timeout,
+        )
+        self.access_log = AccessLog(config.access_log)
+        self.connections: dict[DownstreamConnection, bool] = {}  # -> busy with a request
+        self.draining = False
+        self._snapshot = source.current()
+        self._ray_prefix = os.urandom(4).hex()
+        self._ray_counter = int.from_bytes(os.urandom(4), "big")
+
+    # -- called per request --------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """The current snapshot; notices swaps and retires what the new one no longer has."""
+        snap = self.source.current()
+        if snap is not self._snapshot:
+            self._swapped(snap)
+        return snap
+
+    def _swapped(self, snap: Snapshot) -> None:
+        old = self._snapshot
+        self._snapshot = snap
+        keep = _fingerprints(snap)
+        if _fingerprints(old) - keep:
+            self.pool.retire(keep)
+            self.contexts.retire(keep)
+
+    def ray_id(self) -> str:
+        """A unique id per request: 8 random hex digits per process + 8 of a counter, then the colo."""
+        self._ray_counter = (self._ray_counter + 1) & 0xFFFFFFFF
+        return f"{self._ray_prefix}{self._ray_counter:08x}-{self.settings.colo}"
+
+    def log(self, ctx: RequestContext, request: RequestReceived | None) -> None:
+        if self.access_log.enabled:
+            self.access_log.write(access_log_line(ctx, request, time.monotonic(), time.time()))
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def start_connection(self, conn: DownstreamConnection) -> asyncio.Task[None]:
+        self.connections[conn] = False
+        return self.loop.create_task(self._serve(conn))
+
+    async def _serve(self, conn: DownstreamConnection) -> None:
+        idle_timeout = self.config.idle_timeout
+        try:
+            while not self.draining:
+                try:
+                    event = conn.next_event_nowait() or await conn.next_event(idle_timeout)
+                except DownstreamError as exc:
+                    self._reject(conn, exc)
+                    break
+                if not isinstance(event, RequestReceived):
+                    break
+                self.connections[conn] = True
+                keep_alive = await serve_request(conn, event, self)
+                self.connections[conn] = False
+                if not keep_alive:
+                    break
+        finally:
+            conn.close()
+            self.connections.pop(conn, None)
+
+    def _reject(self, conn: DownstreamConnection, exc: DownstreamError) -> None:
+        """Answer a request that could not be parsed (400/414/431) and close."""
+        ctx = RequestContext(
+            ray_id=self.ray_id(),
+            snapshot=self._snapshot,
+            scheme=conn.scheme,
+            client_ip=conn.client_ip,
+            client_port=conn.client_port,
+            started=time.monotonic(),
+            sni=conn.sni,
+        )
+        response = error_response(exc, ctx.ray_id, conn.sni or "")
+        headers = [*response.headers, (b"Connection", b"close")]
+        conn.write(response_head(response.status, headers) + response.body)
+        conn.flush()
+        ctx.status, ctx.bytes_sent = response.status, len(response.body)
+        ctx.error_code, ctx.error_detail = exc.code, exc.message
+        self.log(ctx, None)
+
+    # -- housekeeping --------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        self.snapshot()
+        self.pool.expire()
+        self.access_log.flush()
+
+    def close_idle_connections(self) -> None:
+        for conn, busy in list(self.connections.items()):
+            if not busy:
+                conn.close()
+
+
+class EdgeServer:
+    """Listeners plus state for one process. Use ``await start()``, then ``await serve()`` until
+    cancelled; ``serve`` shuts down gracefully when cancelled."""
+
+    def __init__(self, config: EdgeConfig, source: SnapshotSource, *, waf: WafHook | None = None) -> None:
+        self.config = config
+        self.source = source
+        self.waf = waf
+        self.http_address: tuple[str, int] | None = None
+        self.https_address: tuple[str, int] | None = None
+        self._servers: list[asyncio.Server] = []
+        self._state: EdgeState | None = None
+
+    @property
+    def state(self) -> EdgeState:
+        assert self._state is not None, "start() first"
+        return self._state
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        reuse = self.config.workers > 1
+        http_sock = https_sock = None
+        if self.config.http is not None:
+            http_sock = bind_listener(*self.config.http, reuse_port=reuse)
+            self.http_address = _bound(http_sock)
+        if self.config.https is not None:
+            https_sock = bind_listener(*self.config.https, reuse_port=reuse)
+            self.https_address = _bound(https_sock)
+        state = self._state = EdgeState(
+            loop,
+            self.config,
+            self.source,
+            waf=self.waf,
+            http_port=self.http_address[1] if self.http_address else None,
+            https_port=self.https_address[1] if self.https_address else None,
+        )
+        if http_sock is not None:
+            self._servers.append(await loop.create_server(lambda: DownstreamConnection(state, "http"), sock=http_sock))
+        if https_sock is not None:
+            tls = VisitorTls(state.snapshot, lambda: datetime.now(UTC))
+            self._servers.append(
+                await loop.create_server(
+                    lambda: DownstreamConnection(state, "https"),
+                    sock=https_sock,
+                    ssl=tls.context,
+                    ssl_handshake_timeout=self.config.header_timeout,
+                )
+            )
+
+    async def serve(self) -> None:
+        """Housekeeping until cancelled, then a graceful shutdown."""
+        state = self.state
+        refresher: asyncio.Task[None] | None = None
+        if isinstance(self.source, RefreshingSnapshotSource):
+            refresher = asyncio.get_running_loop().create_task(self.source.run())
+        try:
+            while True:
+                await asyncio.sleep(TICK_SECONDS)
+                state.tick()
+        finally:
+            if refresher is not None:
+                refresher.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await refresher
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop accepting, let in-flight requests finish (up to ``shutdown_grace``), close the rest."""
+        state = self.state
+        for server in self._servers:
+            server.close()
+        state.draining = True
+        state.close_idle_connections()
+        deadline = time.monotonic() + self.config.shutdown_grace
+        while state.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            state.close_idle_connections()
+        for conn in list(state.connections):
+            conn.close()
+        state.pool.close()
+        state.access_log.close()
+        self._servers.clear()
+
+
+def _bound(sock: socket.socket) -> tuple[str, int]:
+    address = sock.getsockname()
+    return str(address[0]), int(address[1])

@@ -1,0 +1,96 @@
+"""Visitor-facing TLS: the certificate is chosen by SNI.
+
+Each proxied hostname gets a certificate issued on demand by the deployment's edge CA (ECDSA P-256,
+cached per hostname and CA). The snapshot model has no uploaded edge certificates yet; when it does,
+:meth:`VisitorTls._context_for` is the one place to prefer them. TLS 1.2 and 1.3 only, ALPN
+``http/1.1``. A hostname's ``min_tls_version`` is enforced in the SNI callback when OpenSSL already
+knows the negotiated version there, and again by the SSL_MODE phase.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ssl
+from collections.abc import Callable
+from datetime import datetime
+
+from originlock.origin.keyload import load_chain_from_memory
+from originlock.snapshot.model import Snapshot
+from originlock.tls.certs import load_certificates, load_private_key
+from originlock.tls.issue import Issued, issue_leaf
+
+__all__ = ["VisitorTls"]
+
+#: Validity of on-demand edge certificates (Let's Encrypt's 90 days); re-issued a day before expiry.
+EDGE_CERT_DAYS = 90
+#: Cached hostname contexts (each holds one certificate and key).
+MAX_CACHED = 10_000
+#: Name on the certificate served when SNI is absent or unknown.
+FALLBACK_NAME = "originlock-edge.invalid"
+_VERSIONS = {"TLSv1.2": "1.2", "TLSv1.3": "1.3"}
+
+
+def _server_context() -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_alpn_protocols(["http/1.1"])
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    ctx.set_ecdh_curve("prime256v1")
+    return ctx
+
+
+class VisitorTls:
+    def __init__(self, snapshots: Callable[[], Snapshot], clock: Callable[[], datetime]) -> None:
+        self._snapshots = snapshots
+        self._clock = clock
+        self._cache: dict[tuple[str, str], tuple[ssl.SSLContext, datetime]] = {}
+        self._ca: tuple[bytes, Issued] | None = None
+        self.context = _server_context()
+        self.context.sni_callback = self._on_sni
+        # A certificate for handshakes without (usable) SNI, so that the visitor at least gets a page.
+        self._fallback_name = FALLBACK_NAME
+        self._install(self.context, FALLBACK_NAME, self._snapshots())
+
+    def _edge_ca(self, snapshot: Snapshot) -> tuple[str, Issued]:
+        pki = snapshot.pki
+        if self._ca is None or self._ca[0] != pki.edge_ca_cert_pem:
+            ca = Issued(load_certificates(pki.edge_ca_cert_pem)[0], load_private_key(pki.edge_ca_key_pem))
+            self._ca = (pki.edge_ca_cert_pem, ca)
+        return hashlib.sha256(self._ca[0]).hexdigest()[:16], self._ca[1]
+
+    def _install(self, ctx: ssl.SSLContext, host: str, snapshot: Snapshot) -> datetime:
+        _, ca = self._edge_ca(snapshot)
+        leaf = issue_leaf(ca, host, now=self._clock(), days=EDGE_CERT_DAYS, client=False, server=True, sans=[host])
+        load_chain_from_memory(ctx, (leaf.cert_pem + ca.cert_pem).encode(), leaf.key_pem)
+        return leaf.cert.not_valid_after_utc
+
+    def _context_for(self, host: str, snapshot: Snapshot) -> ssl.SSLContext:
+        ca_id, _ = self._edge_ca(snapshot)
+        key = (host, ca_id)
+        hit = self._cache.get(key)
+        now = self._clock()
+        if hit is not None and (hit[1] - now).days >= 1:
+            return hit[0]
+        ctx = _server_context()
+        not_after = self._install(ctx, host, snapshot)
+        if len(self._cache) >= MAX_CACHED:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[key] = (ctx, not_after)
+        return ctx
+
+    def _on_sni(self, ssl_obj: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> int | None:
+        if not server_name:
+            return None
+        snapshot = self._snapshots()
+        host = server_name.rstrip(".").lower()
+        route = snapshot.route_for(host)
+        if route is None:
+            return None  # fallback certificate; the request gets the 1001 page
+        negotiated = _VERSIONS.get(ssl_obj.version() or "")
+        if negotiated is not None and negotiated < route.min_tls_version:
+            return ssl.ALERT_DESCRIPTION_PROTOCOL_VERSION
+        try:
+            ssl_obj.context = self._context_for(host, snapshot)
+        except (ValueError, ssl.SSLError, OSError):
+            return ssl.ALERT_DESCRIPTION_INTERNAL_ERROR
+        return None

@@ -1,0 +1,125 @@
+"""Dialling an origin: resolve, TCP connect, TLS handshake with the AOP client certificate.
+
+The one place where socket and TLS exceptions of the *connect* step become edge errors (spec §7):
+ECONNREFUSED -> 521, connect timeout -> 522, EHOSTUNREACH/ENETUNREACH -> 523, certificate validation
+failure (strict modes) -> 526, any other handshake failure or timeout -> 525. TCP connect and TLS
+handshake are separate steps so that a slow handshake is not reported as 522.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import ssl
+from dataclasses import dataclass
+
+from originlock.errors import (
+    EdgeError,
+    OriginCertInvalid,
+    OriginConnectTimeout,
+    OriginHandshakeFailed,
+    OriginRefused,
+    OriginUnreachable,
+)
+from originlock.origin.connection import OriginConnection
+from originlock.origin.peer import OriginPeer
+from originlock.origin.resolve import Resolver
+from originlock.origin.tls import OriginTlsContexts
+from originlock.proto.http1 import DEFAULT_LIMITS, Limits
+
+__all__ = ["Connector", "OriginTimeouts"]
+
+_UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
+
+
+@dataclass(frozen=True)
+class OriginTimeouts:
+    """Cloudflare's documented defaults (spec §7)."""
+
+    #: 522 when no SYN+ACK arrives within this many seconds (Cloudflare: 19 s).
+    connect: float = 19.0
+    #: 525 when the TLS handshake does not finish in time (Cloudflare does not document one; nginx's
+    #: proxy_connect_timeout covers it with 60 s; we use the connect timeout again).
+    handshake: float = 19.0
+    #: 524 when no response (or no further response data) arrives within this many seconds (Cloudflare: 120 s).
+    read: float = 120.0
+    #: 524 when the origin does not accept request bytes within this many seconds (Cloudflare: 30 s).
+    write: float = 30.0
+
+    def __post_init__(self) -> None:
+        if min(self.connect, self.handshake, self.read, self.write) <= 0:
+            raise ValueError("origin timeouts must be positive")
+
+
+class Connector:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        resolver: Resolver,
+        contexts: OriginTlsContexts,
+        timeouts: OriginTimeouts,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
+        self._loop = loop
+        self._resolver = resolver
+        self._contexts = contexts
+        self._timeouts = timeouts
+        self._limits = limits
+
+    async def connect(self, peer: OriginPeer) -> OriginConnection:
+        """A new connection to ``peer``, TLS established when ``peer.tls``.
+
+        Raises:
+            EdgeError: 521-523, 525, 526, or 530/1016 when a CNAME origin does not resolve.
+        """
+        address = await self._resolver.resolve(peer.host, peer.port)
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await self._tcp_connect(sock, (address, peer.port))
+            return await self._start(sock, peer)
+        except BaseException:
+            sock.close()
+            raise
+
+    async def _tcp_connect(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        try:
+            async with asyncio.timeout(self._timeouts.connect):
+                await self._loop.sock_connect(sock, address)
+        except TimeoutError as exc:
+            raise OriginConnectTimeout(f"no answer from {address[0]}:{address[1]}") from exc
+        except ConnectionRefusedError as exc:
+            raise OriginRefused(f"{address[0]}:{address[1]} refused the connection") from exc
+        except OSError as exc:
+            if exc.errno in _UNREACHABLE:
+                raise OriginUnreachable(f"no route to {address[0]}: {exc.strerror}") from exc
+            if exc.errno == errno.ETIMEDOUT:
+                raise OriginConnectTimeout(f"no answer from {address[0]}:{address[1]}") from exc
+            raise OriginRefused(f"connecting to {address[0]}:{address[1]} failed: {exc}") from exc
+
+    async def _start(self, sock: socket.socket, peer: OriginPeer) -> OriginConnection:
+        loop = self._loop
+        conn = OriginConnection(loop, self._limits)
+        if not peer.tls:
+            await loop.create_connection(lambda: conn, sock=sock)
+            return conn
+        ctx = self._contexts.for_peer(peer)
+        try:
+            async with asyncio.timeout(self._timeouts.handshake):
+                await loop.create_connection(
+                    lambda: conn,
+                    sock=sock,
+                    ssl=ctx,
+                    server_hostname=peer.sni,
+                    ssl_handshake_timeout=self._timeouts.handshake,
+                )
+        except EdgeError:
+            raise
+        except ssl.SSLCertVerificationError as exc:
+            raise OriginCertInvalid(f"origin certificate for {peer.sni}: {exc.verify_message}") from exc
+        except (ssl.SSLError, OSError, TimeoutError, EOFError) as exc:
+            raise OriginHandshakeFailed(f"TLS handshake with {peer.sni} failed: {exc}") from exc
+        return conn

@@ -1,0 +1,65 @@
+"""The pool's pure state: plain values in, connections to close out."""
+
+from __future__ import annotations
+
+import pytest
+
+from originlock.origin.pool_state import PoolState
+
+A = ("a", 443, True, "a.test", "none", "", "fp-a")
+B = ("a", 443, True, "b.test", "none", "", "fp-b")
+
+
+def usable(_: str) -> bool:
+    return True
+
+
+def test_reuse_is_per_key_and_lifo() -> None:
+    state: PoolState[tuple[object, ...], str] = PoolState(max_idle_per_key=4, idle_timeout=10)
+    assert state.checkout(A, 0, usable) == (None, [])
+    state.opened(A)
+    state.opened(A)
+    assert state.checkin(A, "c1", 1, True) == []
+    assert state.checkin(A, "c2", 2, True) == []
+    assert state.checkout(B, 3, usable) == (None, [])  # another identity never gets A's connection
+    assert state.checkout(A, 3, usable) == ("c2", [])
+    stats = state.statistics()
+    assert (stats.idle, stats.busy, stats.opened, stats.reused) == (1, 1, 2, 1)
+
+
+def test_idle_expiry_and_cap() -> None:
+    state: PoolState[tuple[object, ...], str] = PoolState(max_idle_per_key=1, idle_timeout=10)
+    for _ in range(2):
+        state.opened(A)
+    assert state.checkin(A, "c1", 0, True) == []
+    assert state.checkin(A, "c2", 0, True) == ["c1"]
+    assert state.checkout(A, 20, usable) == (None, ["c2"])
+    state.opened(A)
+    state.checkin(A, "c3", 0, True)
+    assert state.expire(5) == [] and state.expire(11) == ["c3"]
+
+
+def test_unusable_and_not_reusable_connections_are_closed() -> None:
+    state: PoolState[tuple[object, ...], str] = PoolState(max_idle_per_key=4, idle_timeout=10)
+    state.opened(A)
+    assert state.checkin(A, "c1", 0, False) == ["c1"]
+    state.opened(A)
+    state.checkin(A, "c2", 0, True)
+    assert state.checkout(A, 1, lambda c: False) == (None, ["c2"])
+
+
+def test_retire_closes_idle_now_and_busy_on_checkin() -> None:
+    state: PoolState[tuple[object, ...], str] = PoolState(max_idle_per_key=4, idle_timeout=10)
+    state.opened(A)
+    state.opened(A)
+    state.checkin(A, "idle", 0, True)
+    state.opened(B)
+    assert state.retire(lambda key: key[6] != "fp-a") == ["idle"]
+    assert state.checkin(A, "busy", 1, True) == ["busy"]
+    assert state.checkin(B, "b", 1, True) == []
+    assert state.statistics().keys == 1
+
+
+def test_invalid_settings() -> None:
+    with pytest.raises(ValueError):
+        PoolState(max_idle_per_key=-1, idle_timeout=1)

@@ -1,0 +1,109 @@
+"""The sans-IO HTTP/1.1 parsers, with plain byte strings (h11 as an oracle for well-formed input)."""
+
+from __future__ import annotations
+
+import h11
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from originlock.errors import HeadersTooLarge, MalformedRequest, OriginBadResponse, UriTooLong
+from originlock.proto import BodyReceived, Limits, MessageEnded, RequestParser, RequestReceived, ResponseParser
+from originlock.proto.serialize import chunk, request_head, response_head
+
+
+def test_request_split_at_every_byte_gives_same_events() -> None:
+    raw = b"POST /a?b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    for cut in range(1, len(raw)):
+        parser = RequestParser()
+        events = parser.feed(raw[:cut]) + parser.feed(raw[cut:])
+        head = events[0]
+        assert isinstance(head, RequestReceived) and head.body == "chunked" and head.target == b"/a?b"
+        assert b"".join(e.data for e in events if isinstance(e, BodyReceived)) == b"abc"
+        assert isinstance(events[-1], MessageEnded)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n  b\r\n\r\n",
+        b"GET / HTTP/1.1\nHost: a\n\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n",
+    ],
+)
+def test_ambiguous_or_malformed_requests_raise(raw: bytes) -> None:
+    with pytest.raises(MalformedRequest):
+        RequestParser().feed(raw)
+
+
+def test_limits() -> None:
+    small = Limits(max_url_bytes=300, max_request_head_bytes=1000)
+    with pytest.raises(UriTooLong):
+        RequestParser(small).feed(b"GET /" + b"a" * 400 + b" HTTP/1.1\r\n")
+    with pytest.raises(HeadersTooLarge):
+        RequestParser(small).feed(b"GET / HTTP/1.1\r\nX: " + b"a" * 2000)
+    with pytest.raises(ValueError):
+        Limits(max_url_bytes=10)
+
+
+def test_expect_continue_and_keep_alive_flags() -> None:
+    (head, end) = RequestParser().feed(b"GET / HTTP/1.0\r\n\r\n")
+    assert isinstance(head, RequestReceived) and not head.keep_alive and isinstance(end, MessageEnded)
+    events = RequestParser().feed(b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+    assert isinstance(events[0], RequestReceived) and events[0].expect_continue and events[0].body == "length"
+
+
+def test_response_head_request_has_no_body() -> None:
+    parser = ResponseParser()
+    parser.start(b"HEAD")
+    events = parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+    assert [type(e) for e in events] == [type(events[0]), MessageEnded] and parser.done
+
+
+def test_response_interim_skipped_and_close_delimited() -> None:
+    parser = ResponseParser()
+    parser.start(b"GET")
+    events = parser.feed(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\nabc")
+    assert events[0].status == 200 and events[0].body == "close"  # type: ignore[union-attr]
+    assert parser.feed_eof() == [MessageEnded()]
+
+
+def test_response_errors_are_520() -> None:
+    parser = ResponseParser()
+    parser.start(b"GET")
+    with pytest.raises(OriginBadResponse):
+        parser.feed(b"garbage\r\n\r\n")
+    parser.start(b"GET")
+    parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab")
+    with pytest.raises(OriginBadResponse):
+        parser.feed_eof()
+
+
+_token = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12)
+_value = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789 ,;=/", min_size=0, max_size=30).map(str.strip)
+
+
+@given(headers=st.lists(st.tuples(_token, _value), max_size=8), body=st.binary(max_size=200))
+def test_serialised_requests_parse_like_h11(headers: list[tuple[str, str]], body: bytes) -> None:
+    fields = (
+        [(b"Host", b"example.test")]
+        + [(b"x-" + n.encode(), v.encode()) for n, v in headers]
+        + [(b"Transfer-Encoding", b"chunked")]
+    )
+    raw = request_head(b"POST", b"/p", fields) + (chunk(body) if body else b"") + b"0\r\n\r\n"
+    ours = RequestParser().feed(raw)
+    oracle = h11.Connection(h11.SERVER)
+    oracle.receive_data(raw)
+    request = oracle.next_event()
+    assert isinstance(request, h11.Request)
+    head = ours[0]
+    assert isinstance(head, RequestReceived)
+    assert [(n.lower(), v) for n, v in head.headers] == [(n.lower(), v) for n, v in request.headers.raw_items()]
+    assert b"".join(e.data for e in ours if isinstance(e, BodyReceived)) == body
+
+
+def test_response_head_serialisation() -> None:
+    assert response_head(525, [(b"A", b"b")]) == b"HTTP/1.1 525 SSL Handshake Failed\r\nA: b\r\n\r\n"

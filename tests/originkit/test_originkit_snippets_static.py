@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from originlock.originkit.snippets import PHASES, SERVERS, SnippetOptions, render, render_both
 from originlock.originkit.snippets import envoy as envoy_snippet
+from originlock.testing.require import require_executable
 
 OPTS = SnippetOptions(server_names=("app.example.test", "*.example.test"), server_cert_path="/etc/ssl/o.pem",
                       server_key_path="/etc/ssl/o.key", ca_bundle_path="/etc/ssl/edge-ca.pem",
@@ -39,7 +39,7 @@ def test_every_snippet_names_the_bundle_and_phase(server: str, phase: str) -> No
 def test_caddy_structure() -> None:
     accept, enforce = (render("caddy", OPTS, p) for p in PHASES)
     assert "mode verify_if_given" in accept and "mode require_and_verify" in enforce
-    assert _balanced(enforce) and "trust_pool file /etc/ssl/edge-ca.pem" in enforce
+    assert _balanced(enforce) and "trusted_ca_cert_file /etc/ssl/edge-ca.pem" in enforce
     assert enforce.splitlines()[1].startswith("app.example.test:8443, *.example.test:8443 {")
 
 
@@ -70,7 +70,7 @@ def test_envoy_structure(phase: str) -> None:
 
 @pytest.mark.parametrize("phase", PHASES)
 def test_traefik_structure(phase: str) -> None:
-    yaml = pytest.importorskip("yaml")  # PyYAML: not a project dependency; the structure is YAML
+    import yaml  # PyYAML, a test dependency: the structure is YAML
     doc = yaml.safe_load(render("traefik", OPTS, phase))  # type: ignore[arg-type]
     auth = doc["tls"]["options"]["originlock-aop"]["clientAuth"]
     assert auth["caFiles"] == ["/etc/ssl/edge-ca.pem"]
@@ -107,14 +107,13 @@ def _real_files(tmp_path: Path) -> SnippetOptions:
                           app_url="http://127.0.0.1:8080")
 
 
+# Envoy and Traefik are not packaged for Debian, so their snippets get the structural checks above only.
 @pytest.mark.parametrize(("server", "command"), [
     ("caddy", ["caddy", "validate", "--adapter", "caddyfile", "--config"]),
     ("haproxy", ["haproxy", "-c", "-f"]),
-    ("envoy", ["envoy", "--mode", "validate", "-c"]),
 ])
-def test_config_check_when_installed(server: str, command: list[str], tmp_path: Path) -> None:
-    if shutil.which(command[0]) is None:
-        pytest.skip(f"{command[0]} is not installed; structure is checked above")
+def test_config_check_with_the_server_itself(server: str, command: list[str], tmp_path: Path) -> None:
+    require_executable(command[0])
     opts = _real_files(tmp_path)
     for phase in PHASES:
         conf = tmp_path / f"{server}-{phase}.conf"

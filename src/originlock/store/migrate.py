@@ -29,6 +29,7 @@ def _create_missing_tables(conn: Connection) -> None:
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _m1_initial),
     (2, _create_missing_tables),  # origin_certs (Origin CA)
+    (3, _create_missing_tables),  # rulesets, custom_certificates, origin_checks, alert_*
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -171,3 +171,100 @@ origin_certs = Table(
     Column("created_on", TS, nullable=False),
     Column("revoked_at", TS, nullable=True),
 )
+
+rulesets = Table(
+    "rulesets",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("zone_id", ID, ForeignKey("zones.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("phase", String(64), nullable=False),
+    # Bumped on every change; rules carry the version they were last changed in (Cloudflare's model).
+    Column("version", Integer, nullable=False),
+    # JSON list of rule objects as the API returns them (id, version, action, expression, ...).
+    Column("rules", Text, nullable=False),
+    Column("last_updated", TS, nullable=False),
+)
+
+# Visitor-facing certificates uploaded per zone (Cloudflare's custom_certificates).
+custom_certificates = Table(
+    "custom_certificates",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("zone_id", ID, ForeignKey("zones.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("certificate", Text, nullable=False),
+    Column("key_sealed", LargeBinary, nullable=False),
+    # JSON list of the names the certificate covers (SANs).
+    Column("hosts", Text, nullable=False),
+    Column("issuer", Text, nullable=False),
+    Column("signature", String(64), nullable=False),
+    Column("serial_number", String(64), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("bundle_method", String(16), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("expires_on", TS, nullable=False),
+    Column("uploaded_on", TS, nullable=False),
+    Column("modified_on", TS, nullable=False),
+)
+
+# Last verdict of the origin exposure monitor per proxied hostname.
+origin_checks = Table(
+    "origin_checks",
+    metadata,
+    Column("zone_id", ID, ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True),
+    Column("hostname", String(255), primary_key=True),
+    Column("origin", String(255), nullable=False),
+    Column("verdict", String(16), nullable=False),
+    # JSON list of plain-words reasons.
+    Column("reasons", Text, nullable=False),
+    Column("checked_at", TS, nullable=False),
+    Column("previous_verdict", String(16), nullable=True),
+    Column("changed_at", TS, nullable=True),
+)
+
+alert_policies = Table(
+    "alert_policies",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("account_id", ID, ForeignKey("accounts.id"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("alert_type", String(128), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    # JSON: {"webhooks": [{"id": ...}], ...} and the policy's filters.
+    Column("mechanisms", Text, nullable=False),
+    Column("filters", Text, nullable=False),
+    Column("created", TS, nullable=False),
+    Column("modified", TS, nullable=False),
+)
+
+alert_webhooks = Table(
+    "alert_webhooks",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("account_id", ID, ForeignKey("accounts.id"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("url", Text, nullable=False),
+    # The shared secret sent as cf-webhook-auth, sealed like a private key.
+    Column("secret_sealed", LargeBinary, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("last_success", TS, nullable=True),
+    Column("last_failure", TS, nullable=True),
+)
+
+# One row per notification to send (certificate x threshold x policy): sent once, retried with backoff.
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("policy_id", ID, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", TS, nullable=False),
+    Column("sent_at", TS, nullable=True),
+    Column("last_error", Text, nullable=True),
+)

@@ -1,6 +1,6 @@
 """Caddy (Caddyfile): ``client_auth`` mode ``verify_if_given`` (accept) then ``require_and_verify``.
 
-``trust_pool file`` is Caddy >= 2.8's spelling; older releases used ``trusted_ca_cert_file``.
+``trusted_ca_cert_file`` works from Caddy 2.6 (Debian 12) on; 2.8 added ``trust_pool file`` and keeps the old one.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def render(opts: SnippetOptions, phase: Phase) -> str:
         "\t\tclient_auth {\n"
         f"\t\t\tmode {mode}\n"
         "\t\t\t# CA(s) whose certificates the edge presents; only these may connect.\n"
-        f"\t\t\ttrust_pool file {opts.ca_bundle_path}\n"
+        f"\t\t\ttrusted_ca_cert_file {opts.ca_bundle_path}\n"
         "\t\t}\n"
         "\t}\n"
         f"{content}"

@@ -19,6 +19,7 @@ from originlock.edge.config import add_edge_arguments, edge_config_from_args
 from originlock.edge.runtime import run_edge
 from originlock.edge.server import EdgeServer
 from originlock.edge.snapshots import SnapshotFactory, SnapshotSource
+from originlock.server.alerts_job import ExpiryAlerts
 from originlock.server.bootstrap import Deployment, bootstrap
 from originlock.server.store_snapshots import StoreSnapshotSource, open_store_snapshots
 
@@ -83,6 +84,7 @@ async def _serve(args: argparse.Namespace) -> int:
         print(f"error: the edge could not start: {exc}; is another server on --http/--https?", file=sys.stderr)
         deployment.store.close()
         return 1
+    alerts_task = asyncio.create_task(ExpiryAlerts(deployment.store, interval=args.alert_interval).run())
     app = create_app(deployment.store)
     config = uvicorn.Config(
         app, host=args.api[0], port=args.api[1], log_level="warning", access_log=False, lifespan="off"
@@ -103,8 +105,11 @@ async def _serve(args: argparse.Namespace) -> int:
         await server.serve()
     finally:
         edge_task.cancel()
+        alerts_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await edge_task
+        with contextlib.suppress(asyncio.CancelledError):
+            await alerts_task
         deployment.store.close()
     if not server.started and not stop["signal"]:
         print(f"error: could not listen on {args.api[0]}:{args.api[1]} for the API; is something else there?")
@@ -134,6 +139,10 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--store", default=None, help="store URL (default: SQLite in the data dir; postgresql://... for a fleet)"
+    )
+    p.add_argument(
+        "--alert-interval", type=float, default=60.0, metavar="SECONDS",
+        help="how often certificate expiry is checked for notifications (default 60)",
     )
     add_edge_arguments(p)
     p.set_defaults(func=run)

@@ -27,6 +27,8 @@ PERMISSIONS = (
     "ssl:edit",
     "firewall:read",
     "firewall:edit",
+    "alerting:read",
+    "alerting:edit",
     "tokens:edit",
 )
 

@@ -1,0 +1,188 @@
+"""Notification policies and webhook destinations (Cloudflare's alerting v3), and the delivery queue."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import Connection, Row, delete, insert, select, update
+
+from originlock.alerts.policy import ALERT_TYPES, DueAlert, PolicyView
+from originlock.store import schema
+from originlock.store.db import now_iso, to_iso
+from originlock.store.errors import Invalid, NotFound
+from originlock.store.sealing import KeySealer
+
+__all__ = [
+    "create_policy",
+    "create_webhook",
+    "delete_policy",
+    "delete_webhook",
+    "enqueue",
+    "get_policy",
+    "get_webhook",
+    "list_policies",
+    "list_webhooks",
+    "policy_views",
+    "update_policy",
+    "webhook_secret",
+]
+
+SUPPORTED_ALERT_TYPES = tuple(ALERT_TYPES.values())
+
+
+def _check_policy(conn: Connection, account_id: str, alert_type: str, mechanisms: dict[str, Any]) -> None:
+    if alert_type not in SUPPORTED_ALERT_TYPES:
+        raise Invalid(
+            f"alert_type {alert_type!r} is not supported; use one of {', '.join(SUPPORTED_ALERT_TYPES)}", 17001
+        )
+    for hook in mechanisms.get("webhooks") or []:
+        hook_id = hook.get("id") if isinstance(hook, dict) else None
+        if not hook_id:
+            raise Invalid("mechanisms.webhooks items need an id", 17001)
+        get_webhook(conn, account_id, str(hook_id))
+    unsupported = sorted(set(mechanisms) - {"webhooks", "email", "pagerduty"})
+    if unsupported:
+        raise Invalid(f"mechanisms {unsupported} are not supported", 17001)
+
+
+def create_policy(
+    conn: Connection,
+    account_id: str,
+    *,
+    name: str,
+    alert_type: str,
+    enabled: bool,
+    mechanisms: dict[str, Any],
+    filters: dict[str, Any],
+    description: str,
+) -> str:
+    _check_policy(conn, account_id, alert_type, mechanisms)
+    policy_id = str(uuid.uuid4())
+    stamp = now_iso()
+    conn.execute(
+        insert(schema.alert_policies).values(
+            id=policy_id,
+            account_id=account_id,
+            name=name,
+            description=description,
+            alert_type=alert_type,
+            enabled=enabled,
+            mechanisms=json.dumps(mechanisms),
+            filters=json.dumps(filters),
+            created=stamp,
+            modified=stamp,
+        )
+    )
+    return policy_id
+
+
+def update_policy(conn: Connection, account_id: str, policy_id: str, changes: dict[str, Any]) -> str:
+    current = get_policy(conn, account_id, policy_id)
+    mechanisms = changes.get("mechanisms", json.loads(current.mechanisms))
+    alert_type = changes.get("alert_type", current.alert_type)
+    _check_policy(conn, account_id, alert_type, mechanisms)
+    values: dict[str, Any] = {"modified": now_iso(), "alert_type": alert_type, "mechanisms": json.dumps(mechanisms)}
+    for key in ("name", "description", "enabled"):
+        if key in changes:
+            values[key] = changes[key]
+    if "filters" in changes:
+        values["filters"] = json.dumps(changes["filters"])
+    conn.execute(update(schema.alert_policies).where(schema.alert_policies.c.id == policy_id).values(**values))
+    return policy_id
+
+
+def get_policy(conn: Connection, account_id: str, policy_id: str) -> Row[Any]:
+    row = conn.execute(
+        select(schema.alert_policies).where(
+            schema.alert_policies.c.id == policy_id, schema.alert_policies.c.account_id == account_id
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"notification policy {policy_id} not found", 17404)
+    return row
+
+
+def list_policies(conn: Connection, account_id: str) -> list[Row[Any]]:
+    table = schema.alert_policies
+    return list(conn.execute(select(table).where(table.c.account_id == account_id).order_by(table.c.created)))
+
+
+def delete_policy(conn: Connection, account_id: str, policy_id: str) -> None:
+    get_policy(conn, account_id, policy_id)
+    conn.execute(delete(schema.alert_policies).where(schema.alert_policies.c.id == policy_id))
+
+
+def policy_views(conn: Connection) -> list[PolicyView]:
+    views = []
+    for row in conn.execute(select(schema.alert_policies)):
+        zones = json.loads(row.filters).get("zones")
+        views.append(PolicyView(row.id, row.name, row.alert_type, row.enabled, frozenset(zones) if zones else None))
+    return views
+
+
+def create_webhook(
+    conn: Connection, sealer: KeySealer, account_id: str, *, name: str, url: str, secret: str | None
+) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Invalid("url must be an http:// or https:// URL", 17001)
+    webhook_id = str(uuid.uuid4())
+    conn.execute(
+        insert(schema.alert_webhooks).values(
+            id=webhook_id,
+            account_id=account_id,
+            name=name,
+            url=url,
+            secret_sealed=sealer.seal(secret.encode(), f"webhook:{webhook_id}") if secret else None,
+            created_at=now_iso(),
+            last_success=None,
+            last_failure=None,
+        )
+    )
+    return webhook_id
+
+
+def get_webhook(conn: Connection, account_id: str, webhook_id: str) -> Row[Any]:
+    table = schema.alert_webhooks
+    row = conn.execute(select(table).where(table.c.id == webhook_id, table.c.account_id == account_id)).first()
+    if row is None:
+        raise NotFound(f"webhook destination {webhook_id} not found", 17404)
+    return row
+
+
+def list_webhooks(conn: Connection, account_id: str) -> list[Row[Any]]:
+    table = schema.alert_webhooks
+    return list(conn.execute(select(table).where(table.c.account_id == account_id).order_by(table.c.created_at)))
+
+
+def delete_webhook(conn: Connection, account_id: str, webhook_id: str) -> None:
+    get_webhook(conn, account_id, webhook_id)
+    conn.execute(delete(schema.alert_webhooks).where(schema.alert_webhooks.c.id == webhook_id))
+
+
+def webhook_secret(sealer: KeySealer, row: Row[Any]) -> str | None:
+    return sealer.open(bytes(row.secret_sealed), f"webhook:{row.id}").decode() if row.secret_sealed else None
+
+
+def enqueue(conn: Connection, alerts: list[DueAlert], payloads: dict[str, dict[str, Any]], now: datetime) -> int:
+    """Queue alerts not queued before; returns how many were new."""
+    known = {r.id for r in conn.execute(select(schema.alert_deliveries.c.id))}
+    new = [a for a in alerts if a.key not in known]
+    for alert in new:
+        conn.execute(
+            insert(schema.alert_deliveries).values(
+                id=alert.key,
+                policy_id=alert.policy_id,
+                payload=json.dumps(payloads[alert.key]),
+                status="pending",
+                attempts=0,
+                next_attempt_at=to_iso(now),
+                sent_at=None,
+                last_error=None,
+            )
+        )
+    return len(new)

@@ -1,0 +1,145 @@
+"""Expiry alerts: policies and webhooks through the SDK, thresholds sent once, retries with backoff, a gauge."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cloudflare import Cloudflare
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+
+from originlock.alerts.policy import CertExpiry, PolicyView, backoff, due_alerts
+from originlock.api.app import create_app
+from originlock.server.alerts_job import ExpiryAlerts
+from originlock.server.bootstrap import bootstrap
+from originlock.store import aop, zones
+from originlock.testing.upload_pki import UploadPki, leaf_pems
+
+NOW = datetime(2026, 11, 27, tzinfo=UTC)
+
+
+def cert(days: float, kind: str = "zone", zone: str = "z1") -> CertExpiry:
+    return CertExpiry(f"c-{days}-{kind}", kind, zone, "example.test", "42", NOW + timedelta(days=days))
+
+
+ZONE_POLICY = PolicyView("p1", "zone expiry", "zone_aop_custom_certificate_expiration_type", True, None)
+
+
+def test_thresholds_pick_the_most_urgent_one() -> None:
+    assert due_alerts([cert(45)], [ZONE_POLICY], NOW) == []
+    assert [a.threshold_days for a in due_alerts([cert(29)], [ZONE_POLICY], NOW)] == [30]
+    assert [a.threshold_days for a in due_alerts([cert(10)], [ZONE_POLICY], NOW)] == [14]
+    assert [a.threshold_days for a in due_alerts([cert(-1)], [ZONE_POLICY], NOW)] == [0]
+    # Hostname certificates need the hostname alert type; disabled policies and other zones get nothing.
+    assert due_alerts([cert(10, "hostname")], [ZONE_POLICY], NOW) == []
+    disabled = PolicyView("p2", "x", ZONE_POLICY.alert_type, False, None)
+    other_zone = PolicyView("p3", "x", ZONE_POLICY.alert_type, True, frozenset({"z2"}))
+    assert due_alerts([cert(10)], [disabled, other_zone], NOW) == []
+    assert backoff(1) == timedelta(minutes=1) and backoff(3) == timedelta(minutes=4)
+    assert backoff(30) == timedelta(hours=6)
+
+
+class Receiver:
+    """A real HTTP webhook endpoint on loopback that can be told to fail."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, Any], str | None]] = []
+        self.fail = False
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if outer.fail:
+                    self.send_response(503)
+                else:
+                    outer.received.append((body, self.headers.get("cf-webhook-auth")))
+                    self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+
+
+def test_alerts_end_to_end(store_url: str, tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ORIGINLOCK_ADMIN_TOKEN", raising=False)
+    deployment = bootstrap(tmp_path / "data", store_url)
+    store = deployment.store
+    client = TestClient(create_app(store))
+    cf = Cloudflare(
+        api_token=deployment.new_admin_token, base_url="http://testserver/client/v4", max_retries=0, http_client=client
+    )
+    account = deployment.account_id
+    hook = cf.alerting.destinations.webhooks.create(account_id=account, name="ops", url=receiver.url, secret="s3cret")
+    assert hook is not None and hook.id
+    listed = list(cf.alerting.destinations.webhooks.list(account_id=account))
+    assert [w.url for w in listed] == [receiver.url] and "s3cret" not in str(listed)
+    created = cf.alerting.policies.create(
+        account_id=account,
+        name="AOP expiry",
+        alert_type="zone_aop_custom_certificate_expiration_type",
+        enabled=True,
+        mechanisms={"webhooks": [{"id": hook.id}]},
+    )
+    assert created is not None
+    policy = cf.alerting.policies.get(created.id, account_id=account)
+    assert policy is not None and policy.alert_type == "zone_aop_custom_certificate_expiration_type"
+    assert policy.mechanisms is not None and policy.mechanisms.webhooks[0].id == hook.id  # type: ignore[index]
+
+    pki = UploadPki.create()
+    real_now = datetime.now(UTC)
+    with store.write() as conn:
+        zone = zones.create_zone(conn, name="alerts.test", account_id=account)
+        leaf = pki.client("alerts.test", days=40)
+        row = aop.upload_cert(conn, store.sealer, zone.id, "zone", *leaf_pems(leaf), real_now)
+    clock = {"now": real_now}
+    job = ExpiryAlerts(store, clock=lambda: clock["now"])
+
+    assert job.tick() == 0 and receiver.received == []  # 40 days left: nothing yet
+    gauge = REGISTRY.get_sample_value(
+        "originlock_certificate_days_to_expiry", {"zone": "alerts.test", "kind": "zone", "certificate_id": row.id}
+    )
+    assert gauge is not None and 39 < gauge <= 40
+
+    clock["now"] = real_now + timedelta(days=11)  # 29 days left: the 30-day alert, once
+    assert job.tick() == 1
+    assert job.tick() == 0
+    body, auth = receiver.received[0]
+    assert auth == "s3cret"
+    assert body["alert_type"] == "zone_aop_custom_certificate_expiration_type" and body["data"]["threshold_days"] == 30
+    assert body["data"]["certificate_id"] == row.id and "alerts.test" in body["text"]
+
+    receiver.fail = True  # 14-day alert: the webhook is down, retried with backoff
+    clock["now"] = real_now + timedelta(days=27)
+    assert job.tick() == 0
+    assert job.tick() == 0  # not retried before its backoff
+    receiver.fail = False
+    clock["now"] += timedelta(minutes=2)
+    assert job.tick() == 1
+    assert [b["data"]["threshold_days"] for b, _ in receiver.received] == [30, 14]
+
+    bad = client.post(
+        f"/client/v4/accounts/{account}/alerting/v3/policies",
+        headers={"Authorization": f"Bearer {deployment.new_admin_token}"},
+        json={"name": "x", "alert_type": "dos_attack_l7", "mechanisms": {}},
+    )
+    assert bad.status_code == 400 and "not supported" in bad.json()["errors"][0]["message"]
+    store.close()

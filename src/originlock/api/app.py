@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from originlock._version import __version__
 from originlock.api.envelope import fail
-from originlock.api.routes import alerting, aop, dns, origin_ca, settings, tokens, zones
+from originlock.api.routes import alerting, aop, custom_certs, dns, origin_ca, settings, tokens, zones
 from originlock.store.db import Store
 from originlock.store.errors import StoreError
 from originlock.store.pki import CA_NAMES, public_pem
@@ -94,7 +94,7 @@ def create_app(store: Store, *, clock: Callable[[], datetime] | None = None) -> 
     app.state.store = store
     app.state.clock = clock
     _install_error_handlers(app)
-    for module in (zones, dns, settings, aop, tokens, origin_ca, alerting):
+    for module in (zones, dns, settings, aop, tokens, origin_ca, alerting, custom_certs):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get("/ca/{name}.pem", include_in_schema=False)

@@ -1,8 +1,8 @@
 """Visitor-facing TLS: the certificate is chosen by SNI.
 
 Each proxied hostname gets a certificate issued on demand by the deployment's edge CA (ECDSA P-256,
-cached per hostname and CA). The snapshot model has no uploaded edge certificates yet; when it does,
-:meth:`VisitorTls._context_for` is the one place to prefer them. TLS 1.2 and 1.3 only, ALPN
+cached per hostname and CA), unless an uploaded custom certificate covers it (``Snapshot.edge_cert_for``),
+which :meth:`VisitorTls._context_for` prefers. TLS 1.2 and 1.3 only, ALPN
 ``http/1.1``. A hostname's ``min_tls_version`` is enforced in the SNI callback when OpenSSL already
 knows the negotiated version there, and again by the SSL_MODE phase.
 """
@@ -65,14 +65,19 @@ class VisitorTls:
         return leaf.cert.not_valid_after_utc
 
     def _context_for(self, host: str, snapshot: Snapshot) -> ssl.SSLContext:
-        ca_id, _ = self._edge_ca(snapshot)
-        key = (host, ca_id)
-        hit = self._cache.get(key)
         now = self._clock()
+        uploaded = snapshot.edge_cert_for(host, now)
+        # An uploaded certificate replaces the edge CA's; keyed by fingerprint so a replaced upload is re-read.
+        key = (host, uploaded.fingerprint if uploaded is not None else self._edge_ca(snapshot)[0])
+        hit = self._cache.get(key)
         if hit is not None and (hit[1] - now).days >= 1:
             return hit[0]
         ctx = _server_context()
-        not_after = self._install(ctx, host, snapshot)
+        if uploaded is not None:
+            load_chain_from_memory(ctx, uploaded.chain_pem, uploaded.key_pem)
+            not_after = uploaded.not_after
+        else:
+            not_after = self._install(ctx, host, snapshot)
         if len(self._cache) >= MAX_CACHED:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = (ctx, not_after)

@@ -13,7 +13,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Literal
 
-__all__ = ["ClientCert", "DeploymentPki", "Route", "Snapshot", "SslMode"]
+__all__ = ["ClientCert", "DeploymentPki", "EdgeCert", "Route", "Snapshot", "SslMode"]
 
 
 class SslMode(enum.StrEnum):
@@ -83,6 +83,28 @@ class DeploymentPki:
 
 
 @dataclass(frozen=True)
+class EdgeCert:
+    """An uploaded visitor-facing certificate (custom_certificates) and the names it covers."""
+
+    id: str
+    zone_id: str
+    #: Lower-case SAN DNS names, possibly ``*.`` wildcards.
+    hosts: tuple[str, ...]
+    priority: int
+    #: SHA-256 of the leaf: cache key for the TLS context built from it.
+    fingerprint: str
+    chain_pem: bytes
+    key_pem: bytes = field(repr=False)
+    not_after: datetime
+
+    def covers(self, host: str) -> bool:
+        if host in self.hosts:
+            return True
+        _, _, parent = host.partition(".")
+        return bool(parent) and f"*.{parent}" in self.hosts
+
+
+@dataclass(frozen=True)
 class Snapshot:
     generation: int
     routes: Mapping[str, Route]
@@ -90,9 +112,18 @@ class Snapshot:
     #: Names with DNS-only records: they exist, so a wildcard does not cover them (RFC 4592 §2.2.1),
     #: yet the edge must not serve them.
     dns_only: frozenset[str] = frozenset()
+    #: Uploaded edge certificates, highest priority first.
+    edge_certs: tuple[EdgeCert, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "routes", MappingProxyType(dict(self.routes)))
+
+    def edge_cert_for(self, host: str, now: datetime) -> EdgeCert | None:
+        """The uploaded certificate to serve for ``host``: highest priority among unexpired ones covering it."""
+        for cert in self.edge_certs:
+            if cert.not_after > now and cert.covers(host):
+                return cert
+        return None
 
     def route_for(self, host: str) -> Route | None:
         """Exact hostname first, then the closest ``*.`` wildcard record (Cloudflare's DNS precedence)."""

@@ -5,6 +5,7 @@ Runs once per store generation; the AOP precedence itself lives in ``snapshot/ao
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
@@ -13,7 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from sqlalchemy import Connection, Row, select
 
 from originlock.snapshot.aop import Candidate, choose_client_cert
-from originlock.snapshot.model import ClientCert, DeploymentPki, Route, Snapshot, SslMode
+from originlock.snapshot.model import ClientCert, DeploymentPki, EdgeCert, Route, Snapshot, SslMode
 from originlock.store import schema
 from originlock.store.db import Store, from_iso
 from originlock.store.pki import load_pki
@@ -44,6 +45,26 @@ def _candidates(conn: Connection, store: Store) -> tuple[dict[str, list[Candidat
         else:
             hostname_certs[row.id] = candidate
     return zone_certs, hostname_certs
+
+
+def _edge_certs(conn: Connection, store: Store) -> tuple[EdgeCert, ...]:
+    table = schema.custom_certificates
+    rows = conn.execute(
+        select(table).where(table.c.status == "active").order_by(table.c.priority.desc(), table.c.uploaded_on.desc())
+    )
+    return tuple(
+        EdgeCert(
+            id=r.id,
+            zone_id=r.zone_id,
+            hosts=tuple(json.loads(r.hosts)),
+            priority=r.priority,
+            fingerprint=r.fingerprint,
+            chain_pem=r.certificate.encode(),
+            key_pem=store.sealer.open(bytes(r.key_sealed), f"edge:{r.id}"),
+            not_after=from_iso(r.expires_on),
+        )
+        for r in rows
+    )
 
 
 def compile_snapshot(store: Store, now: datetime) -> Snapshot:
@@ -98,10 +119,13 @@ def compile_snapshot(store: Store, now: datetime) -> Snapshot:
                 client_cert=choice.cert,
                 client_cert_error=choice.error,
             )
+        edge_certs = _edge_certs(conn, store)
         pki = DeploymentPki(
             edge_ca_cert_pem=cas.edge_ca.cert_pem.encode(),
             edge_ca_key_pem=cas.edge_ca.key_pem,
             origin_ca_cert_pem=cas.origin_ca.cert_pem.encode(),
             global_client=global_client,
         )
-    return Snapshot(generation=generation, routes=routes, pki=pki, dns_only=frozenset(dns_only - set(routes)))
+    return Snapshot(
+        generation=generation, routes=routes, pki=pki, dns_only=frozenset(dns_only - set(routes)), edge_certs=edge_certs
+    )

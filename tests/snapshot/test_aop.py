@@ -78,3 +78,10 @@ def test_inactive_zone_certs_are_skipped() -> None:
 
 def test_client_cert_repr_hides_key() -> None:
     assert "key" not in repr(cert("x")).replace("ClientCert", "")
+
+
+def test_fips_zone_never_gets_the_global_certificate() -> None:
+    choice = choose(zone_aop_enabled=False, fips=True)
+    assert choice.cert is None and choice.error is not None and "FIPS" in choice.error
+    # A custom certificate is still used: FIPS only removes the shared one.
+    assert choose(fips=True).cert == NEW_ZONE.cert

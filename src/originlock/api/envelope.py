@@ -10,8 +10,10 @@ from fastapi.responses import JSONResponse
 __all__ = ["fail", "ok", "result_info"]
 
 
-def ok(result: Any, info: dict[str, int] | None = None, status: int = 200) -> JSONResponse:
-    body: dict[str, Any] = {"success": True, "errors": [], "messages": [], "result": result}
+def ok(
+    result: Any, info: dict[str, Any] | None = None, status: int = 200, messages: list[dict[str, Any]] | None = None
+) -> JSONResponse:
+    body: dict[str, Any] = {"success": True, "errors": [], "messages": messages or [], "result": result}
     if info is not None:
         body["result_info"] = info
     return JSONResponse(body, status_code=status)

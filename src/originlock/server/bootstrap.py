@@ -43,7 +43,9 @@ def _write_secret(path: Path, value: str) -> None:
         f.write(value + "\n")
 
 
-def bootstrap(data_dir: Path, store_url: str | None = None, now: datetime | None = None) -> Deployment:
+def bootstrap(
+    data_dir: Path, store_url: str | None = None, now: datetime | None = None, *, fips: bool = False
+) -> Deployment:
     now = now or datetime.now(UTC)
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)
@@ -54,7 +56,7 @@ def bootstrap(data_dir: Path, store_url: str | None = None, now: datetime | None
             # Create it 0600 ourselves; SQLite gives its -wal and -shm files the same mode.
             os.close(os.open(db_file, os.O_WRONLY | os.O_CREAT, 0o600))
     store_url = store_url or default_store_url(data_dir)
-    store = Store(store_url, KeySealer(master))
+    store = Store(store_url, KeySealer(master), fips=fips)
     token_path = data_dir / "admin-token"
     from_env = os.environ.get(ADMIN_TOKEN_ENV, "").strip() or None
     new_token: str | None = None

@@ -59,7 +59,7 @@ class StoreSnapshotSource:
                 )
 
 
-def open_store_snapshots(data_dir: str, store_url: str) -> StoreSnapshotSource:
+def open_store_snapshots(data_dir: str, store_url: str, fips: bool = False) -> StoreSnapshotSource:
     """A picklable factory body for ``--workers``: each worker opens its own store connection."""
     master = load_or_create_master_key(Path(data_dir) / "master.key", os.environ.get("ORIGINLOCK_MASTER_KEY"))
-    return StoreSnapshotSource(Store(store_url, KeySealer(master)))
+    return StoreSnapshotSource(Store(store_url, KeySealer(master), fips=fips))

@@ -8,7 +8,12 @@ from datetime import datetime
 
 from originlock.snapshot.model import ClientCert, SslMode
 
-__all__ = ["Candidate", "Choice", "choose_client_cert"]
+__all__ = ["GLOBAL_CERT_REFUSED_FIPS", "Candidate", "Choice", "choose_client_cert"]
+
+#: Why a FIPS zone gets 525 instead of the shared certificate (spec §10: it is not FIPS-suitable).
+GLOBAL_CERT_REFUSED_FIPS = (
+    "the zone's FIPS profile forbids the shared global certificate; upload a zone-level or per-hostname certificate"
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ def choose_client_cert(
     tls_client_auth: bool,
     global_cert: ClientCert | None,
     now: datetime,
+    fips: bool = False,
 ) -> Choice:
     """Apply the precedence for TLS pulls of one hostname.
 
@@ -65,5 +71,7 @@ def choose_client_cert(
             problem = _usable(newest, now)
             return Choice(None, problem) if problem else Choice(newest.cert)
     if tls_client_auth and global_cert is not None:
+        if fips:
+            return Choice(None, GLOBAL_CERT_REFUSED_FIPS)
         return Choice(global_cert)
     return Choice(None)

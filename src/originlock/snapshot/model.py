@@ -13,7 +13,12 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Literal
 
-__all__ = ["ClientCert", "DeploymentPki", "EdgeCert", "Route", "Snapshot", "SslMode"]
+from originlock.waf import CompiledRuleset, Phase
+
+__all__ = ["ClientCert", "DeploymentPki", "EdgeCert", "Route", "Snapshot", "SslMode", "ZonePhases"]
+
+ZonePhases = Mapping[Phase, tuple[CompiledRuleset, ...]]
+"""One zone's compiled rulesets per WAF phase, in the form ``evaluate_request`` takes them."""
 
 
 class SslMode(enum.StrEnum):
@@ -67,6 +72,8 @@ class Route:
     #: Set when a certificate was chosen but cannot be used (expired...): the edge answers 525, never
     #: falling back to a weaker certificate (fail closed).
     client_cert_error: str | None = None
+    #: FIPS profile: edge-to-origin TLS limited to FIPS-approved suites (origin/tls.py).
+    fips: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,8 @@ class Snapshot:
     dns_only: frozenset[str] = frozenset()
     #: Uploaded edge certificates, highest priority first.
     edge_certs: tuple[EdgeCert, ...] = ()
+    #: Zone id -> compiled rulesets per WAF phase; zones without rules are absent (issue 6).
+    waf: Mapping[str, ZonePhases] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "routes", MappingProxyType(dict(self.routes)))

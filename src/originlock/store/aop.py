@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from originlock.store import schema
 from originlock.store.db import now_iso, to_iso
 from originlock.store.errors import Invalid, NotFound
+from originlock.store.fips import check_upload
 from originlock.store.sealing import KeySealer
 from originlock.store.zones import get_zone, normalize_hostname
 from originlock.tls.certs import CertificateError, validate_client_upload
@@ -53,13 +54,23 @@ class AssociationInput:
 
 
 def upload_cert(
-    conn: Connection, sealer: KeySealer, zone_id: str, kind: CertKind, certificate: str, private_key: str, now: datetime
+    conn: Connection,
+    sealer: KeySealer,
+    zone_id: str,
+    kind: CertKind,
+    certificate: str,
+    private_key: str,
+    now: datetime,
+    *,
+    fips: bool = False,
 ) -> Row[Any]:
     get_zone(conn, zone_id)
     try:
         upload = validate_client_upload(certificate, private_key, now)
     except CertificateError as exc:
         raise Invalid(str(exc), 1402 if kind == "zone" else 1412) from None
+    if fips:
+        check_upload(upload.chain_pem)
     if kind == "hostname":
         count = conn.execute(
             select(func.count()).where(

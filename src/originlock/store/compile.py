@@ -17,7 +17,9 @@ from originlock.snapshot.aop import Candidate, choose_client_cert
 from originlock.snapshot.model import ClientCert, DeploymentPki, EdgeCert, Route, Snapshot, SslMode
 from originlock.store import schema
 from originlock.store.db import Store, from_iso
+from originlock.store.fips import zone_is_fips
 from originlock.store.pki import load_pki
+from originlock.store.ruleset_rules import compile_entrypoints
 from originlock.store.settings import AOP_ZONE_ENABLED, zone_settings_map
 
 __all__ = ["compile_snapshot"]
@@ -67,6 +69,17 @@ def _edge_certs(conn: Connection, store: Store) -> tuple[EdgeCert, ...]:
     )
 
 
+# --- WAF rulesets (issue 6): kept in this one helper so the rest of the module stays independent -----------
+
+
+def _waf(conn: Connection) -> dict[str, dict[Any, Any]]:
+    """Every zone's compiled entry-point rulesets, per phase (``store/ruleset_rules.py`` does the work)."""
+    return compile_entrypoints(conn.execute(select(schema.rulesets)))
+
+
+# ------------------------------------------------------------------------------------------------------
+
+
 def compile_snapshot(store: Store, now: datetime) -> Snapshot:
     """Read everything the edge needs in one read transaction (a consistent view) and build a snapshot."""
     with store.read() as conn:
@@ -97,6 +110,7 @@ def compile_snapshot(store: Store, now: datetime) -> Snapshot:
             zs = settings[zone.id]
             ssl_mode = SslMode(zs["ssl"])
             assoc = associations.get((zone.id, record.name))
+            fips = zone_is_fips(zs, store.fips)
             choice = choose_client_cert(
                 ssl_mode=ssl_mode,
                 association_enabled=assoc.enabled if assoc is not None else None,
@@ -106,6 +120,7 @@ def compile_snapshot(store: Store, now: datetime) -> Snapshot:
                 tls_client_auth=zs["tls_client_auth"] == "on",
                 global_cert=global_client,
                 now=now,
+                fips=fips,
             )
             routes[record.name] = Route(
                 hostname=record.name,
@@ -118,8 +133,10 @@ def compile_snapshot(store: Store, now: datetime) -> Snapshot:
                 min_tls_version=zs["min_tls_version"],
                 client_cert=choice.cert,
                 client_cert_error=choice.error,
+                fips=fips,
             )
         edge_certs = _edge_certs(conn, store)
+        waf = _waf(conn)
         pki = DeploymentPki(
             edge_ca_cert_pem=cas.edge_ca.cert_pem.encode(),
             edge_ca_key_pem=cas.edge_ca.key_pem,
@@ -127,5 +144,10 @@ def compile_snapshot(store: Store, now: datetime) -> Snapshot:
             global_client=global_client,
         )
     return Snapshot(
-        generation=generation, routes=routes, pki=pki, dns_only=frozenset(dns_only - set(routes)), edge_certs=edge_certs
+        generation=generation,
+        routes=routes,
+        pki=pki,
+        dns_only=frozenset(dns_only - set(routes)),
+        edge_certs=edge_certs,
+        waf=waf,
     )

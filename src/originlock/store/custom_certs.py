@@ -19,7 +19,9 @@ from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from originlock.store import schema
 from originlock.store.db import now_iso, to_iso
 from originlock.store.errors import Invalid, NotFound
+from originlock.store.fips import check_upload, zone_is_fips
 from originlock.store.sealing import KeySealer
+from originlock.store.settings import zone_settings_map
 from originlock.store.zones import get_zone
 from originlock.tls.certs import CertificateError, describe, load_certificates, load_private_key, private_key_pem
 
@@ -81,11 +83,15 @@ def create(
     private_key: str,
     bundle_method: str,
     now: datetime,
+    *,
+    fips_deployment: bool = False,
 ) -> Row[Any]:
     get_zone(conn, zone_id)
     if bundle_method not in BUNDLE_METHODS:
         raise Invalid(f"bundle_method must be one of {', '.join(BUNDLE_METHODS)}", 1212)
     values = _validate(certificate, private_key, now)
+    if zone_is_fips(zone_settings_map(conn, zone_id), fips_deployment):
+        check_upload(values["certificate"])
     cert_id = str(uuid.uuid4())
     key_pem = values.pop("key_pem")
     top = conn.execute(
@@ -126,7 +132,14 @@ def list_certs(conn: Connection, zone_id: str) -> list[Row[Any]]:
 
 
 def update_cert(
-    conn: Connection, sealer: KeySealer, zone_id: str, cert_id: str, changes: dict[str, Any], now: datetime
+    conn: Connection,
+    sealer: KeySealer,
+    zone_id: str,
+    cert_id: str,
+    changes: dict[str, Any],
+    now: datetime,
+    *,
+    fips_deployment: bool = False,
 ) -> Row[Any]:
     get(conn, zone_id, cert_id)
     values: dict[str, Any] = {"modified_on": now_iso()}
@@ -134,6 +147,8 @@ def update_cert(
         if not (changes.get("certificate") and changes.get("private_key")):
             raise Invalid("certificate and private_key must be replaced together", 1212)
         values.update(_validate(changes["certificate"], changes["private_key"], now))
+        if zone_is_fips(zone_settings_map(conn, zone_id), fips_deployment):
+            check_upload(values["certificate"])
         values["key_sealed"] = sealer.seal(values.pop("key_pem"), f"edge:{cert_id}")
     if "bundle_method" in changes:
         if changes["bundle_method"] not in BUNDLE_METHODS:

@@ -80,7 +80,7 @@ def _postgres_engine(url: str) -> Engine:
 class Store:
     """Owns the engine and the key sealer; hands out read and write connections."""
 
-    def __init__(self, url: str, sealer: KeySealer) -> None:
+    def __init__(self, url: str, sealer: KeySealer, *, fips: bool = False) -> None:
         if url.startswith("sqlite"):
             self.engine = _sqlite_engine(url)
         elif url.startswith(("postgresql", "postgres")):
@@ -90,6 +90,8 @@ class Store:
                 f"unsupported store URL scheme in {url.split(':', 1)[0]!r}: use sqlite:// or postgresql://"
             )
         self.sealer = sealer
+        #: Deployment-wide FIPS profile (``serve --fips``): every zone behaves as if its ``fips`` setting were on.
+        self.fips = fips
         self.backend = self.engine.dialect.name
         with self.write() as conn:
             migrate(conn)

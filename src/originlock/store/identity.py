@@ -16,6 +16,7 @@ from originlock.snapshot.aop import Candidate, choose_client_cert
 from originlock.snapshot.model import ClientCert, SslMode
 from originlock.store import schema
 from originlock.store.db import from_iso
+from originlock.store.fips import zone_is_fips
 from originlock.store.pki import public_pem
 from originlock.store.settings import AOP_ZONE_ENABLED, zone_settings_map
 from originlock.store.zones import get_zone
@@ -37,7 +38,9 @@ def _issuers(chain_pem: str) -> list[str]:
     return [c.public_bytes(serialization.Encoding.PEM).decode() for c in load_certificates(chain_pem)[1:]]
 
 
-def edge_identity(conn: Connection, zone_id: str, hostname: str | None, now: datetime) -> EdgeIdentity:
+def edge_identity(
+    conn: Connection, zone_id: str, hostname: str | None, now: datetime, *, deployment_fips: bool = False
+) -> EdgeIdentity:
     get_zone(conn, zone_id)
     settings = zone_settings_map(conn, zone_id)
     chains: dict[str, str] = {}
@@ -73,6 +76,7 @@ def edge_identity(conn: Connection, zone_id: str, hostname: str | None, now: dat
         tls_client_auth=settings["tls_client_auth"] == "on",
         global_cert=global_cert,
         now=now,
+        fips=zone_is_fips(settings, deployment_fips),
     )
     cert = choice.cert
     if cert is None:

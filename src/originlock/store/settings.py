@@ -11,6 +11,7 @@ from sqlalchemy import Connection, insert, select, update
 from originlock.store import schema
 from originlock.store.db import now_iso
 from originlock.store.errors import Invalid
+from originlock.store.fips import non_fips_certificates
 from originlock.store.zones import get_zone
 
 __all__ = ["SETTINGS", "SettingValue", "get_setting", "list_settings", "set_setting", "zone_settings_map"]
@@ -29,6 +30,10 @@ SETTINGS: dict[str, SettingSpec] = {
     "tls_client_auth": SettingSpec(("on", "off"), "off"),
     "min_tls_version": SettingSpec(("1.0", "1.1", "1.2", "1.3"), "1.0"),
     "always_use_https": SettingSpec(("on", "off"), "off"),
+    # originlock extension: the FIPS profile for this zone (store/fips.py).
+    "fips": SettingSpec(("on", "off"), "off"),
+    # originlock extension: the origin exposure monitor checks this zone's origins (docs/origin-kit.md).
+    "origin_exposure_monitor": SettingSpec(("on", "off"), "on"),
 }
 #: Internal settings stored alongside; not addressable through /settings/{id}.
 AOP_ZONE_ENABLED = "origin_tls_client_auth"
@@ -82,6 +87,10 @@ def set_setting(conn: Connection, zone_id: str, setting_id: str, value: Any) -> 
     spec = _spec(setting_id)
     if not isinstance(value, str) or value not in spec.allowed:
         raise Invalid(f"Invalid value for zone setting {setting_id}", 1007)
+    if setting_id == "fips" and value == "on":
+        refused = non_fips_certificates(conn, zone_id)
+        if refused:
+            raise Invalid(f"FIPS profile: delete or replace the certificates it would refuse first: {refused}", 1419)
     _put_raw(conn, zone_id, setting_id, value)
     return get_setting(conn, zone_id, setting_id)
 

@@ -16,6 +16,7 @@ from originlock.api.deps import SslEdit, SslRead, StoreDep, clock
 from originlock.api.envelope import ok
 from originlock.store import aop, identity, settings
 from originlock.store.db import Store
+from originlock.store.fips import zone_is_fips
 
 router = APIRouter()
 BASE = "/zones/{zone_id}/origin_tls_client_auth"
@@ -80,7 +81,8 @@ def association_json(row: Row[Any]) -> dict[str, Any]:
 
 def _upload(store: Store, zone_id: str, kind: Literal["zone", "hostname"], body: CertUpload, now: Any) -> JSONResponse:
     with store.write() as conn:
-        row = aop.upload_cert(conn, store.sealer, zone_id, kind, body.certificate, body.private_key, now)
+        fips = zone_is_fips(settings.zone_settings_map(conn, zone_id), store.fips)
+        row = aop.upload_cert(conn, store.sealer, zone_id, kind, body.certificate, body.private_key, now, fips=fips)
         return ok(cert_json(row))
 
 
@@ -105,7 +107,7 @@ def get_edge_identity(
 ) -> JSONResponse:
     """originlock extension for the origin kit: what the edge presents on TLS pulls, and the CAs to trust."""
     with store.read() as conn:
-        found = identity.edge_identity(conn, access.zone_id, hostname, now)
+        found = identity.edge_identity(conn, access.zone_id, hostname, now, deployment_fips=store.fips)
     return ok(
         {
             "source": found.source,

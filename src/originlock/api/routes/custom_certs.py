@@ -59,7 +59,14 @@ def cert_json(row: Row[Any]) -> dict[str, Any]:
 def upload(body: Upload, store: StoreDep, now: Annotated[datetime, Depends(clock)], access: SslEdit) -> JSONResponse:
     with store.write() as conn:
         row = custom_certs.create(
-            conn, store.sealer, access.zone_id, body.certificate, body.private_key, body.bundle_method, now
+            conn,
+            store.sealer,
+            access.zone_id,
+            body.certificate,
+            body.private_key,
+            body.bundle_method,
+            now,
+            fips_deployment=store.fips,
         )
         return ok(cert_json(row))
 
@@ -84,7 +91,13 @@ def edit(
 ) -> JSONResponse:
     changes = {k: getattr(body, k) for k in body.model_fields_set if getattr(body, k) is not None}
     with store.write() as conn:
-        return ok(cert_json(custom_certs.update_cert(conn, store.sealer, access.zone_id, certificate_id, changes, now)))
+        return ok(
+            cert_json(
+                custom_certs.update_cert(
+                    conn, store.sealer, access.zone_id, certificate_id, changes, now, fips_deployment=store.fips
+                )
+            )
+        )
 
 
 @router.delete(BASE + "/{certificate_id}")

@@ -12,6 +12,7 @@ from originlock.api.deps import SslEdit, SslRead, StoreDep, ZoneRead
 from originlock.api.envelope import ok
 from originlock.store import settings
 from originlock.store.errors import Invalid
+from originlock.store.fips import GLOBAL_CERT_REFUSED, zone_is_fips
 
 router = APIRouter()
 
@@ -43,4 +44,10 @@ def edit_setting(setting_id: str, body: SettingBody, store: StoreDep, access: Ss
     if "value" not in body.model_fields_set:
         raise Invalid(f"Invalid value for zone setting {setting_id}", 1007)
     with store.write() as conn:
-        return ok(setting_json(settings.set_setting(conn, access.zone_id, setting_id, body.value)))
+        value = settings.set_setting(conn, access.zone_id, setting_id, body.value)
+        fips = zone_is_fips(settings.zone_settings_map(conn, access.zone_id), store.fips)
+    messages = []
+    if setting_id == "tls_client_auth" and value.value == "on" and fips:
+        # Saved as asked, but say now what the edge will do rather than let a 525 explain it later.
+        messages.append({"code": 1420, "message": GLOBAL_CERT_REFUSED})
+    return ok(setting_json(value), messages=messages)

@@ -7,6 +7,7 @@ Primary metric: edge CPU µs per request = Δ(utime+stime) of the edge process (
 pooled; much more means handshakes). Runs alternate between the two edges; medians are reported.
 
     python bench/edge_vs_nginx.py [--duration 10] [--runs 3] [--connections 50] [--json]
+        [--compare-src DIR] [--floor]
 
 Needs nginx and wrk (Debian: apt-get install nginx wrk). Everything listens on 127.0.0.1 ephemeral ports
 and is killed at the end. ECDSA P-256 everywhere; the origin requires the client certificate and echoes
@@ -33,9 +34,13 @@ from pathlib import Path
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def ticks(pid: int) -> int:
+def user_sys_ticks(pid: int) -> tuple[int, int]:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime (fields 14, 15 counting from 1)
+    return int(fields[11]), int(fields[12])  # utime, stime (fields 14, 15 counting from 1)
+
+
+def ticks(pid: int) -> int:
+    return sum(user_sys_ticks(pid))
 
 
 def parse_latency(text: str, label: str) -> float:
@@ -68,17 +73,25 @@ def measure(
     name: str, url: str, host: str, edge_pids: list[int], origin_pids: list[int], connections: int, duration: int
 ) -> dict[str, float | str]:
     e0, o0 = sum(map(ticks, edge_pids)), sum(map(ticks, origin_pids))
+    u0 = sum(user_sys_ticks(pid)[0] for pid in edge_pids)
     result: dict[str, float | str] = dict(wrk(url, host, connections, duration))
     e1, o1 = sum(map(ticks, edge_pids)), sum(map(ticks, origin_pids))
+    u1 = sum(user_sys_ticks(pid)[0] for pid in edge_pids)
     n = float(result["requests"]) or 1.0
     result["edge_us_per_req"] = (e1 - e0) / CLK_TCK / n * 1e6
+    # The user/kernel split shows what a change can still win: the kernel part (4 loopback syscalls
+    # per proxied request) is the same for every edge.
+    result["edge_user_us_per_req"] = (u1 - u0) / CLK_TCK / n * 1e6
     result["origin_us_per_req"] = (o1 - o0) / CLK_TCK / n * 1e6
     result["name"] = name
     return result
 
 
-def _edge_child(directory: str, port: int, origin_port: int, access_log: bool) -> None:
-    """Runs in a spawned process: the originlock edge serving a.test from the PEM files in ``directory``."""
+def _edge_child(directory: str, port: int, origin_port: int, access_log: bool, src: str | None = None) -> None:
+    """Runs in a spawned process: the originlock edge serving a.test from the PEM files in ``directory``
+    (``src``: import originlock from that source tree instead, for ``--compare-src``)."""
+    if src is not None:
+        sys.path.insert(0, src)
     from originlock.edge.config import EdgeConfig
     from originlock.edge.loops import loop_factory
     from originlock.edge.runtime import run_edge
@@ -128,6 +141,18 @@ def _edge_child(directory: str, port: int, origin_port: int, access_log: bool) -
     loop.run_until_complete(run_edge(config, source))
 
 
+def _floor_child(directory: str, port: int, origin_port: int) -> None:
+    """Runs in a spawned process: the do-nothing relay of ``edge_floor_relay.py`` (``--floor``)."""
+    import importlib
+
+    from originlock.edge.loops import loop_factory
+
+    relay = importlib.import_module("edge_floor_relay")  # bench/ is sys.path[0] here too (spawn copies it)
+    loop = loop_factory("uvloop")()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(relay.serve_relay(Path(directory), port, origin_port))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10)
@@ -135,6 +160,17 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--access-log", action="store_true", help="originlock edge writes its access log")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--compare-src",
+        metavar="DIR",
+        help="also measure the originlock edge imported from DIR (e.g. an export of the previous commit's src/) "
+        "in the same run, as 'baseline'",
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure a do-nothing uvloop TLS relay (bench/edge_floor_relay.py) as 'floor'",
+    )
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
         if not (shutil.which(tool) or shutil.which(tool, path="/usr/sbin")):
@@ -161,7 +197,7 @@ def main() -> int:
     (tmp / "client.json").write_text(json.dumps({"fingerprint": cc.fingerprint, "not_after": cc.not_after.isoformat()}))
     (tmp / "pull-ca.pem").write_text(pki.origin_pull_ca.cert_pem)
 
-    origin_port, nginx_edge_port, ol_port = free_port(), free_port(), free_port()
+    origin_port, nginx_edge_port, ol_port, base_port, floor_port = (free_port() for _ in range(5))
     common = "ssl_protocols TLSv1.2 TLSv1.3; keepalive_timeout 75s;"
     origin = NginxProcess(
         nginx,
@@ -193,7 +229,7 @@ def main() -> int:
         ),
         ports=[nginx_edge_port],
     )
-    edge_proc = None
+    edge_proc = base_proc = floor_proc = None
     results: list[dict[str, float | str]] = []
     try:
         origin.start()
@@ -203,45 +239,42 @@ def main() -> int:
         edge_proc.start()
         wait_for_port(ol_port, timeout=30)
         assert edge_proc.pid is not None
+        edges = [("originlock", ol_port, [edge_proc.pid])]
+        if args.compare_src:
+            src = str(Path(args.compare_src).resolve())
+            base_proc = ctx.Process(target=_edge_child, args=(str(tmp), base_port, origin_port, args.access_log, src))
+            base_proc.start()
+            wait_for_port(base_port, timeout=30)
+            assert base_proc.pid is not None
+            edges.append(("baseline", base_port, [base_proc.pid]))
+        if args.floor:
+            floor_proc = ctx.Process(target=_floor_child, args=(str(tmp), floor_port, origin_port))
+            floor_proc.start()
+            wait_for_port(floor_port, timeout=30)
+            assert floor_proc.pid is not None
+            edges.append(("floor", floor_port, [floor_proc.pid]))
         origin_pids, nginx_pids = origin.worker_pids(), nginx_edge.worker_pids()
         # Correctness first: both edges must present the client certificate.
-        for port in (ol_port, nginx_edge_port):
+        ports = [port for _, port, _ in edges] + [nginx_edge_port]
+        for port in ports:
             body = subprocess.run(
                 ["curl", "-sk", "-H", "Host: a.test", f"https://127.0.0.1:{port}/"], capture_output=True, text=True
             ).stdout
             assert body.strip() == "ok CN=zone-a", (port, body)
         # Warm both (pools, contexts, JIT-less caches).
-        for port in (ol_port, nginx_edge_port):
+        for port in ports:
             wrk(f"https://127.0.0.1:{port}/", "a.test", args.connections, 2)
         for _ in range(args.runs):
-            results.append(
-                measure(
-                    "originlock",
-                    f"https://127.0.0.1:{ol_port}/",
-                    "a.test",
-                    [edge_proc.pid],
-                    origin_pids,
-                    args.connections,
-                    args.duration,
-                )
-            )
-            results.append(
-                measure(
-                    "nginx",
-                    f"https://127.0.0.1:{nginx_edge_port}/",
-                    "a.test",
-                    nginx_pids,
-                    origin_pids,
-                    args.connections,
-                    args.duration,
-                )
-            )
+            for name, port, pids in [*edges, ("nginx", nginx_edge_port, nginx_pids)]:
+                url = f"https://127.0.0.1:{port}/"
+                results.append(measure(name, url, "a.test", pids, origin_pids, args.connections, args.duration))
     finally:
-        if edge_proc is not None:
-            edge_proc.terminate()
-            edge_proc.join(10)
-            if edge_proc.is_alive():
-                edge_proc.kill()
+        for proc in (edge_proc, base_proc, floor_proc):
+            if proc is not None:
+                proc.terminate()
+                proc.join(10)
+                if proc.is_alive():
+                    proc.kill()
         nginx_edge.stop()
         origin.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -249,8 +282,9 @@ def main() -> int:
     def med(name: str, key: str) -> float:
         return statistics.median(float(r[key]) for r in results if r["name"] == name)
 
-    keys = ("edge_us_per_req", "rps", "p50_ms", "p99_ms", "origin_us_per_req")
-    summary = {name: {k: round(med(name, k), 2) for k in keys} for name in ("originlock", "nginx")}
+    keys = ("edge_us_per_req", "edge_user_us_per_req", "rps", "p50_ms", "p99_ms", "origin_us_per_req")
+    names = sorted({str(r["name"]) for r in results})
+    summary = {name: {k: round(med(name, k), 2) for k in keys} for name in names}
     ratios = {k: round(summary["originlock"][k] / summary["nginx"][k], 2) for k in keys}
     report = {
         "connections": args.connections,
@@ -267,10 +301,15 @@ def main() -> int:
             print(
                 f"{r['name']:<11} rps={float(r['rps']):>9.1f} p50={float(r['p50_ms']):.2f}ms "
                 f"p99={float(r['p99_ms']):.2f}ms edge={float(r['edge_us_per_req']):.1f}us/req "
+                f"(user {float(r['edge_user_us_per_req']):.1f}) "
                 f"origin={float(r['origin_us_per_req']):.1f}us/req non2xx={r['non2xx']}"
             )
         print(f"median: {json.dumps(summary)}")
         print(f"ratio originlock/nginx: {json.dumps(ratios)}")
+        for name in names:
+            if name not in ("originlock", "nginx"):
+                other = {k: round(summary[name][k] / summary["nginx"][k], 2) for k in keys}
+                print(f"ratio {name}/nginx: {json.dumps(other)}")
     return 0
 
 

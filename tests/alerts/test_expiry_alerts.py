@@ -143,3 +143,44 @@ def test_alerts_end_to_end(store_url: str, tmp_path: Path, receiver: Receiver, m
     )
     assert bad.status_code == 400 and "not supported" in bad.json()["errors"][0]["message"]
     store.close()
+
+
+def test_exposure_events_reach_webhooks(store_url: str, tmp_path: Path, receiver: Receiver) -> None:
+    from originlock.server.alerts_notify import WebhookQueueNotifier
+    from originlock.store import alerts
+
+    deployment = bootstrap(tmp_path / "data", store_url)
+    store = deployment.store
+    with store.write() as conn:
+        hook = alerts.create_webhook(
+            conn, store.sealer, deployment.account_id, name="ops", url=receiver.url, secret=None
+        )
+        alerts.create_policy(
+            conn,
+            deployment.account_id,
+            name="exposed",
+            alert_type="originlock_origin_exposed",
+            enabled=True,
+            mechanisms={"webhooks": [{"id": hook}]},
+            filters={},
+            description="",
+        )
+    event = {
+        "alert_type": "originlock_origin_exposed",
+        "zone_id": "z",
+        "zone_name": "example.test",
+        "hostname": "app.example.test",
+        "verdict": "OPEN",
+        "previous_verdict": "LOCKED",
+        "checked_at": "2026-11-27T10:00:00+00:00",
+        "text": "origin 127.0.0.1:443 of app.example.test is OPEN",
+    }
+    notifier = WebhookQueueNotifier(store)
+    notifier.notify(event)
+    notifier.notify(event)  # the same event twice is delivered once
+    assert ExpiryAlerts(store).tick() == 1
+    assert len(receiver.received) == 1
+    body, auth = receiver.received[0]
+    assert body["alert_type"] == "originlock_origin_exposed" and body["data"]["hostname"] == "app.example.test"
+    assert auth is None
+    store.close()

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 __all__ = [
     "ALERT_TYPES",
+    "ORIGIN_EXPOSED",
     "THRESHOLDS_DAYS",
     "CertExpiry",
     "DueAlert",
@@ -29,6 +30,8 @@ ALERT_TYPES = {
     "zone": "zone_aop_custom_certificate_expiration_type",
     "hostname": "hostname_aop_custom_certificate_expiration_type",
 }
+#: originlock extension: the exposure monitor saw a locked origin become open.
+ORIGIN_EXPOSED = "originlock_origin_exposed"
 #: Retry delays grow from one minute to at most six hours.
 BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_MAX = timedelta(hours=6)
@@ -90,5 +93,5 @@ def due_alerts(certs: Iterable[CertExpiry], policies: Sequence[PolicyView], now:
 
 def backoff(attempts: int) -> timedelta:
     """Delay before retry number ``attempts`` (1-based): 1, 2, 4, ... minutes, at most six hours."""
-    delay = BACKOFF_BASE * (2 ** max(attempts - 1, 0))
-    return min(delay, BACKOFF_MAX)
+    delay: timedelta = BACKOFF_BASE * (2 ** max(attempts - 1, 0))
+    return delay if delay < BACKOFF_MAX else BACKOFF_MAX

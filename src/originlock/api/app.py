@@ -14,7 +14,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from originlock._version import __version__
 from originlock.api.envelope import fail
-from originlock.api.routes import alerting, aop, custom_certs, dns, origin_ca, settings, tokens, zones
+from originlock.api.routes import (
+    alerting,
+    aop,
+    custom_certs,
+    dns,
+    exposure,
+    origin_ca,
+    rulesets,
+    settings,
+    tokens,
+    zones,
+)
+from originlock.server import metrics
 from originlock.store.db import Store
 from originlock.store.errors import StoreError
 from originlock.store.pki import CA_NAMES, public_pem
@@ -33,7 +45,8 @@ def _pointer(loc: tuple[int | str, ...]) -> str:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StoreError)
     async def _store_error(_request: Request, exc: StoreError) -> JSONResponse:
-        return fail(exc.http_status, exc.code, exc.message)
+        # Ruleset validation errors point into the body (``/rules/0/expression``), as Cloudflare's do.
+        return fail(exc.http_status, exc.code, exc.message, pointer=getattr(exc, "pointer", None))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -94,7 +107,8 @@ def create_app(store: Store, *, clock: Callable[[], datetime] | None = None) -> 
     app.state.store = store
     app.state.clock = clock
     _install_error_handlers(app)
-    for module in (zones, dns, settings, aop, tokens, origin_ca, alerting, custom_certs):
+    # exposure before aop, whose `.../origin_tls_client_auth/{certificate_id}` would also match it.
+    for module in (zones, dns, settings, exposure, aop, tokens, origin_ca, alerting, custom_certs, rulesets):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get("/ca/{name}.pem", include_in_schema=False)
@@ -106,6 +120,13 @@ def create_app(store: Store, *, clock: Callable[[], datetime] | None = None) -> 
         if pem is None:
             return PlainTextResponse("CA not created yet\n", status_code=404)
         return Response(pem, media_type="application/x-pem-file")
+
+    # Prometheus, unauthenticated like /healthz (docs/api.md); `serve` adds the edge pool's collector.
+    app.state.metrics = metrics.metrics_registry(store)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        return Response(metrics.render(app.state.metrics), media_type=metrics.CONTENT_TYPE)
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> PlainTextResponse:

@@ -18,6 +18,8 @@ __all__ = [
     "Caller",
     "DnsEdit",
     "DnsRead",
+    "FirewallEdit",
+    "FirewallRead",
     "Page",
     "RecordsPage",
     "SslEdit",
@@ -108,6 +110,8 @@ DnsRead = Annotated[ZoneAccess, Depends(zone_access("dns:read"))]
 DnsEdit = Annotated[ZoneAccess, Depends(zone_access("dns:edit"))]
 SslRead = Annotated[ZoneAccess, Depends(zone_access("ssl:read"))]
 SslEdit = Annotated[ZoneAccess, Depends(zone_access("ssl:edit"))]
+FirewallRead = Annotated[ZoneAccess, Depends(zone_access("firewall:read"))]
+FirewallEdit = Annotated[ZoneAccess, Depends(zone_access("firewall:edit"))]
 
 
 @dataclass(frozen=True)

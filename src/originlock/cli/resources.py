@@ -9,6 +9,7 @@ from typing import Any
 from originlock.cli.certs_local import add_local_commands
 from originlock.cli.client import CliError, add_api_arguments, client_from_args
 from originlock.cli.output import emit
+from originlock.store.settings import SETTINGS
 
 __all__ = ["add_parsers"]
 
@@ -111,7 +112,7 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=_zones)
     p = _command(zones, "set", "change a zone setting", "originlock zones set example.test ssl strict")
     p.add_argument("name")
-    p.add_argument("setting", choices=("ssl", "tls_client_auth", "min_tls_version", "always_use_https"))
+    p.add_argument("setting", choices=sorted(SETTINGS))
     p.add_argument("value")
     p.set_defaults(func=_zones)
 

@@ -9,6 +9,7 @@ import functools
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,13 @@ from originlock.edge.config import add_edge_arguments, edge_config_from_args
 from originlock.edge.runtime import run_edge
 from originlock.edge.server import EdgeServer
 from originlock.edge.snapshots import SnapshotFactory, SnapshotSource
+from originlock.pipeline.builtin.waf import EdgeWaf
 from originlock.server.alerts_job import ExpiryAlerts
+from originlock.server.alerts_notify import WebhookQueueNotifier
 from originlock.server.bootstrap import Deployment, bootstrap
+from originlock.server.metrics import add_pool_collector
+from originlock.server.monitor import add_monitor_arguments, start_origin_monitor, stop_origin_monitor
+from originlock.server.rotation_job import AutoRotation
 from originlock.server.store_snapshots import StoreSnapshotSource, open_store_snapshots
 
 __all__ = ["add_parser"]
@@ -69,23 +75,28 @@ async def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    deployment = bootstrap(Path(args.data_dir), args.store)
+    deployment = bootstrap(Path(args.data_dir), args.store, fips=args.fips)
     snapshots: SnapshotSource | SnapshotFactory
     if edge_config.workers > 1:
         # Each worker process opens its own store connection; the factory must be picklable.
-        snapshots = functools.partial(open_store_snapshots, str(deployment.data_dir), deployment.store_url)
+        snapshots = functools.partial(open_store_snapshots, str(deployment.data_dir), deployment.store_url, args.fips)
     else:
         snapshots = StoreSnapshotSource(deployment.store)
     edge_up: asyncio.Future[EdgeServer] = asyncio.get_running_loop().create_future()
-    edge_task = asyncio.create_task(run_edge(edge_config, snapshots, server_ready=edge_up))
-    done, _ = await asyncio.wait({edge_task, edge_up}, return_when=asyncio.FIRST_COMPLETED)
+    # One rate limiter per edge process: workers each count on their own copy of the hook.
+    waf = EdgeWaf(time.monotonic, time.time)
+    edge_task = asyncio.create_task(run_edge(edge_config, snapshots, server_ready=edge_up, waf=waf))
+    waiters: set[asyncio.Future[Any]] = {edge_task, edge_up}
+    done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     if edge_task in done and not edge_up.done():
-        exc = edge_task.exception()
-        print(f"error: the edge could not start: {exc}; is another server on --http/--https?", file=sys.stderr)
+        failure = edge_task.exception()
+        print(f"error: the edge could not start: {failure}; is another server on --http/--https?", file=sys.stderr)
         deployment.store.close()
         return 1
     alerts_task = asyncio.create_task(ExpiryAlerts(deployment.store, interval=args.alert_interval).run())
+    rotation_task = asyncio.create_task(AutoRotation(deployment.store).run())
     app = create_app(deployment.store)
+    add_pool_collector(app.state.metrics, edge_up.result().state.pool.statistics)
     config = uvicorn.Config(
         app, host=args.api[0], port=args.api[1], log_level="warning", access_log=False, lifespan="off"
     )
@@ -101,15 +112,26 @@ async def _serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    monitor_task = start_origin_monitor(
+        args.origin_monitor_interval,
+        deployment.store,
+        snapshots,
+        edge_config.origin_https_port,
+        notifier=WebhookQueueNotifier(deployment.store),
+    )
     try:
         await server.serve()
     finally:
+        await stop_origin_monitor(monitor_task)
         edge_task.cancel()
         alerts_task.cancel()
+        rotation_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await edge_task
         with contextlib.suppress(asyncio.CancelledError):
             await alerts_task
+        with contextlib.suppress(asyncio.CancelledError):
+            await rotation_task
         deployment.store.close()
     if not server.started and not stop["signal"]:
         print(f"error: could not listen on {args.api[0]}:{args.api[1]} for the API; is something else there?")
@@ -141,8 +163,17 @@ def add_parser(sub: Any) -> None:
         "--store", default=None, help="store URL (default: SQLite in the data dir; postgresql://... for a fleet)"
     )
     p.add_argument(
-        "--alert-interval", type=float, default=60.0, metavar="SECONDS",
+        "--fips",
+        action="store_true",
+        help="FIPS profile for every zone: FIPS-approved uploads only, no shared certificate, FIPS suites to origins",
+    )
+    p.add_argument(
+        "--alert-interval",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
         help="how often certificate expiry is checked for notifications (default 60)",
     )
+    add_monitor_arguments(p)
     add_edge_arguments(p)
     p.set_defaults(func=run)

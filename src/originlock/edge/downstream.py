@@ -1,8 +1,11 @@
-"""One visitor connection: an asyncio ``Protocol`` that feeds the sans-IO request parser, and the task
-that serves its requests one after another.
+"""One visitor connection: an asyncio ``Protocol`` that feeds the sans-IO request parser and serves
+its requests one after another.
 
-Parsing happens in ``data_received`` (pipelined requests queue up as events, in order); the serving
-task consumes events, so responses are always written in request order and never interleave. Reading
+Parsing happens in ``data_received`` (pipelined requests queue up as events, in order). One request is
+served at a time, so responses are always written in request order and never interleave: either from
+the callbacks themselves (``edge/fastpath.py``) or, when a request needs to wait for something other
+than its response, by a task for that request (``run_task``); :meth:`request_done` then takes the next
+queued request. The visitor idle timeout is a :class:`~originlock.origin.deadline.Deadline`. Reading
 pauses when more than :data:`READ_HIGH_WATER` bytes of parsed events are waiting (a visitor that uploads
 faster than the origin accepts is slowed down rather than buffered). A protocol error is queued after
 the events that preceded it, so earlier requests are still answered before the 400.
@@ -13,10 +16,13 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from typing import TYPE_CHECKING, cast
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, cast
 
+from originlock.edge.fastpath import begin
 from originlock.errors import DownstreamError, EdgeError
-from originlock.proto.events import BodyReceived, Event
+from originlock.origin.deadline import Deadline
+from originlock.proto.events import BodyReceived, Event, RequestReceived
 from originlock.proto.http1 import RequestParser
 
 if TYPE_CHECKING:
@@ -54,6 +60,9 @@ class DownstreamConnection(asyncio.Protocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._out: list[bytes] = []
+        #: A request is being answered (by the callbacks or a task).
+        self._busy = False
+        self._idle = Deadline(state.loop, self._idle_expired)
 
     # -- asyncio callbacks ---------------------------------------------------------------------
 
@@ -67,7 +76,8 @@ class DownstreamConnection(asyncio.Protocol):
         if isinstance(ssl_obj, ssl.SSLObject):
             self.sni = ssl_obj.server_hostname
             self.tls_version = ssl_obj.version()
-        self._task = self.state.start_connection(self)
+        self.state.connections[self] = False
+        self._serve_next()
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -93,6 +103,8 @@ class DownstreamConnection(asyncio.Protocol):
         self.closed = True
         self._queue.append(_CLOSED)
         self._wake()
+        self._idle.cancel()
+        self.state.connections.pop(self, None)
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
 
@@ -112,9 +124,86 @@ class DownstreamConnection(asyncio.Protocol):
             self.transport.pause_reading()
 
     def _wake(self) -> None:
+        """Something was queued: the request's task is told; an idle connection serves it now."""
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            if not waiter.done():
+                waiter.set_result(None)
+        elif not self._busy:
+            self._serve_next()
+
+    # -- serving requests in order ---------------------------------------------------------------
+
+    def _serve_next(self) -> None:
+        """Answer queued requests until one is pending or the queue is empty (then wait, idle)."""
+        state = self.state
+        while True:
+            if state.draining:
+                self.close()
+                return
+            try:
+                event = self.next_event_nowait()
+            except DownstreamError as exc:
+                state.reject(self, exc)
+                self.close()
+                return
+            if event is None:
+                if self.at_eof or self.closed:
+                    self.close()
+                elif not self._idle.armed:  # partial data does not extend the idle time
+                    self._idle.arm(state.config.idle_timeout)
+                return
+            self._idle.disarm()
+            if not isinstance(event, RequestReceived):
+                self.close()
+                return
+            self._set_busy(True)
+            try:
+                keep_alive = begin(self, event, state)
+            except BaseException:
+                self.close()
+                raise
+            if keep_alive is None:
+                return
+            self._set_busy(False)
+            if not keep_alive:
+                self.close()
+                return
+
+    def _set_busy(self, busy: bool) -> None:
+        self._busy = busy
+        connections = self.state.connections
+        if self in connections:
+            connections[self] = busy
+
+    def request_done(self, keep_alive: bool) -> None:
+        """The pending request was answered; serve the next one or close."""
+        self._set_busy(False)
+        if keep_alive:
+            self._serve_next()
+        else:
+            self.close()
+
+    def run_task(self, coro: Coroutine[Any, Any, bool]) -> None:
+        """Let a task finish the current request (it may wait for the visitor, the origin, a dial)."""
+        self._task = self.state.loop.create_task(self._run(coro))
+
+    async def _run(self, coro: Coroutine[Any, Any, bool]) -> None:
+        try:
+            keep_alive = await coro
+        except BaseException:
+            self._task = None
+            self.close()
+            raise
+        self._task = None
+        self.request_done(keep_alive)
+
+    def _idle_expired(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            waiter.cancel()  # next_event: timed out
+        elif not self._busy:
+            self.close()
 
     def next_event_nowait(self) -> Event | None:
         """The next queued event; None when nothing is queued (or the visitor went away: see ``closed``).
@@ -152,9 +241,8 @@ class DownstreamConnection(asyncio.Protocol):
                 return event
             if self.at_eof or self.closed:
                 return None
-            loop = self.state.loop
-            waiter = self._waiter = loop.create_future()
-            handle = loop.call_later(timeout, waiter.cancel)
+            waiter = self._waiter = self.state.loop.create_future()
+            self._idle.arm(timeout)
             try:
                 await waiter
             except asyncio.CancelledError:
@@ -164,7 +252,7 @@ class DownstreamConnection(asyncio.Protocol):
                     raise
                 return None  # timed out
             finally:
-                handle.cancel()
+                self._idle.disarm()
                 self._waiter = None
 
     def write(self, data: bytes) -> None:
@@ -202,3 +290,5 @@ class DownstreamConnection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
         self.closed = True
+        self._idle.cancel()
+        self.state.connections.pop(self, None)

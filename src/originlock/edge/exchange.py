@@ -1,9 +1,11 @@
 """One request, start to finish: the I/O phases of ``pipeline/phases.py``, in its order.
 
-``serve_request`` runs the pure phases (``run_until_origin``), then ORIGIN_CONNECT (pool), REQUEST_BODY
-(streamed to the origin, ``100 Continue`` answered by the edge), RESPONSE_HEADERS and RESPONSE_BODY
-(streamed back, re-framed), ERROR (the 52x/1xxx page while nothing has been sent yet; afterwards the
-visitor connection is closed, never left half-answered) and LOG.
+After the pure phases (``run_until_origin``, run by ``edge/fastpath.py``), ``proxy_request`` runs
+ORIGIN_CONNECT (pool), REQUEST_BODY (streamed to the origin, ``100 Continue`` answered by the edge),
+RESPONSE_HEADERS and RESPONSE_BODY (streamed back, re-framed), ERROR (the 52x/1xxx page while nothing
+has been sent yet; afterwards the visitor connection is closed, never left half-answered) and LOG.
+``edge/fastpath.py`` completes the common case (no body, reused origin connection, whole response in
+one read) without a task and hands everything else over to ``proxy_request``.
 
 Retry: a request without a body and with an idempotent method (RFC 9110 §9.2.2) that failed on a
 *reused* origin connection before any response byte arrived is retried once on a new connection (the
@@ -15,13 +17,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from originlock.errors import EdgeError, MalformedRequest
+from originlock.errors import EdgeError
 from originlock.origin.connection import OriginConnection
 from originlock.pipeline.builtin.error_pages import error_response
 from originlock.pipeline.builtin.forwarding import visitor_response_headers
 from originlock.pipeline.context import RequestContext
 from originlock.pipeline.decision import Forward, Respond
-from originlock.pipeline.phases import run_until_origin
 from originlock.proto.events import BodyReceived, MessageEnded, RequestReceived, ResponseReceived
 from originlock.proto.serialize import LAST_CHUNK, chunk, request_head, response_head
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from originlock.edge.downstream import DownstreamConnection
     from originlock.edge.server import EdgeState
 
-__all__ = ["serve_request"]
+__all__ = ["IDEMPOTENT", "failed", "new_context", "proxy_request", "request_consumed", "respond", "response_start"]
 
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -39,9 +40,31 @@ class _VisitorGone(Exception):
     """The visitor closed the connection or stopped reading; nothing more can be sent."""
 
 
-async def serve_request(conn: DownstreamConnection, request: RequestReceived, state: EdgeState) -> bool:
-    """Answer ``request``; returns whether the visitor connection stays open for another request."""
-    ctx = RequestContext(
+async def proxy_request(
+    conn: DownstreamConnection,
+    request: RequestReceived,
+    ctx: RequestContext,
+    forward: Forward,
+    state: EdgeState,
+    started: OriginConnection | None = None,
+) -> bool:
+    """ORIGIN_CONNECT .. LOG for a request the pure phases decided to forward, as a task (a request
+    body to stream, no idle origin connection to reuse, or a hand-over from ``edge/fastpath.py`` with
+    the head already written to the reused connection ``started``). Returns whether the visitor
+    connection stays open for another request."""
+    keep_alive = request.keep_alive
+    try:
+        keep_alive = await _proxy(conn, request, ctx, forward, state, keep_alive, started=started)
+    except _VisitorGone:
+        keep_alive = False
+    except EdgeError as exc:
+        keep_alive = failed(conn, request, ctx, exc, keep_alive)
+    state.log(ctx, request)
+    return keep_alive and not conn.closed
+
+
+def new_context(conn: DownstreamConnection, state: EdgeState) -> RequestContext:
+    return RequestContext(
         ray_id=state.ray_id(),
         snapshot=state.snapshot(),
         scheme=conn.scheme,
@@ -51,26 +74,19 @@ async def serve_request(conn: DownstreamConnection, request: RequestReceived, st
         sni=conn.sni,
         tls_version=conn.tls_version,
     )
-    keep_alive = request.keep_alive
-    try:
-        decision = run_until_origin(request, ctx, state.settings, state.waf)
-        if isinstance(decision, Respond):
-            keep_alive = _respond(conn, request, ctx, decision, keep_alive)
-        else:
-            keep_alive = await _proxy(conn, request, ctx, decision, state, keep_alive)
-    except _VisitorGone:
-        keep_alive = False
-    except EdgeError as exc:
-        ctx.error_code, ctx.error_detail = exc.code, exc.message
-        if ctx.status:
-            keep_alive = False  # the status line is out; all we can do is cut the response short
-        else:
-            keep_alive = _respond(conn, request, ctx, error_response(exc, ctx.ray_id, ctx.host), keep_alive)
-    state.log(ctx, request)
-    return keep_alive and not conn.closed
 
 
-def _request_consumed(conn: DownstreamConnection, request: RequestReceived) -> bool:
+def failed(
+    conn: DownstreamConnection, request: RequestReceived, ctx: RequestContext, exc: EdgeError, keep_alive: bool
+) -> bool:
+    """ERROR: the 52x/1xxx page while nothing was sent yet, else cut the response short."""
+    ctx.error_code, ctx.error_detail = exc.code, exc.message
+    if ctx.status:
+        return False  # the status line is out; all we can do is cut the response short
+    return respond(conn, request, ctx, error_response(exc, ctx.ray_id, ctx.host), keep_alive)
+
+
+def request_consumed(conn: DownstreamConnection, request: RequestReceived) -> bool:
     """Drop already-received body events of an unanswered request; True when its end was seen."""
     while True:
         try:
@@ -83,12 +99,12 @@ def _request_consumed(conn: DownstreamConnection, request: RequestReceived) -> b
             return True
 
 
-def _respond(
+def respond(
     conn: DownstreamConnection, request: RequestReceived, ctx: RequestContext, response: Respond, keep_alive: bool
 ) -> bool:
     """Send a locally generated response; a body the visitor announced but did not fully send (or that we
     did not read) means the connection cannot be reused."""
-    if not _request_consumed(conn, request):
+    if not request_consumed(conn, request):
         keep_alive = False
     keep_alive = keep_alive and not response.close
     headers = list(response.headers)
@@ -113,22 +129,31 @@ async def _proxy(
     forward: Forward,
     state: EdgeState,
     keep_alive: bool,
+    *,
+    started: OriginConnection | None = None,
 ) -> bool:
-    """ORIGIN_CONNECT .. RESPONSE_BODY. Returns whether the visitor connection stays open."""
+    """ORIGIN_CONNECT .. RESPONSE_BODY. Returns whether the visitor connection stays open.
+
+    ``started``: a reused connection that already carries this request (no body); its response is
+    awaited as if this function had written it.
+    """
     retry_allowed = request.body == "none" and request.method in IDEMPOTENT
     head = request_head(request.method, request.target, forward.headers)
     timeouts = state.config.origin_timeouts
-    if request.body == "none" and not _request_consumed(conn, request):
-        raise MalformedRequest("request ended unexpectedly")
     attempt = 0
     while True:
-        origin, reused = await state.pool.acquire(forward.peer, fresh=attempt > 0)
-        ctx.origin_reused = reused
+        written = started is not None
+        if started is not None:
+            origin, reused, started = started, True, None
+        else:
+            origin, reused = await state.pool.acquire(forward.peer, fresh=attempt > 0)
+            ctx.origin_reused = reused
         try:
-            origin.start_exchange(request.method)
-            origin.write(head)
-            if request.body != "none":
-                await _send_body(conn, request, origin, timeouts.write, state)
+            if not written:
+                origin.start_exchange(request.method)
+                origin.write(head)
+                if request.body != "none":
+                    await _send_body(conn, request, origin, timeouts.write, state)
             response = await origin.next_event(timeouts.read)
         except EdgeError as exc:
             state.pool.release(origin, False)
@@ -189,16 +214,7 @@ async def _send_response(
     keep_alive: bool,
 ) -> bool:
     """RESPONSE_HEADERS and RESPONSE_BODY."""
-    framing = response.body
-    http11 = request.version == b"1.1"
-    rechunk = framing in ("chunked", "close") and http11
-    if framing in ("chunked", "close") and not http11:
-        keep_alive = False  # HTTP/1.0 visitor: the body ends when the connection closes
-    headers = visitor_response_headers(response, ray_id=ctx.ray_id, chunked=rechunk, close=not keep_alive)
-    if keep_alive and not http11:
-        headers.append((b"Connection", b"keep-alive"))
-    conn.write(response_head(response.status, headers, response.reason))
-    ctx.status = response.status
+    keep_alive, rechunk = response_start(conn, request, ctx, response, keep_alive)
     read_timeout = state.config.origin_timeouts.read
     write_timeout = state.config.write_timeout
     sent = 0
@@ -219,3 +235,24 @@ async def _send_response(
             conn.flush()
             ctx.bytes_sent = sent
             return keep_alive
+
+
+def response_start(
+    conn: DownstreamConnection,
+    request: RequestReceived,
+    ctx: RequestContext,
+    response: ResponseReceived,
+    keep_alive: bool,
+) -> tuple[bool, bool]:
+    """RESPONSE_HEADERS: queue the visitor's response head. Returns (keep_alive, re-chunk the body)."""
+    framing = response.body
+    http11 = request.version == b"1.1"
+    rechunk = framing in ("chunked", "close") and http11
+    if framing in ("chunked", "close") and not http11:
+        keep_alive = False  # HTTP/1.0 visitor: the body ends when the connection closes
+    headers = visitor_response_headers(response, ray_id=ctx.ray_id, chunked=rechunk, close=not keep_alive)
+    if keep_alive and not http11:
+        headers.append((b"Connection", b"keep-alive"))
+    conn.write(response_head(response.status, headers, response.reason))
+    ctx.status = response.status
+    return keep_alive, rechunk

@@ -11,12 +11,12 @@ import contextlib
 import os
 import socket
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from originlock.edge.access_log import AccessLog
 from originlock.edge.config import EdgeConfig
 from originlock.edge.downstream import DownstreamConnection
-from originlock.edge.exchange import serve_request
 from originlock.edge.listeners import bind_listener
 from originlock.edge.snapshots import RefreshingSnapshotSource, SnapshotSource
 from originlock.edge.visitor_tls import VisitorTls
@@ -81,6 +81,23 @@ class EdgeState:
         self._snapshot = source.current()
         self._ray_prefix = os.urandom(4).hex()
         self._ray_counter = int.from_bytes(os.urandom(4), "big")
+        self._soon: list[Callable[[], None]] = []
+
+    def send_soon(self, send: Callable[[], None]) -> None:
+        """Run ``send`` (a socket write) after every read of this event-loop iteration was handled.
+
+        The callback-driven path (``edge/fastpath.py``) would otherwise write as soon as each read is
+        parsed, interleaving reads and writes; grouping the writes wakes each peer once per burst rather
+        than once per write (docs/performance.md, step 3).
+        """
+        if not self._soon:
+            self.loop.call_soon(self._send_all)
+        self._soon.append(send)
+
+    def _send_all(self) -> None:
+        sends, self._soon = self._soon, []
+        for send in sends:
+            send()
 
     # -- called per request --------------------------------------------------------------------
 
@@ -110,31 +127,7 @@ class EdgeState:
 
     # -- connections ---------------------------------------------------------------------------
 
-    def start_connection(self, conn: DownstreamConnection) -> asyncio.Task[None]:
-        self.connections[conn] = False
-        return self.loop.create_task(self._serve(conn))
-
-    async def _serve(self, conn: DownstreamConnection) -> None:
-        idle_timeout = self.config.idle_timeout
-        try:
-            while not self.draining:
-                try:
-                    event = conn.next_event_nowait() or await conn.next_event(idle_timeout)
-                except DownstreamError as exc:
-                    self._reject(conn, exc)
-                    break
-                if not isinstance(event, RequestReceived):
-                    break
-                self.connections[conn] = True
-                keep_alive = await serve_request(conn, event, self)
-                self.connections[conn] = False
-                if not keep_alive:
-                    break
-        finally:
-            conn.close()
-            self.connections.pop(conn, None)
-
-    def _reject(self, conn: DownstreamConnection, exc: DownstreamError) -> None:
+    def reject(self, conn: DownstreamConnection, exc: DownstreamError) -> None:
         """Answer a request that could not be parsed (400/414/431) and close."""
         ctx = RequestContext(
             ray_id=self.ray_id(),

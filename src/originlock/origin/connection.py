@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from collections.abc import Callable
 from typing import cast
 
 from originlock.errors import EdgeError, OriginBadResponse, OriginHandshakeFailed, OriginTimeout
+from originlock.origin.deadline import Deadline
 from originlock.origin.peer import PoolKey
 from originlock.proto.events import Event
 from originlock.proto.http1 import DEFAULT_LIMITS, Limits, ResponseParser
@@ -42,6 +44,10 @@ class OriginConnection(asyncio.Protocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._in_exchange = False
         self._read_paused = False
+        self._read_deadline = Deadline(loop, self._read_expired)
+        #: Callback-driven exchanges (``edge/fastpath.py``) are told about new events, errors and the
+        #: read timeout through this instead of a future: no task switch per response.
+        self.listener: Callable[[], None] | None = None
 
     # -- asyncio callbacks ---------------------------------------------------------------------
 
@@ -110,9 +116,39 @@ class OriginConnection(asyncio.Protocol):
         self._wake()
 
     def _wake(self) -> None:
+        listener = self.listener
+        if listener is not None:
+            listener()
+            return
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def arm_read_timeout(self, timeout: float) -> None:
+        """Start the read timeout of a callback-driven exchange (524 through ``listener``)."""
+        self._read_deadline.arm(timeout)
+
+    def disarm_read_timeout(self) -> None:
+        self._read_deadline.disarm()
+
+    def _read_expired(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            if not waiter.done():
+                waiter.set_exception(OriginTimeout("the origin did not respond in time"))
+        elif self.listener is not None and self._in_exchange:
+            self._error = self._error or OriginTimeout("the origin did not respond in time")
+            self.listener()
+
+    @property
+    def pending(self) -> deque[Event]:
+        """Parsed events of the current exchange not consumed yet (read-only use)."""
+        return self._events
+
+    @property
+    def error(self) -> EdgeError | None:
+        """The failure of the current exchange, once known."""
+        return self._error
 
     def usable(self) -> bool:
         """Idle and still open (the pool's check before reuse)."""
@@ -177,19 +213,15 @@ class OriginConnection(asyncio.Protocol):
             if self.closed:
                 raise self._relabel(OriginBadResponse("the origin closed the connection"), None)
             waiter = self._waiter = self._loop.create_future()
-            handle = self._loop.call_later(timeout, _expire, waiter)
+            self._read_deadline.arm(timeout)
             try:
                 await waiter
             finally:
-                handle.cancel()
+                self._read_deadline.disarm()
                 self._waiter = None
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
         self.closed = True
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(OriginTimeout("the origin did not respond in time"))
+        self._read_deadline.cancel()

@@ -41,12 +41,18 @@ class OriginPool:
             max_idle_per_key=max_idle_per_key, idle_timeout=idle_timeout
         )
 
+    def acquire_idle(self, peer: OriginPeer) -> OriginConnection | None:
+        """An idle connection for ``peer`` (it is then busy), or None when the caller must dial."""
+        conn, to_close = self._state.checkout(peer.pool_key(), self._clock(), _usable)
+        if to_close:
+            _close(to_close)
+        return conn
+
     async def acquire(self, peer: OriginPeer, *, fresh: bool = False) -> tuple[OriginConnection, bool]:
         """A connection for ``peer`` and whether it was reused. ``fresh`` skips idle connections."""
         key = peer.pool_key()
         if not fresh:
-            conn, to_close = self._state.checkout(key, self._clock(), _usable)
-            _close(to_close)
+            conn = self.acquire_idle(peer)
             if conn is not None:
                 return conn, True
         conn = await self._connector.connect(peer)

@@ -51,8 +51,10 @@ class EdgeOnlyMiddleware:
         tls = extensions.get("tls")
         if tls is None and self.gate.forwarded is None and not self._warned_no_tls:
             self._warned_no_tls = True
-            logger.warning("the ASGI server gives no TLS client certificate (scope['extensions']['tls']); "
-                           "run uvicorn with http='originlock.originkit.uvicorn_tls:TlsHttpToolsProtocol'")
+            logger.warning(
+                "the ASGI server gives no TLS client certificate (scope['extensions']['tls']); "
+                "run uvicorn with http='originlock.originkit.uvicorn_tls:TlsHttpToolsProtocol'"
+            )
         try:
             verified = self.gate.admit(
                 peer_chain=(tls or {}).get("client_cert_chain"), host=headers.get("host"), headers=headers
@@ -72,10 +74,14 @@ async def _deny(scope: Scope, send: Send) -> None:
         # Closing before accept makes the server answer the handshake with 403 (ASGI websocket spec).
         await send({"type": "websocket.close", "code": 1008})
         return
-    await send({
-        "type": "http.response.start",
-        "status": 403,
-        "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(DENIED_BODY)).encode())],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 403,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(DENIED_BODY)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": DENIED_BODY})

@@ -64,8 +64,9 @@ def _result(kind: ProbeKind, obs: Observation, *, via: str, subject: str | None)
         outcome, detail = classify_edge_response(obs.status, obs.body_head)
     else:
         outcome, detail = classify_http(obs.status, obs.body_head)
-    return ProbeResult(kind, outcome, detail, status=obs.status, via=via, client_subject=subject,
-                       elapsed_ms=obs.elapsed_ms)
+    return ProbeResult(
+        kind, outcome, detail, status=obs.status, via=via, client_subject=subject, elapsed_ms=obs.elapsed_ms
+    )
 
 
 def _subject(chain_pem: str | bytes) -> str | None:
@@ -129,9 +130,11 @@ def check_origin(
         # The edge connects without a certificate, so it gets exactly what probe 1 got.
         first = probes[ProbeKind.NO_CERT]
         probes[ProbeKind.EDGE_CERT] = ProbeResult(
-            ProbeKind.EDGE_CERT, first.outcome,
+            ProbeKind.EDGE_CERT,
+            first.outcome,
             f"the edge presents no client certificate for {name} (control plane), so: {first.detail}",
-            status=first.status, via="none",
+            status=first.status,
+            via="none",
         )
     else:
         probes[ProbeKind.EDGE_CERT] = _edge_probe(origin, name, edge_client, via_edge, timeout)

@@ -114,9 +114,7 @@ def decide(probes: dict[ProbeKind, ProbeResult]) -> tuple[Verdict, list[str], li
     if no_cert.outcome is Outcome.ERROR:
         return Verdict.UNREACHABLE, [f"could not probe the origin: {no_cert.detail}"], notes
     if unrelated is not None and unrelated.outcome is Outcome.ACCEPTED:
-        return Verdict.OPEN, [
-            "accepts any certificate: it asks for one but does not check which CA issued it"
-        ], notes
+        return Verdict.OPEN, ["accepts any certificate: it asks for one but does not check which CA issued it"], notes
     if unrelated is not None and unrelated.outcome is Outcome.ERROR:
         return Verdict.UNREACHABLE, [f"could not finish probing the origin: {unrelated.detail}"], notes
     refused_how = "at the TLS layer" if no_cert.outcome is Outcome.REFUSED_TLS else "with an HTTP error"
@@ -126,17 +124,33 @@ def decide(probes: dict[ProbeKind, ProbeResult]) -> tuple[Verdict, list[str], li
             f"the edge's own certificate was not tested ({why}); LOCKED here means only that strangers are "
             "refused, not that the edge gets in"
         )
-        return Verdict.LOCKED, [f"refuses requests without a client certificate ({refused_how})",
-                                "refuses certificates from an unrelated CA"], notes
+        return (
+            Verdict.LOCKED,
+            [
+                f"refuses requests without a client certificate ({refused_how})",
+                "refuses certificates from an unrelated CA",
+            ],
+            notes,
+        )
     if edge.outcome is Outcome.ERROR:
         notes.append(f"the edge-certificate probe failed: {edge.detail}")
-        return Verdict.LOCKED, [f"refuses requests without a client certificate ({refused_how})",
-                                "refuses certificates from an unrelated CA"], notes
+        return (
+            Verdict.LOCKED,
+            [
+                f"refuses requests without a client certificate ({refused_how})",
+                "refuses certificates from an unrelated CA",
+            ],
+            notes,
+        )
     if edge.outcome.refused and edge.via == "none":
-        return Verdict.MISCONFIGURED, [
-            "requires a client certificate, but the edge presents none for this hostname: requests through "
-            "the edge will fail; enable Authenticated Origin Pulls for the zone or hostname"
-        ], notes
+        return (
+            Verdict.MISCONFIGURED,
+            [
+                "requires a client certificate, but the edge presents none for this hostname: requests through "
+                "the edge will fail; enable Authenticated Origin Pulls for the zone or hostname"
+            ],
+            notes,
+        )
     if edge.outcome.refused:
         effect = (
             "requests through the edge will fail with 525"
@@ -144,8 +158,12 @@ def decide(probes: dict[ProbeKind, ProbeResult]) -> tuple[Verdict, list[str], li
             else f"requests through the edge will get the origin's {edge.status or 'error'} response"
         )
         return Verdict.MISCONFIGURED, [f"rejects the edge's own certificate: {effect}"], notes
-    return Verdict.LOCKED, [
-        f"refuses requests without a client certificate ({refused_how})",
-        "refuses certificates from an unrelated CA",
-        "accepts the edge's certificate",
-    ], notes
+    return (
+        Verdict.LOCKED,
+        [
+            f"refuses requests without a client certificate ({refused_how})",
+            "refuses certificates from an unrelated CA",
+            "accepts the edge's certificate",
+        ],
+        notes,
+    )

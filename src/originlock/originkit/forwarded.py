@@ -74,8 +74,12 @@ def parse_pem_header(value: str) -> list[x509.Certificate]:
     text = unquote(value.strip())
     if "-----BEGIN" in text:
         # Some proxies fold newlines into spaces; PEM parsing needs the base64 lines back.
-        text = re.sub(r"(-----BEGIN [A-Z ]+-----)(.*?)(-----END [A-Z ]+-----)",
-                      lambda m: "\n".join([m.group(1), *m.group(2).split(), m.group(3)]), text, flags=re.S)
+        text = re.sub(
+            r"(-----BEGIN [A-Z ]+-----)(.*?)(-----END [A-Z ]+-----)",
+            lambda m: "\n".join([m.group(1), *m.group(2).split(), m.group(3)]),
+            text,
+            flags=re.S,
+        )
         return _certs_from_pem(text)
     certs = []
     for part in text.split(","):  # Traefik joins several certificates with commas

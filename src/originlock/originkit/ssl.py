@@ -55,9 +55,7 @@ def make_origin_ssl_context(
         load_cert_chain_from_memory(ctx, cert_pem, key_pem)
     else:
         raise ValueError("make_origin_ssl_context needs certfile (+keyfile) or cert_pem and key_pem")
-    ctx.load_verify_locations(
-        cafile=None if edge_ca_file is None else os.fspath(edge_ca_file), cadata=edge_ca_pem
-    )
+    ctx.load_verify_locations(cafile=None if edge_ca_file is None else os.fspath(edge_ca_file), cadata=edge_ca_pem)
     ctx.verify_mode = ssl.CERT_REQUIRED if require else ssl.CERT_OPTIONAL
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx

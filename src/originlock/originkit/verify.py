@@ -181,5 +181,10 @@ def verify_edge_cert(
     if expected is not None and pin not in expected:
         raise EdgeVerificationError(f"client certificate is not the one bound to host {hostname!r}")
     info = describe(cert)
-    return VerifiedEdge(subject=info.subject, spki_sha256=pin, fingerprint_sha256=info.fingerprint_sha256,
-                        pinned=expected is not None, chain=chain)
+    return VerifiedEdge(
+        subject=info.subject,
+        spki_sha256=pin,
+        fingerprint_sha256=info.fingerprint_sha256,
+        pinned=expected is not None,
+        chain=chain,
+    )

@@ -55,13 +55,20 @@ class EdgeOnlyWSGIMiddleware:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         headers = {k[5:].replace("_", "-").lower(): str(v) for k, v in environ.items() if k.startswith("HTTP_")}
         try:
-            verified = self.gate.admit(peer_chain=_chain_from_environ(environ), host=environ.get("HTTP_HOST"),
-                                       headers=headers)
+            verified = self.gate.admit(
+                peer_chain=_chain_from_environ(environ), host=environ.get("HTTP_HOST"), headers=headers
+            )
         except EdgeVerificationError as exc:
-            logger.warning("refused request from %s for host %r: %s", environ.get("REMOTE_ADDR"),
-                           environ.get("HTTP_HOST"), exc.reason)
-            start_response("403 Forbidden", [("Content-Type", "text/plain; charset=utf-8"),
-                                             ("Content-Length", str(len(DENIED_BODY)))])
+            logger.warning(
+                "refused request from %s for host %r: %s",
+                environ.get("REMOTE_ADDR"),
+                environ.get("HTTP_HOST"),
+                exc.reason,
+            )
+            start_response(
+                "403 Forbidden",
+                [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(DENIED_BODY)))],
+            )
             return [DENIED_BODY]
         environ["originlock.edge"] = verified
         return self.app(environ, start_response)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from originlock.origin.peer import OriginPeer
 from originlock.snapshot.model import Route, Snapshot
+from originlock.waf import RouteOverride, Verdict
 
 __all__ = ["PipelineSettings", "RequestContext"]
 
@@ -59,4 +60,9 @@ class RequestContext:
     error_detail: str = ""
     origin_reused: bool = False
     origin_retried: bool = False
+    #: The WAF's verdict (action, matching rules) when the zone has rules; None when the WAF did not run.
+    waf: Verdict | None = None
+    #: Origin Rules (``http_request_origin``): the merged ``route`` override and the ids of matching rules.
+    origin_override: RouteOverride | None = None
+    origin_rule_ids: tuple[str, ...] = ()
     extra: dict[str, object] = field(default_factory=dict)

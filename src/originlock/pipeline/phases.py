@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 
-from originlock.pipeline.builtin.forwarding import origin_request_headers
+from originlock.pipeline.builtin.forwarding import origin_request_headers, override_host
 from originlock.pipeline.builtin.origin_select import select_origin
 from originlock.pipeline.builtin.ssl_mode import on_ssl_mode
 from originlock.pipeline.builtin.zone_router import on_route
@@ -79,4 +79,6 @@ def run_until_origin(
             return decision
     ctx.peer = peer = select_origin(ctx, settings)
     headers = origin_request_headers(request, client_ip=ctx.client_ip, scheme=ctx.scheme, ray_id=ctx.ray_id)
+    if ctx.origin_override is not None and ctx.origin_override.host_header is not None:
+        headers = override_host(headers, ctx.origin_override.host_header)
     return Forward(peer, headers)

@@ -34,6 +34,9 @@ MAX_REQUEST_HEAD_BYTES = 32 * 1024
 MAX_RESPONSE_HEAD_BYTES = 128 * 1024
 #: Per header line overhead counted towards the head size (": " and CRLF).
 _LINE_OVERHEAD = 4
+_VERSIONS = {"1.1": b"1.1", "1.0": b"1.0"}
+#: MessageEnded has no fields: one shared instance instead of an allocation per message.
+_ENDED = MessageEnded()
 
 
 @dataclass(frozen=True)
@@ -126,25 +129,38 @@ class RequestParser:
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._head_bytes = 0
-        size = len(self._url) + sum(len(n) + len(v) + _LINE_OVERHEAD for n, v in self._headers)
+        headers = self._headers
+        # One pass over the fields for the size limit, Expect and the body framing (was three passes
+        # plus a generator; the request head is parsed for every request).
+        size = len(self._url) + _LINE_OVERHEAD * len(headers)
+        expect = bad_expect = False
+        framing = ""
+        for name, value in headers:
+            size += len(name) + len(value)
+            lower = name.lower()
+            if lower == b"expect":
+                if value.lower() != b"100-continue":
+                    bad_expect = True
+                expect = True
+            elif not framing:
+                if lower == b"transfer-encoding":
+                    if b"chunked" in value.lower():
+                        framing = "chunked"
+                elif lower == b"content-length":
+                    framing = "length" if value.strip() != b"0" else "none"
         if size > self._limits.max_request_head_bytes:
             raise HeadersTooLarge()
+        if bad_expect:
+            raise MalformedRequest("unsupported Expect value")
         parser = self._parser
-        headers = self._headers
-        expect = False
-        for name, value in headers:
-            if name.lower() == b"expect":
-                if value.lower() != b"100-continue":
-                    raise MalformedRequest("unsupported Expect value")
-                expect = True
         self._events.append(
             RequestReceived(
                 method=parser.get_method(),
                 target=bytes(self._url),
-                version=parser.get_http_version().encode(),
+                version=_VERSIONS.get(parser.get_http_version()) or parser.get_http_version().encode(),
                 headers=headers,
                 keep_alive=bool(parser.should_keep_alive()) and not parser.should_upgrade(),
-                body=_framing(headers),
+                body=framing or "none",
                 expect_continue=expect,
             )
         )
@@ -156,7 +172,7 @@ class RequestParser:
         # The next head starts here; bytes of this body fed in the same call are counted too, which
         # only errs on the strict side by at most one read.
         self._in_head = True
-        self._events.append(MessageEnded())
+        self._events.append(_ENDED)
 
 
 class ResponseParser:
@@ -186,7 +202,11 @@ class ResponseParser:
 
     def start(self, method: bytes) -> None:
         """Prepare for the response to a request with ``method``."""
-        self._parser = httptools.HttpResponseParser(self)
+        if self._head_request or not self._done or self._events:
+            # llhttp still expects the body announced to a HEAD request, or stopped mid-message: start
+            # over. After a complete non-HEAD response llhttp is ready for the next message, and keeping
+            # it saves a parser allocation per exchange.
+            self._parser = httptools.HttpResponseParser(self)
         self._head_request = method == b"HEAD"
         self._reset_message()
         self.received_any = False
@@ -223,7 +243,7 @@ class ResponseParser:
             return []
         if not self._in_head and self._framing == "close":
             self._done = True
-            return [MessageEnded()]
+            return [_ENDED]
         raise OriginBadResponse("the origin closed the connection before completing its response")
 
     # -- llhttp callbacks ----------------------------------------------------------------------
@@ -253,7 +273,7 @@ class ResponseParser:
             ResponseReceived(
                 status=status,
                 reason=self._reason,
-                version=self._parser.get_http_version().encode(),
+                version=_VERSIONS.get(self._parser.get_http_version()) or self._parser.get_http_version().encode(),
                 headers=headers,
                 keep_alive=keep_alive,
                 body=framing,
@@ -261,7 +281,7 @@ class ResponseParser:
         )
         if framing == "none" and self._head_request:
             self._done = True
-            self._events.append(MessageEnded())
+            self._events.append(_ENDED)
 
     def on_body(self, body: bytes) -> None:
         if not self._done:
@@ -273,4 +293,4 @@ class ResponseParser:
             return
         if not self._done:
             self._done = True
-            self._events.append(MessageEnded())
+            self._events.append(_ENDED)

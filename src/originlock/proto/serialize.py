@@ -49,19 +49,28 @@ def reason_phrase(status: int) -> bytes:
         return b""
 
 
+_FIELD_SEP = b": ".join
+_LINE_SEP = b"\r\n".join
+
+
 def _fields(headers: Headers) -> bytes:
-    return b"".join([name + b": " + value + b"\r\n" for name, value in headers])
+    """The field lines, each ending in CRLF. Joined by ``bytes.join`` mapped over the (name, value) tuples,
+    so the loop runs in C: a list comprehension with concatenations was ~2 % of edge CPU (two heads per
+    proxied request; docs/performance.md step 2)."""
+    if not headers:
+        return b""
+    return _LINE_SEP(map(_FIELD_SEP, headers)) + b"\r\n"
 
 
 def request_head(method: bytes, target: bytes, headers: Headers) -> bytes:
     """``METHOD target HTTP/1.1`` plus fields and the empty line."""
-    return method + b" " + target + b" HTTP/1.1\r\n" + _fields(headers) + b"\r\n"
+    return b"%s %s HTTP/1.1\r\n%s\r\n" % (method, target, _fields(headers))
 
 
 def response_head(status: int, headers: Headers, reason: bytes | None = None, version: bytes = b"1.1") -> bytes:
     """Status line plus fields and the empty line."""
     phrase = reason if reason else reason_phrase(status)
-    return b"HTTP/" + version + b" %d " % status + phrase + b"\r\n" + _fields(headers) + b"\r\n"
+    return b"HTTP/%s %d %s\r\n%s\r\n" % (version, status, phrase, _fields(headers))
 
 
 def chunk(data: bytes) -> bytes:

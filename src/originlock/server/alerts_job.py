@@ -140,7 +140,7 @@ class ExpiryAlerts:
             payloads[alert.key] = _payload(alert, row.name, row.alert_type, row.account_id, now)
             log.warning("alert queued: %s", payloads[alert.key]["text"])
         with self._store.write() as conn:
-            enqueue(conn, due, payloads, now)
+            enqueue(conn, [(a.key, a.policy_id) for a in due], payloads, now)
 
     def _update_gauge(self, certs: list[CertExpiry], now: datetime) -> None:
         labels = set()
@@ -162,7 +162,7 @@ class ExpiryAlerts:
                 if policy is None:
                     continue
                 hook_ids = [h["id"] for h in json.loads(policy.mechanisms).get("webhooks") or []]
-                hooks = conn.execute(select(w).where(w.c.id.in_(hook_ids))) if hook_ids else []
+                hooks = list(conn.execute(select(w).where(w.c.id.in_(hook_ids)))) if hook_ids else []
                 targets = [(h.url, webhook_secret(self._store.sealer, h)) for h in hooks]
                 items.append(_Pending(row.id, row.policy_id, json.loads(row.payload), row.attempts, targets))
         return items

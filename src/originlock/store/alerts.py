@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, Row, delete, insert, select, update
 
-from originlock.alerts.policy import ALERT_TYPES, DueAlert, PolicyView
+from originlock.alerts.policy import ALERT_TYPES, ORIGIN_EXPOSED, PolicyView
 from originlock.store import schema
 from originlock.store.db import now_iso, to_iso
 from originlock.store.errors import Invalid, NotFound
@@ -31,7 +31,7 @@ __all__ = [
     "webhook_secret",
 ]
 
-SUPPORTED_ALERT_TYPES = tuple(ALERT_TYPES.values())
+SUPPORTED_ALERT_TYPES = (*ALERT_TYPES.values(), ORIGIN_EXPOSED)
 
 
 def _check_policy(conn: Connection, account_id: str, alert_type: str, mechanisms: dict[str, Any]) -> None:
@@ -168,16 +168,16 @@ def webhook_secret(sealer: KeySealer, row: Row[Any]) -> str | None:
     return sealer.open(bytes(row.secret_sealed), f"webhook:{row.id}").decode() if row.secret_sealed else None
 
 
-def enqueue(conn: Connection, alerts: list[DueAlert], payloads: dict[str, dict[str, Any]], now: datetime) -> int:
-    """Queue alerts not queued before; returns how many were new."""
+def enqueue(conn: Connection, items: list[tuple[str, str]], payloads: dict[str, dict[str, Any]], now: datetime) -> int:
+    """Queue (delivery key, policy id) items not queued before; returns how many were new."""
     known = {r.id for r in conn.execute(select(schema.alert_deliveries.c.id))}
-    new = [a for a in alerts if a.key not in known]
-    for alert in new:
+    new = [(key, policy_id) for key, policy_id in items if key not in known]
+    for key, policy_id in new:
         conn.execute(
             insert(schema.alert_deliveries).values(
-                id=alert.key,
-                policy_id=alert.policy_id,
-                payload=json.dumps(payloads[alert.key]),
+                id=key,
+                policy_id=policy_id,
+                payload=json.dumps(payloads[key]),
                 status="pending",
                 attempts=0,
                 next_attempt_at=to_iso(now),

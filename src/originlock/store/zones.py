@@ -123,6 +123,12 @@ def delete_zone(conn: Connection, zone_id: str) -> None:
     get_zone(conn, zone_id)
     # Children first: SQLite enforces ON DELETE CASCADE only with foreign_keys=ON, and being explicit
     # keeps both backends identical.
-    for table in (schema.hostname_associations, schema.aop_certs, schema.zone_settings, schema.dns_records):
+    for table in (
+        schema.rulesets,
+        schema.hostname_associations,
+        schema.aop_certs,
+        schema.zone_settings,
+        schema.dns_records,
+    ):
         conn.execute(delete(table).where(table.c.zone_id == zone_id))
     conn.execute(delete(schema.zones).where(schema.zones.c.id == zone_id))

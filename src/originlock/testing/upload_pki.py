@@ -32,8 +32,9 @@ class UploadPki:
         return issue_leaf(self.ca, cn, now=self.now, days=days, key=new_key(key))
 
     def expired_client(self, cn: str) -> Issued:
-        return issue_leaf(self.ca, cn, now=self.now - timedelta(days=10), days=1,
-                          not_before=self.now - timedelta(days=20))
+        return issue_leaf(
+            self.ca, cn, now=self.now - timedelta(days=10), days=1, not_before=self.now - timedelta(days=20)
+        )
 
     def server(self, cn: str, *, sans: tuple[str, ...] = ()) -> Issued:
         return issue_leaf(self.ca, cn, now=self.now, client=False, server=True, sans=sans or (cn,))

@@ -130,8 +130,11 @@ def parse_route(params: Mapping[str, Any]) -> RouteOverride:
     port = origin.get("port")
     if port is not None and (not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535):
         raise ValueError("origin.port must be 1-65535")
-    for name, value in (("origin.host", origin.get("host")), ("sni.value", sni.get("value")),
-                        ("host_header", params.get("host_header"))):
+    for name, value in (
+        ("origin.host", origin.get("host")),
+        ("sni.value", sni.get("value")),
+        ("host_header", params.get("host_header")),
+    ):
         if value is not None and (not isinstance(value, str) or not value):
             raise ValueError(f"{name} must be a non-empty string")
     route = RouteOverride(origin.get("host"), port, sni.get("value"), params.get("host_header"))

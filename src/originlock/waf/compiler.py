@@ -179,16 +179,12 @@ class _Compiler:
     def membership(self, kind: Kind, rhs: SetLit | ListRef) -> Callable[[Any], bool]:
         items = self.list_items(kind, rhs) if isinstance(rhs, ListRef) else rhs.items
         singles = frozenset(i.value for i in items if isinstance(i, BytesLit | IntLit | IpLit))
-        ranges = tuple(
-            (i.low, i.high) for i in items if isinstance(i, IntRange | IpRange | IpCidr)
-        )
+        ranges = tuple((i.low, i.high) for i in items if isinstance(i, IntRange | IpRange | IpCidr))
         if not ranges:
             return lambda x: x in singles
         if kind is Kind.IP:
             ip_ranges: tuple[tuple[Any, Any], ...] = ranges
-            return lambda x: x in singles or any(
-                lo[0] == x[0] and lo[1] <= x[1] <= hi[1] for lo, hi in ip_ranges
-            )
+            return lambda x: x in singles or any(lo[0] == x[0] and lo[1] <= x[1] <= hi[1] for lo, hi in ip_ranges)
         return lambda x: x in singles or any(lo <= x <= hi for lo, hi in ranges)
 
     def list_items(self, kind: Kind, ref: ListRef) -> tuple[Any, ...]:
@@ -198,9 +194,7 @@ class _Compiler:
         for item in self.lists[ref.name]:
             if kind is Kind.IP:
                 net = ipaddress.ip_network(str(item), strict=False)
-                out.append(
-                    IpRange((net.version, int(net.network_address)), (net.version, int(net.broadcast_address)))
-                )
+                out.append(IpRange((net.version, int(net.network_address)), (net.version, int(net.broadcast_address))))
             elif kind is Kind.INT:
                 out.append(IntLit(int(item)))
             else:

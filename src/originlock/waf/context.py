@@ -255,8 +255,7 @@ _EXTRACTORS: Final[dict[str, Callable[[RequestFields, FieldValues], Any]]] = {
     "http.x_forwarded_for": _header(b"x-forwarded-for"),
     "http.accept_language_raw": _header(b"accept-language"),
     "http.cookie": lambda r, v: (
-        None if v["http.request.headers"].get(b"cookie") is None
-        else b"; ".join(v["http.request.headers"][b"cookie"])
+        None if v["http.request.headers"].get(b"cookie") is None else b"; ".join(v["http.request.headers"][b"cookie"])
     ),
     "http.request.cookies": lambda r, v: _multimap(
         [(k.strip(), val.strip()) for k, val in _pairs(v["http.cookie"] or b"", b";")]

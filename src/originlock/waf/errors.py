@@ -45,10 +45,7 @@ class ParseError(ValueError):
         text = self.expression[line_start:line_end]
         col = self.start - line_start
         width = max(1, min(self.end, line_end) - self.start)
-        return (
-            f"Filter parsing error ({self.line}:{col + 1}):\n"
-            f"{text}\n{' ' * col}{'^' * width} {self.message}"
-        )
+        return f"Filter parsing error ({self.line}:{col + 1}):\n{text}\n{' ' * col}{'^' * width} {self.message}"
 
     def __reduce__(self) -> tuple[type[ParseError], tuple[str, str, int, int]]:
         return (ParseError, (self.message, self.expression, self.start, self.end))

@@ -73,8 +73,7 @@ class FunctionDef:
             )
         if not param.accepts(arg.type):
             raise FunctionError(
-                f"invalid type of argument #{index}: expected value of type {param.expected}, "
-                f"but got {arg.type}"
+                f"invalid type of argument #{index}: expected value of type {param.expected}, but got {arg.type}"
             )
         if self.validate is not None:
             self.validate(index, arg)

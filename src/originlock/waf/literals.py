@@ -78,9 +78,7 @@ def _take_radix(src: str, pos: int, count: int, radix: int) -> int:
         raise LexError(f"invalid digit found in string while parsing with radix {radix}", pos, pos + count)
     value = int(chunk, radix)
     if value > 255:
-        raise LexError(
-            f"number too large to fit in target type while parsing with radix {radix}", pos, pos + count
-        )
+        raise LexError(f"number too large to fit in target type while parsing with radix {radix}", pos, pos + count)
     return value
 
 
@@ -179,15 +177,11 @@ def _int_digits(src: str, start: int, pos: int, radix: int) -> tuple[int, int]:
     try:
         value = int(src[pos:end], radix)
     except ValueError:
-        raise LexError(
-            f"invalid digit found in string while parsing with radix {radix}", start, end
-        ) from None
+        raise LexError(f"invalid digit found in string while parsing with radix {radix}", start, end) from None
     if src[start] == "-":
         value = -value
     if not I64_MIN <= value <= I64_MAX:
-        raise LexError(
-            f"number too large to fit in target type while parsing with radix {radix}", start, end
-        )
+        raise LexError(f"number too large to fit in target type while parsing with radix {radix}", start, end)
     return value, end
 
 

@@ -419,9 +419,7 @@ def _trim(expression: str) -> tuple[str, int]:
 
 def _run(expression: str, max_length: int, max_depth: int, value: bool) -> LogicalExpr | IndexExpr:
     if len(expression) > max_length:
-        raise ParseError(
-            f"expression is longer than {max_length} characters", expression, max_length, len(expression)
-        )
+        raise ParseError(f"expression is longer than {max_length} characters", expression, max_length, len(expression))
     src, lead = _trim(expression)
     parser = _Parser(src, max_depth)
     try:

@@ -88,9 +88,7 @@ def _rhs(rhs: Rhs) -> str:
     if isinstance(rhs, RegexLit):
         return _raw(rhs.pattern)
     assert isinstance(rhs, WildcardLit)
-    return _raw(rhs.pattern.decode("utf-8", "surrogatepass")) if _raw_safe(rhs.pattern) else quote_bytes(
-        rhs.pattern
-    )
+    return _raw(rhs.pattern.decode("utf-8", "surrogatepass")) if _raw_safe(rhs.pattern) else quote_bytes(rhs.pattern)
 
 
 def _raw_safe(data: bytes) -> bool:

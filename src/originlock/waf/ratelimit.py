@@ -106,4 +106,3 @@ class RateLimiter:
 
     def __len__(self) -> int:
         return len(self._counters)
-

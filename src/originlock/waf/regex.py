@@ -60,8 +60,12 @@ def to_re2(pattern: str) -> str:
     if _EMPTY_MIN_REPEAT.search(pattern):
         raise RegexError("regex parse error: repetition quantifier expects a valid decimal")
     # RE2 has no `u` flag; in Latin-1 mode its Unicode classes still parse, so drop the flag.
-    pattern = _UNICODE_FLAG.sub(lambda m: "" if m.group(1) + m.group(2) == "" and m.group(3) == ")"
-                                else f"(?{m.group(1)}{m.group(2)}{m.group(3)}", pattern)
+    pattern = _UNICODE_FLAG.sub(
+        lambda m: (
+            "" if m.group(1) + m.group(2) == "" and m.group(3) == ")" else f"(?{m.group(1)}{m.group(2)}{m.group(3)}"
+        ),
+        pattern,
+    )
     out: list[str] = []
     i = 0
     while i < len(pattern):

@@ -49,8 +49,9 @@ __all__ = [
 ]
 
 _NO_PARAMS: Mapping[str, Any] = MappingProxyType({})
-_SKIPPABLE_PHASES = frozenset({Phase.HTTP_RATELIMIT.value, Phase.HTTP_REQUEST_FIREWALL_MANAGED.value,
-                               "http_request_sbfm"})
+_SKIPPABLE_PHASES = frozenset(
+    {Phase.HTTP_RATELIMIT.value, Phase.HTTP_REQUEST_FIREWALL_MANAGED.value, "http_request_sbfm"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +142,9 @@ def _compile_expression(text: str, pointer: str, lists: Lists | None) -> Predica
         return compile_expression(parse(text), lists=lists)
     except ParseError as exc:
         raise RuleError(
-            f"{text!r} is not a valid value for expression because could not parse filter "
-            f"expression: {exc}", pointer, exc
+            f"{text!r} is not a valid value for expression because could not parse filter expression: {exc}",
+            pointer,
+            exc,
         ) from None
     except CompileError as exc:
         raise RuleError(str(exc), pointer) from None
@@ -155,8 +157,11 @@ def _compile_rule(phase: Phase, index: int, rule: Rule, lists: Lists | None) -> 
     predicate = _compile_expression(rule.expression, f"{base}/expression", lists)
     params = rule.action_parameters
     try:
-        response = parse_block_response(params, ratelimit=phase is Phase.HTTP_RATELIMIT) if (
-            rule.action is Action.BLOCK) else None
+        response = (
+            parse_block_response(params, ratelimit=phase is Phase.HTTP_RATELIMIT)
+            if (rule.action is Action.BLOCK)
+            else None
+        )
         route = parse_route(params) if rule.action is Action.ROUTE else None
         if rule.action is Action.SKIP:
             _check_skip(params)
@@ -169,7 +174,8 @@ def _compile_rule(phase: Phase, index: int, rule: Rule, lists: Lists | None) -> 
         raise RuleError("rate limiting rules need a ratelimit object", f"{base}/ratelimit")
     counting = (
         _compile_expression(spec.counting_expression, f"{base}/ratelimit/counting_expression", lists)
-        if spec.counting_expression else None
+        if spec.counting_expression
+        else None
     )
     getters: list[Getter] = []
     for n, characteristic in enumerate(spec.characteristics):
@@ -306,8 +312,12 @@ def evaluate_request(
         verdict = managed(values)
         if verdict is not None and verdict.terminated:
             return Verdict(
-                verdict.action, verdict.rule_id, Phase.HTTP_REQUEST_FIREWALL_MANAGED, verdict.response,
-                tuple(run.matches) + verdict.matches, frozenset(run.skipped_phases),
+                verdict.action,
+                verdict.rule_id,
+                Phase.HTTP_REQUEST_FIREWALL_MANAGED,
+                verdict.response,
+                tuple(run.matches) + verdict.matches,
+                frozenset(run.skipped_phases),
                 frozenset(run.skipped_products),
             )
     return run.verdict()

@@ -36,9 +36,7 @@ def split_wildcard(pattern: bytes) -> tuple[bytes, ...]:
                 )
             nxt = pattern[i + 1]
             if nxt not in (0x2A, 0x5C):
-                raise ValueError(
-                    f"invalid wildcard: wildcard syntax error at position {i}: invalid escape sequence"
-                )
+                raise ValueError(f"invalid wildcard: wildcard syntax error at position {i}: invalid escape sequence")
             current.append(nxt)
             i += 2
             prev_star = False

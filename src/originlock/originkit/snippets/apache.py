@@ -18,7 +18,7 @@ def render(opts: SnippetOptions, phase: Phase) -> str:
             "    # needs mod_proxy and mod_proxy_http\n"
             f"    ProxyPass / {opts.app_url.rstrip('/')}/\n"
             f"    ProxyPassReverse / {opts.app_url.rstrip('/')}/\n"
-            "    RequestHeader set X-Client-Verify \"%{SSL_CLIENT_VERIFY}s\"\n"
+            '    RequestHeader set X-Client-Verify "%{SSL_CLIENT_VERIFY}s"\n'
         )
     else:
         content = "    # ... your existing DocumentRoot / directives ...\n"

@@ -48,8 +48,7 @@ def config(opts: SnippetOptions, phase: Phase) -> dict[str, Any]:
             ]
         },
         "http_filters": [
-            {"name": "envoy.filters.http.router",
-             "typed_config": {"@type": f"{_API}.filters.http.router.v3.Router"}}
+            {"name": "envoy.filters.http.router", "typed_config": {"@type": f"{_API}.filters.http.router.v3.Router"}}
         ],
     }
     return {
@@ -61,8 +60,7 @@ def config(opts: SnippetOptions, phase: Phase) -> dict[str, Any]:
                     "filter_chains": [
                         {
                             "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": tls_context},
-                            "filters": [{"name": "envoy.filters.network.http_connection_manager",
-                                         "typed_config": hcm}],
+                            "filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}],
                         }
                     ],
                 }
@@ -73,8 +71,13 @@ def config(opts: SnippetOptions, phase: Phase) -> dict[str, Any]:
                     "type": "STRICT_DNS",
                     "load_assignment": {
                         "cluster_name": "originlock_app",
-                        "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
-                            "socket_address": {"address": host, "port_value": port}}}}]}],
+                        "endpoints": [
+                            {
+                                "lb_endpoints": [
+                                    {"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}}
+                                ]
+                            }
+                        ],
                     },
                 }
             ],

@@ -33,6 +33,20 @@ def access_log_line(ctx: RequestContext, request: RequestReceived | None, now: f
         record["origin_reused"] = ctx.origin_reused
         if ctx.origin_retried:
             record["origin_retried"] = True
+    if ctx.waf is not None and (ctx.waf.matches or ctx.waf.terminated):
+        # Every matching rule is logged (log, skip and terminating actions), as users need the full list
+        # to tune rules before enforcing them (spec §4).
+        verdict = ctx.waf
+        record["waf"] = {
+            "action": verdict.action.value if verdict.action else None,
+            "rule_id": verdict.rule_id,
+            "phase": verdict.phase.value if verdict.phase else None,
+            "matches": [
+                {"rule_id": m.rule_id, "action": m.action.value, "phase": m.phase.value} for m in verdict.matches
+            ],
+        }
+    if ctx.origin_rule_ids:
+        record["origin_rules"] = list(ctx.origin_rule_ids)
     if ctx.error_code:
         record["error"] = ctx.error_code
         record["error_detail"] = ctx.error_detail

@@ -15,7 +15,7 @@ from __future__ import annotations
 from originlock.proto.events import Headers, RequestReceived, ResponseReceived
 from originlock.proto.serialize import HOP_BY_HOP
 
-__all__ = ["origin_request_headers", "visitor_response_headers"]
+__all__ = ["origin_request_headers", "override_host", "visitor_response_headers"]
 
 _EDGE_SET = frozenset({b"x-forwarded-proto", b"cf-connecting-ip", b"cf-visitor", b"cf-ray", b"expect"})
 _VISITOR_JSON = {"http": b'{"scheme":"http"}', "https": b'{"scheme":"https"}'}
@@ -55,6 +55,12 @@ def origin_request_headers(request: RequestReceived, *, client_ip: str, scheme: 
         assert length is not None
         out.append((b"Content-Length", length))
     return out
+
+
+def override_host(headers: Headers, host: str) -> Headers:
+    """``headers`` with the Host field replaced by ``host`` (an Origin Rules ``host_header`` override)."""
+    out = [(name, value) for name, value in headers if name.lower() != b"host"]
+    return [(b"Host", host.encode()), *out]
 
 
 def visitor_response_headers(response: ResponseReceived, *, ray_id: str, chunked: bool, close: bool) -> Headers:

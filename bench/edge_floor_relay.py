@@ -1,0 +1,83 @@
+"""The cost floor of *any* Python edge on uvloop: a TLS-in, pooled-mTLS-out byte relay that does nothing.
+
+No parsing, no routing, no header rewriting, no error handling: each visitor read is written as is to an
+idle origin connection (one identity, one pool) and the origin's next read is written back, which is
+only correct because the benchmark's requests and responses each fit in one read. Whatever an edge
+written in Python on asyncio/uvloop does per request costs at least this much; ``edge_vs_nginx.py
+--floor`` measures it in the same run as the real edge and nginx, so the gap splits into "our code"
+(edge - floor) and "the runtime: uvloop's TLS transport, the interpreter" (floor - nginx).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from pathlib import Path
+from typing import cast
+
+
+class _Origin(asyncio.Protocol):
+    def __init__(self, relay: _Relay) -> None:
+        self.relay = relay
+        self.transport: asyncio.Transport | None = None
+        self.visitor: _Visitor | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        visitor = self.visitor
+        if visitor is not None and visitor.transport is not None:
+            visitor.transport.write(data)
+            self.visitor = None
+            self.relay.idle.append(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self in self.relay.idle:
+            self.relay.idle.remove(self)
+
+
+class _Visitor(asyncio.Protocol):
+    def __init__(self, relay: _Relay) -> None:
+        self.relay = relay
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        relay = self.relay
+        if relay.idle:
+            origin = relay.idle.pop()
+            origin.visitor = self
+            assert origin.transport is not None
+            origin.transport.write(data)
+        else:
+            asyncio.get_running_loop().create_task(relay.dial(self, data))
+
+
+class _Relay:
+    def __init__(self, directory: Path, origin_port: int) -> None:
+        self.origin_port = origin_port
+        self.idle: list[_Origin] = []
+        self.client = ssl.create_default_context(cafile=str(directory / "origin-ca.pem"))
+        self.client.load_cert_chain(directory / "zone-a-chain.pem", directory / "zone-a.key")
+
+    async def dial(self, visitor: _Visitor, data: bytes) -> None:
+        _, origin = await asyncio.get_running_loop().create_connection(
+            lambda: _Origin(self), "127.0.0.1", self.origin_port, ssl=self.client, server_hostname="a.test"
+        )
+        origin.visitor = visitor
+        assert origin.transport is not None
+        origin.transport.write(data)
+
+
+async def serve_relay(directory: Path, port: int, origin_port: int) -> None:
+    relay = _Relay(directory, origin_port)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(directory / "edge.pem", directory / "edge.key")
+    server = await asyncio.get_running_loop().create_server(
+        lambda: _Visitor(relay), "127.0.0.1", port, ssl=server_ctx, backlog=1024
+    )
+    async with server:
+        await server.serve_forever()

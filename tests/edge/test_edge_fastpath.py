@@ -1,0 +1,160 @@
+"""The callback-driven request path (edge/fastpath.py) on *reused* origin connections, and its hand-overs
+to the task-based path: a response split over several reads, a stalled origin (524), HEAD followed by
+GET on one origin connection, and the visitor idle timeout."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from originlock.edge.config import EdgeConfig
+from originlock.edge.snapshots import MemorySnapshotSource
+from originlock.origin.connector import OriginTimeouts
+from originlock.snapshot.model import SslMode
+from originlock.testing.edge_thread import EdgeThread
+from originlock.testing.nginx import free_port
+from originlock.testing.pki import TestPki, make_route, make_snapshot
+from originlock.testing.scripted_origin import ScriptedOrigin, read_request_head
+
+pytestmark = pytest.mark.slow
+
+
+def split_second_response(sock: socket.socket) -> None:
+    """Every response after the first arrives in three pieces with pauses (head, then body parts)."""
+    first = True
+    while read_request_head(sock):
+        if first:
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none")
+            first = False
+            continue
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+        time.sleep(0.1)
+        sock.sendall(b"split")
+        time.sleep(0.1)
+        sock.sendall(b"-body")
+
+
+def stall_second(sock: socket.socket) -> None:
+    read_request_head(sock)
+    sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none")
+    read_request_head(sock)
+    time.sleep(3)
+
+
+def head_aware(sock: socket.socket) -> None:
+    """Announces a body to HEAD (as origins do) without sending it."""
+    while head := read_request_head(sock):
+        if head.startswith(b"HEAD "):
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+        else:
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+
+
+class Env:
+    def __init__(self, edge: EdgeThread, origins: list[ScriptedOrigin]) -> None:
+        self.edge = edge
+        self.origins = origins
+
+
+@pytest.fixture(scope="module")
+def env() -> Iterator[Env]:
+    pki = TestPki()
+    port = free_port()
+    origins = [
+        ScriptedOrigin("127.0.0.30", port, split_second_response),
+        ScriptedOrigin("127.0.0.31", port, stall_second),
+        ScriptedOrigin("127.0.0.32", port, head_aware),
+    ]
+    flex = SslMode.FLEXIBLE
+    snapshot = make_snapshot(
+        pki,
+        make_route("split.example.test", "127.0.0.30", ssl_mode=flex),
+        make_route("stall.example.test", "127.0.0.31", ssl_mode=flex),
+        make_route("head.example.test", "127.0.0.32", ssl_mode=flex),
+    )
+    config = EdgeConfig(
+        http=("127.0.0.1", 0),
+        https=None,
+        origin_http_port=port,
+        origin_timeouts=OriginTimeouts(connect=1.0, handshake=1.0, read=1.0, write=1.0),
+        idle_timeout=1.0,
+    )
+    for origin in origins:
+        origin.__enter__()
+    try:
+        with EdgeThread(config, MemorySnapshotSource(snapshot)) as edge:
+            yield Env(edge, origins)
+    finally:
+        for origin in origins:
+            origin.close()
+
+
+def _responses(sock: socket.socket, count: int, head_requests: int = 0) -> list[tuple[int, bytes]]:
+    """Read ``count`` Content-Length responses (the first ``head_requests`` of which answer HEAD)."""
+    data = b""
+    out: list[tuple[int, bytes]] = []
+    while len(out) < count:
+        while b"\r\n\r\n" not in data:
+            piece = sock.recv(65536)
+            assert piece, f"connection closed after {out}"
+            data += piece
+        head, _, data = data.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        match = re.search(rb"(?i)\r\ncontent-length: (\d+)", head)
+        length = 0 if len(out) < head_requests or match is None else int(match.group(1))
+        while len(data) < length:
+            piece = sock.recv(65536)
+            assert piece
+            data += piece
+        out.append((status, data[:length]))
+        data = data[length:]
+    return out
+
+
+def _visitor(env: Env) -> socket.socket:
+    assert env.edge.http_port is not None
+    return socket.create_connection(("127.0.0.1", env.edge.http_port), timeout=10)
+
+
+def test_response_split_over_reads_on_a_reused_connection_is_streamed(env: Env) -> None:
+    with _visitor(env) as sock:
+        for _ in range(3):
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: split.example.test\r\n\r\n")
+            time.sleep(0.05)
+        assert _responses(sock, 3) == [(200, b"one"), (200, b"split-body"), (200, b"split-body")]
+    assert env.origins[0].connections == 1  # the same origin connection carried all three
+
+
+def test_stalled_origin_on_a_reused_connection_is_524(env: Env) -> None:
+    with _visitor(env) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: stall.example.test\r\n\r\n")
+        assert _responses(sock, 1) == [(200, b"one")]
+        started = time.monotonic()
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: stall.example.test\r\n\r\n")
+        ((status, _),) = _responses(sock, 1)
+    assert status == 524
+    assert 0.8 < time.monotonic() - started < 2.5
+
+
+def test_head_then_get_on_one_origin_connection(env: Env) -> None:
+    with _visitor(env) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: head.example.test\r\n\r\n")
+        assert _responses(sock, 1) == [(200, b"hello")]
+        sock.sendall(b"HEAD / HTTP/1.1\r\nHost: head.example.test\r\n\r\n")
+        assert _responses(sock, 1, head_requests=1) == [(200, b"")]
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: head.example.test\r\n\r\n")
+        assert _responses(sock, 1) == [(200, b"hello")]
+    assert env.origins[2].connections == 1
+
+
+def test_idle_visitor_connection_is_closed_after_the_idle_timeout(env: Env) -> None:
+    with _visitor(env) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: head.example.test\r\n\r\n")
+        assert _responses(sock, 1) == [(200, b"hello")]
+        started = time.monotonic()
+        assert sock.recv(100) == b""  # closed by the edge
+    assert 0.8 < time.monotonic() - started < 3.0

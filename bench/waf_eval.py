@@ -17,7 +17,7 @@ EXPRESSIONS = [
     'http.user_agent contains "sqlmap"',
     'http.user_agent contains "nikto"',
     'lower(http.user_agent) contains "masscan"',
-    'ip.src in {192.0.2.0/24 198.51.100.0/24 2001:db8::/32}',
+    "ip.src in {192.0.2.0/24 198.51.100.0/24 2001:db8::/32}",
     'http.request.method in {"TRACE" "TRACK" "CONNECT"}',
     'http.host eq "admin.example.com" and not ip.src in {10.0.0.0/8}',
     'starts_with(http.request.uri.path, "/.git")',
@@ -27,13 +27,13 @@ EXPRESSIONS = [
     'http.request.uri.query matches "(?i)<script"',
     'any(http.request.headers.names[*] eq "X-Debug")',
     'http.request.headers["x-forwarded-host"][0] ne "www.example.com"',
-    'cf.waf.score lt 20',
-    'cf.bot_management.score lt 30 and not cf.bot_management.verified_bot',
+    "cf.waf.score lt 20",
+    "cf.bot_management.score lt 30 and not cf.bot_management.verified_bot",
     'ip.src.country in {"KP" "IR"}',
     'http.request.uri.path wildcard "/admin/*"',
     'http.referer contains "spam.example"',
     'http.request.version eq "HTTP/1.0" and http.request.method eq "POST"',
-    'len(http.request.uri.query) gt 2048',
+    "len(http.request.uri.query) gt 2048",
     'http.cookie contains "malicious="',
     'http.request.uri.path eq "/xmlrpc.php"',
     'http.host wildcard "*.internal.example.com"',
@@ -66,6 +66,7 @@ def main() -> None:
     assert evaluate_request(BLOCKED, phases).rule_id == "r24"
     for label, request in (("common path (no match, 25 rules)", BENIGN), ("blocked by rule 25", BLOCKED)):
         number = 20_000
+
         def once(r: RequestFields = request) -> None:
             evaluate_request(r, phases)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from originlock.testing.upload_pki import UploadPki
 from originlock.testing.require import require_or_skip
+from originlock.testing.upload_pki import UploadPki
 
 PG_URL = os.environ.get("ORIGINLOCK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 

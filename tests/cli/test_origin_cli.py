@@ -40,9 +40,13 @@ class Pki:
         self.edge: Issued = issue_leaf(self.edge_ca, "edge", now=NOW)
         server_ca = issue_ca("server CA", now=NOW)
         server = issue_leaf(server_ca, HOST, now=NOW, client=False, server=True, sans=[HOST, "127.0.0.1"])
-        files: dict[str, str | bytes] = {"server.pem": server.cert_pem, "server.key": server.key_pem,
-                           "edge.pem": self.edge.cert_pem, "edge.key": self.edge.key_pem,
-                           "edge-ca.pem": self.edge_ca.cert_pem}
+        files: dict[str, str | bytes] = {
+            "server.pem": server.cert_pem,
+            "server.key": server.key_pem,
+            "edge.pem": self.edge.cert_pem,
+            "edge.key": self.edge.key_pem,
+            "edge-ca.pem": self.edge_ca.cert_pem,
+        }
         for name, data in files.items():
             (d / name).write_bytes(data.encode() if isinstance(data, str) else data)
 
@@ -76,16 +80,21 @@ def locked_origin(pki: Pki) -> Iterator[int]:
 
 @pytest.fixture(scope="module")
 def open_origin(pki: Pki) -> Iterator[int]:
-    ctx = make_origin_ssl_context(pki.dir / "server.pem", pki.dir / "server.key", edge_ca_file=pki.dir / "edge-ca.pem",
-                                  require=False)
+    ctx = make_origin_ssl_context(
+        pki.dir / "server.pem", pki.dir / "server.key", edge_ca_file=pki.dir / "edge-ca.pem", require=False
+    )
     ctx.verify_mode = __import__("ssl").CERT_NONE  # an origin that never asks for a certificate
     yield from _serve(make_tls_wsgi_server("127.0.0.1", 0, _hello, ctx))
 
 
 @pytest.fixture(scope="module")
 def api(pki: Pki) -> Iterator[str]:
-    identity = {"source": "zone", "certificate_id": "zc1", "certificate": pki.edge.cert_pem,
-                "ca_bundle": pki.edge_ca.cert_pem}
+    identity = {
+        "source": "zone",
+        "certificate_id": "zc1",
+        "certificate": pki.edge.cert_pem,
+        "ca_bundle": pki.edge_ca.cert_pem,
+    }
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:
@@ -119,11 +128,28 @@ def _no_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ORIGINLOCK_DATA_DIR", str(tmp_path / "no-data"))  # no admin-token file to find
 
 
-def test_check_locked_with_local_key(pki: Pki, locked_origin: int, api: str,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(["origin", "check", f"https://127.0.0.1:{locked_origin}/", "--hostname", HOST,
-                         "--client-cert", str(pki.dir / "edge.pem"), "--client-key", str(pki.dir / "edge.key"),
-                         "--api-url", api, "--token", TOKEN, "--json"], capsys)
+def test_check_locked_with_local_key(
+    pki: Pki, locked_origin: int, api: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _run(
+        [
+            "origin",
+            "check",
+            f"https://127.0.0.1:{locked_origin}/",
+            "--hostname",
+            HOST,
+            "--client-cert",
+            str(pki.dir / "edge.pem"),
+            "--client-key",
+            str(pki.dir / "edge.key"),
+            "--api-url",
+            api,
+            "--token",
+            TOKEN,
+            "--json",
+        ],
+        capsys,
+    )
     report = json.loads(out)
     assert code == 0 and report["verdict"] == "LOCKED"
     assert report["edge_source"] == "zone" and report["edge_certificate_id"] == "zc1"
@@ -150,17 +176,42 @@ def test_check_usage_errors(pki: Pki, api: str, capsys: pytest.CaptureFixture[st
     assert code == 2 and "go together" in err
     code, _, err = _run(["origin", "check", "127.0.0.1:1", "--zone", "example.test"], capsys)
     assert code == 2 and "no API token" in err
-    code, _, err = _run(["origin", "check", "127.0.0.1:1", "--zone", "example.test", "--api-url", api,
-                         "--token", "nope"], capsys)
+    code, _, err = _run(
+        ["origin", "check", "127.0.0.1:1", "--zone", "example.test", "--api-url", api, "--token", "nope"], capsys
+    )
     assert code == 2 and "403" in err and "nope" not in err
-    code, _, err = _run(["origin", "check", "127.0.0.1:1", "--client-cert", str(pki.dir / "edge.pem"),
-                         "--client-key", str(pki.dir / "server.key")], capsys)
+    code, _, err = _run(
+        [
+            "origin",
+            "check",
+            "127.0.0.1:1",
+            "--client-cert",
+            str(pki.dir / "edge.pem"),
+            "--client-key",
+            str(pki.dir / "server.key"),
+        ],
+        capsys,
+    )
     assert code == 2 and "could not be loaded" in err and "PRIVATE" not in err
 
 
 def test_config_nginx_writes_bundle(pki: Pki, api: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _run(["origin", "config", "nginx", "--zone", "example.test", "--out-dir", str(tmp_path),
-                           "--api-url", api, "--token", TOKEN], capsys)
+    code, out, err = _run(
+        [
+            "origin",
+            "config",
+            "nginx",
+            "--zone",
+            "example.test",
+            "--out-dir",
+            str(tmp_path),
+            "--api-url",
+            api,
+            "--token",
+            TOKEN,
+        ],
+        capsys,
+    )
     assert code == 0, err
     bundle = tmp_path / "example.test-edge-ca.pem"
     assert bundle.exists() and "CN=edge CA" in bundle.read_text()
@@ -171,28 +222,46 @@ def test_config_nginx_writes_bundle(pki: Pki, api: str, tmp_path: Path, capsys: 
 
 
 def test_config_json_and_local_ca(pki: Pki, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(["origin", "config", "envoy", "--ca-file", str(pki.dir / "edge-ca.pem"),
-                         "--hostname", HOST, "--app", "http://127.0.0.1:8080", "--out-dir", str(tmp_path),
-                         "--json", "--phase", "enforce"], capsys)
+    code, out, _ = _run(
+        [
+            "origin",
+            "config",
+            "envoy",
+            "--ca-file",
+            str(pki.dir / "edge-ca.pem"),
+            "--hostname",
+            HOST,
+            "--app",
+            "http://127.0.0.1:8080",
+            "--out-dir",
+            str(tmp_path),
+            "--json",
+            "--phase",
+            "enforce",
+        ],
+        capsys,
+    )
     data = json.loads(out)
     assert code == 0 and data["source"] is None and list(data["phases"]) == ["enforce"]
     assert data["ca_certificates"][0]["subject"] == "CN=edge CA,O=originlock"
 
 
 def test_config_errors(pki: Pki, api: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = _run(["origin", "config", "haproxy", "--ca-file", str(pki.dir / "edge-ca.pem"),
-                         "--out-dir", str(tmp_path)], capsys)
+    code, _, err = _run(
+        ["origin", "config", "haproxy", "--ca-file", str(pki.dir / "edge-ca.pem"), "--out-dir", str(tmp_path)], capsys
+    )
     assert code == 2 and "--app" in err
     code, _, err = _run(["origin", "config", "nginx", "--out-dir", str(tmp_path)], capsys)
     assert code == 2 and "--zone is required" in err
-    code, _, err = _run(["origin", "config", "nginx", "--ca-file", str(pki.dir / "edge.pem"),
-                         "--out-dir", str(tmp_path)], capsys)
+    code, _, err = _run(
+        ["origin", "config", "nginx", "--ca-file", str(pki.dir / "edge.pem"), "--out-dir", str(tmp_path)], capsys
+    )
     assert code == 2 and "no CA certificate" in err
 
 
-def test_check_default_api_unreachable_is_a_note(locked_origin: int, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_default_api_unreachable_is_a_note(
+    locked_origin: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     # A token file exists (as after `originlock serve`), but nothing listens on the default API URL here.
     (tmp_path / "admin-token").write_text("t\n")
     monkeypatch.setenv("ORIGINLOCK_DATA_DIR", str(tmp_path))

@@ -23,20 +23,32 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
 @pytest.fixture
 def request_file(tmp_path: Path) -> Path:
     path = tmp_path / "req.json"
-    path.write_text(json.dumps({
-        "method": "POST",
-        "url": "https://app.example.test/login?next=/",
-        "headers": {"User-Agent": "curl/8.5", "X-Multi": ["a", "b"]},
-        "ip": "203.0.113.7",
-        "body": "user=bob",
-        "fields": {"cf.tls_version": "TLSv1.3", "cf.edge.server_port": 443},
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "method": "POST",
+                "url": "https://app.example.test/login?next=/",
+                "headers": {"User-Agent": "curl/8.5", "X-Multi": ["a", "b"]},
+                "ip": "203.0.113.7",
+                "body": "user=bob",
+                "fields": {"cf.tls_version": "TLSv1.3", "cf.edge.server_port": 443},
+            }
+        )
+    )
     return path
 
 
 def test_match_shows_each_comparison(request_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    status, out = _run(["rules", "test", 'http.host eq "app.example.test" and not ip.src in {10.0.0.0/8}',
-                        "--request", str(request_file)], capsys)
+    status, out = _run(
+        [
+            "rules",
+            "test",
+            'http.host eq "app.example.test" and not ip.src in {10.0.0.0/8}',
+            "--request",
+            str(request_file),
+        ],
+        capsys,
+    )
     assert status == 0
     assert out.startswith("MATCH: ")
     assert 'yes  http.host eq "app.example.test"    <- "app.example.test"' in out

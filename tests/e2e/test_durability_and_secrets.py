@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from originlock.testing.upload_pki import UploadPki, leaf_pems
 from originlock.testing.serve import start_serve
+from originlock.testing.upload_pki import UploadPki, leaf_pems
 
 V4 = "/client/v4"
 

@@ -175,22 +175,39 @@ def test_origin_check_says_locked_and_open(product: Product) -> None:
     cf.zones.settings.edit("ssl", zone_id=product.zone_id, value="full")
     cf.zones.settings.edit("tls_client_auth", zone_id=product.zone_id, value="on")
     env = {**os.environ, "ORIGINLOCK_API_URL": product.serve.api_url, "ORIGINLOCK_API_TOKEN": product.serve.token}
-    args = [sys.executable, "-m", "originlock", "origin", "check", f"https://127.0.0.1:{product.origin_port}",
-            "--hostname", "www.example.test", "--zone", "example.test", "--json",
-            "--via-edge", f"https://127.0.0.1:{product.serve.https_port}"]
+    args = [
+        sys.executable,
+        "-m",
+        "originlock",
+        "origin",
+        "check",
+        f"https://127.0.0.1:{product.origin_port}",
+        "--hostname",
+        "www.example.test",
+        "--zone",
+        "example.test",
+        "--json",
+        "--via-edge",
+        f"https://127.0.0.1:{product.serve.https_port}",
+    ]
     r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
     report = json.loads(r.stdout)
     assert report["verdict"] == "LOCKED", r.stdout + r.stderr
     assert r.returncode == 0
 
     open_port = free_port()
-    open_nginx = NginxProcess(product.nginx.binary, product.workdir / "open-nginx", f"""
+    open_nginx = NginxProcess(
+        product.nginx.binary,
+        product.workdir / "open-nginx",
+        f"""
   server {{
     listen 127.0.0.1:{open_port} ssl;
     ssl_certificate {product.workdir}/origin.pem;
     ssl_certificate_key {product.workdir}/origin.key;
     location / {{ return 200 "open\\n"; }}
-  }}""", ports=[open_port]).start()
+  }}""",
+        ports=[open_port],
+    ).start()
     try:
         args[5] = f"https://127.0.0.1:{open_port}"
         args = [a for a in args if a not in ("--via-edge", f"https://127.0.0.1:{product.serve.https_port}")]

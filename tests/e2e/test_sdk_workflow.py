@@ -10,8 +10,8 @@ import cloudflare
 import pytest
 from cloudflare import Cloudflare
 
-from originlock.testing.upload_pki import UploadPki, leaf_pems
 from originlock.testing.serve import ServeProcess, start_serve
+from originlock.testing.upload_pki import UploadPki, leaf_pems
 
 CERT_FIELDS = ("id", "certificate", "expires_on", "issuer", "signature", "serial_number", "status", "uploaded_on")
 

@@ -50,7 +50,8 @@ def nginx(tmp: Path, server_blocks: str, ports: list[int]) -> Iterator[Path]:
     console = (tmp / "console.log").open("wb")
     proc = subprocess.Popen(
         [binary, "-p", str(tmp), "-c", str(conf), "-e", str(log), "-g", "daemon off;"],
-        stdout=console, stderr=subprocess.STDOUT,
+        stdout=console,
+        stderr=subprocess.STDOUT,
     )
     try:
         for port in ports:
@@ -88,8 +89,9 @@ def apache(tmp: Path, vhosts: str, ports: list[int]) -> Iterator[Path]:
     )
     env = {**os.environ, "APACHE_RUN_DIR": str(tmp), "APACHE_LOCK_DIR": str(tmp), "APACHE_LOG_DIR": str(tmp)}
     console = (tmp / "console.log").open("wb")
-    proc = subprocess.Popen([binary, "-f", str(conf), "-DFOREGROUND"], env=env,
-                            stdout=console, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [binary, "-f", str(conf), "-DFOREGROUND"], env=env, stdout=console, stderr=subprocess.STDOUT
+    )
     try:
         for port in ports:
             wait_port(port, proc, log, tmp / "console.log")

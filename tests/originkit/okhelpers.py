@@ -62,8 +62,14 @@ def make_pki(d: Path) -> Pki:
         stranger_ca=stranger_ca,
         stranger=issue_leaf(stranger_ca, "origin-pull.originlock.test", now=NOW),
         server_ca=server_ca,
-        server=issue_leaf(server_ca, "app.example.test", now=NOW, client=False, server=True,
-                          sans=["app.example.test", "localhost", "127.0.0.1"]),
+        server=issue_leaf(
+            server_ca,
+            "app.example.test",
+            now=NOW,
+            client=False,
+            server=True,
+            sans=["app.example.test", "localhost", "127.0.0.1"],
+        ),
     )
     files: dict[str, str | bytes] = {
         "origin-pull-ca.pem": pull.cert_pem,
@@ -120,8 +126,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=5)
 
 
-def curl(url: str, *, ca: Path | None = None, cert: Path | None = None, key: Path | None = None,
-         resolve: str | None = None) -> tuple[int, str]:
+def curl(
+    url: str, *, ca: Path | None = None, cert: Path | None = None, key: Path | None = None, resolve: str | None = None
+) -> tuple[int, str]:
     """(exit code, HTTP status or '') of one curl request; exit code 0 means a response arrived."""
     cmd = ["curl", "-sS", "-o", os.devnull, "-w", "%{http_code}", "--max-time", "10"]
     cmd += ["--cacert", str(ca)] if ca else ["-k"]
@@ -168,8 +175,12 @@ class StubControlPlane:
             return 200, {"success": True, "errors": [], "messages": [], "result": result}
 
         if auth != f"Bearer {self.token}":
-            return 403, {"success": False, "errors": [{"code": 9109, "message": "Invalid access token"}],
-                         "messages": [], "result": None}
+            return 403, {
+                "success": False,
+                "errors": [{"code": 9109, "message": "Invalid access token"}],
+                "messages": [],
+                "result": None,
+            }
         parts = urlsplit(path)
         query = parse_qs(parts.query)
         if parts.path == "/client/v4/zones":
@@ -178,13 +189,17 @@ class StubControlPlane:
             return ok(found)
         prefix, suffix = "/client/v4/zones/", "/origin_tls_client_auth/edge_identity"
         if parts.path.startswith(prefix) and parts.path.endswith(suffix):
-            zone_id = parts.path[len(prefix):-len(suffix)]
+            zone_id = parts.path[len(prefix) : -len(suffix)]
             key = (zone_id, query.get("hostname", [None])[0])
             if key in self.identities:
                 return ok(self.identities[key])
             return ok({"source": "none", "certificate_id": None, "certificate": None, "ca_bundle": None})
-        return 404, {"success": False, "errors": [{"code": 7003, "message": "No route for that URI"}],
-                     "messages": [], "result": None}
+        return 404, {
+            "success": False,
+            "errors": [{"code": 7003, "message": "No route for that URI"}],
+            "messages": [],
+            "result": None,
+        }
 
     def __enter__(self) -> StubControlPlane:
         self.thread.start()

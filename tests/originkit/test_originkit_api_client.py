@@ -14,12 +14,21 @@ TOKEN = "s3cret-token-value"
 
 @pytest.fixture()
 def api(pki: Pki) -> StubControlPlane:
-    identity = {"source": "hostname", "certificate_id": "c1", "certificate": pki.zone_edge.cert_pem,
-                "ca_bundle": pki.zone_ca.cert_pem + pki.origin_pull_ca.cert_pem}
-    zone_wide = {"source": "global", "certificate_id": None, "certificate": pki.global_edge.cert_pem,
-                 "ca_bundle": pki.origin_pull_ca.cert_pem}
-    return StubControlPlane(TOKEN, {"example.test": "z1"},
-                            {("z1", "app.example.test"): identity, ("z1", None): zone_wide})
+    identity = {
+        "source": "hostname",
+        "certificate_id": "c1",
+        "certificate": pki.zone_edge.cert_pem,
+        "ca_bundle": pki.zone_ca.cert_pem + pki.origin_pull_ca.cert_pem,
+    }
+    zone_wide = {
+        "source": "global",
+        "certificate_id": None,
+        "certificate": pki.global_edge.cert_pem,
+        "ca_bundle": pki.origin_pull_ca.cert_pem,
+    }
+    return StubControlPlane(
+        TOKEN, {"example.test": "z1"}, {("z1", "app.example.test"): identity, ("z1", None): zone_wide}
+    )
 
 
 def test_hostname_identity_finds_its_zone(api: StubControlPlane, pki: Pki) -> None:

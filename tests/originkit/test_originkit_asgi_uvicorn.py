@@ -34,12 +34,14 @@ async def echo(scope: Any, receive: Any, send: Any) -> None:
     """Says what the server and middleware put in the scope."""
     ext = scope.get("extensions") or {}
     edge = ext.get("originlock.edge")
-    body = json.dumps({
-        "tls_extension": "tls" in ext,
-        "chain_len": len((ext.get("tls") or {}).get("client_cert_chain") or []),
-        "edge_subject": edge.subject if edge else None,
-        "pinned": edge.pinned if edge else None,
-    }).encode()
+    body = json.dumps(
+        {
+            "tls_extension": "tls" in ext,
+            "chain_len": len((ext.get("tls") or {}).get("client_cert_chain") or []),
+            "edge_subject": edge.subject if edge else None,
+            "pinned": edge.pinned if edge else None,
+        }
+    ).encode()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})
 
@@ -69,13 +71,22 @@ def servers(pki: Pki) -> Iterator[dict[str, int]]:
     common: dict[str, Any] = {"host": "127.0.0.1", "log_level": "warning", "lifespan": "off"}
     cert, key, ca = pki.path("server.pem"), pki.path("server.key"), pki.path("both-ca.pem")
     configs = [
-        uvicorn.Config(EdgeOnlyMiddleware(echo, trust), port=ports["required"], http=TlsHttpToolsProtocol,
-                       ssl_context_factory=context_factory(cert, key, ca), **common),
-        uvicorn.Config(EdgeOnlyMiddleware(echo, trust), port=ports["optional"], http=TlsH11Protocol,
-                       ssl_context_factory=context_factory(cert, key, ca, require=False), **common),
+        uvicorn.Config(
+            EdgeOnlyMiddleware(echo, trust),
+            port=ports["required"],
+            http=TlsHttpToolsProtocol,
+            ssl_context_factory=context_factory(cert, key, ca),
+            **common,
+        ),
+        uvicorn.Config(
+            EdgeOnlyMiddleware(echo, trust),
+            port=ports["optional"],
+            http=TlsH11Protocol,
+            ssl_context_factory=context_factory(cert, key, ca, require=False),
+            **common,
+        ),
         uvicorn.Config(echo, port=ports["stock"], ssl_context_factory=context_factory(cert, key, ca), **common),
-        uvicorn.Config(EdgeOnlyMiddleware(echo, trust, forwarded=ForwardedCert()), port=ports["forwarded"],
-                       **common),
+        uvicorn.Config(EdgeOnlyMiddleware(echo, trust, forwarded=ForwardedCert()), port=ports["forwarded"], **common),
     ]
     runners = [Running(c) for c in configs]
     for r in runners:

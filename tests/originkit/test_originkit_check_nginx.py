@@ -22,9 +22,13 @@ HOST = "app.example.test"
 
 
 def _block(pki: Pki, port: int, ca: str, phase: str, extra: str = "") -> str:
-    opts = SnippetOptions(server_names=(HOST,), server_cert_path=str(pki.path("server.pem")),
-                          server_key_path=str(pki.path("server.key")), ca_bundle_path=str(pki.path(ca)),
-                          listen_port=port)
+    opts = SnippetOptions(
+        server_names=(HOST,),
+        server_cert_path=str(pki.path("server.pem")),
+        server_key_path=str(pki.path("server.key")),
+        ca_bundle_path=str(pki.path(ca)),
+        listen_port=port,
+    )
     text = render("nginx", opts, phase)  # type: ignore[arg-type]
     text = text.replace(f"listen {port} ssl", f"listen 127.0.0.1:{port} ssl")
     return text.replace("    # ... your existing locations ...\n", extra)
@@ -39,9 +43,9 @@ def origins(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
         _block(pki, ports["global"], "origin-pull-ca.pem", "enforce"),
         _block(pki, ports["zone"], "zone-ca.pem", "enforce"),
         # Asks for "a certificate" but never checks the CA: the classic optional_no_ca mistake.
-        _block(pki, ports["any_cert"], "zone-ca.pem", "enforce").replace(
-            "ssl_verify_client on;", "ssl_verify_client optional_no_ca;"
-        ).replace("}\n", '    if ($ssl_client_cert = "") { return 403; }\n}\n'),
+        _block(pki, ports["any_cert"], "zone-ca.pem", "enforce")
+        .replace("ssl_verify_client on;", "ssl_verify_client optional_no_ca;")
+        .replace("}\n", '    if ($ssl_client_cert = "") { return 403; }\n}\n'),
         f"server {{ listen 127.0.0.1:{ports['plain']}; }}",
     ]
     with nginx(Path(tmp_path_factory.mktemp("nginx-check")), "\n".join(blocks), list(ports.values())):
@@ -49,8 +53,7 @@ def origins(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
 
 
 def _check(port: int, edge: tuple[str, bytes] | None, **kw: object) -> CheckReport:
-    return check_origin(f"https://127.0.0.1:{port}/", server_name=HOST, edge_client=edge, timeout=5,
-                        **kw)  # type: ignore[arg-type]
+    return check_origin(f"https://127.0.0.1:{port}/", server_name=HOST, edge_client=edge, timeout=5, **kw)  # type: ignore[arg-type]
 
 
 def test_open_origin(pki: Pki, origins: dict[str, int]) -> None:
@@ -67,8 +70,12 @@ def test_locked_to_origin_pull_ca(pki: Pki, origins: dict[str, int]) -> None:
     assert no_cert.outcome is Outcome.REFUSED_HTTP and "No required SSL certificate was sent" in no_cert.detail
     assert stranger.outcome is Outcome.REFUSED_HTTP
     assert edge.outcome is Outcome.ACCEPTED and edge.status == 200
-    assert report.origin_certificate_sha256 == pki.server.cert.fingerprint(
-        __import__("cryptography.hazmat.primitives.hashes", fromlist=["SHA256"]).SHA256()).hex()
+    assert (
+        report.origin_certificate_sha256
+        == pki.server.cert.fingerprint(
+            __import__("cryptography.hazmat.primitives.hashes", fromlist=["SHA256"]).SHA256()
+        ).hex()
+    )
 
 
 def test_locked_to_custom_ca(pki: Pki, origins: dict[str, int]) -> None:
@@ -114,8 +121,11 @@ def test_plain_http_port_and_closed_port(origins: dict[str, int]) -> None:
 
 
 def test_unrelated_probe_copies_edge_subject(pki: Pki, origins: dict[str, int]) -> None:
-    report = _check(origins["global"], pki.client(pki.global_edge, pki.origin_pull_ca),
-                    edge_certificate_pem=pki.global_edge.cert_pem)
+    report = _check(
+        origins["global"],
+        pki.client(pki.global_edge, pki.origin_pull_ca),
+        edge_certificate_pem=pki.global_edge.cert_pem,
+    )
     stranger = next(p for p in report.probes if p.kind is ProbeKind.UNRELATED_CA)
     assert stranger.client_subject is not None and "CN=origin-pull.originlock.test" in stranger.client_subject
 

@@ -11,11 +11,14 @@ from originlock.originkit.report import CheckReport, Outcome, ProbeKind, ProbeRe
 from originlock.originkit.target import parse_target
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("https://203.0.113.10:8443/health?x=1", ("https", "203.0.113.10", 8443, "/health?x=1")),
-    ("origin.example.test", ("https", "origin.example.test", 443, "/")),
-    ("[2001:db8::1]:9443", ("https", "2001:db8::1", 9443, "/")),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("https://203.0.113.10:8443/health?x=1", ("https", "203.0.113.10", 8443, "/health?x=1")),
+        ("origin.example.test", ("https", "origin.example.test", 443, "/")),
+        ("[2001:db8::1]:9443", ("https", "2001:db8::1", 9443, "/")),
+    ],
+)
 def test_parse_target(text: str, expected: tuple[str, str, int, str]) -> None:
     t = parse_target(text)
     assert (t.scheme, t.host, t.port, t.path) == expected
@@ -63,31 +66,39 @@ def _p(kind: ProbeKind, outcome: Outcome, via: str = "direct") -> ProbeResult:
     return ProbeResult(kind, outcome, "x", status=400 if outcome is Outcome.REFUSED_HTTP else None, via=via)
 
 
-@pytest.mark.parametrize(("no_cert", "stranger", "edge", "verdict", "reason"), [
-    (Outcome.ACCEPTED, Outcome.ACCEPTED, Outcome.ACCEPTED, Verdict.OPEN, "accepts TLS without"),
-    (Outcome.REFUSED_HTTP, Outcome.ACCEPTED, Outcome.ACCEPTED, Verdict.OPEN, "accepts any certificate"),
-    (Outcome.REFUSED_TLS, Outcome.REFUSED_TLS, Outcome.REFUSED_TLS, Verdict.MISCONFIGURED, "fail with 525"),
-    (Outcome.REFUSED_HTTP, Outcome.REFUSED_HTTP, Outcome.REFUSED_HTTP, Verdict.MISCONFIGURED, "origin's 400"),
-    (Outcome.REFUSED_TLS, Outcome.REFUSED_TLS, Outcome.ACCEPTED, Verdict.LOCKED, "refuses requests"),
-    (Outcome.CLOSED, Outcome.REFUSED_TLS, Outcome.NOT_RUN, Verdict.LOCKED, "refuses requests"),
-    (Outcome.REFUSED_TLS, Outcome.REFUSED_TLS, Outcome.ERROR, Verdict.LOCKED, "refuses requests"),
-    (Outcome.ERROR, Outcome.ERROR, Outcome.ERROR, Verdict.UNREACHABLE, "could not probe"),
-    (Outcome.REFUSED_TLS, Outcome.ERROR, Outcome.ERROR, Verdict.UNREACHABLE, "could not finish"),
-])
+@pytest.mark.parametrize(
+    ("no_cert", "stranger", "edge", "verdict", "reason"),
+    [
+        (Outcome.ACCEPTED, Outcome.ACCEPTED, Outcome.ACCEPTED, Verdict.OPEN, "accepts TLS without"),
+        (Outcome.REFUSED_HTTP, Outcome.ACCEPTED, Outcome.ACCEPTED, Verdict.OPEN, "accepts any certificate"),
+        (Outcome.REFUSED_TLS, Outcome.REFUSED_TLS, Outcome.REFUSED_TLS, Verdict.MISCONFIGURED, "fail with 525"),
+        (Outcome.REFUSED_HTTP, Outcome.REFUSED_HTTP, Outcome.REFUSED_HTTP, Verdict.MISCONFIGURED, "origin's 400"),
+        (Outcome.REFUSED_TLS, Outcome.REFUSED_TLS, Outcome.ACCEPTED, Verdict.LOCKED, "refuses requests"),
+        (Outcome.CLOSED, Outcome.REFUSED_TLS, Outcome.NOT_RUN, Verdict.LOCKED, "refuses requests"),
+        (Outcome.REFUSED_TLS, Outcome.REFUSED_TLS, Outcome.ERROR, Verdict.LOCKED, "refuses requests"),
+        (Outcome.ERROR, Outcome.ERROR, Outcome.ERROR, Verdict.UNREACHABLE, "could not probe"),
+        (Outcome.REFUSED_TLS, Outcome.ERROR, Outcome.ERROR, Verdict.UNREACHABLE, "could not finish"),
+    ],
+)
 def test_decide(no_cert: Outcome, stranger: Outcome, edge: Outcome, verdict: Verdict, reason: str) -> None:
-    got, reasons, notes = decide({
-        ProbeKind.NO_CERT: _p(ProbeKind.NO_CERT, no_cert),
-        ProbeKind.UNRELATED_CA: _p(ProbeKind.UNRELATED_CA, stranger),
-        ProbeKind.EDGE_CERT: _p(ProbeKind.EDGE_CERT, edge),
-    })
+    got, reasons, notes = decide(
+        {
+            ProbeKind.NO_CERT: _p(ProbeKind.NO_CERT, no_cert),
+            ProbeKind.UNRELATED_CA: _p(ProbeKind.UNRELATED_CA, stranger),
+            ProbeKind.EDGE_CERT: _p(ProbeKind.EDGE_CERT, edge),
+        }
+    )
     assert got is verdict
     assert reason in reasons[0]
     assert bool(notes) == (verdict is Verdict.LOCKED and edge is not Outcome.ACCEPTED)
 
 
 def test_report_json_and_text() -> None:
-    probes = (_p(ProbeKind.NO_CERT, Outcome.REFUSED_TLS), _p(ProbeKind.UNRELATED_CA, Outcome.REFUSED_TLS),
-              _p(ProbeKind.EDGE_CERT, Outcome.REFUSED_TLS, via="edge"))
+    probes = (
+        _p(ProbeKind.NO_CERT, Outcome.REFUSED_TLS),
+        _p(ProbeKind.UNRELATED_CA, Outcome.REFUSED_TLS),
+        _p(ProbeKind.EDGE_CERT, Outcome.REFUSED_TLS, via="edge"),
+    )
     report = CheckReport("https://o:443/", "app.test", Verdict.MISCONFIGURED, ("why",), probes, notes=("n",))
     data = json.loads(json.dumps(report.to_dict()))
     assert data["verdict"] == "MISCONFIGURED" and [p["probe"] for p in data["probes"]] == [k.value for k in ProbeKind]

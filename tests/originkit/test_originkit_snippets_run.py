@@ -22,9 +22,13 @@ HOST = "app.example.test"
 
 
 def _opts(pki: Pki, port: int, bundle: Path) -> SnippetOptions:
-    return SnippetOptions(server_names=(HOST,), server_cert_path=str(pki.path("server.pem")),
-                          server_key_path=str(pki.path("server.key")), ca_bundle_path=str(bundle),
-                          listen_port=port)
+    return SnippetOptions(
+        server_names=(HOST,),
+        server_cert_path=str(pki.path("server.pem")),
+        server_key_path=str(pki.path("server.key")),
+        ca_bundle_path=str(bundle),
+        listen_port=port,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +43,15 @@ def _get(pki: Pki, port: int, who: str | None) -> tuple[int, str]:
     cert = key = None
     if who is not None:
         cert, key = pki.path(f"{who}.pem"), pki.path(f"{who}.key")
-    return curl(f"https://{HOST}:{port}/", ca=pki.path("server-ca.pem"), cert=cert, key=key,
-                resolve=f"{HOST}:{port}:127.0.0.1")
+    return curl(
+        f"https://{HOST}:{port}/", ca=pki.path("server-ca.pem"), cert=cert, key=key, resolve=f"{HOST}:{port}:127.0.0.1"
+    )
 
 
 @pytest.fixture(scope="module")
-def nginx_ports(pki: Pki, bundle: Path, curl_bin: str, tmp_path_factory: pytest.TempPathFactory
-                ) -> Iterator[dict[Phase, int]]:
+def nginx_ports(
+    pki: Pki, bundle: Path, curl_bin: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[Phase, int]]:
     ports: dict[Phase, int] = {"accept": free_port(), "enforce": free_port()}
     blocks = "".join(
         render("nginx", _opts(pki, port, bundle), phase).replace(f"listen {port}", f"listen 127.0.0.1:{port}")
@@ -56,11 +62,11 @@ def nginx_ports(pki: Pki, bundle: Path, curl_bin: str, tmp_path_factory: pytest.
 
 
 @pytest.fixture(scope="module")
-def apache_ports(pki: Pki, bundle: Path, curl_bin: str, tmp_path_factory: pytest.TempPathFactory
-                 ) -> Iterator[dict[Phase, int]]:
+def apache_ports(
+    pki: Pki, bundle: Path, curl_bin: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[Phase, int]]:
     ports: dict[Phase, int] = {"accept": free_port(), "enforce": free_port()}
-    vhosts = "".join(render("apache", _opts(pki, port, bundle), phase)
-                     for phase, port in ports.items())
+    vhosts = "".join(render("apache", _opts(pki, port, bundle), phase) for phase, port in ports.items())
     with apache(tmp_path_factory.mktemp("apache-snippet"), vhosts, list(ports.values())):
         yield ports
 

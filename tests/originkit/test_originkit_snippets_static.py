@@ -14,9 +14,14 @@ from originlock.originkit.snippets import PHASES, SERVERS, SnippetOptions, rende
 from originlock.originkit.snippets import envoy as envoy_snippet
 from originlock.testing.require import require_executable
 
-OPTS = SnippetOptions(server_names=("app.example.test", "*.example.test"), server_cert_path="/etc/ssl/o.pem",
-                      server_key_path="/etc/ssl/o.key", ca_bundle_path="/etc/ssl/edge-ca.pem",
-                      listen_port=8443, app_url="http://127.0.0.1:8080")
+OPTS = SnippetOptions(
+    server_names=("app.example.test", "*.example.test"),
+    server_cert_path="/etc/ssl/o.pem",
+    server_key_path="/etc/ssl/o.key",
+    ca_bundle_path="/etc/ssl/edge-ca.pem",
+    listen_port=8443,
+    app_url="http://127.0.0.1:8080",
+)
 
 
 def _balanced(text: str) -> bool:
@@ -71,6 +76,7 @@ def test_envoy_structure(phase: str) -> None:
 @pytest.mark.parametrize("phase", PHASES)
 def test_traefik_structure(phase: str) -> None:
     import yaml  # PyYAML, a test dependency: the structure is YAML
+
     doc = yaml.safe_load(render("traefik", OPTS, phase))  # type: ignore[arg-type]
     auth = doc["tls"]["options"]["originlock-aop"]["clientAuth"]
     assert auth["caFiles"] == ["/etc/ssl/edge-ca.pem"]
@@ -101,17 +107,24 @@ def _real_files(tmp_path: Path) -> SnippetOptions:
     pki = make_pki(tmp_path)
     combined = tmp_path / "combined.pem"  # HAProxy wants certificate and key together
     combined.write_bytes(pki.path("server.pem").read_bytes() + pki.path("server.key").read_bytes())
-    return SnippetOptions(server_names=("app.example.test",), server_cert_path=str(combined),
-                          server_key_path=str(pki.path("server.key")),
-                          ca_bundle_path=str(pki.path("origin-pull-ca.pem")), listen_port=8443,
-                          app_url="http://127.0.0.1:8080")
+    return SnippetOptions(
+        server_names=("app.example.test",),
+        server_cert_path=str(combined),
+        server_key_path=str(pki.path("server.key")),
+        ca_bundle_path=str(pki.path("origin-pull-ca.pem")),
+        listen_port=8443,
+        app_url="http://127.0.0.1:8080",
+    )
 
 
 # Envoy and Traefik are not packaged for Debian, so their snippets get the structural checks above only.
-@pytest.mark.parametrize(("server", "command"), [
-    ("caddy", ["caddy", "validate", "--adapter", "caddyfile", "--config"]),
-    ("haproxy", ["haproxy", "-c", "-f"]),
-])
+@pytest.mark.parametrize(
+    ("server", "command"),
+    [
+        ("caddy", ["caddy", "validate", "--adapter", "caddyfile", "--config"]),
+        ("haproxy", ["haproxy", "-c", "-f"]),
+    ],
+)
 def test_config_check_with_the_server_itself(server: str, command: list[str], tmp_path: Path) -> None:
     require_executable(command[0])
     opts = _real_files(tmp_path)

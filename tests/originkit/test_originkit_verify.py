@@ -39,8 +39,9 @@ def test_intermediate_from_peer_or_config(pki: Pki) -> None:
 def test_pins_close_the_shared_certificate_hole(pki: Pki) -> None:
     # Both CAs are trusted (a shared origin), but app.example.test is bound to its own certificate.
     pin = spki_sha256(pki.zone_edge.cert)
-    trust = EdgeTrust.from_pem(pki.origin_pull_ca.cert_pem + pki.zone_ca.cert_pem,
-                               pins={"App.Example.Test": {pin.upper()}})
+    trust = EdgeTrust.from_pem(
+        pki.origin_pull_ca.cert_pem + pki.zone_ca.cert_pem, pins={"App.Example.Test": {pin.upper()}}
+    )
     assert verify_edge_cert(trust, pki.zone_edge.cert, hostname="app.example.test:443", now=NOW).pinned
     with pytest.raises(EdgeVerificationError, match="not the one bound to host"):
         verify_edge_cert(trust, pki.global_edge.cert, hostname="app.example.test", now=NOW)
@@ -63,8 +64,10 @@ def test_edge_trust_needs_a_ca(pki: Pki) -> None:
 
 def test_xfcc(pki: Pki) -> None:
     cert = quote(pki.zone_edge.cert_pem, safe="")
-    header = f'By=spiffe://a;Hash=abc;Cert="{quote(pki.stranger.cert_pem, safe="")}";Subject="CN=x",' \
-             f'By=spiffe://b;Hash=def;Cert="{cert}";Subject="CN=edge, O=Example \\"Inc\\""'
+    header = (
+        f'By=spiffe://a;Hash=abc;Cert="{quote(pki.stranger.cert_pem, safe="")}";Subject="CN=x",'
+        f'By=spiffe://b;Hash=def;Cert="{cert}";Subject="CN=edge, O=Example \\"Inc\\""'
+    )
     certs = parse_xfcc(header)
     assert certs == [pki.zone_edge.cert]  # the last element: the one our own proxy added
     chain = parse_xfcc(f"Chain={quote(pki.zone_edge.cert_pem + pki.zone_ca.cert_pem, safe='')}")

@@ -29,8 +29,9 @@ def hello(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterab
 @pytest.fixture(scope="module")
 def port(pki: Pki) -> Iterator[int]:
     trust = EdgeTrust.from_pem(pki.path("both-ca.pem").read_text(), pins={HOST: {spki_sha256(pki.zone_edge.cert)}})
-    ctx = make_origin_ssl_context(pki.path("server.pem"), pki.path("server.key"),
-                                  edge_ca_file=pki.path("both-ca.pem"), require=False)
+    ctx = make_origin_ssl_context(
+        pki.path("server.pem"), pki.path("server.key"), edge_ca_file=pki.path("both-ca.pem"), require=False
+    )
     server = make_tls_wsgi_server("127.0.0.1", 0, EdgeOnlyWSGIMiddleware(hello, trust), ctx)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -67,7 +68,10 @@ def test_apache_environ_chain(pki: Pki) -> None:
     trust = EdgeTrust.from_pem(pki.origin_pull_ca.cert_pem)
     app = EdgeOnlyWSGIMiddleware(hello, trust)
     seen: list[str] = []
-    environ = {"SSL_CLIENT_CERT": pki.global_edge.cert_pem, "SSL_CLIENT_CERT_CHAIN_0": pki.origin_pull_ca.cert_pem,
-               "HTTP_HOST": HOST}
+    environ = {
+        "SSL_CLIENT_CERT": pki.global_edge.cert_pem,
+        "SSL_CLIENT_CERT_CHAIN_0": pki.origin_pull_ca.cert_pem,
+        "HTTP_HOST": HOST,
+    }
     body = b"".join(app(environ, lambda status, headers: seen.append(status)))
     assert seen == ["200 OK"] and body.startswith(b"hello CN=origin-pull.originlock.test")

@@ -95,7 +95,7 @@ TRUE_CASES = [
     'http.host le "App.Example.com"',
     'http.host gt "A"',
     'http.host ge "App"',
-    'http.host == 41:70:70:2e:45:78:61:6d:70:6c:65:2e:63:6f:6d',
+    "http.host == 41:70:70:2e:45:78:61:6d:70:6c:65:2e:63:6f:6d",
     'http.host contains "Example"',
     'http.host matches "(?i)^app\\.example\\.COM$"',
     'http.host ~ "Example"',
@@ -208,8 +208,14 @@ def test_missing_body_fields_are_missing() -> None:
 def test_timed_hmac() -> None:
     key, message, ts = b"secret", b"/download/file", b"1700000000"
     mac = base64.b64encode(hmac.new(key, message + ts, hashlib.sha256).digest())
-    request = RequestFields(method="GET", host="h", path="/download/file", query="", timestamp=1_700_000_100,
-                            headers=((b"x-token", message + ts + b"-" + mac),))
+    request = RequestFields(
+        method="GET",
+        host="h",
+        path="/download/file",
+        query="",
+        timestamp=1_700_000_100,
+        headers=((b"x-token", message + ts + b"-" + mac),),
+    )
     good = 'is_timed_hmac_valid_v0("secret", http.request.headers["x-token"][0], 3600, http.request.timestamp.sec)'
     assert run(good, request)
     assert not run(good.replace("3600", "10"), request)

@@ -10,8 +10,21 @@ from hypothesis import strategies as st
 from originlock.waf import ParseError, parse, to_source
 
 _ALPHABET = st.sampled_from(
-    [*'abcdefhilmnoqrstuvwxyz0123456789_.[]*(){}"\\#$!&|^~=<>-:/, \t\r\n',
-     "http.host", "ip.src", " eq ", " in ", " and ", " or ", " not ", "any(", "lower(", "[*]", 'r#"', '"#']
+    [
+        *'abcdefhilmnoqrstuvwxyz0123456789_.[]*(){}"\\#$!&|^~=<>-:/, \t\r\n',
+        "http.host",
+        "ip.src",
+        " eq ",
+        " in ",
+        " and ",
+        " or ",
+        " not ",
+        "any(",
+        "lower(",
+        "[*]",
+        'r#"',
+        '"#',
+    ]
 )
 
 
@@ -48,8 +61,15 @@ def _comparison(draw: st.DrawFn) -> str:
     if kind == "int":
         n = draw(st.integers(-(1 << 63), (1 << 63) - 1))
         low = draw(st.integers(0, 100))
-        return draw(st.sampled_from([f"cf.edge.server_port eq {n}", f"cf.edge.server_port in {{{low}..{low + 5} {n}}}",
-                                     f"cf.waf.score & {n}"]))
+        return draw(
+            st.sampled_from(
+                [
+                    f"cf.edge.server_port eq {n}",
+                    f"cf.edge.server_port in {{{low}..{low + 5} {n}}}",
+                    f"cf.waf.score & {n}",
+                ]
+            )
+        )
     if kind == "ip":
         a = draw(st.ip_addresses())
         return draw(st.sampled_from([f"ip.src eq {a}", f"ip.src in {{{a} 10.0.0.0/8}}", f"ip.src ne {a}"]))
@@ -58,8 +78,15 @@ def _comparison(draw: st.DrawFn) -> str:
     if kind == "any":
         return f"any(http.request.headers.names[*] {draw(st.sampled_from(['eq', 'contains']))} {draw(_STRINGS)})"
     raw = draw(_RAW)
-    return draw(st.sampled_from([f"lower(http.host) wildcard {raw}", f"http.host matches {raw}",
-                                 f"starts_with(http.request.uri.path, {draw(_STRINGS)})"]))
+    return draw(
+        st.sampled_from(
+            [
+                f"lower(http.host) wildcard {raw}",
+                f"http.host matches {raw}",
+                f"starts_with(http.request.uri.path, {draw(_STRINGS)})",
+            ]
+        )
+    )
 
 
 _EXPR = st.recursive(

@@ -28,22 +28,28 @@ def custom(*rules: Rule) -> dict[Phase, tuple]:  # type: ignore[type-arg]
 
 
 def test_first_terminating_rule_wins_and_log_continues() -> None:
-    verdict = evaluate_request(REQ, custom(
-        Rule("r1", 'http.request.uri.path eq "/admin"', Action.LOG),
-        Rule("r2", "ssl", Action.BLOCK),
-        Rule("r3", 'http.host eq "a.example"', Action.BLOCK),
-        Rule("r4", "true", Action.MANAGED_CHALLENGE),
-    ))
+    verdict = evaluate_request(
+        REQ,
+        custom(
+            Rule("r1", 'http.request.uri.path eq "/admin"', Action.LOG),
+            Rule("r2", "ssl", Action.BLOCK),
+            Rule("r3", 'http.host eq "a.example"', Action.BLOCK),
+            Rule("r4", "true", Action.MANAGED_CHALLENGE),
+        ),
+    )
     assert (verdict.action, verdict.rule_id, verdict.status_code) == (Action.BLOCK, "r3", 403)
     assert [m.rule_id for m in verdict.matches] == ["r1", "r3"]
 
 
 def test_custom_block_response_and_disabled_rules() -> None:
     params = {"response": {"status_code": 418, "content": "no", "content_type": "text/plain"}}
-    verdict = evaluate_request(REQ, custom(
-        Rule("off", "true", Action.BLOCK, enabled=False),
-        Rule("r", "true", Action.BLOCK, action_parameters=params),
-    ))
+    verdict = evaluate_request(
+        REQ,
+        custom(
+            Rule("off", "true", Action.BLOCK, enabled=False),
+            Rule("r", "true", Action.BLOCK, action_parameters=params),
+        ),
+    )
     assert verdict.rule_id == "r" and verdict.status_code == 418
 
 
@@ -58,8 +64,9 @@ def test_no_match_continues() -> None:
     [({"ruleset": "current"}, None), ({"phase": "current"}, None), ({"products": ["waf"]}, "r2")],
 )
 def test_skip_applies_to_later_rules_only(params: dict[str, object], expected: str | None) -> None:
-    verdict = evaluate_request(REQ, custom(Rule("s", "true", Action.SKIP, action_parameters=params),
-                                           Rule("r2", "true", Action.BLOCK)))
+    verdict = evaluate_request(
+        REQ, custom(Rule("s", "true", Action.SKIP, action_parameters=params), Rule("r2", "true", Action.BLOCK))
+    )
     assert verdict.rule_id == expected
     assert verdict.matches[0] == RuleMatch("s", Action.SKIP, CUSTOM)
 
@@ -71,8 +78,11 @@ def test_skip_phases_skips_rate_limiting_and_managed() -> None:
         seen.append("managed")
         return Verdict(Action.BLOCK, "m")
 
-    phases = custom(Rule("s", "true", Action.SKIP,
-                         action_parameters={"phases": ["http_ratelimit", "http_request_firewall_managed"]}))
+    phases = custom(
+        Rule(
+            "s", "true", Action.SKIP, action_parameters={"phases": ["http_ratelimit", "http_request_firewall_managed"]}
+        )
+    )
     verdict = evaluate_request(REQ, phases, limiter=RateLimiter(), managed=managed)
     assert not verdict.terminated and seen == []
     assert verdict.skipped_phases == {"http_ratelimit", "http_request_firewall_managed"}
@@ -85,8 +95,10 @@ def test_skip_phases_skips_rate_limiting_and_managed() -> None:
     [
         (Rule("r", 'http.host eq "a', Action.BLOCK), "/rules/0/expression"),
         (Rule("r", "true", Action.ROUTE), "/rules/0/action"),
-        (Rule("r", "true", Action.BLOCK, action_parameters={"response": {"status_code": 500}}),
-         "/rules/0/action_parameters"),
+        (
+            Rule("r", "true", Action.BLOCK, action_parameters={"response": {"status_code": 500}}),
+            "/rules/0/action_parameters",
+        ),
         (Rule("r", "true", Action.SKIP, action_parameters={"ruleset": "other"}), "/rules/0/action_parameters"),
         (Rule("r", "ip.src in $missing", Action.BLOCK), "/rules/0/expression"),
     ],
@@ -100,15 +112,18 @@ def test_invalid_rules_point_at_the_bad_member(rule: Rule, pointer: str) -> None
 def test_bad_expression_message_is_cloudflare_shaped() -> None:
     with pytest.raises(RuleError) as info:
         compile_ruleset(CUSTOM, [Rule("r", "http.host eq", Action.BLOCK)])
-    assert "is not a valid value for expression because could not parse filter expression: " \
-           "Filter parsing error (1:13)" in info.value.message
+    assert (
+        "is not a valid value for expression because could not parse filter expression: "
+        "Filter parsing error (1:13)" in info.value.message
+    )
     assert info.value.parse_error is not None
 
 
 def _ratelimited(timeout: int, limit: int = 2, counting: str = "") -> dict[Phase, tuple]:  # type: ignore[type-arg]
     spec = RateLimitSpec(("cf.colo.id", "ip.src"), 10, limit, timeout, counting)
-    ruleset = compile_ruleset(Phase.HTTP_RATELIMIT, [Rule("rl", 'http.request.uri.path eq "/admin"', Action.BLOCK,
-                                                            ratelimit=spec)])
+    ruleset = compile_ruleset(
+        Phase.HTTP_RATELIMIT, [Rule("rl", 'http.request.uri.path eq "/admin"', Action.BLOCK, ratelimit=spec)]
+    )
     return {Phase.HTTP_RATELIMIT: (ruleset,)}
 
 
@@ -149,17 +164,29 @@ def test_rate_limit_spec_validation() -> None:
 
 
 def test_origin_rules_merge_later_rules_win() -> None:
-    ruleset = compile_ruleset(Phase.HTTP_REQUEST_ORIGIN, [
-        Rule("o1", 'http.host eq "a.example"', Action.ROUTE,
-             action_parameters={"origin": {"port": 8443}, "sni": {"value": "origin.internal"}}),
-        Rule("o2", "true", Action.ROUTE, action_parameters={"origin": {"port": 9443}, "host_header": "b.internal"}),
-        Rule("o3", "ssl", Action.ROUTE, action_parameters={"origin": {"host": "x"}}),
-    ])
+    ruleset = compile_ruleset(
+        Phase.HTTP_REQUEST_ORIGIN,
+        [
+            Rule(
+                "o1",
+                'http.host eq "a.example"',
+                Action.ROUTE,
+                action_parameters={"origin": {"port": 8443}, "sni": {"value": "origin.internal"}},
+            ),
+            Rule("o2", "true", Action.ROUTE, action_parameters={"origin": {"port": 9443}, "host_header": "b.internal"}),
+            Rule("o3", "ssl", Action.ROUTE, action_parameters={"origin": {"host": "x"}}),
+        ],
+    )
     route, matched = evaluate_origin(REQ, [ruleset])
     assert matched == ("o1", "o2")
     assert route is not None
     assert (route.origin_port, route.sni, route.host_header, route.origin_host) == (
-        9443, "origin.internal", "b.internal", None)
+        9443,
+        "origin.internal",
+        "b.internal",
+        None,
+    )
     with pytest.raises(RuleError):
-        compile_ruleset(Phase.HTTP_REQUEST_ORIGIN, [Rule("o", "true", Action.ROUTE,
-                                                         action_parameters={"origin": {"port": 0}})])
+        compile_ruleset(
+            Phase.HTTP_REQUEST_ORIGIN, [Rule("o", "true", Action.ROUTE, action_parameters={"origin": {"port": 0}})]
+        )

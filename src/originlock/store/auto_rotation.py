@@ -114,9 +114,7 @@ def _plan(certs: list[tuple[str, datetime, datetime]], now: datetime) -> tuple[b
     _, newest_from, newest_until = certs[-1]
     renew = now >= newest_from + (newest_until - newest_from) * RENEW_AT
     # Every older certificate goes once its successor has been in place for the overlap window.
-    retire = [
-        old for (old, _, _), (_, succ_from, _) in pairwise(certs) if now >= succ_from + OVERLAP
-    ]
+    retire = [old for (old, _, _), (_, succ_from, _) in pairwise(certs) if now >= succ_from + OVERLAP]
     return renew, retire
 
 

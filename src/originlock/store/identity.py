@@ -48,8 +48,8 @@ def edge_identity(
     hostname_candidates: dict[str, Candidate] = {}
     for row in conn.execute(select(schema.aop_certs).where(schema.aop_certs.c.zone_id == zone_id)):
         chains[row.id] = row.chain_pem
-        cert = ClientCert(row.id, row.kind, row.fingerprint, row.chain_pem.encode(), b"", from_iso(row.expires_on))
-        candidate = Candidate(cert, row.status, from_iso(row.uploaded_on))
+        stored = ClientCert(row.id, row.kind, row.fingerprint, row.chain_pem.encode(), b"", from_iso(row.expires_on))
+        candidate = Candidate(stored, row.status, from_iso(row.uploaded_on))
         if row.kind == "zone":
             zone_candidates.append(candidate)
         else:

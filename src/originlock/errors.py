@@ -32,6 +32,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 __all__ = [
+    "ClientCertUnusable",
     "DownstreamError",
     "EdgeError",
     "ErrorSource",
@@ -159,6 +160,17 @@ class OriginTimeout(OriginError):
 class OriginHandshakeFailed(OriginError):
     """The TLS handshake with the origin failed."""
 
+    status_hint = code = 525
+
+
+class ClientCertUnusable(EdgeError):
+    """The client certificate chosen for the origin cannot be used (expired, refused by the FIPS profile...).
+
+    A configuration problem of the edge, not an origin failure: answered 525 like Cloudflare's failed
+    handshake, and, unlike origin errors, the page says why, since the site owner must act on it.
+    """
+
+    source = ErrorSource.INTERNAL
     status_hint = code = 525
 
 

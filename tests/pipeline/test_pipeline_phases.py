@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from originlock.errors import MalformedRequest, OriginHandshakeFailed, UnknownHostname
+from originlock.errors import ClientCertUnusable, MalformedRequest, UnknownHostname
 from originlock.origin.peer import VerifyMode
 from originlock.pipeline import CONTINUE, Forward, PipelineSettings, RequestContext, Respond, run_until_origin
 from originlock.pipeline.phases import PHASE_ORDER, Phase
@@ -77,7 +77,7 @@ def test_unknown_host_missing_host_and_unusable_certificate() -> None:
     with pytest.raises(MalformedRequest):
         run_until_origin(bare, ctx(make_route("app.example.test")), SETTINGS)
     failing = make_route("app.example.test", client_cert_error="expired")
-    with pytest.raises(OriginHandshakeFailed):
+    with pytest.raises(ClientCertUnusable):
         run_until_origin(request(), ctx(failing), SETTINGS)
 
 

@@ -26,7 +26,7 @@ class VerifyMode(enum.Enum):
     STRICT = "strict"
 
 
-PoolKey = tuple[str, int, bool, str, str, str, str]
+PoolKey = tuple[str, int, bool, str, str, str, str, bool]
 
 
 @functools.lru_cache(maxsize=64)  # called per request with the snapshot's CA; SHA-256 of a PEM was ~2 % of edge CPU
@@ -52,6 +52,8 @@ class OriginPeer:
     client_cert: ClientCert | None = field(default=None, compare=False)
     #: PEM of the deployment origin CA, trusted in STRICT (not part of the key: ``trust`` is).
     origin_ca_pem: bytes = field(default=b"", compare=False, repr=False)
+    #: FIPS profile: only FIPS-approved suites on this connection (origin/tls.py).
+    fips: bool = False
 
     @property
     def fingerprint(self) -> str:
@@ -61,5 +63,5 @@ class OriginPeer:
         """Everything that makes a connection distinct (address, port, scheme, SNI, verification and
         trust store, client certificate identity and version)."""
         if not self.tls:
-            return (self.host, self.port, False, "", "", "", "")
-        return (self.host, self.port, True, self.sni, self.verify.value, self.trust, self.fingerprint)
+            return (self.host, self.port, False, "", "", "", "", False)
+        return (self.host, self.port, True, self.sni, self.verify.value, self.trust, self.fingerprint, self.fips)

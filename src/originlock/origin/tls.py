@@ -13,8 +13,17 @@ import ssl
 from originlock.origin.keyload import load_chain_from_memory
 from originlock.origin.peer import OriginPeer, VerifyMode
 
-__all__ = ["OriginTlsContexts"]
+__all__ = ["FIPS_TLS12_CIPHERS", "OriginTlsContexts"]
 
+#: ECDHE key exchange with AES-GCM, ECDSA or RSA authentication: FIPS-approved (SP 800-52 Rev. 2).
+FIPS_TLS12_CIPHERS = ":".join(
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+    )
+)
 #: Contexts kept; more distinct client certificates than this evict the least recently used.
 MAX_CONTEXTS = 4096
 
@@ -23,11 +32,11 @@ class OriginTlsContexts:
     """Builds and caches origin-facing client contexts."""
 
     def __init__(self, *, max_contexts: int = MAX_CONTEXTS) -> None:
-        self._cache: dict[tuple[str, str, str], ssl.SSLContext] = {}
+        self._cache: dict[tuple[str, str, str, bool], ssl.SSLContext] = {}
         self._max = max_contexts
 
     def for_peer(self, peer: OriginPeer) -> ssl.SSLContext:
-        key = (peer.verify.value, peer.trust, peer.fingerprint)
+        key = (peer.verify.value, peer.trust, peer.fingerprint, peer.fips)
         ctx = self._cache.pop(key, None)
         if ctx is None:
             ctx = self._build(peer)
@@ -52,6 +61,12 @@ class OriginTlsContexts:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if peer.fips:
+            # FIPS-approved suites only. Python's ssl cannot restrict TLS 1.3 suites (no
+            # SSL_CTX_set_ciphersuites), and OpenSSL offers ChaCha20-Poly1305 there, which FIPS does not
+            # approve; so FIPS pulls use TLS 1.2 with ECDHE key exchange and AES-GCM, all approved.
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            ctx.set_ciphers(FIPS_TLS12_CIPHERS)
         ctx.set_alpn_protocols(["http/1.1"])
         if peer.client_cert is not None:
             load_chain_from_memory(ctx, peer.client_cert.chain_pem, peer.client_cert.key_pem)

@@ -9,7 +9,7 @@ to a weaker certificate. Origin Rules (``route`` action) override the address, p
 
 from __future__ import annotations
 
-from originlock.errors import OriginHandshakeFailed
+from originlock.errors import ClientCertUnusable
 from originlock.origin.peer import OriginPeer, VerifyMode, trust_id
 from originlock.pipeline.context import PipelineSettings, RequestContext
 from originlock.snapshot.model import SslMode
@@ -52,7 +52,7 @@ def select_origin(ctx: RequestContext, settings: PipelineSettings) -> OriginPeer
         address, port, sni = _overridden(ctx, settings.origin_http_port)
         return OriginPeer(address, port, False, sni, VerifyMode.NONE)
     if route.client_cert_error is not None:
-        raise OriginHandshakeFailed(f"the client certificate for {ctx.host} cannot be used: {route.client_cert_error}")
+        raise ClientCertUnusable(f"the client certificate for {ctx.host} cannot be used: {route.client_cert_error}")
     strict = mode in (SslMode.STRICT, SslMode.ORIGIN_PULL)
     ca = ctx.snapshot.pki.origin_ca_cert_pem if strict else b""
     address, port, sni = _overridden(ctx, settings.origin_https_port)
@@ -65,4 +65,5 @@ def select_origin(ctx: RequestContext, settings: PipelineSettings) -> OriginPeer
         trust=trust_id(ca) if strict else "",
         client_cert=route.client_cert,
         origin_ca_pem=ca,
+        fips=route.fips,
     )

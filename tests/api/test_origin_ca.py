@@ -72,3 +72,24 @@ def test_bad_requests(api) -> None:  # type: ignore[no-untyped-def]
         assert r.status_code == 400, (body, r.text)
         assert words in r.json()["errors"][0]["message"], r.text
     assert api.client.get(f"{V4}/certificates/123", headers=api.admin).status_code == 404
+
+
+def test_origin_ca_through_the_sdk(api) -> None:  # type: ignore[no-untyped-def]
+    from cloudflare import Cloudflare
+
+    zone = api.zone("sdk-origin.test")
+    token = api.admin["Authorization"].split()[1]
+    cf = Cloudflare(api_token=token, base_url="http://testserver/client/v4", max_retries=0, http_client=api.client)
+    key = ec.generate_private_key(ec.SECP256R1())
+    created = cf.origin_ca_certificates.create(
+        csr=_csr(key, "sdk-origin.test"),
+        hostnames=["sdk-origin.test"],
+        request_type="origin-ecc",
+        requested_validity=30,
+    )
+    assert created is not None and created.id and created.certificate
+    assert [c.id for c in cf.origin_ca_certificates.list(zone_id=zone)] == [created.id]
+    got = cf.origin_ca_certificates.get(created.id)
+    assert got is not None and got.hostnames == ["sdk-origin.test"]
+    revoked = cf.origin_ca_certificates.delete(created.id)
+    assert revoked is not None and revoked.id == created.id and revoked.revoked_at is not None

@@ -12,6 +12,11 @@ import pytest
 from originlock.testing.require import require_or_skip
 from originlock.testing.upload_pki import UploadPki
 
+# Subprocesses (`python -m originlock serve`, the CLI) must run the same code as this test process: the
+# checkout's src/ (pyproject's pythonpath), not whichever copy pip last installed.
+_SRC = str(Path(__file__).resolve().parent.parent / "src")
+os.environ["PYTHONPATH"] = os.pathsep.join([_SRC, *filter(None, [os.environ.get("PYTHONPATH")])])
+
 PG_URL = os.environ.get("ORIGINLOCK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from cloudflare import Cloudflare
 
-from originlock.testing.nginx import NginxProcess, free_port
+from originlock.testing.nginx import NginxProcess, free_port, tls_server_block
 from originlock.testing.require import require_executable
 from originlock.testing.serve import ServeProcess, start_serve
 from originlock.testing.upload_pki import UploadPki, leaf_pems
@@ -74,21 +74,8 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
     # The origin trusts both the deployment's origin-pull CA (global AOP) and the customer's own CA (custom certs).
     bundle = httpx.get(f"{serve.api_url}/ca/origin-pull.pem").text + pki.ca.cert_pem
     (work / "trusted.pem").write_text(bundle)
-    nginx = NginxProcess(
-        nginx_bin,
-        work / "nginx",
-        f"""
-  server {{
-    listen 127.0.0.1:{origin_port} ssl;
-    ssl_certificate {work}/origin.pem;
-    ssl_certificate_key {work}/origin.key;
-    ssl_client_certificate {work}/trusted.pem;
-    ssl_verify_client on;
-    ssl_verify_depth 2;
-    location / {{ return 200 "dn=$ssl_client_s_dn host=$host\\n"; }}
-  }}""",
-        ports=[origin_port],
-    ).start()
+    block = tls_server_block(origin_port, work / "origin.pem", work / "origin.key", client_ca=work / "trusted.pem")
+    nginx = NginxProcess(nginx_bin, work / "nginx", block, ports=[origin_port]).start()
     cf = Cloudflare(api_token=serve.token, base_url=f"{serve.api_url}/client/v4", max_retries=0)
     account = next(iter(cf.accounts.list()))
     zone = cf.zones.create(account={"id": account.id}, name="example.test")
@@ -196,18 +183,8 @@ def test_origin_check_says_locked_and_open(product: Product) -> None:
     assert r.returncode == 0
 
     open_port = free_port()
-    open_nginx = NginxProcess(
-        product.nginx.binary,
-        product.workdir / "open-nginx",
-        f"""
-  server {{
-    listen 127.0.0.1:{open_port} ssl;
-    ssl_certificate {product.workdir}/origin.pem;
-    ssl_certificate_key {product.workdir}/origin.key;
-    location / {{ return 200 "open\\n"; }}
-  }}""",
-        ports=[open_port],
-    ).start()
+    block = tls_server_block(open_port, product.workdir / "origin.pem", product.workdir / "origin.key", body="open\\n")
+    open_nginx = NginxProcess(product.nginx.binary, product.workdir / "open-nginx", block, ports=[open_port]).start()
     try:
         args[5] = f"https://127.0.0.1:{open_port}"
         args = [a for a in args if a not in ("--via-edge", f"https://127.0.0.1:{product.serve.https_port}")]

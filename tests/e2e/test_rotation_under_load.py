@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from originlock.testing.nginx import NginxProcess, free_port
+from originlock.testing.nginx import NginxProcess, free_port, tls_server_block
 from originlock.testing.require import require_executable
 from originlock.testing.serve import ServeProcess, start_serve
 from originlock.testing.upload_pki import UploadPki, leaf_pems
@@ -66,20 +66,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServeProce
     (work / "origin.key").write_bytes(server.key_pem)
     (work / "ca.pem").write_text(pki.ca.cert_pem)
     port = free_port()
-    nginx = NginxProcess(
-        nginx_bin,
-        work / "nginx",
-        f"""
-  server {{
-    listen 127.0.0.1:{port} ssl;
-    ssl_certificate {work}/origin.pem;
-    ssl_certificate_key {work}/origin.key;
-    ssl_client_certificate {work}/ca.pem;
-    ssl_verify_client on;
-    location / {{ return 200 "dn=$ssl_client_s_dn\\n"; }}
-  }}""",
-        ports=[port],
-    ).start()
+    block = tls_server_block(
+        port, work / "origin.pem", work / "origin.key", client_ca=work / "ca.pem", body="dn=$ssl_client_s_dn\\n"
+    )
+    nginx = NginxProcess(nginx_bin, work / "nginx", block, ports=[port]).start()
     serve = start_serve(work / "data", extra_args=["--origin-https-port", str(port), "--access-log", "off"])
     api = httpx.Client(base_url=f"{serve.api_url}/client/v4", headers={"Authorization": f"Bearer {serve.token}"})
     zone = api.post("/zones", json={"name": "rot.test"}).json()["result"]["id"]

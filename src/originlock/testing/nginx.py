@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["NginxProcess", "free_port", "wait_for_port"]
+__all__ = ["NginxProcess", "free_port", "tls_server_block", "wait_for_port"]
 
 
 def free_port() -> int:
@@ -93,3 +93,29 @@ class NginxProcess:
         if self.proc.stderr is not None:
             self.proc.stderr.close()
         self.proc = None
+
+
+def tls_server_block(
+    port: int,
+    cert: Path,
+    key: Path,
+    *,
+    client_ca: Path | None = None,
+    verify: str = "on",
+    body: str = "dn=$ssl_client_s_dn host=$host\\n",
+    extra: str = "",
+) -> str:
+    """An nginx ``server`` block on 127.0.0.1:``port`` over TLS, answering ``body`` (nginx variables allowed).
+
+    With ``client_ca``, it requires (``verify="on"``) or asks for (``"optional"``) a client certificate from
+    that CA bundle: the origin side of Authenticated Origin Pulls.
+    """
+    client = (
+        f"ssl_client_certificate {client_ca};\n    ssl_verify_client {verify};\n    ssl_verify_depth 2;\n"
+        if client_ca
+        else ""
+    )
+    return (
+        f"  server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {cert};\n    ssl_certificate_key {key};\n"
+        f'    {client}    {extra}\n    location / {{ return 200 "{body}"; }}\n  }}\n'
+    )

@@ -11,8 +11,11 @@ Theory of operation. Every node becomes one closure, built once per rule:
 Missing values (``None``) make comparisons false (spec §1.6). ``ne`` on a missing value is false by
 default, as Cloudflare's docs say; ``nil_not_equal=True`` gives wirefilter's default (true).
 Literals are preprocessed here: sets become ``frozenset``s or range tuples, regexes are compiled
-with RE2 (or reduced to ``bytes`` methods), wildcards become segment matchers. The common path of
-``field eq "literal"`` is a single ``itemgetter`` call and a bytes comparison.
+with RE2 (or reduced to ``bytes`` methods), wildcards become segment matchers.
+
+This closure tree is the *reference* semantics. ``compile_expression`` and ``compile_scan`` return
+generated code (``codegen.py``) that inlines the common shapes and calls these closures for the rest;
+``compile_reference`` returns the closures alone, for the differential tests.
 """
 
 from __future__ import annotations
@@ -48,17 +51,28 @@ from .ast import (
     WildcardLit,
 )
 from .builtins import IMPLEMENTATIONS
+from .codegen import Emitter, build
 from .fields import CONSTANT_FIELDS
 from .types import Kind
 from .wildcard import compile_wildcard
 
-__all__ = ["CompileError", "Predicate", "compile_expression", "compile_value"]
+__all__ = [
+    "CompileError",
+    "Predicate",
+    "Scan",
+    "compile_expression",
+    "compile_reference",
+    "compile_scan",
+    "compile_value",
+]
 
 Values = Mapping[str, Any]
 Predicate = Callable[[Values], bool]
 Vector = Callable[[Values], list[bool]]
 Getter = Callable[[Values], Any]
 Lists = Mapping[str, Iterable[str | int | bytes]]
+Scan = Callable[[Values], int]
+"""A ruleset's rules in one function: the index of the first matching rule, or -1."""
 
 _ORDER: Final[dict[CmpOp, Callable[[Any, Any], bool]]] = {
     CmpOp.EQ: lambda a, b: a == b,
@@ -331,7 +345,7 @@ def _vector_combine(op: LogicalOp, parts: list[Vector]) -> Vector:
 
 
 def compile_expression(node: LogicalExpr, *, lists: Lists | None = None, nil_not_equal: bool = False) -> Predicate:
-    """Compile a parsed filter into a predicate over ``FieldValues``.
+    """Compile a parsed filter into a predicate over ``FieldValues`` (generated code, see ``codegen.py``).
 
     Args:
         node: the AST from ``parse`` (type Bool).
@@ -341,8 +355,23 @@ def compile_expression(node: LogicalExpr, *, lists: Lists | None = None, nil_not
     Raises:
         CompileError: an unknown list.
     """
-    compiled = _Compiler(lists or {}, nil_not_equal).logical(node)
-    return compiled  # type: ignore[return-value]
+    emitter = Emitter(_Compiler(lists or {}, nil_not_equal))
+    return build(emitter, [emitter.emit_rule(node)], "predicate", scan=False)
+
+
+def compile_scan(nodes: Iterable[LogicalExpr], *, lists: Lists | None = None) -> Scan:
+    """Compile the expressions of a ruleset's rules into one function returning the first match.
+
+    Raises:
+        CompileError: an unknown list.
+    """
+    emitter = Emitter(_Compiler(lists or {}, False))
+    return build(emitter, [emitter.emit_rule(node) for node in nodes], "scan", scan=True)
+
+
+def compile_reference(node: LogicalExpr, *, lists: Lists | None = None, nil_not_equal: bool = False) -> Predicate:
+    """The closure-tree compilation: the reference semantics that generated code must agree with."""
+    return _Compiler(lists or {}, nil_not_equal).logical(node)  # type: ignore[return-value]
 
 
 def compile_value(node: IndexExpr, *, lists: Lists | None = None) -> Getter:

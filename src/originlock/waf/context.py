@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from .request import RequestFields
 
-__all__ = ["BODY_LIMIT", "KNOWN_FIELDS", "FieldValues"]
+__all__ = ["BODY_LIMIT", "KNOWN_FIELDS", "FieldValues", "dependencies", "extractor"]
 
 BODY_LIMIT: Final = 128 * 1024
 """Cloudflare inspects the first 128 KB of a body (spec §1.7)."""
@@ -45,10 +45,15 @@ class FieldValues(dict[str, Any]):
 
 
 def _header_map(r: RequestFields, v: FieldValues) -> dict[bytes, tuple[bytes, ...]]:
-    out: dict[bytes, list[bytes]] = {}
-    for name, value in r.headers:
-        out.setdefault(name.lower(), []).append(value)
-    return {k: tuple(vs) for k, vs in out.items()}
+    # One comprehension when no name repeats (the usual case): 0.55 µs for 5 headers against
+    # 1.4 µs for setdefault + list + tuple conversion.
+    out: dict[bytes, tuple[bytes, ...]] = {name.lower(): (value,) for name, value in r.headers}
+    if len(out) != len(r.headers):
+        out = {}
+        for name, value in r.headers:
+            key = name.lower()
+            out[key] = (*out.get(key, ()), value)
+    return out
 
 
 def _header(name: bytes) -> Callable[[RequestFields, FieldValues], Any]:
@@ -103,7 +108,8 @@ def _unquote_unreserved(path: bytes) -> bytes:
 
 def normalize_path(path: bytes) -> bytes:
     """RFC 3986 §5.2.4 dot-segment removal after decoding unreserved ``%XX`` escapes."""
-    if b"%" not in path and b"/." not in path and path.startswith(b"/"):
+    # Ints for one byte, find() for two: `bytes in bytes` costs ~140 ns (codegen.py explains why).
+    if 0x25 not in path and (0x2E not in path or path.find(b"/.") < 0) and path.startswith(b"/"):
         return path  # nothing to normalise: the common case, kept off the slow path
     decoded = _unquote_unreserved(path)
     out: list[bytes] = []
@@ -141,11 +147,15 @@ def _full_uri(uri_field: str) -> Callable[[RequestFields, FieldValues], Any]:
 
 
 def _ip(r: RequestFields, v: FieldValues) -> Any:
-    # Fast path for the common dotted-quad: ipaddress.ip_address costs ~3 µs per request.
-    parts = r.ip.split(".")
-    if len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and (p == "0" or p[0] != "0") for p in parts):
-        a, b, c, d = (int(p) for p in parts)
-        if a < 256 and b < 256 and c < 256 and d < 256:
+    # Fast path for the common dotted-quad (~1.0 µs; ipaddress.ip_address costs ~3 µs). The
+    # round trip through the canonical spelling refuses what int() is lenient about: leading
+    # zeros, signs, spaces, non-ASCII digits.
+    try:
+        a, b, c, d = map(int, r.ip.split("."))
+    except ValueError:
+        pass
+    else:
+        if a < 256 and b < 256 and c < 256 and d < 256 and f"{a}.{b}.{c}.{d}" == r.ip:
             return (4, (a << 24) | (b << 16) | (c << 8) | d)
     try:
         addr = ipaddress.ip_address(r.ip)
@@ -224,8 +234,18 @@ def _accepted_languages(r: RequestFields, v: FieldValues) -> Any:
     return tuple(lang for _, _, lang in sorted(weighted))
 
 
+def _host_bytes(host: str) -> bytes:
+    """The Host as bytes, IDNA-encoded when not ASCII; never raises, since fields are computed before any
+    rule is tested: a host IDNA refuses is kept as UTF-8 (it cannot match a valid hostname literal anyway)."""
+    if host.isascii():
+        return host.encode()
+    try:
+        return host.encode("idna")
+    except UnicodeError:
+        return host.encode("utf-8", "surrogateescape")
+
 _EXTRACTORS: Final[dict[str, Callable[[RequestFields, FieldValues], Any]]] = {
-    "http.host": lambda r, v: r.host.encode("idna") if not r.host.isascii() else r.host.encode(),
+    "http.host": lambda r, v: _host_bytes(r.host),
     "http.request.method": lambda r, v: r.method.upper().encode(),
     "http.request.version": lambda r, v: r.http_version.encode(),
     "ssl": lambda r, v: r.ssl,
@@ -247,8 +267,8 @@ _EXTRACTORS: Final[dict[str, Callable[[RequestFields, FieldValues], Any]]] = {
     "raw.http.request.uri.args.names": _names("http.request.uri.args"),
     "raw.http.request.uri.args.values": _values("http.request.uri.args"),
     "http.request.headers": _header_map,
-    "http.request.headers.names": lambda r, v: tuple(n for n, _ in r.headers),
-    "http.request.headers.values": lambda r, v: tuple(x for _, x in r.headers),
+    "http.request.headers.names": lambda r, v: tuple([n for n, _ in r.headers]),  # a list: 0.1 µs less
+    "http.request.headers.values": lambda r, v: tuple([x for _, x in r.headers]),
     "http.request.headers.truncated": lambda r, v: False,
     "http.user_agent": _header(b"user-agent"),
     "http.referer": _header(b"referer"),
@@ -276,3 +296,43 @@ _EXTRACTORS: Final[dict[str, Callable[[RequestFields, FieldValues], Any]]] = {
 
 KNOWN_FIELDS: Final = frozenset(name for name in _EXTRACTORS if name != "http.accept_language_raw")
 """Fields computed from ``RequestFields``; ``RequestFields.extra`` can supply any other."""
+
+
+_DEPENDENCIES: Final = {
+    "http.request.uri.path": ("raw.http.request.uri.path",),
+    "http.request.uri.path.extension": ("http.request.uri.path",),
+    "raw.http.request.uri.path.extension": ("raw.http.request.uri.path",),
+    "http.request.uri": ("http.request.uri.path",),
+    "raw.http.request.uri": ("raw.http.request.uri.path",),
+    "http.request.full_uri": ("http.request.uri",),
+    "raw.http.request.full_uri": ("raw.http.request.uri",),
+    "http.request.uri.args": ("http.request.uri.query",),
+    "http.user_agent": ("http.request.headers",),
+    "http.referer": ("http.request.headers",),
+    "http.x_forwarded_for": ("http.request.headers",),
+    "http.accept_language_raw": ("http.request.headers",),
+    "http.cookie": ("http.request.headers",),
+    "http.request.cookies": ("http.cookie",),
+    "http.request.accepted_languages": ("http.accept_language_raw",),
+}
+"""Fields an extractor reads from ``FieldValues``; generated code computes them first, directly,
+instead of through ``__missing__``. Only an optimisation: a field left out is computed on demand."""
+
+
+def dependencies(name: str) -> tuple[str, ...]:
+    """The fields ``name``'s extractor reads, each after its own dependencies (deepest first)."""
+    out: list[str] = []
+    for dep in _DEPENDENCIES.get(name, ()):
+        out += [d for d in dependencies(dep) if d not in out]
+        if dep not in out:
+            out.append(dep)
+    return tuple(out)
+
+
+def extractor(name: str) -> Callable[[RequestFields, FieldValues], Any] | None:
+    """How field ``name`` is computed from the request (None: only ``RequestFields.extra`` has it).
+
+    Generated ruleset code calls it directly instead of going through ``FieldValues.__missing__``
+    (one Python frame less per field: ~0.1 µs each on the benchmark).
+    """
+    return _EXTRACTORS.get(name)

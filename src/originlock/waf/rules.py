@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 from .actions import (
     PHASE_ACTIONS,
@@ -28,7 +28,8 @@ from .actions import (
     parse_block_response,
     parse_route,
 )
-from .compiler import CompileError, Getter, Lists, Predicate, compile_expression, compile_value
+from .ast import LogicalExpr
+from .compiler import CompileError, Getter, Lists, Predicate, Scan, compile_expression, compile_scan, compile_value
 from .context import FieldValues
 from .errors import ParseError
 from .parser import parse, parse_value
@@ -86,6 +87,7 @@ class CompiledRule:
     characteristics: tuple[Getter, ...] = ()
     response: BlockResponse | None = None
     route: RouteOverride | None = None
+    node: LogicalExpr | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,9 @@ class CompiledRuleset:
     phase: Phase
     rules: tuple[CompiledRule, ...]
     id: str = ""
+    scan: Scan | None = field(default=None, compare=False)
+    """All rules' expressions in one generated function (``compiler.compile_scan``): the index of the
+    first matching rule or -1. One call instead of one per rule; None means "loop over the rules"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +142,10 @@ ManagedHook = Callable[[FieldValues], Verdict | None]
 """The managed phase (a later issue): return a terminating verdict, or None to continue."""
 
 
-def _compile_expression(text: str, pointer: str, lists: Lists | None) -> Predicate:
+def _compile_expression(text: str, pointer: str, lists: Lists | None) -> tuple[LogicalExpr, Predicate]:
     try:
-        return compile_expression(parse(text), lists=lists)
+        node = parse(text)
+        return node, compile_expression(node, lists=lists)
     except ParseError as exc:
         raise RuleError(
             f"{text!r} is not a valid value for expression because could not parse filter expression: {exc}",
@@ -154,7 +160,7 @@ def _compile_rule(phase: Phase, index: int, rule: Rule, lists: Lists | None) -> 
     base = f"/rules/{index}"
     if rule.action not in PHASE_ACTIONS[phase]:
         raise RuleError(f"action {rule.action.value!r} is not allowed in phase {phase.value}", f"{base}/action")
-    predicate = _compile_expression(rule.expression, f"{base}/expression", lists)
+    node, predicate = _compile_expression(rule.expression, f"{base}/expression", lists)
     params = rule.action_parameters
     try:
         response = (
@@ -168,12 +174,12 @@ def _compile_rule(phase: Phase, index: int, rule: Rule, lists: Lists | None) -> 
     except ValueError as exc:
         raise RuleError(str(exc), f"{base}/action_parameters") from None
     if phase is not Phase.HTTP_RATELIMIT:
-        return CompiledRule(rule, predicate, response=response, route=route)
+        return CompiledRule(rule, predicate, response=response, route=route, node=node)
     spec = rule.ratelimit
     if spec is None:
         raise RuleError("rate limiting rules need a ratelimit object", f"{base}/ratelimit")
     counting = (
-        _compile_expression(spec.counting_expression, f"{base}/ratelimit/counting_expression", lists)
+        _compile_expression(spec.counting_expression, f"{base}/ratelimit/counting_expression", lists)[1]
         if spec.counting_expression
         else None
     )
@@ -208,16 +214,37 @@ def compile_ruleset(
         RuleError: the first invalid rule, with a JSON pointer to the offending member.
     """
     compiled = tuple(_compile_rule(phase, i, rule, lists) for i, rule in enumerate(rules))
-    return CompiledRuleset(phase, tuple(c for c in compiled if c.rule.enabled), ruleset_id)
+    enabled = tuple(c for c in compiled if c.rule.enabled)
+    scan = None
+    nodes = [c.node for c in enabled if c.node is not None]
+    # Rate-limit rules also count requests their expression does not match: they keep the rule loop.
+    if phase is not Phase.HTTP_RATELIMIT and len(nodes) == len(enabled):
+        scan = compile_scan(nodes, lists=lists)
+    return CompiledRuleset(phase, enabled, ruleset_id, scan)
 
 
-@dataclass(slots=True)
+# Enum member and `.value` lookups cost ~0.1-0.2 µs each on the per-request path: hoisted here.
+_CUSTOM: Final = Phase.HTTP_REQUEST_FIREWALL_CUSTOM
+_RATELIMIT: Final = Phase.HTTP_RATELIMIT
+_MANAGED: Final = Phase.HTTP_REQUEST_FIREWALL_MANAGED
+_RATELIMIT_NAME: Final = _RATELIMIT.value
+_MANAGED_NAME: Final = _MANAGED.value
+_CONTINUE: Final = Verdict()
+"""The verdict of a request that matched nothing (shared: verdicts are frozen)."""
+
+
 class _Run:
-    matches: list[RuleMatch] = field(default_factory=list)
-    skipped_phases: set[str] = field(default_factory=set)
-    skipped_products: set[str] = field(default_factory=set)
+    __slots__ = ("matches", "skipped_phases", "skipped_products")
+
+    def __init__(self) -> None:
+        # Created only once a rule matches: three containers cost ~0.2 µs.
+        self.matches: list[RuleMatch] = []
+        self.skipped_phases: set[str] = set()
+        self.skipped_products: set[str] = set()
 
     def verdict(self, rule: CompiledRule | None = None, phase: Phase | None = None) -> Verdict:
+        if rule is None and not self.matches and not self.skipped_phases and not self.skipped_products:
+            return _CONTINUE
         return Verdict(
             rule.rule.action if rule else None,
             rule.rule.id if rule else None,
@@ -229,25 +256,32 @@ class _Run:
         )
 
 
-def _custom(rulesets: Sequence[CompiledRuleset], values: FieldValues, run: _Run) -> CompiledRule | None:
-    phase = Phase.HTTP_REQUEST_FIREWALL_CUSTOM
+def _custom(rulesets: Sequence[CompiledRuleset], values: FieldValues) -> tuple[CompiledRule | None, _Run | None]:
+    """The terminating rule, if any, and the run (None while nothing matched: the common path)."""
+    run: _Run | None = None
     for ruleset in rulesets:
-        for rule in ruleset.rules:
+        # The generated scan finds the first matching rule in one call; rules before it do not match
+        # (predicates are pure functions of the cached field values), so the loop starts there.
+        first = 0 if ruleset.scan is None else ruleset.scan(values)
+        if first < 0:
+            continue
+        for rule in ruleset.rules[first:] if first else ruleset.rules:
             if not rule.predicate(values):
                 continue
             action = rule.rule.action
-            run.matches.append(RuleMatch(rule.rule.id, action, phase))
+            run = run or _Run()
+            run.matches.append(RuleMatch(rule.rule.id, action, _CUSTOM))
             if action in TERMINATING:
-                return rule
+                return rule, run
             if action is Action.SKIP:
                 params = rule.rule.action_parameters
                 run.skipped_phases.update(params.get("phases", ()))
                 run.skipped_products.update(params.get("products", ()))
                 if params.get("phase") == "current":
-                    return None
+                    return None, run
                 if params.get("ruleset") == "current":
                     break
-    return None
+    return None, run
 
 
 def _ratelimit(
@@ -300,27 +334,31 @@ def evaluate_request(
         managed: the managed-phase hook.
     """
     values = request if isinstance(request, FieldValues) else FieldValues(request)
-    run = _Run()
-    hit = _custom(phases.get(Phase.HTTP_REQUEST_FIREWALL_CUSTOM, ()), values, run)
+    hit, run = _custom(phases.get(_CUSTOM, ()), values)
     if hit is not None:
-        return run.verdict(hit, Phase.HTTP_REQUEST_FIREWALL_CUSTOM)
-    if limiter is not None and Phase.HTTP_RATELIMIT.value not in run.skipped_phases:
-        hit = _ratelimit(phases.get(Phase.HTTP_RATELIMIT, ()), values, run, limiter, now)
-        if hit is not None:
-            return run.verdict(hit, Phase.HTTP_RATELIMIT)
-    if managed is not None and Phase.HTTP_REQUEST_FIREWALL_MANAGED.value not in run.skipped_phases:
+        assert run is not None
+        return run.verdict(hit, _CUSTOM)
+    if limiter is not None and (run is None or _RATELIMIT_NAME not in run.skipped_phases):
+        ratelimit = phases.get(_RATELIMIT)
+        if ratelimit:
+            run = run or _Run()
+            hit = _ratelimit(ratelimit, values, run, limiter, now)
+            if hit is not None:
+                return run.verdict(hit, _RATELIMIT)
+    if managed is not None and (run is None or _MANAGED_NAME not in run.skipped_phases):
+        run = run or _Run()
         verdict = managed(values)
         if verdict is not None and verdict.terminated:
             return Verdict(
                 verdict.action,
                 verdict.rule_id,
-                Phase.HTTP_REQUEST_FIREWALL_MANAGED,
+                _MANAGED,
                 verdict.response,
                 tuple(run.matches) + verdict.matches,
                 frozenset(run.skipped_phases),
                 frozenset(run.skipped_products),
             )
-    return run.verdict()
+    return _CONTINUE if run is None else run.verdict()
 
 
 def evaluate_origin(
@@ -331,7 +369,10 @@ def evaluate_origin(
     route: RouteOverride | None = None
     matched: list[str] = []
     for ruleset in rulesets:
-        for rule in ruleset.rules:
+        first = 0 if ruleset.scan is None else ruleset.scan(values)
+        if first < 0:
+            continue
+        for rule in ruleset.rules[first:] if first else ruleset.rules:
             if rule.route is not None and rule.predicate(values):
                 route = rule.route if route is None else route.merged(rule.route)
                 matched.append(rule.rule.id)

@@ -92,6 +92,12 @@ def _edge_child(directory: str, port: int, origin_port: int, access_log: bool, s
     (``src``: import originlock from that source tree instead, for ``--compare-src``)."""
     if src is not None:
         sys.path.insert(0, src)
+        import originlock
+
+        # A tree without originlock/__init__.py is a namespace package that silently loses to the
+        # installed one: the "baseline" would then be the current code (seen once with /tmp/base).
+        if not str(originlock.__file__).startswith(src):
+            raise SystemExit(f"--compare-src {src} is not what was imported ({originlock.__file__})")
     from originlock.edge.config import EdgeConfig
     from originlock.edge.loops import loop_factory
     from originlock.edge.runtime import run_edge

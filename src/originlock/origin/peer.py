@@ -54,6 +54,16 @@ class OriginPeer:
     origin_ca_pem: bytes = field(default=b"", compare=False, repr=False)
     #: FIPS profile: only FIPS-approved suites on this connection (origin/tls.py).
     fips: bool = False
+    #: :meth:`pool_key`, computed once: peers are cached per route (pipeline/builtin/origin_select.py)
+    #: and the key is asked for on every pool checkout.
+    _key: PoolKey = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.tls:
+            key: PoolKey = (self.host, self.port, False, "", "", "", "", False)
+        else:
+            key = (self.host, self.port, True, self.sni, self.verify.value, self.trust, self.fingerprint, self.fips)
+        object.__setattr__(self, "_key", key)
 
     @property
     def fingerprint(self) -> str:
@@ -62,6 +72,4 @@ class OriginPeer:
     def pool_key(self) -> PoolKey:
         """Everything that makes a connection distinct (address, port, scheme, SNI, verification and
         trust store, client certificate identity and version)."""
-        if not self.tls:
-            return (self.host, self.port, False, "", "", "", "", False)
-        return (self.host, self.port, True, self.sni, self.verify.value, self.trust, self.fingerprint, self.fips)
+        return self._key

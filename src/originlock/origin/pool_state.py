@@ -58,7 +58,8 @@ class PoolState(Generic[K, C]):
             ``(connection or None, connections to close)``. With None the caller dials and then calls
             :meth:`opened`.
         """
-        self._retired.discard(key)  # asked for again: the key is valid in the current snapshot
+        if self._retired:  # nearly always empty: skip hashing the 8-field key for it (per request)
+            self._retired.discard(key)  # asked for again: the key is valid in the current snapshot
         to_close: list[C] = []
         idle = self._idle.get(key)
         found: C | None = None
@@ -84,7 +85,7 @@ class PoolState(Generic[K, C]):
     def checkin(self, key: K, conn: C, now: float, reusable: bool) -> list[C]:
         """A busy connection finished its exchange. Returns connections to close."""
         self._release(key)
-        if not reusable or key in self._retired:
+        if not reusable or (self._retired and key in self._retired):
             self._closed += 1
             return [conn]
         idle = self._idle.setdefault(key, [])

@@ -1,4 +1,10 @@
-"""Past-tense events produced by the HTTP/1.1 parsers (h11's event vocabulary, our names)."""
+"""Past-tense events produced by the HTTP/1.1 parsers (h11's event vocabulary, our names).
+
+The per-message events are plain ``__slots__`` classes, not frozen dataclasses: a frozen dataclass's
+``__init__`` sets every field through ``object.__setattr__``, and frozen-dataclass ``__init__`` was 6.7 %
+self time of the edge (docs/performance.md, step 4 measures the change). They are treated as immutable
+all the same; equality is by value, as it was.
+"""
 
 from __future__ import annotations
 
@@ -10,21 +16,32 @@ __all__ = ["BodyReceived", "Event", "Headers", "MessageEnded", "RequestReceived"
 Headers = list[tuple[bytes, bytes]]
 
 
-@dataclass(frozen=True, slots=True)
 class RequestReceived:
     """A complete request head arrived."""
 
-    method: bytes
-    #: The request-target exactly as sent (origin-form ``/path?q`` or absolute-form).
-    target: bytes
-    #: ``b"1.1"`` or ``b"1.0"``.
-    version: bytes
-    headers: Headers
-    #: Whether the visitor allows the connection to be reused after this exchange.
-    keep_alive: bool
-    #: ``chunked``, ``length`` or ``none``: how the request body is framed.
-    body: str
-    expect_continue: bool
+    __slots__ = ("body", "expect_continue", "headers", "keep_alive", "method", "target", "version")
+
+    def __init__(
+        self,
+        method: bytes,
+        target: bytes,
+        version: bytes,
+        headers: Headers,
+        keep_alive: bool,
+        body: str,
+        expect_continue: bool,
+    ) -> None:
+        self.method = method
+        #: The request-target exactly as sent (origin-form ``/path?q`` or absolute-form).
+        self.target = target
+        #: ``b"1.1"`` or ``b"1.0"``.
+        self.version = version
+        self.headers = headers
+        #: Whether the visitor allows the connection to be reused after this exchange.
+        self.keep_alive = keep_alive
+        #: ``chunked``, ``length`` or ``none``: how the request body is framed.
+        self.body = body
+        self.expect_continue = expect_continue
 
     def header(self, name: bytes) -> bytes | None:
         """First value of header ``name`` (lower-case), or None."""
@@ -33,31 +50,59 @@ class RequestReceived:
                 return value
         return None
 
+    def _fields(self) -> tuple[object, ...]:
+        return (self.method, self.target, self.version, self.headers, self.keep_alive, self.body, self.expect_continue)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RequestReceived) and self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # holds a list, like the dataclass it replaced
+
     def __repr__(self) -> str:
         return f"RequestReceived({self.method.decode()} {self.target.decode(errors='replace')})"
 
 
-@dataclass(frozen=True, slots=True)
 class ResponseReceived:
     """A complete (final, non-1xx) response head arrived from the origin."""
 
-    status: int
-    reason: bytes
-    version: bytes
-    headers: Headers
-    keep_alive: bool
-    #: ``chunked``, ``length``, ``none`` (no body by method/status) or ``close`` (read until EOF).
-    body: str
+    __slots__ = ("body", "headers", "keep_alive", "reason", "status", "version")
+
+    def __init__(
+        self, status: int, reason: bytes, version: bytes, headers: Headers, keep_alive: bool, body: str
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.version = version
+        self.headers = headers
+        self.keep_alive = keep_alive
+        #: ``chunked``, ``length``, ``none`` (no body by method/status) or ``close`` (read until EOF).
+        self.body = body
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.status, self.reason, self.version, self.headers, self.keep_alive, self.body)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ResponseReceived) and self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"ResponseReceived({self.status})"
 
 
-@dataclass(frozen=True, slots=True)
 class BodyReceived:
     """A piece of message body (already de-chunked)."""
 
-    data: bytes
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BodyReceived) and self.data == other.data
+
+    def __hash__(self) -> int:
+        return hash(self.data)
 
     def __repr__(self) -> str:
         return f"BodyReceived({len(self.data)} bytes)"

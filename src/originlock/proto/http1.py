@@ -56,14 +56,15 @@ DEFAULT_LIMITS = Limits()
 
 
 def _framing(headers: Headers) -> str:
-    """``chunked`` / ``length`` / ``none`` from the header fields llhttp already validated."""
+    """``chunked`` / ``length`` / ``none`` / ``close`` (neither field: read until EOF) for a response that
+    may have a body, from the header fields llhttp already validated. One pass (there were two)."""
     for name, value in headers:
         lower = name.lower()
         if lower == b"transfer-encoding" and b"chunked" in value.lower():
             return "chunked"
         if lower == b"content-length":
             return "length" if value.strip() != b"0" else "none"
-    return "none"
+    return "close"
 
 
 class RequestParser:
@@ -73,7 +74,7 @@ class RequestParser:
         self._limits = limits
         self._parser = httptools.HttpRequestParser(self)
         self._events: list[Event] = []
-        self._url = bytearray()
+        self._url = b""
         self._headers: Headers = []
         self._head_bytes = 0
         self._in_head = True
@@ -114,12 +115,11 @@ class RequestParser:
 
     # -- llhttp callbacks ----------------------------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        self._url.clear()
-        self._headers = []
+    # No on_message_begin: the URL and header list are reset when a head completes, which saves one
+    # Python callback per request (llhttp only calls the callbacks the object defines).
 
     def on_url(self, url: bytes) -> None:
-        self._url += url
+        self._url += url  # one call per head in practice; b"" + url is url itself
         if len(self._url) > self._limits.max_url_bytes:
             raise UriTooLong()
 
@@ -153,17 +153,20 @@ class RequestParser:
         if bad_expect:
             raise MalformedRequest("unsupported Expect value")
         parser = self._parser
+        version = parser.get_http_version()
         self._events.append(
             RequestReceived(
-                method=parser.get_method(),
-                target=bytes(self._url),
-                version=_VERSIONS.get(parser.get_http_version()) or parser.get_http_version().encode(),
-                headers=headers,
-                keep_alive=bool(parser.should_keep_alive()) and not parser.should_upgrade(),
-                body=framing or "none",
-                expect_continue=expect,
+                parser.get_method(),
+                self._url,
+                _VERSIONS.get(version) or version.encode(),
+                headers,
+                bool(parser.should_keep_alive()) and not parser.should_upgrade(),
+                framing or "none",
+                expect,
             )
         )
+        self._url = b""
+        self._headers = []
 
     def on_body(self, body: bytes) -> None:
         self._events.append(BodyReceived(body))
@@ -261,22 +264,15 @@ class ResponseParser:
             return
         self._in_head = False
         headers = self._headers
-        if self._head_request or status in (204, 304) or status < 200:
-            framing = "none"
-        else:
-            framing = _framing(headers)
-            if framing == "none" and not any(n.lower() == b"content-length" for n, _ in headers):
-                framing = "close"
+        no_body = self._head_request or status in (204, 304) or status < 200
+        framing = "none" if no_body else _framing(headers)
         self._framing = framing
-        keep_alive = bool(self._parser.should_keep_alive()) and framing != "close"
+        parser = self._parser
+        keep_alive = bool(parser.should_keep_alive()) and framing != "close"
+        version = parser.get_http_version()
         self._events.append(
             ResponseReceived(
-                status=status,
-                reason=self._reason,
-                version=_VERSIONS.get(self._parser.get_http_version()) or self._parser.get_http_version().encode(),
-                headers=headers,
-                keep_alive=keep_alive,
-                body=framing,
+                status, self._reason, _VERSIONS.get(version) or version.encode(), headers, keep_alive, framing
             )
         )
         if framing == "none" and self._head_request:

@@ -244,6 +244,7 @@ def _host_bytes(host: str) -> bytes:
     except UnicodeError:
         return host.encode("utf-8", "surrogateescape")
 
+
 _EXTRACTORS: Final[dict[str, Callable[[RequestFields, FieldValues], Any]]] = {
     "http.host": lambda r, v: _host_bytes(r.host),
     "http.request.method": lambda r, v: r.method.upper().encode(),

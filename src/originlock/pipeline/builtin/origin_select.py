@@ -12,7 +12,7 @@ from __future__ import annotations
 from originlock.errors import ClientCertUnusable
 from originlock.origin.peer import OriginPeer, VerifyMode, trust_id
 from originlock.pipeline.context import PipelineSettings, RequestContext
-from originlock.snapshot.model import SslMode
+from originlock.snapshot.model import Route, SslMode
 
 __all__ = ["select_origin"]
 
@@ -38,21 +38,65 @@ def _overridden(ctx: RequestContext, port: int) -> tuple[str, int, str]:
     return address, override.origin_port or port, sni
 
 
+class _PeerCache:
+    """Peers already built for one (snapshot, settings) pair, by route identity, scheme and hostname.
+
+    Without Origin Rules overrides a peer depends only on the route, the visitor's scheme, the hostname
+    (the SNI; a wildcard route serves many), the snapshot's origin CA and the settings' ports: the same
+    for every request of a hostname until the snapshot changes. Building it (and its trust id and pool
+    key) per request was 5-6 % of edge samples (docs/performance.md). Snapshots are immutable, and the
+    cache is dropped whenever another snapshot or settings object is seen, so a peer never outlives the
+    configuration it was made from; the route itself is stored and compared with ``is``, so a recycled
+    ``id()`` cannot match.
+    """
+
+    __slots__ = ("peers", "settings", "snapshot")
+
+    def __init__(self) -> None:
+        self.snapshot: object = None
+        self.settings: object = None
+        self.peers: dict[tuple[int, str, str], tuple[Route, OriginPeer]] = {}
+
+    def get(self, ctx: RequestContext, settings: PipelineSettings, route: Route) -> OriginPeer:
+        if ctx.snapshot is not self.snapshot or settings is not self.settings:
+            self.snapshot, self.settings, self.peers = ctx.snapshot, settings, {}
+        key = (id(route), ctx.scheme, ctx.host)
+        cached = self.peers.get(key)
+        if cached is not None and cached[0] is route:
+            return cached[1]
+        peer = _build(ctx, settings, route)
+        if len(self.peers) >= _MAX_CACHED:
+            self.peers.clear()  # many wildcard hostnames: start over rather than grow without bound
+        self.peers[key] = (route, peer)
+        return peer
+
+
+#: Peers kept per snapshot (one per served hostname and scheme in practice).
+_MAX_CACHED = 4096
+_CACHE = _PeerCache()
+
+
 def select_origin(ctx: RequestContext, settings: PipelineSettings) -> OriginPeer:
     route = ctx.route
     assert route is not None, "ROUTE runs before ORIGIN_SELECT"
-    mode = route.ssl_mode
+    if route.client_cert_error is not None and _uses_tls(route.ssl_mode, ctx.scheme):
+        raise ClientCertUnusable(f"the client certificate for {ctx.host} cannot be used: {route.client_cert_error}")
+    if ctx.origin_override is not None:
+        return _build(ctx, settings, route)
+    return _CACHE.get(ctx, settings, route)
+
+
+def _uses_tls(mode: SslMode, scheme: str) -> bool:
     if mode in (SslMode.OFF, SslMode.FLEXIBLE):
-        tls = False
-    elif mode is SslMode.ORIGIN_PULL:
-        tls = True
-    else:
-        tls = ctx.scheme == "https"
-    if not tls:
+        return False
+    return mode is SslMode.ORIGIN_PULL or scheme == "https"
+
+
+def _build(ctx: RequestContext, settings: PipelineSettings, route: Route) -> OriginPeer:
+    mode = route.ssl_mode
+    if not _uses_tls(mode, ctx.scheme):
         address, port, sni = _overridden(ctx, settings.origin_http_port)
         return OriginPeer(address, port, False, sni, VerifyMode.NONE)
-    if route.client_cert_error is not None:
-        raise ClientCertUnusable(f"the client certificate for {ctx.host} cannot be used: {route.client_cert_error}")
     strict = mode in (SslMode.STRICT, SslMode.ORIGIN_PULL)
     ca = ctx.snapshot.pki.origin_ca_cert_pem if strict else b""
     address, port, sni = _overridden(ctx, settings.origin_https_port)

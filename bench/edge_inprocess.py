@@ -1,0 +1,158 @@
+"""In-process cost of the edge's whole Python request path, without sockets, TLS or other processes.
+
+One visitor connection and one pooled origin connection with fake transports; each iteration feeds wrk's
+request to the visitor side, runs the grouped sends, feeds nginx's response to the origin side and runs
+them again: exactly the callback path of ``edge/fastpath.py`` the end-to-end benchmark exercises, minus
+the TLS, uvloop and kernel work the do-nothing floor also pays. It is not a replacement for
+``edge_vs_nginx.py`` (the target is CPU per request end to end), but it moves ~10x less between runs on a
+shared box, so it shows sub-microsecond steps the end-to-end numbers cannot.
+
+    python bench/edge_inprocess.py [--src DIR ...]   # DIR: another src/ tree to compare, alternating
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import time
+from typing import Any
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"
+#: What the benchmark's nginx origin answers (the echoed client DN is the body).
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Mon, 01 Jan 2026 00:00:00 GMT\r\n"
+    b"Content-Type: text/plain\r\nContent-Length: 20\r\nConnection: keep-alive\r\n\r\nCN=zone-a,O=x,C=xxxx"
+)
+
+
+class _Transport:
+    def __init__(self, extra: dict[str, Any]) -> None:
+        self.extra = extra
+        self.writes = 0
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.extra.get(name, default)
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        raise SystemExit("the edge closed a connection: the fast path was not taken")
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+class _Loop:
+    """``call_soon`` callbacks run by hand; timers are scheduled on a real loop that never runs."""
+
+    def __init__(self) -> None:
+        self.soon: list[Any] = []
+        self._timers = asyncio.new_event_loop()
+
+    def call_soon(self, callback: Any, *args: Any) -> None:
+        self.soon.append(callback)
+
+    def call_at(self, when: float, callback: Any) -> asyncio.TimerHandle:
+        return asyncio.TimerHandle(when, callback, (), self._timers)
+
+    def time(self) -> float:
+        return time.monotonic()
+
+    def create_task(self, coro: Any) -> None:
+        raise SystemExit("the task path was taken: this measures the callback path only")
+
+    def run_soon(self) -> None:
+        while self.soon:
+            callbacks, self.soon = self.soon, []
+            for callback in callbacks:
+                callback()
+
+
+def measure(iterations: int, repeats: int) -> list[float]:
+    from originlock.edge.config import EdgeConfig
+    from originlock.edge.downstream import DownstreamConnection
+    from originlock.edge.server import EdgeState
+    from originlock.edge.snapshots import MemorySnapshotSource
+    from originlock.origin.connection import OriginConnection
+    from originlock.pipeline import PipelineSettings, RequestContext, run_until_origin
+    from originlock.pipeline.builtin.waf import EdgeWaf
+    from originlock.proto.http1 import RequestParser
+    from originlock.snapshot.model import SslMode
+    from originlock.testing.pki import TestPki, make_route, make_snapshot
+
+    pki = TestPki()
+    snapshot = make_snapshot(pki, make_route("a.test", ssl_mode=SslMode.STRICT, client_cert=pki.client("zone-a")))
+    loop = _Loop()
+    # ``originlock serve`` always installs the WAF hook; the zone has no rules, as in edge_vs_nginx.py.
+    waf = EdgeWaf(time.monotonic, time.time)
+    state = EdgeState(loop, EdgeConfig(origin_https_port=9443), MemorySnapshotSource(snapshot), waf=waf)  # type: ignore[arg-type]
+    visitor = DownstreamConnection(state, "https")
+    visitor.connection_made(_Transport({"peername": ("127.0.0.1", 40000)}))  # type: ignore[arg-type]
+    origin = OriginConnection(loop)  # type: ignore[arg-type]
+    origin.connection_made(_Transport({}))  # type: ignore[arg-type]
+    request = RequestParser().feed(REQUEST)[0]
+    ctx = RequestContext(ray_id="-", snapshot=snapshot, scheme="https", client_ip="", client_port=0, started=0.0)
+    forward = run_until_origin(request, ctx, PipelineSettings(origin_https_port=9443))  # type: ignore[arg-type]
+    origin.key = forward.peer.pool_key()  # type: ignore[union-attr]
+    state.pool._state.opened(origin.key)  # the one pooled origin connection, as if dialled
+    state.pool.release(origin, True)
+
+    def one() -> None:
+        visitor.data_received(REQUEST)
+        loop.run_soon()  # the request head is written to the origin
+        origin.data_received(RESPONSE)
+        loop.run_soon()  # the response is flushed to the visitor
+
+    for _ in range(iterations // 10):
+        one()
+    results = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(iterations):
+            one()
+        results.append((time.perf_counter() - start) / iterations * 1e6)
+    return sorted(results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--src", action="append", default=[], help="also measure this src/ tree (alternating)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--iterations", type=int, default=30000)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        if args.child:
+            sys.path.insert(0, args.child)  # before the editable install's path
+            import originlock
+
+            # A tree without originlock/__init__.py would be a namespace package, silently losing to the
+            # installed one (it happened with a half-extracted /tmp/base during this work).
+            if not str(originlock.__file__).startswith(args.child):
+                raise SystemExit(f"{args.child} is not what was imported ({originlock.__file__})")
+        results = measure(args.iterations, 7)
+        print(f"{results[0]:.2f} {results[3]:.2f}")
+        return
+    trees = ["", *args.src]
+    for round_ in range(args.rounds):
+        for tree in trees:
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", tree, "--iterations", str(args.iterations)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.split()
+            print(f"round {round_ + 1} {tree or 'installed'}: min {out[0]} median {out[1]} µs/request")
+
+
+if __name__ == "__main__":
+    main()

@@ -82,6 +82,7 @@ def env() -> Iterator[Env]:
         origin_http_port=port,
         origin_timeouts=OriginTimeouts(connect=1.0, handshake=1.0, read=1.0, write=1.0),
         idle_timeout=1.0,
+        header_timeout=0.3,
     )
     for origin in origins:
         origin.__enter__()
@@ -158,3 +159,31 @@ def test_idle_visitor_connection_is_closed_after_the_idle_timeout(env: Env) -> N
         started = time.monotonic()
         assert sock.recv(100) == b""  # closed by the edge
     assert 0.8 < time.monotonic() - started < 3.0
+
+
+def test_a_trickling_request_head_is_cut_off_by_the_header_timeout(env: Env) -> None:
+    """Slowloris: bytes of a head that never completes do not keep the connection (0.3 s here, idle 1 s)."""
+    with _visitor(env) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET / HTTP/1.1\r\n")
+        closed = False
+        for _ in range(20):  # one header byte every 50 ms
+            time.sleep(0.05)
+            try:
+                sock.sendall(b"X")
+            except OSError:
+                closed = True
+                break
+        if not closed:
+            sock.settimeout(3)
+            assert sock.recv(100) == b""
+    elapsed = time.monotonic() - started
+    assert elapsed < 0.8, elapsed  # well before the 1 s idle timeout, let alone a trickle's lifetime
+
+
+def test_a_complete_head_after_idle_time_is_served(env: Env) -> None:
+    """The header timeout starts with the head's first byte, not with the connection's idle time."""
+    with _visitor(env) as sock:
+        time.sleep(0.5)  # idle longer than the header timeout, shorter than the idle one
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: head.example.test\r\n\r\n")
+        assert _responses(sock, 1) == [(200, b"hello")]

@@ -158,6 +158,14 @@ def add_edge_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"close idle visitor connections after this long (default {DOWNSTREAM_IDLE_TIMEOUT:g})",
     )
     group.add_argument(
+        "--header-timeout",
+        type=float,
+        default=DOWNSTREAM_HEADER_TIMEOUT,
+        metavar="SECONDS",
+        help=f"close a visitor connection whose request head is not complete this long after its first byte "
+        f"(default {DOWNSTREAM_HEADER_TIMEOUT:g})",
+    )
+    group.add_argument(
         "--access-log",
         default="-",
         metavar="PATH",
@@ -181,5 +189,6 @@ def edge_config_from_args(args: argparse.Namespace) -> EdgeConfig:
             write=args.origin_write_timeout,
         ),
         idle_timeout=args.idle_timeout,
+        header_timeout=args.header_timeout,
         access_log=access_log,
     )

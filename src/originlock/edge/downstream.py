@@ -63,6 +63,8 @@ class DownstreamConnection(asyncio.Protocol):
         #: A request is being answered (by the callbacks or a task).
         self._busy = False
         self._idle = Deadline(state.loop, self._idle_expired)
+        #: Bytes of the next request head have arrived (the header timeout runs, not the idle one).
+        self._head_started = False
 
     # -- asyncio callbacks ---------------------------------------------------------------------
 
@@ -93,6 +95,12 @@ class DownstreamConnection(asyncio.Protocol):
             if self._buffered > READ_HIGH_WATER:
                 self._pause()
             self._wake()
+        elif not self._busy and not self._head_started and data:
+            # The first bytes of a request head: from now on the head must be complete within the header
+            # timeout (nginx's client_header_timeout), however the idle time was going; later bytes of the
+            # same head extend nothing, so a trickling head cannot hold the connection.
+            self._head_started = True
+            self._idle.arm(self.state.config.header_timeout)
 
     def eof_received(self) -> bool:
         self._queue.append(_CLOSED)
@@ -150,10 +158,11 @@ class DownstreamConnection(asyncio.Protocol):
             if event is None:
                 if self.at_eof or self.closed:
                     self.close()
-                elif not self._idle.armed:  # partial data does not extend the idle time
+                elif not self._idle.armed:  # partial data does not extend the idle (or header) time
                     self._idle.arm(state.config.idle_timeout)
                 return
             self._idle.disarm()
+            self._head_started = False
             if not isinstance(event, RequestReceived):
                 self.close()
                 return

@@ -268,3 +268,18 @@ alert_deliveries = Table(
     Column("sent_at", TS, nullable=True),
     Column("last_error", Text, nullable=True),
 )
+
+# Every version of every ruleset, as Cloudflare keeps them (GET .../versions[/{version}]).
+ruleset_versions = Table(
+    "ruleset_versions",
+    metadata,
+    Column("ruleset_id", ID, ForeignKey("rulesets.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("zone_id", ID, nullable=False, index=True),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("phase", String(64), nullable=False),
+    Column("rules", Text, nullable=False),
+    Column("last_updated", TS, nullable=False),
+)

@@ -24,7 +24,7 @@ from originlock.pipeline.builtin.waf import EdgeWaf
 from originlock.server.alerts_job import ExpiryAlerts
 from originlock.server.alerts_notify import WebhookQueueNotifier
 from originlock.server.bootstrap import Deployment, bootstrap
-from originlock.server.metrics import add_pool_collector
+from originlock.server.metrics import add_pool_collector, add_request_collector
 from originlock.server.monitor import add_monitor_arguments, start_origin_monitor, stop_origin_monitor
 from originlock.server.rotation_job import AutoRotation
 from originlock.server.store_snapshots import StoreSnapshotSource, open_store_snapshots
@@ -97,6 +97,7 @@ async def _serve(args: argparse.Namespace) -> int:
     rotation_task = asyncio.create_task(AutoRotation(deployment.store).run())
     app = create_app(deployment.store)
     add_pool_collector(app.state.metrics, edge_up.result().state.pool.statistics)
+    add_request_collector(app.state.metrics, edge_up.result().state.request_counts)
     config = uvicorn.Config(
         app, host=args.api[0], port=args.api[1], log_level="warning", access_log=False, lifespan="off"
     )

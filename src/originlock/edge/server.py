@@ -76,6 +76,8 @@ class EdgeState:
             idle_timeout=config.pool_idle_timeout,
         )
         self.access_log = AccessLog(config.access_log)
+        #: Requests answered, by (zone name, status): read by the metrics collector at scrape time.
+        self.request_counts: dict[tuple[str, int], int] = {}
         self.connections: dict[DownstreamConnection, bool] = {}  # -> busy with a request
         self.draining = False
         self._snapshot = source.current()
@@ -122,6 +124,9 @@ class EdgeState:
         return f"{self._ray_prefix}{self._ray_counter:08x}-{self.settings.colo}"
 
     def log(self, ctx: RequestContext, request: RequestReceived | None) -> None:
+        # One dict increment per request (~0.1 µs) keeps requests-by-zone-and-status for /metrics.
+        key = (ctx.route.zone_name if ctx.route is not None else "", ctx.status)
+        self.request_counts[key] = self.request_counts.get(key, 0) + 1
         if self.access_log.enabled:
             self.access_log.write(access_log_line(ctx, request, time.monotonic(), time.time()))
 

@@ -8,6 +8,7 @@ Collectors read their source at scrape time, so there is nothing to keep in sync
   the store's ``origin_checks``; every process of a fleet answers the same.
 - ``originlock_origin_exposure_checked_timestamp_seconds{zone,hostname}``: when that verdict was observed
   (alert when the monitor stopped: ``time() - ... > 2 * interval``).
+- ``originlock_edge_requests_total{zone,status}``: requests the local edge answered.
 - ``originlock_origin_pool_*``: the local edge's origin connection pool (``OriginPool.statistics()``),
   when ``serve`` registers it: the process serving the API only, not ``--workers`` children.
 - whatever is in prometheus_client's process-wide registry (``process_*``, the expiry alerts' gauge).
@@ -18,7 +19,7 @@ collector belongs to one store and tests build many apps in one process.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -29,7 +30,7 @@ from originlock.origin.pool_state import PoolStatistics
 from originlock.store.db import Store
 from originlock.store.origin_checks import list_checks
 
-__all__ = ["CONTENT_TYPE", "VERDICTS", "add_pool_collector", "metrics_registry", "render"]
+__all__ = ["CONTENT_TYPE", "VERDICTS", "add_pool_collector", "add_request_collector", "metrics_registry", "render"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 #: Every verdict the checker can give (``originkit.report.Verdict``), exported for each hostname.
@@ -99,6 +100,29 @@ def metrics_registry(store: Store) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ExposureCollector(store))
     return registry
+
+
+class RequestCollector(Collector):
+    """``originlock_edge_requests_total{zone,status}`` from the edge's per-process counts."""
+
+    def __init__(self, counts: Mapping[tuple[str, int], int]) -> None:
+        self._counts = counts
+
+    def __repr__(self) -> str:
+        return "RequestCollector()"
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "originlock_edge_requests", "Requests the edge answered, by zone and status", labels=["zone", "status"]
+        )
+        for (zone, status), count in sorted(dict(self._counts).items()):
+            family.add_metric([zone, str(status)], count)
+        yield family
+
+
+def add_request_collector(registry: CollectorRegistry, counts: Mapping[tuple[str, int], int]) -> None:
+    """Export the edge's request counts: ``serve`` passes ``edge.state.request_counts``."""
+    registry.register(RequestCollector(counts))
 
 
 def add_pool_collector(registry: CollectorRegistry, statistics: Callable[[], PoolStatistics]) -> None:

@@ -14,10 +14,10 @@ import ssl
 from collections.abc import Callable
 from datetime import datetime
 
-from originlock.origin.keyload import load_chain_from_memory
 from originlock.snapshot.model import Snapshot
 from originlock.tls.certs import load_certificates, load_private_key
 from originlock.tls.issue import Issued, issue_leaf
+from originlock.tls.memory import load_chain_from_memory
 
 __all__ = ["VisitorTls"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import ssl
 
-from originlock.origin.keyload import load_chain_from_memory
 from originlock.origin.peer import OriginPeer, VerifyMode
+from originlock.tls.memory import load_chain_from_memory
 
 __all__ = ["FIPS_TLS12_CIPHERS", "OriginTlsContexts"]
 

@@ -12,19 +12,15 @@ the original exception chained (its text is OpenSSL's, which we do not vouch for
 
 from __future__ import annotations
 
-import os
 import ssl
+
+from originlock.tls.memory import load_chain_from_memory, memfd_supported
 
 __all__ = ["KeyMaterialError", "load_cert_chain_from_memory", "memfd_supported"]
 
 
 class KeyMaterialError(ValueError):
     """The certificate chain or key could not be loaded; the message never contains key material."""
-
-
-def memfd_supported() -> bool:
-    """True where ``memfd_create`` and ``/proc/self/fd`` exist (Linux)."""
-    return hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd")
 
 
 def load_cert_chain_from_memory(ctx: ssl.SSLContext, chain_pem: str | bytes, key_pem: str | bytes) -> None:
@@ -38,16 +34,9 @@ def load_cert_chain_from_memory(ctx: ssl.SSLContext, chain_pem: str | bytes, key
         raise KeyMaterialError("loading a client key from memory needs Linux (memfd_create)")
     chain = chain_pem.encode() if isinstance(chain_pem, str) else chain_pem
     key = key_pem.encode() if isinstance(key_pem, str) else key_pem
-    # MFD_CLOEXEC: a child process started meanwhile must not inherit the key.
-    fd = os.memfd_create("originlock-client", os.MFD_CLOEXEC)
     try:
-        os.write(fd, chain.rstrip(b"\n") + b"\n" + key)
-        path = f"/proc/self/fd/{fd}"
-        try:
-            ctx.load_cert_chain(path)
-        except (ssl.SSLError, OSError, ValueError):
-            raise KeyMaterialError(
-                "the client certificate chain or key could not be loaded (mismatch or bad PEM)"
-            ) from None
-    finally:
-        os.close(fd)
+        load_chain_from_memory(ctx, chain, key)
+    except (ssl.SSLError, OSError, ValueError):
+        raise KeyMaterialError(
+            "the client certificate chain or key could not be loaded (mismatch or bad PEM)"
+        ) from None

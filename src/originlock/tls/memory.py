@@ -14,11 +14,17 @@ from __future__ import annotations
 import os
 import ssl
 
-__all__ = ["load_chain_from_memory"]
+__all__ = ["load_chain_from_memory", "memfd_supported"]
+
+
+def memfd_supported() -> bool:
+    """True where ``memfd_create`` and ``/proc/self/fd`` exist (Linux)."""
+    return hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd")
 
 
 def load_chain_from_memory(ctx: ssl.SSLContext, chain_pem: bytes, key_pem: bytes) -> None:
-    """Install ``chain_pem`` (leaf first) and ``key_pem`` into ``ctx``.
+    """Install ``chain_pem`` (leaf first) and ``key_pem`` into ``ctx``: the edge's client and visitor
+    certificates, and the origin kit's probes and TLS contexts, all load keys this one way.
 
     Raises:
         ssl.SSLError: the chain and key do not parse or do not match.

@@ -210,3 +210,37 @@ def test_sdk_sees_validation_errors_with_pointers(cf: Cloudflare, zone_id: str) 
     with pytest.raises(cloudflare.BadRequestError) as bad_rule:
         cf.rulesets.rules.create(rs["id"], zone_id=zone_id, action="route", expression="true")
     assert _error(bad_rule.value)["source"] == {"pointer": "/action"}
+
+
+def test_versions(cf: Cloudflare, zone_id: str) -> None:
+    rule: Any = {"action": "block", "expression": 'http.request.uri.path eq "/admin"', "ref": "admin"}
+    rs = _ruleset(cf.rulesets.phases.update(CUSTOM, zone_id=zone_id, rules=[rule], description="one"))
+    _ruleset(cf.rulesets.rules.create(rs["id"], zone_id=zone_id, action="log", expression="ssl"))
+    _ruleset(cf.rulesets.update(rs["id"], zone_id=zone_id, rules=[], description="three"))
+
+    # Typed models, newest first, no rules in the list.
+    listed = list(cf.rulesets.versions.list(rs["id"], zone_id=zone_id))
+    assert [v.version for v in listed] == ["3", "2", "1"]
+    assert {v.id for v in listed} == {rs["id"]} and listed[0].description == "three"
+    assert listed[2].phase == CUSTOM and listed[2].kind == "zone" and listed[2].last_updated is not None
+    assert [v.version for v in cf.rulesets.phases.versions.list(CUSTOM, zone_id=zone_id)] == ["3", "2", "1"]
+
+    first = cf.rulesets.versions.get("1", ruleset_id=rs["id"], zone_id=zone_id)
+    assert first.version == "1" and first.description == "one"
+    assert [r.ref for r in first.rules] == ["admin"] and first.rules[0].action == "block"
+    second = cf.rulesets.phases.versions.get("2", ruleset_phase=CUSTOM, zone_id=zone_id)
+    assert [r.action for r in second.rules] == ["block", "log"]
+
+    # Old versions can be deleted (204: None); the current one cannot.
+    assert cf.rulesets.versions.delete("1", ruleset_id=rs["id"], zone_id=zone_id) is None
+    assert cf.rulesets.versions.delete("2", ruleset_id=rs["id"], zone_id=zone_id, dry_run=True) is None
+    assert [v.version for v in cf.rulesets.versions.list(rs["id"], zone_id=zone_id)] == ["3", "2"]
+    with pytest.raises(cloudflare.NotFoundError):
+        cf.rulesets.versions.get("1", ruleset_id=rs["id"], zone_id=zone_id)
+    with pytest.raises(cloudflare.BadRequestError) as latest:
+        cf.rulesets.versions.delete("3", ruleset_id=rs["id"], zone_id=zone_id)
+    assert "current version" in _error(latest.value)["message"]
+
+    cf.rulesets.delete(rs["id"], zone_id=zone_id)
+    with pytest.raises(cloudflare.NotFoundError):
+        cf.rulesets.versions.list(rs["id"], zone_id=zone_id)

@@ -5,6 +5,11 @@ in which its definition last changed, so reordering does not change a rule's ver
 across a full replace (``PUT``) when the rule is sent back with its ``id`` or its ``ref``; other rules get
 new ids, and ``ref`` defaults to the id (Terraform keys rules on ``ref``).
 
+Every write also records the new version's full state in ``ruleset_versions`` (same transaction), so
+``GET .../versions[/{n}]`` can answer for any version kept; ``DELETE .../versions/{n}`` drops an old one
+(never the current one). The ``rulesets`` row stays the source of truth for the current version: a ruleset
+written before the history table existed lists its current version even though it has no history row.
+
 Only ``kind: zone`` rulesets exist at zone level here (account-level and custom rulesets are not
 implemented), so a zone ruleset *is* its phase's entry point.
 """
@@ -19,7 +24,7 @@ from sqlalchemy import Connection, Row, delete, insert, select, update
 
 from originlock.store import schema
 from originlock.store.db import now_iso
-from originlock.store.errors import NotFound
+from originlock.store.errors import Invalid, NotFound
 from originlock.store.ruleset_rules import RulesetInvalid, check_rules, normalize_rule, parse_phase
 from originlock.store.zones import get_zone, new_id
 from originlock.waf import Phase
@@ -30,10 +35,13 @@ __all__ = [
     "create_ruleset",
     "delete_rule",
     "delete_ruleset",
+    "delete_version",
     "edit_rule",
     "get_entrypoint",
     "get_ruleset",
+    "get_version",
     "list_rulesets",
+    "list_versions",
     "put_entrypoint",
     "ruleset_json",
     "update_ruleset",
@@ -42,6 +50,8 @@ __all__ = [
 #: Cloudflare's code for "could not find entrypoint ruleset in the <phase> phase"; used for every
 #: missing ruleset or rule.
 NOT_FOUND = 10003
+#: Versions are stored as 32-bit integers (PostgreSQL ``integer``); a larger number cannot exist.
+_MAX_VERSION = 2**31 - 1
 _DEFINITION = ("action", "expression", "description", "enabled", "action_parameters", "ratelimit", "logging")
 Position = Mapping[str, Any]
 
@@ -176,7 +186,25 @@ def _save(
         .where(t.c.id == row.id)
         .values(rules=json.dumps(rules), version=version, last_updated=now, description=description)
     )
-    return get_ruleset(conn, row.zone_id, row.id)
+    return _record(conn, get_ruleset(conn, row.zone_id, row.id))
+
+
+def _record(conn: Connection, row: Row[Any]) -> Row[Any]:
+    """Keep the state of ``row`` (just written) as its version in ``ruleset_versions``; returns ``row``."""
+    conn.execute(
+        insert(schema.ruleset_versions).values(
+            ruleset_id=row.id,
+            version=row.version,
+            zone_id=row.zone_id,
+            name=row.name,
+            description=row.description,
+            kind=row.kind,
+            phase=row.phase,
+            rules=row.rules,
+            last_updated=row.last_updated,
+        )
+    )
+    return row
 
 
 def _insert(
@@ -204,7 +232,7 @@ def _insert(
             last_updated=now,
         )
     )
-    return get_ruleset(conn, zone_id, ruleset_id)
+    return _record(conn, get_ruleset(conn, zone_id, ruleset_id))
 
 
 def create_ruleset(conn: Connection, zone_id: str, body: Mapping[str, Any]) -> Row[Any]:
@@ -253,7 +281,76 @@ def put_entrypoint(conn: Connection, zone_id: str, phase_name: str, body: Mappin
 
 def delete_ruleset(conn: Connection, zone_id: str, ruleset_id: str) -> None:
     row = get_ruleset(conn, zone_id, ruleset_id)
+    # Versions first: the foreign key cascades too, but being explicit keeps both backends identical.
+    conn.execute(delete(schema.ruleset_versions).where(schema.ruleset_versions.c.ruleset_id == row.id))
     conn.execute(delete(schema.rulesets).where(schema.rulesets.c.id == row.id))
+
+
+# --- versions -----------------------------------------------------------------------------------
+
+
+def _version_number(value: str) -> int:
+    """The version named in a path: a positive decimal integer (Cloudflare's versions are "1", "2", ...)."""
+    shown = value if len(value) <= 20 else value[:20] + "..."
+    if not (value.isascii() and value.isdigit()) or len(value) > 10 or not 1 <= int(value) <= _MAX_VERSION:
+        raise Invalid(f'version must be an integer from 1 to {_MAX_VERSION} such as "1", not {shown!r}', 1004)
+    return int(value)
+
+
+def _version_columns(*, with_rules: bool) -> list[Any]:
+    t = schema.ruleset_versions
+    skip = {"ruleset_id"} if with_rules else {"ruleset_id", "rules"}
+    return [t.c.ruleset_id.label("id"), *(c for c in t.c if c.name not in skip)]
+
+
+def list_versions(conn: Connection, current: Row[Any]) -> list[Row[Any]]:
+    """Every kept version of the ruleset ``current`` (a ``rulesets`` row), newest first, without rules."""
+    t = schema.ruleset_versions
+    query = select(*_version_columns(with_rules=False)).where(t.c.ruleset_id == current.id)
+    rows = list(conn.execute(query.order_by(t.c.version.desc())))
+    if not rows or rows[0].version != current.version:
+        rows.insert(0, current)  # written before versions were kept
+    return rows
+
+
+def _missing(current: Row[Any], number: int) -> NotFound:
+    return NotFound(
+        f"version {number} of ruleset {current.id} does not exist (never made, or deleted); "
+        f"the current version is {current.version}",
+        NOT_FOUND,
+    )
+
+
+def get_version(conn: Connection, current: Row[Any], version: str) -> Row[Any]:
+    """One version of the ruleset ``current``, with its rules as they were."""
+    number = _version_number(version)
+    if number == current.version:
+        return current
+    if number > current.version:
+        raise _missing(current, number)
+    t = schema.ruleset_versions
+    query = select(*_version_columns(with_rules=True)).where(t.c.ruleset_id == current.id, t.c.version == number)
+    row = conn.execute(query).first()
+    if row is None:
+        raise _missing(current, number)
+    return row
+
+
+def delete_version(conn: Connection, current: Row[Any], version: str) -> None:
+    """Delete an old version; the current one cannot be (as at Cloudflare). Numbers are never reused."""
+    number = _version_number(version)
+    if number == current.version:
+        raise Invalid(
+            f"version {number} is the current version of ruleset {current.id} and cannot be deleted; "
+            "only older versions can (delete the ruleset to remove every version)",
+            1004,
+        )
+    if number > current.version:
+        raise _missing(current, number)
+    t = schema.ruleset_versions
+    deleted = conn.execute(delete(t).where(t.c.ruleset_id == current.id, t.c.version == number))
+    if deleted.rowcount == 0:
+        raise _missing(current, number)
 
 
 # --- single rules -------------------------------------------------------------------------------

@@ -124,6 +124,7 @@ def delete_zone(conn: Connection, zone_id: str) -> None:
     # Children first: SQLite enforces ON DELETE CASCADE only with foreign_keys=ON, and being explicit
     # keeps both backends identical.
     for table in (
+        schema.ruleset_versions,
         schema.rulesets,
         schema.hostname_associations,
         schema.aop_certs,

@@ -20,7 +20,7 @@ from originlock.api.deps import FirewallEdit, FirewallRead, StoreDep
 from originlock.api.envelope import ok
 from originlock.store import rulesets
 from originlock.store.db import Store
-from originlock.store.errors import Invalid, NotFound
+from originlock.store.errors import Invalid
 
 router = APIRouter()
 BASE = "/zones/{zone_id}/rulesets"
@@ -57,6 +57,24 @@ def _write(store: Store, dry_run: str | None, change: Callable[[Connection], Row
     return ok(result)
 
 
+def _delete(store: Store, dry_run: str | None, change: Callable[[Connection], None]) -> Response:
+    """Run ``change`` in one transaction (rolled back for a dry run); 204 either way."""
+    dry = _dry_run(dry_run)
+    try:
+        with store.write() as conn:
+            change(conn)
+            if dry:
+                raise _RolledBack
+    except _RolledBack:
+        pass
+    return Response(status_code=204)
+
+
+def _versions(conn: Connection, current: Row[Any]) -> JSONResponse:
+    """Cloudflare's version list: each version as a ruleset object without rules, newest first, one page."""
+    return ok([rulesets.ruleset_json(row, with_rules=False) for row in rulesets.list_versions(conn, current)])
+
+
 # --- phase entry points ---------------------------------------------------------------------------
 
 
@@ -76,24 +94,14 @@ def put_entrypoint(
 @router.get(BASE + "/phases/{phase}/entrypoint/versions")
 def list_entrypoint_versions(phase: str, store: StoreDep, access: FirewallRead) -> JSONResponse:
     with store.read() as conn:
-        row = rulesets.get_entrypoint(conn, access.zone_id, phase)
-    return ok([rulesets.ruleset_json(row, with_rules=False)])
+        return _versions(conn, rulesets.get_entrypoint(conn, access.zone_id, phase))
 
 
 @router.get(BASE + "/phases/{phase}/entrypoint/versions/{version}")
 def get_entrypoint_version(phase: str, version: str, store: StoreDep, access: FirewallRead) -> JSONResponse:
     with store.read() as conn:
-        return ok(_version(rulesets.get_entrypoint(conn, access.zone_id, phase), version))
-
-
-def _version(row: Row[Any], version: str) -> dict[str, Any]:
-    # Only the current version is kept (the store has no version history table yet).
-    if version != str(row.version):
-        raise NotFound(
-            f"version {version} of ruleset {row.id} is not kept; the current version is {row.version}",
-            rulesets.NOT_FOUND,
-        )
-    return rulesets.ruleset_json(row)
+        current = rulesets.get_entrypoint(conn, access.zone_id, phase)
+        return ok(rulesets.ruleset_json(rulesets.get_version(conn, current, version)))
 
 
 # --- rulesets -------------------------------------------------------------------------------------
@@ -136,28 +144,32 @@ def update_ruleset(
 
 @router.delete(BASE + "/{ruleset_id}")
 def delete_ruleset(ruleset_id: str, store: StoreDep, access: FirewallEdit, dry_run: DryRun = None) -> Response:
-    dry = _dry_run(dry_run)
-    try:
-        with store.write() as conn:
-            rulesets.delete_ruleset(conn, access.zone_id, ruleset_id)
-            if dry:
-                raise _RolledBack
-    except _RolledBack:
-        pass
-    return Response(status_code=204)
+    return _delete(store, dry_run, lambda conn: rulesets.delete_ruleset(conn, access.zone_id, ruleset_id))
 
 
 @router.get(BASE + "/{ruleset_id}/versions")
 def list_versions(ruleset_id: str, store: StoreDep, access: FirewallRead) -> JSONResponse:
     with store.read() as conn:
-        row = rulesets.get_ruleset(conn, access.zone_id, ruleset_id)
-    return ok([rulesets.ruleset_json(row, with_rules=False)])
+        return _versions(conn, rulesets.get_ruleset(conn, access.zone_id, ruleset_id))
 
 
 @router.get(BASE + "/{ruleset_id}/versions/{version}")
 def get_version(ruleset_id: str, version: str, store: StoreDep, access: FirewallRead) -> JSONResponse:
     with store.read() as conn:
-        return ok(_version(rulesets.get_ruleset(conn, access.zone_id, ruleset_id), version))
+        current = rulesets.get_ruleset(conn, access.zone_id, ruleset_id)
+        return ok(rulesets.ruleset_json(rulesets.get_version(conn, current, version)))
+
+
+@router.delete(BASE + "/{ruleset_id}/versions/{version}")
+def delete_version(
+    ruleset_id: str, version: str, store: StoreDep, access: FirewallEdit, dry_run: DryRun = None
+) -> Response:
+    """Delete an old version (the current one is 400); the number is not reused."""
+
+    def change(conn: Connection) -> None:
+        rulesets.delete_version(conn, rulesets.get_ruleset(conn, access.zone_id, ruleset_id), version)
+
+    return _delete(store, dry_run, change)
 
 
 # --- rules ----------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ class Patch(BaseModel):
     certificate: str | None = None
     private_key: str | None = Field(default=None, repr=False)
     bundle_method: str | None = None
-    priority: int | None = None
+    priority: int | None = Field(default=None, ge=0, le=2**31 - 1)  # an INTEGER column on both backends
 
 
 def cert_json(row: Row[Any]) -> dict[str, Any]:

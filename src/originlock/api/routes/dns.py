@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sqlalchemy import Row
 
 from originlock.api.deps import DnsEdit, DnsRead, RecordsPage, StoreDep
@@ -22,7 +22,7 @@ class RecordBody(BaseModel):
     type: str
     name: str
     content: str
-    ttl: int = 1
+    ttl: int = Field(default=1, ge=1, le=2**31 - 1)
     proxied: StrictBool = False
     comment: str | None = None
 
@@ -32,7 +32,7 @@ class RecordPatch(BaseModel):
     type: str | None = None
     name: str | None = None
     content: str | None = None
-    ttl: int | None = None
+    ttl: int | None = Field(default=None, ge=1, le=2**31 - 1)
     proxied: StrictBool | None = None
     comment: str | None = None
 

@@ -23,7 +23,7 @@ class OriginCertCreate(BaseModel):
     csr: str = Field(min_length=1)
     hostnames: list[str] = Field(min_length=1, max_length=100)
     request_type: str = "origin-rsa"
-    requested_validity: int = 5475
+    requested_validity: int = Field(default=5475, ge=1, le=2**31 - 1)
 
 
 def origin_cert_json(row: Row[Any]) -> dict[str, Any]:

@@ -273,6 +273,8 @@ def test_origin_rules_route_port_sni_and_host(setup: Setup) -> None:
     assert setup.get(f"other.{ZONE}", "/hh")[2].strip() == f"origin=B sni=sni-b.{ZONE} host=renamed.{ZONE} uri=/hh"
 
     ids = {r.ref: r.id for r in setup.cf.rulesets.phases.get("http_request_origin", zone_id=setup.zone_id).rules}
-    entry = [e for e in setup.access_log(want='"/hh"') if e["path"] == "/hh" and e["host"] == f"other.{ZONE}"][-1]
+    # The access log is flushed once a second: wait for this very entry, not just any "/hh" line.
+    want = f'"host":"other.{ZONE}","method":"GET","path":"/hh"'
+    entry = [e for e in setup.access_log(want=want) if e["path"] == "/hh" and e["host"] == f"other.{ZONE}"][-1]
     assert entry["origin_rules"] == [ids["other"], ids["hh"]]
     assert entry["origin"] == f"https://127.0.0.1:{setup.other_port}"

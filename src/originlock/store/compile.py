@@ -20,9 +20,10 @@ from originlock.store.db import Store, from_iso
 from originlock.store.fips import zone_is_fips
 from originlock.store.pki import load_pki
 from originlock.store.ruleset_rules import compile_entrypoints
+from originlock.store.sealing import KeySealer
 from originlock.store.settings import AOP_ZONE_ENABLED, zone_settings_map
 
-__all__ = ["compile_snapshot"]
+__all__ = ["compile_snapshot", "load_candidates"]
 
 
 def _client_cert(row: Row[Any], key_pem: bytes, source: str) -> ClientCert:
@@ -36,11 +37,21 @@ def _client_cert(row: Row[Any], key_pem: bytes, source: str) -> ClientCert:
     )
 
 
-def _candidates(conn: Connection, store: Store) -> tuple[dict[str, list[Candidate]], dict[str, Candidate]]:
+def load_candidates(
+    conn: Connection, sealer: KeySealer | None, zone_id: str | None = None
+) -> tuple[dict[str, list[Candidate]], dict[str, Candidate]]:
+    """Stored AOP certificates as precedence candidates: zone certificates by zone id, hostname ones by id.
+
+    With ``sealer`` the keys are unsealed (the snapshot); without it they stay empty (public answers such
+    as ``edge_identity``, which must not touch a key).
+    """
     zone_certs: dict[str, list[Candidate]] = defaultdict(list)
     hostname_certs: dict[str, Candidate] = {}
-    for row in conn.execute(select(schema.aop_certs)):
-        key = store.sealer.open(bytes(row.key_sealed), row.id)
+    query = select(schema.aop_certs)
+    if zone_id is not None:
+        query = query.where(schema.aop_certs.c.zone_id == zone_id)
+    for row in conn.execute(query):
+        key = sealer.open(bytes(row.key_sealed), row.id) if sealer is not None else b""
         candidate = Candidate(_client_cert(row, key, row.kind), row.status, from_iso(row.uploaded_on))
         if row.kind == "zone":
             zone_certs[row.zone_id].append(candidate)
@@ -93,7 +104,7 @@ def compile_snapshot(store: Store, now: datetime) -> Snapshot:
             key_pem=cas.origin_pull_leaf.key_pem,
             not_after=cas.origin_pull_leaf.cert.not_valid_after_utc,
         )
-        zone_certs, hostname_certs = _candidates(conn, store)
+        zone_certs, hostname_certs = load_candidates(conn, store.sealer)
         associations = {(r.zone_id, r.hostname): r for r in conn.execute(select(schema.hostname_associations))}
         zones = {r.id: r for r in conn.execute(select(schema.zones))}
         settings = {zone_id: zone_settings_map(conn, zone_id) for zone_id in zones}

@@ -12,10 +12,10 @@ from datetime import datetime
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Connection, select
 
-from originlock.snapshot.aop import Candidate, choose_client_cert
+from originlock.snapshot.aop import choose_client_cert
 from originlock.snapshot.model import ClientCert, SslMode
 from originlock.store import schema
-from originlock.store.db import from_iso
+from originlock.store.compile import load_candidates
 from originlock.store.fips import zone_is_fips
 from originlock.store.pki import public_pem
 from originlock.store.settings import AOP_ZONE_ENABLED, zone_settings_map
@@ -43,17 +43,10 @@ def edge_identity(
 ) -> EdgeIdentity:
     get_zone(conn, zone_id)
     settings = zone_settings_map(conn, zone_id)
-    chains: dict[str, str] = {}
-    zone_candidates: list[Candidate] = []
-    hostname_candidates: dict[str, Candidate] = {}
-    for row in conn.execute(select(schema.aop_certs).where(schema.aop_certs.c.zone_id == zone_id)):
-        chains[row.id] = row.chain_pem
-        stored = ClientCert(row.id, row.kind, row.fingerprint, row.chain_pem.encode(), b"", from_iso(row.expires_on))
-        candidate = Candidate(stored, row.status, from_iso(row.uploaded_on))
-        if row.kind == "zone":
-            zone_candidates.append(candidate)
-        else:
-            hostname_candidates[row.id] = candidate
+    # No sealer: this answer is public material only, no key is ever unsealed for it.
+    by_zone, hostname_candidates = load_candidates(conn, None, zone_id)
+    zone_candidates = by_zone.get(zone_id, [])
+    chains = {c.cert.id: c.cert.chain_pem.decode() for c in [*zone_candidates, *hostname_candidates.values()]}
     assoc = None
     if hostname is not None:
         assoc = conn.execute(

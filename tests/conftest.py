@@ -9,13 +9,18 @@ from pathlib import Path
 
 import pytest
 
+import originlock
+from originlock.edge import fastpath
 from originlock.testing.require import require_or_skip
 from originlock.testing.upload_pki import UploadPki
 
 # Subprocesses (`python -m originlock serve`, the CLI) must run the same code as this test process: the
-# checkout's src/ (pyproject's pythonpath), not whichever copy pip last installed.
-_SRC = str(Path(__file__).resolve().parent.parent / "src")
+# checkout's src/ (pyproject's pythonpath; `-o pythonpath=DIR` for another tree, as the compiled-build test
+# does), not whichever copy pip last installed.
+_SRC = str(Path(originlock.__file__).resolve().parent.parent)
 os.environ["PYTHONPATH"] = os.pathsep.join([_SRC, *filter(None, [os.environ.get("PYTHONPATH")])])
+if os.environ.get("ORIGINLOCK_EXPECT_COMPILED") == "1" and fastpath.__file__.endswith(".py"):
+    raise RuntimeError(f"the compiled hot path was asked for, but {fastpath.__file__} is interpreted")
 
 PG_URL = os.environ.get("ORIGINLOCK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -8,7 +8,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from originlock.errors import HeadersTooLarge, MalformedRequest, OriginBadResponse, UriTooLong
-from originlock.proto import BodyReceived, Limits, MessageEnded, RequestParser, RequestReceived, ResponseParser
+from originlock.proto import (
+    BodyReceived,
+    Limits,
+    MessageEnded,
+    RequestParser,
+    RequestReceived,
+    ResponseParser,
+    ResponseReceived,
+)
 from originlock.proto.serialize import chunk, request_head, response_head
 
 
@@ -107,3 +115,32 @@ def test_serialised_requests_parse_like_h11(headers: list[tuple[str, str]], body
 
 def test_response_head_serialisation() -> None:
     assert response_head(525, [(b"A", b"b")]) == b"HTTP/1.1 525 SSL Handshake Failed\r\nA: b\r\n\r\n"
+
+
+def test_request_versions_however_the_bytes_arrive() -> None:
+    """The version is sliced from the request line when a read starts with it, else asked of llhttp."""
+    one = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n"
+    zero = b"GET /y HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n"
+    body = b"POST /p HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok"
+    cases = [
+        ([one + zero], [b"1.1", b"1.0"]),  # pipelined: the second is not at the start of the read
+        ([zero, one], [b"1.0", b"1.1"]),
+        ([one[:9], one[9:] + zero], [b"1.1", b"1.0"]),  # a head split over two reads
+        ([body + one], [b"1.0", b"1.1"]),
+        ([body[:-1], body[-1:] + zero], [b"1.0", b"1.0"]),  # a body's end and the next head in one read
+        ([b"\r\n" + one], [b"1.1"]),  # llhttp skips an empty line before a request line
+    ]
+    for reads, versions in cases:
+        parser = RequestParser()
+        heads = [e for data in reads for e in parser.feed(data) if isinstance(e, RequestReceived)]
+        assert [h.version for h in heads] == versions, reads
+
+
+@pytest.mark.parametrize("version", [b"1.0", b"1.1"])
+def test_response_versions_with_and_without_an_interim_response(version: bytes) -> None:
+    final = b"HTTP/" + version + b" 200 OK\r\nContent-Length: 0\r\n\r\n"
+    for raw in (final, b"HTTP/1.1 100 Continue\r\n\r\n" + final):
+        parser = ResponseParser()
+        parser.start(b"GET")
+        head = parser.feed(raw)[0]
+        assert isinstance(head, ResponseReceived) and head.status == 200 and head.version == version

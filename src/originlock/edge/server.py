@@ -83,6 +83,7 @@ class EdgeState:
         self._snapshot = source.current()
         self._ray_prefix = os.urandom(4).hex()
         self._ray_counter = int.from_bytes(os.urandom(4), "big")
+        self._ray_suffix = f"-{self.settings.colo}"
         self._soon: list[Callable[[], None]] = []
 
     def send_soon(self, send: Callable[[], None]) -> None:
@@ -120,8 +121,8 @@ class EdgeState:
 
     def ray_id(self) -> str:
         """A unique id per request: 8 random hex digits per process + 8 of a counter, then the colo."""
-        self._ray_counter = (self._ray_counter + 1) & 0xFFFFFFFF
-        return f"{self._ray_prefix}{self._ray_counter:08x}-{self.settings.colo}"
+        self._ray_counter = counter = (self._ray_counter + 1) & 0xFFFFFFFF
+        return f"{self._ray_prefix}{counter:08x}{self._ray_suffix}"
 
     def log(self, ctx: RequestContext, request: RequestReceived | None) -> None:
         # One dict increment per request (~0.1 µs) keeps requests-by-zone-and-status for /metrics.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from originlock.origin.peer import OriginPeer
 from originlock.snapshot.model import Route, Snapshot
@@ -65,4 +65,3 @@ class RequestContext:
     #: Origin Rules (``http_request_origin``): the merged ``route`` override and the ids of matching rules.
     origin_override: RouteOverride | None = None
     origin_rule_ids: tuple[str, ...] = ()
-    extra: dict[str, object] = field(default_factory=dict)

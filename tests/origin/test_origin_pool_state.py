@@ -63,3 +63,20 @@ def test_retire_closes_idle_now_and_busy_on_checkin() -> None:
 def test_invalid_settings() -> None:
     with pytest.raises(ValueError):
         PoolState(max_idle_per_key=-1, idle_timeout=1)
+
+
+def test_keys_are_forgotten_once_they_have_no_connections() -> None:
+    """A key's record lives while it has a busy or idle connection (the statistics count keys)."""
+    state: PoolState[tuple[object, ...], str] = PoolState(max_idle_per_key=1, idle_timeout=10)
+    state.opened(A)
+    state.opened(B)
+    assert state.statistics().keys == 2
+    for now in range(3):  # the steady state of a reused connection: checkin, checkout, ...
+        assert state.checkin(A, "a1", now, True) == []
+        assert state.checkout(A, now, usable) == ("a1", [])
+    assert (state.statistics().busy, state.statistics().keys) == (2, 2)
+    assert state.checkin(B, "b1", 3, False) == ["b1"]  # closed: B has nothing left
+    assert state.statistics().keys == 1
+    state.discard(A)  # A's busy connection failed
+    assert state.statistics() == type(state.statistics())(idle=0, busy=0, opened=2, reused=3, closed=2, keys=0)
+    assert state.checkout(A, 4, usable) == (None, [])

@@ -40,14 +40,25 @@ class PoolStatistics:
     keys: int
 
 
+class _Slot(Generic[C]):
+    """One key's connections: its idle ones (oldest first) and how many are busy. One record per key so
+    that a request costs one lookup of its (8-field, uncached-hash) key at checkout and one at checkin."""
+
+    __slots__ = ("busy", "idle")
+
+    def __init__(self) -> None:
+        self.idle: list[tuple[C, float]] = []
+        self.busy = 0
+
+
 class PoolState(Generic[K, C]):
     def __init__(self, *, max_idle_per_key: int, idle_timeout: float) -> None:
         if max_idle_per_key < 0 or idle_timeout <= 0:
             raise ValueError("max_idle_per_key must be >= 0 and idle_timeout > 0")
         self.max_idle_per_key = max_idle_per_key
         self.idle_timeout = idle_timeout
-        self._idle: dict[K, list[tuple[C, float]]] = {}
-        self._busy: dict[K, int] = {}
+        #: A key's slot stays while it has connections, busy or idle (dropped by checkin, expire, retire).
+        self._slots: dict[K, _Slot[C]] = {}
         self._retired: set[K] = set()
         self._opened = self._reused = self._closed = 0
 
@@ -60,8 +71,11 @@ class PoolState(Generic[K, C]):
         """
         if self._retired:  # nearly always empty: skip hashing the 8-field key for it (per request)
             self._retired.discard(key)  # asked for again: the key is valid in the current snapshot
+        slot = self._slots.get(key)
+        if slot is None:
+            return None, []
         to_close: list[C] = []
-        idle = self._idle.get(key)
+        idle = slot.idle
         found: C | None = None
         while idle:
             conn, since = idle.pop()
@@ -69,59 +83,63 @@ class PoolState(Generic[K, C]):
                 found = conn
                 break
             to_close.append(conn)
-        if idle is not None and not idle:
-            del self._idle[key]
         if found is not None:
-            self._busy[key] = self._busy.get(key, 0) + 1
+            slot.busy += 1
             self._reused += 1
+        elif not slot.busy:
+            del self._slots[key]
         self._closed += len(to_close)
         return found, to_close
 
     def opened(self, key: K) -> None:
         """A new connection for ``key`` was dialled and is busy."""
-        self._busy[key] = self._busy.get(key, 0) + 1
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = _Slot()
+        slot.busy += 1
         self._opened += 1
 
     def checkin(self, key: K, conn: C, now: float, reusable: bool) -> list[C]:
         """A busy connection finished its exchange. Returns connections to close."""
-        self._release(key)
+        slot = self._slots.get(key)
+        if slot is None:  # not counted as busy (cannot happen through OriginPool): keep the books right
+            slot = self._slots[key] = _Slot()
+        else:
+            slot.busy = max(slot.busy - 1, 0)
+        idle = slot.idle
         if not reusable or (self._retired and key in self._retired):
             self._closed += 1
+            if not idle and not slot.busy:
+                del self._slots[key]
             return [conn]
-        idle = self._idle.setdefault(key, [])
         idle.append((conn, now))
         if len(idle) > self.max_idle_per_key:
             surplus = [c for c, _ in idle[: len(idle) - self.max_idle_per_key]]
             del idle[: len(idle) - self.max_idle_per_key]
-            if not idle:
-                del self._idle[key]
+            if not idle and not slot.busy:
+                del self._slots[key]
             self._closed += len(surplus)
             return surplus
         return []
 
     def discard(self, key: K) -> None:
         """A busy connection was closed by its user (error); it is no longer counted."""
-        self._release(key)
+        slot = self._slots.get(key)
+        if slot is not None:
+            slot.busy = max(slot.busy - 1, 0)
+            if not slot.idle and not slot.busy:
+                del self._slots[key]
         self._closed += 1
-
-    def _release(self, key: K) -> None:
-        left = self._busy.get(key, 0) - 1
-        if left > 0:
-            self._busy[key] = left
-        else:
-            self._busy.pop(key, None)
 
     def expire(self, now: float) -> list[C]:
         """Close idle connections older than ``idle_timeout``."""
         to_close: list[C] = []
-        for key in list(self._idle):
-            idle = self._idle[key]
-            keep = [(c, t) for c, t in idle if now - t < self.idle_timeout]
+        for key, slot in list(self._slots.items()):
+            idle = slot.idle
             to_close.extend(c for c, t in idle if now - t >= self.idle_timeout)
-            if keep:
-                self._idle[key] = keep
-            else:
-                del self._idle[key]
+            idle[:] = [(c, t) for c, t in idle if now - t < self.idle_timeout]
+            if not idle and not slot.busy:
+                del self._slots[key]
         self._closed += len(to_close)
         return to_close
 
@@ -129,25 +147,36 @@ class PoolState(Generic[K, C]):
         """Invalidate every key for which ``keep(key)`` is false: idle connections are returned for
         closing now; busy ones will be closed by :meth:`checkin`."""
         to_close: list[C] = []
-        for key in [k for k in self._idle if not keep(k)]:
-            to_close.extend(c for c, _ in self._idle.pop(key))
-        self._retired.update(k for k in self._busy if not keep(k))
+        for key, slot in list(self._slots.items()):
+            if keep(key):
+                continue
+            to_close.extend(c for c, _ in slot.idle)
+            slot.idle.clear()
+            if slot.busy:
+                self._retired.add(key)
+            else:
+                del self._slots[key]
         self._closed += len(to_close)
         return to_close
 
     def drain(self) -> list[C]:
         """Everything idle, for shutdown."""
-        to_close = [c for idle in self._idle.values() for c, _ in idle]
-        self._idle.clear()
+        to_close: list[C] = []
+        for key, slot in list(self._slots.items()):
+            to_close.extend(c for c, _ in slot.idle)
+            slot.idle.clear()
+            if not slot.busy:
+                del self._slots[key]
         self._closed += len(to_close)
         return to_close
 
     def statistics(self) -> PoolStatistics:
+        slots = self._slots.values()
         return PoolStatistics(
-            idle=sum(len(v) for v in self._idle.values()),
-            busy=sum(self._busy.values()),
+            idle=sum(len(s.idle) for s in slots),
+            busy=sum(s.busy for s in slots),
             opened=self._opened,
             reused=self._reused,
             closed=self._closed,
-            keys=len(set(self._idle) | set(self._busy)),
+            keys=len(self._slots),
         )

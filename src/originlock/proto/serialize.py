@@ -49,28 +49,32 @@ def reason_phrase(status: int) -> bytes:
         return b""
 
 
-_FIELD_SEP = b": ".join
-_LINE_SEP = b"\r\n".join
+def _head(start_line: list[bytes], headers: Headers) -> bytes:
+    """``start_line`` (its parts, CRLF included) plus the field lines and the empty line, in one join.
 
-
-def _fields(headers: Headers) -> bytes:
-    """The field lines, each ending in CRLF. Joined by ``bytes.join`` mapped over the (name, value) tuples,
-    so the loop runs in C: a list comprehension with concatenations was ~2 % of edge CPU (two heads per
-    proxied request; docs/performance.md step 2)."""
-    if not headers:
-        return b""
-    return _LINE_SEP(map(_FIELD_SEP, headers)) + b"\r\n"
+    One flat list and one ``bytes.join``: joining each field first (``map(b": ".join, ...)``) allocates a
+    bytes object per field; this way costs a third less compiled, and the same interpreted
+    (docs/performance.md, step 5). Two heads per proxied request.
+    """
+    parts = start_line
+    for name, value in headers:
+        parts.append(name)
+        parts.append(b": ")
+        parts.append(value)
+        parts.append(b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
 
 
 def request_head(method: bytes, target: bytes, headers: Headers) -> bytes:
     """``METHOD target HTTP/1.1`` plus fields and the empty line."""
-    return b"%s %s HTTP/1.1\r\n%s\r\n" % (method, target, _fields(headers))
+    return _head([method, b" ", target, b" HTTP/1.1\r\n"], headers)
 
 
 def response_head(status: int, headers: Headers, reason: bytes | None = None, version: bytes = b"1.1") -> bytes:
     """Status line plus fields and the empty line."""
     phrase = reason if reason else reason_phrase(status)
-    return b"HTTP/%s %d %s\r\n%s\r\n" % (version, status, phrase, _fields(headers))
+    return _head([b"HTTP/%s %d %s\r\n" % (version, status, phrase)], headers)
 
 
 def chunk(data: bytes) -> bytes:

@@ -33,35 +33,75 @@ class PipelineSettings:
                 raise ValueError(f"port {port} is out of range")
 
 
-@dataclass(slots=True)
 class RequestContext:
-    """What the phases learn about one request; created by the edge, filled in phase by phase."""
+    """What the phases learn about one request; created by the edge, filled in phase by phase.
 
-    ray_id: str
-    #: The snapshot this request started with; it keeps it to the end (live configuration).
-    snapshot: Snapshot
-    #: ``http`` or ``https``: how the visitor reached the edge.
-    scheme: str
-    client_ip: str
-    client_port: int
-    #: Monotonic start time in seconds (injected by the edge).
-    started: float
-    #: SNI the visitor sent, if TLS.
-    sni: str | None = None
-    #: TLS version negotiated with the visitor (``TLSv1.3``), if TLS.
-    tls_version: str | None = None
-    host: str = ""
-    route: Route | None = None
-    peer: OriginPeer | None = None
-    status: int = 0
-    bytes_sent: int = 0
-    #: Error code shown on an error page (52x, 1001, 1016...), 0 when none.
-    error_code: int = 0
-    error_detail: str = ""
-    origin_reused: bool = False
-    origin_retried: bool = False
-    #: The WAF's verdict (action, matching rules) when the zone has rules; None when the WAF did not run.
-    waf: Verdict | None = None
-    #: Origin Rules (``http_request_origin``): the merged ``route`` override and the ids of matching rules.
-    origin_override: RouteOverride | None = None
-    origin_rule_ids: tuple[str, ...] = ()
+    A plain class rather than a dataclass: one is made per request, and compiled by mypyc a dataclass
+    keeps the interpreted ``__init__`` that ``dataclasses`` generates (≈ 0.4 µs; this one is native).
+    """
+
+    __slots__ = (
+        "bytes_sent",
+        "client_ip",
+        "client_port",
+        "error_code",
+        "error_detail",
+        "host",
+        "origin_override",
+        "origin_retried",
+        "origin_reused",
+        "origin_rule_ids",
+        "peer",
+        "ray_id",
+        "route",
+        "scheme",
+        "snapshot",
+        "sni",
+        "started",
+        "status",
+        "tls_version",
+        "waf",
+    )
+
+    def __init__(
+        self,
+        ray_id: str,
+        snapshot: Snapshot,
+        scheme: str,
+        client_ip: str,
+        client_port: int,
+        started: float,
+        sni: str | None = None,
+        tls_version: str | None = None,
+    ) -> None:
+        self.ray_id = ray_id
+        #: The snapshot this request started with; it keeps it to the end (live configuration).
+        self.snapshot = snapshot
+        #: ``http`` or ``https``: how the visitor reached the edge.
+        self.scheme = scheme
+        self.client_ip = client_ip
+        self.client_port = client_port
+        #: Monotonic start time in seconds (injected by the edge).
+        self.started = started
+        #: SNI the visitor sent, if TLS.
+        self.sni = sni
+        #: TLS version negotiated with the visitor (``TLSv1.3``), if TLS.
+        self.tls_version = tls_version
+        self.host = ""
+        self.route: Route | None = None
+        self.peer: OriginPeer | None = None
+        self.status = 0
+        self.bytes_sent = 0
+        #: Error code shown on an error page (52x, 1001, 1016...), 0 when none.
+        self.error_code = 0
+        self.error_detail = ""
+        self.origin_reused = False
+        self.origin_retried = False
+        #: The WAF's verdict (action, matching rules) when the zone has rules; None when the WAF did not run.
+        self.waf: Verdict | None = None
+        #: Origin Rules (``http_request_origin``): the merged ``route`` override and the ids of matching rules.
+        self.origin_override: RouteOverride | None = None
+        self.origin_rule_ids: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"RequestContext(ray_id={self.ray_id!r}, host={self.host!r}, status={self.status})"

@@ -2,39 +2,63 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from originlock.origin.peer import OriginPeer
 from originlock.proto.events import Headers
 
 __all__ = ["CONTINUE", "Continue", "Decision", "Forward", "Respond"]
 
 
-@dataclass(frozen=True, slots=True)
+# Plain classes, not dataclasses: a Forward is made per request, and compiled by mypyc a frozen dataclass
+# is built through an interpreted __init__ and object.__setattr__ (≈ 0.4 µs; this way ≈ 0.05 µs).
+
+
 class Continue:
     """Run the next phase."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "CONTINUE"
 
 
 CONTINUE = Continue()
 
 
-@dataclass(frozen=True, slots=True)
 class Respond:
     """Answer the visitor without contacting an origin (redirect, block, error page)."""
 
-    status: int
-    headers: Headers = field(default_factory=list)
-    body: bytes = b""
-    #: Close the visitor connection after the response.
-    close: bool = False
+    __slots__ = ("body", "close", "headers", "status")
+
+    def __init__(self, status: int, headers: Headers | None = None, body: bytes = b"", close: bool = False) -> None:
+        self.status = status
+        self.headers: Headers = [] if headers is None else headers
+        self.body = body
+        #: Close the visitor connection after the response.
+        self.close = close
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Respond) and (self.status, self.headers, self.body, self.close) == (
+            other.status,
+            other.headers,
+            other.body,
+            other.close,
+        )
+
+    def __repr__(self) -> str:
+        return f"Respond(status={self.status}, headers={self.headers!r}, body={self.body!r}, close={self.close})"
 
 
-@dataclass(frozen=True, slots=True)
 class Forward:
     """Send the request to ``peer`` with ``headers`` (already rewritten for the origin)."""
 
-    peer: OriginPeer
-    headers: Headers
+    __slots__ = ("headers", "peer")
+
+    def __init__(self, peer: OriginPeer, headers: Headers) -> None:
+        self.peer = peer
+        self.headers = headers
+
+    def __repr__(self) -> str:
+        return f"Forward(peer={self.peer!r}, headers={self.headers!r})"
 
 
 Decision = Continue | Respond

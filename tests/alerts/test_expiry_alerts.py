@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
+from alerthelpers import Receiver
 from cloudflare import Cloudflare
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
@@ -44,39 +40,6 @@ def test_thresholds_pick_the_most_urgent_one() -> None:
     assert due_alerts([cert(10)], [disabled, other_zone], NOW) == []
     assert backoff(1) == timedelta(minutes=1) and backoff(3) == timedelta(minutes=4)
     assert backoff(30) == timedelta(hours=6)
-
-
-class Receiver:
-    """A real HTTP webhook endpoint on loopback that can be told to fail."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, Any], str | None]] = []
-        self.fail = False
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if outer.fail:
-                    self.send_response(503)
-                else:
-                    outer.received.append((body, self.headers.get("cf-webhook-auth")))
-                    self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.server.shutdown()
 
 
 def test_alerts_end_to_end(store_url: str, tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:

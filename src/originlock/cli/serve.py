@@ -16,14 +16,17 @@ from typing import Any
 import uvicorn
 
 from originlock.api.app import create_app
+from originlock.edge.build_info import hot_path_kind
 from originlock.edge.config import add_edge_arguments, edge_config_from_args
 from originlock.edge.runtime import run_edge
 from originlock.edge.server import EdgeServer
 from originlock.edge.snapshots import SnapshotFactory, SnapshotSource
 from originlock.pipeline.builtin.waf import EdgeWaf
+from originlock.server import alerts_job, rotation_job
 from originlock.server.alerts_job import ExpiryAlerts
 from originlock.server.alerts_notify import WebhookQueueNotifier
 from originlock.server.bootstrap import Deployment, bootstrap
+from originlock.server.leadership import JobLease, node_id
 from originlock.server.metrics import add_pool_collector, add_request_collector
 from originlock.server.monitor import add_monitor_arguments, start_origin_monitor, stop_origin_monitor
 from originlock.server.rotation_job import AutoRotation
@@ -66,6 +69,7 @@ def _edge_lines(edge: EdgeServer) -> list[str]:
         lines.append(f"edge HTTP on http://{edge.http_address[0]}:{edge.http_address[1]}")
     if edge.https_address:
         lines.append(f"edge HTTPS on https://{edge.https_address[0]}:{edge.https_address[1]}")
+    lines.append(f"edge request path: {hot_path_kind()}")
     return lines
 
 
@@ -93,8 +97,15 @@ async def _serve(args: argparse.Namespace) -> int:
         print(f"error: the edge could not start: {failure}; is another server on --http/--https?", file=sys.stderr)
         deployment.store.close()
         return 1
-    alerts_task = asyncio.create_task(ExpiryAlerts(deployment.store, interval=args.alert_interval).run())
-    rotation_task = asyncio.create_task(AutoRotation(deployment.store).run())
+    # Every node runs every periodic job; a lease per job in the shared store picks the one node that does
+    # the work in each period (server/leadership.py), so a fleet sends each alert once and rotates once.
+    node = node_id()
+    alerts_lease = JobLease.for_period(deployment.store, alerts_job.JOB, node, args.alert_interval)
+    alerts_task = asyncio.create_task(
+        ExpiryAlerts(deployment.store, interval=args.alert_interval, lease=alerts_lease).run()
+    )
+    rotation_lease = JobLease.for_period(deployment.store, rotation_job.JOB, node, rotation_job.INTERVAL_SECONDS)
+    rotation_task = asyncio.create_task(AutoRotation(deployment.store, lease=rotation_lease).run())
     app = create_app(deployment.store)
     add_pool_collector(app.state.metrics, edge_up.result().state.pool.statistics)
     add_request_collector(app.state.metrics, edge_up.result().state.request_counts)
@@ -119,6 +130,7 @@ async def _serve(args: argparse.Namespace) -> int:
         snapshots,
         edge_config.origin_https_port,
         notifier=WebhookQueueNotifier(deployment.store),
+        node=node,
     )
     try:
         await server.serve()

@@ -4,6 +4,12 @@ Each tick reads the store, decides with ``alerts/policy.py`` (pure), writes only
 and sends webhooks outside any transaction. Deliveries are retried with exponential backoff; every
 threshold crossing is logged and every certificate's days-to-expiry is a Prometheus gauge, whether or not
 a policy exists.
+
+In a fleet every node runs this job, but only the node holding the ``expiry-alerts`` lease
+(``server/leadership.py``) queues and delivers; every node keeps its own gauge up to date, since each
+node's ``/metrics`` is scraped on its own. Each delivery is also claimed in the store just before it is
+sent, so a node whose lease ran out in the middle of a long tick and the node that took over never send
+the same item at the same time.
 """
 
 from __future__ import annotations
@@ -15,18 +21,19 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Gauge
 from sqlalchemy import select, update
 
 from originlock.alerts.policy import CertExpiry, DueAlert, backoff, days_left, due_alerts
+from originlock.server.leadership import JobLease
 from originlock.store import schema
-from originlock.store.alerts import enqueue, policy_views, webhook_secret
+from originlock.store.alerts import claim_delivery, enqueue, policy_views, webhook_secret
 from originlock.store.db import Store, from_iso, to_iso
 
-__all__ = ["DAYS_TO_EXPIRY", "ExpiryAlerts", "post_json"]
+__all__ = ["DAYS_TO_EXPIRY", "JOB", "ExpiryAlerts", "post_json"]
 
 log = logging.getLogger("originlock.alerts")
 
@@ -38,6 +45,11 @@ DAYS_TO_EXPIRY = Gauge(
 #: How often the job looks; expiry thresholds are days apart, so a minute is plenty.
 INTERVAL_SECONDS = 60.0
 WEBHOOK_TIMEOUT_SECONDS = 10.0
+#: How long a claimed delivery is reserved for the node sending it: far longer than one attempt takes (a
+#: few webhooks at WEBHOOK_TIMEOUT_SECONDS each). A node dying mid-send leaves the item due again after it.
+CLAIM = timedelta(minutes=5)
+#: The lease's name in ``job_leases``.
+JOB = "expiry-alerts"
 
 Sender = Callable[[str, dict[str, Any], str | None], None]
 
@@ -61,6 +73,8 @@ class _Pending:
     payload: dict[str, Any]
     attempts: int
     targets: list[tuple[str, str | None]]
+    #: ``next_attempt_at`` as read: the claim succeeds only if nobody changed it since.
+    next_attempt_at: str
 
 
 def _payload(alert: DueAlert, policy_name: str, alert_type: str, account_id: str, now: datetime) -> dict[str, Any]:
@@ -92,6 +106,17 @@ def _payload(alert: DueAlert, policy_name: str, alert_type: str, account_id: str
 
 
 class ExpiryAlerts:
+    """Queues due expiry alerts and delivers the queue (origin exposure events included) every ``interval``.
+
+    Args:
+        store: where certificates, policies and the delivery queue live.
+        interval: seconds between ticks of :meth:`run`.
+        send: posts one payload to one webhook (tests record instead).
+        clock: the wall clock; thresholds, backoff, claims and the lease all follow it.
+        lease: in a fleet, this node's ``expiry-alerts`` lease: the job queues and delivers only while it
+            holds it. None: this process is the only one running the job (tests, embedding).
+    """
+
     def __init__(
         self,
         store: Store,
@@ -99,28 +124,47 @@ class ExpiryAlerts:
         interval: float = INTERVAL_SECONDS,
         send: Sender = post_json,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        lease: JobLease | None = None,
     ) -> None:
         self._store = store
         self._interval = interval
         self._send = send
         self._clock = clock
+        self._lease = lease
         self._gauge_labels: set[tuple[str, str, str]] = set()
 
+    def __repr__(self) -> str:
+        return f"ExpiryAlerts(interval={self._interval:g}, lease={self._lease!r})"
+
     async def run(self) -> None:
-        while True:
-            try:
-                await asyncio.to_thread(self.tick)
-            except Exception as exc:  # keep alerting alive through a store hiccup; say so
-                log.warning("expiry alert tick failed: %s", type(exc).__name__)
-            await asyncio.sleep(self._interval)
+        try:
+            while True:
+                try:
+                    await asyncio.to_thread(self.tick)
+                except Exception as exc:  # keep alerting alive through a store hiccup; say so
+                    log.warning("expiry alert tick failed: %s", type(exc).__name__)
+                await asyncio.sleep(self._interval)
+        finally:
+            # Shutdown: hand the job to another node now rather than when the lease runs out. Blocking,
+            # but one short statement, and the loop has nothing else to do for this task any more.
+            if self._lease is not None:
+                self._lease.release()
 
     def tick(self) -> int:
-        """One pass; returns how many deliveries succeeded."""
+        """One pass; returns how many deliveries succeeded (0 on a node that does not hold the lease)."""
         now = self._clock()
-        self._queue_due(now)
+        due, payloads = self._find_due(now)
+        if self._lease is not None and not self._lease.hold(now):
+            return 0
+        if due:
+            for key in payloads:
+                log.warning("alert queued: %s", payloads[key]["text"])
+            with self._store.write() as conn:
+                enqueue(conn, [(a.key, a.policy_id) for a in due], payloads, now)
         return sum(self._deliver(item, now) for item in self._pending(now))
 
-    def _queue_due(self, now: datetime) -> None:
+    def _find_due(self, now: datetime) -> tuple[list[DueAlert], dict[str, dict[str, Any]]]:
+        """Alerts due and not queued yet, with their payloads; updates the gauge on the way (every node)."""
         with self._store.read() as conn:
             zones = {r.id: r for r in conn.execute(select(schema.zones))}
             certs = [
@@ -132,15 +176,11 @@ class ExpiryAlerts:
             policy_rows = {r.id: r for r in conn.execute(select(schema.alert_policies))}
         self._update_gauge(certs, now)
         due = [a for a in due_alerts(certs, policies, now) if a.key not in known]
-        if not due:
-            return
         payloads = {}
         for alert in due:
             row = policy_rows[alert.policy_id]
             payloads[alert.key] = _payload(alert, row.name, row.alert_type, row.account_id, now)
-            log.warning("alert queued: %s", payloads[alert.key]["text"])
-        with self._store.write() as conn:
-            enqueue(conn, [(a.key, a.policy_id) for a in due], payloads, now)
+        return due, payloads
 
     def _update_gauge(self, certs: list[CertExpiry], now: datetime) -> None:
         labels = set()
@@ -164,10 +204,15 @@ class ExpiryAlerts:
                 hook_ids = [h["id"] for h in json.loads(policy.mechanisms).get("webhooks") or []]
                 hooks = list(conn.execute(select(w).where(w.c.id.in_(hook_ids)))) if hook_ids else []
                 targets = [(h.url, webhook_secret(self._store.sealer, h)) for h in hooks]
-                items.append(_Pending(row.id, row.policy_id, json.loads(row.payload), row.attempts, targets))
+                items.append(
+                    _Pending(row.id, row.policy_id, json.loads(row.payload), row.attempts, targets, row.next_attempt_at)
+                )
         return items
 
     def _deliver(self, item: _Pending, now: datetime) -> int:
+        with self._store.status_write() as conn:
+            if not claim_delivery(conn, item.key, item.next_attempt_at, now + CLAIM):
+                return 0  # another node is sending it (or just did)
         error = None
         for url, secret in item.targets:
             try:

@@ -9,6 +9,11 @@ made directly to the origin with the client certificate the edge itself presents
 Each verdict is stored in ``origin_checks``; an origin that was ``LOCKED`` and is now ``OPEN`` gets a
 warning line and a call to the :class:`~originlock.server.monitor_notify.Notifier`.
 
+In a fleet every node runs the monitor, but only the node holding the ``origin-monitor`` lease
+(``server/leadership.py``) checks: it renews the lease at every look and before every check, and stops a
+pass as soon as it finds the lease gone. A node that takes over checks every origin once at once (it has
+no memory of when the others were last checked), as a restart does.
+
 Resource handling: probes and notifications are blocking, so they run in daemon threads the monitor
 waits for; cancelling the task (shutdown) does not wait for a probe in flight, which ends on its own
 within its timeouts. Store calls run in the default executor.
@@ -28,13 +33,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from originlock.edge.snapshots import SnapshotSource
 from originlock.originkit.check import check_origin
 from originlock.originkit.memcert import KeyMaterialError
 from originlock.originkit.report import CheckReport
+from originlock.server.leadership import LEASE_PERIODS, JobLease
 from originlock.server.monitor_notify import LogNotifier, Notifier
 from originlock.server.monitor_policy import (
     DEFAULT_INTERVAL,
@@ -63,9 +69,11 @@ from originlock.store.origin_checks import (
 )
 
 __all__ = [
+    "JOB",
     "MonitorStatistics",
     "OriginMonitor",
     "add_monitor_arguments",
+    "lease_ttl",
     "start_origin_monitor",
     "stop_origin_monitor",
 ]
@@ -75,6 +83,11 @@ T = TypeVar("T")
 
 #: Longest wait between two looks at the snapshot: a new proxied hostname is checked within this long.
 MAX_TICK = 30.0
+#: The lease's name in ``job_leases``.
+JOB = "origin-monitor"
+#: Steps of one check at most: three probes of three steps (connect, handshake, response), each bounded
+#: by ``probe_timeout``.
+_STEPS_PER_CHECK = 9
 
 CheckFn = Callable[..., CheckReport]
 
@@ -123,7 +136,9 @@ class OriginMonitor:
         config: interval, rate limit, origin port, probe timeout.
         notifier: gets one event per LOCKED -> OPEN change; :class:`LogNotifier` by default.
         check: the checker (tests may wrap it); called as :func:`check_origin`.
-        clock: wall clock for ``checked_at``; monotonic: the clock for intervals and spacing.
+        clock: wall clock for ``checked_at`` and the lease; monotonic: the clock for intervals and spacing.
+        lease: in a fleet, this node's ``origin-monitor`` lease (see :func:`lease_ttl`): the monitor checks
+            only while it holds it. None: this process is the only one running the monitor.
     """
 
     def __init__(
@@ -136,8 +151,10 @@ class OriginMonitor:
         check: CheckFn = check_origin,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
+        lease: JobLease | None = None,
     ) -> None:
         self._store = store
+        self._lease = lease
         self._snapshots = snapshots
         self.config = config
         self.notifier: Notifier = notifier if notifier is not None else LogNotifier()
@@ -157,25 +174,44 @@ class OriginMonitor:
     async def run(self) -> None:
         """Check due origins, sleep a tick, repeat; until cancelled."""
         tick = min(self.config.interval, MAX_TICK)
-        while True:
-            try:
-                await self.check_due()
-            except Exception as exc:  # the store may be briefly unreachable; try again next tick
-                log.warning("origin exposure monitor: could not read the snapshot or store: %s", type(exc).__name__)
-            await asyncio.sleep(tick)
+        try:
+            while True:
+                try:
+                    await self.check_due()
+                except Exception as exc:  # the store may be briefly unreachable; try again next tick
+                    log.warning("origin exposure monitor: could not read the snapshot or store: %s", type(exc).__name__)
+                await asyncio.sleep(tick)
+        finally:
+            # Shutdown: hand the job to another node now rather than when the lease runs out.
+            if self._lease is not None:
+                self._lease.release()
 
     async def check_due(self) -> int:
-        """One pass: check every target that is due now, rate-limited. Returns how many checks ran."""
+        """One pass: check every target that is due now, rate-limited. Returns how many checks ran
+        (none on a node that does not hold the lease)."""
+        if not await self._leading():
+            return 0
         snapshot = await asyncio.to_thread(self._snapshots)
         opted_out = await asyncio.to_thread(self._read_opt_out)
         targets = plan_targets(snapshot, opted_out=opted_out, port=self.config.origin_https_port)
         self._targets = len(targets)
         await asyncio.to_thread(self._forget_stale, {t.key for t in targets})
         due = due_targets(targets, self._last, self._monotonic(), self.config.interval)
+        done = 0
         for target in due:
             await self._wait_turn()
+            # A pass can outlast a lease (many origins, rate-limited): renewing before each check keeps it,
+            # and a node that lost it meanwhile leaves the rest to the new holder.
+            if done and not await self._leading():
+                break
             await self._check_one(target)
-        return len(due)
+            done += 1
+        return done
+
+    async def _leading(self) -> bool:
+        if self._lease is None:
+            return True
+        return await asyncio.to_thread(self._lease.hold, self._clock())
 
     def _read_opt_out(self) -> frozenset[str]:
         with self._store.read() as conn:
@@ -311,6 +347,13 @@ def add_monitor_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def lease_ttl(config: MonitorConfig) -> float:
+    """Seconds an ``origin-monitor`` lease lasts: :data:`LEASE_PERIODS` of the longest gap between two
+    renewals, which is one tick or one spacing plus one check that runs into every timeout."""
+    longest_check = check_spacing(config.checks_per_minute) + _STEPS_PER_CHECK * config.probe_timeout
+    return LEASE_PERIODS * max(min(config.interval, MAX_TICK), longest_check)
+
+
 def _compiled(store: Store) -> Snapshot:
     return compile_snapshot(store, datetime.now(UTC))
 
@@ -322,20 +365,23 @@ def start_origin_monitor(
     origin_https_port: int,
     *,
     notifier: Notifier | None = None,
+    node: str | None = None,
 ) -> asyncio.Task[None] | None:
     """Start the monitor as a task on the running loop; ``None`` when ``interval`` is 0.
 
     ``snapshots`` is what ``serve`` gave the edge: a :class:`SnapshotSource` is asked for its current
     snapshot; anything else (a factory for ``--workers``, whose sources live in other processes) means the
-    monitor compiles its own from ``store`` at each look.
+    monitor compiles its own from ``store`` at each look. ``node`` is this process's holder id
+    (:func:`~originlock.server.leadership.node_id`): the monitor then checks only while it holds the
+    ``origin-monitor`` lease; None runs it without one.
     """
     if interval <= 0:
         log.info("origin exposure monitor: off (--origin-monitor-interval 0)")
         return None
     current = snapshots.current if isinstance(snapshots, SnapshotSource) else functools.partial(_compiled, store)
-    monitor = OriginMonitor(
-        store, current, MonitorConfig(interval=interval, origin_https_port=origin_https_port), notifier=notifier
-    )
+    config = MonitorConfig(interval=interval, origin_https_port=origin_https_port)
+    lease = None if node is None else JobLease(store, JOB, node, timedelta(seconds=lease_ttl(config)))
+    monitor = OriginMonitor(store, current, config, notifier=notifier, lease=lease)
     log.info(
         "origin exposure monitor: every %gs, at most %d checks a minute", interval, monitor.config.checks_per_minute
     )

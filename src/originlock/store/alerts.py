@@ -12,11 +12,12 @@ from sqlalchemy import Connection, Row, delete, insert, select, update
 
 from originlock.alerts.policy import ALERT_TYPES, ORIGIN_EXPOSED, PolicyView
 from originlock.store import schema
-from originlock.store.db import now_iso, to_iso
+from originlock.store.db import insert_or_conflict, now_iso, to_iso
 from originlock.store.errors import Invalid, NotFound
 from originlock.store.sealing import KeySealer
 
 __all__ = [
+    "claim_delivery",
     "create_policy",
     "create_webhook",
     "delete_policy",
@@ -169,12 +170,17 @@ def webhook_secret(sealer: KeySealer, row: Row[Any]) -> str | None:
 
 
 def enqueue(conn: Connection, items: list[tuple[str, str]], payloads: dict[str, dict[str, Any]], now: datetime) -> int:
-    """Queue (delivery key, policy id) items not queued before; returns how many were new."""
-    known = {r.id for r in conn.execute(select(schema.alert_deliveries.c.id))}
-    new = [(key, policy_id) for key, policy_id in items if key not in known]
-    for key, policy_id in new:
-        conn.execute(
-            insert(schema.alert_deliveries).values(
+    """Queue (delivery key, policy id) items not queued before; returns how many were new.
+
+    The key is the primary key and each insert yields to an existing row (``ON CONFLICT DO NOTHING``):
+    two nodes queueing the same alert at the same instant make one row, and neither transaction fails.
+    """
+    table = schema.alert_deliveries
+    new = 0
+    for key, policy_id in items:
+        stmt = (
+            insert_or_conflict(conn, table)
+            .values(
                 id=key,
                 policy_id=policy_id,
                 payload=json.dumps(payloads[key]),
@@ -184,5 +190,24 @@ def enqueue(conn: Connection, items: list[tuple[str, str]], payloads: dict[str, 
                 sent_at=None,
                 last_error=None,
             )
+            .on_conflict_do_nothing(index_elements=[table.c.id])
         )
-    return len(new)
+        # RETURNING yields a row only for an insert that happened.
+        new += conn.execute(stmt.returning(table.c.id)).first() is not None
+    return new
+
+
+def claim_delivery(conn: Connection, key: str, seen_next_attempt_at: str, until: datetime) -> bool:
+    """Take a pending delivery for one attempt: push its next attempt to ``until`` if nobody did since it was
+    read with ``seen_next_attempt_at``. Returns whether the caller may send it.
+
+    A compare-and-set on the row, so two nodes that both read the item as due never both send it; a node
+    that dies after claiming leaves the item to be retried at ``until``.
+    """
+    table = schema.alert_deliveries
+    result = conn.execute(
+        update(table)
+        .where(table.c.id == key, table.c.status == "pending", table.c.next_attempt_at == seen_next_attempt_at)
+        .values(next_attempt_at=to_iso(until))
+    )
+    return result.rowcount == 1

@@ -7,19 +7,20 @@ leaves nothing half-written and edges learn about every committed change.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from sqlalchemy import Connection, Engine, create_engine, event, select, text, update
+from sqlalchemy import Connection, Engine, Table, create_engine, event, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from originlock.store import schema
 from originlock.store.migrate import migrate
 from originlock.store.sealing import KeySealer
 
-__all__ = ["Store", "from_iso", "now_iso", "to_iso"]
+__all__ = ["Store", "from_iso", "insert_or_conflict", "now_iso", "to_iso"]
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -34,6 +35,23 @@ def from_iso(value: str) -> datetime:
 
 def now_iso() -> str:
     return to_iso(datetime.now(UTC))
+
+
+# Both backends spell "INSERT ... ON CONFLICT" the same way (SQLite since 3.24, PostgreSQL since 9.5), but
+# SQLAlchemy Core only offers it per dialect; the two constructs take the same arguments.
+_INSERTS: dict[str, Callable[[Table], sqlite.Insert | postgresql.Insert]] = {
+    "sqlite": sqlite.insert,
+    "postgresql": postgresql.insert,
+}
+
+
+def insert_or_conflict(conn: Connection, table: Table) -> sqlite.Insert | postgresql.Insert:
+    """``INSERT INTO table`` with ``on_conflict_do_nothing``/``on_conflict_do_update`` for ``conn``'s backend.
+
+    For rows that two fleet nodes may write at the same instant: the database settles the race in one
+    statement, where a read-then-insert would fail one node's whole transaction on the unique key.
+    """
+    return _INSERTS[conn.dialect.name](table)
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -105,6 +123,16 @@ class Store:
         with self.engine.connect().execution_options(originlock_write=True) as conn, conn.begin():
             yield conn
             conn.execute(update(schema.generation).values(value=schema.generation.c.value + 1))
+
+    @contextmanager
+    def status_write(self) -> Iterator[Connection]:
+        """One transaction that leaves the generation alone: commits on success, rolls back on error.
+
+        For rows no snapshot is built from (monitor verdicts, job leases, delivery claims): bumping the
+        generation for them would make every edge process recompile its snapshot (and unseal every key).
+        """
+        with self.engine.connect().execution_options(originlock_write=True) as conn, conn.begin():
+            yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

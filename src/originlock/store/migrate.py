@@ -31,6 +31,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (2, _create_missing_tables),  # origin_certs (Origin CA)
     (3, _create_missing_tables),  # rulesets, custom_certificates, origin_checks, alert_*
     (4, _create_missing_tables),  # ruleset_versions
+    (5, _create_missing_tables),  # job_leases
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -52,7 +52,7 @@ class OriginCheck:
 @contextmanager
 def status_write(store: Store) -> Iterator[Connection]:
     """A write transaction for observations: commits on success, rolls back on error, generation untouched."""
-    with store.engine.connect().execution_options(originlock_write=True) as conn, conn.begin():
+    with store.status_write() as conn:
         yield conn
 
 

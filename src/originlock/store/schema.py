@@ -283,3 +283,16 @@ ruleset_versions = Table(
     Column("rules", Text, nullable=False),
     Column("last_updated", TS, nullable=False),
 )
+
+# One row per periodic job (expiry alerts, rotation, exposure monitor): which node runs it until when, so
+# that in a fleet sharing this store exactly one node does each job's work (store/leases.py).
+job_leases = Table(
+    "job_leases",
+    metadata,
+    Column("job", String(64), primary_key=True),
+    # The node's id (server/leases.py: host, pid and a random part), for operators reading the table too.
+    Column("holder", String(128), nullable=False),
+    # When the current holder first took the lease; kept across its renewals.
+    Column("acquired_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+)

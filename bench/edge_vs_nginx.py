@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -107,6 +108,7 @@ def _edge_child(directory: str, port: int, origin_port: int, access_log: bool, s
     from originlock.edge.loops import loop_factory
     from originlock.edge.runtime import run_edge
     from originlock.edge.snapshots import MemorySnapshotSource
+    from originlock.pipeline.builtin.waf import EdgeWaf
     from originlock.snapshot.model import ClientCert, DeploymentPki, Snapshot, SslMode
     from originlock.testing.pki import make_route
 
@@ -133,6 +135,9 @@ def _edge_child(directory: str, port: int, origin_port: int, access_log: bool, s
         origin_https_port=origin_port,
         access_log=str(d / "edge-access.log") if access_log else None,
     )
+    # As `originlock serve` runs it: the WAF hook is always installed (the zone has no rules, as in
+    # nginx's config; with rules, bench/waf_eval.py measures the evaluation itself).
+    waf = EdgeWaf(time.monotonic, time.time)
     loop = loop_factory("uvloop")()
     asyncio.set_event_loop(loop)
     profile_to = os.environ.get("ORIGINLOCK_BENCH_PROFILE")
@@ -141,7 +146,7 @@ def _edge_child(directory: str, port: int, origin_port: int, access_log: bool, s
         import signal
 
         profiler = cProfile.Profile()
-        task = loop.create_task(run_edge(config, source))
+        task = loop.create_task(run_edge(config, source, waf=waf))
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
         profiler.enable()
         with contextlib.suppress(asyncio.CancelledError):
@@ -149,7 +154,7 @@ def _edge_child(directory: str, port: int, origin_port: int, access_log: bool, s
         profiler.disable()
         profiler.dump_stats(profile_to)
         return
-    loop.run_until_complete(run_edge(config, source))
+    loop.run_until_complete(run_edge(config, source, waf=waf))
 
 
 def _floor_child(directory: str, port: int, origin_port: int) -> None:

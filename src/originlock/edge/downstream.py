@@ -100,7 +100,7 @@ class DownstreamConnection(asyncio.Protocol):
             # timeout (nginx's client_header_timeout), however the idle time was going; later bytes of the
             # same head extend nothing, so a trickling head cannot hold the connection.
             self._head_started = True
-            self._idle.arm(self.state.config.header_timeout)
+            self._idle.arm(self.state.header_timeout)
 
     def eof_received(self) -> bool:
         self._queue.append(_CLOSED)
@@ -159,7 +159,7 @@ class DownstreamConnection(asyncio.Protocol):
                 if self.at_eof or self.closed:
                     self.close()
                 elif not self._idle.armed:  # partial data does not extend the idle (or header) time
-                    self._idle.arm(state.config.idle_timeout)
+                    self._idle.arm(state.idle_timeout)
                 return
             self._idle.disarm()
             self._head_started = False

@@ -90,7 +90,7 @@ class _Exchange:
         origin.start_exchange(request.method)
         self.head = request_head(request.method, request.target, self.forward.headers)
         origin.listener = self.on_origin
-        origin.arm_read_timeout(self.state.config.origin_timeouts.read)
+        origin.arm_read_timeout(self.state.origin_read_timeout)
         self.state.send_soon(self._send_head)
 
     def _send_head(self) -> None:

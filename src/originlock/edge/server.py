@@ -66,6 +66,11 @@ class EdgeState:
         self.waf = waf
         self.limits = DEFAULT_LIMITS
         self.settings = config.pipeline_settings(http_port, https_port)
+        # Read per request: plain floats here rather than two attribute lookups on the (interpreted)
+        # frozen config each time.
+        self.idle_timeout = config.idle_timeout
+        self.header_timeout = config.header_timeout
+        self.origin_read_timeout = config.origin_timeouts.read
         self.contexts = OriginTlsContexts()
         resolver = Resolver(getaddrinfo_lookup(loop), time.monotonic)
         connector = Connector(loop, resolver, self.contexts, config.origin_timeouts, self.limits)

@@ -10,10 +10,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["BodyReceived", "Event", "Headers", "MessageEnded", "RequestReceived", "ResponseReceived"]
+__all__ = ["BodyReceived", "Event", "Headers", "MessageEnded", "RequestReceived", "ResponseReceived", "lower_name"]
 
 #: Header fields in wire order, names and values as received (names keep their case).
 Headers = list[tuple[bytes, bytes]]
+
+#: Field name as received -> lower-case. A deployment sees a few dozen distinct names, and every field
+#: of every message is classified by its name several times (framing, hop-by-hop, Host): a lookup here
+#: replaces an allocation by ``bytes.lower()`` each time, and the cached lower-case object keeps its
+#: hash for the set and dict lookups that follow. Bounded, since peers choose the names.
+_LOWER: dict[bytes, bytes] = {}
+_MAX_NAMES = 4096
+
+
+def lower_name(name: bytes) -> bytes:
+    """``name.lower()``, from a bounded cache."""
+    lower = _LOWER.get(name)
+    if lower is None:
+        lower = name.lower()
+        if len(_LOWER) < _MAX_NAMES:
+            _LOWER[name] = lower
+    return lower
 
 
 class RequestReceived:
@@ -46,7 +63,7 @@ class RequestReceived:
     def header(self, name: bytes) -> bytes | None:
         """First value of header ``name`` (lower-case), or None."""
         for key, value in self.headers:
-            if key.lower() == name:
+            if lower_name(key) == name:
                 return value
         return None
 

@@ -21,6 +21,7 @@ from originlock.proto.events import (
     MessageEnded,
     RequestReceived,
     ResponseReceived,
+    lower_name,
 )
 
 __all__ = ["DEFAULT_LIMITS", "Limits", "RequestParser", "ResponseParser"]
@@ -59,7 +60,7 @@ def _framing(headers: Headers) -> str:
     """``chunked`` / ``length`` / ``none`` / ``close`` (neither field: read until EOF) for a response that
     may have a body, from the header fields llhttp already validated. One pass (there were two)."""
     for name, value in headers:
-        lower = name.lower()
+        lower = lower_name(name)
         if lower == b"transfer-encoding" and b"chunked" in value.lower():
             return "chunked"
         if lower == b"content-length":
@@ -140,7 +141,7 @@ class RequestParser:
         framing = ""
         for name, value in headers:
             size += len(name) + len(value)
-            lower = name.lower()
+            lower = lower_name(name)
             if lower == b"expect":
                 if value.lower() != b"100-continue":
                     bad_expect = True

@@ -123,9 +123,14 @@ class Snapshot:
     edge_certs: tuple[EdgeCert, ...] = ()
     #: Zone id -> compiled rulesets per WAF phase; zones without rules are absent (issue 6).
     waf: Mapping[str, ZonePhases] = field(default_factory=lambda: MappingProxyType({}))
+    #: The dict behind ``routes``: looked up once per request, and a plain dict's ``get`` is a direct call
+    #: where the read-only proxy's is a generic method call.
+    _routes: dict[str, Route] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "routes", MappingProxyType(dict(self.routes)))
+        routes = dict(self.routes)
+        object.__setattr__(self, "_routes", routes)
+        object.__setattr__(self, "routes", MappingProxyType(routes))
 
     def edge_cert_for(self, host: str, now: datetime) -> EdgeCert | None:
         """The uploaded certificate to serve for ``host``: highest priority among unexpired ones covering it."""
@@ -136,13 +141,17 @@ class Snapshot:
 
     def route_for(self, host: str) -> Route | None:
         """Exact hostname first, then the closest ``*.`` wildcard record (Cloudflare's DNS precedence)."""
+        routes = self._routes
+        route = routes.get(host)  # the edge passes normalised names (zone_router.host_of): one lookup
+        if route is not None:
+            return route
         host = host.rstrip(".").lower()
-        route = self.routes.get(host)
+        route = routes.get(host)
         if route is not None or host in self.dns_only:
             return route
         labels = host.split(".")
         for i in range(1, len(labels)):
-            route = self.routes.get("*." + ".".join(labels[i:]))
+            route = routes.get("*." + ".".join(labels[i:]))
             if route is not None:
                 return route
         return None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 
-from originlock.proto.events import Headers, RequestReceived, ResponseReceived
+from originlock.proto.events import Headers, RequestReceived, ResponseReceived, lower_name
 from originlock.proto.serialize import HOP_BY_HOP
 
 __all__ = ["origin_request_headers", "override_host", "visitor_response_headers"]
@@ -45,7 +45,7 @@ def origin_request_headers(request: RequestReceived, *, client_ip: str, scheme: 
     forwarded_for: bytes | None = None
     connection: bytes | None = None
     for field in request.headers:
-        lower = field[0].lower()
+        lower = lower_name(field[0])
         if lower in _NOT_FORWARDED:
             if lower == b"connection":
                 connection = field[1] if connection is None else connection + b"," + field[1]
@@ -58,7 +58,7 @@ def origin_request_headers(request: RequestReceived, *, client_ip: str, scheme: 
     if connection is not None:
         named = _named_tokens(connection)
         if named:
-            out = [(name, value) for name, value in out if name.lower() not in named]
+            out = [(name, value) for name, value in out if lower_name(name) not in named]
             if b"x-forwarded-for" in named:
                 forwarded_for = None
     ip = client_ip.encode()
@@ -97,7 +97,7 @@ def visitor_response_headers(response: ResponseReceived, *, ray_id: str, chunked
     connection: bytes | None = None
     drop = _DROP_CHUNKED if chunked else _DROP_TO_VISITOR
     for field in response.headers:
-        lower = field[0].lower()
+        lower = lower_name(field[0])
         if lower in drop:
             if lower == b"connection":
                 connection = field[1] if connection is None else connection + b"," + field[1]
@@ -106,7 +106,7 @@ def visitor_response_headers(response: ResponseReceived, *, ray_id: str, chunked
     if connection is not None:
         named = _named_tokens(connection)
         if named:
-            out = [(name, value) for name, value in out if name.lower() not in named]
+            out = [(name, value) for name, value in out if lower_name(name) not in named]
     if chunked:
         out.append((b"Transfer-Encoding", b"chunked"))
     if close:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from originlock.errors import MalformedRequest, UnknownHostname
 from originlock.pipeline.context import RequestContext
 from originlock.pipeline.decision import CONTINUE, Decision
-from originlock.proto.events import RequestReceived
+from originlock.proto.events import RequestReceived, lower_name
 
 __all__ = ["host_of", "on_route"]
 
@@ -37,7 +37,7 @@ def host_of(request: RequestReceived) -> str:
     """
     target = request.target
     if target[:1] == b"/":
-        hosts = [value for name, value in request.headers if name.lower() == b"host"]
+        hosts = [value for name, value in request.headers if lower_name(name) == b"host"]
         if len(hosts) == 1:
             host = _HOSTS.get(hosts[0])
             if host is None:

@@ -9,6 +9,7 @@ from originlock.origin.peer import VerifyMode
 from originlock.pipeline import CONTINUE, Forward, PipelineSettings, RequestContext, Respond, run_until_origin
 from originlock.pipeline.phases import PHASE_ORDER, Phase
 from originlock.proto.events import RequestReceived
+from originlock.proto.http1 import RequestParser
 from originlock.snapshot.model import SslMode
 from originlock.testing.pki import TestPki, make_route, make_snapshot
 
@@ -102,7 +103,9 @@ def test_forwarding_headers_strip_hop_by_hop_and_spoofing() -> None:
     )
     decision = run_until_origin(req, ctx(make_route("app.example.test")), SETTINGS)
     assert isinstance(decision, Forward)
-    headers = decision.headers
+    head = RequestParser().feed(decision.head)[0]
+    assert isinstance(head, RequestReceived)
+    headers = head.headers
     names = [n.lower() for n, _ in headers]
     assert b"connection" not in names and b"x-secret" not in names
     values = dict(headers)

@@ -13,6 +13,7 @@ from originlock.pipeline import Forward, PipelineSettings, RequestContext, Respo
 from originlock.pipeline.builtin.waf import EdgeWaf, request_fields
 from originlock.pipeline.builtin.waf_pages import block_response
 from originlock.proto.events import RequestReceived
+from originlock.proto.http1 import RequestParser
 from originlock.testing.pki import TestPki, make_route, make_snapshot
 from originlock.waf import Action, BlockResponse, Phase, RouteOverride, Rule, Verdict, compile_ruleset
 
@@ -98,7 +99,9 @@ def test_origin_rules_override_address_port_sni_and_host() -> None:
     assert isinstance(forward, Forward)
     peer = forward.peer
     assert (peer.host, peer.port, peer.sni) == ("10.0.0.2", 9443, "renamed.test")  # SNI follows host_header
-    assert [v for k, v in forward.headers if k.lower() == b"host"] == [b"renamed.test"]
+    head = RequestParser().feed(forward.head)[0]
+    assert isinstance(head, RequestReceived)
+    assert [v for k, v in head.headers if k.lower() == b"host"] == [b"renamed.test"]
     assert ctx.origin_rule_ids == ("o",)
 
     plain = _ctx()

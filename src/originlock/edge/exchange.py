@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 from originlock.errors import EdgeError
 from originlock.origin.connection import OriginConnection
 from originlock.pipeline.builtin.error_pages import error_response
-from originlock.pipeline.builtin.forwarding import visitor_response_headers
+from originlock.pipeline.builtin.forwarding import visitor_response_head
 from originlock.pipeline.context import RequestContext
 from originlock.pipeline.decision import Forward, Respond
 from originlock.proto.events import BodyReceived, MessageEnded, RequestReceived, ResponseReceived
-from originlock.proto.serialize import LAST_CHUNK, chunk, request_head, response_head
+from originlock.proto.serialize import LAST_CHUNK, chunk, response_head
 
 if TYPE_CHECKING:
     from originlock.edge.downstream import DownstreamConnection
@@ -138,7 +138,7 @@ async def _proxy(
     awaited as if this function had written it.
     """
     retry_allowed = request.body == "none" and request.method in IDEMPOTENT
-    head = request_head(request.method, request.target, forward.headers)
+    head = forward.head
     timeouts = state.config.origin_timeouts
     attempt = 0
     while True:
@@ -250,9 +250,9 @@ def response_start(
     rechunk = framing in ("chunked", "close") and http11
     if framing in ("chunked", "close") and not http11:
         keep_alive = False  # HTTP/1.0 visitor: the body ends when the connection closes
-    headers = visitor_response_headers(response, ray_id=ctx.ray_id, chunked=rechunk, close=not keep_alive)
-    if keep_alive and not http11:
-        headers.append((b"Connection", b"keep-alive"))
-    conn.write(response_head(response.status, headers, response.reason))
+    head = visitor_response_head(
+        response, ray_id=ctx.ray_id, chunked=rechunk, close=not keep_alive, keep_alive_1_0=keep_alive and not http11
+    )
+    conn.write(head)
     ctx.status = response.status
     return keep_alive, rechunk

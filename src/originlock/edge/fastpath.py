@@ -29,7 +29,7 @@ from originlock.pipeline.context import RequestContext
 from originlock.pipeline.decision import Forward, Respond
 from originlock.pipeline.phases import run_until_origin
 from originlock.proto.events import BodyReceived, MessageEnded, RequestReceived, ResponseReceived
-from originlock.proto.serialize import LAST_CHUNK, chunk, request_head
+from originlock.proto.serialize import LAST_CHUNK, chunk
 
 if TYPE_CHECKING:
     from originlock.edge.downstream import DownstreamConnection
@@ -66,7 +66,7 @@ def begin(conn: DownstreamConnection, request: RequestReceived, state: EdgeState
 class _Exchange:
     """One request on a reused origin connection, completed from the origin's ``data_received``."""
 
-    __slots__ = ("conn", "ctx", "forward", "head", "origin", "request", "state")
+    __slots__ = ("conn", "ctx", "forward", "origin", "request", "state")
 
     def __init__(
         self,
@@ -83,12 +83,10 @@ class _Exchange:
         self.forward = forward
         self.state = state
         self.origin = origin
-        self.head = b""
 
     def start(self) -> None:
         origin, request = self.origin, self.request
         origin.start_exchange(request.method)
-        self.head = request_head(request.method, request.target, self.forward.headers)
         origin.listener = self.on_origin
         origin.arm_read_timeout(self.state.origin_read_timeout)
         self.state.send_soon(self._send_head)
@@ -97,7 +95,7 @@ class _Exchange:
         # A connection that closed meanwhile already reported it through on_origin (hand-over: the
         # task path sees the error and, for an idempotent request, retries on a fresh connection).
         if not self.origin.closed:
-            self.origin.write(self.head)
+            self.origin.write(self.forward.head)
 
     def on_origin(self) -> None:
         """New events, an error or the read timeout on the origin connection."""

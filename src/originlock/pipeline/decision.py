@@ -49,16 +49,17 @@ class Respond:
 
 
 class Forward:
-    """Send the request to ``peer`` with ``headers`` (already rewritten for the origin)."""
+    """Send the request to ``peer``: ``head`` is the request head for the origin, already rewritten and
+    serialised (the body, if any, follows it as the visitor sends it)."""
 
-    __slots__ = ("headers", "peer")
+    __slots__ = ("head", "peer")
 
-    def __init__(self, peer: OriginPeer, headers: Headers) -> None:
+    def __init__(self, peer: OriginPeer, head: bytes) -> None:
         self.peer = peer
-        self.headers = headers
+        self.head = head
 
     def __repr__(self) -> str:
-        return f"Forward(peer={self.peer!r}, headers={self.headers!r})"
+        return f"Forward(peer={self.peer!r}, head={self.head!r})"
 
 
 Decision = Continue | Respond

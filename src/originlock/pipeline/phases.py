@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 
-from originlock.pipeline.builtin.forwarding import origin_request_headers, override_host
+from originlock.pipeline.builtin.forwarding import origin_request_head
 from originlock.pipeline.builtin.origin_select import select_origin
 from originlock.pipeline.builtin.ssl_mode import on_ssl_mode
 from originlock.pipeline.builtin.zone_router import on_route
@@ -60,7 +60,7 @@ def run_until_origin(
     """Run ROUTE, SSL_MODE, WAF, ORIGIN_SELECT and ORIGIN_REQUEST for one request.
 
     Returns:
-        ``Respond`` to answer the visitor now, or ``Forward`` with the origin peer and the header fields
+        ``Respond`` to answer the visitor now, or ``Forward`` with the origin peer and the request head
         to send it.
 
     Raises:
@@ -78,7 +78,12 @@ def run_until_origin(
         if isinstance(decision, Respond):
             return decision
     ctx.peer = peer = select_origin(ctx, settings)
-    headers = origin_request_headers(request, client_ip=ctx.client_ip, scheme=ctx.scheme, ray_id=ctx.ray_id)
-    if ctx.origin_override is not None and ctx.origin_override.host_header is not None:
-        headers = override_host(headers, ctx.origin_override.host_header)
-    return Forward(peer, headers)
+    override = ctx.origin_override
+    head = origin_request_head(
+        request,
+        client_ip=ctx.client_ip,
+        scheme=ctx.scheme,
+        ray_id=ctx.ray_id,
+        host=override.host_header if override is not None else None,
+    )
+    return Forward(peer, head)

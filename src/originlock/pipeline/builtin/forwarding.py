@@ -8,6 +8,13 @@ appended with the visitor address; ``X-Forwarded-Proto``, ``CF-Connecting-IP``, 
 original ``Content-Length``.
 
 Towards the visitor: hop-by-hop fields removed, framing re-stated, ``CF-Ray`` added.
+
+Each direction exists twice, on purpose: ``origin_request_headers`` / ``visitor_response_headers`` return
+the fields as a list (the reference, and the path for the rare message whose ``Connection`` field names
+other fields), and ``origin_request_head`` / ``visitor_response_head`` write the same fields straight
+into the serialised head, which is what the edge sends. The second form builds no list of fields and no
+tuples per request (docs/performance.md, step 6); a property test asserts that both give the same bytes
+for any message.
 """
 
 from __future__ import annotations
@@ -15,9 +22,23 @@ from __future__ import annotations
 import functools
 
 from originlock.proto.events import Headers, RequestReceived, ResponseReceived, lower_name
-from originlock.proto.serialize import HOP_BY_HOP
+from originlock.proto.serialize import (
+    HOP_BY_HOP,
+    add_field,
+    end_head,
+    request_head,
+    response_head,
+    start_request,
+    start_response,
+)
 
-__all__ = ["origin_request_headers", "override_host", "visitor_response_headers"]
+__all__ = [
+    "origin_request_head",
+    "origin_request_headers",
+    "override_host",
+    "visitor_response_head",
+    "visitor_response_headers",
+]
 
 _EDGE_SET = frozenset({b"x-forwarded-proto", b"cf-connecting-ip", b"cf-visitor", b"cf-ray", b"expect"})
 #: Everything the origin request never carries as received: one set lookup per field on the hot path.
@@ -83,6 +104,71 @@ def override_host(headers: Headers, host: str) -> Headers:
     return [(b"Host", host.encode()), *out]
 
 
+#: Per visitor address and scheme: the forwarded fields after the visitor's own, serialised once (with and
+#: without ``X-Forwarded-For``, which a visitor-sent value extends). The address string is the same object
+#: for every request of a connection, so its hash is cached; bounded, since visitors choose addresses.
+_TAILS: dict[str, dict[str, tuple[bytes, bytes]]] = {"http": {}, "https": {}}
+_MAX_TAILS = 4096
+
+
+def _forwarded_tail(client_ip: str, scheme: str) -> tuple[bytes, bytes]:
+    tails = _TAILS[scheme]
+    tail = tails.get(client_ip)
+    if tail is None:
+        ip = client_ip.encode()
+        (_, proto), (_, visitor) = _SCHEME_FIELDS[scheme]
+        rest = b"X-Forwarded-Proto: %s\r\nCF-Connecting-IP: %s\r\nCF-Visitor: %s\r\n" % (proto, ip, visitor)
+        tail = (b"X-Forwarded-For: %s\r\n%s" % (ip, rest), rest)
+        if len(tails) >= _MAX_TAILS:
+            tails.clear()
+        tails[client_ip] = tail
+    return tail
+
+
+def origin_request_head(
+    request: RequestReceived, *, client_ip: str, scheme: str, ray_id: str, host: str | None = None
+) -> bytes:
+    """The request head sent to the origin: ``request_head`` of :func:`origin_request_headers` (with
+    :func:`override_host` when ``host`` is given), built in one pass."""
+    parts = start_request(request.method, request.target)
+    forwarded_for: bytes | None = None
+    connection: bytes | None = None
+    for field in request.headers:
+        name = field[0]
+        lower = lower_name(name)
+        if lower in _NOT_FORWARDED:
+            if lower == b"connection":
+                connection = field[1] if connection is None else connection + b"," + field[1]
+            continue
+        if lower == b"x-forwarded-for":
+            value = field[1]
+            forwarded_for = value if forwarded_for is None else forwarded_for + b", " + value
+            continue
+        if host is not None and lower == b"host":
+            continue
+        add_field(parts, name, field[1])
+    if connection is not None and _named_tokens(connection):
+        # Rare: fields named in Connection must go too; the list-based reference handles it.
+        headers = origin_request_headers(request, client_ip=client_ip, scheme=scheme, ray_id=ray_id)
+        return request_head(request.method, request.target, headers if host is None else override_host(headers, host))
+    if host is not None:
+        parts[4:4] = (b"Host: ", host.encode(), b"\r\n")  # first, as override_host puts it
+    with_xff, without_xff = _forwarded_tail(client_ip, scheme)
+    if forwarded_for:
+        add_field(parts, b"X-Forwarded-For", forwarded_for + b", " + client_ip.encode())
+        parts.append(without_xff)
+    else:
+        parts.append(with_xff)
+    add_field(parts, b"CF-Ray", ray_id.encode())
+    if request.body == "chunked":
+        parts.append(b"Transfer-Encoding: chunked\r\n")
+    elif request.body == "length":
+        length = request.header(b"content-length")
+        assert length is not None
+        add_field(parts, b"Content-Length", length)
+    return end_head(parts)
+
+
 _DROP_TO_VISITOR = HOP_BY_HOP | {b"cf-ray"}
 _DROP_CHUNKED = _DROP_TO_VISITOR | {b"content-length"}
 
@@ -113,3 +199,34 @@ def visitor_response_headers(response: ResponseReceived, *, ray_id: str, chunked
         out.append((b"Connection", b"close"))
     out.append((b"CF-Ray", ray_id.encode()))
     return out
+
+
+def visitor_response_head(
+    response: ResponseReceived, *, ray_id: str, chunked: bool, close: bool, keep_alive_1_0: bool = False
+) -> bytes:
+    """The response head sent to the visitor: ``response_head`` of :func:`visitor_response_headers`, plus
+    ``Connection: keep-alive`` for an HTTP/1.0 visitor whose connection stays open, built in one pass."""
+    parts = start_response(response.status, response.reason)
+    connection: bytes | None = None
+    drop = _DROP_CHUNKED if chunked else _DROP_TO_VISITOR
+    for field in response.headers:
+        name = field[0]
+        lower = lower_name(name)
+        if lower in drop:
+            if lower == b"connection":
+                connection = field[1] if connection is None else connection + b"," + field[1]
+            continue
+        add_field(parts, name, field[1])
+    if connection is not None and _named_tokens(connection):
+        headers = visitor_response_headers(response, ray_id=ray_id, chunked=chunked, close=close)
+        if keep_alive_1_0:
+            headers.append((b"Connection", b"keep-alive"))
+        return response_head(response.status, headers, response.reason)
+    if chunked:
+        parts.append(b"Transfer-Encoding: chunked\r\n")
+    if close:
+        parts.append(b"Connection: close\r\n")
+    add_field(parts, b"CF-Ray", ray_id.encode())
+    if keep_alive_1_0:
+        parts.append(b"Connection: keep-alive\r\n")
+    return end_head(parts)

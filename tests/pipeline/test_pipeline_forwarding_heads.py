@@ -1,0 +1,78 @@
+"""The one-pass head builders send exactly what the list-based rewrites describe, for any message.
+
+``origin_request_head`` / ``visitor_response_head`` are what the edge sends; ``origin_request_headers`` /
+``visitor_response_headers`` (+ ``override_host``) are the readable reference. Hypothesis draws field lists
+mixing hop-by-hop fields, spoofable ``CF-*`` fields, ``X-Forwarded-For``, ``Host``, framing fields and
+``Connection`` values that name other fields, in any case and order.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from originlock.pipeline.builtin.forwarding import (
+    origin_request_head,
+    origin_request_headers,
+    override_host,
+    visitor_response_head,
+    visitor_response_headers,
+)
+from originlock.proto.events import RequestReceived, ResponseReceived
+from originlock.proto.serialize import request_head, response_head
+
+NAMES = [
+    b"Host", b"host", b"Connection", b"Keep-Alive", b"Transfer-Encoding", b"TE", b"Upgrade", b"Expect",
+    b"Content-Length", b"X-Forwarded-For", b"x-forwarded-for", b"X-Forwarded-Proto", b"CF-Ray", b"cf-visitor",
+    b"CF-Connecting-IP", b"Accept", b"X-Secret", b"Server", b"Date", b"Proxy-Connection", b"Trailer",
+]  # fmt: skip
+VALUES = [b"", b"a", b"10.0.0.1", b"keep-alive", b"close", b"x-secret", b"X-Secret, Accept", b"chunked", b"3"]
+
+fields = st.lists(st.tuples(st.sampled_from(NAMES), st.sampled_from(VALUES)), max_size=8)
+
+
+@given(
+    headers=fields,
+    body=st.sampled_from(["none", "length", "chunked"]),
+    scheme=st.sampled_from(["http", "https"]),
+    client_ip=st.sampled_from(["192.0.2.1", "2001:db8::1"]),
+    host=st.sampled_from([None, "renamed.test"]),
+)
+def test_origin_request_head_matches_the_reference(
+    headers: list[tuple[bytes, bytes]], body: str, scheme: str, client_ip: str, host: str | None
+) -> None:
+    if body == "length" and not any(n.lower() == b"content-length" for n, _ in headers):
+        headers = [*headers, (b"Content-Length", b"5")]
+    request = RequestReceived(b"POST", b"/p?q", b"1.1", headers, True, body, False)
+    reference = origin_request_headers(request, client_ip=client_ip, scheme=scheme, ray_id="r-OLK")
+    if host is not None:
+        reference = override_host(reference, host)
+    built = origin_request_head(request, client_ip=client_ip, scheme=scheme, ray_id="r-OLK", host=host)
+    assert built == request_head(b"POST", b"/p?q", reference)
+
+
+@given(
+    headers=fields,
+    chunked=st.booleans(),
+    close=st.booleans(),
+    keep_alive_1_0=st.booleans(),
+    reason=st.sampled_from([b"OK", b""]),
+)
+def test_visitor_response_head_matches_the_reference(
+    headers: list[tuple[bytes, bytes]], chunked: bool, close: bool, keep_alive_1_0: bool, reason: bytes
+) -> None:
+    response = ResponseReceived(200, reason, b"1.1", headers, True, "length")
+    reference = visitor_response_headers(response, ray_id="r-OLK", chunked=chunked, close=close)
+    if keep_alive_1_0:
+        reference.append((b"Connection", b"keep-alive"))
+    built = visitor_response_head(response, ray_id="r-OLK", chunked=chunked, close=close, keep_alive_1_0=keep_alive_1_0)
+    assert built == response_head(200, reference, reason)
+
+
+def test_forwarded_fields_are_per_visitor_address_and_scheme() -> None:
+    """The serialised forwarded fields are cached by address: two visitors never share each other's."""
+    request = RequestReceived(b"GET", b"/", b"1.1", [(b"Host", b"a.test")], True, "none", False)
+    for ip, scheme in [("192.0.2.1", "https"), ("192.0.2.2", "https"), ("192.0.2.1", "http")] * 2:
+        head = origin_request_head(request, client_ip=ip, scheme=scheme, ray_id="r")
+        assert f"CF-Connecting-IP: {ip}\r\n".encode() in head and f"X-Forwarded-For: {ip}\r\n".encode() in head
+        assert f'CF-Visitor: {{"scheme":"{scheme}"}}'.encode() in head

@@ -17,7 +17,7 @@ import asyncio
 import ssl
 from collections import deque
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from originlock.edge.fastpath import begin
 from originlock.errors import DownstreamError, EdgeError
@@ -31,14 +31,14 @@ if TYPE_CHECKING:
 __all__ = ["DownstreamConnection"]
 
 #: Parsed-but-unconsumed request bytes above which the edge stops reading from the visitor.
-READ_HIGH_WATER = 256 * 1024
+READ_HIGH_WATER: Final = 256 * 1024
 
 
 class _Closed:
     """Sentinel queued when the visitor half-closed or the connection ended."""
 
 
-_CLOSED = _Closed()
+_CLOSED: Final = _Closed()
 
 
 class DownstreamConnection(asyncio.Protocol):

@@ -15,7 +15,7 @@ origin closed the connection while it was idle).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from originlock.errors import EdgeError
 from originlock.origin.connection import OriginConnection
@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = ["IDEMPOTENT", "failed", "new_context", "proxy_request", "request_consumed", "respond", "response_start"]
 
-IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class _VisitorGone(Exception):

@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Final
 
 from originlock.edge.access_log import AccessLog
 from originlock.edge.config import EdgeConfig
@@ -37,7 +38,7 @@ from originlock.snapshot.model import Snapshot
 __all__ = ["EdgeServer", "EdgeState"]
 
 #: Housekeeping period: idle expiry, snapshot swap check, access-log flush.
-TICK_SECONDS = 1.0
+TICK_SECONDS: Final = 1.0
 
 
 def _fingerprints(snapshot: Snapshot) -> frozenset[str]:

@@ -14,7 +14,7 @@ import asyncio
 import ssl
 from collections import deque
 from collections.abc import Callable
-from typing import cast
+from typing import Final, cast
 
 from originlock.errors import EdgeError, OriginBadResponse, OriginHandshakeFailed, OriginTimeout
 from originlock.origin.deadline import Deadline
@@ -25,7 +25,7 @@ from originlock.proto.http1 import DEFAULT_LIMITS, Limits, ResponseParser
 __all__ = ["OriginConnection"]
 
 #: Parsed-but-unconsumed response bytes above which reading from the origin pauses.
-READ_HIGH_WATER = 256 * 1024
+READ_HIGH_WATER: Final = 256 * 1024
 
 
 class OriginConnection(asyncio.Protocol):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from originlock.origin.peer import OriginPeer
 from originlock.snapshot.model import Route, Snapshot
@@ -11,7 +12,7 @@ from originlock.waf import RouteOverride, Verdict
 __all__ = ["PipelineSettings", "RequestContext"]
 
 #: Colo code in ray ids (Cloudflare's ``<16 hex>-<IATA>``); ours names the product, not an airport.
-DEFAULT_COLO = "OLK"
+DEFAULT_COLO: Final = "OLK"
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from originlock.origin.peer import OriginPeer
 from originlock.proto.events import Headers
 
@@ -21,7 +23,7 @@ class Continue:
         return "CONTINUE"
 
 
-CONTINUE = Continue()
+CONTINUE: Final = Continue()
 
 
 class Respond:

@@ -9,6 +9,7 @@ all the same; equality is by value, as it was.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 __all__ = ["BodyReceived", "Event", "Headers", "MessageEnded", "RequestReceived", "ResponseReceived", "lower_name"]
 
@@ -19,8 +20,8 @@ Headers = list[tuple[bytes, bytes]]
 #: of every message is classified by its name several times (framing, hop-by-hop, Host): a lookup here
 #: replaces an allocation by ``bytes.lower()`` each time, and the cached lower-case object keeps its
 #: hash for the set and dict lookups that follow. Bounded, since peers choose the names.
-_LOWER: dict[bytes, bytes] = {}
-_MAX_NAMES = 4096
+_LOWER: Final[dict[bytes, bytes]] = {}
+_MAX_NAMES: Final = 4096
 
 
 def lower_name(name: bytes) -> bytes:

@@ -10,6 +10,7 @@ obs-fold (RFC 9112 §5.2) and bare LF line endings.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 import httptools
 
@@ -28,16 +29,16 @@ __all__ = ["DEFAULT_LIMITS", "Limits", "RequestParser", "ResponseParser"]
 
 #: Cloudflare answers 414 above 16 KiB of URL (developers.cloudflare.com/workers/platform/limits,
 #: "URL size 16 KB"); nginx's default large_client_header_buffers is 8 KiB per line.
-MAX_URL_BYTES = 16 * 1024
+MAX_URL_BYTES: Final = 16 * 1024
 #: Cloudflare: "request headers ... 32 KB" (431 above it); nginx's 4 x 8 KiB buffers give the same total.
-MAX_REQUEST_HEAD_BYTES = 32 * 1024
+MAX_REQUEST_HEAD_BYTES: Final = 32 * 1024
 #: Cloudflare 520: "headers > 128 KB" from the origin (spec §7).
-MAX_RESPONSE_HEAD_BYTES = 128 * 1024
+MAX_RESPONSE_HEAD_BYTES: Final = 128 * 1024
 #: Per header line overhead counted towards the head size (": " and CRLF).
-_LINE_OVERHEAD = 4
-_VERSIONS = {"1.1": b"1.1", "1.0": b"1.0"}
+_LINE_OVERHEAD: Final = 4
+_VERSIONS: Final = {"1.1": b"1.1", "1.0": b"1.0"}
 #: MessageEnded has no fields: one shared instance instead of an allocation per message.
-_ENDED = MessageEnded()
+_ENDED: Final = MessageEnded()
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Limits:
             raise ValueError("HTTP limits below 256 bytes cannot hold a request line")
 
 
-DEFAULT_LIMITS = Limits()
+DEFAULT_LIMITS: Final = Limits()
 
 
 def _framing(headers: Headers) -> str:

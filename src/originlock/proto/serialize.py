@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Final
 
 from originlock.proto.events import Headers
 
@@ -20,7 +21,7 @@ __all__ = [
 ]
 
 #: Hop-by-hop fields (RFC 9110 §7.6.1) plus the legacy ones proxies also drop (nginx, Pingora).
-HOP_BY_HOP = frozenset(
+HOP_BY_HOP: Final = frozenset(
     {
         b"connection",
         b"keep-alive",
@@ -35,9 +36,9 @@ HOP_BY_HOP = frozenset(
 )
 
 #: Zero-length chunk ending a chunked body without trailers.
-LAST_CHUNK = b"0\r\n\r\n"
+LAST_CHUNK: Final = b"0\r\n\r\n"
 
-_EXTRA_REASONS = {
+_EXTRA_REASONS: Final = {
     520: b"Unknown Error",
     521: b"Web Server Is Down",
     522: b"Connection Timed Out",

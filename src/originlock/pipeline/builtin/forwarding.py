@@ -20,6 +20,7 @@ for any message.
 from __future__ import annotations
 
 import functools
+from typing import Final
 
 from originlock.proto.events import Headers, RequestReceived, ResponseReceived, lower_name
 from originlock.proto.serialize import (
@@ -40,11 +41,11 @@ __all__ = [
     "visitor_response_headers",
 ]
 
-_EDGE_SET = frozenset({b"x-forwarded-proto", b"cf-connecting-ip", b"cf-visitor", b"cf-ray", b"expect"})
+_EDGE_SET: Final = frozenset({b"x-forwarded-proto", b"cf-connecting-ip", b"cf-visitor", b"cf-ray", b"expect"})
 #: Everything the origin request never carries as received: one set lookup per field on the hot path.
-_NOT_FORWARDED = HOP_BY_HOP | _EDGE_SET | {b"content-length"}
+_NOT_FORWARDED: Final = HOP_BY_HOP | _EDGE_SET | {b"content-length"}
 #: ``X-Forwarded-Proto`` and ``CF-Visitor`` depend only on the visitor's scheme: built once.
-_SCHEME_FIELDS = {
+_SCHEME_FIELDS: Final = {
     scheme: ((b"X-Forwarded-Proto", scheme.encode()), (b"CF-Visitor", f'{{"scheme":"{scheme}"}}'.encode()))
     for scheme in ("http", "https")
 }
@@ -107,8 +108,8 @@ def override_host(headers: Headers, host: str) -> Headers:
 #: Per visitor address and scheme: the forwarded fields after the visitor's own, serialised once (with and
 #: without ``X-Forwarded-For``, which a visitor-sent value extends). The address string is the same object
 #: for every request of a connection, so its hash is cached; bounded, since visitors choose addresses.
-_TAILS: dict[str, dict[str, tuple[bytes, bytes]]] = {"http": {}, "https": {}}
-_MAX_TAILS = 4096
+_TAILS: Final[dict[str, dict[str, tuple[bytes, bytes]]]] = {"http": {}, "https": {}}
+_MAX_TAILS: Final = 4096
 
 
 def _forwarded_tail(client_ip: str, scheme: str) -> tuple[bytes, bytes]:
@@ -169,8 +170,8 @@ def origin_request_head(
     return end_head(parts)
 
 
-_DROP_TO_VISITOR = HOP_BY_HOP | {b"cf-ray"}
-_DROP_CHUNKED = _DROP_TO_VISITOR | {b"content-length"}
+_DROP_TO_VISITOR: Final = HOP_BY_HOP | {b"cf-ray"}
+_DROP_CHUNKED: Final = _DROP_TO_VISITOR | {b"content-length"}
 
 
 def visitor_response_headers(response: ResponseReceived, *, ray_id: str, chunked: bool, close: bool) -> Headers:

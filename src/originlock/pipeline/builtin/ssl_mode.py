@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from originlock.pipeline.context import PipelineSettings, RequestContext
 from originlock.pipeline.decision import CONTINUE, Decision, Respond
 from originlock.proto.events import RequestReceived
@@ -15,7 +17,9 @@ from originlock.snapshot.model import SslMode
 
 __all__ = ["on_ssl_mode", "redirect"]
 
-_TLS_ORDER = {"TLSv1": "1.0", "TLSv1.1": "1.1", "TLSv1.2": "1.2", "TLSv1.3": "1.3"}
+_TLS_ORDER: Final = {"TLSv1": "1.0", "TLSv1.1": "1.1", "TLSv1.2": "1.2", "TLSv1.3": "1.3"}
+#: Compiled, a Final module constant is a static; ``SslMode.OFF`` would be a class attribute lookup per request.
+_OFF: Final = SslMode.OFF
 
 
 def _path_of(target: bytes) -> bytes:
@@ -43,7 +47,7 @@ def on_ssl_mode(request: RequestReceived, ctx: RequestContext, settings: Pipelin
     route = ctx.route
     assert route is not None, "ROUTE runs before SSL_MODE"
     if ctx.scheme == "https":
-        if route.ssl_mode is SslMode.OFF:
+        if route.ssl_mode is _OFF:
             return redirect("http", ctx.host, settings.public_http_port, request.target)
         negotiated = _TLS_ORDER.get(ctx.tls_version or "", "1.3")
         if negotiated < route.min_tls_version:
@@ -52,6 +56,6 @@ def on_ssl_mode(request: RequestReceived, ctx: RequestContext, settings: Pipelin
                 [(b"Content-Type", b"text/plain")],
                 f"TLS {negotiated} is below this hostname's minimum TLS version {route.min_tls_version}\n".encode(),
             )
-    elif route.always_use_https and route.ssl_mode is not SslMode.OFF:
+    elif route.always_use_https and route.ssl_mode is not _OFF:
         return redirect("https", ctx.host, settings.public_https_port, request.target)
     return CONTINUE

@@ -6,6 +6,8 @@ The hostname comes from the absolute-form request-target when present, else from
 
 from __future__ import annotations
 
+from typing import Final
+
 from originlock.errors import MalformedRequest, UnknownHostname
 from originlock.pipeline.context import RequestContext
 from originlock.pipeline.decision import CONTINUE, Decision
@@ -25,8 +27,8 @@ def _strip_port(authority: bytes) -> bytes:
 #: Host field value -> hostname, for origin-form requests with one Host field (nearly all): the
 #: normalisation below was ≈ 9 % of the pure request path in process (docs/performance.md step 4).
 #: Bounded because visitors choose the values; only values that normalise without error are stored.
-_HOSTS: dict[bytes, str] = {}
-_MAX_HOSTS = 1024
+_HOSTS: Final[dict[bytes, str]] = {}
+_MAX_HOSTS: Final = 1024
 
 
 def host_of(request: RequestReceived) -> str:

@@ -21,13 +21,14 @@ from originlock.edge.config import add_edge_arguments, edge_config_from_args
 from originlock.edge.runtime import run_edge
 from originlock.edge.server import EdgeServer
 from originlock.edge.snapshots import SnapshotFactory, SnapshotSource
+from originlock.edge.worker_stats import WorkerStatsBook
 from originlock.pipeline.builtin.waf import EdgeWaf
 from originlock.server import alerts_job, rotation_job
 from originlock.server.alerts_job import ExpiryAlerts
 from originlock.server.alerts_notify import WebhookQueueNotifier
 from originlock.server.bootstrap import Deployment, bootstrap
 from originlock.server.leadership import JobLease, node_id
-from originlock.server.metrics import add_pool_collector, add_request_collector
+from originlock.server.metrics import add_edge_collectors
 from originlock.server.monitor import add_monitor_arguments, start_origin_monitor, stop_origin_monitor
 from originlock.server.rotation_job import AutoRotation
 from originlock.server.store_snapshots import StoreSnapshotSource, open_store_snapshots
@@ -89,7 +90,11 @@ async def _serve(args: argparse.Namespace) -> int:
     edge_up: asyncio.Future[EdgeServer] = asyncio.get_running_loop().create_future()
     # One rate limiter per edge process: workers each count on their own copy of the hook.
     waf = EdgeWaf(time.monotonic, time.time)
-    edge_task = asyncio.create_task(run_edge(edge_config, snapshots, server_ready=edge_up, waf=waf))
+    # What the --workers processes report (about once a second); /metrics adds it to this process's edge.
+    worker_stats = WorkerStatsBook()
+    edge_task = asyncio.create_task(
+        run_edge(edge_config, snapshots, server_ready=edge_up, waf=waf, worker_stats=worker_stats)
+    )
     waiters: set[asyncio.Future[Any]] = {edge_task, edge_up}
     done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     if edge_task in done and not edge_up.done():
@@ -107,8 +112,13 @@ async def _serve(args: argparse.Namespace) -> int:
     rotation_lease = JobLease.for_period(deployment.store, rotation_job.JOB, node, rotation_job.INTERVAL_SECONDS)
     rotation_task = asyncio.create_task(AutoRotation(deployment.store, lease=rotation_lease).run())
     app = create_app(deployment.store)
-    add_pool_collector(app.state.metrics, edge_up.result().state.pool.statistics)
-    add_request_collector(app.state.metrics, edge_up.result().state.request_counts)
+    edge_state = edge_up.result().state
+    add_edge_collectors(
+        app.state.metrics,
+        requests=lambda: worker_stats.request_counts(edge_state.request_counts),
+        pool=lambda: worker_stats.pool_statistics(edge_state.pool.statistics()),
+        processes=lambda: 1 + worker_stats.reporting(),
+    )
     config = uvicorn.Config(
         app, host=args.api[0], port=args.api[1], log_level="warning", access_log=False, lifespan="off"
     )

@@ -5,6 +5,11 @@ process runs one edge itself and spawns ``N - 1`` worker processes (``multiproce
 event-loop state is inherited through ``fork``); every process binds the listeners with
 ``SO_REUSEPORT`` and builds its own snapshot source by calling the factory. Cancelling ``run_edge``
 stops the local edge gracefully and sends SIGTERM to the workers, which shut down gracefully too.
+
+Each worker reports its request counts and pool statistics to the calling process over a pipe of its own
+(:mod:`~originlock.edge.worker_channel`): about once a second, and once more after its graceful shutdown.
+They land in a :class:`~originlock.edge.worker_stats.WorkerStatsBook`, which ``/metrics`` adds to the local
+edge's counts. A worker whose pipe closes (the calling process is gone) shuts down as if sent SIGTERM.
 """
 
 from __future__ import annotations
@@ -13,18 +18,22 @@ import asyncio
 import contextlib
 import multiprocessing
 import signal
+from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from typing import Final
 
 from originlock.edge.config import EdgeConfig
 from originlock.edge.loops import loop_factory
-from originlock.edge.server import EdgeServer
+from originlock.edge.server import EdgeServer, EdgeState
 from originlock.edge.snapshots import SnapshotFactory, SnapshotSource
+from originlock.edge.worker_channel import REPORT_SECONDS, WorkerReporter, WorkerReports
+from originlock.edge.worker_stats import WorkerReport, WorkerStatsBook
 from originlock.pipeline.hooks import WafHook
 
 __all__ = ["run_edge", "run_edge_process"]
 
 #: How long workers get to exit after SIGTERM before they are killed.
-WORKER_STOP_SECONDS = 15.0
+WORKER_STOP_SECONDS: Final = 15.0
 
 
 async def run_edge(
@@ -34,6 +43,8 @@ async def run_edge(
     ready: asyncio.Event | None = None,
     waf: WafHook | None = None,
     server_ready: asyncio.Future[EdgeServer] | None = None,
+    worker_stats: WorkerStatsBook | None = None,
+    report_interval: float = REPORT_SECONDS,
 ) -> None:
     """Serve visitors until cancelled, then shut down cleanly.
 
@@ -44,6 +55,9 @@ async def run_edge(
         ready: set once the local edge is listening.
         waf: the WAF hook run for every request before the origin is contacted.
         server_ready: receives the local :class:`EdgeServer` (bound addresses) once listening.
+        worker_stats: receives the worker processes' reports (``/metrics`` reads it); without it they are
+            read and dropped.
+        report_interval: seconds between a worker's reports (each also reports when it starts and stops).
 
     Raises:
         OSError: a listener cannot be bound.
@@ -57,26 +71,44 @@ async def run_edge(
         source = snapshots()
     server = EdgeServer(config, source, waf=waf)
     await server.start()
-    workers = _spawn_workers(config, snapshots, waf) if config.workers > 1 else []
-    if ready is not None:
-        ready.set()
-    if server_ready is not None and not server_ready.done():
-        server_ready.set_result(server)
+    reports = WorkerReports(worker_stats if worker_stats is not None else WorkerStatsBook())
+    workers: list[BaseProcess] = []
+    serving = False
     try:
+        if config.workers > 1:
+            await _spawn_workers(config, (snapshots, waf, report_interval), reports, workers)
+        if ready is not None:
+            ready.set()
+        if server_ready is not None and not server_ready.done():
+            server_ready.set_result(server)
+        serving = True
         await server.serve()
     finally:
+        if not serving:  # serve() closes the listeners itself
+            await server.aclose()
         await asyncio.get_running_loop().run_in_executor(None, _stop_workers, workers)
+        await reports.aclose()
 
 
-def _spawn_workers(config: EdgeConfig, factory: object, waf: WafHook | None) -> list[BaseProcess]:
+async def _spawn_workers(
+    config: EdgeConfig, args: tuple[object, ...], reports: WorkerReports, procs: list[BaseProcess]
+) -> None:
+    """Start the workers with ``(config, *args, pipe)``, appending each to ``procs`` as soon as it runs (the
+    caller stops them all)."""
     ctx = multiprocessing.get_context("spawn")
-    procs: list[BaseProcess] = []
     for index in range(1, config.workers):
-        proc = ctx.Process(target=run_edge_process, args=(config, factory, waf), name=f"originlock-edge-{index}")
+        reader, writer = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=run_edge_process, args=(config, *args, writer), name=f"originlock-edge-{index}")
         proc.daemon = True
-        proc.start()
+        try:
+            proc.start()
+        except BaseException:
+            reader.close()
+            raise
+        finally:
+            writer.close()  # the worker has its own copy; ours would hide its exit (no end of file)
         procs.append(proc)
-    return procs
+        await reports.attach(reader)
 
 
 def _stop_workers(procs: list[BaseProcess]) -> None:
@@ -91,19 +123,57 @@ def _stop_workers(procs: list[BaseProcess]) -> None:
             proc.join()
 
 
-def run_edge_process(config: EdgeConfig, factory: SnapshotFactory, waf: WafHook | None = None) -> None:
-    """Entry point of a worker process: run one edge until SIGTERM/SIGINT."""
+def run_edge_process(
+    config: EdgeConfig,
+    factory: SnapshotFactory,
+    waf: WafHook | None = None,
+    report_interval: float = REPORT_SECONDS,
+    reports: Connection | None = None,
+) -> None:
+    """Entry point of a worker process: run one edge until SIGTERM/SIGINT (or until ``reports``, the
+    sending end of its pipe to the spawning process, closes under it)."""
     loop = loop_factory(config.loop)()
     asyncio.set_event_loop(loop)
-    task = loop.create_task(_worker_main(config, factory, waf))
+    stop = asyncio.Event()
+    # Setting an event is idempotent: a second signal (Ctrl-C reaches the whole process group, then the
+    # serve process sends SIGTERM) must not interrupt the graceful shutdown the first one started.
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        loop.run_until_complete(task)
-    loop.close()
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        loop.run_until_complete(_worker_main(config, factory, waf, reports, report_interval, stop))
+    finally:
+        loop.close()
 
 
-async def _worker_main(config: EdgeConfig, factory: SnapshotFactory, waf: WafHook | None) -> None:
+def _report(state: EdgeState) -> WorkerReport:
+    return WorkerReport.of(state.request_counts, state.pool.statistics())
+
+
+async def _worker_main(
+    config: EdgeConfig,
+    factory: SnapshotFactory,
+    waf: WafHook | None,
+    reports: Connection | None,
+    interval: float,
+    stop: asyncio.Event,
+) -> None:
     server = EdgeServer(config, factory(), waf=waf)  # config.workers > 1: listeners use SO_REUSEPORT
     await server.start()
-    await server.serve()
+    reporter = await WorkerReporter.open(reports, stop.set) if reports is not None else None
+    loop = asyncio.get_running_loop()
+    serving = loop.create_task(server.serve())
+    reporting = None
+    if reporter is not None:
+        reporting = loop.create_task(reporter.run(lambda: _report(server.state), interval))
+    stopping = loop.create_task(stop.wait())
+    await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    serving.cancel()  # a graceful drain, then the listeners and the pool are closed; reports go on meanwhile
+    outcome = (await asyncio.gather(serving, stopping, return_exceptions=True))[0]
+    if reporting is not None:
+        reporting.cancel()
+        await asyncio.gather(reporting, return_exceptions=True)
+    if reporter is not None:
+        await reporter.aclose(_report(server.state))  # includes the requests finished while draining
+    if isinstance(outcome, Exception):
+        raise outcome

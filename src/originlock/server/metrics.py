@@ -8,9 +8,13 @@ Collectors read their source at scrape time, so there is nothing to keep in sync
   the store's ``origin_checks``; every process of a fleet answers the same.
 - ``originlock_origin_exposure_checked_timestamp_seconds{zone,hostname}``: when that verdict was observed
   (alert when the monitor stopped: ``time() - ... > 2 * interval``).
-- ``originlock_edge_requests_total{zone,status}``: requests the local edge answered.
-- ``originlock_origin_pool_*``: the local edge's origin connection pool (``OriginPool.statistics()``),
-  when ``serve`` registers it: the process serving the API only, not ``--workers`` children.
+- ``originlock_edge_requests_total{zone,status}``: requests the edge answered, every ``--workers`` process
+  included: the serve process's live counts plus what each worker last reported (about once a second), plus
+  the final counts of workers that have exited (``edge/worker_stats.py``), so the sum never goes down.
+- ``originlock_origin_pool_*``: the origin connection pools (``OriginPool.statistics()``), summed over the
+  edge processes: counters include exited workers, gauges (connections, keys) live processes only.
+- ``originlock_edge_processes``: edge processes included in those sums (the serve process and every worker
+  that has reported and not exited): alert on it being below ``--workers``.
 - whatever is in prometheus_client's process-wide registry (``process_*``, the expiry alerts' gauge).
 
 Our collectors live in a registry per app rather than the process-wide one, because the exposure
@@ -30,7 +34,7 @@ from originlock.origin.pool_state import PoolStatistics
 from originlock.store.db import Store
 from originlock.store.origin_checks import list_checks
 
-__all__ = ["CONTENT_TYPE", "VERDICTS", "add_pool_collector", "add_request_collector", "metrics_registry", "render"]
+__all__ = ["CONTENT_TYPE", "VERDICTS", "add_edge_collectors", "metrics_registry", "render"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 #: Every verdict the checker can give (``originkit.report.Verdict``), exported for each hostname.
@@ -70,7 +74,7 @@ class ExposureCollector(Collector):
 
 
 class PoolCollector(Collector):
-    """The edge's origin pool counters, from a ``statistics()`` callable."""
+    """The edge's origin pool counters, from a ``statistics()`` callable (summed over the edge processes)."""
 
     def __init__(self, statistics: Callable[[], PoolStatistics]) -> None:
         self._statistics = statistics
@@ -86,7 +90,9 @@ class PoolCollector(Collector):
         connections.add_metric(["idle"], stats.idle)
         connections.add_metric(["busy"], stats.busy)
         yield connections
-        yield GaugeMetricFamily("originlock_origin_pool_keys", "Distinct origin pool keys in use", value=stats.keys)
+        yield GaugeMetricFamily(
+            "originlock_origin_pool_keys", "Origin pool keys in use (distinct per edge process)", value=stats.keys
+        )
         for name, value, doc in (
             ("opened", stats.opened, "Origin connections dialled"),
             ("reused", stats.reused, "Requests served on a reused origin connection"),
@@ -103,10 +109,11 @@ def metrics_registry(store: Store) -> CollectorRegistry:
 
 
 class RequestCollector(Collector):
-    """``originlock_edge_requests_total{zone,status}`` from the edge's per-process counts."""
+    """``originlock_edge_requests_total{zone,status}`` and ``originlock_edge_processes``, from callables."""
 
-    def __init__(self, counts: Mapping[tuple[str, int], int]) -> None:
+    def __init__(self, counts: Callable[[], Mapping[tuple[str, int], int]], processes: Callable[[], int]) -> None:
         self._counts = counts
+        self._processes = processes
 
     def __repr__(self) -> str:
         return "RequestCollector()"
@@ -115,19 +122,34 @@ class RequestCollector(Collector):
         family = CounterMetricFamily(
             "originlock_edge_requests", "Requests the edge answered, by zone and status", labels=["zone", "status"]
         )
-        for (zone, status), count in sorted(dict(self._counts).items()):
+        for (zone, status), count in sorted(self._counts().items()):
             family.add_metric([zone, str(status)], count)
         yield family
+        yield GaugeMetricFamily(
+            "originlock_edge_processes",
+            "Edge processes whose counts are included: the serve process and the workers reporting",
+            value=self._processes(),
+        )
 
 
-def add_request_collector(registry: CollectorRegistry, counts: Mapping[tuple[str, int], int]) -> None:
-    """Export the edge's request counts: ``serve`` passes ``edge.state.request_counts``."""
-    registry.register(RequestCollector(counts))
+def add_edge_collectors(
+    registry: CollectorRegistry,
+    *,
+    requests: Callable[[], Mapping[tuple[str, int], int]],
+    pool: Callable[[], PoolStatistics],
+    processes: Callable[[], int],
+) -> None:
+    """Export the whole edge, read at each scrape. ``serve`` passes the worker-stats book's sums with the
+    local edge (``WorkerStatsBook.request_counts(state.request_counts)``, ``.pool_statistics(...)``).
 
-
-def add_pool_collector(registry: CollectorRegistry, statistics: Callable[[], PoolStatistics]) -> None:
-    """Export the edge's pool: ``serve`` passes ``edge.state.pool.statistics``."""
-    registry.register(PoolCollector(statistics))
+    Args:
+        registry: the app's registry (``app.state.metrics``).
+        requests: requests answered by (zone, status), cumulative.
+        pool: the origin pools' statistics, summed.
+        processes: how many edge processes the two others include.
+    """
+    registry.register(RequestCollector(requests, processes))
+    registry.register(PoolCollector(pool))
 
 
 def render(registry: CollectorRegistry) -> bytes:

@@ -1,0 +1,167 @@
+"""What ``--workers`` processes report to the serve process, and how ``/metrics`` adds it up (plain values).
+
+Theory of operation. Every worker process sends the serve process, about once a second and once more after
+its graceful shutdown, a :class:`WorkerReport`: its *cumulative* counters since it started (requests by zone
+and status, its origin pool's statistics). Cumulative reports are idempotent, so a report that is skipped or
+lost costs freshness only: the next one carries everything. The serve process keeps the latest report of
+each worker in a :class:`WorkerStatsBook`, and at scrape time the book adds them to the serve process's own
+live counts (its edge counts in the same process, so nothing has to be sent for it).
+
+Counters stay monotonic. A worker's slot is closed when its channel reaches end of file, i.e. when the
+process has exited, cleanly or not; its last report's counters are then folded into a *retired* total that
+only grows, and its gauges (idle and busy connections, pool keys) are dropped, because its connections are
+gone with it. A worker that exits and is replaced by a new process starting from zero therefore never makes
+a sum go down. A worker that dies without a final report (SIGKILL, crash) loses what it counted since its
+previous report, at most one reporting interval: the sum stalls, it does not decrease.
+
+Everything here is plain values and a lock: the book is updated on the serve process's event loop and read
+by the ``/metrics`` handler, which FastAPI runs in a thread.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Final
+
+from originlock.origin.pool_state import PoolStatistics
+
+__all__ = ["ZERO_POOL", "RequestKey", "WorkerReport", "WorkerStatsBook", "add_pools", "add_requests"]
+
+#: ``(zone name, status)``, the key of ``EdgeState.request_counts`` ("" for requests without a zone).
+RequestKey = tuple[str, int]
+
+ZERO_POOL: Final = PoolStatistics(idle=0, busy=0, opened=0, reused=0, closed=0, keys=0)
+_POOL_FIELDS: Final = tuple(f.name for f in fields(PoolStatistics))
+
+
+@dataclass(frozen=True)
+class WorkerReport:
+    """One worker's cumulative counters since it started, and its pool's current statistics."""
+
+    #: Requests answered, by (zone name, status): a copy of the worker's ``EdgeState.request_counts``.
+    requests: Mapping[RequestKey, int]
+    #: The worker's ``OriginPool.statistics()``.
+    pool: PoolStatistics
+
+    @classmethod
+    def of(cls, requests: Mapping[RequestKey, int], pool: PoolStatistics) -> WorkerReport:
+        """A report from live values: ``requests`` is copied (the worker keeps incrementing its dict)."""
+        return cls(dict(requests), pool)
+
+    def encode(self) -> bytes:
+        """One line of JSON (the channel's framing is one report per line)."""
+        body = {"requests": [[zone, status, count] for (zone, status), count in self.requests.items()]}
+        return json.dumps({**body, "pool": asdict(self.pool)}, separators=(",", ":")).encode() + b"\n"
+
+    @classmethod
+    def decode(cls, line: bytes) -> WorkerReport:
+        """The inverse of :meth:`encode`.
+
+        Raises:
+            ValueError: ``line`` is not a report.
+        """
+        data = json.loads(line)  # json.JSONDecodeError is a ValueError
+        if not isinstance(data, dict) or not isinstance(data.get("requests"), list):
+            raise ValueError("not a worker report")
+        requests: dict[RequestKey, int] = {}
+        for item in data["requests"]:
+            match item:
+                case [str(zone), int(status), int(count)] if count >= 0:
+                    requests[(zone, status)] = count
+                case _:
+                    raise ValueError(f"bad request count in a worker report: {item!r}")
+        pool = data.get("pool")
+        if not isinstance(pool, dict) or sorted(pool) != sorted(_POOL_FIELDS):
+            raise ValueError("bad pool statistics in a worker report")
+        if not all(type(pool[name]) is int and pool[name] >= 0 for name in _POOL_FIELDS):
+            raise ValueError("bad pool statistics in a worker report")
+        return cls(requests, PoolStatistics(**pool))
+
+
+def add_requests(*counts: Mapping[RequestKey, int]) -> dict[RequestKey, int]:
+    """The per-key sum of request counts."""
+    total: dict[RequestKey, int] = {}
+    for one in counts:
+        for key, count in one.items():
+            total[key] = total.get(key, 0) + count
+    return total
+
+
+def add_pools(*stats: PoolStatistics) -> PoolStatistics:
+    """The field-by-field sum of pool statistics (each process has its own pool: keys add up too)."""
+    return PoolStatistics(**{name: sum(getattr(one, name) for one in stats) for name in _POOL_FIELDS})
+
+
+def _counters_only(stats: PoolStatistics) -> PoolStatistics:
+    """What an exited worker still contributes: its counters, not its gauges (its connections are closed)."""
+    return replace(stats, idle=0, busy=0, keys=0)
+
+
+class WorkerStatsBook:
+    """The latest report of every live worker, plus the counters of the workers that have exited.
+
+    A slot per worker channel (:meth:`open_slot`), updated with every report and closed once when the
+    channel ends (:meth:`retire`). Slots are never reused, so a restarted worker gets a new one.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._slots = itertools.count(1)
+        self._live: dict[int, WorkerReport | None] = {}
+        self._retired_requests: dict[RequestKey, int] = {}
+        self._retired_pool = ZERO_POOL
+
+    def __repr__(self) -> str:
+        with self._lock:
+            return f"WorkerStatsBook(live={len(self._live)}, reporting={self._reporting()})"
+
+    def open_slot(self) -> int:
+        """A new slot for a worker that has not reported yet."""
+        with self._lock:
+            slot = next(self._slots)
+            self._live[slot] = None
+            return slot
+
+    def update(self, slot: int, report: WorkerReport) -> None:
+        """Keep ``report`` as the worker's latest (it replaces the previous one: both are cumulative).
+
+        A report for a slot that was retired (or never opened) is ignored.
+        """
+        with self._lock:
+            if slot in self._live:
+                self._live[slot] = report
+
+    def retire(self, slot: int) -> None:
+        """The worker has exited: keep its counters for good and drop its gauges. Idempotent."""
+        with self._lock:
+            last = self._live.pop(slot, None)
+            if last is not None:
+                self._retired_requests = add_requests(self._retired_requests, last.requests)
+                self._retired_pool = add_pools(self._retired_pool, _counters_only(last.pool))
+
+    def request_counts(self, local: Mapping[RequestKey, int]) -> dict[RequestKey, int]:
+        """Requests answered by the whole edge: ``local`` (the serve process's own live counts) plus
+        every worker's latest report plus the workers that have exited."""
+        own = dict(local)  # one C-level copy: the event loop may be counting in another thread
+        with self._lock:
+            reports = [report.requests for report in self._live.values() if report is not None]
+            return add_requests(own, self._retired_requests, *reports)
+
+    def pool_statistics(self, local: PoolStatistics) -> PoolStatistics:
+        """Pool statistics of the whole edge: ``local`` plus every live worker's, plus the counters
+        (opened, reused, closed) of the workers that have exited."""
+        with self._lock:
+            reports = [report.pool for report in self._live.values() if report is not None]
+            return add_pools(local, self._retired_pool, *reports)
+
+    def reporting(self) -> int:
+        """Live workers that have reported at least once (the serve process itself not included)."""
+        with self._lock:
+            return self._reporting()
+
+    def _reporting(self) -> int:
+        return sum(1 for report in self._live.values() if report is not None)

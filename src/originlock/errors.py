@@ -18,7 +18,8 @@ which HTTP status the visitor should see.
         ├── OriginUnreachable      523 (EHOSTUNREACH / ENETUNREACH)
         ├── OriginTimeout          524 (no response within the read timeout)
         ├── OriginHandshakeFailed  525 (TLS handshake failed or alerted, incl. client certificate refused)
-        └── OriginCertInvalid      526 (strict modes only: origin certificate did not validate)
+        └── OriginCertInvalid      526 (strict modes only: origin certificate did not validate or is a
+                                   revoked Origin CA certificate)
 
 Foreign exceptions (``ssl.SSLError``, ``OSError``, ``httptools.HttpParserError``, timeouts) are translated
 at exactly one boundary per layer through :func:`map_errors`, with ``raise ... from exc``
@@ -175,7 +176,7 @@ class ClientCertUnusable(EdgeError):
 
 
 class OriginCertInvalid(OriginError):
-    """The origin's certificate could not be validated."""
+    """The origin's certificate could not be validated (or was revoked)."""
 
     status_hint = code = 526
 

@@ -80,3 +80,23 @@ def test_keys_are_forgotten_once_they_have_no_connections() -> None:
     state.discard(A)  # A's busy connection failed
     assert state.statistics() == type(state.statistics())(idle=0, busy=0, opened=2, reused=3, closed=2, keys=0)
     assert state.checkout(A, 4, usable) == (None, [])
+
+
+def test_a_retired_key_is_forgotten_with_its_last_connection() -> None:
+    """Checkout hashes each key against the retired set while it is not empty: once a retired key's last
+    busy connection is returned (or discarded) the set must not keep it (a revocation or rotation would
+    otherwise cost every later request a lookup)."""
+    state: PoolState[tuple[object, ...], str] = PoolState(max_idle_per_key=4, idle_timeout=10)
+    for _ in range(3):
+        state.opened(A)
+    assert state.retire(lambda key: False) == []
+    assert state.checkin(A, "one", 0, True) == ["one"]
+    assert state._retired == {A}  # still one in flight
+    state.discard(A)
+    assert state._retired == {A}
+    assert state.checkin(A, "last", 0, True) == ["last"]
+    assert not state._retired
+    state.opened(B)
+    state.retire(lambda key: False)
+    state.discard(B)
+    assert not state._retired and state.statistics().keys == 0

@@ -4,12 +4,20 @@ The one place where socket and TLS exceptions of the *connect* step become edge 
 ECONNREFUSED -> 521, connect timeout -> 522, EHOSTUNREACH/ENETUNREACH -> 523, certificate validation
 failure (strict modes) -> 526, any other handshake failure or timeout -> 525. TCP connect and TLS
 handshake are separate steps so that a slow handshake is not reported as 522.
+
+Revocation (strict modes): OpenSSL has accepted the chain, but an Origin CA certificate revoked through
+``DELETE /certificates/{id}`` must no longer be trusted (Cloudflare answers 526). The snapshot lists the
+revoked leaves by SHA-256 fingerprint; the leaf's DER is what the finished handshake hands over, so the
+check is one hash and one dict lookup per *new* connection, none per request (pooled connections are
+kept apart by the peer's pool key instead, origin/peer.py). An origin presenting a revoked certificate
+is disconnected before a request byte is written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import socket
 import ssl
 from dataclasses import dataclass
@@ -80,10 +88,13 @@ class Connector:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             await self._tcp_connect(sock, (address, peer.port))
-            return await self._start(sock, peer)
+            conn = await self._start(sock, peer)
         except BaseException:
             sock.close()
             raise
+        if peer.revoked:  # strict pulls only (pipeline/builtin/origin_select.py); the transport owns sock now
+            _refuse_revoked(conn, peer)
+        return conn
 
     async def _tcp_connect(self, sock: socket.socket, address: tuple[str, int]) -> None:
         try:
@@ -123,3 +134,24 @@ class Connector:
         except (ssl.SSLError, OSError, TimeoutError, EOFError) as exc:
             raise OriginHandshakeFailed(f"TLS handshake with {peer.sni} failed: {exc}") from exc
         return conn
+
+
+def _refuse_revoked(conn: OriginConnection, peer: OriginPeer) -> None:
+    """Close ``conn`` and raise 526 when the origin's leaf is one of ``peer.revoked``.
+
+    Raises:
+        OriginCertInvalid: the leaf certificate was revoked, or could not be read to check (fail closed).
+    """
+    transport = conn.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    if der is None:  # cannot happen after a verified handshake; refuse rather than skip the check
+        conn.close()
+        raise OriginCertInvalid(f"origin certificate for {peer.sni}: could not be read to check revocation")
+    cert_id = peer.revoked.get(hashlib.sha256(der).hexdigest())
+    if cert_id is not None:
+        conn.close()
+        raise OriginCertInvalid(
+            f"origin certificate for {peer.sni} was revoked (Origin CA certificate {cert_id}): "
+            "install a new certificate on the origin"
+        )

@@ -5,6 +5,12 @@ every field of :meth:`OriginPeer.pool_key` is equal. The client certificate's SH
 identity *and* version, so a rotated certificate never reuses a connection (or TLS session) made with
 the old one, and hostname B never rides on a connection authenticated as hostname A (performance.md
 finding 1, where nginx 1.22 gets this wrong).
+
+In strict modes the key's trust element also names the snapshot's revoked Origin CA certificates
+(:attr:`OriginPeer.revocation`): a connection is checked against them once, after its handshake
+(origin/connector.py), so a snapshot that revokes one more certificate must not reuse connections
+verified before it. With the revocation id in the key it cannot: the new snapshot's peers ask for keys
+no such connection was filed under.
 """
 
 from __future__ import annotations
@@ -12,11 +18,13 @@ from __future__ import annotations
 import enum
 import functools
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from originlock.snapshot.model import ClientCert
 
-__all__ = ["OriginPeer", "PoolKey", "VerifyMode", "trust_id"]
+__all__ = ["NO_REVOCATIONS", "OriginPeer", "PoolKey", "VerifyMode", "trust_id"]
 
 
 class VerifyMode(enum.Enum):
@@ -27,6 +35,13 @@ class VerifyMode(enum.Enum):
 
 
 PoolKey = tuple[str, int, bool, str, str, str, str, bool]
+
+#: ``OriginPeer.revoked`` of peers that check no revocations (Full mode, plain HTTP, none revoked).
+NO_REVOCATIONS: Mapping[str, str] = MappingProxyType({})
+
+
+def _no_revocations() -> Mapping[str, str]:
+    return NO_REVOCATIONS  # a factory: dataclasses refuse an unhashable default (and it is shared, read-only)
 
 
 @functools.lru_cache(maxsize=64)  # called per request with the snapshot's CA; SHA-256 of a PEM was ~2 % of edge CPU
@@ -54,6 +69,13 @@ class OriginPeer:
     origin_ca_pem: bytes = field(default=b"", compare=False, repr=False)
     #: FIPS profile: only FIPS-approved suites on this connection (origin/tls.py).
     fips: bool = False
+    #: STRICT: revoked Origin CA certificates, leaf SHA-256 -> API id (``DeploymentPki.revoked_origin_certs``);
+    #: an origin presenting one is refused after the handshake. Not part of the key: ``revocation`` is.
+    revoked: Mapping[str, str] = field(default_factory=_no_revocations, compare=False, repr=False)
+    #: STRICT: identity of ``revoked`` (``DeploymentPki.revocation_id``, "" for none), joined to ``trust``
+    #: in the pool key. ``trust`` alone stays the TLS context's key (origin/tls.py): the context's trust
+    #: store does not change with a revocation, so no context is rebuilt for one.
+    revocation: str = ""
     #: :meth:`pool_key`, computed once: peers are cached per route (pipeline/builtin/origin_select.py)
     #: and the key is asked for on every pool checkout.
     _key: PoolKey = field(init=False, compare=False, repr=False)
@@ -62,7 +84,8 @@ class OriginPeer:
         if not self.tls:
             key: PoolKey = (self.host, self.port, False, "", "", "", "", False)
         else:
-            key = (self.host, self.port, True, self.sni, self.verify.value, self.trust, self.fingerprint, self.fips)
+            trust = f"{self.trust}/{self.revocation}" if self.revocation else self.trust
+            key = (self.host, self.port, True, self.sni, self.verify.value, trust, self.fingerprint, self.fips)
         object.__setattr__(self, "_key", key)
 
     @property
@@ -70,6 +93,6 @@ class OriginPeer:
         return self.client_cert.fingerprint if self.client_cert is not None else ""
 
     def pool_key(self) -> PoolKey:
-        """Everything that makes a connection distinct (address, port, scheme, SNI, verification and
-        trust store, client certificate identity and version)."""
+        """Everything that makes a connection distinct (address, port, scheme, SNI, verification, trust
+        store and revoked certificates, client certificate identity and version)."""
         return self._key

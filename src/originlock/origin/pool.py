@@ -2,11 +2,21 @@
 
 State changes happen in the pure state object; this shell only dials (through the connector) and closes
 what the state returns.
+
+Strict trust changes: the trust element of a strict pool key names the origin CA and the revoked Origin
+CA certificates (origin/peer.py), the same for every strict peer of a snapshot. A snapshot that revokes
+a certificate therefore gives every strict peer a new key, and connections filed under the old ones are
+never checked out by its requests. They are also closed: the first dial under a trust this pool has not
+seen before retires every key with another strict trust (idle connections now, busy ones when their
+in-flight request returns them), so no connection to an origin whose certificate was revoked stays
+open until idle expiry. Only the dial path looks (never a pooled request), and only a trust never seen
+before triggers it, so a late request of an older snapshot cannot retire the newer connections' keys.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from originlock.origin.connection import OriginConnection
 from originlock.origin.connector import Connector
@@ -17,9 +27,9 @@ __all__ = ["OriginPool"]
 
 #: Idle connections kept per pool key. Pingora's upstream_keepalive_pool_size is 128; performance.md
 #: measured nginx's keepalive 32 churning at 50 concurrent clients, so we keep more.
-MAX_IDLE_PER_KEY = 256
+MAX_IDLE_PER_KEY: Final = 256
 #: Idle expiry: below nginx's keepalive_timeout (60-75 s) on the origin side, so the edge closes first.
-IDLE_TIMEOUT = 50.0
+IDLE_TIMEOUT: Final = 50.0
 
 
 def _usable(conn: OriginConnection) -> bool:
@@ -40,6 +50,8 @@ class OriginPool:
         self._state: PoolState[PoolKey, OriginConnection] = PoolState(
             max_idle_per_key=max_idle_per_key, idle_timeout=idle_timeout
         )
+        #: Strict trust identities dialled so far (one per origin CA and revocation set: a handful).
+        self._trusts: set[str] = set()
 
     def acquire_idle(self, peer: OriginPeer) -> OriginConnection | None:
         """An idle connection for ``peer`` (it is then busy), or None when the caller must dial."""
@@ -55,6 +67,10 @@ class OriginPool:
             conn = self.acquire_idle(peer)
             if conn is not None:
                 return conn, True
+        trust = key[5]
+        if trust and trust not in self._trusts:  # before dialling: the dial may well fail (526, revoked)
+            self._trusts.add(trust)
+            _close(self._state.retire(lambda other: not other[5] or other[5] == trust))
         conn = await self._connector.connect(peer)
         conn.key = key
         self._state.opened(key)

@@ -10,8 +10,9 @@ Policy:
   is no cap on busy connections; idle ones are capped per key (``max_idle_per_key``), so a burst leaves
   at most that many behind.
 - Idle connections older than ``idle_timeout`` are closed (checked on checkout and by :meth:`expire`).
-- :meth:`retire` closes idle connections whose key is no longer valid (a rotated client certificate)
-  and marks busy ones so they are closed when returned, after their in-flight request finishes.
+- :meth:`retire` closes idle connections whose key is no longer valid (a rotated client certificate, a
+  strict trust superseded by a revocation) and marks busy ones so they are closed when returned, after
+  their in-flight request finishes; the mark goes with the key's last connection.
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ class PoolState(Generic[K, C]):
             self._closed += 1
             if not idle and not slot.busy:
                 del self._slots[key]
+                if self._retired:  # a retired key's last connection: forget the key, or every checkout
+                    self._retired.discard(key)  # would keep hashing its key for the set (see checkout)
             return [conn]
         idle.append((conn, now))
         if len(idle) > self.max_idle_per_key:
@@ -129,6 +132,8 @@ class PoolState(Generic[K, C]):
             slot.busy = max(slot.busy - 1, 0)
             if not slot.idle and not slot.busy:
                 del self._slots[key]
+                if self._retired:
+                    self._retired.discard(key)  # as in checkin
         self._closed += 1
 
     def expire(self, now: float) -> list[C]:

@@ -7,6 +7,7 @@ they started with. Private keys live here only in memory (never on disk in clear
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -87,6 +88,21 @@ class DeploymentPki:
     origin_ca_cert_pem: bytes = b""
     #: The shared global-AOP leaf signed by the origin-pull CA.
     global_client: ClientCert | None = None
+    #: Origin CA certificates revoked through ``DELETE /certificates/{id}`` and not yet expired: SHA-256 of
+    #: the leaf's DER (lower-case hex) -> the certificate's API id. In strict modes the edge refuses an
+    #: origin presenting one (526). Fingerprints rather than serials: the DER is what the handshake hands
+    #: over (one hash per new connection, no parsing), and a serial is unique only per issuer.
+    revoked_origin_certs: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: Identity of ``revoked_origin_certs`` ("" when empty), derived here once per snapshot: part of the
+    #: pool key of strict pulls, so a revocation gives new keys and no connection verified before it is
+    #: reused (origin/peer.py).
+    revocation_id: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        revoked = dict(self.revoked_origin_certs)
+        object.__setattr__(self, "revoked_origin_certs", MappingProxyType(revoked))
+        digest = hashlib.sha256("\n".join(sorted(revoked)).encode()).hexdigest()[:16] if revoked else ""
+        object.__setattr__(self, "revocation_id", digest)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from originlock.snapshot.model import ClientCert, DeploymentPki, EdgeCert, Route
 from originlock.store import schema
 from originlock.store.db import Store, from_iso
 from originlock.store.fips import zone_is_fips
+from originlock.store.origin_ca import revoked_fingerprints
 from originlock.store.pki import load_pki
 from originlock.store.ruleset_rules import compile_entrypoints
 from originlock.store.sealing import KeySealer
@@ -153,6 +154,8 @@ def compile_snapshot(store: Store, now: datetime) -> Snapshot:
             edge_ca_key_pem=cas.edge_ca.key_pem,
             origin_ca_cert_pem=cas.origin_ca.cert_pem.encode(),
             global_client=global_client,
+            # DELETE /certificates/{id}: refused in strict modes from this snapshot on (origin/connector.py).
+            revoked_origin_certs=revoked_fingerprints(conn, now),
         )
     return Snapshot(
         generation=generation,

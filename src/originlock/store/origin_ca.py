@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import Connection, Row, insert, select, update
 
@@ -24,7 +24,15 @@ from originlock.store.zones import get_zone, normalize_hostname
 from originlock.tls.certs import ALLOWED_CURVES, MIN_RSA_BITS
 from originlock.tls.issue import certify
 
-__all__ = ["REQUEST_TYPES", "VALIDITY_DAYS", "create_origin_cert", "get_origin_cert", "list_origin_certs", "revoke"]
+__all__ = [
+    "REQUEST_TYPES",
+    "VALIDITY_DAYS",
+    "create_origin_cert",
+    "get_origin_cert",
+    "list_origin_certs",
+    "revoke",
+    "revoked_fingerprints",
+]
 
 #: Cloudflare's accepted ``requested_validity`` values, in days; 5475 (15 years) is its default.
 VALIDITY_DAYS = (7, 30, 90, 365, 730, 1095, 5475)
@@ -122,3 +130,18 @@ def revoke(conn: Connection, cert_id: str) -> Row[Any]:
             update(schema.origin_certs).where(schema.origin_certs.c.id == cert_id).values(revoked_at=now_iso())
         )
     return get_origin_cert(conn, cert_id)
+
+
+def revoked_fingerprints(conn: Connection, now: datetime) -> dict[str, str]:
+    """Revoked certificates the edge must refuse: SHA-256 of the leaf's DER (hex) -> certificate id.
+
+    Expired ones are left out: the origin handshake refuses them anyway (526, "certificate has expired"),
+    and leaving them out keeps the set, which every strict pool key names, to the ones that matter.
+    """
+    table = schema.origin_certs
+    rows = conn.execute(
+        select(table.c.id, table.c.certificate).where(table.c.revoked_at.is_not(None), table.c.expires_on > to_iso(now))
+    )
+    return {
+        x509.load_pem_x509_certificate(r.certificate.encode()).fingerprint(hashes.SHA256()).hex(): r.id for r in rows
+    }

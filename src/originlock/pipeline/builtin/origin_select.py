@@ -4,13 +4,17 @@ Scheme by SSL mode (spec §6): ``flexible`` always HTTP; ``full``/``strict`` the
 ``origin_pull`` always HTTPS. Ports come from the deployment settings (443/80 by default). The client
 certificate is the one the snapshot already chose by AOP precedence (DESIGN.md), presented only on TLS
 pulls; when the chosen certificate is unusable the request fails closed with 525 and never falls back
-to a weaker certificate. Origin Rules (``route`` action) override the address, port and SNI.
+to a weaker certificate. Strict pulls carry the snapshot's revoked Origin CA certificates (refused after
+the handshake, 526) and their id (in the pool key). Origin Rules (``route`` action) override the
+address, port and SNI.
 """
 
 from __future__ import annotations
 
+from typing import Final
+
 from originlock.errors import ClientCertUnusable
-from originlock.origin.peer import OriginPeer, VerifyMode, trust_id
+from originlock.origin.peer import NO_REVOCATIONS, OriginPeer, VerifyMode, trust_id
 from originlock.pipeline.context import PipelineSettings, RequestContext
 from originlock.snapshot.model import Route, SslMode
 
@@ -42,12 +46,12 @@ class _PeerCache:
     """Peers already built for one (snapshot, settings) pair, by route identity, scheme and hostname.
 
     Without Origin Rules overrides a peer depends only on the route, the visitor's scheme, the hostname
-    (the SNI; a wildcard route serves many), the snapshot's origin CA and the settings' ports: the same
-    for every request of a hostname until the snapshot changes. Building it (and its trust id and pool
-    key) per request was 5-6 % of edge samples (docs/performance.md). Snapshots are immutable, and the
-    cache is dropped whenever another snapshot or settings object is seen, so a peer never outlives the
-    configuration it was made from; the route itself is stored and compared with ``is``, so a recycled
-    ``id()`` cannot match.
+    (the SNI; a wildcard route serves many), the snapshot's origin CA and revoked Origin CA certificates,
+    and the settings' ports: the same for every request of a hostname until the snapshot changes.
+    Building it (and its trust id and pool key) per request was 5-6 % of edge samples
+    (docs/performance.md). Snapshots are immutable, and the cache is dropped whenever another snapshot or
+    settings object is seen, so a peer never outlives the configuration it was made from; the route
+    itself is stored and compared with ``is``, so a recycled ``id()`` cannot match.
     """
 
     __slots__ = ("peers", "settings", "snapshot")
@@ -72,8 +76,8 @@ class _PeerCache:
 
 
 #: Peers kept per snapshot (one per served hostname and scheme in practice).
-_MAX_CACHED = 4096
-_CACHE = _PeerCache()
+_MAX_CACHED: Final = 4096
+_CACHE: Final = _PeerCache()
 
 
 def select_origin(ctx: RequestContext, settings: PipelineSettings) -> OriginPeer:
@@ -98,7 +102,8 @@ def _build(ctx: RequestContext, settings: PipelineSettings, route: Route) -> Ori
         address, port, sni = _overridden(ctx, settings.origin_http_port)
         return OriginPeer(address, port, False, sni, VerifyMode.NONE)
     strict = mode in (SslMode.STRICT, SslMode.ORIGIN_PULL)
-    ca = ctx.snapshot.pki.origin_ca_cert_pem if strict else b""
+    pki = ctx.snapshot.pki
+    ca = pki.origin_ca_cert_pem if strict else b""
     address, port, sni = _overridden(ctx, settings.origin_https_port)
     return OriginPeer(
         host=address,
@@ -110,4 +115,7 @@ def _build(ctx: RequestContext, settings: PipelineSettings, route: Route) -> Ori
         client_cert=route.client_cert,
         origin_ca_pem=ca,
         fips=route.fips,
+        # Full does not validate the origin certificate "in any way" (spec §6): nor does it check revocation.
+        revoked=pki.revoked_origin_certs if strict else NO_REVOCATIONS,
+        revocation=pki.revocation_id if strict else "",
     )

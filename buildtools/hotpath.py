@@ -36,6 +36,8 @@ HOT_MODULES = (
     "originlock/edge/exchange.py",
     "originlock/edge/server.py",
     "originlock/snapshot/model.py",
+    # `originlock serve` always installs the WAF hook: a zone without rules costs one call into it.
+    "originlock/pipeline/builtin/waf.py",
 )
 
 #: Set by the build backend for wheels (``pip install .``); editable installs stay interpreted so that

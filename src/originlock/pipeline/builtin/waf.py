@@ -16,6 +16,7 @@ injected: pure code reads no time, and tests drive rate limiting without sleepin
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from originlock.pipeline.builtin.waf_pages import block_response
 from originlock.pipeline.context import RequestContext
@@ -26,7 +27,7 @@ from originlock.waf.rules import ManagedHook
 
 __all__ = ["EdgeWaf", "request_fields"]
 
-_VERSIONS = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
+_VERSIONS: Final = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
 
 
 def _split_target(target: bytes) -> tuple[str, str]:
@@ -90,6 +91,11 @@ class EdgeWaf:
 
     def __repr__(self) -> str:
         return f"EdgeWaf(rate_limit_keys={len(self.limiter)})"
+
+    def __reduce__(self) -> tuple[type[EdgeWaf], tuple[Callable[[], float], Callable[[], float], ManagedHook | None]]:
+        # --workers pickles the hook into each process. Compiled by mypyc, the class has no default
+        # reduction; each process starts with its own empty rate limiter either way (one colo each).
+        return (EdgeWaf, (self.clock, self.wall_clock, self.managed))
 
     def __call__(self, request: RequestReceived, ctx: RequestContext) -> Decision:
         route = ctx.route

@@ -49,7 +49,8 @@ _ADVICE: dict[int, tuple[str, str]] = {
     526: (
         "Invalid SSL certificate",
         "The SSL mode is Full (strict) and the origin certificate could not be validated: it must be "
-        "unexpired, issued by a publicly trusted CA or the deployment's origin CA, and name this hostname.",
+        "unexpired, issued by a publicly trusted CA or the deployment's origin CA, name this hostname, and "
+        "not be a revoked Origin CA certificate.",
     ),
     1001: (
         "DNS resolution error",

@@ -144,3 +144,12 @@ def test_response_versions_with_and_without_an_interim_response(version: bytes) 
         parser.start(b"GET")
         head = parser.feed(raw)[0]
         assert isinstance(head, ResponseReceived) and head.status == 200 and head.version == version
+
+
+def test_status_lines_keep_the_origins_reason_phrase() -> None:
+    """Standard lines come from a table; any other reason phrase, status or version is written as given."""
+    assert response_head(200, []) == response_head(200, [], b"OK") == b"HTTP/1.1 200 OK\r\n\r\n"
+    assert response_head(200, [], b"Fine") == b"HTTP/1.1 200 Fine\r\n\r\n"
+    assert response_head(525, []) == b"HTTP/1.1 525 SSL Handshake Failed\r\n\r\n"
+    assert response_head(599, []) == b"HTTP/1.1 599 \r\n\r\n"
+    assert response_head(200, [], b"OK", b"1.0") == b"HTTP/1.0 200 OK\r\n\r\n"

@@ -72,8 +72,25 @@ def start_request(method: bytes, target: bytes) -> list[bytes]:
     return [method, b" ", target, b" HTTP/1.1\r\n"]
 
 
+def _status_lines() -> dict[int, tuple[bytes, bytes]]:
+    lines = {}
+    for status in [*HTTPStatus, *_EXTRA_REASONS]:
+        phrase = reason_phrase(int(status))
+        lines[int(status)] = (phrase, b"HTTP/1.1 %d %s\r\n" % (int(status), phrase))
+    return lines
+
+
+#: Status -> (standard reason phrase, HTTP/1.1 status line): the edge's status lines are nearly always
+#: these, and formatting one costs more than the rest of the line's handling.
+_STATUS_LINES: Final = _status_lines()
+
+
 def start_response(status: int, reason: bytes | None = None, version: bytes = b"1.1") -> list[bytes]:
     """The parts of a status line (the standard reason phrase when ``reason`` is empty)."""
+    if version == b"1.1":
+        known = _STATUS_LINES.get(status)
+        if known is not None and (not reason or reason == known[0]):
+            return [known[1]]
     return [b"HTTP/%s %d %s\r\n" % (version, status, reason if reason else reason_phrase(status))]
 
 

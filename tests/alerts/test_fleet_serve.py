@@ -8,13 +8,14 @@ import secrets
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from alerthelpers import Receiver
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from originlock.server.alerts_job import JOB
 from originlock.store import schema
@@ -68,7 +69,7 @@ def test_a_fleet_delivers_each_alert_once_and_survives_the_death_of_its_alert_no
     token = "fleet-admin-" + secrets.token_hex(16)
     env = {"ORIGINLOCK_MASTER_KEY": secrets.token_hex(32), "ORIGINLOCK_ADMIN_TOKEN": token}
     args = ["--alert-interval", str(ALERT_INTERVAL), "--origin-monitor-interval", "0", "--access-log", "off"]
-    # One after the other: the first start creates the schema.
+    # One after the other, so the test is about the leases (test_nodes_starting_at_once_... starts them together).
     nodes = [start_serve(tmp_path / f"node{i}", store_url, env=env, extra_args=args) for i in (1, 2)]
     try:
         headers = {"Authorization": f"Bearer {token}"}
@@ -114,6 +115,40 @@ def test_a_fleet_delivers_each_alert_once_and_survives_the_death_of_its_alert_no
         time.sleep(QUIET)
         assert [body["data"]["certificate_id"] for body, _ in receiver.received] == [first, second]
         assert f":{survivor.proc.pid}:" in _holders(store_url)[JOB]
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def test_nodes_starting_at_once_on_a_fresh_schema_all_come_up_on_one_deployment(
+    tmp_path: Path, pg_schema_factory: Any
+) -> None:
+    store_url = pg_schema_factory("ol_fleet_start")
+    token = "fleet-admin-" + secrets.token_hex(16)
+    env = {"ORIGINLOCK_MASTER_KEY": secrets.token_hex(32), "ORIGINLOCK_ADMIN_TOKEN": token}
+    args = ["--origin-monitor-interval", "0", "--access-log", "off"]
+    count = 3
+    with ThreadPoolExecutor(count) as pool:
+        # Launched together; each start_serve waits for its node's /healthz (or raises with the node's output).
+        futures = [
+            pool.submit(start_serve, tmp_path / f"node{i}", store_url, env=env, extra_args=args) for i in range(count)
+        ]
+        started = [f.exception() for f in futures]
+    nodes = [f.result() for f in futures if f.exception() is None]
+    try:
+        assert [str(e) for e in started if e is not None] == []
+        headers = {"Authorization": f"Bearer {token}"}
+        accounts = [httpx.get(f"{n.api_url}{V4}/accounts", headers=headers).json()["result"] for n in nodes]
+        # One deployment: the same single account on every node.
+        assert len(accounts[0]) == 1
+        assert accounts == [accounts[0]] * count
+        store = Store(store_url, KeySealer(os.urandom(32)))  # reads no sealed column: any key will do
+        try:
+            with store.read() as conn:
+                assert conn.execute(select(func.count()).select_from(schema.api_tokens)).scalar_one() == 1
+                assert len(list(conn.execute(select(schema.pki.c.name)))) == 4
+        finally:
+            store.close()
     finally:
         for node in nodes:
             node.stop()

@@ -11,6 +11,7 @@ from sqlalchemy import insert, select
 
 from originlock.store import schema
 from originlock.store.db import Store
+from originlock.store.migrate import startup_lock
 from originlock.store.pki import ensure_pki
 from originlock.store.sealing import KeySealer, load_or_create_master_key
 from originlock.store.tokens import create_token, find_token
@@ -61,6 +62,11 @@ def bootstrap(
     from_env = os.environ.get(ADMIN_TOKEN_ENV, "").strip() or None
     new_token: str | None = None
     with store.write() as conn:
+        # Every step below reads before it creates. On PostgreSQL, nodes of a fleet starting at once take
+        # turns here (the lock is held until this transaction commits), so each one after the first reads
+        # the account, token and CAs the first one committed and uses them; SQLite's BEGIN IMMEDIATE
+        # already admits one writer at a time.
+        startup_lock(conn)
         accounts = list_accounts(conn)
         account_id = accounts[0].id if accounts else create_account(conn, "originlock")
         ensure_pki(conn, store.sealer, now)

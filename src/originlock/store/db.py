@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event, select, 
 from sqlalchemy.dialects import postgresql, sqlite
 
 from originlock.store import schema
-from originlock.store.migrate import migrate
+from originlock.store.migrate import migrate, startup_lock
 from originlock.store.sealing import KeySealer
 
 __all__ = ["Store", "from_iso", "insert_or_conflict", "now_iso", "to_iso"]
@@ -91,6 +91,9 @@ def _postgres_engine(url: str) -> Engine:
     engine = create_engine(clean, connect_args=connect_args, pool_pre_ping=True)
     if search_path is not None:
         with engine.begin() as conn:
+            # Under the lock: two concurrent CREATE SCHEMA IF NOT EXISTS can both find it missing, and then
+            # one fails on pg_namespace's unique index.
+            startup_lock(conn)
             conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{search_path}"'))
     return engine
 

@@ -3,17 +3,64 @@
 Migration 1 creates the schema as first shipped. Every later change to ``schema.py`` ships with a new
 migration here that alters an existing database to match; migrations check before they alter, so a
 database created by a newer migration 1 is left as it is.
+
+Theory of operation (fleet start): several nodes may start at the same moment on one PostgreSQL database,
+each finding the schema empty or at an older version. Left alone, all of them would read "version N" and run
+the same DDL and inserts; every one but the first would fail on a unique key or "relation already exists".
+So on PostgreSQL each node first takes :func:`startup_lock`, a transaction-level advisory lock, and only then
+reads the version: the first node migrates while the others wait, and when its transaction commits (releasing
+the lock) the next one reads the version it left and has nothing to do. ``bootstrap`` takes the same lock
+around its first-start singletons (account, admin token, CAs) for the same reason. SQLite needs nothing:
+every write transaction starts with ``BEGIN IMMEDIATE``, one writer at a time.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, select, text, update
 
 from originlock.store import schema
 
-__all__ = ["LATEST", "migrate"]
+__all__ = ["LATEST", "migrate", "startup_lock", "startup_lock_key"]
+
+#: Names the lock among any other advisory locks taken in the same database (they share one key space).
+STARTUP_LOCK_NAME = b"originlock.store.startup"
+
+
+def startup_lock_key(search_path: str) -> int:
+    """The advisory-lock key (a signed 64-bit integer) for nodes whose tables live in ``search_path``.
+
+    The key covers the schema as well as the constant name, so stores in different schemas of one
+    database (the test suite puts each test in its own) never wait for one another; nodes of one fleet
+    share a URL, hence a search path, hence the key. A hash (SHA-256, not Python's salted ``hash()``) keeps
+    it the same in every process and every Python version.
+    """
+    digest = hashlib.sha256(STARTUP_LOCK_NAME + b"\0" + search_path.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def startup_lock(conn: Connection) -> None:
+    """On PostgreSQL, wait for and take this schema's startup lock until ``conn``'s transaction ends.
+
+    Transaction-level (``pg_advisory_xact_lock``) rather than session-level: it is released exactly when
+    the work it guards commits (so the next node sees that work), and a rollback, a failed statement or a
+    dead node's closed connection can never leave it held. Several calls in one transaction are fine (the
+    lock is re-entrant). On SQLite this does nothing.
+
+    Call it before the transaction reads anything it then decides on: under READ COMMITTED (PostgreSQL's
+    default, which the store keeps) every statement after the lock sees what the previous holder committed;
+    under REPEATABLE READ the snapshot would date from before the wait.
+
+    The schema is the server's ``search_path`` setting (``?schema=NAME`` in the store URL sets it per
+    connection, see ``db.py``), read rather than ``current_schema()`` because it is already set before the
+    schema itself has been created.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    search_path = conn.execute(text("SELECT current_setting('search_path')")).scalar_one()
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": startup_lock_key(str(search_path))})
 
 
 def _m1_initial(conn: Connection) -> None:
@@ -44,7 +91,12 @@ def current_version(conn: Connection) -> int:
 
 
 def migrate(conn: Connection) -> int:
-    """Bring the schema to :data:`LATEST` inside the caller's transaction; returns the version reached."""
+    """Bring the schema to :data:`LATEST` inside the caller's transaction; returns the version reached.
+
+    On PostgreSQL it first waits for the schema's :func:`startup_lock`, so that the version it reads is the
+    one any node migrating at the same moment committed; the lock is held until the caller commits.
+    """
+    startup_lock(conn)
     version = current_version(conn)
     if version > LATEST:
         raise RuntimeError(

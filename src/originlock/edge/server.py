@@ -23,6 +23,7 @@ from originlock.edge.snapshots import RefreshingSnapshotSource, SnapshotSource
 from originlock.edge.visitor_tls import VisitorTls
 from originlock.errors import DownstreamError
 from originlock.origin.connector import Connector
+from originlock.origin.peer import strict_pool_trust
 from originlock.origin.pool import OriginPool
 from originlock.origin.resolve import Resolver, getaddrinfo_lookup
 from originlock.origin.tls import OriginTlsContexts
@@ -90,6 +91,9 @@ class EdgeState:
         self.connections: dict[DownstreamConnection, bool] = {}  # -> busy with a request
         self.draining = False
         self._snapshot = source.current()
+        # The starting trust counts as seen: a later dial under it (a request begun before a swap) must not
+        # close the connections of a newer one.
+        self.pool.adopt_trust(strict_pool_trust(self._snapshot.pki))
         self._ray_prefix = os.urandom(4).hex()
         self._ray_counter = int.from_bytes(os.urandom(4), "big")
         self._ray_suffix = f"-{self.settings.colo}"
@@ -127,6 +131,11 @@ class EdgeState:
         if _fingerprints(old) - keep:
             self.pool.retire(keep)
             self.contexts.retire(keep)
+        # A new origin CA or revocation set: connections verified under the old one are never checked out
+        # again (their keys differ); close them now rather than when the next strict dial notices.
+        trust = strict_pool_trust(snap.pki)
+        if trust != strict_pool_trust(old.pki):
+            self.pool.adopt_trust(trust)
 
     def ray_id(self) -> str:
         """A unique id per request: 8 random hex digits per process + 8 of a counter, then the colo."""

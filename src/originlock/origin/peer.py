@@ -22,9 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from originlock.snapshot.model import ClientCert
+from originlock.snapshot.model import ClientCert, DeploymentPki
 
-__all__ = ["NO_REVOCATIONS", "OriginPeer", "PoolKey", "VerifyMode", "trust_id"]
+__all__ = ["NO_REVOCATIONS", "OriginPeer", "PoolKey", "VerifyMode", "pool_trust", "strict_pool_trust", "trust_id"]
 
 
 class VerifyMode(enum.Enum):
@@ -48,6 +48,16 @@ def _no_revocations() -> Mapping[str, str]:
 def trust_id(origin_ca_pem: bytes) -> str:
     """Identity of the strict-mode trust store (the deployment origin CA on top of the system store)."""
     return hashlib.sha256(origin_ca_pem).hexdigest()[:16] if origin_ca_pem else "system"
+
+
+def pool_trust(trust: str, revocation: str) -> str:
+    """The trust element of a pool key: the trust store's identity and, in strict modes, the revocation set's."""
+    return f"{trust}/{revocation}" if revocation else trust
+
+
+def strict_pool_trust(pki: DeploymentPki) -> str:
+    """The trust element every strict peer of a snapshot with ``pki`` has (pipeline/builtin/origin_select.py)."""
+    return pool_trust(trust_id(pki.origin_ca_cert_pem), pki.revocation_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +94,7 @@ class OriginPeer:
         if not self.tls:
             key: PoolKey = (self.host, self.port, False, "", "", "", "", False)
         else:
-            trust = f"{self.trust}/{self.revocation}" if self.revocation else self.trust
+            trust = pool_trust(self.trust, self.revocation)
             key = (self.host, self.port, True, self.sni, self.verify.value, trust, self.fingerprint, self.fips)
         object.__setattr__(self, "_key", key)
 

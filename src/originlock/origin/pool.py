@@ -6,11 +6,12 @@ what the state returns.
 Strict trust changes: the trust element of a strict pool key names the origin CA and the revoked Origin
 CA certificates (origin/peer.py), the same for every strict peer of a snapshot. A snapshot that revokes
 a certificate therefore gives every strict peer a new key, and connections filed under the old ones are
-never checked out by its requests. They are also closed: the first dial under a trust this pool has not
-seen before retires every key with another strict trust (idle connections now, busy ones when their
-in-flight request returns them), so no connection to an origin whose certificate was revoked stays
-open until idle expiry. Only the dial path looks (never a pooled request), and only a trust never seen
-before triggers it, so a late request of an older snapshot cannot retire the newer connections' keys.
+never checked out by its requests. They are also closed (:meth:`OriginPool.adopt_trust`): when the edge
+swaps in a snapshot with a new trust, and before any dial under a trust this pool has not seen, every key
+with another strict trust is retired (idle connections now, busy ones when their in-flight request returns
+them), so no connection to an origin whose certificate was revoked stays open until idle expiry. Only a
+trust never seen before triggers it, so a late request of an older snapshot cannot retire the newer
+connections' keys.
 """
 
 from __future__ import annotations
@@ -67,14 +68,19 @@ class OriginPool:
             conn = self.acquire_idle(peer)
             if conn is not None:
                 return conn, True
-        trust = key[5]
-        if trust and trust not in self._trusts:  # before dialling: the dial may well fail (526, revoked)
-            self._trusts.add(trust)
-            _close(self._state.retire(lambda other: not other[5] or other[5] == trust))
+        self.adopt_trust(key[5])  # before dialling: the dial may well fail (526, revoked)
         conn = await self._connector.connect(peer)
         conn.key = key
         self._state.opened(key)
         return conn, False
+
+    def adopt_trust(self, trust: str) -> None:
+        """``trust`` (a strict pool key's trust element) is current: the first time it is seen, close the
+        connections of every other strict trust (idle ones now, busy ones when they are released). Called
+        by the edge when a snapshot with a new trust is swapped in, and before each dial."""
+        if trust and trust not in self._trusts:
+            self._trusts.add(trust)
+            _close(self._state.retire(lambda other: not other[5] or other[5] == trust))
 
     def release(self, conn: OriginConnection, reusable: bool) -> None:
         """Give ``conn`` back after an exchange; it is closed unless ``reusable``."""

@@ -9,19 +9,9 @@ import dataclasses
 from originlock.edge.config import EdgeConfig
 from originlock.edge.server import EdgeState
 from originlock.edge.snapshots import MemorySnapshotSource
+from originlock.origin.connection import OriginConnection
 from originlock.origin.peer import OriginPeer, VerifyMode, strict_pool_trust, trust_id
 from originlock.testing.pki import TestPki, make_route, make_snapshot
-
-
-class _Conn:
-    """Stands in for a pooled OriginConnection: the pool only files it by key and closes it."""
-
-    def __init__(self, key: tuple[str, int, bool, str, str, str, str, bool]) -> None:
-        self.key = key
-        self.closed = False
-
-    def close(self) -> None:
-        self.closed = True
 
 
 def test_a_new_revocation_set_closes_old_strict_connections_at_the_swap() -> None:
@@ -35,10 +25,14 @@ def test_a_new_revocation_set_closes_old_strict_connections_at_the_swap() -> Non
         strict = OriginPeer("127.0.0.1", 443, True, "a.test", VerifyMode.STRICT, trust_id(ca), origin_ca_pem=ca)
         full = OriginPeer("127.0.0.1", 443, True, "a.test", VerifyMode.NONE)
         assert strict.pool_key()[5] == strict_pool_trust(first.pki)
-        conns = {name: _Conn(peer.pool_key()) for name, peer in (("strict", strict), ("full", full))}
-        for conn in conns.values():
+        conns = {}
+        for name, peer in (("strict", strict), ("full", full)):
+            # Never connected: the pool only files it by key and, for this test, closes it. A real object, so
+            # that the compiled pool (tests/packaging) accepts it.
+            conn = conns[name] = OriginConnection(loop)
+            conn.key = peer.pool_key()
             state.pool._state.opened(conn.key)
-            state.pool.release(conn, True)  # type: ignore[arg-type]
+            state.pool.release(conn, True)
 
         state.snapshot()  # same snapshot: nothing happens
         assert not conns["strict"].closed

@@ -82,7 +82,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         origin.stop()
 
 
-def _get(setup: Setup, host: str, expect: str, timeout: float = 3.0) -> str:
+def _get(setup: Setup, host: str, expect: str, timeout: float = 10.0) -> str:
     port = setup.serve.https_port
     deadline = time.monotonic() + timeout
     body = ""

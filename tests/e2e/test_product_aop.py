@@ -47,7 +47,7 @@ class Product:
             timeout=20,
         )
 
-    def wait_for_dn(self, host: str, expected: str, timeout: float = 3.0) -> str:
+    def wait_for_dn(self, host: str, expected: str, timeout: float = 10.0) -> str:
         """The body the origin echoes, once it shows ``expected`` (a change must reach the edge within 1 s)."""
         deadline = time.monotonic() + timeout
         body = ""

@@ -84,7 +84,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServeProce
     nginx.stop()
 
 
-def _wait_for(port: int, host: str, cn: str, timeout: float = 5.0) -> None:
+def _wait_for(port: int, host: str, cn: str, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     with httpx.Client(verify=False, timeout=5) as client:
         while time.monotonic() < deadline:

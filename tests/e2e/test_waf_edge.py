@@ -61,7 +61,7 @@ class Setup:
         text = (self.work / f"{log}.log").read_text()
         return sum(1 for line in text.splitlines() if f'"GET {path} ' in line)
 
-    def wait_status(self, host: str, path: str, status: int, timeout: float = 5.0) -> None:
+    def wait_status(self, host: str, path: str, status: int, timeout: float = 15.0) -> None:
         """A change reaches the edge within a second; poll until ``path`` answers ``status``."""
         deadline = time.monotonic() + timeout
         got = 0
@@ -72,7 +72,7 @@ class Setup:
             time.sleep(0.1)
         raise AssertionError(f"{host}{path} answered {got}, expected {status}")
 
-    def access_log(self, timeout: float = 3.0, want: str = "") -> list[dict[str, Any]]:
+    def access_log(self, timeout: float = 10.0, want: str = "") -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while True:
             path = self.work / "access.log"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from originlock.origin.pool_state import PoolState
@@ -14,15 +16,21 @@ def usable(_: str) -> bool:
     return True
 
 
+def out(checkout: tuple[str | None, Sequence[str]]) -> tuple[str | None, list[str]]:
+    """A checkout's result, its connections to close as a list (checkout returns a shared empty tuple)."""
+    conn, to_close = checkout
+    return conn, list(to_close)
+
+
 def test_reuse_is_per_key_and_lifo() -> None:
     state: PoolState[tuple[object, ...], str] = PoolState(max_idle_per_key=4, idle_timeout=10)
-    assert state.checkout(A, 0, usable) == (None, [])
+    assert out(state.checkout(A, 0, usable)) == (None, [])
     state.opened(A)
     state.opened(A)
-    assert state.checkin(A, "c1", 1, True) == []
-    assert state.checkin(A, "c2", 2, True) == []
-    assert state.checkout(B, 3, usable) == (None, [])  # another identity never gets A's connection
-    assert state.checkout(A, 3, usable) == ("c2", [])
+    assert list(state.checkin(A, "c1", 1, True)) == []
+    assert list(state.checkin(A, "c2", 2, True)) == []
+    assert out(state.checkout(B, 3, usable)) == (None, [])  # another identity never gets A's connection
+    assert out(state.checkout(A, 3, usable)) == ("c2", [])
     stats = state.statistics()
     assert (stats.idle, stats.busy, stats.opened, stats.reused) == (1, 1, 2, 1)
 
@@ -31,9 +39,9 @@ def test_idle_expiry_and_cap() -> None:
     state: PoolState[tuple[object, ...], str] = PoolState(max_idle_per_key=1, idle_timeout=10)
     for _ in range(2):
         state.opened(A)
-    assert state.checkin(A, "c1", 0, True) == []
-    assert state.checkin(A, "c2", 0, True) == ["c1"]
-    assert state.checkout(A, 20, usable) == (None, ["c2"])
+    assert list(state.checkin(A, "c1", 0, True)) == []
+    assert list(state.checkin(A, "c2", 0, True)) == ["c1"]
+    assert out(state.checkout(A, 20, usable)) == (None, ["c2"])
     state.opened(A)
     state.checkin(A, "c3", 0, True)
     assert state.expire(5) == [] and state.expire(11) == ["c3"]
@@ -42,10 +50,16 @@ def test_idle_expiry_and_cap() -> None:
 def test_unusable_and_not_reusable_connections_are_closed() -> None:
     state: PoolState[tuple[object, ...], str] = PoolState(max_idle_per_key=4, idle_timeout=10)
     state.opened(A)
-    assert state.checkin(A, "c1", 0, False) == ["c1"]
+    assert list(state.checkin(A, "c1", 0, False)) == ["c1"]
     state.opened(A)
     state.checkin(A, "c2", 0, True)
-    assert state.checkout(A, 1, lambda c: False) == (None, ["c2"])
+    assert out(state.checkout(A, 1, lambda c: False)) == (None, ["c2"])
+    for conn in ("c3", "c4"):
+        state.opened(A)
+        state.checkin(A, conn, 0, True)
+    # The freshest is unusable: it is closed and the next one is taken.
+    assert out(state.checkout(A, 1, lambda c: c != "c4")) == ("c3", ["c4"])
+    assert state.statistics().closed == 3
 
 
 def test_retire_closes_idle_now_and_busy_on_checkin() -> None:
@@ -55,8 +69,8 @@ def test_retire_closes_idle_now_and_busy_on_checkin() -> None:
     state.checkin(A, "idle", 0, True)
     state.opened(B)
     assert state.retire(lambda key: key[6] != "fp-a") == ["idle"]
-    assert state.checkin(A, "busy", 1, True) == ["busy"]
-    assert state.checkin(B, "b", 1, True) == []
+    assert list(state.checkin(A, "busy", 1, True)) == ["busy"]
+    assert list(state.checkin(B, "b", 1, True)) == []
     assert state.statistics().keys == 1
 
 
@@ -72,14 +86,14 @@ def test_keys_are_forgotten_once_they_have_no_connections() -> None:
     state.opened(B)
     assert state.statistics().keys == 2
     for now in range(3):  # the steady state of a reused connection: checkin, checkout, ...
-        assert state.checkin(A, "a1", now, True) == []
-        assert state.checkout(A, now, usable) == ("a1", [])
+        assert list(state.checkin(A, "a1", now, True)) == []
+        assert out(state.checkout(A, now, usable)) == ("a1", [])
     assert (state.statistics().busy, state.statistics().keys) == (2, 2)
-    assert state.checkin(B, "b1", 3, False) == ["b1"]  # closed: B has nothing left
+    assert list(state.checkin(B, "b1", 3, False)) == ["b1"]  # closed: B has nothing left
     assert state.statistics().keys == 1
     state.discard(A)  # A's busy connection failed
     assert state.statistics() == type(state.statistics())(idle=0, busy=0, opened=2, reused=3, closed=2, keys=0)
-    assert state.checkout(A, 4, usable) == (None, [])
+    assert out(state.checkout(A, 4, usable)) == (None, [])
 
 
 def test_a_retired_key_is_forgotten_with_its_last_connection() -> None:
@@ -90,11 +104,11 @@ def test_a_retired_key_is_forgotten_with_its_last_connection() -> None:
     for _ in range(3):
         state.opened(A)
     assert state.retire(lambda key: False) == []
-    assert state.checkin(A, "one", 0, True) == ["one"]
+    assert list(state.checkin(A, "one", 0, True)) == ["one"]
     assert state._retired == {A}  # still one in flight
     state.discard(A)
     assert state._retired == {A}
-    assert state.checkin(A, "last", 0, True) == ["last"]
+    assert list(state.checkin(A, "last", 0, True)) == ["last"]
     assert not state._retired
     state.opened(B)
     state.retire(lambda key: False)

@@ -153,3 +153,21 @@ def test_status_lines_keep_the_origins_reason_phrase() -> None:
     assert response_head(525, []) == b"HTTP/1.1 525 SSL Handshake Failed\r\n\r\n"
     assert response_head(599, []) == b"HTTP/1.1 599 \r\n\r\n"
     assert response_head(200, [], b"OK", b"1.0") == b"HTTP/1.0 200 OK\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, upgrade\r\nUpgrade: h2c\r\n\r\nextra",
+    ],
+)
+def test_an_upgrade_request_is_answered_and_the_connection_closed(raw: bytes) -> None:
+    """The edge does not tunnel: the request is served without upgrading, then the connection closes."""
+    parser = RequestParser()
+    (head, *_rest) = parser.feed(raw)
+    assert isinstance(head, RequestReceived) and head.target == b"/ws" and not head.keep_alive
+    with pytest.raises(MalformedRequest):
+        parser.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    plain = RequestParser().feed(b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n")[0]
+    assert isinstance(plain, RequestReceived) and plain.keep_alive  # Upgrade not named in Connection: no upgrade

@@ -78,7 +78,7 @@ class DownstreamConnection(asyncio.Protocol):
         if isinstance(ssl_obj, ssl.SSLObject):
             self.sni = ssl_obj.server_hostname
             self.tls_version = ssl_obj.version()
-        self.state.connections[self] = False
+        self.state.connections.add(self)
         self._serve_next()
 
     def data_received(self, data: bytes) -> None:
@@ -112,7 +112,7 @@ class DownstreamConnection(asyncio.Protocol):
         self._queue.append(_CLOSED)
         self._wake()
         self._idle.cancel()
-        self.state.connections.pop(self, None)
+        self.state.connections.discard(self)
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
 
@@ -181,9 +181,11 @@ class DownstreamConnection(asyncio.Protocol):
 
     def _set_busy(self, busy: bool) -> None:
         self._busy = busy
-        connections = self.state.connections
-        if self in connections:
-            connections[self] = busy
+
+    def close_if_idle(self) -> None:
+        """Graceful shutdown: close unless a request is being answered."""
+        if not self._busy:
+            self.close()
 
     def request_done(self, keep_alive: bool) -> None:
         """The pending request was answered; serve the next one or close."""
@@ -300,4 +302,4 @@ class DownstreamConnection(asyncio.Protocol):
             self.transport.close()
         self.closed = True
         self._idle.cancel()
-        self.state.connections.pop(self, None)
+        self.state.connections.discard(self)

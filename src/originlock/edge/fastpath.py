@@ -122,18 +122,18 @@ class _Exchange:
         conn, request, ctx, origin, state = self.conn, self.request, self.ctx, self.origin, self.state
         released = False
         try:
-            response = origin.next_event_nowait()
+            # on_origin saw the whole response queued: one pass over it, then one call to consume it all.
+            events = origin.pending
+            response = events[0]
             assert isinstance(response, ResponseReceived)
             keep_alive, rechunk = response_start(conn, request, ctx, response, request.keep_alive)
             sent = 0
-            while True:
-                event = origin.next_event_nowait()
+            for event in events:
                 if isinstance(event, BodyReceived):
                     data = event.data
                     sent += len(data)
                     conn.write(chunk(data) if rechunk else data)
-                elif isinstance(event, MessageEnded):
-                    break
+            origin.consume_pending()
             if rechunk:
                 conn.write(LAST_CHUNK)
             state.send_soon(conn.flush)  # a later write on this connection flushes it earlier, in order

@@ -191,14 +191,22 @@ class OriginConnection(asyncio.Protocol):
             handle.cancel()
             self._drain_waiter = None
 
+    def consume_pending(self) -> None:
+        """Every pending event was taken at once (a complete response handled in one go)."""
+        self._events.clear()
+        self._drained()
+
+    def _drained(self) -> None:
+        self._buffered = 0
+        if self._read_paused and self.transport is not None:
+            self._read_paused = False
+            self.transport.resume_reading()
+
     def next_event_nowait(self) -> Event | None:
         if self._events:
             event = self._events.popleft()
             if not self._events:
-                self._buffered = 0
-                if self._read_paused and self.transport is not None:
-                    self._read_paused = False
-                    self.transport.resume_reading()
+                self._drained()
             return event
         if self._error is not None:
             raise self._error

@@ -21,6 +21,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
 
 from originlock.snapshot.model import ClientCert, DeploymentPki
 
@@ -34,7 +35,20 @@ class VerifyMode(enum.Enum):
     STRICT = "strict"
 
 
-PoolKey = tuple[str, int, bool, str, str, str, str, bool]
+class PoolKey(NamedTuple):
+    """See :meth:`OriginPeer.pool_key`. A named tuple rather than a plain ``tuple[...]`` type: compiled,
+    mypyc keeps a fixed-length tuple unboxed in C and builds a new tuple object at every use, where the
+    pool wants the peer's one key object (hashed once per request, found by identity)."""
+
+    host: str
+    port: int
+    tls: bool
+    sni: str
+    verify: str
+    trust: str
+    fingerprint: str
+    fips: bool
+
 
 #: ``OriginPeer.revoked`` of peers that check no revocations (Full mode, plain HTTP, none revoked).
 NO_REVOCATIONS: Mapping[str, str] = MappingProxyType({})
@@ -92,10 +106,10 @@ class OriginPeer:
 
     def __post_init__(self) -> None:
         if not self.tls:
-            key: PoolKey = (self.host, self.port, False, "", "", "", "", False)
+            key = PoolKey(self.host, self.port, False, "", "", "", "", False)
         else:
             trust = pool_trust(self.trust, self.revocation)
-            key = (self.host, self.port, True, self.sni, self.verify.value, trust, self.fingerprint, self.fips)
+            key = PoolKey(self.host, self.port, True, self.sni, self.verify.value, trust, self.fingerprint, self.fips)
         object.__setattr__(self, "_key", key)
 
     @property

@@ -16,7 +16,7 @@ connections' keys.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from originlock.origin.connection import OriginConnection
@@ -35,6 +35,11 @@ IDLE_TIMEOUT: Final = 50.0
 
 def _usable(conn: OriginConnection) -> bool:
     return conn.usable()
+
+
+#: What checkout is given, per request: compiled, a Final name is a C static, where naming the function
+#: itself is a lookup in the module's globals dict at each use.
+_USABLE: Final[Callable[[OriginConnection], bool]] = _usable
 
 
 class OriginPool:
@@ -56,7 +61,7 @@ class OriginPool:
 
     def acquire_idle(self, peer: OriginPeer) -> OriginConnection | None:
         """An idle connection for ``peer`` (it is then busy), or None when the caller must dial."""
-        conn, to_close = self._state.checkout(peer.pool_key(), self._clock(), _usable)
+        conn, to_close = self._state.checkout(peer.pool_key(), self._clock(), _USABLE)
         if to_close:
             _close(to_close)
         return conn
@@ -68,7 +73,7 @@ class OriginPool:
             conn = self.acquire_idle(peer)
             if conn is not None:
                 return conn, True
-        self.adopt_trust(key[5])  # before dialling: the dial may well fail (526, revoked)
+        self.adopt_trust(key.trust)  # before dialling: the dial may well fail (526, revoked)
         conn = await self._connector.connect(peer)
         conn.key = key
         self._state.opened(key)
@@ -80,16 +85,19 @@ class OriginPool:
         by the edge when a snapshot with a new trust is swapped in, and before each dial."""
         if trust and trust not in self._trusts:
             self._trusts.add(trust)
-            _close(self._state.retire(lambda other: not other[5] or other[5] == trust))
+            _close(self._state.retire(lambda other: not other.trust or other.trust == trust))
 
     def release(self, conn: OriginConnection, reusable: bool) -> None:
         """Give ``conn`` back after an exchange; it is closed unless ``reusable``."""
-        assert conn.key is not None
-        _close(self._state.checkin(conn.key, conn, self._clock(), reusable))
+        key = conn.key
+        assert key is not None
+        to_close = self._state.checkin(key, conn, self._clock(), reusable)
+        if to_close:
+            _close(to_close)
 
     def retire(self, keep_fingerprints: frozenset[str]) -> None:
         """Close connections made with client certificates that are no longer in the snapshot."""
-        _close(self._state.retire(lambda key: not key[6] or key[6] in keep_fingerprints))
+        _close(self._state.retire(lambda key: not key.fingerprint or key.fingerprint in keep_fingerprints))
 
     def expire(self) -> None:
         _close(self._state.expire(self._clock()))
@@ -101,6 +109,6 @@ class OriginPool:
         return self._state.statistics()
 
 
-def _close(conns: list[OriginConnection]) -> None:
+def _close(conns: Sequence[OriginConnection]) -> None:
     for conn in conns:
         conn.close()

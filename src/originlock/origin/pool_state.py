@@ -2,7 +2,8 @@
 
 Every method changes state and *returns* the connections the caller must close; the async shell
 (:mod:`originlock.origin.pool`) does the closing. Nothing here awaits, reads a clock or touches a socket:
-``now`` is passed in.
+``now`` is passed in. Checkout and checkin, once per request each, return the shared empty tuple when
+there is nothing to close (nearly always) rather than a new empty list.
 
 Policy:
 - Idle connections are reused most-recently-used first (LIFO), so surplus connections age out.
@@ -17,14 +18,16 @@ Policy:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 __all__ = ["PoolState", "PoolStatistics"]
 
 K = TypeVar("K", bound=Hashable)
 C = TypeVar("C")
+
+_NOTHING: Final[tuple[()]] = ()
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class PoolState(Generic[K, C]):
         self._retired: set[K] = set()
         self._opened = self._reused = self._closed = 0
 
-    def checkout(self, key: K, now: float, usable: Callable[[C], bool]) -> tuple[C | None, list[C]]:
+    def checkout(self, key: K, now: float, usable: Callable[[C], bool]) -> tuple[C | None, Sequence[C]]:
         """Take the freshest usable idle connection for ``key``.
 
         Returns:
@@ -74,8 +77,8 @@ class PoolState(Generic[K, C]):
             self._retired.discard(key)  # asked for again: the key is valid in the current snapshot
         slot = self._slots.get(key)
         if slot is None:
-            return None, []
-        to_close: list[C] = []
+            return None, _NOTHING
+        to_close: list[C] | None = None
         idle = slot.idle
         found: C | None = None
         while idle:
@@ -83,12 +86,16 @@ class PoolState(Generic[K, C]):
             if now - since < self.idle_timeout and usable(conn):
                 found = conn
                 break
+            if to_close is None:
+                to_close = []
             to_close.append(conn)
         if found is not None:
             slot.busy += 1
             self._reused += 1
         elif not slot.busy:
             del self._slots[key]
+        if to_close is None:
+            return found, _NOTHING
         self._closed += len(to_close)
         return found, to_close
 
@@ -100,7 +107,7 @@ class PoolState(Generic[K, C]):
         slot.busy += 1
         self._opened += 1
 
-    def checkin(self, key: K, conn: C, now: float, reusable: bool) -> list[C]:
+    def checkin(self, key: K, conn: C, now: float, reusable: bool) -> Sequence[C]:
         """A busy connection finished its exchange. Returns connections to close."""
         slot = self._slots.get(key)
         if slot is None:  # not counted as busy (cannot happen through OriginPool): keep the books right
@@ -123,7 +130,7 @@ class PoolState(Generic[K, C]):
                 del self._slots[key]
             self._closed += len(surplus)
             return surplus
-        return []
+        return _NOTHING
 
     def discard(self, key: K) -> None:
         """A busy connection was closed by its user (error); it is no longer counted."""

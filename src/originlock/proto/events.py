@@ -8,10 +8,20 @@ all the same; equality is by value, as it was.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["BodyReceived", "Event", "Headers", "MessageEnded", "RequestReceived", "ResponseReceived", "lower_name"]
+__all__ = [
+    "BodyReceived",
+    "Event",
+    "Headers",
+    "MessageEnded",
+    "NameFilter",
+    "RequestReceived",
+    "ResponseReceived",
+    "lower_name",
+]
 
 #: Header fields in wire order, names and values as received (names keep their case).
 Headers = list[tuple[bytes, bytes]]
@@ -32,6 +42,40 @@ def lower_name(name: bytes) -> bytes:
         if len(_LOWER) < _MAX_NAMES:
             _LOWER[name] = lower
     return lower
+
+
+class NameFilter:
+    """Rules out, cheaply, field names that cannot be one of a few names (any case).
+
+    The hot path asks :meth:`may_be` before :func:`lower_name`: a field name fresh from the parser is a new
+    bytes object whose hash must be computed for that lookup, and most fields (``Server``, ``Date``,
+    ``Content-Type``, ``Accept``, ...) are none of the few names the edge looks for. A bit per length, then
+    the (length, first letter) pair, rule out nearly all of them with integer operations.
+    """
+
+    __slots__ = ("_keys", "_lengths")
+
+    def __init__(self, names: Iterable[bytes]) -> None:
+        self._lengths = 0
+        keys: set[int] = set()
+        for name in names:
+            self._lengths |= 1 << len(name)
+            keys.add(_key(name))
+        self._keys = frozenset(keys)
+
+    def may_be(self, name: bytes) -> bool:
+        """False when ``name`` is certainly none of the names."""
+        return bool((self._lengths >> len(name)) & 1) and _key(name) in self._keys
+
+    def __or__(self, other: NameFilter) -> NameFilter:
+        both = NameFilter(())
+        both._lengths = self._lengths | other._lengths
+        both._keys = self._keys | other._keys
+        return both
+
+
+def _key(name: bytes) -> int:
+    return len(name) << 8 | (name[0] | 0x20 if name else 0)  # 0x20: ASCII letters lower-case
 
 
 class RequestReceived:
@@ -64,7 +108,7 @@ class RequestReceived:
     def header(self, name: bytes) -> bytes | None:
         """First value of header ``name`` (lower-case), or None."""
         for key, value in self.headers:
-            if lower_name(key) == name:
+            if len(key) == len(name) and lower_name(key) == name:
                 return value
         return None
 

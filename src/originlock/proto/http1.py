@@ -20,6 +20,7 @@ from originlock.proto.events import (
     Event,
     Headers,
     MessageEnded,
+    NameFilter,
     RequestReceived,
     ResponseReceived,
     lower_name,
@@ -57,10 +58,17 @@ class Limits:
 DEFAULT_LIMITS: Final = Limits()
 
 
+#: The request and response fields the parsers look at.
+_REQUEST_NAMES: Final = NameFilter([b"expect", b"transfer-encoding", b"content-length"])
+_FRAMING_NAMES: Final = NameFilter([b"transfer-encoding", b"content-length"])
+
+
 def _framing(headers: Headers) -> str:
     """``chunked`` / ``length`` / ``none`` / ``close`` (neither field: read until EOF) for a response that
     may have a body, from the header fields llhttp already validated. One pass (there were two)."""
     for name, value in headers:
+        if not _FRAMING_NAMES.may_be(name):
+            continue
         lower = lower_name(name)
         if lower == b"transfer-encoding" and b"chunked" in value.lower():
             return "chunked"
@@ -103,8 +111,12 @@ class RequestParser:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             # llhttp stops at an Upgrade request; the edge does not tunnel, so it answers this request
-            # and then closes (the caller sees keep_alive=False).
+            # and then closes (the caller sees keep_alive=False). Set here rather than by asking llhttp
+            # (should_upgrade()) for every request.
             self._upgrade = True
+            for event in self._events:
+                if isinstance(event, RequestReceived):
+                    event.keep_alive = False
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, MalformedRequest | HeadersTooLarge | UriTooLong):
@@ -142,6 +154,8 @@ class RequestParser:
         framing = ""
         for name, value in headers:
             size += len(name) + len(value)
+            if not _REQUEST_NAMES.may_be(name):
+                continue
             lower = lower_name(name)
             if lower == b"expect":
                 if value.lower() != b"100-continue":
@@ -165,7 +179,7 @@ class RequestParser:
                 self._url,
                 self._version(method),
                 headers,
-                bool(parser.should_keep_alive()) and not parser.should_upgrade(),
+                bool(parser.should_keep_alive()),
                 framing or "none",
                 expect,
             )
@@ -234,7 +248,8 @@ class ResponseParser:
         self._head_request = method == b"HEAD"
         self._reset_message()
         self.received_any = False
-        self._events = []
+        if self._events:  # left over from an abandoned exchange (feed hands out the list it fills)
+            self._events = []
 
     @property
     def done(self) -> bool:

@@ -19,10 +19,9 @@ for any message.
 
 from __future__ import annotations
 
-import functools
 from typing import Final
 
-from originlock.proto.events import Headers, RequestReceived, ResponseReceived, lower_name
+from originlock.proto.events import Headers, NameFilter, RequestReceived, ResponseReceived, lower_name
 from originlock.proto.serialize import (
     HOP_BY_HOP,
     add_field,
@@ -44,6 +43,9 @@ __all__ = [
 _EDGE_SET: Final = frozenset({b"x-forwarded-proto", b"cf-connecting-ip", b"cf-visitor", b"cf-ray", b"expect"})
 #: Everything the origin request never carries as received: one set lookup per field on the hot path.
 _NOT_FORWARDED: Final = HOP_BY_HOP | _EDGE_SET | {b"content-length"}
+#: The names ``origin_request_head`` treats specially, without and with a Host override.
+_REQUEST_NAMES: Final = NameFilter(_NOT_FORWARDED | {b"x-forwarded-for"})
+_REQUEST_NAMES_HOST: Final = _REQUEST_NAMES | NameFilter([b"host"])
 #: ``X-Forwarded-Proto`` and ``CF-Visitor`` depend only on the visitor's scheme: built once.
 _SCHEME_FIELDS: Final = {
     scheme: ((b"X-Forwarded-Proto", scheme.encode()), (b"CF-Visitor", f'{{"scheme":"{scheme}"}}'.encode()))
@@ -51,14 +53,25 @@ _SCHEME_FIELDS: Final = {
 }
 
 
-@functools.lru_cache(maxsize=256)  # origins repeat one value (nginx: "keep-alive"); 4 % of the pure path
+#: ``Connection`` value -> the names it lists that are not hop-by-hop anyway. Peers repeat a few values
+#: (nginx: "keep-alive"); a plain dict, since calling an ``lru_cache`` wrapper costs twice a lookup.
+_TOKENS: Final[dict[bytes, frozenset[bytes]]] = {}
+_MAX_TOKENS: Final = 256
+
+
 def _named_tokens(connection: bytes) -> frozenset[bytes]:
     """Field names listed in ``Connection`` (joined values) that are not hop-by-hop anyway.
 
     The fields are collected in the main pass and only this rare remainder needs a second pass: a
     separate pass over all fields for ``Connection`` first was ≈ 3 % of edge samples (docs/performance.md).
     """
-    return frozenset(t.strip().lower() for t in connection.split(b",")) - HOP_BY_HOP
+    named = _TOKENS.get(connection)
+    if named is None:
+        named = frozenset(t.strip().lower() for t in connection.split(b",")) - HOP_BY_HOP
+        if len(_TOKENS) >= _MAX_TOKENS:
+            _TOKENS.clear()
+        _TOKENS[connection] = named
+    return named
 
 
 def origin_request_headers(request: RequestReceived, *, client_ip: str, scheme: str, ray_id: str) -> Headers:
@@ -134,8 +147,12 @@ def origin_request_head(
     parts = start_request(request.method, request.target)
     forwarded_for: bytes | None = None
     connection: bytes | None = None
+    special = _REQUEST_NAMES if host is None else _REQUEST_NAMES_HOST
     for field in request.headers:
         name = field[0]
+        if not special.may_be(name):
+            add_field(parts, name, field[1])
+            continue
         lower = lower_name(name)
         if lower in _NOT_FORWARDED:
             if lower == b"connection":
@@ -172,6 +189,8 @@ def origin_request_head(
 
 _DROP_TO_VISITOR: Final = HOP_BY_HOP | {b"cf-ray"}
 _DROP_CHUNKED: Final = _DROP_TO_VISITOR | {b"content-length"}
+_DROP_NAMES: Final = NameFilter(_DROP_TO_VISITOR)
+_DROP_NAMES_CHUNKED: Final = NameFilter(_DROP_CHUNKED)
 
 
 def visitor_response_headers(response: ResponseReceived, *, ray_id: str, chunked: bool, close: bool) -> Headers:
@@ -210,8 +229,12 @@ def visitor_response_head(
     parts = start_response(response.status, response.reason)
     connection: bytes | None = None
     drop = _DROP_CHUNKED if chunked else _DROP_TO_VISITOR
+    droppable = _DROP_NAMES_CHUNKED if chunked else _DROP_NAMES
     for field in response.headers:
         name = field[0]
+        if not droppable.may_be(name):
+            add_field(parts, name, field[1])
+            continue
         lower = lower_name(name)
         if lower in drop:
             if lower == b"connection":

@@ -39,7 +39,7 @@ def host_of(request: RequestReceived) -> str:
     """
     target = request.target
     if target[:1] == b"/":
-        hosts = [value for name, value in request.headers if lower_name(name) == b"host"]
+        hosts = [value for name, value in request.headers if len(name) == 4 and lower_name(name) == b"host"]
         if len(hosts) == 1:
             host = _HOSTS.get(hosts[0])
             if host is None:

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from originlock.snapshot.model import Snapshot
 from originlock.tls.certs import load_certificates, load_private_key
+from originlock.tls.direct import DirectSSLContext
 from originlock.tls.issue import Issued, issue_leaf
 from originlock.tls.memory import load_chain_from_memory
 
@@ -31,7 +32,7 @@ _VERSIONS = {"TLSv1.2": "1.2", "TLSv1.3": "1.3"}
 
 
 def _server_context() -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx = DirectSSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_alpn_protocols(["http/1.1"])
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE

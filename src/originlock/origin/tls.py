@@ -11,6 +11,7 @@ from __future__ import annotations
 import ssl
 
 from originlock.origin.peer import OriginPeer, VerifyMode
+from originlock.tls.direct import DirectSSLContext
 from originlock.tls.memory import load_chain_from_memory
 
 __all__ = ["FIPS_TLS12_CIPHERS", "OriginTlsContexts"]
@@ -52,12 +53,14 @@ class OriginTlsContexts:
 
     @staticmethod
     def _build(peer: OriginPeer) -> ssl.SSLContext:
+        ctx = DirectSSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the chain and the hostname by default
         if peer.verify is VerifyMode.STRICT:
-            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+            # What ssl.create_default_context() does, except that SSLKEYLOGFILE is not honoured: the edge
+            # never writes TLS secrets to a file.
+            ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
             if peer.origin_ca_pem:
                 ctx.load_verify_locations(cadata=peer.origin_ca_pem.decode())
         else:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2

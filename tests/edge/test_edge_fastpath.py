@@ -187,3 +187,23 @@ def test_a_complete_head_after_idle_time_is_served(env: Env) -> None:
         time.sleep(0.5)  # idle longer than the header timeout, shorter than the idle one
         sock.sendall(b"GET / HTTP/1.1\r\nHost: head.example.test\r\n\r\n")
         assert _responses(sock, 1) == [(200, b"hello")]
+
+
+def test_local_answers_keep_the_connection_and_pipelined_requests_stay_in_order(env: Env) -> None:
+    """One request per read is served without the queue; an edge-generated answer (here 1001) must still
+    leave the connection open for the next one, and a read holding several requests still answers them in
+    order (through the queue)."""
+    with _visitor(env) as sock:
+        for _ in range(3):  # one request per read: the direct path
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: unknown.example.test\r\n\r\n")
+            ((status, body),) = _responses(sock, 1)
+            assert status == 530 and b"1001" in body
+        sock.sendall(b"GET /a HTTP/1.1\r\nHost: head.example.test\r\n\r\n")
+        assert _responses(sock, 1) == [(200, b"hello")]
+        pipelined = b"".join(
+            b"GET /%d HTTP/1.1\r\nHost: %s\r\n\r\n" % (i, host)
+            for i, host in enumerate([b"head.example.test", b"unknown.example.test", b"head.example.test"])
+        )
+        sock.sendall(pipelined)
+        statuses = [status for status, _ in _responses(sock, 3)]
+        assert statuses == [200, 530, 200]

@@ -17,6 +17,7 @@ from originlock.proto import (
     ResponseParser,
     ResponseReceived,
 )
+from originlock.proto.events import NameFilter
 from originlock.proto.serialize import chunk, request_head, response_head
 
 
@@ -171,3 +172,13 @@ def test_an_upgrade_request_is_answered_and_the_connection_closed(raw: bytes) ->
         parser.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
     plain = RequestParser().feed(b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n")[0]
     assert isinstance(plain, RequestReceived) and plain.keep_alive  # Upgrade not named in Connection: no upgrade
+
+
+def test_name_filter_never_rules_out_one_of_its_names() -> None:
+    names = [b"connection", b"te", b"transfer-encoding", b"cf-ray", b"x-forwarded-for"]
+    only = NameFilter(names)
+    for name in names:
+        for variant in (name, name.upper(), name.title()):
+            assert only.may_be(variant)
+    assert not any(only.may_be(n) for n in (b"Server", b"Date", b"Content-Type", b"Accept", b""))
+    assert (only | NameFilter([b"host"])).may_be(b"Host") and not only.may_be(b"Host")

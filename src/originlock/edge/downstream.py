@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from originlock.edge.fastpath import begin
 from originlock.errors import DownstreamError, EdgeError
 from originlock.origin.deadline import Deadline
-from originlock.proto.events import BodyReceived, Event, RequestReceived
+from originlock.proto.events import BodyReceived, Event, MessageEnded, RequestReceived
 from originlock.proto.http1 import RequestParser
 
 if TYPE_CHECKING:
@@ -65,6 +65,8 @@ class DownstreamConnection(asyncio.Protocol):
         self._idle = Deadline(state.loop, self._idle_expired)
         #: Bytes of the next request head have arrived (the header timeout runs, not the idle one).
         self._head_started = False
+        #: The request being answered came with its end and was never queued (see ``request_consumed``).
+        self.request_complete = False
 
     # -- asyncio callbacks ---------------------------------------------------------------------
 
@@ -90,6 +92,15 @@ class DownstreamConnection(asyncio.Protocol):
             self._wake()
             return
         if events:
+            if len(events) == 2 and not self._busy and not self._queue and not self.state.draining:
+                request, end = events
+                if isinstance(request, RequestReceived) and isinstance(end, MessageEnded):
+                    # The usual read: one whole request without a body, nothing queued before it and none
+                    # being answered. Served straight away rather than through the queue.
+                    self.request_complete = True
+                    if self._serve(request):
+                        self._serve_next()
+                    return
             self._queue.extend(events)
             self._buffered += len(data)
             if self._buffered > READ_HIGH_WATER:
@@ -161,26 +172,30 @@ class DownstreamConnection(asyncio.Protocol):
                 elif not self._idle.armed:  # partial data does not extend the idle (or header) time
                     self._idle.arm(state.idle_timeout)
                 return
-            self._idle.disarm()
-            self._head_started = False
             if not isinstance(event, RequestReceived):
                 self.close()
                 return
-            self._set_busy(True)
-            try:
-                keep_alive = begin(self, event, state)
-            except BaseException:
-                self.close()
-                raise
-            if keep_alive is None:
-                return
-            self._set_busy(False)
-            if not keep_alive:
-                self.close()
+            self.request_complete = False
+            if not self._serve(event):
                 return
 
-    def _set_busy(self, busy: bool) -> None:
-        self._busy = busy
+    def _serve(self, request: RequestReceived) -> bool:
+        """Start answering ``request``; True when it was answered at once and the connection stays open."""
+        self._idle.disarm()
+        self._head_started = False
+        self._busy = True
+        try:
+            keep_alive = begin(self, request, self.state)
+        except BaseException:
+            self.close()
+            raise
+        if keep_alive is None:
+            return False  # answered later: request_done() continues
+        self._busy = False
+        if not keep_alive:
+            self.close()
+            return False
+        return True
 
     def close_if_idle(self) -> None:
         """Graceful shutdown: close unless a request is being answered."""
@@ -189,7 +204,7 @@ class DownstreamConnection(asyncio.Protocol):
 
     def request_done(self, keep_alive: bool) -> None:
         """The pending request was answered; serve the next one or close."""
-        self._set_busy(False)
+        self._busy = False
         if keep_alive:
             self._serve_next()
         else:

@@ -88,6 +88,9 @@ def failed(
 
 def request_consumed(conn: DownstreamConnection, request: RequestReceived) -> bool:
     """Drop already-received body events of an unanswered request; True when its end was seen."""
+    if conn.request_complete:  # taken with its end, never queued (the first ask answers)
+        conn.request_complete = False
+        return True
     while True:
         try:
             event = conn.next_event_nowait()

@@ -92,6 +92,8 @@ class EdgeState:
         self.connections: set[DownstreamConnection] = set()
         self.draining = False
         self._snapshot = source.current()
+        #: Bound once: the source is interpreted code, and looking its method up builds an object per request.
+        self._current = source.current
         # The starting trust counts as seen: a later dial under it (a request begun before a swap) must not
         # close the connections of a newer one.
         self.pool.adopt_trust(strict_pool_trust(self._snapshot.pki))
@@ -125,7 +127,7 @@ class EdgeState:
 
     def snapshot(self) -> Snapshot:
         """The current snapshot; notices swaps and retires what the new one no longer has."""
-        snap = self.source.current()
+        snap = self._current()
         if snap is not self._snapshot:
             self._swapped(snap)
         return snap

@@ -25,7 +25,6 @@ from originlock.proto.events import Headers, NameFilter, RequestReceived, Respon
 from originlock.proto.serialize import (
     HOP_BY_HOP,
     add_field,
-    end_head,
     request_head,
     response_head,
     start_request,
@@ -177,14 +176,19 @@ def origin_request_head(
         parts.append(without_xff)
     else:
         parts.append(with_xff)
-    add_field(parts, b"CF-Ray", ray_id.encode())
+    parts.append(b"CF-Ray: ")
+    parts.append(ray_id.encode())
     if request.body == "chunked":
-        parts.append(b"Transfer-Encoding: chunked\r\n")
+        parts.append(b"\r\nTransfer-Encoding: chunked\r\n\r\n")
     elif request.body == "length":
         length = request.header(b"content-length")
         assert length is not None
-        add_field(parts, b"Content-Length", length)
-    return end_head(parts)
+        parts.append(b"\r\nContent-Length: ")
+        parts.append(length)
+        parts.append(b"\r\n\r\n")
+    else:
+        parts.append(b"\r\n\r\n")  # the line's end and the head's in one part: every part costs the join
+    return b"".join(parts)
 
 
 _DROP_TO_VISITOR: Final = HOP_BY_HOP | {b"cf-ray"}
@@ -250,7 +254,7 @@ def visitor_response_head(
         parts.append(b"Transfer-Encoding: chunked\r\n")
     if close:
         parts.append(b"Connection: close\r\n")
-    add_field(parts, b"CF-Ray", ray_id.encode())
-    if keep_alive_1_0:
-        parts.append(b"Connection: keep-alive\r\n")
-    return end_head(parts)
+    parts.append(b"CF-Ray: ")
+    parts.append(ray_id.encode())
+    parts.append(b"\r\nConnection: keep-alive\r\n\r\n" if keep_alive_1_0 else b"\r\n\r\n")
+    return b"".join(parts)

@@ -39,14 +39,19 @@ def host_of(request: RequestReceived) -> str:
     """
     target = request.target
     if target[:1] == b"/":
-        hosts = [value for name, value in request.headers if len(name) == 4 and lower_name(name) == b"host"]
-        if len(hosts) == 1:
-            host = _HOSTS.get(hosts[0])
+        found: bytes | None = None
+        for name, value in request.headers:
+            if len(name) == 4 and lower_name(name) == b"host":
+                if found is not None:
+                    return _host_of(request)  # several Host fields: _host_of says what is wrong
+                found = value
+        if found is not None:
+            host = _HOSTS.get(found)
             if host is None:
                 host = _host_of(request)
                 if len(_HOSTS) >= _MAX_HOSTS:
                     _HOSTS.clear()
-                _HOSTS[hosts[0]] = host
+                _HOSTS[found] = host
             return host
     return _host_of(request)
 

@@ -85,7 +85,7 @@ class EdgeState:
         )
         self.access_log = AccessLog(config.access_log)
         #: Read per request: a plain attribute, where ``access_log.enabled`` is an interpreted property.
-        self._logging = self.access_log.enabled
+        self.logging = self.access_log.enabled
         #: Requests answered, by zone name, then status (``request_counts`` is the flat view for /metrics).
         self._requests: dict[str, dict[int, int]] = {}
         #: Open visitor connections (each knows whether it is busy with a request).
@@ -166,7 +166,7 @@ class EdgeState:
             by_status = self._requests[zone] = {}
         status = ctx.status
         by_status[status] = by_status.get(status, 0) + 1
-        if self._logging:
+        if self.logging:
             self.access_log.write(access_log_line(ctx, request, time.monotonic(), time.time()))
 
     @property

@@ -54,6 +54,12 @@ def head_aware(sock: socket.socket) -> None:
             sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
 
 
+def extra_after_response(sock: socket.socket) -> None:
+    """Sends a second, unasked-for response right behind each answer, in the same write."""
+    while read_request_head(sock):
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + b"HTTP/1.1 200 OK\r\nX-Injected: 1\r\n\r\n")
+
+
 class Env:
     def __init__(self, edge: EdgeThread, origins: list[ScriptedOrigin]) -> None:
         self.edge = edge
@@ -68,6 +74,7 @@ def env() -> Iterator[Env]:
         ScriptedOrigin("127.0.0.30", port, split_second_response),
         ScriptedOrigin("127.0.0.31", port, stall_second),
         ScriptedOrigin("127.0.0.32", port, head_aware),
+        ScriptedOrigin("127.0.0.33", port, extra_after_response),
     ]
     flex = SslMode.FLEXIBLE
     snapshot = make_snapshot(
@@ -75,6 +82,7 @@ def env() -> Iterator[Env]:
         make_route("split.example.test", "127.0.0.30", ssl_mode=flex),
         make_route("stall.example.test", "127.0.0.31", ssl_mode=flex),
         make_route("head.example.test", "127.0.0.32", ssl_mode=flex),
+        make_route("extra.example.test", "127.0.0.33", ssl_mode=flex),
     )
     config = EdgeConfig(
         http=("127.0.0.1", 0),
@@ -207,3 +215,20 @@ def test_local_answers_keep_the_connection_and_pipelined_requests_stay_in_order(
         sock.sendall(pipelined)
         statuses = [status for status, _ in _responses(sock, 3)]
         assert statuses == [200, 530, 200]
+
+
+def test_an_origin_that_sends_more_than_its_response(env: Env) -> None:
+    """The visitor gets the response exactly as announced (nothing of what followed it), and the origin
+    connection is not reused: every request is answered, none with the leftovers of another."""
+    with _visitor(env) as sock:
+        for _ in range(3):
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: extra.example.test\r\n\r\n")
+            sock.settimeout(10)
+            data = b""
+            while b"\r\n\r\nok" not in data:
+                piece = sock.recv(65536)
+                assert piece, data
+                data += piece
+            head, _, body = data.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 ") and body == b"ok"
+            assert b"X-Injected" not in head and head.lower().count(b"content-length") == 1

@@ -182,3 +182,35 @@ def test_name_filter_never_rules_out_one_of_its_names() -> None:
             assert only.may_be(variant)
     assert not any(only.may_be(n) for n in (b"Server", b"Date", b"Content-Type", b"Accept", b""))
     assert (only | NameFilter([b"host"])).may_be(b"Host") and not only.may_be(b"Host")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        b"garbage",
+        b"HTTP/1.1 200 OK\r\nX-Injected: 1\r\n",
+        b"HTTP/1.1 200 OK\r\nX-Injected: 1\r\nContent-Length: 0\r\n\r\n",  # a whole second response
+    ],
+)
+def test_bytes_after_a_complete_response_leave_it_intact_and_the_connection_unusable(extra: bytes) -> None:
+    """llhttp parses on past the response's end; the response handed out must not change (its fields list
+    once took the next message's fields), and the connection must not carry another exchange."""
+    parser = ResponseParser()
+    parser.start(b"GET")
+    events = parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + extra)
+    assert [type(e) for e in events] == [ResponseReceived, BodyReceived, MessageEnded]
+    head = events[0]
+    assert isinstance(head, ResponseReceived) and head.headers == [(b"Content-Length", b"2")]
+    assert parser.done and parser.extra_data
+    parser.start(b"GET")  # a new exchange forgets it (the pool closed that connection meanwhile)
+    assert not parser.extra_data
+
+
+def test_a_body_sent_with_the_answer_to_head_is_extra_data() -> None:
+    parser = ResponseParser()
+    parser.start(b"HEAD")
+    events = parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+    assert [type(e) for e in events] == [ResponseReceived, MessageEnded] and not parser.extra_data
+    parser.start(b"HEAD")
+    events = parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+    assert [type(e) for e in events] == [ResponseReceived, MessageEnded] and parser.extra_data

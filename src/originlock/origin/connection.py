@@ -168,7 +168,7 @@ class OriginConnection(asyncio.Protocol):
         if self._read_paused and self.transport is not None and not self.closed:
             self._read_paused = False
             self.transport.resume_reading()
-        return keep_alive and self.parser.done and not self.closed and not self._events
+        return keep_alive and self.parser.done and not self.parser.extra_data and not self.closed and not self._events
 
     def write(self, data: bytes) -> None:
         if self.closed or self.transport is None:

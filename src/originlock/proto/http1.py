@@ -226,6 +226,10 @@ class ResponseParser:
         self._head_request = False
         self._reset_message()
         self.received_any = False
+        #: The origin sent more than its response (after it, in the same read): the response itself is
+        #: complete and unchanged, but the connection must not carry another exchange (nginx: "upstream
+        #: sent more data than specified"). What followed is dropped unread.
+        self.extra_data = False
 
     def _reset_message(self) -> None:
         #: The response's version from its status line when the exchange's first read starts with it.
@@ -248,6 +252,7 @@ class ResponseParser:
         self._head_request = method == b"HEAD"
         self._reset_message()
         self.received_any = False
+        self.extra_data = False
         if self._events:  # left over from an abandoned exchange (feed hands out the list it fills)
             self._events = []
 
@@ -273,6 +278,7 @@ class ResponseParser:
         except httptools.HttpParserError as exc:
             if not self._done:
                 raise OriginBadResponse(f"unparsable origin response: {exc}") from exc
+            self.extra_data = True
         if self._in_head and self._head_bytes > self._limits.max_response_head_bytes:
             raise OriginBadResponse("origin response headers are larger than 128 KiB")
         events, self._events = self._events, []
@@ -289,13 +295,26 @@ class ResponseParser:
 
     # -- llhttp callbacks ----------------------------------------------------------------------
 
+    # After the response is done, llhttp goes on with whatever follows it in the same read as if it were the
+    # next message: every callback then only notes the extra data (the fields list already belongs to the
+    # event handed out).
+
     def on_status(self, reason: bytes) -> None:
+        if self._done:
+            self.extra_data = True
+            return
         self._reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._done:
+            self.extra_data = True
+            return
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if self._done:
+            self.extra_data = True
+            return
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self._skip = True  # interim response: wait for the final one
@@ -317,13 +336,17 @@ class ResponseParser:
             self._events.append(_ENDED)
 
     def on_body(self, body: bytes) -> None:
-        if not self._done:
-            self._events.append(BodyReceived(body))
+        if self._done:
+            self.extra_data = True  # e.g. a body sent with the answer to HEAD
+            return
+        self._events.append(BodyReceived(body))
 
     def on_message_complete(self) -> None:
         if self._skip:
             self._reset_message()
             return
-        if not self._done:
-            self._done = True
-            self._events.append(_ENDED)
+        if self._done:
+            self.extra_data = True
+            return
+        self._done = True
+        self._events.append(_ENDED)

@@ -1,8 +1,8 @@
 """Which modules the wheel compiles with mypyc, and the setuptools glue that compiles them.
 
 The edge's per-request path (parse -> route -> WAF hook -> pooled origin -> response) is plain typed
-Python; compiled by mypyc the edge uses ≈ 1.6x nginx's CPU per request instead of ≈ 2.6x
-(docs/performance.md, steps 5 and 6). The source stays the only implementation: the same ``.py`` files
+Python; compiled by mypyc the edge uses ≈ 1.4x nginx's CPU per request instead of ≈ 2.6x
+(docs/performance.md, steps 5 to 7). The source stays the only implementation: the same ``.py`` files
 are what editable installs and the test suite run, and what a wheel falls back to when no C compiler is
 available.
 """

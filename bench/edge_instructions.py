@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Instructions per request of the edge's whole Python request path, counted by valgrind: repeatable.
+
+``bench/edge_inprocess.py``'s loop (one visitor and one pooled origin connection with fake transports;
+wrk's request in, nginx's response back) run under ``valgrind --tool=cachegrind`` twice, with two
+iteration counts; the difference divided by the difference in requests removes start-up (imports, key
+generation). Instruction counts do not move with other jobs on the box, where CPU times on the shared
+development box moved by up to 1.6x between identical runs: this is how sub-microsecond steps were told
+apart (docs/performance.md, step 7). It is a proxy: the target is CPU per request end to end
+(``bench/edge_vs_nginx.py``), and the harness's own fake loop and transports (interpreted) are included.
+
+    python bench/edge_instructions.py [--src DIR ...]   # DIR: a src/ tree (e.g. a compiled one); default: installed
+
+Needs valgrind (Debian: apt-get install valgrind). Takes about 30 s per tree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+_CHILD = """
+import sys
+tree, iterations = sys.argv[1], int(sys.argv[2])
+if tree:
+    sys.path.insert(0, tree)
+sys.path.insert(0, {bench!r})
+import originlock
+if tree and not originlock.__file__.startswith(tree):
+    raise SystemExit(f"{{tree}} is not what was imported ({{originlock.__file__}})")
+import edge_inprocess
+edge_inprocess.measure(iterations, 1)
+"""
+
+
+def instructions(tree: str, iterations: int) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        child = Path(tmp) / "child.py"
+        child.write_text(_CHILD.format(bench=str(_HERE)))
+        out = subprocess.run(
+            [
+                "valgrind",
+                "--tool=cachegrind",
+                "--cache-sim=no",
+                f"--cachegrind-out-file={tmp}/out",
+                # the interpreter itself, not a launcher script (pyenv shims are shell scripts)
+                os.path.realpath(sys.executable),
+                str(child),
+                tree,
+                str(iterations),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        ).stderr
+    match = re.search(r"I\s+refs:\s+([\d,]+)", out)
+    if match is None:
+        raise SystemExit(f"no instruction count in valgrind's output:\n{out[-2000:]}")
+    return int(match.group(1).replace(",", ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--src", action="append", default=[], help="a src/ tree to measure (default: installed)")
+    parser.add_argument("--iterations", type=int, default=5000, help="requests in the longer run, minus 1000")
+    args = parser.parse_args()
+    for tree in args.src or [""]:
+        short, long = 1000, 1000 + args.iterations
+        # measure() runs a tenth of the iterations as warm-up first: 1.1 requests per iteration.
+        per_request = (instructions(tree, long) - instructions(tree, short)) / (1.1 * (long - short))
+        print(f"{tree or 'installed'}: {per_request:,.0f} instructions per request")
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,7 @@ client sessions anyway: ``wrap_bio`` is called without ``session=``.)
 
 from __future__ import annotations
 
+import functools
 import ssl
 
 from originlock.origin.peer import OriginPeer, VerifyMode
@@ -27,6 +28,14 @@ FIPS_TLS12_CIPHERS = ":".join(
 )
 #: Contexts kept; more distinct client certificates than this evict the least recently used.
 MAX_CONTEXTS = 4096
+
+
+@functools.cache
+def _default_verify_flags() -> ssl.VerifyFlags:
+    """The verification flags ``ssl.create_default_context()`` sets on this Python (3.13 added
+    ``VERIFY_X509_STRICT`` and ``VERIFY_X509_PARTIAL_CHAIN``), so strict pulls check what they checked when
+    their contexts came from it."""
+    return ssl.create_default_context(ssl.Purpose.SERVER_AUTH).verify_flags
 
 
 class OriginTlsContexts:
@@ -57,6 +66,7 @@ class OriginTlsContexts:
         if peer.verify is VerifyMode.STRICT:
             # What ssl.create_default_context() does, except that SSLKEYLOGFILE is not honoured: the edge
             # never writes TLS secrets to a file.
+            ctx.verify_flags = _default_verify_flags()
             ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
             if peer.origin_ca_pem:
                 ctx.load_verify_locations(cadata=peer.origin_ca_pem.decode())

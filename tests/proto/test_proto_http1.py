@@ -214,3 +214,11 @@ def test_a_body_sent_with_the_answer_to_head_is_extra_data() -> None:
     parser.start(b"HEAD")
     events = parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
     assert [type(e) for e in events] == [ResponseReceived, MessageEnded] and parser.extra_data
+
+
+def test_only_the_upgrade_request_closes_the_connection_when_pipelined() -> None:
+    raw = b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n" + (
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    )
+    heads = [e for e in RequestParser().feed(raw) if isinstance(e, RequestReceived)]
+    assert [(h.target, h.keep_alive) for h in heads] == [(b"/a", True), (b"/ws", False)]

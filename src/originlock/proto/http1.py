@@ -114,9 +114,10 @@ class RequestParser:
             # and then closes (the caller sees keep_alive=False). Set here rather than by asking llhttp
             # (should_upgrade()) for every request.
             self._upgrade = True
-            for event in self._events:
+            for event in reversed(self._events):  # the last head is the upgrade; earlier pipelined ones stay
                 if isinstance(event, RequestReceived):
                     event.keep_alive = False
+                    break
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, MalformedRequest | HeadersTooLarge | UriTooLong):

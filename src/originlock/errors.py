@@ -8,6 +8,9 @@ which HTTP status the visitor should see.
     │   ├── MalformedRequest       400, connection closed (ambiguous framing, bad syntax)
     │   ├── HeadersTooLarge        431
     │   └── UriTooLong             414
+    ├── EdgeOverloaded             503: an edge resource limit was reached (origin connection cap, file
+    │                              descriptors); nothing was sent to the origin
+    ├── OriginSniUnusable          525: the SNI an Origin Rule (or the snapshot) gives cannot be sent
     ├── RoutingError               source=INTERNAL: the request cannot be routed
     │   ├── UnknownHostname        530 + Cloudflare error 1001
     │   └── OriginDnsError         530 + Cloudflare error 1016 (CNAME target does not resolve)
@@ -36,6 +39,7 @@ __all__ = [
     "ClientCertUnusable",
     "DownstreamError",
     "EdgeError",
+    "EdgeOverloaded",
     "ErrorSource",
     "HeadersTooLarge",
     "MalformedRequest",
@@ -46,6 +50,7 @@ __all__ = [
     "OriginError",
     "OriginHandshakeFailed",
     "OriginRefused",
+    "OriginSniUnusable",
     "OriginTimeout",
     "OriginUnreachable",
     "RoutingError",
@@ -173,6 +178,28 @@ class ClientCertUnusable(EdgeError):
 
     source = ErrorSource.INTERNAL
     status_hint = code = 525
+
+
+class OriginSniUnusable(EdgeError):
+    """The server name to send to the origin cannot be used (a NUL byte, a label over 63 characters...).
+
+    A configuration problem (Origin Rules' ``sni.value`` or ``host_header``), found before any byte is sent:
+    525 like a handshake that could not be made, and the page says why, as for ``ClientCertUnusable``.
+    """
+
+    source = ErrorSource.INTERNAL
+    status_hint = code = 525
+
+
+class EdgeOverloaded(EdgeError):
+    """An edge resource limit was reached (origin connections per origin, file descriptors).
+
+    503 Service Unavailable, as nginx's ``limit_conn`` answers and as RFC 9110 §15.6.4 describes a
+    temporary overload; nothing reached the origin, so the request may be repeated.
+    """
+
+    source = ErrorSource.INTERNAL
+    status_hint = code = 503
 
 
 class OriginCertInvalid(OriginError):

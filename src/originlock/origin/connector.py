@@ -24,21 +24,26 @@ from dataclasses import dataclass
 
 from originlock.errors import (
     EdgeError,
+    EdgeOverloaded,
     OriginCertInvalid,
     OriginConnectTimeout,
     OriginHandshakeFailed,
     OriginRefused,
+    OriginSniUnusable,
     OriginUnreachable,
 )
 from originlock.origin.connection import OriginConnection
 from originlock.origin.peer import OriginPeer
 from originlock.origin.resolve import Resolver
+from originlock.origin.server_name import check_port, server_name_error
 from originlock.origin.tls import OriginTlsContexts
 from originlock.proto.http1 import DEFAULT_LIMITS, Limits
 
 __all__ = ["Connector", "OriginTimeouts"]
 
 _UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
+#: Out of file descriptors or socket buffers: the edge is overloaded, the origin is not at fault.
+_EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 @dataclass(frozen=True)
@@ -79,11 +84,24 @@ class Connector:
         """A new connection to ``peer``, TLS established when ``peer.tls``.
 
         Raises:
-            EdgeError: 521-523, 525, 526, or 530/1016 when a CNAME origin does not resolve.
+            EdgeError: 521-523, 525, 526, 530/1016 when a CNAME origin does not resolve, 503 when the edge
+            is out of file descriptors.
         """
+        # Snapshot values are checked before any socket exists (origin/server_name.py says why).
+        if not check_port(peer.port):
+            raise OriginUnreachable(f"origin port {peer.port} is not 1-65535")
+        if peer.tls:
+            problem = server_name_error(peer.sni)
+            if problem is not None:
+                raise OriginSniUnusable(f"the origin server name (SNI) {peer.sni[:300]!r} cannot be used: {problem}")
         address = await self._resolver.resolve(peer.host, peer.port)
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as exc:
+            if exc.errno in _EXHAUSTED:
+                raise EdgeOverloaded(f"no socket for the origin connection: {exc.strerror}") from exc
+            raise OriginUnreachable(f"no socket for {address}: {exc}") from exc
         try:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -105,8 +123,10 @@ class Connector:
         except ConnectionRefusedError as exc:
             raise OriginRefused(f"{address[0]}:{address[1]} refused the connection") from exc
         except OSError as exc:
-            if exc.errno in _UNREACHABLE:
+            if exc.errno in _UNREACHABLE or isinstance(exc, socket.gaierror):  # gaierror: "::1%bad" scope id
                 raise OriginUnreachable(f"no route to {address[0]}: {exc.strerror}") from exc
+            if exc.errno in _EXHAUSTED:
+                raise EdgeOverloaded(f"connecting to the origin: {exc.strerror}") from exc
             if exc.errno == errno.ETIMEDOUT:
                 raise OriginConnectTimeout(f"no answer from {address[0]}:{address[1]}") from exc
             raise OriginRefused(f"connecting to {address[0]}:{address[1]} failed: {exc}") from exc

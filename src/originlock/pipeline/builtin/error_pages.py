@@ -18,6 +18,12 @@ _ADVICE: dict[int, tuple[str, str]] = {
     400: ("Bad request", "The request was malformed or ambiguous and was not forwarded."),
     414: ("URI too long", "The request URL is longer than 16 KiB."),
     431: ("Request header fields too large", "The request headers are larger than 32 KiB."),
+    503: (
+        "Service temporarily unavailable",
+        "The edge reached one of its resource limits (connections to this origin, open files) and did not "
+        "forward the request; it can be repeated. If this persists, raise --max-origin-connections or the "
+        "process's open-files limit, or look for slow clients holding connections.",
+    ),
     520: (
         "Web server is returning an unknown error",
         "The origin returned an empty, unknown or unexpected response: check the origin's error log "

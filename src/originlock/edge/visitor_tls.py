@@ -29,6 +29,20 @@ MAX_CACHED = 10_000
 #: Name on the certificate served when SNI is absent or unknown.
 FALLBACK_NAME = "originlock-edge.invalid"
 _VERSIONS = {"TLSv1.2": "1.2", "TLSv1.3": "1.3"}
+#: TLS 1.2 suites offered to visitors: ECDHE with AEAD ciphers only (Mozilla's "intermediate" profile
+#: minus DHE). Python's default list adds CBC suites with HMAC-SHA1/SHA-256/SHA-384, which testssl flags
+#: as potentially LUCKY13-vulnerable; every browser of the last decade has an AEAD suite. TLS 1.3 suites
+#: are AEAD by definition (OpenSSL's defaults).
+VISITOR_TLS12_CIPHERS = ":".join(
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    )
+)
 
 
 def _server_context() -> ssl.SSLContext:
@@ -36,7 +50,10 @@ def _server_context() -> ssl.SSLContext:
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_alpn_protocols(["http/1.1"])
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
-    ctx.set_ecdh_curve("prime256v1")
+    ctx.set_ciphers(VISITOR_TLS12_CIPHERS)
+    # Key exchange groups: OpenSSL's default list (X25519, P-256, X448, P-521, P-384), which is what nginx's
+    # default ``ssl_ecdh_curve auto`` offers. ``set_ecdh_curve`` can only set one group (Python has no
+    # SSL_CTX_set1_groups_list), so it is not called: pinning P-256 took X25519 away.
     return ctx
 
 

@@ -15,7 +15,7 @@ from originlock.origin.peer import OriginPeer, VerifyMode
 from originlock.tls.direct import DirectSSLContext
 from originlock.tls.memory import load_chain_from_memory
 
-__all__ = ["FIPS_TLS12_CIPHERS", "OriginTlsContexts"]
+__all__ = ["FIPS_GROUP", "FIPS_TLS12_CIPHERS", "OriginTlsContexts"]
 
 #: ECDHE key exchange with AES-GCM, ECDSA or RSA authentication: FIPS-approved (SP 800-52 Rev. 2).
 FIPS_TLS12_CIPHERS = ":".join(
@@ -26,6 +26,10 @@ FIPS_TLS12_CIPHERS = ":".join(
         "ECDHE-RSA-AES256-GCM-SHA384",
     )
 )
+#: The one key-exchange group of FIPS pulls: X25519 is not approved for key agreement (SP 800-56A Rev. 3
+#: lists NIST curves only), and Python's ``set_ecdh_curve`` sets a single group; P-256 is the group every
+#: TLS 1.2 server supports.
+FIPS_GROUP = "prime256v1"
 #: Contexts kept; more distinct client certificates than this evict the least recently used.
 MAX_CONTEXTS = 4096
 
@@ -80,6 +84,7 @@ class OriginTlsContexts:
             # approve; so FIPS pulls use TLS 1.2 with ECDHE key exchange and AES-GCM, all approved.
             ctx.maximum_version = ssl.TLSVersion.TLSv1_2
             ctx.set_ciphers(FIPS_TLS12_CIPHERS)
+            ctx.set_ecdh_curve(FIPS_GROUP)  # OpenSSL's default groups start with X25519
         ctx.set_alpn_protocols(["http/1.1"])
         if peer.client_cert is not None:
             load_chain_from_memory(ctx, peer.client_cert.chain_pem, peer.client_cert.key_pem)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 
+from originlock.edge.limits import EdgeLimits, add_limit_arguments, limits_from_args
 from originlock.origin.connector import OriginTimeouts
 from originlock.origin.pool import IDLE_TIMEOUT, MAX_IDLE_PER_KEY
 from originlock.pipeline.context import DEFAULT_COLO, PipelineSettings
@@ -64,6 +65,8 @@ class EdgeConfig:
     colo: str = DEFAULT_COLO
     #: ``uvloop`` (falls back to asyncio when not installed) or ``asyncio``.
     loop: str = "uvloop"
+    #: Connection caps, backlog, body timeout (edge/limits.py).
+    limits: EdgeLimits = field(default_factory=EdgeLimits)
 
     def __post_init__(self) -> None:
         if self.http is None and self.https is None:
@@ -171,6 +174,7 @@ def add_edge_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="JSON-lines access log: a path, '-' for stdout, 'off' to disable (default -)",
     )
+    add_limit_arguments(parser)
 
 
 def edge_config_from_args(args: argparse.Namespace) -> EdgeConfig:
@@ -191,4 +195,5 @@ def edge_config_from_args(args: argparse.Namespace) -> EdgeConfig:
         idle_timeout=args.idle_timeout,
         header_timeout=args.header_timeout,
         access_log=access_log,
+        limits=limits_from_args(args),
     )

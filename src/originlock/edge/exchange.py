@@ -196,7 +196,7 @@ async def _send_body(
     while True:
         event = conn.next_event_nowait()
         if event is None:
-            event = await conn.next_event(state.config.idle_timeout)
+            event = await conn.next_event(state.config.limits.body_timeout)
             if event is None:
                 raise _VisitorGone()
         if isinstance(event, BodyReceived):

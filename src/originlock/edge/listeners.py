@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import socket
 
-__all__ = ["bind_listener"]
+from originlock.edge.limits import BACKLOG
 
-#: Accept backlog: nginx's default on Linux is 511; wrk with 200+ connections needs more than 100.
-BACKLOG = 1024
+__all__ = ["BACKLOG", "bind_listener"]
 
 
-def bind_listener(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+def bind_listener(host: str, port: int, *, reuse_port: bool, backlog: int = BACKLOG) -> socket.socket:
     """A bound, listening, non-blocking TCP socket.
 
     ``reuse_port``: let other processes bind the same address (``--workers``); the kernel spreads
-    incoming connections among them.
+    incoming connections among them. ``backlog``: pass the same to ``loop.create_server``, which calls
+    ``listen()`` again (asyncio and uvloop default to 100).
     """
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     family, socktype, proto, _, address = infos[0]
@@ -26,7 +26,7 @@ def bind_listener(host: str, port: int, *, reuse_port: bool) -> socket.socket:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(address)
-        sock.listen(BACKLOG)
+        sock.listen(backlog)
         sock.setblocking(False)
     except BaseException:
         sock.close()

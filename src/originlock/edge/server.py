@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import socket
 import time
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Final
@@ -19,6 +21,14 @@ from originlock.edge.access_log import AccessLog
 from originlock.edge.config import EdgeConfig
 from originlock.edge.downstream import DownstreamConnection
 from originlock.edge.listeners import bind_listener
+from originlock.edge.overload import (
+    Admission,
+    OverloadLog,
+    ShedConnection,
+    install_accept_error_filter,
+    raise_open_files_limit,
+    visitor_capacity,
+)
 from originlock.edge.snapshots import RefreshingSnapshotSource, SnapshotSource
 from originlock.edge.visitor_tls import VisitorTls
 from originlock.errors import DownstreamError
@@ -77,12 +87,22 @@ class EdgeState:
         self.contexts = OriginTlsContexts()
         resolver = Resolver(getaddrinfo_lookup(loop), time.monotonic)
         connector = Connector(loop, resolver, self.contexts, config.origin_timeouts, self.limits)
+        #: Overload events (connections shed, accept() failures, origin queue timeouts), logged once per
+        #: interval by the tick (edge/overload.py).
+        self.overload = OverloadLog(time.monotonic)
         self.pool = OriginPool(
             connector,
             time.monotonic,
             max_idle_per_key=config.pool_max_idle_per_key,
             idle_timeout=config.pool_idle_timeout,
+            max_per_origin=config.limits.max_origin_connections,
+            queue_timeout=config.limits.origin_queue_timeout,
+            on_queue_timeout=lambda: self.overload.count("origin"),
         )
+        #: Visitor connections allowed at once (``--max-connections`` lowered to fit the open-files limit;
+        #: re-read by the tick) and the accepted ones still in their TLS handshake.
+        self.capacity = visitor_capacity(config.limits.max_connections)
+        self.admitting: weakref.WeakSet[Admission] = weakref.WeakSet()
         self.access_log = AccessLog(config.access_log)
         #: Read per request: a plain attribute, where ``access_log.enabled`` is an interpreted property.
         self.logging = self.access_log.enabled
@@ -184,6 +204,13 @@ class EdgeState:
 
     # -- connections ---------------------------------------------------------------------------
 
+    def accept(self, scheme: str) -> asyncio.Protocol:
+        """The protocol for a newly accepted visitor connection: a 503-and-close one beyond the capacity."""
+        if len(self.connections) + len(self.admitting) >= self.capacity:
+            self.overload.count("shed")
+            return ShedConnection()
+        return Admission(lambda: DownstreamConnection(self, scheme), self.admitting)
+
     def reject(self, conn: DownstreamConnection, exc: DownstreamError) -> None:
         """Answer a request that could not be parsed (400/414/431) and close."""
         ctx = RequestContext(
@@ -209,6 +236,26 @@ class EdgeState:
         self.snapshot()
         self.pool.expire()
         self.access_log.flush()
+        self.capacity = visitor_capacity(self.config.limits.max_connections)
+        self.overload.flush(self._describe_overload)
+
+    def _describe_overload(self, kind: str, count: int) -> str:
+        limits = self.config.limits
+        files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if kind == "shed":
+            return (
+                f"edge: {count} visitor connection(s) answered 503 and closed: at the limit of {self.capacity} "
+                f"open connections (--max-connections {limits.max_connections}, open-files limit {files})"
+            )
+        if kind == "accept":
+            return (
+                f"edge: out of file descriptors: {count} connection(s) could not be accepted (open-files limit "
+                f"{files}); open connections are still served"
+            )
+        return (
+            f"edge: {count} request(s) answered 503: no origin connection within {limits.origin_queue_timeout:g} s "
+            f"(--max-origin-connections {limits.max_origin_connections} per origin address)"
+        )
 
     def close_idle_connections(self) -> None:
         for conn in list(self.connections):
@@ -235,13 +282,14 @@ class EdgeServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        raise_open_files_limit()
         reuse = self.config.workers > 1
         http_sock = https_sock = None
         if self.config.http is not None:
-            http_sock = bind_listener(*self.config.http, reuse_port=reuse)
+            http_sock = bind_listener(*self.config.http, reuse_port=reuse, backlog=self.config.limits.backlog)
             self.http_address = _bound(http_sock)
         if self.config.https is not None:
-            https_sock = bind_listener(*self.config.https, reuse_port=reuse)
+            https_sock = bind_listener(*self.config.https, reuse_port=reuse, backlog=self.config.limits.backlog)
             self.https_address = _bound(https_sock)
         state = self._state = EdgeState(
             loop,
@@ -251,14 +299,20 @@ class EdgeServer:
             http_port=self.http_address[1] if self.http_address else None,
             https_port=self.https_address[1] if self.https_address else None,
         )
+        install_accept_error_filter(loop, state.overload)
+        # ``backlog`` again: create_server calls listen() itself, with 100 unless told otherwise.
+        backlog = self.config.limits.backlog
         if http_sock is not None:
-            self._servers.append(await loop.create_server(lambda: DownstreamConnection(state, "http"), sock=http_sock))
+            self._servers.append(
+                await loop.create_server(lambda: state.accept("http"), sock=http_sock, backlog=backlog)
+            )
         if https_sock is not None:
             tls = VisitorTls(state.snapshot, lambda: datetime.now(UTC))
             self._servers.append(
                 await loop.create_server(
-                    lambda: DownstreamConnection(state, "https"),
+                    lambda: state.accept("https"),
                     sock=https_sock,
+                    backlog=backlog,
                     ssl=tls.context,
                     ssl_handshake_timeout=self.config.header_timeout,
                 )

@@ -12,13 +12,24 @@ with another strict trust is retired (idle connections now, busy ones when their
 them), so no connection to an origin whose certificate was revoked stays open until idle expiry. Only a
 trust never seen before triggers it, so a late request of an older snapshot cannot retire the newer
 connections' keys.
+
+Connections per origin (``max_per_origin``, ``--max-origin-connections``): every connection open or being
+dialled counts against its origin's address and port, whatever the rest of its key (SNI, client
+certificate...), since that is what the origin's own limits see. A request that would dial beyond the
+limit first closes an idle connection of the same address made under another key, if there is one; else
+it waits (``queue_timeout``) for a connection of that address to come back idle or to close, and takes
+the idle one or the freed slot; after the wait it fails with 503 (``EdgeOverloaded``). Slow visitors can
+therefore pin at most that many connections to one origin (issue 10, item 9).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final
 
+from originlock.errors import EdgeOverloaded
 from originlock.origin.connection import OriginConnection
 from originlock.origin.connector import Connector
 from originlock.origin.peer import OriginPeer, PoolKey
@@ -50,6 +61,9 @@ class OriginPool:
         *,
         max_idle_per_key: int = MAX_IDLE_PER_KEY,
         idle_timeout: float = IDLE_TIMEOUT,
+        max_per_origin: int = 0,
+        queue_timeout: float = 10.0,
+        on_queue_timeout: Callable[[], None] | None = None,
     ) -> None:
         self._connector = connector
         self._clock = clock
@@ -58,26 +72,113 @@ class OriginPool:
         )
         #: Strict trust identities dialled so far (one per origin CA and revocation set: a handful).
         self._trusts: set[str] = set()
+        #: 0: no limit per origin address.
+        self._max_per_origin = max_per_origin
+        self._queue_timeout = queue_timeout
+        self._on_queue_timeout = on_queue_timeout
+        #: Connections open or being dialled, per origin (host, port).
+        self._open: dict[tuple[str, int], int] = {}
+        #: Requests waiting for room under ``max_per_origin``, per origin (host, port), oldest first.
+        self._waiters: dict[tuple[str, int], deque[asyncio.Future[None]]] = {}
 
     def acquire_idle(self, peer: OriginPeer) -> OriginConnection | None:
         """An idle connection for ``peer`` (it is then busy), or None when the caller must dial."""
         conn, to_close = self._state.checkout(peer.pool_key(), self._clock(), _USABLE)
         if to_close:
-            _close(to_close)
+            self._close(to_close)
         return conn
 
     async def acquire(self, peer: OriginPeer, *, fresh: bool = False) -> tuple[OriginConnection, bool]:
-        """A connection for ``peer`` and whether it was reused. ``fresh`` skips idle connections."""
+        """A connection for ``peer`` and whether it was reused. ``fresh`` skips idle connections.
+
+        Raises:
+            EdgeOverloaded: ``max_per_origin`` connections stayed busy for ``queue_timeout`` (503).
+            EdgeError: from the dial (521-526, 530).
+        """
         key = peer.pool_key()
         if not fresh:
             conn = self.acquire_idle(peer)
             if conn is not None:
                 return conn, True
-        self.adopt_trust(key.trust)  # before dialling: the dial may well fail (526, revoked)
-        conn = await self._connector.connect(peer)
+        address = (key.host, key.port)
+        limit = self._max_per_origin
+        if limit and self._open.get(address, 0) >= limit:
+            waited = await self._wait_for_room(peer, address, fresh)
+            if waited is not None:
+                return waited, True
+        self._open[address] = self._open.get(address, 0) + 1
+        try:
+            self.adopt_trust(key.trust)  # before dialling: the dial may well fail (526, revoked)
+            conn = await self._connector.connect(peer)
+        except BaseException:
+            self._closed_one(address)
+            raise
         conn.key = key
         self._state.opened(key)
         return conn, False
+
+    async def _wait_for_room(self, peer: OriginPeer, address: tuple[str, int], fresh: bool) -> OriginConnection | None:
+        """Wait until ``address`` is below the limit (None: the caller may dial) or an idle connection for
+        ``peer`` came back (returned, busy)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._queue_timeout
+        limit = self._max_per_origin
+        while True:
+            if not fresh:
+                conn = self.acquire_idle(peer)
+                if conn is not None:
+                    return conn
+            if self._open.get(address, 0) < limit:
+                return None
+            evicted = self._state.evict_idle(lambda key: (key.host, key.port) == address)
+            if evicted is not None:
+                self._close((evicted,))
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                if self._on_queue_timeout is not None:
+                    self._on_queue_timeout()
+                raise EdgeOverloaded(
+                    f"{limit} connections to {address[0]}:{address[1]} are busy (--max-origin-connections); "
+                    f"none became free within {self._queue_timeout:g} s"
+                )
+            waiter: asyncio.Future[None] = loop.create_future()
+            queue = self._waiters.setdefault(address, deque())
+            queue.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, remaining)
+            except TimeoutError:
+                pass
+            finally:
+                if waiter in queue:
+                    queue.remove(waiter)
+                if not queue and self._waiters.get(address) is queue:
+                    del self._waiters[address]
+
+    def _wake(self, address: tuple[str, int]) -> None:
+        """A connection of ``address`` came back idle or closed: let its oldest waiter look again."""
+        queue = self._waiters.get(address)
+        while queue:
+            waiter = queue.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _closed_one(self, address: tuple[str, int]) -> None:
+        count = self._open.get(address, 0) - 1
+        if count > 0:
+            self._open[address] = count
+        else:
+            self._open.pop(address, None)
+        if self._waiters:
+            self._wake(address)
+
+    def _close(self, conns: Sequence[OriginConnection]) -> None:
+        for conn in conns:
+            conn.close()
+            key = conn.key
+            if key is not None:
+                self._closed_one((key.host, key.port))
 
     def adopt_trust(self, trust: str) -> None:
         """``trust`` (a strict pool key's trust element) is current: the first time it is seen, close the
@@ -85,7 +186,7 @@ class OriginPool:
         by the edge when a snapshot with a new trust is swapped in, and before each dial."""
         if trust and trust not in self._trusts:
             self._trusts.add(trust)
-            _close(self._state.retire(lambda other: not other.trust or other.trust == trust))
+            self._close(self._state.retire(lambda other: not other.trust or other.trust == trust))
 
     def release(self, conn: OriginConnection, reusable: bool) -> None:
         """Give ``conn`` back after an exchange; it is closed unless ``reusable``."""
@@ -93,22 +194,23 @@ class OriginPool:
         assert key is not None
         to_close = self._state.checkin(key, conn, self._clock(), reusable)
         if to_close:
-            _close(to_close)
+            self._close(to_close)
+        elif self._waiters:  # kept idle: a request waiting for this origin may take (or evict) it
+            self._wake((key.host, key.port))
 
     def retire(self, keep_fingerprints: frozenset[str]) -> None:
         """Close connections made with client certificates that are no longer in the snapshot."""
-        _close(self._state.retire(lambda key: not key.fingerprint or key.fingerprint in keep_fingerprints))
+        self._close(self._state.retire(lambda key: not key.fingerprint or key.fingerprint in keep_fingerprints))
 
     def expire(self) -> None:
-        _close(self._state.expire(self._clock()))
+        self._close(self._state.expire(self._clock()))
 
     def close(self) -> None:
-        _close(self._state.drain())
+        self._close(self._state.drain())
 
     def statistics(self) -> PoolStatistics:
         return self._state.statistics()
 
-
-def _close(conns: Sequence[OriginConnection]) -> None:
-    for conn in conns:
-        conn.close()
+    def open_per_origin(self) -> dict[tuple[str, int], int]:
+        """Connections open or being dialled, by origin (host, port): a copy."""
+        return dict(self._open)

@@ -143,6 +143,19 @@ class PoolState(Generic[K, C]):
                     self._retired.discard(key)  # as in checkin
         self._closed += 1
 
+    def evict_idle(self, match: Callable[[K], bool]) -> C | None:
+        """Take the oldest idle connection of any key for which ``match(key)`` holds, for the caller to
+        close (making room under a per-origin limit); None when there is none. Scans every key: only
+        called when a limit is reached."""
+        for key, slot in list(self._slots.items()):
+            if slot.idle and match(key):
+                conn, _ = slot.idle.pop(0)
+                if not slot.idle and not slot.busy:
+                    del self._slots[key]
+                self._closed += 1
+                return conn
+        return None
+
     def expire(self, now: float) -> list[C]:
         """Close idle connections older than ``idle_timeout``."""
         to_close: list[C] = []

@@ -7,7 +7,9 @@ connections, further requests wait ``--origin-queue-timeout`` and then get a 503
 from __future__ import annotations
 
 import logging
+import os
 import re
+import resource
 import socket
 import subprocess
 import threading
@@ -29,6 +31,7 @@ from originlock.testing.scripted_origin import ScriptedOrigin, read_request_head
 pytestmark = pytest.mark.slow
 
 HOST = "app.example.test"
+FRESH = "fresh.example.test"
 
 
 def answer_after_body(sock: socket.socket) -> None:
@@ -94,7 +97,11 @@ def env() -> Iterator[Env]:
         backlog=777, max_connections=6, max_origin_connections=2, origin_queue_timeout=1.0, body_timeout=1.5
     )
     config = EdgeConfig(http=("127.0.0.1", 0), https=("127.0.0.1", 0), origin_http_port=port, limits=limits)
-    snapshot = make_snapshot(pki, make_route(HOST, "127.0.0.1", ssl_mode=SslMode.FLEXIBLE))
+    snapshot = make_snapshot(
+        pki,
+        make_route(HOST, "127.0.0.1", ssl_mode=SslMode.FLEXIBLE),
+        make_route(FRESH, "127.0.0.3", ssl_mode=SslMode.FLEXIBLE),  # never dialled before the test below
+    )
     with (
         ScriptedOrigin("127.0.0.1", port, answer_after_body) as origin,
         EdgeThread(config, MemorySnapshotSource(snapshot)) as edge,
@@ -222,3 +229,21 @@ def test_many_waiters_all_get_an_answer(env: Env) -> None:
         thread.join(15)
     assert len(results) == 5
     assert all(r.startswith((b"HTTP/1.1 200 ", b"HTTP/1.1 503 ")) for r in results)
+
+
+def test_no_descriptor_for_the_origin_connection_is_503(env: Env) -> None:
+    """The dial's ``socket()`` failing with EMFILE is answered 503; it used to end the request's task with
+    an uncaught OSError (no response, a traceback per request)."""
+    with socket.create_connection(("127.0.0.1", env.edge.http_port), timeout=10) as sock:
+        assert get(sock).startswith(b"HTTP/1.1 200 ")  # the visitor connection exists before the limit drops
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        lowest_free = os.dup(0)
+        os.close(lowest_free)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))  # no descriptor can be opened now
+        try:
+            sock.sendall(f"GET / HTTP/1.1\r\nHost: {FRESH}\r\n\r\n".encode())
+            answer = read_response(sock)
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert answer.startswith(b"HTTP/1.1 503 "), answer[:300]
+    assert b"no socket for the origin connection" in answer

@@ -102,5 +102,6 @@ def test_fd_exhaustion_sheds_new_connections_logs_little_and_recovers(serve: Ser
     assert api_ok and edge_ok
     resource.prlimit(pid, resource.RLIMIT_NOFILE, original)
     out = serve.output()
-    assert 1 <= out.count("out of file descriptors") <= 2, out[-3000:]  # one line per 10 s interval
+    # One line per 10 s interval (none under uvloop, whose libuv closes the newest connection silently).
+    assert out.count("out of file descriptors") <= 2 and out.count("at the open-files limit") <= 2, out[-3000:]
     assert Path(serve.log_path).stat().st_size < 10_000

@@ -17,13 +17,16 @@ Theory of operation:
   time), asyncio's accept loop reports every failed ``accept()`` (hundreds a second, each with a
   traceback; 163,548 in 10 s in the attack report). :func:`install_accept_error_filter` turns those
   reports into counts; :class:`OverloadLog` writes one line per kind and interval. uvloop (libuv) closes
-  the newest connection itself at EMFILE and reports nothing.
+  the newest connection itself at EMFILE and reports nothing, so the tick also tries to open a descriptor
+  once a second (:func:`descriptors_exhausted`) and counts the seconds it could not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import resource
 import weakref
 from collections.abc import Callable
@@ -35,6 +38,7 @@ __all__ = [
     "Admission",
     "OverloadLog",
     "ShedConnection",
+    "descriptors_exhausted",
     "install_accept_error_filter",
     "raise_open_files_limit",
     "visitor_capacity",
@@ -79,6 +83,15 @@ def visitor_capacity(max_connections: int) -> int:
     if soft == resource.RLIM_INFINITY:
         return max_connections
     return min(max_connections, max(MIN_CAPACITY, (soft - FD_RESERVE) // 2))
+
+
+def descriptors_exhausted() -> bool:
+    """Whether this process cannot open another file descriptor right now (one open and close)."""
+    try:
+        os.close(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+    except OSError as exc:
+        return exc.errno in (errno.EMFILE, errno.ENFILE)
+    return False
 
 
 class OverloadLog:

@@ -25,6 +25,7 @@ from originlock.edge.overload import (
     Admission,
     OverloadLog,
     ShedConnection,
+    descriptors_exhausted,
     install_accept_error_filter,
     raise_open_files_limit,
     visitor_capacity,
@@ -237,6 +238,8 @@ class EdgeState:
         self.pool.expire()
         self.access_log.flush()
         self.capacity = visitor_capacity(self.config.limits.max_connections)
+        if descriptors_exhausted():
+            self.overload.count("files")
         self.overload.flush(self._describe_overload)
 
     def _describe_overload(self, kind: str, count: int) -> str:
@@ -246,6 +249,11 @@ class EdgeState:
             return (
                 f"edge: {count} visitor connection(s) answered 503 and closed: at the limit of {self.capacity} "
                 f"open connections (--max-connections {limits.max_connections}, open-files limit {files})"
+            )
+        if kind == "files":
+            return (
+                f"edge: at the open-files limit ({files}; {count} s since the last such line): new connections "
+                f"are refused until descriptors are free; open connections are still served"
             )
         if kind == "accept":
             return (

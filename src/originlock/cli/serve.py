@@ -18,6 +18,7 @@ import uvicorn
 from originlock.api.app import create_app
 from originlock.edge.build_info import hot_path_kind
 from originlock.edge.config import add_edge_arguments, edge_config_from_args
+from originlock.edge.listeners import bind_listener
 from originlock.edge.runtime import run_edge
 from originlock.edge.server import EdgeServer
 from originlock.edge.snapshots import SnapshotFactory, SnapshotSource
@@ -36,6 +37,9 @@ from originlock.server.store_snapshots import StoreSnapshotSource, open_store_sn
 __all__ = ["add_parser"]
 
 log = logging.getLogger("originlock")
+
+#: uvicorn's default backlog.
+API_BACKLOG = 2048
 
 
 def _host_port(value: str) -> tuple[str, int]:
@@ -80,6 +84,17 @@ async def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    # The API's listener is a ListenSocket too, so that out of file descriptors it sheds the newest
+    # connection instead of asyncio's accept storm (edge/listeners.py); uvicorn's own backlog is 2048.
+    try:
+        api_sock = bind_listener(args.api[0], args.api[1], reuse_port=False, backlog=API_BACKLOG)
+    except OSError as exc:
+        print(
+            f"error: could not listen on {args.api[0]}:{args.api[1]} for the API ({exc.strerror}); is something "
+            "else there?",
+            file=sys.stderr,
+        )
+        return 1
     deployment = bootstrap(Path(args.data_dir), args.store, fips=args.fips)
     snapshots: SnapshotSource | SnapshotFactory
     if edge_config.workers > 1:
@@ -101,6 +116,7 @@ async def _serve(args: argparse.Namespace) -> int:
         failure = edge_task.exception()
         print(f"error: the edge could not start: {failure}; is another server on --http/--https?", file=sys.stderr)
         deployment.store.close()
+        api_sock.close()
         return 1
     # Every node runs every periodic job; a lease per job in the shared store picks the one node that does
     # the work in each period (server/leadership.py), so a fleet sends each alert once and rotates once.
@@ -113,6 +129,7 @@ async def _serve(args: argparse.Namespace) -> int:
     rotation_task = asyncio.create_task(AutoRotation(deployment.store, lease=rotation_lease).run())
     app = create_app(deployment.store)
     edge_state = edge_up.result().state
+    api_sock.on_shed = lambda count: edge_state.overload.count("accept", count)
     add_edge_collectors(
         app.state.metrics,
         requests=lambda: worker_stats.request_counts(edge_state.request_counts),
@@ -143,7 +160,7 @@ async def _serve(args: argparse.Namespace) -> int:
         node=node,
     )
     try:
-        await server.serve()
+        await server.serve(sockets=[api_sock])
     finally:
         await stop_origin_monitor(monitor_task)
         edge_task.cancel()

@@ -14,11 +14,12 @@ Theory of operation:
   it a new connection gets a ``503`` with ``Retry-After`` and is closed (HTTPS: after its handshake, which
   the event loop does before any protocol code runs); existing connections are served as before.
 - Should file descriptors run out anyway (the API, other processes' descriptors, a limit lowered at run
-  time), asyncio's accept loop reports every failed ``accept()`` (hundreds a second, each with a
-  traceback; 163,548 in 10 s in the attack report). :func:`install_accept_error_filter` turns those
-  reports into counts; :class:`OverloadLog` writes one line per kind and interval. uvloop (libuv) closes
-  the newest connection itself at EMFILE and reports nothing, so the tick also tries to open a descriptor
-  once a second (:func:`descriptors_exhausted`) and counts the seconds it could not.
+  time), the edge's listeners close the newest connections with a reserve descriptor
+  (``edge/listeners.py``; uvloop's libuv does the same itself, silently), and asyncio's accept loop
+  reports every failed ``accept()`` of other listeners (the API's; hundreds a second, each with a
+  traceback: 163,548 in 10 s in the attack report). :func:`install_accept_error_filter` turns those
+  reports into counts; :class:`OverloadLog` writes one line per kind and interval. The tick also tries to
+  open a descriptor once a second (:func:`descriptors_exhausted`) and counts the seconds it could not.
 """
 
 from __future__ import annotations
@@ -104,9 +105,9 @@ class OverloadLog:
         self._last: dict[str, float] = {}
         self.totals: dict[str, int] = {}
 
-    def count(self, kind: str) -> None:
-        self._counts[kind] = self._counts.get(kind, 0) + 1
-        self.totals[kind] = self.totals.get(kind, 0) + 1
+    def count(self, kind: str, number: int = 1) -> None:
+        self._counts[kind] = self._counts.get(kind, 0) + number
+        self.totals[kind] = self.totals.get(kind, 0) + number
 
     def flush(self, describe: Callable[[str, int], str]) -> None:
         """Log the kinds counted since their last line, for those whose interval has passed."""

@@ -257,8 +257,8 @@ class EdgeState:
             )
         if kind == "accept":
             return (
-                f"edge: out of file descriptors: {count} connection(s) could not be accepted (open-files limit "
-                f"{files}); open connections are still served"
+                f"edge: out of file descriptors: {count} new connection(s) refused (open-files limit {files}); "
+                f"open connections are still served"
             )
         return (
             f"edge: {count} request(s) answered 503: no origin connection within {limits.origin_queue_timeout:g} s "
@@ -308,6 +308,9 @@ class EdgeServer:
             https_port=self.https_address[1] if self.https_address else None,
         )
         install_accept_error_filter(loop, state.overload)
+        for sock in (http_sock, https_sock):
+            if sock is not None:
+                sock.on_shed = lambda count: state.overload.count("accept", count)
         # ``backlog`` again: create_server calls listen() itself, with 100 unless told otherwise.
         backlog = self.config.limits.backlog
         if http_sock is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import resource
 import socket
@@ -238,6 +239,11 @@ class EdgeState:
         self.pool.expire()
         self.access_log.flush()
         self.capacity = visitor_capacity(self.config.limits.max_connections)
+        if self.admitting and len(self.connections) + len(self.admitting) >= self.capacity:
+            # The stdlib loop keeps the protocol of a failed handshake in a reference cycle (future ->
+            # exception -> traceback -> frame -> future) until the cyclic GC runs, so it would go on counting;
+            # at the limit, once a tick, collect rather than shed visitors for connections already gone.
+            gc.collect()
         if descriptors_exhausted():
             self.overload.count("files")
         self.overload.flush(self._describe_overload)

@@ -196,12 +196,15 @@ def test_slow_bodies_pin_at_most_the_origin_limit(env: Env) -> None:
     try:
         assert wait_until(lambda: state.pool.statistics().busy == 2)
         # A third visitor, then a fourth: no third origin connection; each waits 1 s, then 503.
+        queued_before = state.overload.totals.get("origin", 0)
         started = time.monotonic()
         with _slow_post(env.edge.http_port) as third, _slow_post(env.edge.http_port) as fourth:
             answers = [read_response(third), read_response(fourth)]
         waited = time.monotonic() - started
         assert all(a.startswith(b"HTTP/1.1 503 ") for a in answers), answers[0][:300]
         assert 0.9 <= waited < 5
+        assert state.overload.totals["origin"] - queued_before == 2  # in the once-per-interval log line
+        assert b"--max-origin-connections" in answers[0]  # the page says which limit
         assert state.pool.open_per_origin()[origin] == 2
         assert env.origin.connections - opened <= 2  # (an idle connection of an earlier test may be reused)
         # One slow visitor finishes its body: its connection goes back to the pool and serves the next one.

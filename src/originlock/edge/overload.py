@@ -33,12 +33,15 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Final, cast
 
+from originlock.edge.limits import EdgeLimits
+
 __all__ = [
     "FD_RESERVE",
     "LOG_INTERVAL",
     "Admission",
     "OverloadLog",
     "ShedConnection",
+    "describe_overload",
     "descriptors_exhausted",
     "install_accept_error_filter",
     "raise_open_files_limit",
@@ -117,6 +120,30 @@ class OverloadLog:
                 log.warning("%s", describe(kind, number))
                 self._last[kind] = now
                 del self._counts[kind]
+
+
+def describe_overload(kind: str, count: int, limits: EdgeLimits, capacity: int) -> str:
+    """The log line for ``count`` events of ``kind`` (see :class:`OverloadLog`)."""
+    files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if kind == "shed":
+        return (
+            f"edge: {count} visitor connection(s) answered 503 and closed: at the limit of {capacity} open "
+            f"connections (--max-connections {limits.max_connections}, open-files limit {files})"
+        )
+    if kind == "files":
+        return (
+            f"edge: at the open-files limit ({files}; {count} s since the last such line): new connections are "
+            f"refused until descriptors are free; open connections are still served"
+        )
+    if kind == "accept":
+        return (
+            f"edge: out of file descriptors: {count} new connection(s) refused (open-files limit {files}); open "
+            f"connections are still served"
+        )
+    return (
+        f"edge: {count} request(s) answered 503: no origin connection within {limits.origin_queue_timeout:g} s "
+        f"(--max-origin-connections {limits.max_origin_connections} per origin address)"
+    )
 
 
 class ShedConnection(asyncio.Protocol):

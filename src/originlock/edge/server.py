@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import gc
 import os
-import resource
 import socket
 import time
 import weakref
@@ -26,6 +25,7 @@ from originlock.edge.overload import (
     Admission,
     OverloadLog,
     ShedConnection,
+    describe_overload,
     descriptors_exhausted,
     install_accept_error_filter,
     raise_open_files_limit,
@@ -246,30 +246,7 @@ class EdgeState:
             gc.collect()
         if descriptors_exhausted():
             self.overload.count("files")
-        self.overload.flush(self._describe_overload)
-
-    def _describe_overload(self, kind: str, count: int) -> str:
-        limits = self.config.limits
-        files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        if kind == "shed":
-            return (
-                f"edge: {count} visitor connection(s) answered 503 and closed: at the limit of {self.capacity} "
-                f"open connections (--max-connections {limits.max_connections}, open-files limit {files})"
-            )
-        if kind == "files":
-            return (
-                f"edge: at the open-files limit ({files}; {count} s since the last such line): new connections "
-                f"are refused until descriptors are free; open connections are still served"
-            )
-        if kind == "accept":
-            return (
-                f"edge: out of file descriptors: {count} new connection(s) refused (open-files limit {files}); "
-                f"open connections are still served"
-            )
-        return (
-            f"edge: {count} request(s) answered 503: no origin connection within {limits.origin_queue_timeout:g} s "
-            f"(--max-origin-connections {limits.max_origin_connections} per origin address)"
-        )
+        self.overload.flush(lambda kind, count: describe_overload(kind, count, self.config.limits, self.capacity))
 
     def close_idle_connections(self) -> None:
         for conn in list(self.connections):

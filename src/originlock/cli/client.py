@@ -11,13 +11,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ApiClient", "CliError", "add_api_arguments", "client_from_args"]
+__all__ = ["ApiClient", "CliError", "add_api_arguments", "client_from_args", "read_text"]
 
 DEFAULT_API_URL = "http://127.0.0.1:8787"
 
 
 class CliError(Exception):
     """A failure to report to the user in one line, with what to do next."""
+
+
+def read_text(path: str | Path, flag: str) -> str:
+    """The text of a file named on the command line, or a CliError that names the flag and the file."""
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise CliError(f"cannot read {flag} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise CliError(f"{flag} {path} is not a text (PEM) file") from None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from typing import Any
 import uvicorn
 
 from originlock.api.app import create_app
+from originlock.cli.ports import PortInUse, bind_api_socket, busy_addresses
+from originlock.cli.serve_errors import data_dir_problem
 from originlock.edge.build_info import hot_path_kind
 from originlock.edge.config import add_edge_arguments, edge_config_from_args
 from originlock.edge.runtime import run_edge
@@ -59,7 +61,8 @@ def _banner(deployment: Deployment, api: tuple[str, int], edge: list[str]) -> st
             f"store: {deployment.store.backend}; data dir: {deployment.data_dir}",
             token_line,
             "CA certificates: " + "  ".join(f"{base}/ca/{name}.pem" for name in ("origin-pull", "edge", "origin")),
-            "next: originlock zones add example.test",
+            # Only on the first start: on a restart the operator is past this step.
+            *(["next: originlock zones add example.test"] if deployment.first_start else []),
         ]
     )
 
@@ -80,7 +83,19 @@ async def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    deployment = bootstrap(Path(args.data_dir), args.store, fips=args.fips)
+    # The API's socket is bound first: a busy --api port fails here, naming the address, before anything
+    # starts or the banner claims the control plane is up.
+    try:
+        api_socket = bind_api_socket(*args.api)
+    except PortInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        deployment = bootstrap(Path(args.data_dir), args.store, fips=args.fips)
+    except OSError as exc:
+        api_socket.close()
+        print(f"error: {data_dir_problem(Path(args.data_dir), exc)}", file=sys.stderr)
+        return 1
     snapshots: SnapshotSource | SnapshotFactory
     if edge_config.workers > 1:
         # Each worker process opens its own store connection; the factory must be picklable.
@@ -99,7 +114,13 @@ async def _serve(args: argparse.Namespace) -> int:
     done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     if edge_task in done and not edge_up.done():
         failure = edge_task.exception()
-        print(f"error: the edge could not start: {failure}; is another server on --http/--https?", file=sys.stderr)
+        listeners = [
+            (flag, *addr) for flag, addr in (("--http", edge_config.http), ("--https", edge_config.https)) if addr
+        ]
+        busy = busy_addresses(listeners)
+        where = f"{', '.join(busy)} already in use" if busy else str(failure)
+        print(f"error: the edge could not start: {where}; stop the other server or pick another port", file=sys.stderr)
+        api_socket.close()
         deployment.store.close()
         return 1
     # Every node runs every periodic job; a lease per job in the shared store picks the one node that does
@@ -143,7 +164,7 @@ async def _serve(args: argparse.Namespace) -> int:
         node=node,
     )
     try:
-        await server.serve()
+        await server.serve(sockets=[api_socket])
     finally:
         await stop_origin_monitor(monitor_task)
         edge_task.cancel()

@@ -1,0 +1,61 @@
+"""Listening addresses for `originlock serve`: bind the API's socket before anything is announced, and name the
+address when a port is already taken (the OS error alone says "Address already in use" without saying which)."""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+__all__ = ["PortInUse", "bind_api_socket", "busy_addresses", "describe_address"]
+
+
+class PortInUse(OSError):
+    """A listening address could not be bound; ``str()`` names the address and the flag that sets it."""
+
+
+def describe_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def bind_api_socket(host: str, port: int) -> socket.socket:
+    """A listening socket for the API, bound now so that a busy port fails before the banner is printed.
+
+    Raises:
+        PortInUse: the address is taken or cannot be bound; the message names it and says which flag to change.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, socktype, proto, _, address = infos[0]
+        sock = socket.socket(family, socktype, proto)
+    except OSError as exc:
+        raise PortInUse(f"cannot listen on {describe_address(host, port)} for the API (--api): {exc}") from None
+    try:
+        # Same as uvicorn's own bind: a restart may reuse the port while old connections sit in TIME_WAIT.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+        sock.set_inheritable(True)
+    except OSError as exc:
+        sock.close()
+        in_use = exc.errno == errno.EADDRINUSE
+        why = "the port is already in use; stop the other server or pick another --api" if in_use else exc.strerror
+        raise PortInUse(f"cannot listen on {describe_address(host, port)} for the API (--api): {why}") from None
+    return sock
+
+
+def busy_addresses(addresses: list[tuple[str, str, int]]) -> list[str]:
+    """``"HOST:PORT (--flag)"`` for each ``(flag, host, port)`` that cannot be bound right now.
+
+    Used after the edge failed to start, to say which of its listeners was the problem; a probe bind is
+    cheap, and the other server that holds the port is still holding it.
+    """
+    busy = []
+    for flag, host, port in addresses:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            with socket.socket(infos[0][0], infos[0][1], infos[0][2]) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(infos[0][4])
+        except OSError:
+            busy.append(f"{describe_address(host, port)} ({flag})")
+    return busy

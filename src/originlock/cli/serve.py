@@ -18,6 +18,7 @@ import uvicorn
 from originlock.api.app import create_app
 from originlock.cli.ports import PortInUse, bind_api_socket, busy_addresses
 from originlock.cli.serve_errors import data_dir_problem
+from originlock.dashboard import WafRecorder, attach_waf_recorder
 from originlock.edge.build_info import hot_path_kind
 from originlock.edge.config import add_edge_arguments, edge_config_from_args
 from originlock.edge.runtime import run_edge
@@ -61,6 +62,7 @@ def _banner(deployment: Deployment, api: tuple[str, int], edge: list[str]) -> st
             f"store: {deployment.store.backend}; data dir: {deployment.data_dir}",
             token_line,
             "CA certificates: " + "  ".join(f"{base}/ca/{name}.pem" for name in ("origin-pull", "edge", "origin")),
+            f"dashboard: {base}/dashboard (sign in with an API token)",
             # Only on the first start: on a restart the operator is past this step.
             *(["next: originlock zones add example.test"] if deployment.first_start else []),
         ]
@@ -104,7 +106,8 @@ async def _serve(args: argparse.Namespace) -> int:
         snapshots = StoreSnapshotSource(deployment.store)
     edge_up: asyncio.Future[EdgeServer] = asyncio.get_running_loop().create_future()
     # One rate limiter per edge process: workers each count on their own copy of the hook.
-    waf = EdgeWaf(time.monotonic, time.time)
+    # Wrapped to count WAF matches and keep the latest for the dashboard and /metrics (dashboard/waf_events.py).
+    waf = WafRecorder(EdgeWaf(time.monotonic, time.time), time.time)
     # What the --workers processes report (about once a second); /metrics adds it to this process's edge.
     worker_stats = WorkerStatsBook()
     edge_task = asyncio.create_task(
@@ -133,6 +136,7 @@ async def _serve(args: argparse.Namespace) -> int:
     rotation_lease = JobLease.for_period(deployment.store, rotation_job.JOB, node, rotation_job.INTERVAL_SECONDS)
     rotation_task = asyncio.create_task(AutoRotation(deployment.store, lease=rotation_lease).run())
     app = create_app(deployment.store)
+    attach_waf_recorder(app, waf)
     edge_state = edge_up.result().state
     add_edge_collectors(
         app.state.metrics,

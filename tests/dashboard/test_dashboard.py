@@ -5,7 +5,9 @@ printed; ``ORIGINLOCK_DASHBOARD_SCREENSHOTS=DIR`` also copies them to DIR, e.g. 
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -228,3 +230,15 @@ def test_metrics_export_waf_actions(deployment: Deployment) -> None:
     text = httpx.get(f"{deployment.serve.api_url}/metrics").text
     assert 'originlock_waf_actions_total{action="block",zone="dash.test"}' in text
 
+
+def test_grafana_dashboard_uses_only_exported_metrics(deployment: Deployment) -> None:
+    """Every metric the Grafana dashboard queries is one `serve` exports (a renamed metric breaks a panel)."""
+    dashboard = json.loads((Path(__file__).parents[2] / "contrib" / "grafana" / "originlock.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    assert len(exprs) >= 10
+    used = {name for expr in exprs for name in re.findall(r"originlock_[a-z_]+", expr)}
+    exported = httpx.get(f"{deployment.serve.api_url}/metrics").text
+    # Families are declared (``# TYPE``) even before they have samples; counters are declared with _total.
+    declared = set(re.findall(r"^# TYPE (\S+) ", exported, re.MULTILINE))
+    assert not sorted(used - declared), sorted(used - declared)
+    assert "originlock_waf_actions_total" in used and "originlock_origin_exposure" in used

@@ -198,6 +198,24 @@ def test_the_origin_turns_locked_after_a_change(deployment: Deployment, browser:
     page.close()
 
 
+def test_edit_aop_settings_with_the_keyboard(deployment: Deployment, browser: Any) -> None:
+    page = browser.new_page()
+    _sign_in(page, deployment, deployment.serve.token)
+    form = page.get_by_role("form", name="AOP settings of dash.test")
+    form.get_by_label("tls_client_auth").select_option("off")
+    form.get_by_role("button", name="Save").focus()
+    page.keyboard.press("Enter")
+    assert "Saved: tls_client_auth is now off" in page.get_by_role("status").inner_text()
+    row = page.locator(f'tr[data-hostname="{LOCKED}"]')
+    assert row.locator(".why").inner_text().startswith("step 6: no AOP level")
+    assert _ok(deployment.api.get(f"/zones/{deployment.zone_id}/settings/tls_client_auth"))["value"] == "off"
+    form = page.get_by_role("form", name="AOP settings of dash.test")
+    form.get_by_label("tls_client_auth").select_option("on")
+    form.get_by_role("button", name="Save").click()
+    assert "step 5" in page.locator(f'tr[data-hostname="{LOCKED}"] .why').inner_text()
+    page.close()
+
+
 def test_a_scoped_token_sees_only_its_zone_and_revocation_ends_the_session(deployment: Deployment) -> None:
     body = {
         "name": "other only",
@@ -215,6 +233,18 @@ def test_a_scoped_token_sees_only_its_zone_and_revocation_ends_the_session(deplo
         assert "dash.test</h3>" not in page and LOCKED not in page
         # Deployment-wide certificates are for tokens that span every zone.
         assert "origin-pull CA" not in page
+        # No ssl:edit: no settings form, and posting one anyway changes nothing.
+        assert "AOP settings of" not in page
+        refused = client.post(f"/dashboard/zones/{deployment.other_zone_id}/settings", data={"ssl": "off"})
+        assert refused.status_code == 403 and "ssl:edit" in refused.text
+        assert _ok(deployment.api.get(f"/zones/{deployment.other_zone_id}/settings/ssl"))["value"] == "full"
+        # A form posted from another site is refused even with the session.
+        foreign = client.post(
+            f"/dashboard/zones/{deployment.other_zone_id}/settings",
+            data={"ssl": "off"},
+            headers={"Origin": "http://evil.example"},
+        )
+        assert foreign.status_code == 403
         live = client.get("/dashboard/live.json").json()
         assert live["waf"] == {} and live["events"] == []  # no firewall:read
         _ok(deployment.api.delete(f"/user/tokens/{created['id']}"))

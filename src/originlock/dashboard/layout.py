@@ -55,6 +55,9 @@ input[type=password] { font: inherit; padding: .4em; width: min(38em, 100%); bor
 :focus-visible { outline: 3px solid var(--focus); outline-offset: 2px; }
 header :focus-visible { outline-color: #ffd166; }
 .error { color: #9b1111; font-weight: 600; }
+.notice { border: 1px solid #0b5d27; background: #e6f4ea; color: #0b5d27; padding: .4em .7em; border-radius: .3em; }
+.settings-form { margin: 0 0 .6em; }
+select { font: inherit; padding: .2em; }
 details summary { cursor: pointer; }
 """
 

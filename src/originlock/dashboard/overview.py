@@ -70,6 +70,8 @@ class ZoneView:
     hostnames: tuple[HostnameView, ...] | None
     #: False when the token may not read SSL/TLS (then certificates and verdicts are not shown).
     ssl_visible: bool
+    #: Whether the token may change the zone's SSL/TLS settings (``ssl:edit``): the page offers the form.
+    editable: bool = False
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,7 @@ def build_overview(store: Store, token: Token, now: datetime) -> Overview:
                     zone_aop_enabled=bool(settings[AOP_ZONE_ENABLED]),
                     hostnames=hostnames,
                     ssl_visible=ssl_visible,
+                    editable=permitted(token, "ssl:edit", zone.id),
                 )
             )
             if ssl_visible:

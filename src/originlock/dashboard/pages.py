@@ -9,12 +9,15 @@ from datetime import UTC, datetime
 from originlock.dashboard.counters import Counters
 from originlock.dashboard.layout import ago, esc, page, when
 from originlock.dashboard.overview import CertExpiry, HostnameView, Overview, ZoneView
+from originlock.store.settings import SETTINGS
 
 __all__ = ["login_page", "overview_page", "rate_tiles"]
 
 #: Days shown by the expiry meters: a year, with "low" at the expiry alerts' 30 days.
 METER_DAYS = 365
 SOON_DAYS = 30
+#: The zone setting ``ssl``'s values, in Cloudflare's order (the store's own list).
+SSL_MODES = tuple(str(v) for v in SETTINGS["ssl"].allowed)
 
 
 def login_page(error: str | None = None) -> str:
@@ -99,6 +102,33 @@ def _hostname_rows(zone: ZoneView, now: datetime) -> str:
     )
 
 
+def _select(name: str, label: str, zone: ZoneView, options: tuple[str, ...], current: str) -> str:
+    field = f"{name}-{zone.id}"
+    choices = "".join(
+        f'<option value="{esc(o)}"{" selected" if o == current else ""}>{esc(o)}</option>' for o in options
+    )
+    return (
+        f'<label for="{esc(field)}">{esc(label)}</label> '
+        f'<select id="{esc(field)}" name="{esc(name)}">{choices}</select>'
+    )
+
+
+def _settings_form(zone: ZoneView) -> str:
+    """The zone's main AOP switches, for tokens with ``ssl:edit`` (a plain form: works without JavaScript)."""
+    if not zone.editable:
+        return ""
+    return (
+        f'<form class="settings-form" method="post" action="/dashboard/zones/{esc(zone.id)}/settings" '
+        f'aria-label="AOP settings of {esc(zone.name)}">'
+        + _select("ssl", "SSL mode", zone, SSL_MODES, zone.ssl_mode)
+        + " "
+        + _select("tls_client_auth", "tls_client_auth", zone, ("on", "off"), zone.tls_client_auth)
+        + " "
+        + _select("zone_aop", "zone-level AOP", zone, ("on", "off"), "on" if zone.zone_aop_enabled else "off")
+        + ' <button type="submit">Save</button></form>'
+    )
+
+
 def _zones(overview: Overview, now: datetime) -> str:
     if not overview.zones:
         return (
@@ -112,7 +142,7 @@ def _zones(overview: Overview, now: datetime) -> str:
             f'<p class="settings">SSL mode <strong>{esc(zone.ssl_mode)}</strong> · tls_client_auth '
             f"<strong>{esc(zone.tls_client_auth)}</strong> · zone-level AOP "
             f"<strong>{'on' if zone.zone_aop_enabled else 'off'}</strong></p>"
-            f"{_hostname_rows(zone, now)}</section>"
+            f"{_settings_form(zone)}{_hostname_rows(zone, now)}</section>"
         )
     return "".join(parts)
 
@@ -216,10 +246,13 @@ def _waf_events(counters: Counters) -> str:
     )
 
 
-def overview_page(overview: Overview, counters: Counters, *, token_name: str, now: datetime) -> str:
+def overview_page(
+    overview: Overview, counters: Counters, *, token_name: str, now: datetime, notice: str | None = None
+) -> str:
     nav = (
         '<nav aria-label="Sections"><ul><li><a href="#zones">Zones</a></li><li><a href="#expiry">Certificate '
         'expiry</a></li><li><a href="#traffic">Edge traffic</a></li><li><a href="#waf">WAF events</a></li></ul></nav>'
     )
-    body = nav + _zones(overview, now) + _expiries(overview, now) + _traffic(counters) + _waf_events(counters)
+    status = f'<p role="status" class="notice">{esc(notice)}</p>' if notice else ""
+    body = nav + status + _zones(overview, now) + _expiries(overview, now) + _traffic(counters) + _waf_events(counters)
     return page("Dashboard", body, signed_in_as=token_name, script="live.js")

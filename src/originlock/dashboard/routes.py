@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from originlock.api.deps import clock
 from originlock.dashboard.counters import read_counters
+from originlock.dashboard.edit import EDITABLE, EditRefused, apply_zone_settings
 from originlock.dashboard.overview import build_overview, visible_zones
 from originlock.dashboard.pages import login_page, overview_page
 from originlock.dashboard.session import COOKIE, SESSION_SECONDS, Sessions
@@ -37,7 +38,8 @@ HEADERS = {
         "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on our own form posts.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 _sessions_lock = threading.Lock()
@@ -67,20 +69,48 @@ def _html(body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(body, status_code=status, headers=HEADERS)
 
 
+def _overview(request: Request, token: Token, notice: str | None = None, status: int = 200) -> Response:
+    now = clock(request)
+    data = build_overview(request.app.state.store, token, now)
+    recorder = getattr(request.app.state, "waf_recorder", None)
+    counters = read_counters(request.app.state.metrics, recorder, data.zone_names, data.waf_zone_names)
+    return _html(overview_page(data, counters, token_name=token.name, now=now, notice=notice), status)
+
+
 @router.get("")
 def overview(request: Request) -> Response:
     token = _token(request)
     if token is None:
         return _html(login_page())
-    now = clock(request)
-    data = build_overview(request.app.state.store, token, now)
-    counters = read_counters(
-        request.app.state.metrics,
-        getattr(request.app.state, "waf_recorder", None),
-        data.zone_names,
-        data.waf_zone_names,
-    )
-    return _html(overview_page(data, counters, token_name=token.name, now=now))
+    return _overview(request, token)
+
+
+def _same_origin(request: Request) -> bool:
+    """A form post from our own page. The session cookie is SameSite=Strict already; this refuses the rest."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True  # older browsers and curl send none; the SameSite cookie still had to come along
+    return urllib.parse.urlsplit(origin).netloc == request.headers.get("host")
+
+
+@router.post("/zones/{zone_id}/settings")
+async def edit_settings(zone_id: str, request: Request) -> Response:
+    token = await run_in_threadpool(_token, request)
+    if token is None:
+        return _html(login_page("Sign in again: the session ended."), 401)
+    if not _same_origin(request):
+        return _html(login_page("That form did not come from this dashboard."), 403)
+    body = await request.body()
+    if len(body) > MAX_LOGIN_BODY:
+        return await run_in_threadpool(_overview, request, token, "That is not a settings form.", 400)
+    fields = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+    form = {k: v[0] for k, v in fields.items() if k in EDITABLE}
+    try:
+        changed = await run_in_threadpool(apply_zone_settings, request.app.state.store, token, zone_id, form)
+    except EditRefused as exc:
+        return await run_in_threadpool(_overview, request, token, f"Not changed: {exc}", 403)
+    notice = f"Saved: {'; '.join(changed)}. The edge uses it within a second." if changed else "Nothing changed."
+    return await run_in_threadpool(_overview, request, token, notice)
 
 
 @router.post("/login")

@@ -99,6 +99,11 @@ def test_mistakes_are_one_line_and_nonzero(
         (["zones", "list", "--api-url", dead_api, *token], f"cannot reach the API at {dead_api}"),
         (["origin", "status", "--api-url", dead_api, *token], "cannot reach"),
         (["origin", "config", "nginx", "--zone", "z.test", "--api-url", dead_api, *token], "cannot reach"),
+        # something else answers there (the edge's HTTP listener, not the API)
+        (
+            ["zones", "list", "--api-url", f"http://127.0.0.1:{setup.serve.http_port}", *token],
+            "without the API's JSON",
+        ),
     ]
     for argv, expected in cases:
         code, out, err = cli(capsys, *argv)
@@ -240,6 +245,16 @@ def test_serve_data_dir_problems(tmp_path: Path, capsys: pytest.CaptureFixture[s
     code, out, err = cli(capsys, "serve", "--data-dir", "/sys/originlock-data", *api)
     assert code == 1 and "cannot write to --data-dir /sys/originlock-data" in err, err
     assert "control plane on" not in out
+    # Store URLs that cannot be opened: one line, the password hidden.
+    data = str(tmp_path / "data")
+    for store, expected in (
+        (f"postgresql://u:secretpw@127.0.0.1:{free_port()}/x", "connection"),
+        ("nonsense://x", "unsupported store URL scheme"),
+        (f"sqlite:///{tmp_path}/missing/dir/x.db", "unable to open database file"),
+    ):
+        code, out, err = cli(capsys, "serve", "--data-dir", data, *api, "--store", store)
+        assert code == 1 and "error: cannot open --store" in err and expected in err, err
+        assert "secretpw" not in out + err and len(err.strip().splitlines()) == 1
 
 
 def test_serve_leaves_an_existing_directory_alone_and_hints_once(tmp_path: Path) -> None:

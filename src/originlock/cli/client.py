@@ -46,11 +46,20 @@ class ApiClient:
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 payload = json.loads(resp.read() or b"null")
+        except ValueError:
+            raise CliError(
+                f"{self.base_url} did not answer with JSON: is it the control plane (`originlock serve --api`)? "
+                "Set --api-url or ORIGINLOCK_API_URL"
+            ) from None
         except urllib.error.HTTPError as exc:
             try:
                 errors = json.loads(exc.read()).get("errors") or []
             except (ValueError, AttributeError):
-                errors = []
+                # Not the v4 envelope: something else listens there (the edge, another server).
+                raise CliError(
+                    f"{self.base_url} answered {exc.code} ({exc.reason}) without the API's JSON: is it the control "
+                    "plane (`originlock serve --api`)? Set --api-url or ORIGINLOCK_API_URL"
+                ) from None
             detail = "; ".join(f"{e.get('message')} (code {e.get('code')})" for e in errors) or exc.reason
             raise CliError(f"API answered {exc.code}: {detail}") from None
         except (urllib.error.URLError, OSError) as exc:

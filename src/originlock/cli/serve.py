@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
 
 from originlock.api.app import create_app
 from originlock.cli.ports import PortInUse, bind_api_socket, busy_addresses
-from originlock.cli.serve_errors import data_dir_problem
+from originlock.cli.serve_errors import data_dir_problem, store_problem
 from originlock.dashboard import WafRecorder, attach_waf_recorder
 from originlock.edge.build_info import hot_path_kind
 from originlock.edge.config import add_edge_arguments, edge_config_from_args
@@ -97,6 +98,10 @@ async def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         api_socket.close()
         print(f"error: {data_dir_problem(Path(args.data_dir), exc)}", file=sys.stderr)
+        return 1
+    except (ValueError, SQLAlchemyError) as exc:
+        api_socket.close()
+        print(f"error: {store_problem(args.store, exc)}", file=sys.stderr)
         return 1
     snapshots: SnapshotSource | SnapshotFactory
     if edge_config.workers > 1:

@@ -1,11 +1,15 @@
-"""One-line explanations for why `originlock serve` cannot use its data directory (instead of a traceback)."""
+"""One-line explanations for why `originlock serve` cannot use its data directory or its store (instead of a
+traceback)."""
 
 from __future__ import annotations
 
 import errno
 from pathlib import Path
 
-__all__ = ["data_dir_problem"]
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+__all__ = ["data_dir_problem", "store_problem"]
 
 
 def data_dir_problem(data_dir: Path, exc: OSError) -> str:
@@ -19,3 +23,18 @@ def data_dir_problem(data_dir: Path, exc: OSError) -> str:
             "pass a directory this user can write to, e.g. --data-dir ./originlock-data"
         )
     return f"cannot use --data-dir {data_dir} ({where}: {exc.strerror or exc})"
+
+
+def _shown(url: str) -> str:
+    """The store URL without its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1] if "@" in url else url
+
+
+def store_problem(url: str | None, exc: Exception) -> str:
+    """Why the store could not be opened: the driver's first line (no SQL, no traceback) and what to check."""
+    where = f"--store {_shown(url)}" if url else "the SQLite store in --data-dir"
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"cannot open {where}: {detail}"

@@ -117,6 +117,40 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
+#: WCAG 2 contrast of every element's own text against the background it is painted on (the nearest ancestor
+#: with an opaque background colour), and every form control's label count.
+A11Y_JS = """() => {
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length === 3 || c[3] === 1) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  let worst = { ratio: 21, text: "" };
+  for (const el of document.querySelectorAll("body *")) {
+    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !el.getClientRects().length) continue;
+    const a = lum(rgb(getComputedStyle(el).color)), b = lum(background(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < worst.ratio) worst = { ratio, text: el.textContent.trim().slice(0, 60) };
+  }
+  const controls = [...document.querySelectorAll("input:not([type=submit]):not([type=hidden]), select")];
+  return { worst, unlabelled: controls.filter((c) => !c.labels.length).map((c) => c.name) };
+}"""
+
+
+def _check_accessibility(page: Any) -> None:
+    found = page.evaluate(A11Y_JS)
+    assert found["worst"]["ratio"] >= 4.5, found["worst"]
+    assert found["unlabelled"] == []
+
+
 def _shot(deployment: Deployment, page: Any, name: str) -> None:
     path = deployment.shots / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
@@ -135,6 +169,7 @@ def test_locked_and_open_origins_in_the_browser(deployment: Deployment, browser:
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.goto(f"{deployment.serve.api_url}/dashboard")
     _shot(deployment, page, "dashboard-sign-in")
+    _check_accessibility(page)
     page.get_by_label("API token").fill("not-a-token")
     page.get_by_role("button", name="Sign in").click()
     assert "Unknown or revoked API token" in page.get_by_role("alert").inner_text()
@@ -171,6 +206,7 @@ def test_locked_and_open_origins_in_the_browser(deployment: Deployment, browser:
     events = page.locator("#waf-events").inner_text()
     assert "block" in events and "/admin" in events and LOCKED in events
     _shot(deployment, page, "dashboard-overview")
+    _check_accessibility(page)
 
     # Keyboard: the first Tab reaches the skip link, which moves focus to the content.
     page.goto(f"{deployment.serve.api_url}/dashboard")

@@ -279,3 +279,25 @@ def test_serve_leaves_an_existing_directory_alone_and_hints_once(tmp_path: Path)
     created = tmp_path / "created" / "data"
     prepare_data_dir(created)
     assert created.stat().st_mode & 0o777 == 0o700
+
+
+def test_readme_sdk_example_runs_after_the_cli_steps(
+    api_env: Setup, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The README's SDK block, verbatim except for where the API listens and where the token is."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Your first five minutes") :]
+    code = section[section.index("```python\n") + len("```python\n") :]
+    code = code[: code.index("```")]
+    assert "PEM, KEY = " in code and "example.test" not in code
+    (tmp_path / "originlock-data").mkdir()
+    (tmp_path / "originlock-data" / "admin-token").write_text(api_env.serve.token)
+    assert cli(capsys, "certs", "issue-ca", "--cn", "sdk.test", "--out", "sdk-ca")[0] == 0
+    issue = ("certs", "issue-client", "--ca", "sdk-ca.pem", "--ca-key", "sdk-ca.key", "--cn", "app.sdk.test")
+    assert cli(capsys, *issue, "--out", "sdk-app")[0] == 0
+    # Our own README, run as a reader would run it.
+    exec(code.replace("http://127.0.0.1:8787", api_env.serve.api_url), {})
+    code_, out, err = cli(capsys, "certs", "list", "sdk.test", "--json")
+    assert code_ == 0 and '"status": "active"' in out, err
+    code_, out, err = cli(capsys, "origin", "config", "nginx", "--zone", "sdk.test", "--ca-file", "sdk-ca.pem")
+    assert code_ == 0, err

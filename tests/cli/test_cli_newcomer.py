@@ -230,7 +230,7 @@ def test_serve_busy_ports_are_named_before_the_banner(tmp_path: Path) -> None:
         assert "control plane on" not in r.stdout and "Traceback" not in r.stdout + r.stderr
         r = _serve(tmp_path / "d2", "--http", f"127.0.0.1:{port}")
         assert r.returncode == 1
-        assert f"127.0.0.1:{port} (--http) already in use" in r.stderr
+        assert f"127.0.0.1:{port} (--http) is already in use" in r.stderr
         assert "control plane on" not in r.stdout and "Traceback" not in r.stdout + r.stderr
 
 

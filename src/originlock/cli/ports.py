@@ -44,18 +44,20 @@ def bind_api_socket(host: str, port: int) -> socket.socket:
 
 
 def busy_addresses(addresses: list[tuple[str, str, int]]) -> list[str]:
-    """``"HOST:PORT (--flag)"`` for each ``(flag, host, port)`` that cannot be bound right now.
+    """What is wrong with each ``(flag, host, port)`` that cannot be bound right now, naming the address:
+    ``"127.0.0.1:8080 (--http) is already in use"``.
 
     Used after the edge failed to start, to say which of its listeners was the problem; a probe bind is
     cheap, and the other server that holds the port is still holding it.
     """
-    busy = []
+    problems = []
     for flag, host, port in addresses:
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
             with socket.socket(infos[0][0], infos[0][1], infos[0][2]) as probe:
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 probe.bind(infos[0][4])
-        except OSError:
-            busy.append(f"{describe_address(host, port)} ({flag})")
-    return busy
+        except OSError as exc:
+            why = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used: {exc.strerror or exc}"
+            problems.append(f"{describe_address(host, port)} ({flag}) {why}")
+    return problems

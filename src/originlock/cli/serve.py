@@ -125,9 +125,9 @@ async def _serve(args: argparse.Namespace) -> int:
         listeners = [
             (flag, *addr) for flag, addr in (("--http", edge_config.http), ("--https", edge_config.https)) if addr
         ]
-        busy = busy_addresses(listeners)
-        where = f"{', '.join(busy)} already in use" if busy else str(failure)
-        print(f"error: the edge could not start: {where}; stop the other server or pick another port", file=sys.stderr)
+        problems = busy_addresses(listeners)
+        where = "; ".join(problems) if problems else f"{failure}; check --http and --https"
+        print(f"error: the edge could not start: {where}", file=sys.stderr)
         api_socket.close()
         deployment.store.close()
         return 1

@@ -105,3 +105,29 @@ def test_report_json_and_text() -> None:
     text = format_text(report)
     assert text.startswith("MISCONFIGURED  https://o:443/ (Host: app.test)") and "(via the edge)" in text
     assert not report.locked
+
+
+@pytest.mark.parametrize(
+    ("status", "verdict", "words"),
+    [
+        (526, Verdict.MISCONFIGURED, "could not verify the origin's server certificate"),
+        (521, Verdict.MISCONFIGURED, "refused the edge's TCP connection"),
+        (523, Verdict.MISCONFIGURED, "no route"),
+        (522, Verdict.UNREACHABLE, "timed out"),
+        (524, Verdict.UNREACHABLE, "did not answer in time"),
+        (None, Verdict.UNREACHABLE, "the edge itself could not be reached"),
+    ],
+)
+def test_edge_failures_are_never_locked(status: int | None, verdict: Verdict, words: str) -> None:
+    """Every request through the edge fails: whatever the origin does with strangers, that is not LOCKED."""
+    detail = classify_edge_response(status, b"")[1] if status else "TCP connect to 127.0.0.1:1 failed"
+    refused = ProbeResult(ProbeKind.NO_CERT, Outcome.REFUSED_TLS, "alert", via="direct")
+    probes = {
+        ProbeKind.NO_CERT: refused,
+        ProbeKind.UNRELATED_CA: ProbeResult(ProbeKind.UNRELATED_CA, Outcome.REFUSED_TLS, "alert", via="direct"),
+        ProbeKind.EDGE_CERT: ProbeResult(ProbeKind.EDGE_CERT, Outcome.ERROR, detail, status=status, via="edge"),
+    }
+    got, reasons, _ = decide(probes)
+    assert got is verdict
+    assert words in reasons[-1]
+    assert status is None or "every request through the edge fails" in reasons[-1]

@@ -85,3 +85,20 @@ def test_fips_zone_never_gets_the_global_certificate() -> None:
     assert choice.cert is None and choice.error is not None and "FIPS" in choice.error
     # A custom certificate is still used: FIPS only removes the shared one.
     assert choose(fips=True).cert == NEW_ZONE.cert
+
+
+@pytest.mark.parametrize(
+    ("overrides", "step", "words"),
+    [
+        ({"ssl_mode": SslMode.FLEXIBLE}, 1, "SSL mode flexible"),
+        ({"association_enabled": True, "association_cert": HOST}, 2, "association is enabled"),
+        ({"association_enabled": False}, 3, "association is disabled"),
+        ({"association_enabled": None}, 4, "zone-level AOP is on"),
+        ({"association_enabled": None, "zone_aop_enabled": False}, 5, "tls_client_auth is on"),
+        ({"association_enabled": None, "zone_aop_enabled": False, "tls_client_auth": False}, 6, "no AOP level"),
+    ],
+)
+def test_each_choice_names_its_step(overrides: dict[str, object], step: int, words: str) -> None:
+    """The dashboard shows the step and its sentence: they come from the function that decides."""
+    choice = choose(**overrides)
+    assert choice.step == step and words in choice.reason

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from originlock import dashboard
 from originlock._version import __version__
 from originlock.api.envelope import fail
 from originlock.api.routes import (
@@ -123,6 +124,8 @@ def create_app(store: Store, *, clock: Callable[[], datetime] | None = None) -> 
 
     # Prometheus, unauthenticated like /healthz (docs/api.md); `serve` adds the edge pool's collector.
     app.state.metrics = metrics.metrics_registry(store)
+    # The web dashboard (docs/dashboard.md): signs in with an API token, on this same listener.
+    app.include_router(dashboard.router)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from originlock.cli.client import CliError
-from originlock.tls.certs import CertificateError, describe, load_certificates, load_private_key
+from originlock.tls.certs import describe, load_certificates, load_private_key
 from originlock.tls.issue import Issued, issue_ca, issue_leaf, new_key
 from originlock.tls.policy import fips_verdict
 
@@ -50,7 +50,7 @@ def _issue_client(args: argparse.Namespace) -> int:
     try:
         ca_cert = load_certificates(Path(args.ca).read_text())[0]
         ca_key = load_private_key(Path(args.ca_key).read_text())
-    except (OSError, CertificateError) as exc:
+    except (OSError, ValueError) as exc:
         raise CliError(f"cannot read the CA: {exc}") from None
     leaf = issue_leaf(Issued(ca_cert, ca_key), args.cn, now=datetime.now(UTC), days=args.days, key=new_key(args.key))
     cert_path, key_path = _save(leaf, args.out)
@@ -62,7 +62,7 @@ def _issue_client(args: argparse.Namespace) -> int:
 def _inspect(args: argparse.Namespace) -> int:
     try:
         certs = load_certificates(Path(args.file).read_text())
-    except (OSError, CertificateError) as exc:
+    except (OSError, ValueError) as exc:
         raise CliError(f"cannot read {args.file}: {exc}") from None
     rows: list[dict[str, Any]] = []
     for cert in certs:

@@ -11,13 +11,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ApiClient", "CliError", "add_api_arguments", "client_from_args"]
+__all__ = ["ApiClient", "CliError", "add_api_arguments", "client_from_args", "read_text"]
 
 DEFAULT_API_URL = "http://127.0.0.1:8787"
 
 
 class CliError(Exception):
     """A failure to report to the user in one line, with what to do next."""
+
+
+def read_text(path: str | Path, flag: str) -> str:
+    """The text of a file named on the command line, or a CliError that names the flag and the file."""
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise CliError(f"cannot read {flag} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise CliError(f"{flag} {path} is not a text (PEM) file") from None
 
 
 @dataclass(frozen=True)
@@ -36,11 +46,20 @@ class ApiClient:
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 payload = json.loads(resp.read() or b"null")
+        except ValueError:
+            raise CliError(
+                f"{self.base_url} did not answer with JSON: is it the control plane (`originlock serve --api`)? "
+                "Set --api-url or ORIGINLOCK_API_URL"
+            ) from None
         except urllib.error.HTTPError as exc:
             try:
                 errors = json.loads(exc.read()).get("errors") or []
             except (ValueError, AttributeError):
-                errors = []
+                # Not the v4 envelope: something else listens there (the edge, another server).
+                raise CliError(
+                    f"{self.base_url} answered {exc.code} ({exc.reason}) without the API's JSON: is it the control "
+                    "plane (`originlock serve --api`)? Set --api-url or ORIGINLOCK_API_URL"
+                ) from None
             detail = "; ".join(f"{e.get('message')} (code {e.get('code')})" for e in errors) or exc.reason
             raise CliError(f"API answered {exc.code}: {detail}") from None
         except (urllib.error.URLError, OSError) as exc:

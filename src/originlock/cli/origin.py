@@ -72,7 +72,13 @@ def add_parser(subparsers: Any) -> None:
     origin = subparsers.add_parser(
         "origin",
         help="check and configure origins that enforce AOP",
-        description="Prove that an origin only accepts the edge, and configure it to.",
+        description=(
+            "Prove that an origin only accepts the edge, and configure it to.\n\nexamples:\n"
+            "  originlock origin config nginx --zone example.test --out-dir /etc/nginx/certs\n"
+            "  originlock origin check https://203.0.113.10 --hostname app.example.test\n"
+            "  originlock origin status"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = origin.add_subparsers(dest="origin_command", metavar="{check,config,status}", required=True)
 
@@ -234,8 +240,16 @@ def _bundle(args: argparse.Namespace) -> tuple[str, str | None]:
     material = _material(args, required=True)
     assert material is not None
     identity = material.edge_identity(zone=args.zone, hostname=args.hostname)
+    scope = args.hostname or args.zone
+    if identity.presents_certificate and not identity.ca_bundle_pem:
+        # A custom certificate uploaded without its issuer: the edge presents it, but the control plane
+        # cannot tell the origin which CA to trust.
+        raise ValueError(
+            f"the edge presents the {identity.source}-level certificate {identity.certificate_id or ''} for "
+            f"{scope}, but its issuing CA was not uploaded with it, so there is no CA bundle to write: pass the CA "
+            f"that issued it with --ca-file (e.g. --ca-file ca.pem from `originlock certs issue-ca`)"
+        )
     if not identity.presents_certificate or not identity.ca_bundle_pem:
-        scope = args.hostname or args.zone
         raise ValueError(
             f"the edge presents no client certificate for {scope}: enable Authenticated Origin "
             "Pulls for the zone or hostname first, then run this again"

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from originlock.cli.certs_local import add_local_commands
-from originlock.cli.client import CliError, add_api_arguments, client_from_args
+from originlock.cli.client import ApiClient, CliError, add_api_arguments, client_from_args, read_text
 from originlock.cli.output import emit
 from originlock.store.settings import SETTINGS
 
@@ -40,7 +39,15 @@ def _zones(args: argparse.Namespace) -> int:
         emit(api.request("DELETE", f"/zones/{api.zone_id(args.name)}"), args.json, ("id",))
     elif args.action == "set":
         zone_id = api.zone_id(args.name)
-        emit(api.request("PATCH", f"/zones/{zone_id}/settings/{args.setting}", {"value": args.value}), args.json)
+        try:
+            result = api.request("PATCH", f"/zones/{zone_id}/settings/{args.setting}", {"value": args.value})
+        except CliError as exc:
+            allowed = [str(v) for v in SETTINGS[args.setting].allowed]
+            if args.value in allowed:
+                raise
+            # Cloudflare's 1007 does not say what would have been accepted; the CLI knows.
+            raise CliError(f"{exc}; valid values of {args.setting}: {', '.join(allowed)}") from None
+        emit(result, args.json)
     return 0
 
 
@@ -62,14 +69,22 @@ def _dns(args: argparse.Namespace) -> int:
 
 
 def _certs(args: argparse.Namespace) -> int:
+    # Local files first: a typo in a path is reported as such, not hidden behind an API problem.
+    upload = (
+        {"certificate": read_text(args.cert, "--cert"), "private_key": read_text(args.key, "--key")}
+        if args.action == "upload"
+        else None
+    )
     api = client_from_args(args)
     zone_id = api.zone_id(args.zone)
     base = f"/zones/{zone_id}/origin_tls_client_auth" + ("/hostnames/certificates" if args.hostname_level else "")
     if args.action == "list":
-        emit(api.request("GET", base), args.json, CERT_COLUMNS)
+        certs = api.request("GET", base)
+        emit(certs, args.json, CERT_COLUMNS)
+        if not certs and not args.json and not args.hostname_level:
+            _hint_hostname_level(api, zone_id, args.zone)
     elif args.action == "upload":
-        body = {"certificate": Path(args.cert).read_text(), "private_key": Path(args.key).read_text()}
-        emit(api.request("POST", base, body), args.json, CERT_COLUMNS)
+        emit(api.request("POST", base, upload), args.json, CERT_COLUMNS)
     elif args.action == "rm":
         emit(api.request("DELETE", f"{base}/{args.id}"), args.json, CERT_COLUMNS)
     elif args.action == "enable-zone":
@@ -83,6 +98,17 @@ def _certs(args: argparse.Namespace) -> int:
             ("hostname", "cert_id", "enabled", "status"),
         )
     return 0
+
+
+def _hint_hostname_level(api: ApiClient, zone_id: str, zone: str) -> None:
+    """An empty zone-level list often means the certificates were uploaded per hostname: say so."""
+    hostname_certs = api.request("GET", f"/zones/{zone_id}/origin_tls_client_auth/hostnames/certificates") or []
+    if hostname_certs:
+        count = len(hostname_certs)
+        print(
+            f"no zone-level certificates; {count} hostname-level certificate{'s' if count != 1 else ''}: "
+            f"originlock certs list {zone} --hostname-level"
+        )
 
 
 def _tokens(args: argparse.Namespace) -> int:
@@ -101,8 +127,24 @@ def _tokens(args: argparse.Namespace) -> int:
     return 0
 
 
+def _group(sub: Any, name: str, help_text: str, examples: str) -> Any:
+    """A command group whose --help page ends with examples, like its subcommands' pages."""
+    parser = sub.add_parser(
+        name,
+        help=help_text,
+        description=f"{help_text[0].upper()}{help_text[1:]}.\n\nexamples:\n{examples}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser.add_subparsers(dest="action", required=True)
+
+
 def add_parsers(sub: Any) -> None:
-    zones = sub.add_parser("zones", help="manage zones").add_subparsers(dest="action", required=True)
+    zones = _group(
+        sub,
+        "zones",
+        "manage zones",
+        "  originlock zones add example.test\n  originlock zones set example.test ssl strict\n  originlock zones list",
+    )
     _command(zones, "list", "list zones", "originlock zones list").set_defaults(func=_zones)
     p = _command(zones, "add", "create a zone", "originlock zones add example.test")
     p.add_argument("name")
@@ -116,7 +158,12 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("value")
     p.set_defaults(func=_zones)
 
-    dns = sub.add_parser("dns", help="manage DNS records").add_subparsers(dest="action", required=True)
+    dns = _group(
+        sub,
+        "dns",
+        "manage DNS records",
+        "  originlock dns add example.test app --origin 127.0.0.1 --proxied\n  originlock dns list example.test",
+    )
     p = _command(dns, "list", "list a zone's records", "originlock dns list example.test")
     p.add_argument("zone")
     p.set_defaults(func=_dns)
@@ -132,7 +179,15 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("name", metavar="record_id")
     p.set_defaults(func=_dns)
 
-    certs = sub.add_parser("certs", help="manage AOP client certificates").add_subparsers(dest="action", required=True)
+    certs = _group(
+        sub,
+        "certs",
+        "manage AOP client certificates",
+        "  originlock certs issue-ca --cn example.test --out ca\n"
+        "  originlock certs issue-client --ca ca.pem --ca-key ca.key --cn app.example.test --out app\n"
+        "  originlock certs upload example.test --cert app.pem --key app.key\n"
+        "  originlock certs list example.test",
+    )
     add_local_commands(certs)
     specs = [
         ("list", "list AOP certificates", "originlock certs list example.test [--hostname-level]", ()),
@@ -162,7 +217,12 @@ def add_parsers(sub: Any) -> None:
                 p.add_argument(f"--{option}", required=True)
         p.set_defaults(func=_certs)
 
-    tokens = sub.add_parser("tokens", help="manage API tokens").add_subparsers(dest="action", required=True)
+    tokens = _group(
+        sub,
+        "tokens",
+        "manage API tokens",
+        "  originlock tokens create ci --permission ssl:edit --zone example.test\n  originlock tokens list",
+    )
     _command(tokens, "list", "list tokens", "originlock tokens list").set_defaults(func=_tokens)
     p = _command(
         tokens, "create", "create a token", "originlock tokens create ci --permission ssl:edit --zone example.test"

@@ -45,7 +45,13 @@ class RequestFileError(ValueError):
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``rules`` and its ``test`` subcommand on the CLI root's subparsers."""
-    rules = subparsers.add_parser("rules", help="work with WAF rule expressions")
+    rules = subparsers.add_parser(
+        "rules",
+        help="work with WAF rule expressions",
+        description="Work with WAF rule expressions offline.",
+        epilog=_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = rules.add_subparsers(dest="rules_command", required=True)
     test = sub.add_parser(
         "test",

@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
 
 from originlock.api.app import create_app
+from originlock.cli.ports import PortInUse, bind_api_socket, busy_addresses
+from originlock.cli.serve_errors import data_dir_problem, store_problem
+from originlock.dashboard import WafRecorder, attach_waf_recorder
 from originlock.edge.build_info import hot_path_kind
 from originlock.edge.config import add_edge_arguments, edge_config_from_args
-from originlock.edge.listeners import bind_listener
 from originlock.edge.runtime import run_edge
 from originlock.edge.server import EdgeServer
 from originlock.edge.snapshots import SnapshotFactory, SnapshotSource
@@ -63,7 +66,9 @@ def _banner(deployment: Deployment, api: tuple[str, int], edge: list[str]) -> st
             f"store: {deployment.store.backend}; data dir: {deployment.data_dir}",
             token_line,
             "CA certificates: " + "  ".join(f"{base}/ca/{name}.pem" for name in ("origin-pull", "edge", "origin")),
-            "next: originlock zones add example.test",
+            f"dashboard: {base}/dashboard (sign in with an API token)",
+            # Only on the first start: on a restart the operator is past this step.
+            *(["next: originlock zones add example.test"] if deployment.first_start else []),
         ]
     )
 
@@ -84,18 +89,23 @@ async def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    # The API's listener is a ListenSocket too, so that out of file descriptors it sheds the newest
-    # connection instead of asyncio's accept storm (edge/listeners.py); uvicorn's own backlog is 2048.
+    # The API's socket is bound first: a busy --api port fails here, naming the address, before anything
+    # starts or the banner claims the control plane is up. uvicorn's own backlog is 2048.
     try:
-        api_sock = bind_listener(args.api[0], args.api[1], reuse_port=False, backlog=API_BACKLOG)
-    except OSError as exc:
-        print(
-            f"error: could not listen on {args.api[0]}:{args.api[1]} for the API ({exc.strerror}); is something "
-            "else there?",
-            file=sys.stderr,
-        )
+        api_sock = bind_api_socket(args.api[0], args.api[1], backlog=API_BACKLOG)
+    except PortInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
-    deployment = bootstrap(Path(args.data_dir), args.store, fips=args.fips)
+    try:
+        deployment = bootstrap(Path(args.data_dir), args.store, fips=args.fips)
+    except OSError as exc:
+        api_sock.close()
+        print(f"error: {data_dir_problem(Path(args.data_dir), exc)}", file=sys.stderr)
+        return 1
+    except (ValueError, SQLAlchemyError) as exc:
+        api_sock.close()
+        print(f"error: {store_problem(args.store, exc)}", file=sys.stderr)
+        return 1
     snapshots: SnapshotSource | SnapshotFactory
     if edge_config.workers > 1:
         # Each worker process opens its own store connection; the factory must be picklable.
@@ -104,7 +114,8 @@ async def _serve(args: argparse.Namespace) -> int:
         snapshots = StoreSnapshotSource(deployment.store)
     edge_up: asyncio.Future[EdgeServer] = asyncio.get_running_loop().create_future()
     # One rate limiter per edge process: workers each count on their own copy of the hook.
-    waf = EdgeWaf(time.monotonic, time.time)
+    # Wrapped to count WAF matches and keep the latest for the dashboard and /metrics (dashboard/waf_events.py).
+    waf = WafRecorder(EdgeWaf(time.monotonic, time.time), time.time)
     # What the --workers processes report (about once a second); /metrics adds it to this process's edge.
     worker_stats = WorkerStatsBook()
     edge_task = asyncio.create_task(
@@ -114,9 +125,14 @@ async def _serve(args: argparse.Namespace) -> int:
     done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     if edge_task in done and not edge_up.done():
         failure = edge_task.exception()
-        print(f"error: the edge could not start: {failure}; is another server on --http/--https?", file=sys.stderr)
-        deployment.store.close()
+        listeners = [
+            (flag, *addr) for flag, addr in (("--http", edge_config.http), ("--https", edge_config.https)) if addr
+        ]
+        problems = busy_addresses(listeners)
+        where = "; ".join(problems) if problems else f"{failure}; check --http and --https"
+        print(f"error: the edge could not start: {where}", file=sys.stderr)
         api_sock.close()
+        deployment.store.close()
         return 1
     # Every node runs every periodic job; a lease per job in the shared store picks the one node that does
     # the work in each period (server/leadership.py), so a fleet sends each alert once and rotates once.
@@ -128,6 +144,7 @@ async def _serve(args: argparse.Namespace) -> int:
     rotation_lease = JobLease.for_period(deployment.store, rotation_job.JOB, node, rotation_job.INTERVAL_SECONDS)
     rotation_task = asyncio.create_task(AutoRotation(deployment.store, lease=rotation_lease).run())
     app = create_app(deployment.store)
+    attach_waf_recorder(app, waf)
     edge_state = edge_up.result().state
     api_sock.on_shed = lambda count: edge_state.overload.count("accept", count)
     add_edge_collectors(

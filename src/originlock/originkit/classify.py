@@ -86,18 +86,54 @@ def _marker(body_head: bytes) -> str:
 
 #: Edge statuses that say the origin refused the edge (spec §7): 525 handshake failed, 520 reset after it.
 EDGE_REFUSAL = {525: "the edge could not complete TLS with the origin (525)", 520: "the origin reset the edge (520)"}
-#: Edge statuses that say nothing about client certificates: the origin is down or unreachable.
-EDGE_UNRELATED = frozenset({502, 503, 504, 521, 522, 523, 524, 526, 530})
+#: Edge statuses that say nothing about the edge's client certificate, but do say that every request through
+#: the edge fails: what each means (as on the edge's own error pages) and whether the fix is configuration.
+#: ``True`` = a configuration problem (MISCONFIGURED), ``False`` = the origin did not answer the edge
+#: (UNREACHABLE); neither is LOCKED, since visitors cannot get through.
+EDGE_FAILURES: dict[int, tuple[str, bool]] = {
+    521: (
+        "the origin refused the edge's TCP connection (521): is the edge pulling from another address or port?",
+        True,
+    ),
+    522: ("the edge's TCP connection to the origin timed out (522)", False),
+    523: ("the edge has no route to the origin's address (523): check the DNS record's content", True),
+    524: ("the origin accepted the edge's connection but did not answer in time (524)", False),
+    526: (
+        "the edge could not verify the origin's server certificate (526): SSL mode strict needs an origin "
+        "certificate that is unexpired, names this hostname and comes from a public CA or the deployment's "
+        "origin CA (/ca/origin.pem); or set the zone's ssl to full",
+        True,
+    ),
+    530: ("the edge could not resolve the origin (530): check the DNS record", True),
+    502: ("the edge answered 502 (bad gateway)", False),
+    503: ("the edge answered 503 (unavailable)", False),
+    504: ("the edge answered 504 (gateway timeout)", False),
+}
+#: Kept for callers that only need the set.
+EDGE_UNRELATED = frozenset(EDGE_FAILURES)
 
 
 def classify_edge_response(status: int, body_head: bytes) -> tuple[Outcome, str]:
     """A response to a request sent *through the edge* for the checked hostname."""
     if status in EDGE_REFUSAL:
         return Outcome.REFUSED_TLS, EDGE_REFUSAL[status]
-    if status in EDGE_UNRELATED:
-        return Outcome.ERROR, f"the edge answered {status}: the origin is down or unreachable from the edge"
+    if status in EDGE_FAILURES:
+        return Outcome.ERROR, EDGE_FAILURES[status][0]
     outcome, detail = classify_http(status, body_head)
     return outcome, detail.replace("TLS completed, then", "the edge passed through")
+
+
+def _edge_failure_verdict(edge: ProbeResult, refused_how: str) -> tuple[Verdict, list[str]]:
+    """Probe 3 went through the edge and the edge answered with an error page (or could not be reached)."""
+    strangers = [
+        f"refuses requests without a client certificate ({refused_how})",
+        "refuses certificates from an unrelated CA",
+    ]
+    if edge.status is None:
+        return Verdict.UNREACHABLE, [*strangers, f"but the edge itself could not be reached: {edge.detail}"]
+    config_problem = EDGE_FAILURES.get(edge.status, ("", False))[1]
+    verdict = Verdict.MISCONFIGURED if config_problem else Verdict.UNREACHABLE
+    return verdict, [*strangers, f"but every request through the edge fails: {edge.detail}"]
 
 
 def decide(probes: dict[ProbeKind, ProbeResult]) -> tuple[Verdict, list[str], list[str]]:
@@ -132,6 +168,9 @@ def decide(probes: dict[ProbeKind, ProbeResult]) -> tuple[Verdict, list[str], li
             ],
             notes,
         )
+    if edge.outcome is Outcome.ERROR and edge.via == "edge":
+        verdict, reasons = _edge_failure_verdict(edge, refused_how)
+        return verdict, reasons, notes
     if edge.outcome is Outcome.ERROR:
         notes.append(f"the edge-certificate probe failed: {edge.detail}")
         return (

@@ -13,7 +13,7 @@ from typing import Literal, Protocol
 
 __all__ = ["EdgeIdentity", "EdgeMaterial", "EdgeSource"]
 
-#: Where the edge's client certificate comes from, in AOP precedence order (DESIGN.md "AOP").
+#: Where the edge's client certificate comes from, in AOP precedence order (docs/architecture.md).
 EdgeSource = Literal["hostname", "zone", "global", "none"]
 
 

@@ -30,7 +30,8 @@ def load_cert_chain_from_memory(ctx: ssl.SSLContext, chain_pem: str | bytes, key
         KeyMaterialError: not Linux, or OpenSSL refused the chain or the key (mismatch, bad PEM).
     """
     if not memfd_supported():
-        # Deliberately no temp-file fallback: keys never touch a disk in clear (DESIGN.md).
+        # Deliberately no temp-file fallback: keys never touch a disk in clear
+        # (docs/edge.md, "Private keys into SSLContext").
         raise KeyMaterialError("loading a client key from memory needs Linux (memfd_create)")
     chain = chain_pem.encode() if isinstance(chain_pem, str) else chain_pem
     key = key_pem.encode() if isinstance(key_pem, str) else key_pem

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +18,9 @@ from originlock.store.sealing import KeySealer, load_or_create_master_key
 from originlock.store.tokens import create_token, find_token
 from originlock.store.zones import create_account, list_accounts
 
-__all__ = ["Deployment", "bootstrap", "default_store_url"]
+__all__ = ["Deployment", "bootstrap", "default_store_url", "prepare_data_dir"]
+
+log = logging.getLogger("originlock")
 
 ADMIN_TOKEN_ENV = "ORIGINLOCK_ADMIN_TOKEN"
 MASTER_KEY_ENV = "ORIGINLOCK_MASTER_KEY"
@@ -32,6 +35,8 @@ class Deployment:
     admin_token_path: Path
     #: The admin token's secret when this start created it from scratch (print it once), else None.
     new_admin_token: str | None
+    #: True on the deployment's first start (the store was just initialised), for first-run hints.
+    first_start: bool = False
 
 
 def default_store_url(data_dir: Path) -> str:
@@ -44,12 +49,36 @@ def _write_secret(path: Path, value: str) -> None:
         f.write(value + "\n")
 
 
+def prepare_data_dir(data_dir: Path) -> None:
+    """Create ``data_dir`` 0700 if it is missing; leave an existing directory's mode alone.
+
+    An existing directory belongs to the operator (it may be shared, or owned by someone else, like a
+    mounted volume): changing its mode behind their back is surprising and fails on a directory this user
+    does not own. The secrets in it are created 0600 either way; a warning says when the directory is open.
+
+    Raises:
+        OSError: ``data_dir`` is a file, or cannot be created.
+    """
+    if not data_dir.is_dir():
+        data_dir.mkdir(mode=0o700, parents=True)
+        os.chmod(data_dir, 0o700)  # mkdir's mode is filtered by the umask
+        return
+    mode = data_dir.stat().st_mode & 0o777
+    if mode & 0o077:
+        log.warning(
+            "warning: --data-dir %s is readable by other users (mode %o); the secrets in it are 0600, but consider "
+            "chmod 700 %s",
+            data_dir,
+            mode,
+            data_dir,
+        )
+
+
 def bootstrap(
     data_dir: Path, store_url: str | None = None, now: datetime | None = None, *, fips: bool = False
 ) -> Deployment:
     now = now or datetime.now(UTC)
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(data_dir, 0o700)
+    prepare_data_dir(data_dir)
     master = load_or_create_master_key(data_dir / "master.key", os.environ.get(MASTER_KEY_ENV))
     if store_url is None:
         db_file = data_dir / "originlock.db"
@@ -80,4 +109,4 @@ def bootstrap(
             conn.execute(insert(schema.meta).values(key="admin_token_created", value=now.isoformat()))
     if new_token is not None:
         _write_secret(token_path, new_token)
-    return Deployment(data_dir, store, store_url, account_id, token_path, new_token)
+    return Deployment(data_dir, store, store_url, account_id, token_path, new_token, first_start=bootstrapped is None)

@@ -1,7 +1,7 @@
 """The edge's snapshot source backed by the store: poll the generation, recompile on change.
 
 Polling the one-row generation counter every 250 ms keeps a change made through the API under a
-second away from every edge process (DESIGN.md), on SQLite and on a PostgreSQL fleet alike, with no
+second away from every edge process (docs/architecture.md), on SQLite and on a PostgreSQL fleet alike, with no
 extra channel to operate. The snapshot is also rebuilt every ``refresh_seconds`` even without changes,
 because whether a certificate is usable depends on the clock (an expired one must stop being used).
 """

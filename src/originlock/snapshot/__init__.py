@@ -1,4 +1,4 @@
-"""The store compiled into one immutable object the edge serves from (DESIGN.md "snapshot")."""
+"""The store compiled into one immutable object the edge serves from (docs/architecture.md, "The pieces")."""
 
 from originlock.snapshot.model import ClientCert, DeploymentPki, Route, Snapshot, SslMode
 

@@ -1,4 +1,8 @@
-"""Which client certificate the edge presents to the origin: DESIGN.md's six steps, as a pure function."""
+"""Which client certificate the edge presents to the origin: the six precedence steps of
+docs/architecture.md ("Which client certificate the edge presents"), as a pure function.
+
+Each answer also says which step decided it (``Choice.step``, ``Choice.reason``), so that what the
+dashboard shows an operator is this function's own account, not a second copy of the rules."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from originlock.snapshot.model import ClientCert, SslMode
 
 __all__ = ["GLOBAL_CERT_REFUSED_FIPS", "Candidate", "Choice", "choose_client_cert"]
 
-#: Why a FIPS zone gets 525 instead of the shared certificate (spec §10: it is not FIPS-suitable).
+#: Why a FIPS zone gets 525 instead of the shared certificate (it is not FIPS-suitable).
 GLOBAL_CERT_REFUSED_FIPS = (
     "the zone's FIPS profile forbids the shared global certificate; upload a zone-level or per-hostname certificate"
 )
@@ -30,6 +34,9 @@ class Choice:
     cert: ClientCert | None
     #: Why the chosen certificate cannot be used (then ``cert`` is None and the edge fails closed).
     error: str | None = None
+    #: The precedence step (1-6) that decided, and that step in words.
+    step: int = 0
+    reason: str = ""
 
 
 def _usable(candidate: Candidate, now: datetime) -> str | None:
@@ -58,20 +65,24 @@ def choose_client_cert(
     there is no association or it was voided.
     """
     if ssl_mode in (SslMode.OFF, SslMode.FLEXIBLE):
-        return Choice(None)
+        return Choice(None, step=1, reason=f"SSL mode {ssl_mode.value}: the edge pulls over plain HTTP, no certificate")
     if association_enabled is True and association_cert is not None:
         problem = _usable(association_cert, now)
-        return Choice(None, problem) if problem else Choice(association_cert.cert)
+        why = "the hostname's association is enabled: its hostname certificate"
+        return Choice(None, problem, 2, why) if problem else Choice(association_cert.cert, step=2, reason=why)
     if association_enabled is False:
-        return Choice(None)
+        why = "the hostname's association is disabled: no certificate, whatever the zone and global settings"
+        return Choice(None, step=3, reason=why)
     if zone_aop_enabled:
         active = [c for c in zone_certs if c.status == "active"]
         if active:
             newest = max(active, key=lambda c: (c.uploaded_on, c.cert.not_after))
             problem = _usable(newest, now)
-            return Choice(None, problem) if problem else Choice(newest.cert)
+            why = "zone-level AOP is on: the zone's most recently uploaded active certificate"
+            return Choice(None, problem, 4, why) if problem else Choice(newest.cert, step=4, reason=why)
     if tls_client_auth and global_cert is not None:
+        why = "tls_client_auth is on: the deployment's shared certificate (origin-pull CA)"
         if fips:
-            return Choice(None, GLOBAL_CERT_REFUSED_FIPS)
-        return Choice(global_cert)
-    return Choice(None)
+            return Choice(None, GLOBAL_CERT_REFUSED_FIPS, 5, why)
+        return Choice(global_cert, step=5, reason=why)
+    return Choice(None, step=6, reason="no AOP level is on for this hostname: no certificate")

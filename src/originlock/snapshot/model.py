@@ -68,7 +68,7 @@ class Route:
     always_use_https: bool
     #: ``1.0``..``1.3``; the edge refuses visitor handshakes below it for this hostname.
     min_tls_version: str
-    #: Chosen by DESIGN.md's precedence for TLS pulls; ``None`` means present no certificate.
+    #: Chosen by the AOP precedence (snapshot/aop.py) for TLS pulls; ``None`` means present no certificate.
     client_cert: ClientCert | None
     #: Set when a certificate was chosen but cannot be used (expired...): the edge answers 525, never
     #: falling back to a weaker certificate (fail closed).

@@ -12,7 +12,7 @@ from datetime import datetime
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Connection, select
 
-from originlock.snapshot.aop import choose_client_cert
+from originlock.snapshot.aop import Candidate, Choice, choose_client_cert
 from originlock.snapshot.model import ClientCert, SslMode
 from originlock.store import schema
 from originlock.store.compile import load_candidates
@@ -22,7 +22,7 @@ from originlock.store.settings import AOP_ZONE_ENABLED, zone_settings_map
 from originlock.store.zones import get_zone
 from originlock.tls.certs import load_certificates
 
-__all__ = ["EdgeIdentity", "edge_identity"]
+__all__ = ["EdgeIdentity", "edge_choice", "edge_identity"]
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,18 @@ def _issuers(chain_pem: str) -> list[str]:
     return [c.public_bytes(serialization.Encoding.PEM).decode() for c in load_certificates(chain_pem)[1:]]
 
 
-def edge_identity(
-    conn: Connection, zone_id: str, hostname: str | None, now: datetime, *, deployment_fips: bool = False
-) -> EdgeIdentity:
+@dataclass(frozen=True)
+class _Inputs:
+    choice: Choice
+    zone_candidates: list[Candidate]
+    chains: dict[str, str]
+    leaf_pem: str
+    origin_pull: str
+
+
+def _choose(
+    conn: Connection, zone_id: str, hostname: str | None, now: datetime, ssl_mode: SslMode, deployment_fips: bool
+) -> _Inputs:
     get_zone(conn, zone_id)
     settings = zone_settings_map(conn, zone_id)
     # No sealer: this answer is public material only, no key is ever unsealed for it.
@@ -60,8 +69,7 @@ def edge_identity(
     leaf_expiry = load_certificates(leaf_pem)[0].not_valid_after_utc
     global_cert = ClientCert("global", "global", "", leaf_pem.encode(), b"", leaf_expiry)
     choice = choose_client_cert(
-        # Asked about TLS pulls: whatever the zone's mode, say what a TLS pull would present.
-        ssl_mode=SslMode.FULL,
+        ssl_mode=ssl_mode,
         association_enabled=assoc.enabled if assoc is not None else None,
         association_cert=hostname_candidates.get(assoc.cert_id) if assoc is not None else None,
         zone_aop_enabled=bool(settings[AOP_ZONE_ENABLED]),
@@ -71,6 +79,23 @@ def edge_identity(
         now=now,
         fips=zone_is_fips(settings, deployment_fips),
     )
+    return _Inputs(choice, zone_candidates, chains, leaf_pem, origin_pull)
+
+
+def edge_choice(
+    conn: Connection, zone_id: str, hostname: str, now: datetime, ssl_mode: SslMode, *, deployment_fips: bool = False
+) -> Choice:
+    """The precedence's answer for ``hostname`` in its zone's SSL mode, with the step that decided it."""
+    return _choose(conn, zone_id, hostname, now, ssl_mode, deployment_fips).choice
+
+
+def edge_identity(
+    conn: Connection, zone_id: str, hostname: str | None, now: datetime, *, deployment_fips: bool = False
+) -> EdgeIdentity:
+    # Asked about TLS pulls: whatever the zone's mode, say what a TLS pull would present.
+    inputs = _choose(conn, zone_id, hostname, now, SslMode.FULL, deployment_fips)
+    choice, zone_candidates, chains = inputs.choice, inputs.zone_candidates, inputs.chains
+    leaf_pem, origin_pull = inputs.leaf_pem, inputs.origin_pull
     cert = choice.cert
     if cert is None:
         return EdgeIdentity("none", None, None, None)

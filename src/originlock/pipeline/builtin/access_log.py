@@ -1,4 +1,4 @@
-"""Phase LOG: one JSON line per request (DESIGN.md: access logs as JSON lines)."""
+"""Phase LOG: one JSON line per request (docs/architecture.md: access logs as JSON lines)."""
 
 from __future__ import annotations
 

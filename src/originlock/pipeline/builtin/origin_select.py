@@ -2,7 +2,7 @@
 
 Scheme by SSL mode (spec §6): ``flexible`` always HTTP; ``full``/``strict`` the visitor's scheme;
 ``origin_pull`` always HTTPS. Ports come from the deployment settings (443/80 by default). The client
-certificate is the one the snapshot already chose by AOP precedence (DESIGN.md), presented only on TLS
+certificate is the one the snapshot already chose by AOP precedence (snapshot/aop.py), presented only on TLS
 pulls; when the chosen certificate is unusable the request fails closed with 525 and never falls back
 to a weaker certificate. Strict pulls carry the snapshot's revoked Origin CA certificates (refused after
 the handshake, 526) and their id (in the pool key). Origin Rules (``route`` action) override the

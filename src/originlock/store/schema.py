@@ -64,6 +64,18 @@ api_tokens = Table(
     Column("created_on", TS, nullable=False),
 )
 
+# A token's restrictions (Cloudflare's ``not_before``, ``expires_on`` and ``condition.request_ip``), one row per
+# token that has any; enforced on every request (api/deps.py). A separate table keeps ``api_tokens`` as shipped.
+api_token_restrictions = Table(
+    "api_token_restrictions",
+    metadata,
+    Column("token_id", ID, ForeignKey("api_tokens.id", ondelete="CASCADE"), primary_key=True),
+    Column("not_before", TS, nullable=True),
+    Column("expires_on", TS, nullable=True),
+    # JSON {"in": [CIDR...], "not_in": [CIDR...]}, or NULL for any address.
+    Column("request_ip", Text, nullable=True),
+)
+
 zones = Table(
     "zones",
     metadata,

@@ -15,7 +15,7 @@ from originlock.api.app import create_app
 from originlock.server.bootstrap import bootstrap
 from originlock.store.db import Store
 
-__all__ = ["V4", "ApiEnv", "api_env"]
+__all__ = ["V4", "ApiEnv", "api_env", "csr_pem"]
 
 V4 = "/client/v4"
 
@@ -64,3 +64,16 @@ def api_env(
             yield ApiEnv(test_client, deployment.store, admin, deployment.account_id)
     finally:
         deployment.store.close()
+
+
+def csr_pem(common_name: str = "origin.test") -> str:
+    """A fresh P-256 CSR for the Origin CA (``request_type: origin-ecc``); the key is thrown away."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.PEM).decode()

@@ -29,6 +29,10 @@ UNZONED_LISTINGS = {
     ("GET", "/zones"),
     ("GET", "/user/tokens"),
     ("GET", "/user/tokens/verify"),
+    ("GET", "/user/tokens/permission_groups"),
+    ("GET", "/accounts/{account_id}/tokens"),
+    ("GET", "/accounts/{account_id}/tokens/verify"),
+    ("GET", "/accounts/{account_id}/tokens/permission_groups"),
 }
 
 #: Parameters that name one of zone B's objects (also tried under zone A's path).
@@ -103,7 +107,7 @@ def _build(api: ApiEnv, pki: UploadPki) -> World:
         "/versions/{version}": "1",
         "/rules/{rule_id}": ruleset["rules"][0]["id"],
         f"{V4}/certificates/{{certificate_id}}": origin_cert["id"],
-        "/user/tokens/{token_id}": b_token_id,
+        "/tokens/{token_id}": b_token_id,
         "/accounts/{account_id}": api.account_id,
         "/policies/{policy_id}": policy["id"],
         "/webhooks/{webhook_id}": webhook["id"],

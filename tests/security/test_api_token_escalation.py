@@ -34,7 +34,7 @@ def test_zone_scoped_token_cannot_mint_an_admin_token(api: ApiEnv) -> None:
     assert (status, code) == (403, 10000) and "permission * is not granted" in message
     # Each way of widening, one at a time.
     for body, why in (
-        ({"permissions": ["tokens:edit"], "zones": None}, "limited to some zones"),
+        ({"permissions": ["tokens:edit"], "zones": None}, "on some zones only"),
         ({"permissions": ["tokens:edit"], "zones": [b]}, "outside this token's zones"),
         ({"permissions": ["tokens:edit"], "zones": [a, b]}, "outside this token's zones"),
         ({"permissions": ["zone:read"], "zones": [a]}, "permission zone:read is not granted"),

@@ -11,7 +11,8 @@
 4. A token works only inside its restrictions (``not_before``, ``expires_on``, ``condition.request_ip``),
    checked on every request before the request's body is read (``api/gate.py``).
 
-Pure functions over :class:`~originlock.store.tokens.Token`: no I/O, the clock and client address are given.
+Functions over :class:`~originlock.store.tokens.Token`; the clock and client address are given, and only
+:func:`readable_zones` reads the store (the zone ids a listing may show).
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ import ipaddress
 from collections.abc import Iterable
 from datetime import datetime
 
+from sqlalchemy import Connection, select
+
+from originlock.store import schema
 from originlock.store.errors import Forbidden, StoreError
+from originlock.store.token_policies import Policy
 from originlock.store.tokens import IpNetwork, Restrictions, Token
 
 __all__ = [
@@ -28,6 +33,7 @@ __all__ = [
     "check_usable",
     "grant_within",
     "manages",
+    "readable_zones",
     "require",
     "require_account",
     "require_grant_within",
@@ -47,10 +53,8 @@ def _denied(permission: str, where: str) -> Forbidden:
 
 def require(token: Token, permission: str, zone_id: str) -> None:
     """Rule 1 for one zone."""
-    if not token.allows(permission):
+    if not token.grants(permission, zone_id):
         raise _denied(permission, f"zone {zone_id}")
-    if not token.allows_zone(zone_id):
-        raise _denied(permission, f"zone {zone_id} (outside the token's zones)")
 
 
 def require_zones(token: Token, permission: str, zone_ids: Iterable[str | None]) -> None:
@@ -63,17 +67,25 @@ def require_zones(token: Token, permission: str, zone_ids: Iterable[str | None])
 
 
 def require_some(token: Token, permission: str) -> None:
-    """The permission on at least one zone: for listings, which then show only the token's zones."""
+    """The permission on at least one zone: for listings, which then show only what the token may see."""
     if not token.allows(permission):
         raise _denied(permission, "any zone")
 
 
+def readable_zones(conn: Connection, token: Token, permission: str) -> list[str] | None:
+    """The zones a listing may show (None: all of them), by the same rule as every other check."""
+    if token.grants(permission, None):
+        return None
+    candidates = token.zone_ids
+    if candidates is None:  # every zone, less some a deny policy takes away
+        candidates = frozenset(r.id for r in conn.execute(select(schema.zones.c.id)))
+    return sorted(z for z in candidates if token.grants(permission, z))
+
+
 def require_account(token: Token, permission: str) -> None:
     """Rule 2: the permission on the whole account (every zone)."""
-    if not token.allows(permission):
-        raise _denied(permission, "the account")
-    if token.zone_ids is not None:
-        raise _denied(permission, "the account (the token is limited to some zones)")
+    if not token.grants(permission, None):
+        raise _denied(permission, "the account (every zone)")
 
 
 def _subnet(inner: IpNetwork, outer: IpNetwork) -> bool:
@@ -96,19 +108,27 @@ def _ips_within(child: Restrictions, parent: Restrictions) -> bool:
     return True
 
 
-def grant_within(
-    parent: Token, permissions: Iterable[str], zone_ids: Iterable[str] | None, limits: Restrictions
-) -> str | None:
-    """Rule 3: why a grant is wider than ``parent``'s, or None when it is within it."""
-    for permission in permissions:
-        if not parent.allows(permission):
-            return f"permission {permission} is not granted to this token"
-    if parent.zone_ids is not None:
-        if zone_ids is None:
-            return "the token is limited to some zones; the new one must be too"
-        outside = sorted(set(zone_ids) - parent.zone_ids)
-        if outside:
-            return f"zones {outside} are outside this token's zones"
+def grant_within(parent: Token, policies: Iterable[Policy], limits: Restrictions) -> str | None:
+    """Rule 3: why a grant (``policies`` and ``limits``) is wider than ``parent``'s, or None when it is within.
+
+    Every permission an allow policy names must be granted by ``parent`` on every zone the policy reaches
+    (on the whole account when it reaches every zone); deny policies only narrow, so they need no check.
+    """
+    for policy in policies:
+        if policy.effect != "allow":
+            continue
+        for permission in sorted(policy.permissions):
+            if policy.zones is None:
+                if not parent.grants(permission, None):
+                    if parent.allows(permission):
+                        return f"{permission} on every zone: this token has it on some zones only"
+                    return f"permission {permission} is not granted to this token"
+                continue
+            outside = sorted(z for z in policy.zones if not parent.grants(permission, z))
+            if outside:
+                if not parent.allows(permission):
+                    return f"permission {permission} is not granted to this token"
+                return f"{permission} on zones {outside}: outside this token's zones"
     mine = parent.restrictions
     if mine.expires_on is not None and (limits.expires_on is None or limits.expires_on > mine.expires_on):
         return "this token expires; the new one must expire no later"
@@ -119,17 +139,15 @@ def grant_within(
     return None
 
 
-def require_grant_within(
-    parent: Token, permissions: Iterable[str], zone_ids: Iterable[str] | None, limits: Restrictions
-) -> None:
-    reason = grant_within(parent, permissions, zone_ids, limits)
+def require_grant_within(parent: Token, policies: Iterable[Policy], limits: Restrictions) -> None:
+    reason = grant_within(parent, policies, limits)
     if reason is not None:
         raise Forbidden(f"Authentication error: a token can only grant what it has: {reason}", 10000)
 
 
 def manages(parent: Token, other: Token) -> bool:
     """Rule 3 applied to an existing token: can ``parent`` see and manage ``other``?"""
-    return grant_within(parent, other.permissions, other.zone_ids, other.restrictions) is None
+    return grant_within(parent, other.policies, other.restrictions) is None
 
 
 def check_usable(token: Token, now: datetime, client_ip: str | None) -> None:

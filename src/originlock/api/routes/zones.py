@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, Row, select
 
-from originlock.api.authz import require_some
+from originlock.api.authz import readable_zones, require_some
 from originlock.api.deps import Caller, StoreDep, ZoneEdit, ZoneRead, ZonesPage, allow
 from originlock.api.envelope import ok, result_info
 from originlock.store import schema, zones
@@ -107,9 +107,9 @@ def list_zones(
     account_id: Annotated[str | None, Query(alias="account.id")] = None,
     direction: str = "asc",
 ) -> JSONResponse:
-    require_some(token, "zone:read")  # and only the token's zones are listed
-    zone_ids = sorted(token.zone_ids) if token.zone_ids is not None else None
+    require_some(token, "zone:read")  # and only the zones it may read are listed
     with store.read() as conn:
+        zone_ids = readable_zones(conn, token, "zone:read")
         rows, total = zones.list_zones(
             conn,
             name=name,

@@ -26,12 +26,16 @@ def _bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 
 
-def _zone_policy(effect: str, groups: list[str], zone: str) -> dict[str, Any]:
+def _zone_policy(effect: str, groups: list[str], zone: str) -> Any:
     return {
         "effect": effect,
         "permission_groups": [{"id": g} for g in groups],
         "resources": {f"com.cloudflare.api.account.zone.{zone}": "*"},
     }
+
+
+def _user_policy(group: str) -> Any:
+    return {"effect": "allow", "permission_groups": [{"id": group}], "resources": {"com.cloudflare.api.user.me": "*"}}
 
 
 def _status(api: Any, method: str, path: str, headers: dict[str, str], body: Any = None) -> int:
@@ -71,7 +75,7 @@ def test_policies_are_what_is_enforced(api: Any) -> None:
     assert _status(api, "GET", f"/zones/{a}/settings/ssl", reader) == 403
     assert [z.id for z in _sdk(api, reader).zones.list()] == [a]
     # A deny policy takes away what an allow policy gives, on the zones it names.
-    account_wide = {
+    account_wide: Any = {
         "effect": "allow",
         "permission_groups": [{"id": DNS_WRITE}],
         "resources": {f"com.cloudflare.api.account.{api.account_id}": "*"},
@@ -202,11 +206,13 @@ def test_policy_tokens_cannot_widen(api: Any) -> None:
     # Nor can it widen a token it manages, or itself.
     with pytest.raises(PermissionDeniedError):
         scoped.user.tokens.update(child.id, name="child", policies=[_zone_policy("allow", [DNS_WRITE], b)])
-    admin_id = cf.user.tokens.verify().id  # type: ignore[union-attr]
+    verified = cf.user.tokens.verify()
+    assert verified is not None
+    admin_id = verified.id
     with pytest.raises(NotFoundError):
-        scoped.user.tokens.get(admin_id)  # type: ignore[arg-type]
+        scoped.user.tokens.get(admin_id)
     with pytest.raises(NotFoundError):
-        scoped.user.tokens.value.update(admin_id)  # type: ignore[arg-type]
+        scoped.user.tokens.value.update(admin_id)
 
 
 def test_bad_policies_are_400(api: Any) -> None:

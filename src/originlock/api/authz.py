@@ -1,8 +1,9 @@
 """Authorisation: one rule, decided here and nowhere else (docs/security.md).
 
 1. A token may do permission P on zone Z only if one of its policies allows P on Z (``x:edit`` implies
-   ``x:read``, ``*`` implies everything) and none denies it there (``Token.grants``). An object looked up by its own id (a certificate, a record, a
-   ruleset) is authorised against the zone that owns it, never against the zone named in the request alone.
+   ``x:read``, ``*`` implies everything) and none denies it there (``Token.grants``). An object looked up
+   by its own id (a certificate, a record, a ruleset) is authorised against the zone that owns it, never
+   against the zone named in the request alone.
 2. Account-level actions (creating a zone, alert policies, Origin CA certificates for names in no zone)
    belong to no zone: they need a token scoped to every zone.
 3. A token may create, see and manage only tokens whose grant is within its own: permissions it holds,

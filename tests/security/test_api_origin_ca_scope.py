@@ -13,9 +13,9 @@ from originlock.testing.api_env import ApiEnv, api_env, csr_pem
 
 
 @pytest.fixture
-def api(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiEnv]:
+def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiEnv]:
     monkeypatch.delenv("ORIGINLOCK_ADMIN_TOKEN", raising=False)
-    with api_env(store_url, tmp_path / "data") as env:
+    with api_env(f"sqlite:///{tmp_path / 'store.db'}", tmp_path / "data") as env:
         yield env
 
 

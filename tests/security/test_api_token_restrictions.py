@@ -21,11 +21,14 @@ def clock() -> dict[str, datetime]:
 
 
 @pytest.fixture
-def api(
-    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: dict[str, datetime]
-) -> Iterator[ApiEnv]:
+def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: dict[str, datetime]) -> Iterator[ApiEnv]:
     monkeypatch.delenv("ORIGINLOCK_ADMIN_TOKEN", raising=False)
-    with api_env(store_url, tmp_path / "data", clock=lambda: clock["now"], client=("198.51.100.7", 40000)) as env:
+    with api_env(
+        f"sqlite:///{tmp_path / 'store.db'}",
+        tmp_path / "data",
+        clock=lambda: clock["now"],
+        client=("198.51.100.7", 40000),
+    ) as env:
         yield env
 
 

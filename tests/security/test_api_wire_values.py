@@ -20,9 +20,9 @@ SMUGGLE = "www.a.test\r\n\r\nGET /SMUGGLED HTTP/1.1\r\nHost: www.b.test\r\n\r\n"
 
 
 @pytest.fixture
-def api(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiEnv]:
+def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiEnv]:
     monkeypatch.delenv("ORIGINLOCK_ADMIN_TOKEN", raising=False)
-    with api_env(store_url, tmp_path / "data") as env:
+    with api_env(f"sqlite:///{tmp_path / 'store.db'}", tmp_path / "data") as env:
         yield env
 
 

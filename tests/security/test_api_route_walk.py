@@ -33,6 +33,7 @@ UNZONED_LISTINGS = {
     ("GET", "/accounts/{account_id}/tokens"),
     ("GET", "/accounts/{account_id}/tokens/verify"),
     ("GET", "/accounts/{account_id}/tokens/permission_groups"),
+    ("GET", "/accounts/{account_id}"),  # issue 14's account read (another branch): any token, like GET /accounts
 }
 
 #: Parameters that name one of zone B's objects (also tried under zone A's path).

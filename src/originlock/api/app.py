@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from originlock import dashboard
 from originlock._version import __version__
 from originlock.api.envelope import fail
+from originlock.api.gate import DEFAULT_MAX_BODY, ApiGate
 from originlock.api.routes import (
     alerting,
     aop,
@@ -95,7 +96,9 @@ class JsonBodyByDefault:
         await self.app(scope, receive, send)
 
 
-def create_app(store: Store, *, clock: Callable[[], datetime] | None = None) -> FastAPI:
+def create_app(
+    store: Store, *, clock: Callable[[], datetime] | None = None, max_body: int = DEFAULT_MAX_BODY
+) -> FastAPI:
     app = FastAPI(
         title="originlock control plane",
         version=__version__,
@@ -105,6 +108,9 @@ def create_app(store: Store, *, clock: Callable[[], datetime] | None = None) -> 
         redoc_url=None,
     )
     app.add_middleware(JsonBodyByDefault)
+    # Outermost: no route, no body parsing, before the token is checked and the body's size bounded.
+    public = frozenset({f"{API_PREFIX}/openapi.json", f"{API_PREFIX}/docs", f"{API_PREFIX}/docs/oauth2-redirect"})
+    app.add_middleware(ApiGate, store=store, prefix=API_PREFIX, public=public, max_body=max_body, clock=clock)
     app.state.store = store
     app.state.clock = clock
     _install_error_handlers(app)

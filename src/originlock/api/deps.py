@@ -10,9 +10,11 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
+from originlock.api.authz import require, require_account
+from originlock.api.gate import authenticate_headers
 from originlock.store.db import Store
-from originlock.store.errors import Forbidden, Invalid, StoreError
-from originlock.store.tokens import Token, find_token
+from originlock.store.errors import StoreError
+from originlock.store.tokens import Token
 
 __all__ = [
     "Caller",
@@ -35,10 +37,6 @@ __all__ = [
 _ZONE_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-class Unauthorized(StoreError):
-    http_status = 401
-
-
 class BadRoute(StoreError):
     """An identifier in the path is malformed (Cloudflare answers 7003)."""
 
@@ -56,21 +54,12 @@ def clock(request: Request) -> datetime:
 
 
 def authenticate(request: Request, store: Annotated[Store, Depends(get_store)]) -> Token:
-    header = request.headers.get("authorization")
-    if header is None:
-        if request.headers.get("x-auth-key") or request.headers.get("x-auth-email"):
-            raise Unauthorized(
-                "X-Auth-Email/X-Auth-Key are not supported; use an API token (Authorization: Bearer)", 6003
-            )
-        raise Unauthorized("Missing X-Auth-Key, X-Auth-Email or Authorization headers", 9106)
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        raise Invalid("Invalid format for Authorization header", 6111)
-    with store.read() as conn:
-        token = find_token(conn, secret.strip())
-    if token is None:
-        raise Unauthorized("Invalid API Token", 1000)
-    return token
+    """The token ``ApiGate`` checked before the body was read (every API request passes it)."""
+    token = request.scope.get("state", {}).get("token")
+    if isinstance(token, Token):
+        return token
+    client = request.client.host if request.client else None
+    return authenticate_headers(store, request.headers, client, clock(request))
 
 
 Caller = Annotated[Token, Depends(authenticate)]
@@ -83,8 +72,11 @@ def check_zone_id(request: Request, zone_id: str) -> None:
 
 
 def allow(token: Token, permission: str, zone_id: str | None = None) -> None:
-    if not token.allows(permission) or (zone_id is not None and not token.allows_zone(zone_id)):
-        raise Forbidden("Authentication error", 10000)
+    """The permission on one zone, or (``zone_id`` None) on the whole account: see ``api/authz.py``."""
+    if zone_id is None:
+        require_account(token, permission)
+    else:
+        require(token, permission, zone_id)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from originlock.api.app import create_app
+from originlock.api.gate import DEFAULT_MAX_BODY
 from originlock.cli.ports import PortInUse, bind_api_socket, busy_addresses
 from originlock.cli.serve_errors import data_dir_problem, store_problem
 from originlock.dashboard import WafRecorder, attach_waf_recorder
@@ -143,7 +144,7 @@ async def _serve(args: argparse.Namespace) -> int:
     )
     rotation_lease = JobLease.for_period(deployment.store, rotation_job.JOB, node, rotation_job.INTERVAL_SECONDS)
     rotation_task = asyncio.create_task(AutoRotation(deployment.store, lease=rotation_lease).run())
-    app = create_app(deployment.store)
+    app = create_app(deployment.store, max_body=args.api_max_body)
     attach_waf_recorder(app, waf)
     edge_state = edge_up.result().state
     api_sock.on_shed = lambda count: edge_state.overload.count("accept", count)
@@ -202,6 +203,14 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_serve(args))
 
 
+def _byte_size(text: str) -> int:
+    units = {"k": 1024, "m": 1024 * 1024}
+    number, unit = (text[:-1], units[text[-1].lower()]) if text[-1:].lower() in units else (text, 1)
+    if not number.isdigit() or int(number) * unit < 1024:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size of at least 1024 bytes (e.g. 1048576, 512k, 4m)")
+    return int(number) * unit
+
+
 def add_parser(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "serve",
@@ -230,6 +239,13 @@ def add_parser(sub: Any) -> None:
         default=60.0,
         metavar="SECONDS",
         help="how often certificate expiry is checked for notifications (default 60)",
+    )
+    p.add_argument(
+        "--api-max-body",
+        type=_byte_size,
+        default=DEFAULT_MAX_BODY,
+        metavar="BYTES",
+        help="largest API request body, e.g. 1048576, 512k or 4m; larger ones get 413 (default 1m)",
     )
     add_monitor_arguments(p)
     add_edge_arguments(p)

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from originlock.snapshot.model import ClientCert, SslMode
 
-__all__ = ["GLOBAL_CERT_REFUSED_FIPS", "Candidate", "Choice", "choose_client_cert"]
+__all__ = ["GLOBAL_CERT_REFUSED_FIPS", "Candidate", "Choice", "choose_client_cert", "effective_status"]
 
 #: Why a FIPS zone gets 525 instead of the shared certificate (it is not FIPS-suitable).
 GLOBAL_CERT_REFUSED_FIPS = (
@@ -39,7 +39,17 @@ class Choice:
     reason: str = ""
 
 
+def effective_status(status: str, not_before: datetime | None, now: datetime) -> str:
+    """The status the API reports and the precedence uses: an ``active`` certificate whose notBefore is
+    still ahead is ``pending_deployment`` (Cloudflare's status for one not yet in service) until then."""
+    if status == "active" and not_before is not None and not_before > now:
+        return "pending_deployment"
+    return status
+
+
 def _usable(candidate: Candidate, now: datetime) -> str | None:
+    if candidate.status == "active" and candidate.cert.not_before is not None and candidate.cert.not_before > now:
+        return f"certificate {candidate.cert.id} is not valid before {candidate.cert.not_before:%Y-%m-%dT%H:%M:%SZ}"
     if candidate.status != "active":
         return f"certificate {candidate.cert.id} is {candidate.status}"
     if candidate.cert.not_after <= now:
@@ -74,7 +84,8 @@ def choose_client_cert(
         why = "the hostname's association is disabled: no certificate, whatever the zone and global settings"
         return Choice(None, step=3, reason=why)
     if zone_aop_enabled:
-        active = [c for c in zone_certs if c.status == "active"]
+        # A certificate uploaded ahead of its notBefore is pending: the previous one stays in service.
+        active = [c for c in zone_certs if effective_status(c.status, c.cert.not_before, now) == "active"]
         if active:
             newest = max(active, key=lambda c: (c.uploaded_on, c.cert.not_after))
             problem = _usable(newest, now)

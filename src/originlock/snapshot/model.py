@@ -49,6 +49,8 @@ class ClientCert:
     #: Unencrypted PKCS#8 PEM, in memory only.
     key_pem: bytes = field(repr=False)
     not_after: datetime
+    #: The leaf's notBefore: before it the certificate is pending, never presented (issue 10, item 11).
+    not_before: datetime | None = None
 
     def __repr__(self) -> str:
         return f"ClientCert(id={self.id!r}, source={self.source}, fingerprint={self.fingerprint[:16]}...)"

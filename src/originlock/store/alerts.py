@@ -15,6 +15,7 @@ from originlock.store import schema
 from originlock.store.db import insert_or_conflict, now_iso, to_iso
 from originlock.store.errors import Invalid, NotFound
 from originlock.store.sealing import KeySealer
+from originlock.wire_syntax import check_field_value
 
 __all__ = [
     "claim_delivery",
@@ -131,6 +132,15 @@ def create_webhook(
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Invalid("url must be an http:// or https:// URL", 17001)
+    # The URL becomes a request line and the secret a header (cf-webhook-auth): refuse CR/LF/controls here.
+    try:
+        check_field_value(url, "url", max_length=2048)
+        if secret is not None:
+            check_field_value(secret, "secret", max_length=1024)
+    except ValueError as exc:
+        raise Invalid(str(exc), 17001) from None
+    if " " in url or "\t" in url:
+        raise Invalid("url must not contain spaces (percent-encode them)", 17001)
     webhook_id = str(uuid.uuid4())
     conn.execute(
         insert(schema.alert_webhooks).values(

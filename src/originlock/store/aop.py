@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
+from cryptography import x509
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
+from originlock.snapshot.aop import effective_status
 from originlock.store import schema
 from originlock.store.db import now_iso, to_iso
 from originlock.store.errors import Invalid, NotFound
@@ -30,6 +32,7 @@ __all__ = [
     "get_cert",
     "list_certs",
     "put_associations",
+    "reported_status",
     "upload_cert",
 ]
 
@@ -242,6 +245,14 @@ def put_associations(conn: Connection, zone_id: str, items: list[AssociationInpu
         hostnames.append(hostname)
     rows = [_association_row(conn, zone_id, h) for h in hostnames]
     return [r for r in rows if r is not None]
+
+
+def reported_status(status: str, certificate_pem: str | None, now: datetime) -> str:
+    """``status`` as the API reports it: ``pending_deployment`` while the leaf's notBefore is ahead."""
+    if status != "active" or not certificate_pem:
+        return status
+    not_before = x509.load_pem_x509_certificate(certificate_pem.encode()).not_valid_before_utc
+    return effective_status(status, not_before, now)
 
 
 def load_key(conn: Connection, sealer: KeySealer, cert_id: str) -> bytes:

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
+from cryptography.x509 import load_pem_x509_certificate
 from sqlalchemy import Connection, Row, select
 
 from originlock.snapshot.aop import Candidate, choose_client_cert
@@ -35,6 +36,7 @@ def _client_cert(row: Row[Any], key_pem: bytes, source: str) -> ClientCert:
         chain_pem=row.chain_pem.encode(),
         key_pem=key_pem,
         not_after=from_iso(row.expires_on),
+        not_before=load_pem_x509_certificate(row.certificate.encode()).not_valid_before_utc,
     )
 
 

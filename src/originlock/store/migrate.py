@@ -73,12 +73,22 @@ def _create_missing_tables(conn: Connection) -> None:
     schema.metadata.create_all(conn, checkfirst=True)
 
 
+def _m6_token_details(conn: Connection) -> None:
+    _create_missing_tables(conn)
+    # Every existing token gets the policy its flat permissions and zones meant (the model enforcement reads).
+    # Imported here: store.tokens imports store.db, which runs these migrations.
+    from originlock.store.tokens import backfill_details
+
+    backfill_details(conn)
+
+
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _m1_initial),
     (2, _create_missing_tables),  # origin_certs (Origin CA)
     (3, _create_missing_tables),  # rulesets, custom_certificates, origin_checks, alert_*
     (4, _create_missing_tables),  # ruleset_versions
     (5, _create_missing_tables),  # job_leases
+    (6, _m6_token_details),  # api_token_details, filled for existing tokens
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -30,6 +30,8 @@ __all__ = [
     "create_origin_cert",
     "get_origin_cert",
     "list_origin_certs",
+    "normalized_hostnames",
+    "owning_zones",
     "revoke",
     "revoked_fingerprints",
 ]
@@ -73,7 +75,7 @@ def create_origin_cert(
         raise Invalid(f"requested_validity must be one of {', '.join(map(str, VALIDITY_DAYS))} (days)", 1010)
     if not hostnames:
         raise Invalid("hostnames must list at least one hostname", 1010)
-    names = [normalize_hostname(h, what="hostname", wildcard=True) for h in hostnames]
+    names = normalized_hostnames(hostnames)
     csr = _load_csr(csr_pem, request_type)
     cas = load_pki(conn, sealer)
     # The CSR's key is certified; its subject is replaced by the first hostname, as Cloudflare does.
@@ -111,6 +113,22 @@ def get_origin_cert(conn: Connection, cert_id: str) -> Row[Any]:
     if row is None:
         raise NotFound(f"origin certificate {cert_id} not found", 1004)
     return row
+
+
+def owning_zones(conn: Connection, hostnames: list[str]) -> set[str | None]:
+    """The zones a certificate for ``hostnames`` belongs to: per name, the zone with the longest matching
+    name (``www.b.test`` and ``*.b.test`` belong to ``b.test``), or None for a name in no zone."""
+    zone_names = {r.name: r.id for r in conn.execute(select(schema.zones.c.id, schema.zones.c.name))}
+    owners: set[str | None] = set()
+    for hostname in hostnames:
+        labels = hostname.removeprefix("*.").split(".")
+        suffixes = (".".join(labels[i:]) for i in range(len(labels)))
+        owners.add(next((zone_names[s] for s in suffixes if s in zone_names), None))
+    return owners
+
+
+def normalized_hostnames(hostnames: list[str]) -> list[str]:
+    return [normalize_hostname(h, what="hostname", wildcard=True) for h in hostnames]
 
 
 def _in_zone(hostnames: list[str], zone_name: str) -> bool:

@@ -64,6 +64,21 @@ api_tokens = Table(
     Column("created_on", TS, nullable=False),
 )
 
+# The token model authorisation reads (api/authz.py): Cloudflare-style policies in our terms (JSON
+# [{"id", "effect", "permissions", "zones"}]) and the restrictions ``not_before``, ``expires_on`` and
+# ``condition.request_ip``. One row per token; ``api_tokens.permissions``/``zone_ids`` keep a flat summary.
+api_token_details = Table(
+    "api_token_details",
+    metadata,
+    Column("token_id", ID, ForeignKey("api_tokens.id", ondelete="CASCADE"), primary_key=True),
+    Column("policies", Text, nullable=False),
+    Column("not_before", TS, nullable=True),
+    Column("expires_on", TS, nullable=True),
+    # JSON {"in": [CIDR...], "not_in": [CIDR...]}, or NULL for any address.
+    Column("request_ip", Text, nullable=True),
+    Column("modified_on", TS, nullable=False),
+)
+
 zones = Table(
     "zones",
     metadata,

@@ -8,9 +8,11 @@ action so logs and the API still show what the rule asked for.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+
+from originlock.wire_syntax import MAX_HOSTNAME, check_field_value, check_host, check_hostname
 
 __all__ = [
     "PHASE_ACTIONS",
@@ -119,6 +121,10 @@ def parse_block_response(params: Mapping[str, Any], *, ratelimit: bool) -> Block
     return BlockResponse(status, content, ctype)
 
 
+def _host_field(value: str, what: str) -> str:
+    return check_host(check_field_value(value, what, max_length=MAX_HOSTNAME + 8), what, port=True)
+
+
 def parse_route(params: Mapping[str, Any]) -> RouteOverride:
     """Validate ``route`` parameters: ``origin.host``, ``origin.port``, ``sni.value``, ``host_header``.
 
@@ -130,14 +136,20 @@ def parse_route(params: Mapping[str, Any]) -> RouteOverride:
     port = origin.get("port")
     if port is not None and (not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535):
         raise ValueError("origin.port must be 1-65535")
-    for name, value in (
-        ("origin.host", origin.get("host")),
-        ("sni.value", sni.get("value")),
-        ("host_header", params.get("host_header")),
-    ):
+    checks: tuple[tuple[str, object, Callable[[str, str], str]], ...] = (
+        ("origin.host", origin.get("host"), check_host),
+        ("sni.value", sni.get("value"), check_hostname),
+        ("host_header", params.get("host_header"), _host_field),
+    )
+    values: list[str | None] = []
+    for name, value, check in checks:
         if value is not None and (not isinstance(value, str) or not value):
             raise ValueError(f"{name} must be a non-empty string")
-    route = RouteOverride(origin.get("host"), port, sni.get("value"), params.get("host_header"))
+        # These go into the origin request's Host field and the TLS handshake: refuse CR/LF/NUL and
+        # anything else that is not a hostname here, where they enter (issue 10, item 3).
+        values.append(check(value, name) if isinstance(value, str) else None)
+    host, sni_value, host_header = values
+    route = RouteOverride(host, port, sni_value, host_header)
     if route == RouteOverride():
         raise ValueError("route needs at least one of origin, sni, host_header")
     return route

@@ -5,6 +5,7 @@ Route order matters: ``/settings`` and ``/hostnames...`` are declared before ``/
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
@@ -47,7 +48,7 @@ class AssociationsPut(BaseModel):
     config: list[AssociationItem]
 
 
-def cert_json(row: Row[Any]) -> dict[str, Any]:
+def cert_json(row: Row[Any], now: datetime) -> dict[str, Any]:
     return {
         "id": row.id,
         "certificate": row.certificate,
@@ -55,12 +56,13 @@ def cert_json(row: Row[Any]) -> dict[str, Any]:
         "issuer": row.issuer,
         "signature": row.signature,
         "serial_number": row.serial_number,
-        "status": row.status,
+        # A certificate ahead of its notBefore is pending_deployment, and not presented, until then.
+        "status": aop.reported_status(row.status, row.certificate, now),
         "uploaded_on": row.uploaded_on,
     }
 
 
-def association_json(row: Row[Any]) -> dict[str, Any]:
+def association_json(row: Row[Any], now: datetime) -> dict[str, Any]:
     return {
         "hostname": row.hostname,
         "cert_id": row.cert_id,
@@ -68,7 +70,7 @@ def association_json(row: Row[Any]) -> dict[str, Any]:
         "status": row.status,
         "created_at": row.created_at,
         "updated_at": row.updated_at,
-        "cert_status": row.cert_status,
+        "cert_status": aop.reported_status(row.cert_status, row.certificate, now),
         "certificate": row.certificate,
         "issuer": row.issuer,
         "signature": row.signature,
@@ -83,7 +85,7 @@ def _upload(store: Store, zone_id: str, kind: Literal["zone", "hostname"], body:
     with store.write() as conn:
         fips = zone_is_fips(settings.zone_settings_map(conn, zone_id), store.fips)
         row = aop.upload_cert(conn, store.sealer, zone_id, kind, body.certificate, body.private_key, now, fips=fips)
-        return ok(cert_json(row))
+        return ok(cert_json(row, now))
 
 
 # --- zone-level enablement ---------------------------------------------------------------------
@@ -129,35 +131,43 @@ def upload_hostname_cert(
 
 
 @router.get(BASE + "/hostnames/certificates")
-def list_hostname_certs(store: StoreDep, access: SslRead) -> JSONResponse:
+def list_hostname_certs(store: StoreDep, access: SslRead, now: Annotated[Any, Depends(clock)]) -> JSONResponse:
     with store.read() as conn:
-        return ok([cert_json(r) for r in aop.list_certs(conn, access.zone_id, "hostname")])
+        return ok([cert_json(r, now) for r in aop.list_certs(conn, access.zone_id, "hostname")])
 
 
 @router.get(BASE + "/hostnames/certificates/{certificate_id}")
-def get_hostname_cert(certificate_id: str, store: StoreDep, access: SslRead) -> JSONResponse:
+def get_hostname_cert(
+    certificate_id: str, store: StoreDep, access: SslRead, now: Annotated[Any, Depends(clock)]
+) -> JSONResponse:
     with store.read() as conn:
-        return ok(cert_json(aop.get_cert(conn, access.zone_id, "hostname", certificate_id)))
+        return ok(cert_json(aop.get_cert(conn, access.zone_id, "hostname", certificate_id), now))
 
 
 @router.delete(BASE + "/hostnames/certificates/{certificate_id}")
-def delete_hostname_cert(certificate_id: str, store: StoreDep, access: SslEdit) -> JSONResponse:
+def delete_hostname_cert(
+    certificate_id: str, store: StoreDep, access: SslEdit, now: Annotated[Any, Depends(clock)]
+) -> JSONResponse:
     with store.write() as conn:
         row = aop.delete_cert(conn, access.zone_id, "hostname", certificate_id)
-    return ok({**cert_json(row), "status": "pending_deletion"})
+    return ok({**cert_json(row, now), "status": "pending_deletion"})
 
 
 @router.put(BASE + "/hostnames")
-def put_associations(body: AssociationsPut, store: StoreDep, access: SslEdit) -> JSONResponse:
+def put_associations(
+    body: AssociationsPut, store: StoreDep, access: SslEdit, now: Annotated[Any, Depends(clock)]
+) -> JSONResponse:
     items = [aop.AssociationInput(i.hostname, i.cert_id, i.enabled) for i in body.config]
     with store.write() as conn:
-        return ok([association_json(r) for r in aop.put_associations(conn, access.zone_id, items)])
+        return ok([association_json(r, now) for r in aop.put_associations(conn, access.zone_id, items)])
 
 
 @router.get(BASE + "/hostnames/{hostname}")
-def get_association(hostname: str, store: StoreDep, access: SslRead) -> JSONResponse:
+def get_association(
+    hostname: str, store: StoreDep, access: SslRead, now: Annotated[Any, Depends(clock)]
+) -> JSONResponse:
     with store.read() as conn:
-        return ok(association_json(aop.get_association(conn, access.zone_id, hostname)))
+        return ok(association_json(aop.get_association(conn, access.zone_id, hostname), now))
 
 
 # --- zone-level certificates ---------------------------------------------------------------------
@@ -171,9 +181,9 @@ def upload_zone_cert(
 
 
 @router.get(BASE)
-def list_zone_certs(store: StoreDep, access: SslRead) -> JSONResponse:
+def list_zone_certs(store: StoreDep, access: SslRead, now: Annotated[Any, Depends(clock)]) -> JSONResponse:
     with store.read() as conn:
-        items = [cert_json(r) for r in aop.list_certs(conn, access.zone_id, "zone")]
+        items = [cert_json(r, now) for r in aop.list_certs(conn, access.zone_id, "zone")]
     return ok(
         items,
         {"page": 1, "per_page": max(len(items), 1), "count": len(items), "total_count": len(items), "total_pages": 1},
@@ -181,13 +191,17 @@ def list_zone_certs(store: StoreDep, access: SslRead) -> JSONResponse:
 
 
 @router.get(BASE + "/{certificate_id}")
-def get_zone_cert(certificate_id: str, store: StoreDep, access: SslRead) -> JSONResponse:
+def get_zone_cert(
+    certificate_id: str, store: StoreDep, access: SslRead, now: Annotated[Any, Depends(clock)]
+) -> JSONResponse:
     with store.read() as conn:
-        return ok(cert_json(aop.get_cert(conn, access.zone_id, "zone", certificate_id)))
+        return ok(cert_json(aop.get_cert(conn, access.zone_id, "zone", certificate_id), now))
 
 
 @router.delete(BASE + "/{certificate_id}")
-def delete_zone_cert(certificate_id: str, store: StoreDep, access: SslEdit) -> JSONResponse:
+def delete_zone_cert(
+    certificate_id: str, store: StoreDep, access: SslEdit, now: Annotated[Any, Depends(clock)]
+) -> JSONResponse:
     with store.write() as conn:
         row = aop.delete_cert(conn, access.zone_id, "zone", certificate_id)
-    return ok({**cert_json(row), "status": "pending_deletion"})
+    return ok({**cert_json(row, now), "status": "pending_deletion"})

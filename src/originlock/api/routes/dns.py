@@ -16,6 +16,10 @@ from originlock.store.zones import get_zone
 
 router = APIRouter()
 
+#: Cloudflare's limit on a record's comment (500 characters on paid plans, 100 on Free); before it, a
+#: 200 MB comment was stored (issue 10, item 8).
+MAX_COMMENT = 500
+
 
 class RecordBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -24,7 +28,7 @@ class RecordBody(BaseModel):
     content: str
     ttl: int = Field(default=1, ge=1, le=2**31 - 1)
     proxied: StrictBool = False
-    comment: str | None = None
+    comment: str | None = Field(default=None, max_length=MAX_COMMENT)
 
 
 class RecordPatch(BaseModel):
@@ -34,7 +38,7 @@ class RecordPatch(BaseModel):
     content: str | None = None
     ttl: int | None = Field(default=None, ge=1, le=2**31 - 1)
     proxied: StrictBool | None = None
-    comment: str | None = None
+    comment: str | None = Field(default=None, max_length=MAX_COMMENT)
 
 
 def record_json(row: Row[Any], zone_name: str) -> dict[str, Any]:

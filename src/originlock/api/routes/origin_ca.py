@@ -1,4 +1,8 @@
-"""/certificates: Origin CA certificates (Cloudflare's Origin CA API, spec: issue 5 part 2)."""
+"""/certificates: Origin CA certificates (Cloudflare's Origin CA API, spec: issue 5 part 2).
+
+No zone is in these paths, so every route resolves the zones a certificate's names belong to and checks
+the token against each of them (issue 10 item 2: a zone-A token revoked zone B's certificate).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Row
+from sqlalchemy import Connection, Row
 
+from originlock.api.authz import require_zones
 from originlock.api.deps import Caller, StoreDep, ZonesPage, allow, check_zone_id, clock
 from originlock.api.envelope import ok, result_info
 from originlock.store import origin_ca
+from originlock.store.tokens import Token
 
 router = APIRouter()
 
@@ -39,12 +45,19 @@ def origin_cert_json(row: Row[Any]) -> dict[str, Any]:
     }
 
 
+def _authorize(conn: Connection, token: Token, permission: str, hostnames: list[str]) -> None:
+    """A certificate belongs to the zones of its names (a name in no zone: to the account), and needs
+    ``permission`` on every one of them: reading or revoking a certificate that also covers ``www.b.test``
+    is acting on zone b.test."""
+    require_zones(token, permission, sorted(origin_ca.owning_zones(conn, hostnames), key=str))
+
+
 @router.post("/certificates")
 def create(
     body: OriginCertCreate, token: Caller, store: StoreDep, now: Annotated[datetime, Depends(clock)]
 ) -> JSONResponse:
-    allow(token, "ssl:edit")
     with store.write() as conn:
+        _authorize(conn, token, "ssl:edit", origin_ca.normalized_hostnames(body.hostnames))
         row = origin_ca.create_origin_cert(
             conn,
             store.sealer,
@@ -70,14 +83,15 @@ def list_certs(request: Request, zone_id: str, token: Caller, store: StoreDep, p
 
 @router.get("/certificates/{certificate_id}")
 def get(certificate_id: str, token: Caller, store: StoreDep) -> JSONResponse:
-    allow(token, "ssl:read")
     with store.read() as conn:
-        return ok(origin_cert_json(origin_ca.get_origin_cert(conn, certificate_id)))
+        row = origin_ca.get_origin_cert(conn, certificate_id)
+        _authorize(conn, token, "ssl:read", json.loads(row.hostnames))
+        return ok(origin_cert_json(row))
 
 
 @router.delete("/certificates/{certificate_id}")
 def revoke(certificate_id: str, token: Caller, store: StoreDep) -> JSONResponse:
-    allow(token, "ssl:edit")
     with store.write() as conn:
+        _authorize(conn, token, "ssl:edit", json.loads(origin_ca.get_origin_cert(conn, certificate_id).hostnames))
         row = origin_ca.revoke(conn, certificate_id)
     return ok({"id": row.id, "revoked_at": row.revoked_at})

@@ -1,4 +1,4 @@
-"""/accounts, /zones and /user/tokens/verify."""
+"""/accounts and /zones (/user/tokens/verify is in tokens.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, Row, select
 
+from originlock.api.authz import readable_zones, require_some
 from originlock.api.deps import Caller, StoreDep, ZoneEdit, ZoneRead, ZonesPage, allow
 from originlock.api.envelope import ok, result_info
 from originlock.store import schema, zones
@@ -81,11 +82,6 @@ def list_accounts(token: Caller, store: StoreDep, page: ZonesPage) -> JSONRespon
     return ok(chunk, result_info(page.page, page.per_page, len(chunk), len(items)))
 
 
-@router.get("/user/tokens/verify")
-def verify_token(token: Caller) -> JSONResponse:
-    return ok({"id": token.id, "status": token.status, "not_before": None, "expires_on": None})
-
-
 @router.post("/zones")
 def create_zone(body: ZoneCreate, token: Caller, store: StoreDep) -> JSONResponse:
     allow(token, "zone:edit")
@@ -111,9 +107,9 @@ def list_zones(
     account_id: Annotated[str | None, Query(alias="account.id")] = None,
     direction: str = "asc",
 ) -> JSONResponse:
-    allow(token, "zone:read")
-    zone_ids = sorted(token.zone_ids) if token.zone_ids is not None else None
+    require_some(token, "zone:read")  # and only the zones it may read are listed
     with store.read() as conn:
+        zone_ids = readable_zones(conn, token, "zone:read")
         rows, total = zones.list_zones(
             conn,
             name=name,

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from originlock._version import __version__
 from originlock.api.envelope import fail
+from originlock.api.failures import ContainErrors, internal_error, store_error_response
 from originlock.api.routes import (
     alerting,
     aop,
@@ -45,8 +46,10 @@ def _pointer(loc: tuple[int | str, ...]) -> str:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StoreError)
     async def _store_error(_request: Request, exc: StoreError) -> JSONResponse:
-        # Ruleset validation errors point into the body (``/rules/0/expression``), as Cloudflare's do.
-        return fail(exc.http_status, exc.code, exc.message, pointer=getattr(exc, "pointer", None))
+        # Ruleset validation errors point into the body (``/rules/0/expression``), as Cloudflare's do;
+        # a store outage is a 503 (api/failures.py).
+        response: JSONResponse = store_error_response(exc)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -72,9 +75,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # Log the type only: an exception's text may quote request data.
-        log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
-        return fail(500, 1000, "internal error")
+        # Not reached while ContainErrors is installed (it catches first, and never re-raises).
+        response: JSONResponse = internal_error(request.method, request.url.path, exc)
+        return response
 
 
 class JsonBodyByDefault:
@@ -104,6 +107,7 @@ def create_app(store: Store, *, clock: Callable[[], datetime] | None = None) -> 
         redoc_url=None,
     )
     app.add_middleware(JsonBodyByDefault)
+    app.add_middleware(ContainErrors)
     app.state.store = store
     app.state.clock = clock
     _install_error_handlers(app)

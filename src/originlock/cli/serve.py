@@ -31,7 +31,7 @@ from originlock.server.leadership import JobLease, node_id
 from originlock.server.metrics import add_edge_collectors
 from originlock.server.monitor import add_monitor_arguments, start_origin_monitor, stop_origin_monitor
 from originlock.server.rotation_job import AutoRotation
-from originlock.server.store_snapshots import StoreSnapshotSource, open_store_snapshots
+from originlock.server.store_snapshots import local_snapshot_source, open_store_snapshots
 
 __all__ = ["add_parser"]
 
@@ -86,7 +86,7 @@ async def _serve(args: argparse.Namespace) -> int:
         # Each worker process opens its own store connection; the factory must be picklable.
         snapshots = functools.partial(open_store_snapshots, str(deployment.data_dir), deployment.store_url, args.fips)
     else:
-        snapshots = StoreSnapshotSource(deployment.store)
+        snapshots = local_snapshot_source(deployment)
     edge_up: asyncio.Future[EdgeServer] = asyncio.get_running_loop().create_future()
     # One rate limiter per edge process: workers each count on their own copy of the hook.
     waf = EdgeWaf(time.monotonic, time.time)

@@ -26,9 +26,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event, text
+from sqlalchemy import Connection, Engine, delete, event, insert, select, text
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import TextClause
+
+from originlock.store import schema
 
 __all__ = [
     "Change",
@@ -181,3 +183,34 @@ def announce(conn: Connection, change: Change, channel: str) -> None:
     if conn.dialect.name != "postgresql" or not change.touches_snapshot:
         return
     conn.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": change.payload()})
+
+
+#: Generations kept in ``change_log``: a node that fell further behind rebuilds its whole snapshot.
+CHANGE_LOG_KEEP = 5000
+
+
+def record(conn: Connection, change: Change, at: str) -> None:
+    """Log ``change`` in its own transaction (every generation gets a row, so gaps are visible)."""
+    table = schema.change_log
+    conn.execute(
+        insert(table).values(
+            generation=change.generation, zones=json.dumps(sorted(change.zones)), everything=change.everything, at=at
+        )
+    )
+    if change.generation % 100 == 0:  # prune now and then, not on every write
+        conn.execute(delete(table).where(table.c.generation <= change.generation - CHANGE_LOG_KEEP))
+
+
+def read_since(conn: Connection, generation: int) -> tuple[int, list[Change] | None]:
+    """The store's generation and the changes after ``generation``; None when the log no longer reaches
+    back that far (the caller rebuilds everything)."""
+    current = int(conn.execute(select(schema.generation.c.value)).scalar_one())
+    if current <= generation:
+        return current, []
+    table = schema.change_log
+    rows = conn.execute(
+        select(table).where(table.c.generation > generation, table.c.generation <= current).order_by(table.c.generation)
+    ).all()
+    if len(rows) != current - generation:
+        return current, None
+    return current, [Change(r.generation, frozenset(json.loads(r.zones)), bool(r.everything)) for r in rows]

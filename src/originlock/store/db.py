@@ -21,7 +21,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from originlock.store import schema
 from originlock.store.breaker import Breaker
-from originlock.store.changes import Change, ChangeTracker, announce, channel_name, detach, install_tracking
+from originlock.store.changes import Change, ChangeTracker, announce, channel_name, detach, install_tracking, record
 from originlock.store.deadline import API_TIMEOUTS, StoreTimeouts, Watchdog, WatchdogTicket
 from originlock.store.errors import Conflict, StoreUnavailable
 from originlock.store.migrate import migrate, startup_lock
@@ -260,6 +260,8 @@ class Store:
                 bump = update(schema.generation).values(value=schema.generation.c.value + 1)
                 generation = conn.execute(bump.returning(schema.generation.c.value)).scalar_one()
                 change = tracker.finish(int(generation))
+                detach(conn)
+                record(conn, change, now_iso())
                 announce(conn, change, self.channel)
             finally:
                 detach(conn)

@@ -79,6 +79,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (3, _create_missing_tables),  # rulesets, custom_certificates, origin_checks, alert_*
     (4, _create_missing_tables),  # ruleset_versions
     (5, _create_missing_tables),  # job_leases
+    (6, _create_missing_tables),  # change_log, edge_nodes (fleet)
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -32,12 +32,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from originlock.server.bootstrap import Deployment
+from originlock.server.last_known_good import LastKnownGood
 from originlock.snapshot.assembly import SnapshotAssembly
 from originlock.snapshot.model import Snapshot
 from originlock.store.changes import Change, read_since
@@ -55,6 +55,8 @@ POLL_SECONDS = 2.0
 #: Poll of the change log on SQLite, where other processes (``--workers``) have no other signal; a local
 #: indexed read, cheap at this rate.
 SQLITE_POLL_SECONDS = 0.1
+#: The last-known-good file is written at most this often (incrementally: the zones changed since).
+SAVE_SECONDS = 1.0
 #: More zones than this in one batch of changes: one whole rebuild is cheaper than many ``IN`` lists.
 MAX_INCREMENTAL_ZONES = 2000
 
@@ -86,9 +88,8 @@ class StoreSnapshotSource:
         store: the store handle compiles use (give it its own pool: ``store.companion(SNAPSHOT_TIMEOUTS)``).
         poll_seconds: the fallback poll period (default by backend).
         listen: start a ``LISTEN`` thread on PostgreSQL.
-        fallback: called when the store cannot be reached at start; returns a snapshot to serve (the
-            last-known-good copy) or None (then the error propagates).
-        persist: called (in a worker thread) with every new snapshot; the last-known-good writer.
+        last_known_good: where the node keeps its last-known-good copy: saved after changes (at most every
+            :data:`SAVE_SECONDS`), and served at start when the store cannot be reached.
     """
 
     def __init__(
@@ -97,13 +98,13 @@ class StoreSnapshotSource:
         *,
         poll_seconds: float | None = None,
         listen: bool = True,
-        fallback: Callable[[], Snapshot | None] | None = None,
-        persist: Callable[[Snapshot], None] | None = None,
+        last_known_good: LastKnownGood | None = None,
     ) -> None:
         self._store = store
         self._poll = poll_seconds or (SQLITE_POLL_SECONDS if store.backend == "sqlite" else POLL_SECONDS)
         self._listen = listen and store.backend == "postgresql"
-        self._persist = persist
+        self._lkg = last_known_good
+        self._unsaved = False
         self._pending: list[Change] = []
         self._pending_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -116,18 +117,20 @@ class StoreSnapshotSource:
         try:
             self._full_rebuild_sync()
         except Exception as exc:
-            snapshot = fallback() if fallback is not None else None
-            if snapshot is None:
+            saved = last_known_good.load() if last_known_good is not None else None
+            if saved is None:
                 raise
             log.warning(
-                "store unreachable at start (%s): serving last-known-good generation %s from disk",
+                "store unreachable at start (%s): serving last-known-good generation %s from disk, %.0f s old",
                 type(exc).__name__,
-                snapshot.generation,
+                saved.generation,
+                time.time() - saved.saved_at,
             )
-            self._snapshot = snapshot
-            self._applied = snapshot.generation
+            self._assembly = saved.assembly
+            self._snapshot = saved.assembly.snapshot(saved.generation)
+            self._applied = saved.generation
             self._from_disk = True
-            self._confirmed = 0.0
+            self._confirmed = saved.saved_at
 
     def __repr__(self) -> str:
         return f"StoreSnapshotSource(generation={self._applied})"
@@ -182,10 +185,12 @@ class StoreSnapshotSource:
         if self._listen:
             listener = ChangeListener(self._store.url, self._store.channel, self.notify, self._recheck)
             listener.start()
-        last_poll = time.monotonic()
+        last_poll = last_save = time.monotonic()
         try:
             while True:
                 timeout = max(0.0, self._poll - (time.monotonic() - last_poll))
+                if self._unsaved:
+                    timeout = min(timeout, max(0.0, SAVE_SECONDS - (time.monotonic() - last_save)))
                 expiry = self._assembly.next_expiry() if self._assembly is not None else None
                 if expiry is not None:
                     timeout = min(timeout, max(0.0, (expiry - datetime.now(UTC)).total_seconds()))
@@ -199,6 +204,9 @@ class StoreSnapshotSource:
                     await asyncio.to_thread(self._catch_up, poll)
                 except Exception as exc:  # the store may be unreachable: keep serving what we have
                     log.warning("snapshot refresh failed, serving generation %s: %s", self._applied, type(exc).__name__)
+                if self._unsaved and time.monotonic() - last_save >= SAVE_SECONDS:
+                    last_save = time.monotonic()
+                    await asyncio.to_thread(self._save)
         finally:
             if listener is not None:
                 listener.stop()
@@ -262,11 +270,18 @@ class StoreSnapshotSource:
         self._full += full
         self._rebuild_total += seconds
         self._last_rebuild = seconds
-        if self._persist is not None:
-            try:
-                self._persist(snapshot)
-            except Exception as exc:
-                log.warning("could not save the last-known-good snapshot: %s", type(exc).__name__)
+        self._unsaved = self._lkg is not None
+
+    def _save(self) -> None:
+        assembly = self._assembly
+        if self._lkg is None or assembly is None:
+            return
+        self._unsaved = False
+        try:
+            self._lkg.save(self._applied, assembly, self._confirmed)
+        except Exception as exc:
+            self._unsaved = True
+            log.warning("could not save the last-known-good snapshot: %s", type(exc).__name__)
 
 
 def open_store_snapshots(data_dir: str, store_url: str, fips: bool = False) -> StoreSnapshotSource:
@@ -278,6 +293,7 @@ def open_store_snapshots(data_dir: str, store_url: str, fips: bool = False) -> S
 
 def local_snapshot_source(deployment: Deployment) -> StoreSnapshotSource:
     """The source of a node's own edge: its own pool, and told at once of writes through this process."""
-    source = StoreSnapshotSource(deployment.store.companion(SNAPSHOT_TIMEOUTS))
+    lkg = LastKnownGood(deployment.data_dir, deployment.store.sealer)
+    source = StoreSnapshotSource(deployment.store.companion(SNAPSHOT_TIMEOUTS), last_known_good=lkg)
     deployment.store.committed_hooks.append(source.notify)
     return source

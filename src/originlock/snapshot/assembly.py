@@ -38,6 +38,9 @@ class ZoneParts:
     #: Uploaded edge certificates with their order keys (priority, upload time).
     edge_certs: tuple[tuple[int, str, EdgeCert], ...] = ()
     waf: ZonePhases | None = None
+    #: The stored rulesets ``waf`` was compiled from, ``(ruleset id, phase, rules JSON)``: compiled rules are
+    #: code, so the last-known-good copy on disk keeps these and compiles them again when loaded.
+    waf_source: tuple[tuple[str, str, str], ...] = ()
     #: The next instant a client certificate of this zone expires (its routes must then be rebuilt).
     next_expiry: datetime | None = None
 
@@ -67,6 +70,13 @@ class SnapshotAssembly:
     @property
     def route_count(self) -> int:
         return len(self._routes)
+
+    def parts(self) -> list[ZoneParts]:
+        """Every zone's parts (the last-known-good writer saves them)."""
+        return list(self._zones.values())
+
+    def zone_parts(self, zone_id: str) -> ZoneParts | None:
+        return self._zones.get(zone_id)
 
     def replace(self, parts: Iterable[ZoneParts], removed: Iterable[str]) -> None:
         """Install new parts for some zones and drop others (deleted zones)."""

@@ -21,6 +21,7 @@ hooks (``Store.committed_hooks``), and other processes poll the generation.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -174,7 +175,9 @@ def channel_name(schema: str | None) -> str:
 
 def detach(conn: Connection) -> None:
     """End tracking on ``conn`` (its ``info`` outlives the transaction: it belongs to the pooled connection)."""
-    conn.info.pop(_TRACKER, None)
+    # An invalidated connection (the watchdog cut it) refuses even ``info``: nothing is left to detach then.
+    with contextlib.suppress(Exception):
+        conn.info.pop(_TRACKER, None)
 
 
 def announce(conn: Connection, change: Change, channel: str) -> None:

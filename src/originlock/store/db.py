@@ -136,13 +136,18 @@ def _postgres_engine(url: str, timeouts: StoreTimeouts, watchdog: Watchdog) -> E
         finally:
             watchdog.disarm(ticket)
 
-    if search_path is not None:
-        with engine.begin() as conn:
-            # Under the lock: two concurrent CREATE SCHEMA IF NOT EXISTS can both find it missing, and then
-            # one fails on pg_namespace's unique index.
-            startup_lock(conn)
-            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{search_path}"'))
     return engine
+
+
+def _create_schema(engine: Engine, url: str) -> None:
+    search_path = dict(parse_qsl(urlsplit(url).query)).get("schema")
+    if search_path is None:
+        return
+    with engine.begin() as conn:
+        # Under the lock: two concurrent CREATE SCHEMA IF NOT EXISTS can both find it missing, and then
+        # one fails on pg_namespace's unique index.
+        startup_lock(conn)
+        conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{search_path}"'))
 
 
 #: Timeouts of one statement (query_canceled, lock_not_available) and deadlocks: load on a store that
@@ -199,7 +204,10 @@ class Store:
         #: Called after each committed :meth:`write` with its new generation and what it changed
         #: (``store/changes.py``); the snapshot sources of this process listen here.
         self.committed_hooks: list[Callable[[Change], None]] = []
+        # Without migrate_schema nothing touches the database here: a node may start while it is unreachable.
         if migrate_schema:
+            if self.backend == "postgresql":
+                _create_schema(self.engine, url)
             with self.write() as conn:
                 migrate(conn)
 

@@ -20,6 +20,7 @@ from originlock.api.routes import (
     aop,
     custom_certs,
     dns,
+    edge_nodes,
     exposure,
     origin_ca,
     rulesets,
@@ -114,6 +115,7 @@ def create_app(store: Store, *, clock: Callable[[], datetime] | None = None) -> 
     # exposure before aop, whose `.../origin_tls_client_auth/{certificate_id}` would also match it.
     for module in (zones, dns, settings, exposure, aop, tokens, origin_ca, alerting, custom_certs, rulesets):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(edge_nodes.router, prefix=API_PREFIX)  # the fleet's nodes (issue 15)
 
     @app.get("/ca/{name}.pem", include_in_schema=False)
     def ca_pem(name: str) -> Response:

@@ -27,10 +27,12 @@ from originlock.server import alerts_job, rotation_job
 from originlock.server.alerts_job import ExpiryAlerts
 from originlock.server.alerts_notify import WebhookQueueNotifier
 from originlock.server.bootstrap import Deployment, bootstrap
+from originlock.server.fleet_node import start_fleet_tasks, stop_tasks
 from originlock.server.leadership import JobLease, node_id
 from originlock.server.metrics import add_edge_collectors
 from originlock.server.monitor import add_monitor_arguments, start_origin_monitor, stop_origin_monitor
 from originlock.server.rotation_job import AutoRotation
+from originlock.server.snapshot_health import add_snapshot_health
 from originlock.server.store_snapshots import local_snapshot_source, open_store_snapshots
 
 __all__ = ["add_parser"]
@@ -113,6 +115,10 @@ async def _serve(args: argparse.Namespace) -> int:
     rotation_task = asyncio.create_task(AutoRotation(deployment.store, lease=rotation_lease).run())
     app = create_app(deployment.store)
     edge_state = edge_up.result().state
+    # The fleet: /healthz/snapshot and snapshot metrics, the lease keeper, this node's registration.
+    add_snapshot_health(app, app.state.metrics, edge_up.result().source)
+    address = {"api": f"{args.api[0]}:{args.api[1]}", "edge": _edge_lines(edge_up.result())[:-1]}
+    fleet_tasks = start_fleet_tasks(deployment.store, node, "serve", address, edge_up.result().source)
     add_edge_collectors(
         app.state.metrics,
         requests=lambda: worker_stats.request_counts(edge_state.request_counts),
@@ -146,6 +152,7 @@ async def _serve(args: argparse.Namespace) -> int:
         await server.serve()
     finally:
         await stop_origin_monitor(monitor_task)
+        await stop_tasks(fleet_tasks)
         edge_task.cancel()
         alerts_task.cancel()
         rotation_task.cancel()

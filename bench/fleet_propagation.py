@@ -29,6 +29,7 @@ import httpx
 
 _SRC = str(Path(__file__).resolve().parents[1] / "src")
 sys.path.insert(0, _SRC)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 # The nodes are subprocesses: they must run this checkout too, not an installed copy.
 os.environ["PYTHONPATH"] = os.pathsep.join([_SRC, *filter(None, [os.environ.get("PYTHONPATH")])])
 
@@ -91,9 +92,20 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
     nodes = [start_serve(base / "n0", store, env=env)]
     if args.zones:
-        from bench_seed import seed  # type: ignore[import-not-found]
+        from fleet_snapshot_scale import seed
 
-        seed(store, nodes[0].data_dir, args.zones, args.records)
+        from originlock.store.db import Store
+        from originlock.store.deadline import SNAPSHOT_TIMEOUTS
+        from originlock.store.sealing import KeySealer
+
+        bulk = Store(store, KeySealer(bytes.fromhex(env["ORIGINLOCK_MASTER_KEY"])), timeouts=SNAPSHOT_TIMEOUTS)
+        account = httpx.get(
+            f"{nodes[0].api_url}/client/v4/accounts", headers={"Authorization": f"Bearer {env['ORIGINLOCK_ADMIN_TOKEN']}"}
+        ).json()["result"][0]["id"]
+        seed(bulk, account, args.zones, args.records)
+        bulk.close()
+        nodes[0].stop()  # restart it so that it starts from the seeded store, like the others
+        nodes[0] = start_serve(base / "n0", store, env=env)
     nodes += [start_serve(base / f"n{i}", store, env=env) for i in range(1, args.nodes)]
     headers = {"Authorization": f"Bearer {env['ORIGINLOCK_ADMIN_TOKEN']}"}
     try:

@@ -58,7 +58,30 @@ class SnapshotAssembly:
         self._dns_claims: dict[str, set[str]] = {}
         self._edge_certs: tuple[EdgeCert, ...] | None = ()
         self._waf: dict[str, ZonePhases] = {}
-        self.replace(list(zones), ())
+        self._load(zones)
+
+    def _load(self, zones: Iterable[ZoneParts]) -> None:
+        """The first fill: most names have one claimant, and need none of :meth:`_swap`'s bookkeeping."""
+        routes, claims, contested = self._routes, self._claims, []
+        for part in zones:
+            zone_id = part.zone_id
+            self._zones[zone_id] = part
+            for name, (_, route) in part.routes.items():
+                claimants = claims.get(name)
+                if claimants is None:
+                    claims[name] = {zone_id}
+                    routes[name] = route
+                else:
+                    claimants.add(zone_id)
+                    contested.append(name)
+            for name in part.dns_only:
+                self._dns_claims.setdefault(name, set()).add(zone_id)
+            if part.waf:
+                self._waf[zone_id] = part.waf
+            if part.edge_certs:
+                self._edge_certs = None
+        for name in contested:
+            self._settle(name)
 
     def __repr__(self) -> str:
         return f"SnapshotAssembly(zones={len(self._zones)}, routes={len(self._routes)})"

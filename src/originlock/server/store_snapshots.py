@@ -41,7 +41,7 @@ from originlock.server.last_known_good import LastKnownGood
 from originlock.snapshot.assembly import SnapshotAssembly
 from originlock.snapshot.model import Snapshot
 from originlock.store.changes import Change, read_since
-from originlock.store.compile import compile_assembly, refresh_assembly
+from originlock.store.compile import REFRESH_DEADLINE, compile_assembly, refresh_assembly
 from originlock.store.db import Store
 from originlock.store.deadline import SNAPSHOT_TIMEOUTS
 from originlock.store.sealing import KeySealer, load_or_create_master_key
@@ -223,7 +223,7 @@ class StoreSnapshotSource:
         changes = [c for c in self._take_pending() if c.generation > self._applied]
         contiguous = all(c.generation == self._applied + 1 + i for i, c in enumerate(changes))
         if poll or not contiguous or self._from_disk:
-            with self._store.read() as conn:
+            with self._store.read(timeout=REFRESH_DEADLINE) as conn:
                 _, logged = read_since(conn, self._applied)
             self._confirmed = time.time()
             if logged is None or self._from_disk or self._assembly is None:

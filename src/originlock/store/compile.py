@@ -72,6 +72,10 @@ def load_candidates(
     return zone_certs, hostname_certs
 
 
+#: Deadline of an incremental refresh's read transaction (a whole compile keeps the store's longer one).
+REFRESH_DEADLINE = 10.0
+
+
 def _zone_filter(query: Any, column: Any, zone_ids: Collection[str] | None) -> Any:
     return query if zone_ids is None else query.where(column.in_(list(zone_ids)))
 
@@ -285,8 +289,9 @@ def refresh_assembly(
     store: Store, assembly: SnapshotAssembly, zone_ids: Collection[str], now: datetime, *, pki: bool = False
 ) -> int:
     """Recompile ``zone_ids`` (and the deployment part when ``pki``) into ``assembly``; returns the
-    generation the read saw (at least that of the change that asked for it)."""
-    with store.read() as conn:
+    generation the read saw (at least that of the change that asked for it). A few zones read in well under a
+    second: a read still running after :data:`REFRESH_DEADLINE` is a hanging store, cut so the caller can retry."""
+    with store.read(timeout=REFRESH_DEADLINE) as conn:
         generation = read_generation(conn)
         if pki:
             assembly.pki = compile_pki(conn, store, now)

@@ -220,7 +220,7 @@ class Store:
         return Store(self.url, self.sealer, fips=self.fips, timeouts=timeouts, migrate_schema=False)
 
     @contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[Connection]:
+    def _transaction(self, *, write: bool, timeout: float | None = None) -> Iterator[Connection]:
         if self.breaker.is_open:
             raise StoreUnavailable("the store is unreachable; retry shortly", UNAVAILABLE_CODE)
         ticket: WatchdogTicket | None = None
@@ -231,7 +231,7 @@ class Store:
                     conn = conn.execution_options(originlock_write=True)
                 dbapi = conn.connection.dbapi_connection
                 fd = dbapi.pgconn.socket if self.backend == "postgresql" and dbapi is not None else None
-                ticket = self._watchdog.arm(fd, self.timeouts.transaction)
+                ticket = self._watchdog.arm(fd, self.timeouts.transaction if timeout is None else timeout)
                 with conn.begin() as tx:
                     yield conn
                     if time.monotonic() >= ticket.deadline:
@@ -287,8 +287,9 @@ class Store:
             yield conn
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
-        with self._transaction(write=False) as conn:
+    def read(self, timeout: float | None = None) -> Iterator[Connection]:
+        """A read transaction; ``timeout`` overrides the store's transaction deadline for this one."""
+        with self._transaction(write=False, timeout=timeout) as conn:
             yield conn
 
     def generation(self) -> int:

@@ -100,7 +100,8 @@ def main() -> int:
 
         bulk = Store(store, KeySealer(bytes.fromhex(env["ORIGINLOCK_MASTER_KEY"])), timeouts=SNAPSHOT_TIMEOUTS)
         account = httpx.get(
-            f"{nodes[0].api_url}/client/v4/accounts", headers={"Authorization": f"Bearer {env['ORIGINLOCK_ADMIN_TOKEN']}"}
+            f"{nodes[0].api_url}/client/v4/accounts",
+            headers={"Authorization": f"Bearer {env['ORIGINLOCK_ADMIN_TOKEN']}"},
         ).json()["result"][0]["id"]
         seed(bulk, account, args.zones, args.records)
         bulk.close()

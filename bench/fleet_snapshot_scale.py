@@ -30,16 +30,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from cryptography.hazmat.primitives import hashes  # noqa: E402
-from sqlalchemy import insert  # noqa: E402
+from cryptography.hazmat.primitives import hashes
+from sqlalchemy import insert
 
-from originlock.server.bootstrap import bootstrap  # noqa: E402
-from originlock.server.store_snapshots import StoreSnapshotSource  # noqa: E402
-from originlock.store import schema, settings  # noqa: E402
-from originlock.store.compile import compile_assembly, refresh_assembly  # noqa: E402
-from originlock.store.db import Store, to_iso  # noqa: E402
-from originlock.store.deadline import SNAPSHOT_TIMEOUTS  # noqa: E402
-from originlock.testing.upload_pki import UploadPki  # noqa: E402
+from originlock.server.bootstrap import bootstrap
+from originlock.server.store_snapshots import StoreSnapshotSource
+from originlock.store import schema, settings
+from originlock.store.compile import compile_assembly, refresh_assembly
+from originlock.store.db import Store, to_iso
+from originlock.store.deadline import SNAPSHOT_TIMEOUTS
+from originlock.testing.upload_pki import UploadPki
 
 PG = os.environ.get("ORIGINLOCK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -49,4 +49,3 @@ class LeaseKeeper:
         while True:
             await asyncio.to_thread(self._renew)
             await asyncio.sleep(HEARTBEAT_SECONDS)
-

@@ -31,6 +31,7 @@ class Breaker:
         self._enabled = enabled
         self._open = False
         self._lock = threading.Lock()
+        self._stopped = threading.Event()
         #: When the breaker last opened (monotonic), for logs.
         self.opened_at = 0.0
 
@@ -52,9 +53,12 @@ class Breaker:
         log.warning("store unreachable (%s): failing fast until it answers again", reason)
         threading.Thread(target=self._recover, name="originlock-store-probe", daemon=True).start()
 
+    def stop(self) -> None:
+        """End the probe (the store is being closed)."""
+        self._stopped.set()
+
     def _recover(self) -> None:
-        while True:
-            time.sleep(PROBE_SECONDS)
+        while not self._stopped.wait(PROBE_SECONDS):
             try:
                 self._probe()
             except Exception:

@@ -297,4 +297,5 @@ class Store:
             return int(conn.execute(select(schema.generation.c.value)).scalar_one())
 
     def close(self) -> None:
+        self.breaker.stop()
         self.engine.dispose()

@@ -84,8 +84,9 @@ def test_outage_answers_503_fast_then_recovers(env: Env, mode: str) -> None:
             assert body["success"] is False and body["result"] is None
             assert body["errors"][0]["code"] == UNAVAILABLE_CODE
             assert r.headers["retry-after"] == "1"
-        assert max(timings) < 0.8, timings  # the first meets the ping deadline (0.5 s), the rest the breaker
-        assert sorted(timings)[3] < 0.1, timings
+        # The first meets the ping deadline (0.5 s), the rest the open breaker; margins for a loaded machine.
+        assert max(timings) < 1.0, timings
+        assert sorted(timings)[2] < 0.25, timings
     finally:
         _recovered(env)
     with env.direct.read() as conn:

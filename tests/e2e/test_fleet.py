@@ -110,6 +110,7 @@ def fleet(pg_base_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         for port in fleet.edge_ports():
             _until(lambda port=port: _status(port) == 200, 5, f"edge {port} serving the new zone")  # type: ignore[misc]
         yield fleet
+        nodes.append(fleet.edge)  # a test may have restarted the edge: stop the one running now
     finally:
         for node in nodes:
             node.stop()

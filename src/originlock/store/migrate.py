@@ -89,6 +89,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (4, _create_missing_tables),  # ruleset_versions
     (5, _create_missing_tables),  # job_leases
     (6, _m6_token_details),  # api_token_details, filled for existing tokens
+    (7, _create_missing_tables),  # change_log, edge_nodes (fleet)
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -311,3 +311,31 @@ job_leases = Table(
     Column("acquired_at", TS, nullable=False),
     Column("expires_at", TS, nullable=False),
 )
+
+
+# What each write changed, by generation (store/changes.py): nodes that missed a NOTIFY, or poll (SQLite
+# worker processes), read here which zones to recompile. Pruned to the last CHANGE_LOG_KEEP generations.
+change_log = Table(
+    "change_log",
+    metadata,
+    Column("generation", Integer, primary_key=True, autoincrement=False),
+    # JSON list of zone ids.
+    Column("zones", Text, nullable=False),
+    Column("everything", Boolean, nullable=False),
+    Column("at", TS, nullable=False),
+)
+
+# The fleet's nodes as they last reported themselves (server/registry.py): GET /client/v4/edge_nodes.
+edge_nodes = Table(
+    "edge_nodes",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    # "serve", "edge" or "api".
+    Column("role", String(16), nullable=False),
+    # Where the node listens (its edge HTTP/HTTPS and health addresses), JSON.
+    Column("address", Text, nullable=False),
+    # The snapshot generation its edge serves (0 for an API-only node).
+    Column("generation", Integer, nullable=False),
+    Column("started_at", TS, nullable=False),
+    Column("last_seen", TS, nullable=False),
+)

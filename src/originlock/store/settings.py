@@ -6,10 +6,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select
 
 from originlock.store import schema
-from originlock.store.db import now_iso
+from originlock.store.db import insert_or_conflict, now_iso
 from originlock.store.errors import Invalid
 from originlock.store.fips import non_fips_certificates
 from originlock.store.zones import get_zone
@@ -61,9 +61,16 @@ def _put_raw(conn: Connection, zone_id: str, setting_id: str, value: Any) -> Non
     now = now_iso()
     encoded = json.dumps(value)
     table = schema.zone_settings
-    where = (table.c.zone_id == zone_id, table.c.setting_id == setting_id)
-    if conn.execute(update(table).where(*where).values(value=encoded, modified_on=now)).rowcount == 0:
-        conn.execute(insert(table).values(zone_id=zone_id, setting_id=setting_id, value=encoded, modified_on=now))
+    # One upsert: two first writes of the same setting at once (an update finding no row, then two inserts)
+    # made the second one fail on the primary key (a 500); the database settles it in one statement.
+    stmt = insert_or_conflict(conn, table).values(
+        zone_id=zone_id, setting_id=setting_id, value=encoded, modified_on=now
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.zone_id, table.c.setting_id],
+        set_={"value": stmt.excluded.value, "modified_on": stmt.excluded.modified_on},
+    )
+    conn.execute(stmt)
 
 
 def _spec(setting_id: str) -> SettingSpec:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from originlock.store import schema
+from originlock.store.changes import note_zone
 from originlock.store.db import now_iso
 from originlock.store.errors import Invalid, NotFound
 
@@ -80,6 +81,7 @@ def get_zone(conn: Connection, zone_id: str) -> Row[Any]:
     row = conn.execute(select(schema.zones).where(schema.zones.c.id == zone_id)).first()
     if row is None:
         raise NotFound(f"zone {zone_id} not found", 1001)
+    note_zone(conn, zone_id)  # a write that looks its zone up changes that zone (store/changes.py)
     return row
 
 

@@ -15,6 +15,10 @@ Path normalisation is Cloudflare's default URL normalisation ("Cloudflare" type,
    not starting an encoding too: ``%25``); reserved characters (``/``, ``%2F``, ``;``...) keep their form;
 4. dot segments are removed (RFC 3986 §5.2.4; a ``..`` above the root stays at the root).
 
+Beyond Cloudflare: a path in which an encoded slash (``%2F``, or ``%5C``) would form a dot segment or an
+empty segment once decoded is refused (400), since origins that decode it (nginx) would then serve a path
+the WAF never saw (``/x/..%2Fadmin``). Encoded slashes elsewhere (``/repos/group%2Fproject``) pass.
+
 The query is left as received; a fragment (never valid in a request-target, yet accepted by llhttp and
 ignored by nginx) is dropped, so that the WAF and the origin see the same path. Pure functions.
 """
@@ -97,11 +101,22 @@ def _remove_dot_segments(path: bytes) -> bytes:
 
 
 def normalize_path(path: bytes) -> bytes:
-    """Cloudflare's URL normalisation of ``path`` (see the module docstring); always starts with ``/``."""
+    """Cloudflare's URL normalisation of ``path`` (see the module docstring); always starts with ``/``.
+
+    Raises:
+        MalformedRequest: an encoded slash or backslash (``%2F``, ``%5C``) next to dots or another slash,
+            which an origin that decodes them (nginx does) would read as a dot segment the edge did not
+            remove: ``/x/..%2Fadmin`` is ``/admin`` there, yet ``/x/..%2Fadmin`` to the WAF.
+    """
     path = _SLASHES.sub(b"/", path)
     if path[:1] != b"/":
         path = b"/" + path
-    return _remove_dot_segments(_ENCODE.sub(_encoded, path))
+    path = _remove_dot_segments(_ENCODE.sub(_encoded, path))
+    if b"%2F" in path or b"%5C" in path:
+        decoded = path.replace(b"%2F", b"/").replace(b"%5C", b"/")
+        if b"//" in decoded or _remove_dot_segments(decoded) != decoded:
+            raise MalformedRequest("an encoded slash forms a dot segment or an empty segment in the path")
+    return path
 
 
 def normalize_target(target: bytes) -> bytes:

@@ -112,7 +112,10 @@ def test_spellings_of_one_path_normalise_alike(segments: list[str], data: st.Dat
 
 @given(paths.map(b"".join))
 def test_normal_targets_are_returned_unchanged(raw: bytes) -> None:
-    target = normalize_path(raw) + b"?q=%20//x/../\\"
+    path = _normal_or_none(raw)
+    if path is None:
+        return
+    target = path + b"?q=%20//x/../\\"
     assert normalize_target(target) == target  # the query is never touched
 
 

@@ -161,6 +161,10 @@ class DownstreamConnection(asyncio.Protocol):
         """Answer queued requests until one is pending or the queue is empty (then wait, idle)."""
         state = self.state
         while True:
+            if self.closed:
+                # Requests still queued behind one that closed the connection (a 400, Connection: close, an
+                # Upgrade) are never served: serving them would forward them to an origin.
+                return
             if state.draining:
                 self.close()
                 return

@@ -234,6 +234,8 @@ class RequestParser:
         parser = self._parser
         method = parser.get_method()
         version = self._version(method)
+        if version != b"1.1" and version != b"1.0":  # HTTP/0.9 (no head at all) and anything above 1.1
+            raise MalformedRequest(f"HTTP/{version.decode('latin-1')} is not supported")
         if framing == "chunked" and version == b"1.0":
             raise MalformedRequest("Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1)")
         if method == b"CONNECT":

@@ -74,19 +74,29 @@ class Limits:
 DEFAULT_LIMITS: Final = Limits()
 
 
-#: Fields the edge interprets or sets itself. A visitor's field whose name reads as one of them once its
-#: underscores are read as dashes (``Transfer_Encoding``) is refused: CGI-style origins (PHP, WSGI
-#: environ) map both spellings to one variable, so the origin could act on a field the edge did not.
-_UNDERSCORE_SENSITIVE: Final = HOP_BY_HOP | {
-    b"host",
-    b"content-length",
-    b"expect",
-    b"x-forwarded-for",
-    b"x-forwarded-proto",
-    b"cf-connecting-ip",
-    b"cf-visitor",
-    b"cf-ray",
-}
+#: Fields the edge interprets or sets itself, among those with a dash in their name. A visitor's field whose
+#: name reads as one of them once its underscores are read as dashes (``Transfer_Encoding``) is refused:
+#: CGI-style origins (PHP, WSGI environ) map both spellings to one variable, so the origin could act on a
+#: field the edge did not. (Host, Connection, TE... have no dash, hence no other spelling.)
+_UNDERSCORE_SENSITIVE: Final = frozenset(
+    name
+    for name in HOP_BY_HOP
+    | {b"content-length", b"x-forwarded-for", b"x-forwarded-proto", b"cf-connecting-ip", b"cf-visitor", b"cf-ray"}
+    if b"-" in name
+)
+
+
+def _underscore_spellings(name: bytes) -> set[bytes]:
+    """Every spelling of ``name`` with one or more of its dashes written as underscores."""
+    spellings = {name}
+    for at, byte in enumerate(name):
+        if byte == 45:  # "-"
+            spellings |= {s[:at] + b"_" + s[at + 1 :] for s in spellings}
+    return spellings - {name}
+
+
+#: The refused spellings, looked up as they are (a set lookup per candidate field, no search in its name).
+_UNDERSCORED: Final = frozenset(s for name in _UNDERSCORE_SENSITIVE for s in _underscore_spellings(name))
 #: The request and response fields the parsers look at.
 _REQUEST_NAMES: Final = NameFilter([b"expect", b"transfer-encoding", b"content-length", *_UNDERSCORE_SENSITIVE])
 _FRAMING_NAMES: Final = NameFilter([b"transfer-encoding", b"content-length"])
@@ -223,13 +233,13 @@ class RequestParser:
             elif lower == b"content-length":
                 length_value = value
                 framing = "length" if value.strip() != b"0" else "none"
-            elif b"_" in lower and lower.replace(b"_", b"-") in _UNDERSCORE_SENSITIVE:
+            elif lower in _UNDERSCORED:
                 raise MalformedRequest(f"header field name {name.decode('latin-1')!r} reads as one the edge interprets")
         if size > self._limits.max_request_head_bytes:
             raise HeadersTooLarge()
         if bad_expect:
             raise MalformedRequest("unsupported Expect value")
-        if length_value[-1:] in (b" ", b"\t"):
+        if length_value and length_value[-1] in (32, 9):  # a space or a tab after the digits
             headers = self._trim_length(headers, length_value)
         parser = self._parser
         method = parser.get_method()
@@ -240,7 +250,7 @@ class RequestParser:
             raise MalformedRequest("Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1)")
         if method == b"CONNECT":
             raise MalformedRequest("CONNECT is not supported")
-        if url[:1] == b"/":
+        if url and url[0] == 47:  # "/": origin-form (indexing is native compiled; a slice is an object)
             target = normalize_target(url)  # the same object when already normal (nearly always)
         else:
             target, headers = resolve_target(url, headers, version)

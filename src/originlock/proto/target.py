@@ -36,9 +36,8 @@ __all__ = ["normalize_path", "normalize_target", "path_and_query", "resolve_targ
 _UNRESERVED: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 #: pchar (RFC 3986 §3.3) without pct-encoded, plus "/": the bytes a normal path holds as they are.
 _PATH_BYTES: Final = bytes(sorted(_UNRESERVED | frozenset(b"!$&'()*+,;=:@/")))
-#: A target made only of these (and without "//" or "/.") is already normal: the common case, decided by
-#: one C-level pass (``bytes.translate`` deleting them leaves nothing) and two substring searches.
-_PLAIN_TARGET: Final = _PATH_BYTES + b"?"
+#: Byte -> 1 when a normal path holds it as it is (``_PATH_BYTES``), else 0: the table of the fast check.
+_PLAIN: Final = bytes(1 if byte in _PATH_BYTES else 0 for byte in range(256))
 _SLASHES: Final = re.compile(rb"[/\\]+")
 _ENCODE: Final = re.compile(rb"%([0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~!$&'()*+,;=:@/]")
 
@@ -119,10 +118,33 @@ def normalize_path(path: bytes) -> bytes:
     return path
 
 
+def _is_normal(target: bytes) -> bool:
+    """Whether the path of an origin-form target is already normal: every byte one a path holds as it is,
+    and no ``//`` or ``/.`` (an empty or dot segment, or a name starting with a dot: the slow path decides).
+
+    One pass over the path only, stopping at ``?``. Compiled (the hot path is), it is a native loop of a few
+    instructions per byte (≈ 0.9k for a 30-byte path under valgrind), where ``bytes.translate`` (which
+    builds a 256-entry table per call) plus two substring tests cost several times that: parsing and
+    rewriting a typical request took 37.0k instructions that way, 31.6k this way (30.1k before the target
+    was normalised at all; docs/edge.md). Interpreted, the loop costs more than those C calls; the
+    interpreted build is the fallback, not what ``pip install .`` ships.
+    """
+    plain = _PLAIN
+    previous = 0
+    for at in range(len(target)):
+        byte = target[at]
+        if byte == 63:  # "?": the query is left as received
+            return True
+        if not plain[byte] or (previous == 47 and (byte == 47 or byte == 46)):  # "//" or "/."
+            return False
+        previous = byte
+    return True
+
+
 def normalize_target(target: bytes) -> bytes:
     """An origin-form target with its path normalised and its fragment dropped; ``target`` itself (the
-    same object) when it is already normal, which is the common case and costs one pass."""
-    if not target.translate(None, _PLAIN_TARGET) and b"//" not in target and b"/." not in target:
+    same object) when it is already normal, which is the common case and costs one pass over the path."""
+    if _is_normal(target):
         return target
     if target[:1] != b"/":
         raise MalformedRequest("the request-target is not in origin-form")

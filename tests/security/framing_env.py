@@ -32,7 +32,7 @@ from originlock.edge.snapshots import MemorySnapshotSource
 from originlock.origin.connector import OriginTimeouts
 from originlock.pipeline.builtin.waf import EdgeWaf
 from originlock.pipeline.context import RequestContext
-from originlock.pipeline.decision import CONTINUE, Decision
+from originlock.pipeline.decision import CONTINUE, Decision, Respond
 from originlock.proto.events import RequestReceived
 from originlock.snapshot.model import SslMode
 from originlock.testing.edge_thread import EdgeThread
@@ -69,6 +69,8 @@ class InjectingWaf:
 
     def __call__(self, request: RequestReceived, ctx: RequestContext) -> Decision:
         if ctx.host == "inject.e.test":
+            if request.target.endswith(b"/respond"):  # a custom response whose field would split the head
+                return Respond(403, [(b"X-Note", b"a\r\nSet-Cookie: injected=1")], b"blocked\n")
             ctx.origin_override = RouteOverride(host_header=SMUGGLE_HOST)
             return CONTINUE
         return self.waf(request, ctx)

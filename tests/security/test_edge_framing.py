@@ -51,6 +51,17 @@ def test_origin_rule_host_header_with_crlf_is_refused_and_never_reaches_the_orig
     assert not [line for line in env.origin_lines() if "SMUGGLED" in line.request]
 
 
+def test_a_local_response_with_crlf_in_a_field_becomes_a_502_page(env: Env) -> None:
+    with env.visitor("inject.e.test", tls=True) as sock:
+        sock.sendall(request_line("GET", "i3-local/respond", "inject.e.test"))
+        (response,), _ = read_responses(sock, 1)
+        assert response.status == 502 and b"set-cookie" not in response.headers and b"x-note" not in response.headers
+        sock.sendall(request_line("GET", "i3-local/next", "inject.e.test"))  # the head stayed whole: still in step
+        (following,), _ = read_responses(sock, 1)
+        assert following.status == 502
+    assert env.origin_saw("i3-local") == []
+
+
 # -- item 4: chunked trailers ------------------------------------------------------------------------------
 
 

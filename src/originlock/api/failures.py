@@ -13,6 +13,8 @@ import logging
 import secrets
 from typing import Any
 
+from fastapi.responses import JSONResponse
+
 from originlock.api.envelope import fail
 from originlock.store.errors import Conflict, StoreError, StoreUnavailable
 
@@ -24,7 +26,7 @@ log = logging.getLogger("originlock.api")
 RETRY_AFTER = "1"
 
 
-def store_error_response(exc: StoreError) -> Any:
+def store_error_response(exc: StoreError) -> JSONResponse:
     headers: dict[str, str] = {}
     if isinstance(exc, StoreUnavailable):
         headers = {"retry-after": RETRY_AFTER}  # the store's breaker logs the outage once, not per request

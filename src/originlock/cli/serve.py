@@ -39,6 +39,7 @@ from originlock.server.monitor import add_monitor_arguments, start_origin_monito
 from originlock.server.rotation_job import AutoRotation
 from originlock.server.snapshot_health import add_snapshot_health
 from originlock.server.store_snapshots import local_snapshot_source, open_store_snapshots
+from originlock.store.errors import StoreError
 
 __all__ = ["add_parser"]
 
@@ -105,7 +106,7 @@ async def _serve(args: argparse.Namespace) -> int:
         api_sock.close()
         print(f"error: {data_dir_problem(Path(args.data_dir), exc)}", file=sys.stderr)
         return 1
-    except (ValueError, SQLAlchemyError) as exc:
+    except (ValueError, SQLAlchemyError, StoreError) as exc:
         api_sock.close()
         print(f"error: {store_problem(args.store, exc)}", file=sys.stderr)
         return 1

@@ -64,6 +64,8 @@ class _Codec:
             "chain_pem": cert.chain_pem.decode(),
             "key": self.seal(cert.key_pem, cert.fingerprint),
             "not_after": cert.not_after.isoformat(),
+            # A pending certificate must stay pending when served from disk (never presented early).
+            "not_before": cert.not_before.isoformat() if cert.not_before is not None else None,
         }
 
     def load_client_cert(self, d: dict[str, Any]) -> ClientCert:
@@ -74,6 +76,7 @@ class _Codec:
             chain_pem=d["chain_pem"].encode(),
             key_pem=self.open(d["key"], d["fingerprint"]),
             not_after=datetime.fromisoformat(d["not_after"]),
+            not_before=datetime.fromisoformat(d["not_before"]) if d.get("not_before") else None,
         )
 
     def pki(self, pki: DeploymentPki) -> dict[str, Any]:

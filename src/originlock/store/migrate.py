@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from sqlalchemy import Connection, insert, select, text, update
+from sqlalchemy import Connection, insert, inspect, select, text, update
 
 from originlock.store import schema
 
@@ -73,12 +73,34 @@ def _create_missing_tables(conn: Connection) -> None:
     schema.metadata.create_all(conn, checkfirst=True)
 
 
+def _dns_full_record_set(conn: Connection) -> None:
+    """Every DNS record type: wider ``type`` and ``content``, plus ``priority``, ``data``, ``tags``, ``settings``.
+
+    Checks before it alters (a database created by a newer migration 1 already has all of it).
+    """
+    have = {c["name"] for c in inspect(conn).get_columns("dns_records")}
+    added = {
+        "priority": "INTEGER",
+        "data": "TEXT",
+        "tags": "TEXT NOT NULL DEFAULT '[]'",
+        "settings": "TEXT NOT NULL DEFAULT '{}'",
+    }
+    for name, ddl in added.items():
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE dns_records ADD COLUMN {name} {ddl}"))
+    if conn.dialect.name == "postgresql":
+        # SQLite does not enforce VARCHAR lengths; PostgreSQL does.
+        conn.execute(text("ALTER TABLE dns_records ALTER COLUMN type TYPE VARCHAR(16)"))
+        conn.execute(text("ALTER TABLE dns_records ALTER COLUMN content TYPE TEXT"))
+
+
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _m1_initial),
     (2, _create_missing_tables),  # origin_certs (Origin CA)
     (3, _create_missing_tables),  # rulesets, custom_certificates, origin_checks, alert_*
     (4, _create_missing_tables),  # ruleset_versions
     (5, _create_missing_tables),  # job_leases
+    (6, _dns_full_record_set),  # dns_records: every record type, priority, data, tags, settings
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -81,12 +81,21 @@ dns_records = Table(
     metadata,
     Column("id", ID, primary_key=True),
     Column("zone_id", ID, ForeignKey("zones.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("type", String(8), nullable=False),
+    # Widened by migration 6: OPENPGPKEY is ten letters, and TXT/CERT/DNSKEY contents run to kilobytes.
+    Column("type", String(16), nullable=False),
     Column("name", String(253), nullable=False, index=True),
-    Column("content", String(255), nullable=False),
+    Column("content", Text, nullable=False),
     Column("proxied", Boolean, nullable=False),
     Column("ttl", Integer, nullable=False),
     Column("comment", Text, nullable=True),
+    # MX, URI (and SRV's data.priority copied here, as Cloudflare returns it); NULL for the other types.
+    Column("priority", Integer, nullable=True),
+    # JSON object of the structured types' fields (SRV, CAA, ...), NULL for the others.
+    Column("data", Text, nullable=True),
+    # JSON list of "name:value" strings.
+    Column("tags", Text, nullable=False, server_default="[]"),
+    # JSON object (ipv4_only, ipv6_only, flatten_cname).
+    Column("settings", Text, nullable=False, server_default="{}"),
     Column("created_on", TS, nullable=False),
     Column("modified_on", TS, nullable=False),
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -107,10 +107,15 @@ def list_zones(
     token: Caller,
     store: StoreDep,
     page: ZonesPage,
-    name: str | None = None,
-    account_id: Annotated[str | None, Query(alias="account.id")] = None,
-    direction: str = "asc",
+    name: Annotated[str | None, Query(max_length=300)] = None,
+    account_id: Annotated[str | None, Query(alias="account.id", max_length=64)] = None,
+    account_name: Annotated[str | None, Query(alias="account.name", max_length=300)] = None,
+    status: Literal["initializing", "pending", "active", "moved"] | None = None,
+    match: Literal["any", "all"] = "all",
+    order: Literal["name", "status", "account.id", "account.name", "plan.id"] = "name",
+    direction: Literal["asc", "desc"] = "asc",
 ) -> JSONResponse:
+    """``name`` takes Cloudflare's operators: ``starts_with:``, ``ends_with:``, ``contains:``, ``not_equal:``..."""
     allow(token, "zone:read")
     zone_ids = sorted(token.zone_ids) if token.zone_ids is not None else None
     with store.read() as conn:
@@ -118,7 +123,11 @@ def list_zones(
             conn,
             name=name,
             account_id=account_id,
+            account_name=account_name,
+            status=status,
             zone_ids=zone_ids,
+            match=match,
+            order=order,
             order_desc=direction == "desc",
             offset=page.offset,
             limit=page.per_page,

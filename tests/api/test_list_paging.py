@@ -137,7 +137,9 @@ def test_result_info_and_every_list_route_is_classified(api) -> None:  # type: i
         if "{ruleset_id}" in route or "{version}" in route or "{policy_id}" in route or "{webhook_id}" in route:
             continue
         r = api.client.get(_fill(path, ids), params={"zone_id": zone}, headers=api.admin)
-        if r.status_code != 200 or not isinstance(r.json().get("result"), list):
+        if r.status_code != 200 or "json" not in r.headers["content-type"]:
+            continue  # e.g. the BIND export
+        if not isinstance(r.json().get("result"), list):
             continue
         seen.add(route)
         assert route in PAGED | SINGLE, f"{route} returns a list: add it to PAGED or SINGLE"

@@ -19,6 +19,7 @@ from originlock.api.routes import (
     aop,
     custom_certs,
     dns,
+    dns_bulk,
     exposure,
     origin_ca,
     rulesets,
@@ -77,6 +78,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         return fail(500, 1000, "internal error")
 
 
+def _is_multipart(scope: Any) -> bool:
+    # File uploads (DNS import) keep their multipart Content-Type: the boundary is in it.
+    return any(k == b"content-type" and v.lower().startswith(b"multipart/form-data") for k, v in scope["headers"])
+
+
 class JsonBodyByDefault:
     """Treat API request bodies as JSON whatever their Content-Type, as Cloudflare does.
 
@@ -88,7 +94,7 @@ class JsonBodyByDefault:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(API_PREFIX):
+        if scope["type"] == "http" and scope["path"].startswith(API_PREFIX) and not _is_multipart(scope):
             headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
             scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
         await self.app(scope, receive, send)
@@ -107,8 +113,9 @@ def create_app(store: Store, *, clock: Callable[[], datetime] | None = None) -> 
     app.state.store = store
     app.state.clock = clock
     _install_error_handlers(app)
-    # exposure before aop, whose `.../origin_tls_client_auth/{certificate_id}` would also match it.
-    for module in (zones, dns, settings, exposure, aop, tokens, origin_ca, alerting, custom_certs, rulesets):
+    # dns_bulk before dns, whose `.../dns_records/{record_id}` would also match `export`; exposure before aop,
+    # whose `.../origin_tls_client_auth/{certificate_id}` would also match it.
+    for module in (zones, dns_bulk, dns, settings, exposure, aop, tokens, origin_ca, alerting, custom_certs, rulesets):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get("/ca/{name}.pem", include_in_schema=False)

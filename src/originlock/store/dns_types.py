@@ -115,7 +115,7 @@ class Part:
 
 
 _U8, _U16, _U32 = _int(0, 255), _int(0, 65535), _int(0, 4294967295)
-_SVC = (Part("priority", _U16), Part("target", _host), Part("value", _text(4096), "rest"))
+_SVC = (Part("priority", _U16), Part("target", _host_or_root), Part("value", _text(4096), "rest"))
 _TLSA = (Part("usage", _U8), Part("selector", _U8), Part("matching_type", _U8), Part("certificate", _hex))
 #: Structured types: the parts written in ``content`` (SRV's and URI's priority travels beside it).
 STRUCTURED: dict[str, tuple[Part, ...]] = {

@@ -63,7 +63,8 @@ class RecordPatch(BaseModel):
     settings: dict[str, Any] | None = None
 
     def merge(self, current: dns.RecordInput) -> dns.RecordInput:
-        given = {k: getattr(self, k) for k in self.model_fields_set if getattr(self, k) is not None}
+        fields = set(RecordPatch.model_fields) & self.model_fields_set  # not a batch patch's "id"
+        given = {k: getattr(self, k) for k in fields if getattr(self, k) is not None}
         if "comment" in self.model_fields_set:
             given["comment"] = self.comment  # null clears the comment
         if "content" in given and "data" not in given:

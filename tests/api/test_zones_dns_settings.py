@@ -90,7 +90,8 @@ def test_settings(api) -> None:  # type: ignore[no-untyped-def]
     r = api.client.patch(f"{base}/ssl", json={"value": "maximum"}, headers=api.admin)
     assert r.status_code == 400 and r.json()["errors"][0] == {
         "code": 1007,
-        "message": "Invalid value for zone setting ssl",
+        "message": 'Invalid value for zone setting ssl: allowed values are "off", "flexible", "full", "strict", '
+        '"origin_pull"',
     }
     r = api.client.patch(f"{base}/nonsense", json={"value": "on"}, headers=api.admin)
     assert r.status_code == 400 and r.json()["errors"][0]["code"] == 1006

@@ -30,6 +30,7 @@ PAGED = {
     "/zones/{zone_id}/dns_records",
     "/zones/{zone_id}/custom_certificates",
     "/certificates",
+    "/accounts/{account_id}/alerting/v3/history",
 }
 #: Lists the SDK reads as a single page (SinglePage / cursor pages): they must return everything at once.
 SINGLE = {
@@ -96,6 +97,10 @@ def test_every_list_endpoint_pages_with_the_sdk(api, pki: UploadPki) -> None:  #
         "/zones/{zone_id}/custom_certificates": (lambda: cf.custom_certificates.list(zone_id=zone, per_page=5), N),
         "/certificates": (lambda: cf.origin_ca_certificates.list(zone_id=zone, limit=5), N),
     }
+    walks["/accounts/{account_id}/alerting/v3/history"] = (
+        lambda: cf.alerting.history.list(account_id=api.account_id, per_page=5),
+        0,
+    )
     assert set(walks) == PAGED
     for route, (walk, expected) in walks.items():
         ids = _walk(walk())

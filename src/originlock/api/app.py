@@ -15,7 +15,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from originlock._version import __version__
 from originlock.api.envelope import fail
 from originlock.api.routes import (
+    accounts,
     alerting,
+    alerting_history,
     aop,
     custom_certs,
     dns,
@@ -115,7 +117,21 @@ def create_app(store: Store, *, clock: Callable[[], datetime] | None = None) -> 
     _install_error_handlers(app)
     # dns_bulk before dns, whose `.../dns_records/{record_id}` would also match `export`; exposure before aop,
     # whose `.../origin_tls_client_auth/{certificate_id}` would also match it.
-    for module in (zones, dns_bulk, dns, settings, exposure, aop, tokens, origin_ca, alerting, custom_certs, rulesets):
+    for module in (
+        zones,
+        dns_bulk,
+        dns,
+        settings,
+        exposure,
+        aop,
+        tokens,
+        origin_ca,
+        alerting,
+        alerting_history,
+        custom_certs,
+        rulesets,
+        accounts,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get("/ca/{name}.pem", include_in_schema=False)

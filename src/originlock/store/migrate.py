@@ -74,7 +74,8 @@ def _create_missing_tables(conn: Connection) -> None:
 
 
 def _dns_full_record_set(conn: Connection) -> None:
-    """Every DNS record type: wider ``type`` and ``content``, plus ``priority``, ``data``, ``tags``, ``settings``.
+    """Every DNS record type: wider ``type`` and ``content``, plus ``priority``, ``data``, ``tags``, ``settings``;
+    and ``accounts.settings`` (``PUT /accounts/{id}``).
 
     Checks before it alters (a database created by a newer migration 1 already has all of it).
     """
@@ -88,6 +89,8 @@ def _dns_full_record_set(conn: Connection) -> None:
     for name, ddl in added.items():
         if name not in have:
             conn.execute(text(f"ALTER TABLE dns_records ADD COLUMN {name} {ddl}"))
+    if "settings" not in {c["name"] for c in inspect(conn).get_columns("accounts")}:
+        conn.execute(text("ALTER TABLE accounts ADD COLUMN settings TEXT NOT NULL DEFAULT '{}'"))
     if conn.dialect.name == "postgresql":
         # SQLite does not enforce VARCHAR lengths; PostgreSQL does.
         conn.execute(text("ALTER TABLE dns_records ALTER COLUMN type TYPE VARCHAR(16)"))
@@ -100,7 +103,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (3, _create_missing_tables),  # rulesets, custom_certificates, origin_checks, alert_*
     (4, _create_missing_tables),  # ruleset_versions
     (5, _create_missing_tables),  # job_leases
-    (6, _dns_full_record_set),  # dns_records: every record type, priority, data, tags, settings
+    (6, _dns_full_record_set),  # dns_records: every type, priority, data, tags, settings; accounts.settings
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -47,6 +47,8 @@ accounts = Table(
     Column("id", ID, primary_key=True),
     Column("name", String(255), nullable=False),
     Column("created_on", TS, nullable=False),
+    # JSON object of Cloudflare's account settings (enforce_twofactor, ...); added by migration 6.
+    Column("settings", Text, nullable=False, server_default="{}"),
 )
 
 api_tokens = Table(

@@ -31,6 +31,7 @@ PAGED = {
     "/zones/{zone_id}/custom_certificates",
     "/certificates",
     "/accounts/{account_id}/alerting/v3/history",
+    "/accounts/{account_id}/audit_logs",
 }
 #: Lists the SDK reads as a single page (SinglePage / cursor pages): they must return everything at once.
 SINGLE = {
@@ -100,6 +101,11 @@ def test_every_list_endpoint_pages_with_the_sdk(api, pki: UploadPki) -> None:  #
     walks["/accounts/{account_id}/alerting/v3/history"] = (
         lambda: cf.alerting.history.list(account_id=api.account_id, per_page=5),
         0,
+    )
+    # Every write above is an audit entry: N zones, 2N records, N certificates, N Origin CA certificates.
+    walks["/accounts/{account_id}/audit_logs"] = (
+        lambda: cf.audit_logs.list(account_id=api.account_id, per_page=5),
+        N * 5,
     )
     assert set(walks) == PAGED
     for route, (walk, expected) in walks.items():

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from originlock._version import __version__
+from originlock.api.audit import AuditLog
 from originlock.api.envelope import fail
 from originlock.api.routes import (
     accounts,
@@ -112,6 +113,8 @@ def create_app(store: Store, *, clock: Callable[[], datetime] | None = None) -> 
         redoc_url=None,
     )
     app.add_middleware(JsonBodyByDefault)
+    # Outermost: the audit log sees the answer the caller got, and reads "before" through the whole stack.
+    app.add_middleware(AuditLog, prefix=API_PREFIX, store=store)
     app.state.store = store
     app.state.clock = clock
     _install_error_handlers(app)

@@ -77,8 +77,10 @@ def _dns_full_record_set(conn: Connection) -> None:
     """Every DNS record type: wider ``type`` and ``content``, plus ``priority``, ``data``, ``tags``, ``settings``;
     and ``accounts.settings`` (``PUT /accounts/{id}``).
 
-    Checks before it alters (a database created by a newer migration 1 already has all of it).
+    Checks before it alters (a database created by a newer migration 1 already has all of it). Also creates the
+    ``audit_events`` table.
     """
+    _create_missing_tables(conn)
     have = {c["name"] for c in inspect(conn).get_columns("dns_records")}
     added = {
         "priority": "INTEGER",
@@ -103,7 +105,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (3, _create_missing_tables),  # rulesets, custom_certificates, origin_checks, alert_*
     (4, _create_missing_tables),  # ruleset_versions
     (5, _create_missing_tables),  # job_leases
-    (6, _dns_full_record_set),  # dns_records: every type, priority, data, tags, settings; accounts.settings
+    (6, _dns_full_record_set),  # dns_records: all types, tags...; accounts.settings; audit_events
 ]
 LATEST = MIGRATIONS[-1][0]
 

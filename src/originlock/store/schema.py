@@ -307,3 +307,26 @@ job_leases = Table(
     Column("acquired_at", TS, nullable=False),
     Column("expires_at", TS, nullable=False),
 )
+
+# One row per successful API write (GET /accounts/{id}/audit_logs): who, what, when, before and after.
+# Values are the API's own JSON with secrets redacted (api/audit.py); key material never reaches them.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("at", TS, nullable=False, index=True),
+    # NULL for user-level writes (/user/tokens), visible to unrestricted tokens only.
+    Column("account_id", ID, nullable=True, index=True),
+    Column("zone_id", ID, nullable=True),
+    Column("zone_name", String(253), nullable=True),
+    Column("token_id", ID, nullable=True),
+    Column("actor_ip", String(64), nullable=True),
+    # create, update, delete
+    Column("action", String(16), nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(255), nullable=True),
+    Column("old_value", Text, nullable=True),
+    Column("new_value", Text, nullable=True),
+)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sqlalchemy import Connection, Row, select, update
 
-from originlock.api.deps import Caller, StoreDep, allow
-from originlock.api.envelope import ok
-from originlock.store import schema
-from originlock.store.errors import NotFound
+from originlock.api.deps import Caller, StoreDep, ZonesPage, allow
+from originlock.api.envelope import ok, result_info
+from originlock.store import audit, schema
+from originlock.store.db import to_iso
+from originlock.store.errors import Invalid, NotFound
 
 router = APIRouter()
 
@@ -64,6 +66,49 @@ def get_account(account_id: str, request: Request, token: Caller, store: StoreDe
     # Readable by any valid token, as GET /accounts is.
     with store.read() as conn:
         return ok(account_json(_get(conn, account_id)))
+
+
+def _moment(value: str | None, what: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return to_iso(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError:
+        raise Invalid(f"{what} must be an RFC 3339 date or time", 1004) from None
+
+
+@router.get("/accounts/{account_id}/audit_logs")
+def audit_logs(
+    account_id: str,
+    token: Caller,
+    store: StoreDep,
+    page: ZonesPage,
+    since: Annotated[str | None, Query(max_length=64)] = None,
+    before: Annotated[str | None, Query(max_length=64)] = None,
+    direction: Literal["asc", "desc"] = "desc",
+    action_type: Annotated[str | None, Query(alias="action.type", max_length=16)] = None,
+    actor_ip: Annotated[str | None, Query(alias="actor.ip", max_length=64)] = None,
+    zone_name: Annotated[str | None, Query(alias="zone.name", max_length=253)] = None,
+    id: Annotated[str | None, Query(max_length=64)] = None,
+) -> JSONResponse:
+    """Every write through the API, newest first (api/audit.py records them)."""
+    allow(token, "*")  # the whole account's history: only an unrestricted token
+    query = audit.AuditQuery(
+        account_id=account_id,
+        include_user=True,
+        since=_moment(since, "since"),
+        before=_moment(before, "before"),
+        action=action_type,
+        actor_ip=actor_ip,
+        zone_name=zone_name,
+        id=id,
+        newest_first=direction == "desc",
+    )
+    with store.read() as conn:
+        _get(conn, account_id)
+        rows, total = audit.list_events(conn, query, page.offset, page.per_page)
+    items = [audit.entry_json(r) for r in rows]
+    return ok(items, result_info(page.page, page.per_page, len(items), total))
 
 
 @router.put("/accounts/{account_id}")

@@ -16,6 +16,7 @@ from originlock._version import __version__
 from originlock.api.audit import AuditLog
 from originlock.api.envelope import fail
 from originlock.api.routes import (
+    account_rulesets,
     accounts,
     alerting,
     alerting_history,
@@ -134,6 +135,7 @@ def create_app(store: Store, *, clock: Callable[[], datetime] | None = None) -> 
         custom_certs,
         rulesets,
         accounts,
+        account_rulesets,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
 

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Row, select
 from originlock.snapshot.aop import Candidate, choose_client_cert
 from originlock.snapshot.model import ClientCert, DeploymentPki, EdgeCert, Route, Snapshot, SslMode
 from originlock.store import schema
+from originlock.store.account_rulesets import merge_into, zone_rulesets
 from originlock.store.db import Store, from_iso
 from originlock.store.fips import zone_is_fips
 from originlock.store.origin_ca import revoked_fingerprints
@@ -85,8 +86,9 @@ def _edge_certs(conn: Connection, store: Store) -> tuple[EdgeCert, ...]:
 
 
 def _waf(conn: Connection) -> dict[str, dict[Any, Any]]:
-    """Every zone's compiled entry-point rulesets, per phase (``store/ruleset_rules.py`` does the work)."""
-    return compile_entrypoints(conn.execute(select(schema.rulesets)))
+    """Every zone's compiled entry-point rulesets, per phase (``store/ruleset_rules.py`` does the work), after
+    the account-level rulesets its account deploys to it (``store/account_rulesets.py``)."""
+    return merge_into(compile_entrypoints(conn.execute(select(schema.rulesets))), zone_rulesets(conn))
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -330,3 +330,33 @@ audit_events = Table(
     Column("old_value", Text, nullable=True),
     Column("new_value", Text, nullable=True),
 )
+
+# Account-level rulesets (store/account_rulesets.py): custom rulesets and one root entry point per phase.
+account_rulesets = Table(
+    "account_rulesets",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("account_id", ID, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=False),
+    # custom or root
+    Column("kind", String(16), nullable=False),
+    Column("phase", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("rules", Text, nullable=False),
+    Column("last_updated", TS, nullable=False),
+)
+
+account_ruleset_versions = Table(
+    "account_ruleset_versions",
+    metadata,
+    Column("ruleset_id", ID, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("account_id", ID, nullable=False, index=True),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("phase", String(64), nullable=False),
+    Column("rules", Text, nullable=False),
+    Column("last_updated", TS, nullable=False),
+)

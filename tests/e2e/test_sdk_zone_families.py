@@ -5,6 +5,7 @@ alerting, and the audit log of all of it. One real process over HTTP; tests/api 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -98,7 +99,37 @@ def test_zone_families_through_the_sdk(served: ServeProcess, pki: UploadPki) -> 
     )  # type: ignore[union-attr, arg-type]
     assert list(cf.alerting.history.list(account_id=account.id)) == []
 
+    # An account-level custom ruleset deployed to this zone by name: the edge enforces it before any origin.
+    custom = cf.rulesets.create(
+        account_id=account.id,
+        kind="custom",
+        name="no admin",
+        phase="http_request_firewall_custom",
+        rules=[{"action": "block", "expression": 'http.request.uri.path eq "/admin"'}],
+    )
+    custom_id = custom["id"] if isinstance(custom, dict) else custom.id
+    cf.rulesets.phases.update(
+        "http_request_firewall_custom",
+        account_id=account.id,
+        rules=[
+            {"action": "execute", "action_parameters": {"id": custom_id}, "expression": f'cf.zone.name eq "{names[0]}"'}
+        ],
+    )
+    edge = f"http://127.0.0.1:{served.http_port}"
+    deadline = time.monotonic() + 5
+    while True:  # the change reaches the edge within 100 ms; allow for a loaded machine
+        blocked = httpx.get(f"{edge}/admin", headers={"Host": f"www.{names[0]}"})
+        if blocked.status_code == 403 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert blocked.status_code == 403, blocked.text
+    assert httpx.get(f"{edge}/other", headers={"Host": f"www.{names[0]}"}).status_code != 403
+    cf.dns.records.create(zone_id=copy, type="A", name="app", content="127.0.0.1", ttl=1, proxied=True)
+    time.sleep(0.3)
+    assert httpx.get(f"{edge}/admin", headers={"Host": f"app.{names[1]}"}).status_code != 403
+
     # The audit log saw every write, newest first.
     entries = list(cf.audit_logs.list(account_id=account.id, per_page=10))
-    assert entries[0].resource.type == "webhooks" and entries[0].action.type == "update"  # type: ignore[union-attr]
+    assert entries[0].resource.type == "dns_records" and entries[0].action.type == "create"  # type: ignore[union-attr]
+    assert any(e.resource.type == "webhooks" and e.action.type == "update" for e in entries)  # type: ignore[union-attr]
     assert sum(1 for e in entries if e.resource.type == "zones") == len(names)  # type: ignore[union-attr]

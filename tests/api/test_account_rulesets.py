@@ -14,6 +14,9 @@ from originlock.testing.sdk_client import bearer, sdk
 from originlock.waf import Phase, RequestFields, evaluate_request
 
 V4 = "/client/v4"
+
+# Store-independent behaviour (the API's shapes): one backend is enough; the stores' own tests cover both.
+SQLITE_ONLY = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 PHASE = "http_request_firewall_custom"
 
 
@@ -22,14 +25,16 @@ def _f(obj: Any, key: str) -> Any:
     return obj[key] if isinstance(obj, dict) else getattr(obj, key)
 
 
-def _verdict(api, zone_id: str, zone_name: str, path: str) -> str | None:  # type: ignore[no-untyped-def]
+def _verdicts(api, *cases: tuple[str, str, str]) -> list[str | None]:  # type: ignore[no-untyped-def]
+    """The custom-phase action for each (zone id, zone name, path), from one freshly compiled snapshot."""
     snapshot = compile_snapshot(api.store, datetime.now(UTC))
-    phases = snapshot.waf.get(zone_id, {})
-    request = RequestFields(
-        method="GET", host=f"www.{zone_name}", path=path, extra={"cf.zone.name": zone_name.encode()}
-    )
-    verdict = evaluate_request(request, phases)
-    return verdict.action.value if verdict.action is not None else None
+    out = []
+    for zone_id, zone_name, path in cases:
+        extra = {"cf.zone.name": zone_name.encode()}
+        request = RequestFields(method="GET", host=f"www.{zone_name}", path=path, extra=extra)
+        verdict = evaluate_request(request, snapshot.waf.get(zone_id, {}))
+        out.append(verdict.action.value if verdict.action is not None else None)
+    return out
 
 
 def test_custom_ruleset_deployed_from_the_account_entrypoint(api) -> None:  # type: ignore[no-untyped-def]
@@ -60,23 +65,25 @@ def test_custom_ruleset_deployed_from_the_account_entrypoint(api) -> None:  # ty
     entry_id = _f(entry, "id")
     assert _f(cf.rulesets.phases.get(PHASE, account_id=account), "id") == entry_id
     # Deployed to a-site only; b-site and other paths pass.
-    assert _verdict(api, a, "a-site.test", "/admin") == "block"
-    assert _verdict(api, a, "a-site.test", "/") is None
-    assert _verdict(api, b, "b-site.test", "/admin") is None
+    assert _verdicts(api, (a, "a-site.test", "/admin"), (a, "a-site.test", "/"), (b, "b-site.test", "/admin")) == [
+        "block",
+        None,
+        None,
+    ]
     # The zone's own rules still run, after the account's.
     api.client.put(
         f"{V4}/zones/{b}/rulesets/phases/{PHASE}/entrypoint",
         json={"rules": [{"action": "block", "expression": 'http.request.uri.path eq "/zone-only"'}]},
         headers=api.admin,
     )
-    assert _verdict(api, b, "b-site.test", "/zone-only") == "block"
+    assert _verdicts(api, (b, "b-site.test", "/zone-only")) == ["block"]
 
     # Rules, versions, listing.
     added = cf.rulesets.rules.create(
         custom_id, account_id=account, action="block", expression='http.request.uri.path eq "/wp-login.php"'
     )
     assert _f(added, "version") == "2" and len(_f(added, "rules")) == 2
-    assert _verdict(api, a, "a-site.test", "/wp-login.php") == "block"
+    assert _verdicts(api, (a, "a-site.test", "/wp-login.php")) == ["block"]
     assert [_f(v, "version") for v in cf.rulesets.versions.list(custom_id, account_id=account)] == ["2", "1"]
     assert {_f(r, "id") for r in cf.rulesets.list(account_id=account)} == {custom_id, entry_id}
     first = _f(added, "rules")[0]
@@ -84,7 +91,7 @@ def test_custom_ruleset_deployed_from_the_account_entrypoint(api) -> None:  # ty
         _f(first, "id"), ruleset_id=custom_id, account_id=account, action="log", expression=_f(first, "expression")
     )
     assert _f(_f(edited, "rules")[0], "action") == "log"
-    assert _verdict(api, a, "a-site.test", "/admin") is None  # logged, not blocked
+    assert _verdicts(api, (a, "a-site.test", "/admin")) == [None]  # logged, not blocked
     cf.rulesets.versions.delete("1", ruleset_id=custom_id, account_id=account)
     assert [_f(v, "version") for v in cf.rulesets.versions.list(custom_id, account_id=account)] == ["3", "2"]
 
@@ -107,9 +114,10 @@ def test_custom_ruleset_deployed_from_the_account_entrypoint(api) -> None:  # ty
     assert r.status_code == 400 and "action_parameters/id" in r.json()["errors"][0]["source"]["pointer"]
     cf.rulesets.phases.update(PHASE, account_id=account, rules=[])
     cf.rulesets.delete(custom_id, account_id=account)
-    assert _verdict(api, a, "a-site.test", "/wp-login.php") is None
+    assert _verdicts(api, (a, "a-site.test", "/wp-login.php")) == [None]
 
 
+@SQLITE_ONLY
 def test_zone_scoped_tokens_cannot_touch_account_rulesets(api) -> None:  # type: ignore[no-untyped-def]
     zone = api.zone("scope.test")
     made = api.client.post(

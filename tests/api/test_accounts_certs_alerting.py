@@ -19,6 +19,9 @@ from originlock.testing.upload_pki import UploadPki, leaf_pems
 from originlock.tls.issue import issue_leaf
 
 V4 = "/client/v4"
+# Store-independent behaviour (the API's shapes): one backend is enough; tests/store and the DNS, audit and
+# paging tests run both.
+pytestmark = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture

@@ -12,9 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from originlock.testing.upload_pki import UploadPki, leaf_pems
 
 V4 = "/client/v4"
+# Store-independent behaviour (the API's shapes): one backend is enough; tests/store and the DNS, audit and
+# paging tests run both.
+pytestmark = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 
 
 @dataclass

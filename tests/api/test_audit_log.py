@@ -83,3 +83,20 @@ def test_audit_log_needs_an_unrestricted_token(api) -> None:  # type: ignore[no-
     cf = sdk(api.client, bearer(api.admin))
     last = next(iter(cf.audit_logs.list(account_id=api.account_id)))
     assert last.actor.id == made.json()["result"]["id"] and last.resource.type == "dns_records"  # type: ignore[union-attr]
+
+
+def test_automatic_rotation_is_audited_as_the_system(api) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    from originlock.store.auto_rotation import LEAF_DAYS, rotate_due
+
+    zone = api.zone("rotating.test")
+    r = api.client.patch(f"{V4}/zones/{zone}/settings/aop_auto_rotation", json={"value": "on"}, headers=api.admin)
+    assert r.status_code == 200, r.text
+    with api.store.write() as conn:
+        changes = rotate_due(conn, api.store.sealer, datetime.now(UTC) + timedelta(days=LEAF_DAYS - 1))
+    assert changes and changes[0].issued
+    cf = sdk(api.client, bearer(api.admin))
+    newest = next(iter(cf.audit_logs.list(account_id=api.account_id)))
+    assert newest.actor.type == "Cloudflare" and newest.actor.id is None  # type: ignore[union-attr]
+    assert newest.interface == "originlock" and newest.resource.id in {changes[0].issued, *changes[0].deleted}  # type: ignore[union-attr]

@@ -12,7 +12,10 @@ from sqlalchemy import Connection, Row, func, insert, or_, select
 from originlock.store import schema
 from originlock.store.db import now_iso
 
-__all__ = ["AuditEvent", "AuditQuery", "entry_json", "list_events", "record"]
+__all__ = ["JOB_METHOD", "AuditEvent", "AuditQuery", "entry_json", "list_events", "record"]
+
+#: The ``method`` of entries written by the deployment's own jobs (automatic AOP rotation), not through the API.
+JOB_METHOD = "JOB"
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,14 @@ def entry_json(row: Row[Any]) -> dict[str, Any]:
     return {
         "id": row.id,
         "action": {"type": row.action, "result": True},
-        "actor": {"id": row.token_id, "email": None, "ip": row.actor_ip, "type": "user"},
-        "interface": "API",
+        # A job's change has no token: Cloudflare's "Cloudflare" actor type (an automated system) says so.
+        "actor": {
+            "id": row.token_id,
+            "email": None,
+            "ip": row.actor_ip,
+            "type": "Cloudflare" if row.method == JOB_METHOD else "user",
+        },
+        "interface": "originlock" if row.method == JOB_METHOD else "API",
         "metadata": {
             "method": row.method,
             "path": row.path,

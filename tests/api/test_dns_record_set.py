@@ -201,19 +201,22 @@ mail        A     192.0.2.25
             TXT   "first half " "second half"
 _sip._tcp   SRV   10 5 5060 sip.example.net.
 @           CAA   0 issuewild ";"
+_ftp._tcp   URI   10 1 "ftp://ftp.example.net/public"
 """
 
 
 def test_bind_import_and_export_round_trip(api, cf_zone) -> None:  # type: ignore[no-untyped-def]
     cf, zone = cf_zone
     result = cf.dns.records.import_(zone_id=zone, file=ZONE_FILE, proxied="false")
-    assert result is not None and result.recs_added == 7 and result.total_records_parsed == 7
+    assert result is not None and result.recs_added == 8 and result.total_records_parsed == 8
     records = {(r.name, r.type): r for r in cf.dns.records.list(zone_id=zone)}
     assert records[(ZONE, "A")].proxied is True and records[("mail.records.test", "A")].proxied is False
     assert records[("mail.records.test", "TXT")].content == "first half second half"
     assert records[("www.records.test", "CNAME")].ttl == 300
     assert records[(ZONE, "MX")].content == "mail.records.test" and records[(ZONE, "MX")].priority == 10
     assert records[("_sip._tcp.records.test", "SRV")].data.target == "sip.example.net"  # type: ignore[union-attr]
+    uri = records[("_ftp._tcp.records.test", "URI")]
+    assert uri.priority == 10 and uri.data.target == "ftp://ftp.example.net/public"  # type: ignore[union-attr]
     exported = cf.dns.records.export(zone_id=zone)
     assert "records.test.\t3600\tIN\tA\t192.0.2.10 ; cf_tags=cf-proxied:true" in exported
     assert "_sip._tcp.records.test.\t3600\tIN\tSRV\t10 5 5060 sip.example.net." in exported
@@ -221,7 +224,7 @@ def test_bind_import_and_export_round_trip(api, cf_zone) -> None:  # type: ignor
     assert cf.dns.records.import_(zone_id=zone, file=exported).recs_added == 0  # type: ignore[union-attr]
     other = api.zone("copy.test")
     copied = cf.dns.records.import_(zone_id=other, file=exported.replace("records.test.", "copy.test."))
-    assert copied.recs_added == 7  # type: ignore[union-attr]
+    assert copied.recs_added == 8  # type: ignore[union-attr]
     assert {(r.type, r.content.replace("records.test", "copy.test"), r.proxied) for r in records.values()} == {
         (r.type, r.content, r.proxied) for r in cf.dns.records.list(zone_id=other)
     }

@@ -119,6 +119,7 @@ def _record(line: int, rtype: str, rest: str, owner: str, ttl: int, origin: str,
         if len(fields) < 2 or not fields[0].isdigit():
             raise Invalid(f"line {line}: {rtype} needs a priority first", 1004)
         priority, fields = int(fields[0]), fields[1:]
+        rest = rest.split(None, 1)[1]  # the rdata after the priority, quotes intact (URI's target)
     if rtype in ("CNAME", "MX", "NS", "PTR") and fields:
         fields[-1] = _absolute(fields[-1], origin) if fields[-1] != "." else "."
     if rtype == "SRV" and len(fields) == 3 and fields[2] != ".":
@@ -144,6 +145,8 @@ def parse_zone(text: str, zone_name: str) -> list[BindRecord]:
         if body[:1] not in (" ", "\t"):  # a blank owner repeats the previous one
             owner = _absolute(tokens[0].lower(), origin)
             consumed = 1
+            if owner != zone_name and not owner.endswith("." + zone_name):
+                raise Invalid(f"line {number}: {owner} is not in the zone {zone_name}", 1004)
         ttl = default_ttl
         while consumed < len(tokens) and (tokens[consumed].isdigit() or tokens[consumed].upper() in _CLASSES):
             if tokens[consumed].isdigit():

@@ -29,6 +29,7 @@ from typing import Any
 
 from originlock.snapshot.assembly import SnapshotAssembly, ZoneParts
 from originlock.snapshot.model import ClientCert, DeploymentPki, EdgeCert, Route, SslMode
+from originlock.store.account_rulesets import SOURCE_PREFIX, compile_sources
 from originlock.store.ruleset_rules import compile_entrypoints
 from originlock.store.sealing import KeySealer
 
@@ -190,8 +191,17 @@ class _Codec:
             for priority, uploaded, c in d["edge_certs"]
         )
         waf_source = tuple((r[0], r[1], r[2]) for r in d["waf_source"])
-        rows = [SimpleNamespace(zone_id=zone_id, id=i, phase=phase, rules=rules) for i, phase, rules in waf_source]
+        account = [w for w in waf_source if w[0].startswith(SOURCE_PREFIX)]
+        rows = [
+            SimpleNamespace(zone_id=zone_id, id=i, phase=phase, rules=rules)
+            for i, phase, rules in waf_source
+            if not i.startswith(SOURCE_PREFIX)
+        ]
         waf = compile_entrypoints(rows).get(zone_id) if rows else None
+        if account:  # account-level rulesets run before the zone's own, as compiled from the store
+            waf = dict(waf or {})
+            for phase, compiled in compile_sources(account).items():
+                waf[phase] = (*compiled, *waf.get(phase, ()))
         return ZoneParts(
             zone_id=zone_id,
             routes=routes,

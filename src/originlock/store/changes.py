@@ -55,7 +55,8 @@ ZONE_TABLES = {
     "rulesets": ("zone_id",),
 }
 #: Tables the snapshot reads for the whole deployment: a change there rebuilds everything.
-GLOBAL_TABLES = frozenset({"pki", "origin_certs"})
+#: (Account-level rulesets apply to every zone of their account: rebuilding everything is simplest and rare.)
+GLOBAL_TABLES = frozenset({"pki", "origin_certs", "account_rulesets"})
 #: NOTIFY payloads are limited to 8000 bytes; a change touching more zones than fit is sent as "everything".
 MAX_PAYLOAD = 7900
 _TRACKER = "originlock_changes"

@@ -21,6 +21,7 @@ from originlock.snapshot.aop import Candidate, choose_client_cert
 from originlock.snapshot.assembly import SnapshotAssembly, ZoneParts
 from originlock.snapshot.model import ClientCert, DeploymentPki, EdgeCert, Route, Snapshot, SslMode
 from originlock.store import schema
+from originlock.store.account_rulesets import compile_sources, zone_sources
 from originlock.store.db import Store, from_iso
 from originlock.store.fips import zone_is_fips
 from originlock.store.origin_ca import revoked_fingerprints
@@ -255,6 +256,13 @@ def compile_zones(
     ruleset_rows = conn.execute(_zone_filter(select(rulesets), rulesets.c.zone_id, zone_ids)).all()
     waf = compile_entrypoints(ruleset_rows)
     waf_source: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    # Account-level rulesets its account deploys to a zone run before the zone's own (store/account_rulesets.py);
+    # kept in waf_source too, so that the last-known-good copy enforces them as well.
+    for zone_id, sources in zone_sources(conn, zone_ids).items():
+        waf_source[zone_id] += sources
+        for phase, compiled in compile_sources(sources).items():
+            phases = waf.setdefault(zone_id, {})
+            phases[phase] = (*compiled, *phases.get(phase, ()))
     for row in ruleset_rows:
         waf_source[row.zone_id].append((row.id, row.phase, row.rules))
     expiries: dict[str, list[datetime]] = defaultdict(list)

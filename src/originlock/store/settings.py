@@ -1,4 +1,4 @@
-"""Zone settings: the four the edge honours, with Cloudflare's ids, values and defaults."""
+"""Zone settings: every one Cloudflare lists (store/setting_catalog.py), with its values and defaults."""
 
 from __future__ import annotations
 
@@ -12,31 +12,20 @@ from originlock.store import schema
 from originlock.store.db import insert_or_conflict, now_iso
 from originlock.store.errors import Invalid
 from originlock.store.fips import non_fips_certificates
+from originlock.store.setting_catalog import SETTINGS, SettingSpec, validate_value
 from originlock.store.zones import get_zone
 
-__all__ = ["SETTINGS", "SettingValue", "get_setting", "list_settings", "set_setting", "zone_settings_map"]
+__all__ = [
+    "SETTINGS",
+    "SettingSpec",
+    "SettingValue",
+    "get_setting",
+    "list_settings",
+    "set_setting",
+    "zone_settings_map",
+]
 
 
-@dataclass(frozen=True)
-class SettingSpec:
-    allowed: tuple[Any, ...]
-    default: Any
-
-
-#: Defaults: ``ssl`` starts at ``full`` (what Cloudflare's Automatic SSL/TLS picks for an origin that
-#: answers HTTPS); ``tls_client_auth`` starts ``off`` as dashboards show it, despite the OpenAPI default.
-SETTINGS: dict[str, SettingSpec] = {
-    "ssl": SettingSpec(("off", "flexible", "full", "strict", "origin_pull"), "full"),
-    "tls_client_auth": SettingSpec(("on", "off"), "off"),
-    "min_tls_version": SettingSpec(("1.0", "1.1", "1.2", "1.3"), "1.0"),
-    "always_use_https": SettingSpec(("on", "off"), "off"),
-    # originlock extension: the deployment issues and rotates the zone's AOP certificate (store/auto_rotation.py).
-    "aop_auto_rotation": SettingSpec(("on", "off"), "off"),
-    # originlock extension: the FIPS profile for this zone (store/fips.py).
-    "fips": SettingSpec(("on", "off"), "off"),
-    # originlock extension: the origin exposure monitor checks this zone's origins (docs/origin-kit.md).
-    "origin_exposure_monitor": SettingSpec(("on", "off"), "on"),
-}
 #: Internal settings stored alongside; not addressable through /settings/{id}.
 AOP_ZONE_ENABLED = "origin_tls_client_auth"
 
@@ -94,8 +83,8 @@ def list_settings(conn: Connection, zone_id: str) -> list[SettingValue]:
 def set_setting(conn: Connection, zone_id: str, setting_id: str, value: Any) -> SettingValue:
     get_zone(conn, zone_id)
     spec = _spec(setting_id)
-    if not isinstance(value, str) or value not in spec.allowed:
-        raise Invalid(f"Invalid value for zone setting {setting_id}", 1007)
+    raw = _get_raw(conn, zone_id, setting_id)
+    value = validate_value(setting_id, spec, value, raw[0] if raw else spec.default)
     if setting_id == "fips" and value == "on":
         refused = non_fips_certificates(conn, zone_id)
         if refused:

@@ -37,6 +37,9 @@ def request_fields(request: RequestReceived, ctx: RequestContext, wall_time: flo
     extra: dict[str, object] = {"cf.ray_id": ctx.ray_id.encode()}
     if ctx.tls_version:
         extra["cf.tls_version"] = ctx.tls_version.encode()
+    if ctx.route is not None:
+        # What account-level rulesets select zones by (store/account_rulesets.py).
+        extra["cf.zone.name"] = ctx.route.zone_name.encode()
     return RequestFields(
         method=request.method.decode("latin-1"),
         host=ctx.host,

@@ -18,6 +18,7 @@ import uvicorn
 from originlock.api.app import create_app
 from originlock.edge.build_info import hot_path_kind
 from originlock.edge.config import add_edge_arguments, edge_config_from_args
+from originlock.edge.loops import loop_factory, loop_kind
 from originlock.edge.runtime import run_edge
 from originlock.edge.server import EdgeServer
 from originlock.edge.snapshots import SnapshotFactory, SnapshotSource
@@ -64,13 +65,15 @@ def _banner(deployment: Deployment, api: tuple[str, int], edge: list[str]) -> st
     )
 
 
-def _edge_lines(edge: EdgeServer) -> list[str]:
+def _edge_lines(edge: EdgeServer, workers: int) -> list[str]:
     lines = []
     if edge.http_address:
         lines.append(f"edge HTTP on http://{edge.http_address[0]}:{edge.http_address[1]}")
     if edge.https_address:
         lines.append(f"edge HTTPS on https://{edge.https_address[0]}:{edge.https_address[1]}")
     lines.append(f"edge request path: {hot_path_kind()}")
+    processes = f"this one and {workers - 1} worker processes" if workers > 1 else "this one"
+    lines.append(f"edge processes: {processes}; event loop: {loop_kind(asyncio.get_running_loop())}")
     return lines
 
 
@@ -123,7 +126,7 @@ async def _serve(args: argparse.Namespace) -> int:
         app, host=args.api[0], port=args.api[1], log_level="warning", access_log=False, lifespan="off"
     )
     server = uvicorn.Server(config)
-    print(_banner(deployment, args.api, _edge_lines(edge_up.result())), flush=True)
+    print(_banner(deployment, args.api, _edge_lines(edge_up.result(), edge_config.workers)), flush=True)
     # uvicorn captures SIGINT/SIGTERM while serving and re-raises them afterwards; a handler of ours
     # turns that re-raise into a clean exit instead of a traceback.
     stop = {"signal": 0}
@@ -165,7 +168,9 @@ async def _serve(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    return asyncio.run(_serve(args))
+    # The edge shares this loop with the control plane: uvloop, like every --workers process.
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(_serve(args))
 
 
 def add_parser(sub: Any) -> None:

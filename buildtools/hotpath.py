@@ -44,6 +44,9 @@ HOT_MODULES = (
     "originlock/snapshot/model.py",
     # `originlock serve` always installs the WAF hook: a zone without rules costs one call into it.
     "originlock/pipeline/builtin/waf.py",
+    # On by default: the access-log line and its buffer run once per request.
+    "originlock/pipeline/builtin/access_log.py",
+    "originlock/edge/access_log.py",
 )
 
 #: Set by the build backend for wheels (``pip install .``); editable installs stay interpreted so that

@@ -19,7 +19,7 @@ from originlock.proto.events import RequestReceived
 __all__ = ["access_log_line"]
 
 #: ``json``'s escaper for ``str`` (the C one where available): quotes included, non-ASCII as ``\uXXXX``.
-_quote: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_quote: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii
 
 
 def _millis(value: float) -> str:

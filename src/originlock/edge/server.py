@@ -144,6 +144,7 @@ class EdgeState:
         trust = strict_pool_trust(snap.pki)
         if trust != strict_pool_trust(old.pki):
             self.pool.adopt_trust(trust)
+            self.contexts.forget_sessions(lambda key: not key.trust or key.trust == trust)
 
     def ray_id(self) -> str:
         """A unique id per request: 8 random hex digits per process + 8 of a counter, then the colo."""

@@ -83,6 +83,9 @@ class EdgeConfig:
     colo: str = DEFAULT_COLO
     #: ``uvloop`` (falls back to asyncio when not installed) or ``asyncio``.
     loop: str = "uvloop"
+    #: Secret from which every edge process derives the same rotating TLS session-ticket key
+    #: (edge/ticket_keys.py): one per ``serve``, handed to the --workers processes with this config.
+    ticket_secret: bytes = field(default_factory=lambda: os.urandom(32), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.http is None and self.https is None:

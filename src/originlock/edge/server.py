@@ -227,6 +227,7 @@ class EdgeServer:
         self.http_address: tuple[str, int] | None = None
         self.https_address: tuple[str, int] | None = None
         self._servers: list[asyncio.Server] = []
+        self.visitor_tls: VisitorTls | None = None
         self._state: EdgeState | None = None
 
     @property
@@ -255,7 +256,8 @@ class EdgeServer:
         if http_sock is not None:
             self._servers.append(await loop.create_server(lambda: DownstreamConnection(state, "http"), sock=http_sock))
         if https_sock is not None:
-            tls = VisitorTls(state.snapshot, lambda: datetime.now(UTC))
+            tls = VisitorTls(state.snapshot, lambda: datetime.now(UTC), ticket_secret=self.config.ticket_secret)
+            self.visitor_tls = tls
             self._servers.append(
                 await loop.create_server(
                     lambda: DownstreamConnection(state, "https"),

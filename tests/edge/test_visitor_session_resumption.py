@@ -4,7 +4,9 @@ every process encrypts tickets with the same key, derived from one secret and ro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -89,3 +91,32 @@ def test_keys_are_shared_and_rotate_by_period() -> None:
     first.tickets.rotate()
     assert first.tickets.installed() == ticket_key(secret, 11) != ticket_key(secret, 10)
     assert ticket_key(b"t" * 32, 11) != ticket_key(secret, 11)
+
+
+def test_a_default_tls13_client_needs_no_hello_retry() -> None:
+    """OpenSSL clients lead with an X25519 key share: the edge takes it, with one ClientHello (one SNI
+    callback) instead of a HelloRetryRequest and a second one."""
+    snapshot = make_snapshot(TestPki(), make_route(HOST))
+    tls = VisitorTls(lambda: snapshot, lambda: datetime.now(UTC))
+    calls: list[str | None] = []
+    inner = tls.context.sni_callback
+    assert inner is not None
+
+    def counting(obj: ssl.SSLObject, name: str | None, ctx: ssl.SSLContext) -> int | None:
+        calls.append(name)
+        return inner(obj, name, ctx)
+
+    tls.context.sni_callback = counting
+    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_ctx.check_hostname, client_ctx.verify_mode = False, ssl.CERT_NONE
+    c_in, c_out, s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = client_ctx.wrap_bio(c_in, c_out, server_hostname=HOST)
+    server = tls.context.wrap_bio(s_in, s_out, server_side=True)
+    for _ in range(10):
+        for side in (client, server):
+            with contextlib.suppress(ssl.SSLWantReadError):
+                side.do_handshake()
+        s_in.write(c_out.read())
+        c_in.write(s_out.read())
+    assert client.version() == "TLSv1.3" and server.version() == "TLSv1.3"
+    assert calls == [HOST]

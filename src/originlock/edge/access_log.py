@@ -44,10 +44,12 @@ class AccessLog:
             sys.stdout.flush()
             return
         # Lines are ASCII (JSON with non-ASCII escaped); a short write (disk full, signal) continues
-        # where it stopped rather than dropping the rest of the batch.
-        data = memoryview(text.encode("ascii"))
-        while data:
-            data = data[os.write(self._fd, data) :]
+        # where it stopped rather than dropping the rest of the batch. (Plain bytes and an offset: a
+        # memoryview re-sliced in a loop was written twice once compiled by mypyc.)
+        data = text.encode("ascii")
+        written = os.write(self._fd, data)
+        while written < len(data):
+            written += os.write(self._fd, data[written:])
 
     def close(self) -> None:
         self.flush()

@@ -6,6 +6,7 @@ import json
 
 from originlock.pipeline.context import RequestContext
 from originlock.proto.events import RequestReceived
+from originlock.waf import RuleMatch
 
 __all__ = ["access_log_line"]
 
@@ -37,17 +38,27 @@ def access_log_line(ctx: RequestContext, request: RequestReceived | None, now: f
         # Every matching rule is logged (log, skip and terminating actions), as users need the full list
         # to tune rules before enforcing them (spec §4).
         verdict = ctx.waf
-        record["waf"] = {
+        waf: dict[str, object] = {
             "action": verdict.action.value if verdict.action else None,
             "rule_id": verdict.rule_id,
             "phase": verdict.phase.value if verdict.phase else None,
-            "matches": [
-                {"rule_id": m.rule_id, "action": m.action.value, "phase": m.phase.value} for m in verdict.matches
-            ],
+            "matches": [_match(m) for m in verdict.matches],
         }
+        if verdict.score is not None:
+            waf["score"] = verdict.score
+        record["waf"] = waf
     if ctx.origin_rule_ids:
         record["origin_rules"] = list(ctx.origin_rule_ids)
     if ctx.error_code:
         record["error"] = ctx.error_code
         record["error_detail"] = ctx.error_detail
     return json.dumps(record, separators=(",", ":"))
+
+
+def _match(m: RuleMatch) -> dict[str, object]:
+    out: dict[str, object] = {"rule_id": m.rule_id, "action": m.action.value, "phase": m.phase.value}
+    if m.ref is not None:
+        out["ref"] = m.ref
+    if m.score is not None:
+        out["score"] = m.score
+    return out

@@ -1,0 +1,81 @@
+"""Send CRS regression cases to a real HTTP server and collect what it answered.
+
+One TCP connection per case (a case may be a malformed request the server answers by closing), many
+in parallel. The response's ``CF-Ray`` header (originlock) ties it to the access-log record that holds
+the matched rule ids; for a peer without ray ids the caller adds its own correlation header.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from originlock.testing.crs_ftw import Case
+
+__all__ = ["Answer", "send_all"]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    case: Case
+    status: int | None
+    headers: dict[str, str]
+
+
+def _read(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+            length = int(value.strip())
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head
+
+
+def _send(address: tuple[str, int], raw: bytes, timeout: float) -> tuple[int | None, dict[str, str]]:
+    try:
+        with socket.create_connection(address, timeout=timeout) as sock:
+            sock.sendall(raw)
+            head = _read(sock)
+    except OSError:
+        return None, {}
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return status, headers
+
+
+def send_all(
+    address: tuple[str, int],
+    cases: Sequence[Case],
+    *,
+    workers: int = 8,
+    timeout: float = 10.0,
+    prepare: Callable[[Case, int], bytes] | None = None,
+) -> list[Answer]:
+    """Each case's status and response headers (status None: no HTTP answer), in case order.
+
+    ``prepare(case, index)`` may rewrite the raw request (e.g. add a correlation header)."""
+
+    def one(index: int) -> Answer:
+        case = cases[index]
+        raw = prepare(case, index) if prepare else case.raw
+        status, headers = _send(address, raw, timeout)
+        return Answer(case, status, headers)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, range(len(cases))))

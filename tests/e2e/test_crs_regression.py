@@ -1,0 +1,143 @@
+"""The CRS's own regression tests through the real edge: the OWASP ruleset deployed with the official SDK
+at paranoia level 4 in log mode, every case sent over TCP to `originlock serve` in front of nginx, and
+judged by the rule ids (``ref``) the access log records for it.
+
+The go-ftw YAML comes from the CRS 4.28.0 data folder (``shared/data/coreruleset-4.28.0``, beside the
+checkout). The pass rate and each failure class are in docs/waf.md; this test fails when the rate of
+request-phase cases drops below what was measured, and prints every failing case.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cloudflare import Cloudflare
+
+from originlock.testing.crs_ftw import Case, judge, load_cases
+from originlock.testing.crs_runner import send_all
+from originlock.testing.nginx import NginxProcess, free_port
+from originlock.testing.require import require_executable, require_or_skip
+from originlock.testing.serve import ServeProcess, start_serve
+from originlock.testing.upload_pki import UploadPki
+from originlock.waf.managed.cloudflare import OWASP_RULESET_ID, SCORE_RULE_ID
+
+ZONE = "crs.test"
+HOST = f"app.{ZONE}"
+CRS_TESTS = Path(__file__).resolve().parents[2].parent / "shared/data/coreruleset-4.28.0/tests/regression/tests"
+#: Request-phase pass rate measured at the last change (docs/waf.md); the suite must not fall below it.
+MIN_REQUEST_PASS_RATE = 0.95
+
+
+@dataclass
+class Setup:
+    serve: ServeProcess
+    cf: Cloudflare
+    zone_id: str
+    work: Path
+
+    def access_log(self) -> dict[str, dict[str, Any]]:
+        records: dict[str, dict[str, Any]] = {}
+        for line in (self.work / "access.log").read_text().splitlines():
+            if line:
+                record = json.loads(line)
+                records[record["ray_id"]] = record
+        return records
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    nginx_bin = require_executable("nginx")
+    require_or_skip(CRS_TESTS.is_dir(), f"CRS regression tests not found at {CRS_TESTS}")
+    work = tmp_path_factory.mktemp("crs")
+    pki = UploadPki.create("crs test CA")
+    server = pki.server("origin.crs.test", sans=(HOST, "127.0.0.1"))
+    (work / "origin.pem").write_text(server.cert_pem)
+    (work / "origin.key").write_bytes(server.key_pem)
+    port = free_port()
+    block = f"""
+  server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {work}/origin.pem;
+    ssl_certificate_key {work}/origin.key;
+    access_log off;
+    client_max_body_size 10m;
+    location / {{ return 200 "ok\\n"; }}
+  }}"""
+    nginx = NginxProcess(nginx_bin, work / "nginx", block, ports=[port]).start()
+    serve = start_serve(
+        work / "data", extra_args=["--origin-https-port", str(port), "--access-log", str(work / "access.log")]
+    )
+    cf = Cloudflare(api_token=serve.token, base_url=f"{serve.api_url}/client/v4", max_retries=0)
+    account = next(iter(cf.accounts.list()))
+    zone = cf.zones.create(account={"id": account.id}, name=ZONE)
+    assert zone is not None
+    cf.dns.records.create(zone_id=zone.id, name=HOST, type="A", content="127.0.0.1", ttl=1, proxied=True)
+    cf.zones.settings.edit("ssl", zone_id=zone.id, value="full")
+    yield Setup(serve, cf, zone.id, work)
+    nginx.stop()
+    serve.stop()
+
+
+def _deploy_pl4_log(setup: Setup) -> None:
+    rules: Any = [
+        {
+            "action": "execute",
+            "expression": "true",
+            "action_parameters": {
+                "id": OWASP_RULESET_ID,
+                "overrides": {"enabled": True, "rules": [{"id": SCORE_RULE_ID, "action": "log"}]},
+            },
+        }
+    ]
+    setup.cf.rulesets.phases.update("http_request_firewall_managed", zone_id=setup.zone_id, rules=rules)
+
+
+def _wait_active(setup: Setup) -> None:
+    probe = Case(0, 0, 0, f"GET /?x=<script>alert(1)</script> HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode(),
+                 frozenset(), frozenset(), ())
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        answer = send_all(("127.0.0.1", setup.serve.http_port), [probe], workers=1)[0]
+        time.sleep(0.3)
+        record = setup.access_log().get(answer.headers.get("cf-ray", ""))
+        if record and any(m.get("ref") == "941100" for m in record.get("waf", {}).get("matches", [])):
+            return
+    raise AssertionError("the managed ruleset did not reach the edge")
+
+
+def test_crs_regression_suite_through_the_edge(setup: Setup) -> None:
+    _deploy_pl4_log(setup)
+    _wait_active(setup)
+    cases = load_cases(CRS_TESTS, host=HOST)
+    started = time.monotonic()
+    answers = send_all(("127.0.0.1", setup.serve.http_port), cases, workers=6)
+    elapsed = time.monotonic() - started
+    time.sleep(1.0)  # the access log is written after the response
+    records = setup.access_log()
+    failures: list[tuple[Case, str]] = []
+    for answer in answers:
+        record = records.get(answer.headers.get("cf-ray", ""), {})
+        logged = {int(m["ref"]) for m in record.get("waf", {}).get("matches", []) if "ref" in m}
+        why = judge(answer.case, logged, answer.status)
+        if why:
+            failures.append((answer.case, why))
+    request_cases = [c for c in cases if c.rule_id < 950000]
+    request_failures = [f for f in failures if f[0].rule_id < 950000]
+    rate = 1 - len(request_failures) / len(request_cases)
+    summary = (
+        f"{len(cases) - len(failures)}/{len(cases)} cases pass ({100 * (1 - len(failures) / len(cases)):.2f} %); "
+        f"request phase {len(request_cases) - len(request_failures)}/{len(request_cases)} ({100 * rate:.2f} %); "
+        f"{elapsed:.1f} s"
+    )
+    print(summary)
+    print("failing rules:", Counter(c.rule_id for c, _ in failures).most_common())
+    for case, why in failures:
+        print(case.name, why)
+    assert rate >= MIN_REQUEST_PASS_RATE, summary

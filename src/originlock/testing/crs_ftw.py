@@ -51,9 +51,11 @@ def _build(data: dict[str, Any], host: str) -> bytes:
         return raw.replace(b"Host: localhost\r\n", f"Host: {host}\r\n".encode())
     method = _text(data.get("method") or "GET")
     uri = _text(data.get("uri") or "/")
-    version = _text(data.get("version") or "HTTP/1.1")
+    version = _text(data["version"]) if "version" in data else "HTTP/1.1"
     headers: list[tuple[str, str]] = [(str(k), _text(v)) for k, v in (data.get("headers") or {}).items()]
     headers = [(k, host if k.lower() == "host" and v == "localhost" else v) for k, v in headers]
+    # A same-site Referer/Origin stays same-site once Host is rewritten.
+    headers = [(k, v.replace("//localhost", f"//{host}") if k.lower() in ("referer", "origin") else v) for k, v in headers]
     body = _text(data.get("data")).encode("utf-8") if data.get("data") is not None else b""
     if data.get("autocomplete_headers", True):
         names = {k.lower() for k, _ in headers}
@@ -61,7 +63,8 @@ def _build(data: dict[str, Any], host: str) -> bytes:
             headers.append(("Content-Type", "application/x-www-form-urlencoded"))
         if body and "content-length" not in names and "transfer-encoding" not in names:
             headers.append(("Content-Length", str(len(body))))
-    head = f"{method} {uri} {version}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
+    line = f"{method} {uri} {version}" if version else f"{method} {uri}"  # no version: HTTP/0.9
+    head = f"{line}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
     return head.encode("utf-8") + body
 
 

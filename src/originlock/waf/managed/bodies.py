@@ -146,6 +146,26 @@ _TAG = re.compile(rb"<[^>]*>")
 _ATTRIBUTE = re.compile(rb"""\s[^\s=/>]+\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 
 
+_XML_REFERENCE = re.compile(rb"&(?:#x([0-9a-fA-F]{1,6})|#([0-9]{1,7})|(lt|gt|amp|quot|apos));")
+_XML_NAMED = {b"lt": b"<", b"gt": b">", b"amp": b"&", b"quot": b'"', b"apos": b"'"}
+
+
+def _xml_reference(match: re.Match[bytes]) -> bytes:
+    if match.group(3) is not None:
+        return _XML_NAMED[match.group(3)]
+    code = int(match.group(1), 16) if match.group(1) is not None else int(match.group(2))
+    try:
+        return chr(code).encode("utf-8")
+    except (ValueError, OverflowError):
+        return b""
+
+
+def _xml_text(data: bytes) -> bytes:
+    """Character references and the five predefined entities decoded, as an XML parser reports text
+    (no other entity is expanded: there is no DTD processing)."""
+    return _XML_REFERENCE.sub(_xml_reference, data) if b"&" in data else data
+
+
 def parse_xml(data: bytes) -> tuple[bytes, list[bytes]]:
     """``XML:/*`` (the document's text, concatenated) and ``XML://@*`` (each attribute value)."""
     attributes: list[bytes] = []
@@ -153,6 +173,7 @@ def parse_xml(data: bytes) -> tuple[bytes, list[bytes]]:
         if tag.startswith((b"<?", b"<!")):
             continue
         for match in _ATTRIBUTE.finditer(tag):
-            attributes.append(match.group(1) if match.group(1) is not None else match.group(2))
-    text = _TAG.sub(b"", data)
+            value = match.group(1) if match.group(1) is not None else match.group(2)
+            attributes.append(_xml_text(value))
+    text = _xml_text(_TAG.sub(b"", data))
     return text, attributes

@@ -51,6 +51,7 @@ class SetVar:
     value: Macro
 
 
+
 @dataclass(slots=True)
 class SecRule:
     id: int
@@ -61,6 +62,10 @@ class SecRule:
     transform_key: str = ""
     chain: SecRule | None = None
     setvars: tuple[SetVar, ...] = ()
+    setvars_per_match: bool = False
+    """A rule whose variable names are built from the match (``tx.x_%{tx.counter}``) collects one value
+    per matched target: its setvars run for each match, as in ModSecurity. The others (anomaly scores)
+    run once per rule, so a rule adds its score once however many arguments it matched."""
     ctls: tuple[tuple[str, str], ...] = ()
     capture: bool = False
     multimatch: bool = False
@@ -182,6 +187,7 @@ def _build(directive: Directive, data_dir: Path) -> SecRule:
     rule.transforms = tuple(transforms)
     rule.transform_key = ",".join(names)
     rule.setvars = tuple(setvars)
+    rule.setvars_per_match = any(not setvar.name.constant for setvar in setvars)
     rule.ctls = tuple(ctls)
     rule.tags = tuple(tags)
     for tag in tags:

@@ -17,7 +17,7 @@ import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .compiler import CompiledRules, Macro, SecRule
+from .compiler import CompiledRules, Macro, SecRule, SetVar
 from .operators import Rx
 from .prefilter import RxSet
 from .transaction import HttpRequest, Item, Transaction
@@ -155,11 +155,9 @@ class Engine:
                     continue
                 if t.removed_tags and not t.removed_tags.isdisjoint(rule.tags):
                     continue
-                if not self._matches(rule, t):
+                before = self._matches(rule, t)
+                if before < 0:
                     continue
-                before = _score(t) if rule.log else 0
-                for link in rule.links():
-                    self._actions(link, t)
                 action = actions.get(rule.id)
                 if rule.disruptive == "deny" and action is None:
                     action = "block"
@@ -172,13 +170,22 @@ class Engine:
                     i = markers.get(rule.skip_after, n)
         return Outcome(tuple(matches), _to_int(t.tx.get("blocking_inbound_anomaly_score", b"0")), None, None, t.tx)
 
-    def _matches(self, rule: SecRule, t: Transaction) -> bool:
+    def _matches(self, rule: SecRule, t: Transaction) -> int:
+        """-1 when the rule (with its chain) does not match, else the anomaly score before its actions.
+
+        As in ModSecurity, each link's actions (``setvar``, ``ctl``) run as soon as that link matches,
+        before the next link is evaluated (920420's chained rule reads the ``tx.content_type`` that its
+        first link sets); they stay done when a later link does not match."""
         link: SecRule | None = rule
+        before = -1
         while link is not None:
             if not self._link_matches(link, rule, t):
-                return False
+                return -1
+            if before < 0:
+                before = _score(t) if rule.log else 0
+            self._actions(link, t)
             link = link.chain
-        return True
+        return before
 
     def _link_matches(self, link: SecRule, rule: SecRule, t: Transaction) -> bool:
         operator = link.operator
@@ -239,6 +246,9 @@ class Engine:
                         t.tx[str(index)] = group
                 t.matched_var = (name, candidate)
                 matched.append((name, candidate))
+                if link.setvars_per_match:
+                    for setvar in link.setvars:
+                        self._setvar(setvar, t, link)
                 break
         if not matched:
             return False
@@ -270,19 +280,24 @@ class Engine:
                 out.append((collection.upper(), Selector(key) if sep and key else None))
         return out
 
+    @staticmethod
+    def _setvar(setvar: SetVar, t: Transaction, link: SecRule) -> None:
+        name = _expand(setvar.name, t, link).lower()
+        if setvar.op == "!":
+            t.tx.pop(name, None)
+            return
+        value = _expand(setvar.value, t, link)
+        if setvar.op == "=":
+            t.tx[name] = value.encode("latin-1", "replace")
+        else:
+            current = _to_int(t.tx.get(name, b"0"))
+            delta = _to_int(value.encode("latin-1", "replace"))
+            t.tx[name] = str(current + delta if setvar.op == "+" else current - delta).encode()
+
     def _actions(self, link: SecRule, t: Transaction) -> None:
-        for setvar in link.setvars:
-            name = _expand(setvar.name, t, link).lower()
-            if setvar.op == "!":
-                t.tx.pop(name, None)
-                continue
-            value = _expand(setvar.value, t, link)
-            if setvar.op == "=":
-                t.tx[name] = value.encode("latin-1", "replace")
-            else:
-                current = _to_int(t.tx.get(name, b"0"))
-                delta = _to_int(value.encode("latin-1", "replace"))
-                t.tx[name] = str(current + delta if setvar.op == "+" else current - delta).encode()
+        if not link.setvars_per_match:
+            for setvar in link.setvars:
+                self._setvar(setvar, t, link)
         for option, argument in link.ctls:
             if option == "ruleremovebyid":
                 for part in argument.split():

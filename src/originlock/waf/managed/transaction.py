@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from .bodies import parse_json, parse_multipart, parse_urlencoded, parse_xml, processor_for
+from .transforms import url_decode
 
 __all__ = ["HttpRequest", "Item", "Transaction"]
 
@@ -216,8 +217,14 @@ _UNCACHED: Final = frozenset({"TX"})
 """Collections that change during the transaction (the body's are dropped when ``ctl`` changes the processor)."""
 
 
-def _basename(t: Transaction) -> bytes:
+def _filename(t: Transaction) -> bytes:
+    """The path, percent-decoded (``+`` stays): what ModSecurity v3 and Coraza give ``REQUEST_FILENAME``."""
     path = t.path
+    return url_decode(path.replace(b"+", b"%2B")) if b"%" in path else path
+
+
+def _basename(t: Transaction) -> bytes:
+    path = _filename(t)
     cut = max(path.rfind(b"/"), path.rfind(b"\\"))
     return path[cut + 1 :]
 
@@ -226,7 +233,10 @@ def _request_body(t: Transaction) -> bytes | None:
     body = t.request.body
     if body is None:
         return None
-    if t.processor == "URLENCODED" or t.force_body_variable:
+    # As the CRS's reference engines do: the raw body for URLENCODED and JSON bodies, not for XML (whose
+    # element and attribute names are not data: XML:/* holds its text) nor MULTIPART (inspected part by
+    # part); forceRequestBodyVariable (rule 901340, unknown content types) adds it.
+    if t.processor in ("URLENCODED", "JSON") or t.force_body_variable:
         return body
     return None
 
@@ -245,7 +255,7 @@ _SCALARS: dict[str, Callable[[Transaction], bytes | None]] = {
     "REQUEST_PROTOCOL": lambda t: t.request.protocol,
     "REQUEST_URI": lambda t: t.path + (b"?" + t.query if t.query or t.request.target.endswith(b"?") else b""),
     "REQUEST_URI_RAW": lambda t: t.request.target,
-    "REQUEST_FILENAME": lambda t: t.path,
+    "REQUEST_FILENAME": _filename,
     "REQUEST_BASENAME": _basename,
     "REQUEST_LINE": lambda t: b"%s %s %s" % (t.request.method, t.request.target, t.request.protocol),
     "QUERY_STRING": lambda t: t.query,

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from cloudflare import Cloudflare
 
-from originlock.testing.crs_ftw import Case, judge, load_cases
+from originlock.testing.crs_ftw import Case, judge
 from originlock.testing.crs_runner import send_all
 from originlock.testing.nginx import NginxProcess, free_port
 from originlock.testing.require import require_executable, require_or_skip
@@ -33,8 +33,20 @@ from originlock.waf.managed.cloudflare import OWASP_RULESET_ID, SCORE_RULE_ID
 ZONE = "crs.test"
 HOST = f"app.{ZONE}"
 CRS_TESTS = Path(__file__).resolve().parents[2].parent / "shared/data/coreruleset-4.28.0/tests/regression/tests"
-#: Request-phase pass rate measured at the last change (docs/waf.md); the suite must not fall below it.
-MIN_REQUEST_PASS_RATE = 0.95
+#: Request-phase pass rate measured at the last change (docs/waf.md: 99.2 % on the full corpus); the
+#: suite must not fall below it.
+MIN_REQUEST_PASS_RATE = 0.985
+#: The suite sends every SAMPLE-th case (deterministic: by position in the sorted corpus) to stay within
+#: its time budget; ``CRS_FULL=1`` (or ``bench/crs_regression.sh``) sends all of them.
+SAMPLE = 3
+
+
+def _cases() -> list[Case]:
+    only = os.environ.get("CRS_ONLY", "")
+    cases = _cases()
+    if os.environ.get("CRS_FULL") or only:
+        return cases
+    return cases[::SAMPLE]
 
 
 _created: dict[str, str] = {}
@@ -43,7 +55,7 @@ _created: dict[str, str] = {}
 def _case_hosts() -> list[str]:
     """The DNS names (not IPs, not localhost) that cases send as Host."""
     hosts: set[str] = set()
-    for case in load_cases(CRS_TESTS):
+    for case in _cases():
         head = case.raw.partition(b"\r\n\r\n")[0].decode("latin-1")
         for line in head.split("\r\n")[1:]:
             name, _, value = line.partition(":")
@@ -149,8 +161,8 @@ def _wait_active(setup: Setup) -> None:
 def test_crs_regression_suite_through_the_edge(setup: Setup) -> None:
     _deploy_pl4_log(setup)
     _wait_active(setup)
-    only = os.environ.get("CRS_ONLY", "")  # a rule-id prefix, to debug a class of cases
-    cases = [c for c in load_cases(CRS_TESTS, host=HOST) if str(c.rule_id).startswith(only)]
+    only = os.environ.get("CRS_ONLY", "")
+    cases = _cases()
     started = time.monotonic()
     answers = send_all(("127.0.0.1", setup.serve.https_port), cases, workers=6, sni=HOST)
     elapsed = time.monotonic() - started
@@ -174,6 +186,7 @@ def test_crs_regression_suite_through_the_edge(setup: Setup) -> None:
         f"{elapsed:.1f} s"
     )
     print(summary)
+    print("slowest:", [(a.case.name, round(a.seconds, 2)) for a in sorted(answers, key=lambda a: -a.seconds)[:15]])
     print("failing rules:", Counter(c.rule_id for c, _ in failures).most_common())
     for case, why in failures:
         print(case.name, why)

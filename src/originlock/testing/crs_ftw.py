@@ -55,7 +55,9 @@ def _build(data: dict[str, Any], host: str) -> bytes:
     headers: list[tuple[str, str]] = [(str(k), _text(v)) for k, v in (data.get("headers") or {}).items()]
     headers = [(k, host if k.lower() == "host" and v == "localhost" else v) for k, v in headers]
     # A same-site Referer/Origin stays same-site once Host is rewritten.
-    headers = [(k, v.replace("//localhost", f"//{host}") if k.lower() in ("referer", "origin") else v) for k, v in headers]
+    headers = [
+        (k, v.replace("//localhost", f"//{host}") if k.lower() in ("referer", "origin") else v) for k, v in headers
+    ]
     body = _text(data.get("data")).encode("utf-8") if data.get("data") is not None else b""
     if data.get("autocomplete_headers", True):
         names = {k.lower() for k, _ in headers}

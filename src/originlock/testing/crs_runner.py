@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,9 +24,10 @@ class Answer:
     case: Case
     status: int | None
     headers: dict[str, str]
+    seconds: float = 0.0
 
 
-def _read(sock: socket.socket) -> bytes:
+def _read(sock: socket.socket, head_only: bool) -> bytes:
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
@@ -33,6 +35,8 @@ def _read(sock: socket.socket) -> bytes:
             return data
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
+    if head_only or head[9:12] in (b"204", b"304"):
+        return head  # no body follows (RFC 9110 §6.4.1)
     length = 0
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
@@ -58,7 +62,7 @@ def _send(
                 context.verify_mode = ssl.CERT_NONE  # the test edge's certificate is not what is tested
                 sock = context.wrap_socket(plain, server_hostname=sni)
             sock.sendall(raw)
-            head = _read(sock)
+            head = _read(sock, raw.startswith(b"HEAD "))
     except OSError:
         return None, {}
     lines = head.decode("latin-1").split("\r\n")
@@ -85,8 +89,9 @@ def send_all(
     def one(index: int) -> Answer:
         case = cases[index]
         raw = prepare(case, index) if prepare else case.raw
+        started = time.monotonic()
         status, headers = _send(address, raw, timeout, sni)
-        return Answer(case, status, headers)
+        return Answer(case, status, headers, time.monotonic() - started)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(one, range(len(cases))))

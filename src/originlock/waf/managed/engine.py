@@ -203,6 +203,14 @@ class Engine:
                 if raw is None:
                     raw = t.transformed[(targets.key, "")] = targets.items(t)
                 pairs = t.transformed[cache_key] = self._transformed(link, raw, t)
+            if isinstance(operator, Rx) and operator.set_index >= 0 and not operator.negated:
+                # One membership test instead of a loop over every value: the union of the RE2-set hits
+                # of all the values these targets and transformations give (computed once per request).
+                union = t.group_hits.get(cache_key, _UNKNOWN)
+                if union is _UNKNOWN:
+                    union = t.group_hits[cache_key] = self._union(pairs, t)
+                if union is not None and operator.set_index not in union:
+                    return False
         else:
             items = targets.items(t, extra)
             pairs = items if link.multimatch else self._transformed(link, items, t)
@@ -254,6 +262,18 @@ class Engine:
             return False
         t.matched_vars = matched
         return True
+
+    def _union(self, pairs: list[Item], t: Transaction) -> frozenset[int] | None:
+        union: set[int] = set()
+        rx_hits = t.rx_hits
+        for _name, value in pairs:
+            hits = rx_hits.get(value, _UNKNOWN)
+            if hits is _UNKNOWN:
+                hits = rx_hits[value] = self.rx_set.match(value)
+            if hits is None:
+                return None
+            union |= hits
+        return frozenset(union)
 
     @staticmethod
     def _transformed(link: SecRule, items: list[Item], t: Transaction) -> list[Item]:

@@ -57,6 +57,8 @@ class Transaction:
         self.cache: dict[tuple[bytes, str], bytes] = {}
         self.transformed: dict[tuple[str, str], list[Item]] = {}
         """Per (target text, transformation chain): the transformed items (rules share both)."""
+        self.group_hits: dict[tuple[str, str], frozenset[int] | None] = {}
+        """Per (target text, transformation chain): the union of its values' RE2-set hits."""
         self.rx_hits: dict[bytes, frozenset[int] | None] = {}
         """Per distinct inspected value: which of the engine's RE2-set regexes match it."""
         self._collections: dict[str, list[tuple[bytes, bytes]]] = {}
@@ -95,6 +97,7 @@ class Transaction:
         self._collections.clear()
         self._indexes.clear()
         self.transformed.clear()
+        self.group_hits.clear()
 
     def _body(self) -> None:
         if self._body_done:

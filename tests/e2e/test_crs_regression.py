@@ -33,7 +33,7 @@ from originlock.waf.managed.cloudflare import OWASP_RULESET_ID, SCORE_RULE_ID
 ZONE = "crs.test"
 HOST = f"app.{ZONE}"
 CRS_TESTS = Path(__file__).resolve().parents[2].parent / "shared/data/coreruleset-4.28.0/tests/regression/tests"
-#: Request-phase pass rate measured at the last change (docs/waf.md: 99.2 % on the full corpus); the
+#: Request-phase pass rate measured at the last change (docs/waf.md: 99.3 % on the full corpus); the
 #: suite must not fall below it.
 MIN_REQUEST_PASS_RATE = 0.985
 #: The suite sends every SAMPLE-th case (deterministic: by position in the sorted corpus) to stay within
@@ -160,6 +160,10 @@ def _wait_active(setup: Setup) -> None:
 
 
 def test_crs_regression_suite_through_the_edge(setup: Setup) -> None:
+    if os.environ.get("ORIGINLOCK_EXPECT_COMPILED") and not os.environ.get("CRS_FULL"):
+        # tests/packaging re-runs tests/e2e on the mypyc-compiled edge: the blocking test below covers the
+        # managed phase there; the corpus (CPU in the pure-Python CRS engine, not the edge) runs once.
+        pytest.skip("CRS corpus runs in the interpreted suite only")
     _deploy_pl4_log(setup)
     _wait_active(setup)
     only = os.environ.get("CRS_ONLY", "")
@@ -237,8 +241,12 @@ def test_default_deployment_blocks_attacks_in_query_and_body_and_passes_benign_p
             break
         time.sleep(0.3)
     assert statuses == [403, 403, 200, 200]
-    time.sleep(0.5)
+    rays = [a.headers["cf-ray"] for a in answers]
+    deadline = time.monotonic() + 10  # the access log line is written after the response
     records = setup.access_log()
+    while not all(ray in records for ray in rays) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        records = setup.access_log()
     blocked = records[answers[1].headers["cf-ray"]]["waf"]
     assert blocked["action"] == "block" and blocked["rule_id"] == SCORE_RULE_ID
     assert blocked["phase"] == "http_request_firewall_managed" and blocked["score"] >= 5

@@ -125,8 +125,13 @@ def list_rulesets(
     with store.read() as conn:
         rows, next_cursor = rulesets.list_rulesets(conn, access.zone_id, cursor=cursor, limit=limit)
     items = [rulesets.ruleset_json(r, with_rules=False) for r in rows]
-    if cursor is None:
-        items.insert(0, ruleset_summary(with_rules=False))
+    # The managed ruleset takes its place in the id order of the pages, as if it were a row.
+    if (cursor is None or cursor < OWASP_RULESET_ID) and (next_cursor is None or next_cursor > OWASP_RULESET_ID):
+        items.append(ruleset_summary(with_rules=False))
+        items.sort(key=lambda item: str(item["id"]))
+        if len(items) > limit:
+            items = items[:limit]
+            next_cursor = str(items[-1]["id"])
     info: dict[str, Any] = {"per_page": limit, "count": len(items)}
     if next_cursor is not None:
         info["cursor"] = next_cursor

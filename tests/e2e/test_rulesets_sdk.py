@@ -11,6 +11,7 @@ import pytest
 from cloudflare import Cloudflare
 
 from originlock.testing.serve import ServeProcess, start_serve
+from originlock.waf.managed.cloudflare import OWASP_RULESET_ID
 
 CUSTOM: Final = "http_request_firewall_custom"
 
@@ -173,7 +174,7 @@ def test_rulesets_crud_and_phases(cf: Cloudflare, zone_id: str) -> None:
     assert route.action_parameters.sni.value == "b.example.test"
 
     listed = {r.id: r for r in cf.rulesets.list(zone_id=zone_id)}
-    assert set(listed) == {rl["id"], origin["id"]}
+    assert set(listed) == {rl["id"], origin["id"], OWASP_RULESET_ID}  # the managed OWASP ruleset is listed too
     assert listed[rl["id"]].phase == "http_ratelimit" and listed[rl["id"]].version == "1"
     assert [r.id for r in cf.rulesets.list(zone_id=zone_id, per_page=1)] == sorted(listed)  # cursor pages
 

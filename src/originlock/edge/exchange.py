@@ -54,7 +54,18 @@ async def proxy_request(
     connection stays open for another request."""
     keep_alive = request.keep_alive
     try:
-        keep_alive = await _proxy(conn, request, ctx, forward, state, keep_alive, started=started)
+        replay: list[BodyReceived | MessageEnded] = []
+        inspection = ctx.body_inspection
+        if inspection is not None and request.body != "none":
+            # Managed WAF rules read the body's first bytes before any origin connection is opened.
+            ctx.body_inspection = None
+            replay = await _body_prefix(conn, request, inspection.limit, state)
+            decision = inspection(b"".join(e.data for e in replay if isinstance(e, BodyReceived)))
+            if isinstance(decision, Respond):
+                keep_alive = respond(conn, request, ctx, decision, keep_alive)
+                state.log(ctx, request)
+                return keep_alive and not conn.closed
+        keep_alive = await _proxy(conn, request, ctx, forward, state, keep_alive, started=started, replay=replay)
     except _VisitorGone:
         keep_alive = False
     except EdgeError as exc:
@@ -147,6 +158,7 @@ async def _proxy(
     keep_alive: bool,
     *,
     started: OriginConnection | None = None,
+    replay: list[BodyReceived | MessageEnded] | None = None,
 ) -> bool:
     """ORIGIN_CONNECT .. RESPONSE_BODY. Returns whether the visitor connection stays open.
 
@@ -169,7 +181,7 @@ async def _proxy(
                 origin.start_exchange(request.method)
                 origin.write(head)
                 if request.body != "none":
-                    await _send_body(conn, request, origin, timeouts.write, state)
+                    await _send_body(conn, request, origin, timeouts.write, state, replay)
             response = await origin.next_event(timeouts.read)
         except EdgeError as exc:
             state.pool.release(origin, False)
@@ -199,18 +211,20 @@ async def _send_body(
     origin: OriginConnection,
     write_timeout: float,
     state: EdgeState,
+    replay: list[BodyReceived | MessageEnded] | None = None,
 ) -> None:
-    """REQUEST_BODY: stream the visitor's body to the origin (re-chunked when it came chunked)."""
-    if request.expect_continue:
+    """REQUEST_BODY: stream the visitor's body to the origin (re-chunked when it came chunked), starting
+    with the events the WAF's body inspection already read (``replay``)."""
+    pending = list(replay or ())
+    if request.expect_continue and not pending:
         conn.write(_CONTINUE)
         conn.flush()
     chunked = request.body == "chunked"
     while True:
-        event = conn.next_event_nowait()
-        if event is None:
-            event = await conn.next_event(state.config.limits.body_timeout)
-            if event is None:
-                raise _VisitorGone()
+        if pending:
+            event: object = pending.pop(0)
+        else:
+            event = await _next_body_event(conn, state)
         if isinstance(event, BodyReceived):
             origin.write(chunk(event.data) if chunked else event.data)
             await origin.drain(write_timeout)
@@ -218,6 +232,35 @@ async def _send_body(
             if chunked:
                 origin.write(LAST_CHUNK)
             return
+
+
+async def _next_body_event(conn: DownstreamConnection, state: EdgeState) -> object:
+    event = conn.next_event_nowait()
+    if event is None:
+        event = await conn.next_event(state.config.limits.body_timeout)
+        if event is None:
+            raise _VisitorGone()
+    return event
+
+
+async def _body_prefix(
+    conn: DownstreamConnection, request: RequestReceived, limit: int, state: EdgeState
+) -> list[BodyReceived | MessageEnded]:
+    """Read body events until ``limit`` bytes or the end: at most one event past the limit is held."""
+    if request.expect_continue:
+        conn.write(_CONTINUE)
+        conn.flush()
+    events: list[BodyReceived | MessageEnded] = []
+    size = 0
+    while size < limit:
+        event = await _next_body_event(conn, state)
+        if isinstance(event, BodyReceived):
+            events.append(event)
+            size += len(event.data)
+        elif isinstance(event, MessageEnded):
+            events.append(event)
+            break
+    return events
 
 
 async def _send_response(

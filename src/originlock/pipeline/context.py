@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from originlock.origin.peer import OriginPeer
 from originlock.snapshot.model import Route, Snapshot
 from originlock.waf import RouteOverride, Verdict
+
+if TYPE_CHECKING:
+    from originlock.pipeline.hooks import BodyInspection
 
 __all__ = ["PipelineSettings", "RequestContext"]
 
@@ -42,6 +45,7 @@ class RequestContext:
     """
 
     __slots__ = (
+        "body_inspection",
         "bytes_sent",
         "client_ip",
         "client_port",
@@ -100,6 +104,9 @@ class RequestContext:
         self.origin_retried = False
         #: The WAF's verdict (action, matching rules) when the zone has rules; None when the WAF did not run.
         self.waf: Verdict | None = None
+        #: Set by the WAF when its decision waits for the body's first bytes (managed rules); the exchange
+        #: reads them and calls it before connecting to the origin.
+        self.body_inspection: BodyInspection | None = None
         #: Origin Rules (``http_request_origin``): the merged ``route`` override and the ids of matching rules.
         self.origin_override: RouteOverride | None = None
         self.origin_rule_ids: tuple[str, ...] = ()

@@ -8,7 +8,7 @@ from originlock.pipeline.context import RequestContext
 from originlock.pipeline.decision import Decision
 from originlock.proto.events import RequestReceived
 
-__all__ = ["WafHook"]
+__all__ = ["BodyInspection", "WafHook"]
 
 
 class WafHook(Protocol):
@@ -23,3 +23,17 @@ class WafHook(Protocol):
     """
 
     def __call__(self, request: RequestReceived, ctx: RequestContext) -> Decision: ...
+
+
+class BodyInspection(Protocol):
+    """A WAF decision that needs the start of the request body (managed rules inspect it).
+
+    Set on ``ctx.body_inspection`` by the WAF hook; the exchange reads at most ``limit`` body bytes
+    (plus the rest of the last chunk received) before connecting to the origin, calls it with them, and
+    then either answers with the returned ``Respond`` or forwards the buffered bytes and streams the rest.
+    """
+
+    @property
+    def limit(self) -> int: ...
+
+    def __call__(self, body: bytes) -> Decision: ...

@@ -35,7 +35,12 @@ log = logging.getLogger("originlock.rulesets")
 INVALID_RULE: Final = 20125
 
 #: Phases this edge evaluates; the others are refused rather than stored and silently ignored.
-SUPPORTED_PHASES: Final = (Phase.HTTP_REQUEST_FIREWALL_CUSTOM, Phase.HTTP_RATELIMIT, Phase.HTTP_REQUEST_ORIGIN)
+SUPPORTED_PHASES: Final = (
+    Phase.HTTP_REQUEST_FIREWALL_CUSTOM,
+    Phase.HTTP_RATELIMIT,
+    Phase.HTTP_REQUEST_ORIGIN,
+    Phase.HTTP_REQUEST_FIREWALL_MANAGED,
+)
 
 _ACTIONS: Final = frozenset(a.value for a in Action)
 _RULE_KEYS: Final = ("action_parameters", "ratelimit", "logging")
@@ -189,7 +194,10 @@ def check_rules(phase: Phase, rules: Sequence[Mapping[str, Any]], *, body_index:
         RulesetInvalid: the WAF's message (Cloudflare's wording for expressions) and pointer.
     """
     try:
-        compile_ruleset(phase, to_waf_rules(rules))
+        waf_rules = to_waf_rules(rules)
+        compile_ruleset(phase, waf_rules)
+        if phase is Phase.HTTP_REQUEST_FIREWALL_MANAGED:
+            _check_managed(waf_rules)
     except RuleError as exc:
         pointer = exc.pointer
         if body_index is not None:
@@ -197,6 +205,18 @@ def check_rules(phase: Phase, rules: Sequence[Mapping[str, Any]], *, body_index:
             if index == str(body_index):
                 pointer = f"/{rest}" if rest else "/"
         raise RulesetInvalid(exc.message, pointer) from None
+
+
+def _check_managed(rules: Sequence[Rule]) -> None:
+    """Execute rules must name a managed ruleset we have, with overrides it accepts (``waf/managed``)."""
+    from originlock.waf.managed.cloudflare import OverrideError
+    from originlock.waf.managed.phase import check_managed_rule
+
+    for index, rule in enumerate(rules):
+        try:
+            check_managed_rule(rule.action, rule.action_parameters)
+        except OverrideError as exc:
+            raise RuleError(str(exc), f"/rules/{index}/action_parameters{exc.pointer}") from None
 
 
 def compile_entrypoints(rows: Iterable[Any]) -> dict[str, dict[Phase, tuple[CompiledRuleset, ...]]]:
@@ -214,6 +234,8 @@ def compile_entrypoints(rows: Iterable[Any]) -> dict[str, dict[Phase, tuple[Comp
         while True:
             try:
                 compiled = compile_ruleset(phase, rules, ruleset_id=row.id)
+                if phase is Phase.HTTP_REQUEST_FIREWALL_MANAGED:
+                    _check_managed(rules)
                 break
             except RuleError as exc:
                 index = int(exc.pointer.split("/")[2])

@@ -107,6 +107,10 @@ class RuleMatch:
     rule_id: str
     action: Action
     phase: Phase
+    ref: str | None = None
+    """Managed rules: the rule's ``ref`` (the CRS id, e.g. ``942100``)."""
+    score: int | None = None
+    """Managed rules: the anomaly score the rule added."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +127,8 @@ class Verdict:
     matches: tuple[RuleMatch, ...] = ()
     skipped_phases: frozenset[str] = frozenset()
     skipped_products: frozenset[str] = frozenset()
+    score: int | None = None
+    """The managed ruleset's inbound anomaly score, when it ran."""
 
     @property
     def terminated(self) -> bool:

@@ -1,4 +1,9 @@
-"""/zones/{zone_id}/rulesets: Cloudflare's Rulesets API for custom rules, rate limiting and Origin Rules.
+"""/zones/{zone_id}/rulesets: Cloudflare's Rulesets API for custom rules, rate limiting, Origin Rules and
+the managed phase.
+
+The managed "Cloudflare OWASP Core Ruleset" (``waf/managed``) is listed with the zone's rulesets (first
+page) and readable by its id; it cannot be changed, only deployed by an ``execute`` rule in the zone's
+``http_request_firewall_managed`` entry point.
 
 Writes compile the new rules with the WAF engine first (``store/ruleset_rules.py``); an invalid rule is
 a 400 whose error carries ``source.pointer`` (``/rules/0/expression``), and nothing is stored.
@@ -21,6 +26,8 @@ from originlock.api.envelope import ok
 from originlock.store import rulesets
 from originlock.store.db import Store
 from originlock.store.errors import Invalid
+from originlock.store.zones import get_zone
+from originlock.waf.managed.cloudflare import OWASP_RULESET_ID, ruleset_summary
 
 router = APIRouter()
 BASE = "/zones/{zone_id}/rulesets"
@@ -118,6 +125,13 @@ def list_rulesets(
     with store.read() as conn:
         rows, next_cursor = rulesets.list_rulesets(conn, access.zone_id, cursor=cursor, limit=limit)
     items = [rulesets.ruleset_json(r, with_rules=False) for r in rows]
+    # The managed ruleset takes its place in the id order of the pages, as if it were a row.
+    if (cursor is None or cursor < OWASP_RULESET_ID) and (next_cursor is None or next_cursor > OWASP_RULESET_ID):
+        items.append(ruleset_summary(with_rules=False))
+        items.sort(key=lambda item: str(item["id"]))
+        if len(items) > limit:
+            items = items[:limit]
+            next_cursor = str(items[-1]["id"])
     info: dict[str, Any] = {"per_page": limit, "count": len(items)}
     if next_cursor is not None:
         info["cursor"] = next_cursor
@@ -132,6 +146,9 @@ def create_ruleset(body: JsonBody, store: StoreDep, access: FirewallEdit, dry_ru
 @router.get(BASE + "/{ruleset_id}")
 def get_ruleset(ruleset_id: str, store: StoreDep, access: FirewallRead) -> JSONResponse:
     with store.read() as conn:
+        if ruleset_id == OWASP_RULESET_ID:
+            get_zone(conn, access.zone_id)
+            return ok(ruleset_summary(with_rules=True))
         return ok(rulesets.ruleset_json(rulesets.get_ruleset(conn, access.zone_id, ruleset_id)))
 
 
@@ -150,12 +167,18 @@ def delete_ruleset(ruleset_id: str, store: StoreDep, access: FirewallEdit, dry_r
 @router.get(BASE + "/{ruleset_id}/versions")
 def list_versions(ruleset_id: str, store: StoreDep, access: FirewallRead) -> JSONResponse:
     with store.read() as conn:
+        if ruleset_id == OWASP_RULESET_ID:
+            get_zone(conn, access.zone_id)
+            return ok([ruleset_summary(with_rules=False)])
         return _versions(conn, rulesets.get_ruleset(conn, access.zone_id, ruleset_id))
 
 
 @router.get(BASE + "/{ruleset_id}/versions/{version}")
 def get_version(ruleset_id: str, version: str, store: StoreDep, access: FirewallRead) -> JSONResponse:
     with store.read() as conn:
+        if ruleset_id == OWASP_RULESET_ID and version == "1":
+            get_zone(conn, access.zone_id)
+            return ok(ruleset_summary(with_rules=True))
         current = rulesets.get_ruleset(conn, access.zone_id, ruleset_id)
         return ok(rulesets.ruleset_json(rulesets.get_version(conn, current, version)))
 

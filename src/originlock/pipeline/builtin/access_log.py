@@ -15,6 +15,7 @@ from typing import Final
 
 from originlock.pipeline.context import RequestContext
 from originlock.proto.events import RequestReceived
+from originlock.waf import RuleMatch
 
 __all__ = ["access_log_line"]
 
@@ -63,17 +64,26 @@ def access_log_line(ctx: RequestContext, request: RequestReceived | None, now: f
     if verdict is not None and (verdict.matches or verdict.terminated):
         # Every matching rule is logged (log, skip and terminating actions), as users need the full list
         # to tune rules before enforcing them (spec §4).
-        waf = {
+        waf: dict[str, object] = {
             "action": verdict.action.value if verdict.action else None,
             "rule_id": verdict.rule_id,
             "phase": verdict.phase.value if verdict.phase else None,
-            "matches": [
-                {"rule_id": m.rule_id, "action": m.action.value, "phase": m.phase.value} for m in verdict.matches
-            ],
+            "matches": [_match(m) for m in verdict.matches],
         }
+        if verdict.score is not None:
+            waf["score"] = verdict.score
         line += f',"waf":{_dumps(waf)}'
     if ctx.origin_rule_ids:
         line += f',"origin_rules":{_dumps(list(ctx.origin_rule_ids))}'
     if ctx.error_code:
         line += f',"error":{ctx.error_code},"error_detail":{q(ctx.error_detail)}'
     return line + "}"
+
+
+def _match(m: RuleMatch) -> dict[str, object]:
+    out: dict[str, object] = {"rule_id": m.rule_id, "action": m.action.value, "phase": m.phase.value}
+    if m.ref is not None:
+        out["ref"] = m.ref
+    if m.score is not None:
+        out["score"] = m.score
+    return out

@@ -4,9 +4,15 @@ Theory of operation. The snapshot carries each zone's compiled entry-point rules
 (``Snapshot.waf``). For a request to a zone with rules, :class:`EdgeWaf` builds one
 :class:`~originlock.waf.RequestFields` from the parsed head and the context, then runs, in Cloudflare's
 order (spec §2.5): ``http_request_origin`` (Origin Rules: the merged ``route`` override is stored on the
-context and applied by ORIGIN_SELECT), ``http_request_firewall_custom``, ``http_ratelimit`` and the
-managed-phase hook (none yet). A terminating verdict becomes the rule's custom response or a 1020/1015
-page; the verdict and matching rule ids are kept on the context for the access log.
+context and applied by ORIGIN_SELECT), ``http_request_firewall_custom``, ``http_ratelimit`` and
+``http_request_firewall_managed`` (the OWASP CRS, ``waf/managed``, compiled once per process and shared by
+every zone). A terminating verdict becomes the rule's custom response or a 1020/1015 page; the verdict
+and matching rule ids are kept on the context for the access log.
+
+Managed rules inspect the body's first ``body_limit`` bytes (128 KB, as Cloudflare's WAF): for a request
+with a body the hook decides nothing about the managed phase at the headers; it leaves a
+:class:`_ManagedBody` on ``ctx.body_inspection`` and the exchange calls it with the body prefix before
+connecting to the origin (the prefix is then forwarded and the rest streamed, never buffered whole).
 
 Rate-limit counters live in one :class:`~originlock.waf.RateLimiter` per hook instance, i.e. per edge
 process (one process is one Cloudflare "colo"; ``--workers N`` counts per process). The clocks are
@@ -23,12 +29,17 @@ from originlock.pipeline.context import RequestContext
 from originlock.pipeline.decision import CONTINUE, Decision
 from originlock.proto.events import RequestReceived
 from originlock.proto.target import path_and_query
-from originlock.waf import FieldValues, Phase, RateLimiter, RequestFields, evaluate_origin, evaluate_request
+from originlock.waf import FieldValues, Phase, RateLimiter, RequestFields, Verdict, evaluate_origin, evaluate_request
+from originlock.waf.managed.phase import ManagedPlan, plan_managed, request_of, run_managed
 from originlock.waf.rules import ManagedHook
 
 __all__ = ["EdgeWaf", "request_fields"]
 
 _VERSIONS: Final = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
+_MANAGED: Final = Phase.HTTP_REQUEST_FIREWALL_MANAGED
+_MANAGED_NAME: Final = _MANAGED.value
+#: Cloudflare's WAF inspects the first 128 KB of a request body (docs/waf.md).
+DEFAULT_BODY_LIMIT: Final = 128 * 1024
 
 
 def request_fields(request: RequestReceived, ctx: RequestContext, wall_time: float) -> RequestFields:
@@ -64,24 +75,33 @@ class EdgeWaf:
     Args:
         clock: monotonic seconds for rate limiting.
         wall_clock: seconds since the epoch, for ``http.request.timestamp.*``.
-        managed: the managed-phase hook (a later issue); None skips the phase.
+        managed: an extra managed-phase hook (tests); the zone's ``http_request_firewall_managed``
+            entry point runs either way.
+        body_limit: how many body bytes managed rules inspect.
     """
 
     def __init__(
-        self, clock: Callable[[], float], wall_clock: Callable[[], float], managed: ManagedHook | None = None
+        self,
+        clock: Callable[[], float],
+        wall_clock: Callable[[], float],
+        managed: ManagedHook | None = None,
+        body_limit: int = DEFAULT_BODY_LIMIT,
     ) -> None:
         self.clock = clock
         self.wall_clock = wall_clock
         self.managed = managed
+        self.body_limit = body_limit
         self.limiter = RateLimiter()
 
     def __repr__(self) -> str:
         return f"EdgeWaf(rate_limit_keys={len(self.limiter)})"
 
-    def __reduce__(self) -> tuple[type[EdgeWaf], tuple[Callable[[], float], Callable[[], float], ManagedHook | None]]:
+    def __reduce__(
+        self,
+    ) -> tuple[type[EdgeWaf], tuple[Callable[[], float], Callable[[], float], ManagedHook | None, int]]:
         # --workers pickles the hook into each process. Compiled by mypyc, the class has no default
         # reduction; each process starts with its own empty rate limiter either way (one colo each).
-        return (EdgeWaf, (self.clock, self.wall_clock, self.managed))
+        return (EdgeWaf, (self.clock, self.wall_clock, self.managed, self.body_limit))
 
     def __call__(self, request: RequestReceived, ctx: RequestContext) -> Decision:
         route = ctx.route
@@ -96,7 +116,63 @@ class EdgeWaf:
         if origin:
             ctx.origin_override, ctx.origin_rule_ids = evaluate_origin(values, origin)
         verdict = evaluate_request(values, phases, limiter=self.limiter, now=self.clock(), managed=self.managed)
+        managed = phases.get(_MANAGED)
+        if managed and not verdict.terminated and _MANAGED_NAME not in verdict.skipped_phases:
+            plan, matches = plan_managed(values, managed)
+            if plan is not None and request.body != "none":
+                ctx.waf = verdict
+                accept = request.header(b"accept")
+                ctx.body_inspection = _ManagedBody(plan, values, verdict, ctx, accept, self.body_limit)
+                return CONTINUE
+            if plan is not None:
+                verdict = _merge(verdict, run_managed(plan, request_of(values)))
+            elif matches:
+                verdict = _merge(verdict, Verdict(matches=matches))
         ctx.waf = verdict
         if not verdict.terminated:
             return CONTINUE
         return block_response(verdict, request.header(b"accept"), ctx.ray_id, ctx.host)
+
+
+def _merge(first: Verdict, managed: Verdict) -> Verdict:
+    """The verdict of the earlier phases followed by the managed phase's."""
+    return Verdict(
+        managed.action,
+        managed.rule_id,
+        managed.phase,
+        managed.response,
+        first.matches + managed.matches,
+        first.skipped_phases,
+        first.skipped_products,
+        managed.score,
+    )
+
+
+class _ManagedBody:
+    """The managed phase of a request with a body, run by the exchange once the body prefix is read."""
+
+    __slots__ = ("accept", "ctx", "earlier", "limit", "plan", "values")
+
+    def __init__(
+        self,
+        plan: ManagedPlan,
+        values: FieldValues,
+        earlier: Verdict,
+        ctx: RequestContext,
+        accept: bytes | None,
+        limit: int,
+    ) -> None:
+        self.plan = plan
+        self.values = values
+        self.earlier = earlier
+        self.ctx = ctx
+        self.accept = accept
+        self.limit = limit
+
+    def __call__(self, body: bytes) -> Decision:
+        verdict = _merge(self.earlier, run_managed(self.plan, request_of(self.values, body[: self.limit])))
+        ctx = self.ctx
+        ctx.waf = verdict
+        if not verdict.terminated:
+            return CONTINUE
+        return block_response(verdict, self.accept, ctx.ray_id, ctx.host)

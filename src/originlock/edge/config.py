@@ -24,6 +24,8 @@ DOWNSTREAM_WRITE_TIMEOUT = 60.0
 #: On shutdown, in-flight requests get this long to finish (uvicorn's timeout_graceful_shutdown is off by
 #: default; Kubernetes' terminationGracePeriodSeconds is 30 s).
 SHUTDOWN_GRACE = 10.0
+#: A WebSocket without data either way is closed after this long (Cloudflare: 100 s).
+WEBSOCKET_IDLE_TIMEOUT = 100.0
 
 
 def parse_address(value: str) -> tuple[str, int]:
@@ -67,13 +69,15 @@ class EdgeConfig:
     loop: str = "uvloop"
     #: Connection caps, backlog, body timeout (edge/limits.py).
     limits: EdgeLimits = field(default_factory=EdgeLimits)
+    websocket_idle_timeout: float = WEBSOCKET_IDLE_TIMEOUT
 
     def __post_init__(self) -> None:
         if self.http is None and self.https is None:
             raise ValueError("the edge needs an HTTP or an HTTPS listener")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
-        if min(self.idle_timeout, self.header_timeout, self.write_timeout) <= 0 or self.shutdown_grace < 0:
+        timeouts = (self.idle_timeout, self.header_timeout, self.write_timeout, self.websocket_idle_timeout)
+        if min(timeouts) <= 0 or self.shutdown_grace < 0:
             raise ValueError("timeouts must be positive")
         if self.loop not in ("uvloop", "asyncio"):
             raise ValueError("loop must be 'uvloop' or 'asyncio'")
@@ -169,6 +173,13 @@ def add_edge_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default {DOWNSTREAM_HEADER_TIMEOUT:g})",
     )
     group.add_argument(
+        "--websocket-idle-timeout",
+        type=float,
+        default=WEBSOCKET_IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help=f"close a WebSocket without data either way for this long (default {WEBSOCKET_IDLE_TIMEOUT:g})",
+    )
+    group.add_argument(
         "--access-log",
         default="-",
         metavar="PATH",
@@ -196,4 +207,5 @@ def edge_config_from_args(args: argparse.Namespace) -> EdgeConfig:
         header_timeout=args.header_timeout,
         access_log=access_log,
         limits=limits_from_args(args),
+        websocket_idle_timeout=args.websocket_idle_timeout,
     )

@@ -148,6 +148,7 @@ def compile_snapshot(store: Store, now: datetime) -> Snapshot:
                 client_cert=choice.cert,
                 client_cert_error=choice.error,
                 fips=fips,
+                websockets=zs["websockets"] == "on",
             )
         edge_certs = _edge_certs(conn, store)
         waf = _waf(conn)

@@ -30,6 +30,8 @@ SETTINGS: dict[str, SettingSpec] = {
     "tls_client_auth": SettingSpec(("on", "off"), "off"),
     "min_tls_version": SettingSpec(("1.0", "1.1", "1.2", "1.3"), "1.0"),
     "always_use_https": SettingSpec(("on", "off"), "off"),
+    # On by default, as at Cloudflare (every plan proxies WebSockets): docs/edge.md, "WebSockets".
+    "websockets": SettingSpec(("on", "off"), "on"),
     # originlock extension: the deployment issues and rotates the zone's AOP certificate (store/auto_rotation.py).
     "aop_auto_rotation": SettingSpec(("on", "off"), "off"),
     # originlock extension: the FIPS profile for this zone (store/fips.py).

@@ -397,3 +397,29 @@ def test_metrics_count_upgrades_and_open_websockets(setup: Setup) -> None:
     while scrape()["originlock_edge_websockets_active"] != 0:
         assert time.monotonic() < deadline, "the relay was not counted as closed"
         time.sleep(0.1)
+
+
+def test_frame_sent_with_the_handshake_is_relayed(setup: Setup) -> None:
+    """A visitor's first frame in the same TLS write as its handshake (llhttp stops at the head; the bytes
+    after it go to the origin once it accepted)."""
+    payload, mask = b"early", b"\x01\x02\x03\x04"
+    frame = bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    handshake = (
+        f"GET /early HTTP/1.1\r\nHost: app.{ON}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection(("127.0.0.1", setup.serve.https_port), timeout=10)
+    with context.wrap_socket(raw, server_hostname=f"app.{ON}") as tls:
+        tls.sendall(handshake + frame)
+        received = b""
+        while not received.endswith(b"\x81\x05early"):
+            data = tls.recv(65536)
+            assert data, f"connection ended after {received!r}"
+            received += data
+    head = received.partition(b"\r\n\r\n")[0].decode()
+    assert head.startswith("HTTP/1.1 101 ")
+    assert "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head  # RFC 6455's example key and answer
+    assert "CF-Ray: " in head

@@ -27,7 +27,8 @@ One access-log line per WebSocket when it ends (status 101, duration, bytes sent
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Final
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Final
 
 from originlock.edge.exchange import _send_response, _VisitorGone, failed
 from originlock.errors import EdgeError
@@ -91,15 +92,22 @@ def switching_head(response: ResponseReceived, ray_id: str) -> bytes:
     return response_head(101, headers, response.reason or None)
 
 
-async def relay(
+def relay(
+    conn: DownstreamConnection, request: RequestReceived, ctx: RequestContext, forward: Forward, state: EdgeState
+) -> Coroutine[Any, Any, bool]:
+    """ORIGIN_CONNECT .. LOG for a WebSocket handshake the pipeline decided to forward, as a coroutine for
+    ``conn.run_task``; it returns False (the visitor connection is closed afterwards, whatever happened).
+
+    Reading from the visitor pauses at once, before the task runs: bytes sent before the 101 stay in the
+    socket until the relay reads them, rather than reaching the HTTP parser (which refuses them)."""
+    if conn.transport is not None:
+        conn.transport.pause_reading()
+    return _relay(conn, request, ctx, forward, state)
+
+
+async def _relay(
     conn: DownstreamConnection, request: RequestReceived, ctx: RequestContext, forward: Forward, state: EdgeState
 ) -> bool:
-    """ORIGIN_CONNECT .. LOG for a WebSocket handshake the pipeline decided to forward; returns False (the
-    visitor connection is closed afterwards, whatever happened)."""
-    visitor = conn.transport
-    assert visitor is not None
-    # Bytes the visitor sends before the 101 stay in the socket until the relay reads them.
-    visitor.pause_reading()
     origin: OriginConnection | None = None
     switch: _Switch | None = None
     try:

@@ -16,7 +16,7 @@ Collectors read their source at scrape time, so there is nothing to keep in sync
 - ``originlock_edge_processes``: edge processes included in those sums (the serve process and every worker
   that has reported and not exited): alert on it being below ``--workers``.
 - ``originlock_edge_websockets_active`` and ``originlock_edge_websocket_upgrades_total``: WebSockets relayed
-  by the serve process's edge (``--workers`` processes do not report them yet).
+  by the edge processes, summed like the requests (exited workers' upgrades kept, their open ones dropped).
 - whatever is in prometheus_client's process-wide registry (``process_*``, the expiry alerts' gauge).
 
 Our collectors live in a registry per app rather than the process-wide one, because the exposure
@@ -168,7 +168,7 @@ def add_edge_collectors(
         requests: requests answered by (zone, status), cumulative.
         pool: the origin pools' statistics, summed.
         processes: how many edge processes the two others include.
-        websockets: (WebSockets open, upgrades relayed) of the serve process's edge.
+        websockets: (WebSockets open, upgrades relayed), summed over the edge processes.
     """
     registry.register(RequestCollector(requests, processes))
     registry.register(PoolCollector(pool))

@@ -61,6 +61,8 @@ class WsOrigin:
         self.ssl.verify_mode = ssl.CERT_REQUIRED
         self.ssl.load_verify_locations(work / "ca.pem")
         self.port = free_port()
+        #: The same handlers without TLS: where the edge pulls plain-HTTP visitors' requests in Full mode.
+        self.plain_port = free_port()
         self.seen: list[Seen] = []
         self.handshakes_refused = 0
         self._loop = asyncio.new_event_loop()
@@ -83,30 +85,20 @@ class WsOrigin:
 
     async def _main(self) -> None:
         self._stop = self._loop.create_future()
-        async with serve(
-            self._handler,
-            "127.0.0.1",
-            self.port,
-            ssl=self.ssl,
-            process_request=self._process_request,
-            compression=None,
-            ping_interval=None,
-            max_size=None,
+        options: Any = {"process_request": self._process_request, "compression": None, "ping_interval": None}
+        async with (
+            serve(self._handler, "127.0.0.1", self.port, ssl=self.ssl, max_size=None, **options),
+            serve(self._handler, "127.0.0.1", self.plain_port, max_size=None, **options),
         ):
             self._ready.set()
             await self._stop
 
     def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
-        der = conn.transport.get_extra_info("ssl_object").getpeercert(binary_form=True)
-        cert = x509.load_der_x509_certificate(der)
-        self.seen.append(
-            Seen(
-                request.path,
-                request.headers.get("Upgrade"),
-                hashlib.sha256(der).hexdigest(),
-                cert.subject.rfc4514_string(),
-            )
-        )
+        tls = conn.transport.get_extra_info("ssl_object")
+        der = tls.getpeercert(binary_form=True) if tls is not None else None
+        fingerprint = hashlib.sha256(der).hexdigest() if der else ""
+        subject = x509.load_der_x509_certificate(der).subject.rfc4514_string() if der else ""
+        self.seen.append(Seen(request.path, request.headers.get("Upgrade"), fingerprint, subject))
         if request.path == "/deny":
             return conn.respond(403, "origin says no\n")
         return None
@@ -190,6 +182,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             extra_args=[
                 "--origin-https-port",
                 str(origin.port),
+                "--origin-http-port",
+                str(origin.plain_port),
                 "--access-log",
                 str(work / "access.log"),
                 "--websocket-idle-timeout",
@@ -268,6 +262,25 @@ def test_echo_through_the_edge_with_the_zone_certificate(setup: Setup) -> None:
     assert records, "no access-log line for the WebSocket"
     assert records[-1]["bytes"] > len("hello") and records[-1]["duration_ms"] > 0
     assert records[-1]["client_cert"] is not None
+
+
+def test_plain_http_visitor_and_origin(setup: Setup) -> None:
+    """ws:// in Full mode: plain HTTP to the origin's HTTP port (no certificate to present), TCP both ways."""
+
+    async def run() -> str | bytes:
+        async with connect(
+            f"ws://app.{ON}:{setup.serve.http_port}/plain",
+            host="127.0.0.1",
+            port=setup.serve.http_port,
+            compression=None,
+            ping_interval=None,
+        ) as ws:
+            await ws.send("over http")
+            return await ws.recv()
+
+    assert asyncio.run(run()) == "over http"
+    seen = setup.origin.wait_closed("/plain")
+    assert seen.fingerprint == "" and seen.close_code == 1000
 
 
 def test_large_messages_both_ways(setup: Setup) -> None:

@@ -164,7 +164,9 @@ class _Switch:
         origin.disarm_read_timeout()
         events = origin.pending
         response = events[0] if events else None
-        if origin.error is None and isinstance(response, ResponseReceived) and response.status == 101:
+        # A visitor gone meanwhile gets the 101 as an ordinary response (written nowhere), then both close.
+        ok = origin.error is None and not self.conn.closed
+        if ok and isinstance(response, ResponseReceived) and response.status == 101:
             origin.consume_pending()
             self.relay = self._start_relay(response)
         if not self.decided.done():
@@ -214,13 +216,11 @@ class _Side(asyncio.Protocol):
     def eof_received(self) -> bool:
         self.eof = True
         other = self.other
-        if other.transport.can_write_eof() and not other.lost:
-            other.transport.write_eof()  # half-close passed on; the other direction goes on
-            if other.eof:
-                self.relay.close()
-            return True
-        self.relay.close()  # TLS: no half-close, end both once the buffered bytes are out
-        return False
+        if other.eof or other.lost or not (self.transport.can_write_eof() and other.transport.can_write_eof()):
+            self.relay.close()  # both ways ended, or TLS (no half-close in asyncio): end both, buffers written
+            return False
+        other.transport.write_eof()  # plain TCP both sides: the half-close is passed on, the other way goes on
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True

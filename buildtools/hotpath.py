@@ -20,6 +20,7 @@ HOT_MODULES = (
     "originlock/proto/events.py",
     "originlock/proto/http1.py",
     "originlock/proto/serialize.py",
+    "originlock/proto/target.py",
     "originlock/pipeline/context.py",
     "originlock/pipeline/decision.py",
     "originlock/pipeline/phases.py",

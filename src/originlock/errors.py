@@ -7,7 +7,10 @@ which HTTP status the visitor should see.
     ├── DownstreamError            source=DOWNSTREAM: the visitor sent something we refuse
     │   ├── MalformedRequest       400, connection closed (ambiguous framing, bad syntax)
     │   ├── HeadersTooLarge        431
-    │   └── UriTooLong             414
+    │   ├── UriTooLong             414
+    │   └── UnsupportedTransferCoding  501 (a transfer coding other than chunked, as nginx)
+    ├── UnsafeHeaderValue          source=INTERNAL, 502: a head the edge was about to send would hold
+    │                              CR, LF or NUL (a configuration value that slipped past validation)
     ├── EdgeOverloaded             503: an edge resource limit was reached (origin connection cap, file
     │                              descriptors); nothing was sent to the origin
     ├── OriginSniUnusable          525: the SNI an Origin Rule (or the snapshot) gives cannot be sent
@@ -55,6 +58,8 @@ __all__ = [
     "OriginUnreachable",
     "RoutingError",
     "UnknownHostname",
+    "UnsafeHeaderValue",
+    "UnsupportedTransferCoding",
     "UriTooLong",
     "map_errors",
 ]
@@ -109,6 +114,26 @@ class UriTooLong(DownstreamError):
 
     status_hint = 414
     code = 414
+
+
+class UnsupportedTransferCoding(DownstreamError):
+    """The request uses a transfer coding other than chunked."""
+
+    status_hint = 501
+    code = 501
+
+
+class UnsafeHeaderValue(EdgeError):
+    """A header field the edge was about to send contains CR, LF or NUL.
+
+    Only configuration can put such a value there (an Origin Rule's ``host_header``, a custom response):
+    the visitor's own fields went through the strict parser, which refuses them. Nothing is sent; the
+    visitor gets 502 (the edge, as a gateway, could not make a valid request) and the connection to the
+    origin is never opened or written to, so it cannot be poisoned.
+    """
+
+    status_hint = 502
+    code = 502
 
 
 class RoutingError(EdgeError):

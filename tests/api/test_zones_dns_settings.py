@@ -58,7 +58,9 @@ def test_dns_records(api) -> None:  # type: ignore[no-untyped-def]
     bad = [
         ({"type": "A", "name": "x", "content": "::1"}, "IPv4"),
         ({"type": "AAAA", "name": "x", "content": "1.2.3.4"}, "IPv6"),
-        ({"type": "MX", "name": "x", "content": "a.b"}, "not supported"),
+        ({"type": "MX", "name": "x", "content": "a.b"}, "priority is required"),
+        ({"type": "BOGUS", "name": "x", "content": "a.b"}, "not a DNS record type"),
+        ({"type": "TXT", "name": "x", "content": "v", "proxied": True}, "cannot be proxied"),
         ({"type": "A", "name": "x", "content": "1.2.3.4", "ttl": 5}, "ttl"),
         ({"type": "CNAME", "name": "app", "content": "other.test"}, "already exists"),
         ({"type": "A", "name": "app", "content": "127.0.0.1", "proxied": True}, "identical"),
@@ -88,7 +90,8 @@ def test_settings(api) -> None:  # type: ignore[no-untyped-def]
     r = api.client.patch(f"{base}/ssl", json={"value": "maximum"}, headers=api.admin)
     assert r.status_code == 400 and r.json()["errors"][0] == {
         "code": 1007,
-        "message": "Invalid value for zone setting ssl",
+        "message": 'Invalid value for zone setting ssl: allowed values are "off", "flexible", "full", "strict", '
+        '"origin_pull"',
     }
     r = api.client.patch(f"{base}/nonsense", json={"value": "on"}, headers=api.admin)
     assert r.status_code == 400 and r.json()["errors"][0]["code"] == 1006

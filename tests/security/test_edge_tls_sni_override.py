@@ -30,7 +30,7 @@ from originlock.testing.edge_thread import EdgeThread
 from originlock.testing.nginx import free_port
 from originlock.testing.pki import TestPki, make_route, make_snapshot
 from originlock.testing.scripted_origin import ScriptedOrigin, read_request_head
-from originlock.waf import Action, Phase, Rule, compile_ruleset
+from originlock.waf import Action, Phase, RouteOverride, Rule, compile_ruleset
 
 pytestmark = pytest.mark.slow
 
@@ -57,8 +57,14 @@ def _snapshot(pki: TestPki, extra: dict[str, dict[str, Any]]) -> Snapshot:
     waf = {}
     for name, params in extra.items():
         route = snapshot.routes[f"{name}.example.test"]
-        rule = Rule("bad-origin-rule", "true", Action.ROUTE, action_parameters=params)
-        waf[route.zone_id] = {Phase.HTTP_REQUEST_ORIGIN: (compile_ruleset(Phase.HTTP_REQUEST_ORIGIN, [rule]),)}
+        # The API refuses these values where they enter (tests/security/test_api_wire_values.py); the edge must
+        # still fail closed if one reaches a snapshot (an older store, a bug): compile a valid rule, then put
+        # the raw value into its compiled override, past the API's check.
+        rule = Rule("bad-origin-rule", "true", Action.ROUTE, action_parameters={"sni": {"value": "ok.test"}})
+        ruleset = compile_ruleset(Phase.HTTP_REQUEST_ORIGIN, [rule])
+        raw = RouteOverride(None, None, params.get("sni", {}).get("value"), params.get("host_header"))
+        ruleset = dataclasses.replace(ruleset, rules=(dataclasses.replace(ruleset.rules[0], route=raw),))
+        waf[route.zone_id] = {Phase.HTTP_REQUEST_ORIGIN: (ruleset,)}
     return dataclasses.replace(snapshot, waf=waf)
 
 

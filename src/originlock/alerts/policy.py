@@ -29,6 +29,8 @@ THRESHOLDS_DAYS = (30, 14, 0)
 ALERT_TYPES = {
     "zone": "zone_aop_custom_certificate_expiration_type",
     "hostname": "hostname_aop_custom_certificate_expiration_type",
+    # Uploaded visitor-facing certificates (custom_certificates): Cloudflare's custom SSL event alert.
+    "custom": "custom_ssl_certificate_event_type",
 }
 #: originlock extension: the exposure monitor saw a locked origin become open.
 ORIGIN_EXPOSED = "originlock_origin_exposed"

@@ -14,13 +14,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from originlock import dashboard
 from originlock._version import __version__
+from originlock.api.audit import AuditLog
 from originlock.api.envelope import fail
+from originlock.api.failures import ContainErrors, internal_error, store_error_response
 from originlock.api.gate import DEFAULT_MAX_BODY, ApiGate
 from originlock.api.routes import (
+    account_rulesets,
+    accounts,
     alerting,
+    alerting_history,
     aop,
     custom_certs,
     dns,
+    dns_bulk,
+    edge_nodes,
     exposure,
     origin_ca,
     rulesets,
@@ -47,8 +54,10 @@ def _pointer(loc: tuple[int | str, ...]) -> str:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StoreError)
     async def _store_error(_request: Request, exc: StoreError) -> JSONResponse:
-        # Ruleset validation errors point into the body (``/rules/0/expression``), as Cloudflare's do.
-        return fail(exc.http_status, exc.code, exc.message, pointer=getattr(exc, "pointer", None))
+        # Ruleset validation errors point into the body (``/rules/0/expression``), as Cloudflare's do;
+        # a store outage is a 503 (api/failures.py).
+        response: JSONResponse = store_error_response(exc)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -74,9 +83,14 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # Log the type only: an exception's text may quote request data.
-        log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
-        return fail(500, 1000, "internal error")
+        # Not reached while ContainErrors is installed (it catches first, and never re-raises).
+        response: JSONResponse = internal_error(request.method, request.url.path, exc)
+        return response
+
+
+def _is_multipart(scope: Any) -> bool:
+    # File uploads (DNS import) keep their multipart Content-Type: the boundary is in it.
+    return any(k == b"content-type" and v.lower().startswith(b"multipart/form-data") for k, v in scope["headers"])
 
 
 class JsonBodyByDefault:
@@ -90,7 +104,7 @@ class JsonBodyByDefault:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(API_PREFIX):
+        if scope["type"] == "http" and scope["path"].startswith(API_PREFIX) and not _is_multipart(scope):
             headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
             scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
         await self.app(scope, receive, send)
@@ -108,15 +122,38 @@ def create_app(
         redoc_url=None,
     )
     app.add_middleware(JsonBodyByDefault)
-    # Outermost: no route, no body parsing, before the token is checked and the body's size bounded.
+    # Inside the gate: the audit log sees the answer the caller got, and reads "before" through the whole stack;
+    # only authenticated requests with a bounded body reach it.
+    app.add_middleware(AuditLog, prefix=API_PREFIX, store=store)
+    # Before any route or body parsing: the token is checked and the body's size bounded first.
     public = frozenset({f"{API_PREFIX}/openapi.json", f"{API_PREFIX}/docs", f"{API_PREFIX}/docs/oauth2-redirect"})
     app.add_middleware(ApiGate, store=store, prefix=API_PREFIX, public=public, max_body=max_body, clock=clock)
+    # Outside the gate: a failure anywhere (the gate's own store lookup included) is logged as a type and an
+    # id, never a traceback; it reads no body.
+    app.add_middleware(ContainErrors)
     app.state.store = store
     app.state.clock = clock
     _install_error_handlers(app)
-    # exposure before aop, whose `.../origin_tls_client_auth/{certificate_id}` would also match it.
-    for module in (zones, dns, settings, exposure, aop, tokens, origin_ca, alerting, custom_certs, rulesets):
+    # dns_bulk before dns, whose `.../dns_records/{record_id}` would also match `export`; exposure before aop,
+    # whose `.../origin_tls_client_auth/{certificate_id}` would also match it.
+    for module in (
+        zones,
+        dns_bulk,
+        dns,
+        settings,
+        exposure,
+        aop,
+        tokens,
+        origin_ca,
+        alerting,
+        alerting_history,
+        custom_certs,
+        rulesets,
+        accounts,
+        account_rulesets,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(edge_nodes.router, prefix=API_PREFIX)  # the fleet's nodes (issue 15)
 
     @app.get("/ca/{name}.pem", include_in_schema=False)
     def ca_pem(name: str) -> Response:

@@ -17,6 +17,7 @@ from starlette.datastructures import Headers
 
 from originlock.api.authz import Unauthorized, check_usable
 from originlock.api.envelope import fail
+from originlock.api.failures import store_error_response
 from originlock.store.db import Store
 from originlock.store.errors import Invalid, StoreError
 from originlock.store.tokens import Token, find_token
@@ -84,7 +85,9 @@ class ApiGate:
             )
         except StoreError as exc:
             # The body (if any) is never read: close the connection rather than drain it.
-            await fail(exc.http_status, exc.code, exc.message, headers={"connection": "close"})(scope, receive, send)
+            answer = store_error_response(exc)  # a store outage is a 503 with Retry-After, as on every route
+            answer.headers["connection"] = "close"
+            await answer(scope, receive, send)
             return
         too_large = fail(
             413,

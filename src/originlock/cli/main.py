@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from originlock._version import __version__
-from originlock.cli import origin, resources, rules, serve
+from originlock.cli import origin, resources, roles, rules, serve
 from originlock.cli.client import CliError
 
 __all__ = ["build_parser", "main"]
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"originlock {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve.add_parser(sub)
+    roles.add_parsers(sub)  # edge / api: one role per fleet node
     resources.add_parsers(sub)
     origin.add_parser(sub)
     rules.add_parser(sub)

@@ -17,7 +17,7 @@ import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from originlock.api.app import create_app
-from originlock.api.gate import DEFAULT_MAX_BODY
+from originlock.cli.api_options import add_api_options
 from originlock.cli.ports import PortInUse, bind_api_socket, busy_addresses
 from originlock.cli.serve_errors import data_dir_problem, store_problem
 from originlock.dashboard import WafRecorder, attach_waf_recorder
@@ -32,11 +32,14 @@ from originlock.server import alerts_job, rotation_job
 from originlock.server.alerts_job import ExpiryAlerts
 from originlock.server.alerts_notify import WebhookQueueNotifier
 from originlock.server.bootstrap import Deployment, bootstrap
+from originlock.server.fleet_node import start_fleet_tasks, stop_tasks
 from originlock.server.leadership import JobLease, node_id
 from originlock.server.metrics import add_edge_collectors
 from originlock.server.monitor import add_monitor_arguments, start_origin_monitor, stop_origin_monitor
 from originlock.server.rotation_job import AutoRotation
-from originlock.server.store_snapshots import StoreSnapshotSource, open_store_snapshots
+from originlock.server.snapshot_health import add_snapshot_health
+from originlock.server.store_snapshots import local_snapshot_source, open_store_snapshots
+from originlock.store.errors import StoreError
 
 __all__ = ["add_parser"]
 
@@ -103,7 +106,7 @@ async def _serve(args: argparse.Namespace) -> int:
         api_sock.close()
         print(f"error: {data_dir_problem(Path(args.data_dir), exc)}", file=sys.stderr)
         return 1
-    except (ValueError, SQLAlchemyError) as exc:
+    except (ValueError, SQLAlchemyError, StoreError) as exc:
         api_sock.close()
         print(f"error: {store_problem(args.store, exc)}", file=sys.stderr)
         return 1
@@ -112,7 +115,7 @@ async def _serve(args: argparse.Namespace) -> int:
         # Each worker process opens its own store connection; the factory must be picklable.
         snapshots = functools.partial(open_store_snapshots, str(deployment.data_dir), deployment.store_url, args.fips)
     else:
-        snapshots = StoreSnapshotSource(deployment.store)
+        snapshots = local_snapshot_source(deployment)
     edge_up: asyncio.Future[EdgeServer] = asyncio.get_running_loop().create_future()
     # One rate limiter per edge process: workers each count on their own copy of the hook.
     # Wrapped to count WAF matches and keep the latest for the dashboard and /metrics (dashboard/waf_events.py).
@@ -148,6 +151,10 @@ async def _serve(args: argparse.Namespace) -> int:
     attach_waf_recorder(app, waf)
     edge_state = edge_up.result().state
     api_sock.on_shed = lambda count: edge_state.overload.count("accept", count)
+    # The fleet: /healthz/snapshot and snapshot metrics, the lease keeper, this node's registration.
+    add_snapshot_health(app, app.state.metrics, edge_up.result().source)
+    address = {"api": f"{args.api[0]}:{args.api[1]}", "edge": _edge_lines(edge_up.result())[:-1]}
+    fleet_tasks = start_fleet_tasks(deployment.store, node, "serve", address, edge_up.result().source)
     add_edge_collectors(
         app.state.metrics,
         requests=lambda: worker_stats.request_counts(edge_state.request_counts),
@@ -184,6 +191,7 @@ async def _serve(args: argparse.Namespace) -> int:
         await server.serve(sockets=[api_sock])
     finally:
         await stop_origin_monitor(monitor_task)
+        await stop_tasks(fleet_tasks)
         edge_task.cancel()
         alerts_task.cancel()
         rotation_task.cancel()
@@ -204,14 +212,6 @@ async def _serve(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     return asyncio.run(_serve(args))
-
-
-def _byte_size(text: str) -> int:
-    units = {"k": 1024, "m": 1024 * 1024}
-    number, unit = (text[:-1], units[text[-1].lower()]) if text[-1:].lower() in units else (text, 1)
-    if not number.isdigit() or int(number) * unit < 1024:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size of at least 1024 bytes (e.g. 1048576, 512k, 4m)")
-    return int(number) * unit
 
 
 def add_parser(sub: Any) -> None:
@@ -243,13 +243,7 @@ def add_parser(sub: Any) -> None:
         metavar="SECONDS",
         help="how often certificate expiry is checked for notifications (default 60)",
     )
-    p.add_argument(
-        "--api-max-body",
-        type=_byte_size,
-        default=DEFAULT_MAX_BODY,
-        metavar="BYTES",
-        help="largest API request body, e.g. 1048576, 512k or 4m; larger ones get 413 (default 1m)",
-    )
+    add_api_options(p)
     add_monitor_arguments(p)
     add_edge_arguments(p)
     p.set_defaults(func=run)

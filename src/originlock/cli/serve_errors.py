@@ -9,6 +9,8 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from originlock.store.errors import StoreError
+
 __all__ = ["data_dir_problem", "store_problem"]
 
 
@@ -36,5 +38,8 @@ def _shown(url: str) -> str:
 def store_problem(url: str | None, exc: Exception) -> str:
     """Why the store could not be opened: the driver's first line (no SQL, no traceback) and what to check."""
     where = f"--store {_shown(url)}" if url else "the SQLite store in --data-dir"
+    # The store's own StoreUnavailable wraps the driver's error (store/db.py): say what the driver said.
+    if isinstance(exc, StoreError) and exc.__cause__ is not None:
+        exc = exc.__cause__  # type: ignore[assignment]
     detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return f"cannot open {where}: {detail}"

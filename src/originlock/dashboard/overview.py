@@ -18,6 +18,7 @@ from originlock.snapshot.model import SslMode
 from originlock.store import aop, custom_certs, schema
 from originlock.store.db import Store, from_iso
 from originlock.store.dns import list_records
+from originlock.store.dns_query import RecordQuery
 from originlock.store.identity import edge_choice
 from originlock.store.origin_checks import OriginCheck, get_check
 from originlock.store.settings import AOP_ZONE_ENABLED, zone_settings_map
@@ -105,7 +106,7 @@ def _subject(chain_pem: bytes | str) -> str:
 
 
 def _hostnames(conn: Connection, store: Store, zone_id: str, ssl_mode: str, now: datetime) -> list[HostnameView]:
-    records, _ = list_records(conn, zone_id, filters={"proxied": True}, offset=0, limit=MAX_RECORDS)
+    records, _ = list_records(conn, zone_id, query=RecordQuery(proxied=True), offset=0, limit=MAX_RECORDS)
     views = []
     for record in records:
         choice = edge_choice(conn, zone_id, record.name, now, SslMode(ssl_mode), deployment_fips=store.fips)

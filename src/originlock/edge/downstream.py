@@ -87,6 +87,8 @@ class DownstreamConnection(asyncio.Protocol):
         try:
             events = self.parser.feed(data)
         except DownstreamError as exc:
+            # Requests completed in this read before the error are answered first, then the error.
+            self._queue.extend(self.parser.complete_events())
             self._queue.append(exc)
             self._pause()
             self._wake()
@@ -94,9 +96,11 @@ class DownstreamConnection(asyncio.Protocol):
         if events:
             if len(events) == 2 and not self._busy and not self._queue and not self.state.draining:
                 request, end = events
-                if isinstance(request, RequestReceived) and isinstance(end, MessageEnded):
+                if isinstance(request, RequestReceived) and request.body == "none" and isinstance(end, MessageEnded):
                     # The usual read: one whole request without a body, nothing queued before it and none
-                    # being answered. Served straight away rather than through the queue.
+                    # being answered. Served straight away rather than through the queue. A chunked request
+                    # whose empty body came along also gives two events, but the body path must see its end
+                    # (MessageEnded, which writes the last chunk): it goes through the queue.
                     self.request_complete = True
                     if self._serve(request):
                         self._serve_next()
@@ -157,6 +161,10 @@ class DownstreamConnection(asyncio.Protocol):
         """Answer queued requests until one is pending or the queue is empty (then wait, idle)."""
         state = self.state
         while True:
+            if self.closed:
+                # Requests still queued behind one that closed the connection (a 400, Connection: close, an
+                # Upgrade) are never served: serving them would forward them to an origin.
+                return
             if state.draining:
                 self.close()
                 return

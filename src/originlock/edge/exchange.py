@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Final
 
-from originlock.errors import EdgeError
+from originlock.errors import EdgeError, UnsafeHeaderValue
 from originlock.origin.connection import OriginConnection
 from originlock.pipeline.builtin.error_pages import error_response
 from originlock.pipeline.builtin.forwarding import visitor_response_head
@@ -111,6 +111,22 @@ def respond(
     if not request_consumed(conn, request):
         keep_alive = False
     keep_alive = keep_alive and not response.close
+    try:
+        head, body = _local_head(request, ctx, response, keep_alive)
+    except UnsafeHeaderValue as exc:  # a configured response field holding CR/LF/NUL: never sent
+        ctx.error_code, ctx.error_detail = exc.code, exc.message
+        response = error_response(exc, ctx.ray_id, ctx.host)
+        head, body = _local_head(request, ctx, response, keep_alive)
+    conn.write(head + body)
+    conn.flush()
+    ctx.status = response.status
+    ctx.bytes_sent = len(body)
+    return keep_alive
+
+
+def _local_head(
+    request: RequestReceived, ctx: RequestContext, response: Respond, keep_alive: bool
+) -> tuple[bytes, bytes]:
     headers = list(response.headers)
     if not any(name.lower() == b"content-length" for name, _ in headers):
         headers.append((b"Content-Length", str(len(response.body)).encode()))
@@ -119,11 +135,7 @@ def respond(
     if not keep_alive:
         headers.append((b"Connection", b"close"))
     body = b"" if request.method == b"HEAD" else response.body
-    conn.write(response_head(response.status, headers) + body)
-    conn.flush()
-    ctx.status = response.status
-    ctx.bytes_sent = len(body)
-    return keep_alive
+    return response_head(response.status, headers), body
 
 
 async def _proxy(

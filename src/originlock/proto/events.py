@@ -91,7 +91,9 @@ class RequestReceived:
         expect_continue: bool,
     ) -> None:
         self.method = method
-        #: The request-target exactly as sent (origin-form ``/path?q`` or absolute-form).
+        #: The request-target in origin-form (``/path?q``), as :class:`~originlock.proto.http1.RequestParser`
+        #: makes it: an absolute-form target's authority moved to Host, the path normalised
+        #: (``proto/target.py``). Built by other means, it may be any form; ``proto/target.py`` reads them all.
         self.target = target
         #: ``b"1.1"`` or ``b"1.0"``.
         self.version = version

@@ -4,7 +4,14 @@ Both parsers are push parsers: ``feed(data)`` returns the events completed by ``
 :class:`~originlock.errors.EdgeError` on anything malformed. llhttp runs in its default strict mode
 (``set_dangerous_leniencies`` is never called), which refuses, among others: Content-Length together with
 Transfer-Encoding (RFC 9112 §6.3 step 3, request smuggling), duplicate Content-Length, invalid chunk sizes,
-obs-fold (RFC 9112 §5.2) and bare LF line endings.
+obs-fold (RFC 9112 §5.2) and bare LF line endings. On top of llhttp, the request parser refuses what
+nginx refuses and llhttp lets through (docs/edge.md, "Requests the edge refuses"): a transfer coding
+other than ``chunked`` (501), Transfer-Encoding in HTTP/1.0 (RFC 9112 §6.1), a tab after Content-Length,
+underscore field names that read as a field the edge interprets, CONNECT and the asterisk form; and it
+resolves the request-target (``proto/target.py``): an absolute-form target's authority replaces Host
+(RFC 9112 §3.2.2) and the path is normalised, so everything after the parser sees one origin-form target.
+Chunked trailers are dropped (as nginx does), and bytes after a request that closes the connection are
+ignored rather than answered with 400.
 """
 
 from __future__ import annotations
@@ -14,7 +21,14 @@ from typing import Final
 
 import httptools
 
-from originlock.errors import HeadersTooLarge, MalformedRequest, OriginBadResponse, UriTooLong
+from originlock.errors import (
+    DownstreamError,
+    HeadersTooLarge,
+    MalformedRequest,
+    OriginBadResponse,
+    UnsupportedTransferCoding,
+    UriTooLong,
+)
 from originlock.proto.events import (
     BodyReceived,
     Event,
@@ -25,6 +39,8 @@ from originlock.proto.events import (
     ResponseReceived,
     lower_name,
 )
+from originlock.proto.serialize import HOP_BY_HOP
+from originlock.proto.target import normalize_target, resolve_target
 
 __all__ = ["DEFAULT_LIMITS", "Limits", "RequestParser", "ResponseParser"]
 
@@ -58,8 +74,31 @@ class Limits:
 DEFAULT_LIMITS: Final = Limits()
 
 
+#: Fields the edge interprets or sets itself, among those with a dash in their name. A visitor's field whose
+#: name reads as one of them once its underscores are read as dashes (``Transfer_Encoding``) is refused:
+#: CGI-style origins (PHP, WSGI environ) map both spellings to one variable, so the origin could act on a
+#: field the edge did not. (Host, Connection, TE... have no dash, hence no other spelling.)
+_UNDERSCORE_SENSITIVE: Final = frozenset(
+    name
+    for name in HOP_BY_HOP
+    | {b"content-length", b"x-forwarded-for", b"x-forwarded-proto", b"cf-connecting-ip", b"cf-visitor", b"cf-ray"}
+    if b"-" in name
+)
+
+
+def _underscore_spellings(name: bytes) -> set[bytes]:
+    """Every spelling of ``name`` with one or more of its dashes written as underscores."""
+    spellings = {name}
+    for at, byte in enumerate(name):
+        if byte == 45:  # "-"
+            spellings |= {s[:at] + b"_" + s[at + 1 :] for s in spellings}
+    return spellings - {name}
+
+
+#: The refused spellings, looked up as they are (a set lookup per candidate field, no search in its name).
+_UNDERSCORED: Final = frozenset(s for name in _UNDERSCORE_SENSITIVE for s in _underscore_spellings(name))
 #: The request and response fields the parsers look at.
-_REQUEST_NAMES: Final = NameFilter([b"expect", b"transfer-encoding", b"content-length"])
+_REQUEST_NAMES: Final = NameFilter([b"expect", b"transfer-encoding", b"content-length", *_UNDERSCORE_SENSITIVE])
 _FRAMING_NAMES: Final = NameFilter([b"transfer-encoding", b"content-length"])
 
 
@@ -95,6 +134,11 @@ class RequestParser:
         self.upgrade_tail = b""
         #: The bytes being fed when they start with a new request head, else b"" (see _version).
         self._fresh = b""
+        #: The last request head asked for the connection to close after it.
+        self._closes = False
+        #: A request that closes the connection has ended: anything after it is ignored (nginx serves that
+        #: request and closes; llhttp would call the rest an error).
+        self._closed = False
 
     # -- public ------------------------------------------------------------------------------
 
@@ -106,6 +150,8 @@ class RequestParser:
             HeadersTooLarge: the head exceeds ``max_request_head_bytes`` (431).
             UriTooLong: the URL exceeds ``max_url_bytes`` (414).
         """
+        if self._closed:
+            return []
         if self._upgrade:
             raise MalformedRequest("data after an Upgrade request is not supported")
         if self._in_head:
@@ -126,16 +172,28 @@ class RequestParser:
                     break
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
-            if isinstance(cause, MalformedRequest | HeadersTooLarge | UriTooLong):
+            if isinstance(cause, DownstreamError):
                 raise cause from None
             raise MalformedRequest(f"malformed request: {exc}") from exc
         except httptools.HttpParserError as exc:
+            if self._closed:  # bytes after a request that closes the connection: not an error
+                events, self._events = self._events, []
+                return events
             raise MalformedRequest(f"malformed request: {exc}") from exc
         if self._in_head and self._head_bytes > self._limits.max_request_head_bytes:
             # Still inside a head after this many bytes: the URL check has already fired in on_url.
             raise HeadersTooLarge()
         events, self._events = self._events, []
         return events
+
+    def complete_events(self) -> list[Event]:
+        """After :meth:`feed` raised: the events of the messages it completed before the error, which are
+        answered before the error is (a partly received message is dropped with the connection)."""
+        events, self._events = self._events, []
+        for end in range(len(events), 0, -1):
+            if events[end - 1] is _ENDED:
+                return events[:end]
+        return []
 
     # -- llhttp callbacks ----------------------------------------------------------------------
 
@@ -148,17 +206,23 @@ class RequestParser:
             raise UriTooLong()
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
+        # Fields after a chunked body (trailers) arrive here too: they are dropped, as nginx does. Kept, they
+        # would land in the next pipelined request's fields (the list is that request's by then).
+        if self._in_head:
+            self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._head_bytes = 0
         headers = self._headers
-        # One pass over the fields for the size limit, Expect and the body framing (was three passes
-        # plus a generator; the request head is parsed for every request).
-        size = len(self._url) + _LINE_OVERHEAD * len(headers)
+        url = self._url
+        # One pass over the fields for the size limit, Expect, the body framing and the refused spellings
+        # (was three passes plus a generator; the request head is parsed for every request). llhttp has
+        # already refused Content-Length with Transfer-Encoding, and repeated or non-final chunked.
+        size = len(url) + _LINE_OVERHEAD * len(headers)
         expect = bad_expect = False
         framing = ""
+        length_value = b""
         for name, value in headers:
             size += len(name) + len(value)
             if not _REQUEST_NAMES.may_be(name):
@@ -168,31 +232,48 @@ class RequestParser:
                 if value.lower() != b"100-continue":
                     bad_expect = True
                 expect = True
-            elif not framing:
-                if lower == b"transfer-encoding":
-                    if b"chunked" in value.lower():
-                        framing = "chunked"
-                elif lower == b"content-length":
-                    framing = "length" if value.strip() != b"0" else "none"
+            elif lower == b"transfer-encoding":
+                if value.strip().lower() != b"chunked":  # llhttp lets "gzip, chunked" through
+                    raise UnsupportedTransferCoding(f"transfer coding {value.decode('latin-1')!r} is not supported")
+                framing = "chunked"
+            elif lower == b"content-length":
+                length_value = value
+                framing = "length" if value.strip() != b"0" else "none"
+            elif lower in _UNDERSCORED:
+                raise MalformedRequest(f"header field name {name.decode('latin-1')!r} reads as one the edge interprets")
         if size > self._limits.max_request_head_bytes:
             raise HeadersTooLarge()
         if bad_expect:
             raise MalformedRequest("unsupported Expect value")
+        if length_value and length_value[-1] in (32, 9):  # a space or a tab after the digits
+            headers = self._trim_length(headers, length_value)
         parser = self._parser
         method = parser.get_method()
-        self._events.append(
-            RequestReceived(
-                method,
-                self._url,
-                self._version(method),
-                headers,
-                bool(parser.should_keep_alive()),
-                framing or "none",
-                expect,
-            )
-        )
+        version = self._version(method)
+        if version != b"1.1" and version != b"1.0":  # HTTP/0.9 (no head at all) and anything above 1.1
+            raise MalformedRequest(f"HTTP/{version.decode('latin-1')} is not supported")
+        if framing == "chunked" and version == b"1.0":
+            raise MalformedRequest("Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1)")
+        if method == b"CONNECT":
+            raise MalformedRequest("CONNECT is not supported")
+        if url and url[0] == 47:  # "/": origin-form (indexing is native compiled; a slice is an object)
+            target = normalize_target(url)  # the same object when already normal (nearly always)
+        else:
+            target, headers = resolve_target(url, headers, version)
+        keep_alive = bool(parser.should_keep_alive())
+        self._closes = not keep_alive
+        self._events.append(RequestReceived(method, target, version, headers, keep_alive, framing or "none", expect))
         self._url = b""
         self._headers = []
+
+    @staticmethod
+    def _trim_length(headers: Headers, value: bytes) -> Headers:
+        """Content-Length followed by spaces is trimmed (nginx too); followed by a tab it is refused, as
+        nginx refuses it (llhttp accepts both)."""
+        if b"\t" in value:
+            raise MalformedRequest("invalid Content-Length value")
+        trimmed = value.rstrip(b" ")
+        return [(name, trimmed if val is value else val) for name, val in headers]
 
     def _version(self, method: bytes) -> bytes:
         """The request's HTTP version, read from the request line when this read starts with it.
@@ -216,6 +297,8 @@ class RequestParser:
         # only errs on the strict side by at most one read.
         self._in_head = True
         self._events.append(_ENDED)
+        if self._closes:
+            self._closed = True
 
 
 class ResponseParser:
@@ -291,6 +374,8 @@ class ResponseParser:
                 raise OriginBadResponse("the origin switched protocols (101) unasked") from None
             self.upgrade_tail = data[int(exc.args[0]) :]
         except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, OriginBadResponse):
+                raise exc.__context__ from None
             raise OriginBadResponse(f"unparsable origin response: {exc.__context__ or exc}") from exc
         except httptools.HttpParserError as exc:
             if not self._done:
@@ -338,6 +423,10 @@ class ResponseParser:
             return
         self._in_head = False
         headers = self._headers
+        if self._head_bytes > self._limits.max_response_head_bytes:
+            # The head may have arrived complete in this one read, which the check in feed() cannot see:
+            # measure the head itself (only when this many bytes came in).
+            self._check_head_size(headers)
         no_body = self._head_request or status in (204, 304) or status < 200
         framing = "none" if no_body else _framing(headers)
         self._framing = framing
@@ -351,6 +440,13 @@ class ResponseParser:
         if framing == "none" and self._head_request:
             self._done = True
             self._events.append(_ENDED)
+
+    def _check_head_size(self, headers: Headers) -> None:
+        size = len(b"HTTP/1.1 200 \r\n\r\n") + len(self._reason) + _LINE_OVERHEAD * len(headers)
+        for name, value in headers:
+            size += len(name) + len(value)
+        if size > self._limits.max_response_head_bytes:
+            raise OriginBadResponse("origin response headers are larger than 128 KiB")
 
     def on_body(self, body: bytes) -> None:
         if self._done:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Final
 
+from originlock.errors import UnsafeHeaderValue
 from originlock.proto.events import Headers
 
 __all__ = [
     "HOP_BY_HOP",
     "LAST_CHUNK",
     "add_field",
+    "add_parsed_field",
+    "check_field",
     "chunk",
     "end_head",
     "reason_phrase",
@@ -94,7 +97,31 @@ def start_response(status: int, reason: bytes | None = None, version: bytes = b"
     return [b"HTTP/%s %d %s\r\n" % (version, status, reason if reason else reason_phrase(status))]
 
 
+def check_field(name: bytes, value: bytes) -> None:
+    """Refuse a field that would break the head's framing: CR or LF would start a new field, or a new
+    message after an empty line (request smuggling); NUL is cut short by some parsers.
+
+    Raises:
+        UnsafeHeaderValue: the field holds CR, LF or NUL (502: nothing is sent).
+    """
+    for part in (name, value):
+        if part.find(b"\r") >= 0 or part.find(b"\n") >= 0 or part.find(b"\0") >= 0:  # find(): see proto/target.py
+            raise UnsafeHeaderValue(
+                f"refused to send header field {name.decode('latin-1')!r}: its name or value holds CR, LF or NUL"
+            )
+
+
 def add_field(parts: list[bytes], name: bytes, value: bytes) -> None:
+    """Append one field, refusing CR, LF and NUL (:func:`check_field`)."""
+    check_field(name, value)
+    add_parsed_field(parts, name, value)
+
+
+def add_parsed_field(parts: list[bytes], name: bytes, value: bytes) -> None:
+    """Append one field *as parsed by* :mod:`originlock.proto.http1`, unchecked: llhttp in strict mode has
+    already refused CR, LF, NUL and every other control byte in field names and values (tests/proto prove
+    it), so checking again would cost a pass over every field of every message for nothing. Anything else
+    (configuration, computed values) goes through :func:`add_field`."""
     parts.append(name)
     parts.append(b": ")
     parts.append(value)

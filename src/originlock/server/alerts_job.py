@@ -39,7 +39,7 @@ log = logging.getLogger("originlock.alerts")
 
 DAYS_TO_EXPIRY = Gauge(
     "originlock_certificate_days_to_expiry",
-    "Days until an AOP client certificate expires (negative once expired).",
+    "Days until an AOP client certificate or a custom edge certificate expires (negative once expired).",
     ["zone", "kind", "certificate_id"],
 )
 #: How often the job looks; expiry thresholds are days apart, so a minute is plenty.
@@ -80,12 +80,15 @@ class _Pending:
 def _payload(alert: DueAlert, policy_name: str, alert_type: str, account_id: str, now: datetime) -> dict[str, Any]:
     cert = alert.cert
     left = days_left(cert, now)
-    level = "Zone-level" if cert.kind == "zone" else "Hostname-level"
+    what = {
+        "zone": "Zone-level Authenticated Origin Pulls certificate",
+        "hostname": "Hostname-level Authenticated Origin Pulls certificate",
+        "custom": "Custom edge certificate",
+    }[cert.kind]
     when = "has expired" if left <= 0 else f"expires in {int(left)} days"
     return {
         "name": policy_name,
-        "text": f"{level} Authenticated Origin Pulls certificate {cert.serial_number} for {cert.zone_name} {when} "
-        f"(expires_on {to_iso(cert.expires_on)}).",
+        "text": f"{what} {cert.serial_number} for {cert.zone_name} {when} (expires_on {to_iso(cert.expires_on)}).",
         "data": {
             "zone_id": cert.zone_id,
             "zone_name": cert.zone_name,
@@ -170,6 +173,13 @@ class ExpiryAlerts:
             certs = [
                 CertExpiry(r.id, r.kind, r.zone_id, zones[r.zone_id].name, r.serial_number, from_iso(r.expires_on))
                 for r in conn.execute(select(schema.aop_certs))
+            ]
+            custom = schema.custom_certificates
+            certs += [
+                CertExpiry(r.id, "custom", r.zone_id, zones[r.zone_id].name, r.serial_number, from_iso(r.expires_on))
+                for r in conn.execute(
+                    select(custom.c.id, custom.c.zone_id, custom.c.serial_number, custom.c.expires_on)
+                )
             ]
             policies = policy_views(conn)
             known = {r.id for r in conn.execute(select(schema.alert_deliveries.c.id))}

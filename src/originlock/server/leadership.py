@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import socket
+import weakref
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
@@ -21,7 +22,7 @@ from sqlalchemy import Connection
 from originlock.store.db import Store
 from originlock.store.leases import release, try_acquire
 
-__all__ = ["LEASE_PERIODS", "MIN_TTL", "JobLease", "node_id"]
+__all__ = ["LEASE_PERIODS", "MIN_TTL", "JobLease", "live_leases", "node_id"]
 
 log = logging.getLogger("originlock.leadership")
 
@@ -31,6 +32,14 @@ log = logging.getLogger("originlock.leadership")
 LEASE_PERIODS = 3
 #: Floor for very short periods (tests run jobs every fraction of a second).
 MIN_TTL = timedelta(seconds=1)
+
+
+_LIVE: weakref.WeakSet[JobLease] = weakref.WeakSet()
+
+
+def live_leases() -> list[JobLease]:
+    """Every lease object of this process still in use."""
+    return list(_LIVE)
 
 
 def node_id() -> str:
@@ -58,6 +67,7 @@ class JobLease:
         self.ttl = ttl
         #: What the last look found; None before the first.
         self._held: bool | None = None
+        _LIVE.add(self)  # for the lease keeper (server/lease_keeper.py), when the node runs one
 
     @classmethod
     def for_period(cls, store: Store, job: str, holder: str, period: float) -> JobLease:

@@ -1,65 +1,299 @@
-"""The edge's snapshot source backed by the store: poll the generation, recompile on change.
+"""The edge's snapshot source backed by the store: told what changed, it recompiles only that.
 
-Polling the one-row generation counter every 250 ms keeps a change made through the API under a
-second away from every edge process (docs/architecture.md), on SQLite and on a PostgreSQL fleet alike, with no
-extra channel to operate. The snapshot is also rebuilt every ``refresh_seconds`` even without changes,
-because whether a certificate is usable depends on the clock (an expired one must stop being used).
+Theory of operation. The source keeps a :class:`~originlock.snapshot.assembly.SnapshotAssembly` (every
+zone's compiled parts) and the generation it has applied. Changes reach it three ways, fastest first:
+
+1. in-process: a write through this process's API calls :meth:`StoreSnapshotSource.notify` after its
+   commit (``Store.committed_hooks``), on SQLite and PostgreSQL alike;
+2. PostgreSQL ``NOTIFY``: writes through any node of the fleet, delivered by a
+   :class:`~originlock.server.store_listener.ChangeListener` thread;
+3. the fallback poll: every ``poll_seconds`` the source reads the generation and the change log since
+   its own (``store/changes.py``): what a lost notification, a listener reconnect or another process on
+   the same SQLite file did.
+
+Each change names its zones, so the source recompiles those zones (their hostnames, certificates and
+rules: a few queries) and swaps in a new snapshot; a change it cannot scope, or a gap in the log, makes
+it rebuild everything. Certificate expiry is a scheduled event: the source wakes at the next instant a
+client certificate expires and recompiles the zones concerned, instead of rebuilding every 30 s.
+
+Compiles run in a worker thread (the event loop keeps serving) against the source's own store handle,
+whose connection pool is not the API's (``Store.companion``).
+
+When the store cannot be reached the source keeps serving what it has, counts how stale it is, and
+catches up when the store answers again. At start it may begin from the last-known-good copy on disk
+(``server/last_known_good.py``) when the store is unreachable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import threading
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from originlock.server.bootstrap import Deployment
+from originlock.server.last_known_good import LastKnownGood
+from originlock.snapshot.assembly import SnapshotAssembly
 from originlock.snapshot.model import Snapshot
-from originlock.store.compile import compile_snapshot
+from originlock.store.changes import Change, read_since
+from originlock.store.compile import REFRESH_DEADLINE, compile_assembly, refresh_assembly
 from originlock.store.db import Store
+from originlock.store.deadline import SNAPSHOT_TIMEOUTS
 from originlock.store.sealing import KeySealer, load_or_create_master_key
 
-__all__ = ["StoreSnapshotSource", "open_store_snapshots"]
+__all__ = ["SourceStatistics", "StoreSnapshotSource", "local_snapshot_source", "open_store_snapshots"]
 
 log = logging.getLogger("originlock.snapshots")
 
-#: How often the generation is polled. A change reaches the edge within this plus compile time.
-POLL_SECONDS = 0.25
-#: Rebuild at least this often, so certificate expiry takes effect without any store change.
-REFRESH_SECONDS = 30.0
+#: Fallback poll of the change log when notifications are delivered (PostgreSQL): catches a lost NOTIFY.
+POLL_SECONDS = 2.0
+#: Poll of the change log on SQLite, where other processes (``--workers``) have no other signal; a local
+#: indexed read, cheap at this rate.
+SQLITE_POLL_SECONDS = 0.1
+#: The last-known-good file is written at most this often (incrementally: the zones changed since).
+SAVE_SECONDS = 1.0
+#: More zones than this in one batch of changes: one whole rebuild is cheaper than many ``IN`` lists.
+MAX_INCREMENTAL_ZONES = 2000
+
+
+@dataclass(frozen=True)
+class SourceStatistics:
+    """What ``/metrics`` and the health endpoint report about the snapshot this process serves."""
+
+    generation: int
+    #: Wall-clock time of the last time the source knew it was current (a poll or a rebuild succeeded).
+    confirmed_at: float
+    #: Whether the snapshot came from the last-known-good file and the store has not answered since.
+    from_disk: bool
+    rebuilds: int
+    full_rebuilds: int
+    rebuild_seconds_total: float
+    last_rebuild_seconds: float
+    zones: int
+    routes: int
+
+    def stale_seconds(self, now: float) -> float:
+        return max(0.0, now - self.confirmed_at)
 
 
 class StoreSnapshotSource:
-    def __init__(self, store: Store, *, poll_seconds: float = POLL_SECONDS, refresh_seconds: float = REFRESH_SECONDS):
+    """See the module docstring.
+
+    Args:
+        store: the store handle compiles use (give it its own pool: ``store.companion(SNAPSHOT_TIMEOUTS)``).
+        poll_seconds: the fallback poll period (default by backend).
+        listen: start a ``LISTEN`` thread on PostgreSQL.
+        last_known_good: where the node keeps its last-known-good copy: saved after changes (at most every
+            :data:`SAVE_SECONDS`), and served at start when the store cannot be reached.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        poll_seconds: float | None = None,
+        listen: bool = True,
+        last_known_good: LastKnownGood | None = None,
+    ) -> None:
         self._store = store
-        self._poll = poll_seconds
-        self._refresh = refresh_seconds
-        self._snapshot = compile_snapshot(store, datetime.now(UTC))
+        self._poll = poll_seconds or (SQLITE_POLL_SECONDS if store.backend == "sqlite" else POLL_SECONDS)
+        self._listen = listen and store.backend == "postgresql"
+        self._lkg = last_known_good
+        self._unsaved = False
+        self._pending: list[Change] = []
+        self._pending_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._assembly: SnapshotAssembly | None = None
+        self._rebuilds = self._full = 0
+        self._rebuild_total = self._last_rebuild = 0.0
+        self._from_disk = False
+        self._confirmed = time.time()
+        try:
+            self._full_rebuild_sync()
+        except Exception as exc:
+            saved = last_known_good.load() if last_known_good is not None else None
+            if saved is None:
+                raise
+            log.warning(
+                "store unreachable at start (%s): serving last-known-good generation %s from disk, %.0f s old",
+                type(exc).__name__,
+                saved.generation,
+                time.time() - saved.saved_at,
+            )
+            self._assembly = saved.assembly
+            self._snapshot = saved.assembly.snapshot(saved.generation)
+            self._applied = saved.generation
+            self._from_disk = True
+            self._confirmed = saved.saved_at
 
     def __repr__(self) -> str:
-        return f"StoreSnapshotSource(generation={self._snapshot.generation})"
+        return f"StoreSnapshotSource(generation={self._applied})"
 
     def current(self) -> Snapshot:
         return self._snapshot
 
+    @property
+    def generation(self) -> int:
+        """The last store generation this source has applied."""
+        return self._applied
+
+    def statistics(self) -> SourceStatistics:
+        assembly = self._assembly
+        return SourceStatistics(
+            generation=self._applied,
+            confirmed_at=self._confirmed,
+            from_disk=self._from_disk,
+            rebuilds=self._rebuilds,
+            full_rebuilds=self._full,
+            rebuild_seconds_total=self._rebuild_total,
+            last_rebuild_seconds=self._last_rebuild,
+            zones=assembly.zone_count if assembly else 0,
+            routes=len(self._snapshot.routes),
+        )
+
+    # --- signals (any thread) ---------------------------------------------------------------------
+
+    def notify(self, change: Change) -> None:
+        """A committed change (from a store hook or the listener thread); wakes the source."""
+        with self._pending_lock:
+            self._pending.append(change)
+        self._poke()
+
+    def _poke(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            loop.call_soon_threadsafe(wake.set)
+
+    def _recheck(self) -> None:
+        """The listener reconnected: whatever was notified meanwhile must be read from the log."""
+        self._poke()
+
+    # --- the loop ---------------------------------------------------------------------------------
+
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        last_build = loop.time()
-        while True:
-            await asyncio.sleep(self._poll)
-            try:
-                generation = await asyncio.to_thread(self._store.generation)
-                stale = loop.time() - last_build >= self._refresh
-                if generation != self._snapshot.generation or stale:
-                    self._snapshot = await asyncio.to_thread(compile_snapshot, self._store, datetime.now(UTC))
-                    last_build = loop.time()
-            except Exception as exc:  # the store may be briefly unreachable; keep serving the last snapshot
-                log.warning(
-                    "snapshot refresh failed, serving generation %s: %s", self._snapshot.generation, type(exc).__name__
-                )
+        from originlock.server.store_listener import ChangeListener
+
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        listener = None
+        if self._listen:
+            listener = ChangeListener(self._store.url, self._store.channel, self.notify, self._recheck)
+            listener.start()
+        last_poll = last_save = time.monotonic()
+        try:
+            while True:
+                timeout = max(0.0, self._poll - (time.monotonic() - last_poll))
+                if self._unsaved:
+                    timeout = min(timeout, max(0.0, SAVE_SECONDS - (time.monotonic() - last_save)))
+                expiry = self._assembly.next_expiry() if self._assembly is not None else None
+                if expiry is not None:
+                    timeout = min(timeout, max(0.0, (expiry - datetime.now(UTC)).total_seconds()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                self._wake.clear()
+                poll = time.monotonic() - last_poll >= self._poll
+                if poll:
+                    last_poll = time.monotonic()
+                try:
+                    await asyncio.to_thread(self._catch_up, poll)
+                except Exception as exc:  # the store may be unreachable: keep serving what we have
+                    log.warning("snapshot refresh failed, serving generation %s: %s", self._applied, type(exc).__name__)
+                if self._unsaved and time.monotonic() - last_save >= SAVE_SECONDS:
+                    last_save = time.monotonic()
+                    await asyncio.to_thread(self._save)
+        finally:
+            if listener is not None:
+                listener.stop()
+
+    # --- the work (one worker thread at a time) -----------------------------------------------------
+
+    def _take_pending(self) -> list[Change]:
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        # The same change may arrive twice (this process's hook and its NOTIFY): one per generation.
+        return sorted({c.generation: c for c in pending}.values(), key=lambda c: c.generation)
+
+    def _catch_up(self, poll: bool) -> None:
+        changes = [c for c in self._take_pending() if c.generation > self._applied]
+        contiguous = all(c.generation == self._applied + 1 + i for i, c in enumerate(changes))
+        if poll or not contiguous or self._from_disk:
+            with self._store.read(timeout=REFRESH_DEADLINE) as conn:
+                _, logged = read_since(conn, self._applied)
+            self._confirmed = time.time()
+            if logged is None or self._from_disk or self._assembly is None:
+                self._full_rebuild_sync()
+                return
+            changes = logged
+        now = datetime.now(UTC)
+        assert self._assembly is not None
+        expiring = self._assembly.zones_expiring(now)
+        pki_due = self._assembly.pki_expiry is not None and self._assembly.pki_expiry <= now
+        if not changes and not expiring and not pki_due:
+            return
+        if any(c.everything for c in changes) or pki_due:
+            self._full_rebuild_sync()
+            return
+        zones = set(expiring).union(*(c.zones for c in changes))
+        if len(zones) > MAX_INCREMENTAL_ZONES:
+            self._full_rebuild_sync()
+            return
+        target = max((c.generation for c in changes), default=self._applied)
+        if not zones:
+            self._applied = target  # writes no snapshot depends on (tokens, alerts...): nothing to rebuild
+            return
+        started = time.perf_counter()
+        refresh_assembly(self._store, self._assembly, zones, now)
+        self._install(self._assembly.snapshot(target), target, time.perf_counter() - started, full=False)
+
+    def _full_rebuild_sync(self) -> None:
+        started = time.perf_counter()
+        generation, assembly = compile_assembly(self._store, datetime.now(UTC))
+        self._assembly = assembly
+        self._install(assembly.snapshot(generation), generation, time.perf_counter() - started, full=True)
+
+    def _install(self, snapshot: Snapshot, generation: int, seconds: float, *, full: bool) -> None:
+        if self._from_disk:
+            log.info(
+                "store reachable: serving generation %s from the store (was %s from disk)", generation, self._applied
+            )
+        self._snapshot = snapshot
+        self._applied = generation
+        self._from_disk = False
+        self._confirmed = time.time()
+        self._rebuilds += 1
+        self._full += full
+        self._rebuild_total += seconds
+        self._last_rebuild = seconds
+        self._unsaved = self._lkg is not None
+
+    def _save(self) -> None:
+        assembly = self._assembly
+        if self._lkg is None or assembly is None:
+            return
+        self._unsaved = False
+        try:
+            self._lkg.save(self._applied, assembly, self._confirmed)
+        except Exception as exc:
+            self._unsaved = True
+            log.warning("could not save the last-known-good snapshot: %s", type(exc).__name__)
 
 
 def open_store_snapshots(data_dir: str, store_url: str, fips: bool = False) -> StoreSnapshotSource:
     """A picklable factory body for ``--workers``: each worker opens its own store connection."""
     master = load_or_create_master_key(Path(data_dir) / "master.key", os.environ.get("ORIGINLOCK_MASTER_KEY"))
-    return StoreSnapshotSource(Store(store_url, KeySealer(master), fips=fips))
+    store = Store(store_url, KeySealer(master), fips=fips, timeouts=SNAPSHOT_TIMEOUTS, migrate_schema=False)
+    return StoreSnapshotSource(store)
+
+
+def local_snapshot_source(deployment: Deployment) -> StoreSnapshotSource:
+    """The source of a node's own edge: its own pool, and told at once of writes through this process."""
+    lkg = LastKnownGood(deployment.data_dir, deployment.store.sealer)
+    source = StoreSnapshotSource(deployment.store.companion(SNAPSHOT_TIMEOUTS), last_known_good=lkg)
+    deployment.store.committed_hooks.append(source.notify)
+    return source

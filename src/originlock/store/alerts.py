@@ -29,7 +29,9 @@ __all__ = [
     "list_policies",
     "list_webhooks",
     "policy_views",
+    "sent_history",
     "update_policy",
+    "update_webhook",
     "webhook_secret",
 ]
 
@@ -168,6 +170,35 @@ def get_webhook(conn: Connection, account_id: str, webhook_id: str) -> Row[Any]:
 def list_webhooks(conn: Connection, account_id: str) -> list[Row[Any]]:
     table = schema.alert_webhooks
     return list(conn.execute(select(table).where(table.c.account_id == account_id).order_by(table.c.created_at)))
+
+
+def update_webhook(
+    conn: Connection, sealer: KeySealer, account_id: str, webhook_id: str, *, name: str, url: str, secret: str | None
+) -> None:
+    """PUT: name and URL replaced; the secret only when one is sent (it is write-only, so absent means keep)."""
+    get_webhook(conn, account_id, webhook_id)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Invalid("url must be an http:// or https:// URL", 17001)
+    values: dict[str, Any] = {"name": name, "url": url}
+    if secret is not None:
+        values["secret_sealed"] = sealer.seal(secret.encode(), f"webhook:{webhook_id}") if secret else None
+    conn.execute(update(schema.alert_webhooks).where(schema.alert_webhooks.c.id == webhook_id).values(**values))
+
+
+def sent_history(conn: Connection, account_id: str, since: str | None, before: str | None) -> list[Row[Any]]:
+    """Delivered notifications of the account's policies, newest first (Cloudflare's alert history)."""
+    d, p = schema.alert_deliveries, schema.alert_policies
+    query = (
+        select(d.c.id, d.c.payload, d.c.sent_at, p.c.id.label("policy_id"), p.c.name, p.c.alert_type, p.c.mechanisms)
+        .join(p, p.c.id == d.c.policy_id)
+        .where(p.c.account_id == account_id, d.c.status == "sent")
+    )
+    if since is not None:
+        query = query.where(d.c.sent_at >= since)
+    if before is not None:
+        query = query.where(d.c.sent_at < before)
+    return list(conn.execute(query.order_by(d.c.sent_at.desc(), d.c.id)))
 
 
 def delete_webhook(conn: Connection, account_id: str, webhook_id: str) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, insert, select
 
 from originlock.store import schema
 from originlock.store.aop import delete_cert, upload_cert
+from originlock.store.audit import JOB_METHOD, AuditEvent, record
 from originlock.store.db import now_iso
 from originlock.store.sealing import KeySealer
 from originlock.store.settings import set_aop_zone_enabled, zone_settings_map
@@ -133,6 +134,30 @@ def pending(conn: Connection, now: datetime) -> list[str]:
     return due
 
 
+def _audit(conn: Connection, zone_id: str, issued: str | None, retired: list[str]) -> None:
+    """The audit log names the rotation job as the actor (no token) for what it changed, in its transaction."""
+    zone = get_zone(conn, zone_id)
+    path = f"/zones/{zone_id}/origin_tls_client_auth"
+    changes = [("create", issued)] if issued else []
+    for action, cert_id in [*changes, *(("delete", old) for old in retired)]:
+        value = {"id": cert_id, "automatic": True}
+        event = AuditEvent(
+            account_id=zone.account_id,
+            zone_id=zone_id,
+            zone_name=zone.name,
+            token_id=None,
+            actor_ip=None,
+            action=action,
+            method=JOB_METHOD,
+            path=path,
+            resource_type="origin_tls_client_auth",
+            resource_id=cert_id,
+            old_value=value if action == "delete" else None,
+            new_value=value if action == "create" else None,
+        )
+        record(conn, event)
+
+
 def rotate_due(conn: Connection, sealer: KeySealer, now: datetime) -> list[Rotation]:
     """Renew and retire automatic certificates of every opted-in zone; returns what changed."""
     changes = []
@@ -142,5 +167,6 @@ def rotate_due(conn: Connection, sealer: KeySealer, now: datetime) -> list[Rotat
         for old_id in retire:
             delete_cert(conn, zone_id, "zone", old_id)
         if issued or retire:
+            _audit(conn, zone_id, issued, retire)
             changes.append(Rotation(zone_id, issued, tuple(retire)))
     return changes

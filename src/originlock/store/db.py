@@ -7,6 +7,7 @@ leaves nothing half-written and edges learn about every committed change.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -15,12 +16,23 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from originlock.store import schema
+from originlock.store.breaker import Breaker
+from originlock.store.changes import Change, ChangeTracker, announce, channel_name, detach, install_tracking, record
+from originlock.store.deadline import API_TIMEOUTS, StoreTimeouts, Watchdog, WatchdogTicket
+from originlock.store.errors import Conflict, StoreUnavailable
 from originlock.store.migrate import migrate, startup_lock
 from originlock.store.sealing import KeySealer
 
-__all__ = ["Store", "from_iso", "insert_or_conflict", "now_iso", "to_iso"]
+__all__ = ["CONFLICT_CODE", "UNAVAILABLE_CODE", "Store", "from_iso", "insert_or_conflict", "now_iso", "to_iso"]
+
+#: v4 error codes of a 503 (store outage) and a 409 (a race the store could not settle): originlock's own,
+#: in the style of the 10xxx codes Cloudflare gives to generic HTTP conditions.
+UNAVAILABLE_CODE = 10503
+CONFLICT_CODE = 10409
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -30,7 +42,9 @@ def to_iso(moment: datetime) -> str:
 
 
 def from_iso(value: str) -> datetime:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    # fromisoformat reads the stored form (``Z`` included, Python >= 3.11) about 10x faster than strptime:
+    # a 100k-hostname snapshot compile spent 0.3 s here.
+    return datetime.fromisoformat(value)
 
 
 def now_iso() -> str:
@@ -54,8 +68,9 @@ def insert_or_conflict(conn: Connection, table: Table) -> sqlite.Insert | postgr
     return _INSERTS[conn.dialect.name](table)
 
 
-def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+def _sqlite_engine(url: str, timeouts: StoreTimeouts) -> Engine:
+    # The busy timeout is how long a writer queues behind another (SQLite admits one at a time).
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": timeouts.transaction})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -77,35 +92,103 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-def _postgres_engine(url: str) -> Engine:
+def _postgres_engine(url: str, timeouts: StoreTimeouts, watchdog: Watchdog) -> Engine:
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
     search_path = query.pop("schema", None)
     scheme = "postgresql+psycopg"
     clean = urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
-    connect_args: dict[str, Any] = {}
+    options = timeouts.server_options()
     if search_path is not None:
         if not _SCHEMA_NAME.match(search_path):
             raise ValueError("schema= in the store URL must be a lower-case SQL identifier")
-        connect_args["options"] = f"-csearch_path={search_path}"
-    engine = create_engine(clean, connect_args=connect_args, pool_pre_ping=True)
-    if search_path is not None:
-        with engine.begin() as conn:
-            # Under the lock: two concurrent CREATE SCHEMA IF NOT EXISTS can both find it missing, and then
-            # one fails on pg_namespace's unique index.
-            startup_lock(conn)
-            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{search_path}"'))
+        options += f" -csearch_path={search_path}"
+    connect_args: dict[str, Any] = {
+        "options": options,
+        "connect_timeout": max(2, round(timeouts.connect)),
+        # A dead peer (not a hanging one: that is the watchdog's) is noticed in seconds, not at TCP's 2 h.
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 2,
+    }
+    engine = create_engine(
+        clean,
+        connect_args=connect_args,
+        pool_timeout=timeouts.pool,
+        pool_size=10,
+        max_overflow=10,
+    )
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        # SQLAlchemy's pool_pre_ping, under a deadline: its ping waits forever on a hanging network.
+        ticket = watchdog.arm(dbapi_conn.pgconn.socket, timeouts.ping)
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            if ticket.fired:
+                # Hanging, not stale: a new connection would hang too (up to libpq's 2 s), so fail now.
+                record.invalidate(exc)
+                raise StoreHung("the store did not answer a ping") from exc
+            # A stale connection (the server restarted): the pool discards it and opens a new one.
+            raise DisconnectionError("stale store connection") from exc
+        finally:
+            watchdog.disarm(ticket)
+
     return engine
 
 
-class Store:
-    """Owns the engine and the key sealer; hands out read and write connections."""
+def _create_schema(engine: Engine, url: str) -> None:
+    search_path = dict(parse_qsl(urlsplit(url).query)).get("schema")
+    if search_path is None:
+        return
+    with engine.begin() as conn:
+        # Under the lock: two concurrent CREATE SCHEMA IF NOT EXISTS can both find it missing, and then
+        # one fails on pg_namespace's unique index.
+        startup_lock(conn)
+        conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{search_path}"'))
 
-    def __init__(self, url: str, sealer: KeySealer, *, fips: bool = False) -> None:
+
+#: Timeouts of one statement (query_canceled, lock_not_available) and deadlocks: load on a store that
+#: answers, so a 503 for this request but no breaker for the others.
+_LOAD_SQLSTATES = frozenset({"57014", "55P03", "40P01"})
+
+
+class StoreHung(Exception):
+    """A pooled connection's ping ran past its deadline."""
+
+
+#: Failures that mean "the store could not be used": connection refused or lost, a timeout (pool, statement,
+#: lock, the watchdog's cut), a server shutting down. Nothing was committed when one of these is raised
+#: before COMMIT returned.
+_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, StoreHung)
+
+
+class Store:
+    """Owns the engine and the key sealer; hands out read and write connections.
+
+    Every transaction is bounded (:class:`~originlock.store.deadline.StoreTimeouts`): it commits within
+    ``timeouts.transaction`` seconds of its start or is rolled back, and a store that refuses, hangs or
+    times out surfaces as :class:`~originlock.store.errors.StoreUnavailable` (the API's 503).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        sealer: KeySealer,
+        *,
+        fips: bool = False,
+        timeouts: StoreTimeouts = API_TIMEOUTS,
+        migrate_schema: bool = True,
+    ) -> None:
+        self.url = url
+        self.timeouts = timeouts
+        self._watchdog = Watchdog()
         if url.startswith("sqlite"):
-            self.engine = _sqlite_engine(url)
+            self.engine = _sqlite_engine(url, timeouts)
         elif url.startswith(("postgresql", "postgres")):
-            self.engine = _postgres_engine(url)
+            self.engine = _postgres_engine(url, timeouts, self._watchdog)
         else:
             raise ValueError(
                 f"unsupported store URL scheme in {url.split(':', 1)[0]!r}: use sqlite:// or postgresql://"
@@ -114,18 +197,84 @@ class Store:
         #: Deployment-wide FIPS profile (``serve --fips``): every zone behaves as if its ``fips`` setting were on.
         self.fips = fips
         self.backend = self.engine.dialect.name
-        with self.write() as conn:
-            migrate(conn)
+        self.breaker = Breaker(self._probe, enabled=self.backend == "postgresql")
+        install_tracking(self.engine)
+        #: The PostgreSQL NOTIFY channel of this store's schema (``store/changes.py``).
+        self.channel = channel_name(dict(parse_qsl(urlsplit(url).query)).get("schema"))
+        #: Called after each committed :meth:`write` with its new generation and what it changed
+        #: (``store/changes.py``); the snapshot sources of this process listen here.
+        self.committed_hooks: list[Callable[[Change], None]] = []
+        # Without migrate_schema nothing touches the database here: a node may start while it is unreachable.
+        if migrate_schema:
+            if self.backend == "postgresql":
+                _create_schema(self.engine, url)
+            with self.write() as conn:
+                migrate(conn)
 
     def __repr__(self) -> str:
         return f"Store(backend={self.backend})"
 
+    def companion(self, timeouts: StoreTimeouts) -> Store:
+        """Another handle on the same database with its own connection pool and timeouts (the snapshot
+        builder must not queue behind, or starve, the API's requests)."""
+        return Store(self.url, self.sealer, fips=self.fips, timeouts=timeouts, migrate_schema=False)
+
+    @contextmanager
+    def _transaction(self, *, write: bool, timeout: float | None = None) -> Iterator[Connection]:
+        if self.breaker.is_open:
+            raise StoreUnavailable("the store is unreachable; retry shortly", UNAVAILABLE_CODE)
+        ticket: WatchdogTicket | None = None
+        try:
+            conn = self.engine.connect()
+            try:
+                if write:
+                    conn = conn.execution_options(originlock_write=True)
+                dbapi = conn.connection.dbapi_connection
+                fd = dbapi.pgconn.socket if self.backend == "postgresql" and dbapi is not None else None
+                ticket = self._watchdog.arm(fd, self.timeouts.transaction if timeout is None else timeout)
+                with conn.begin() as tx:
+                    yield conn
+                    if time.monotonic() >= ticket.deadline:
+                        # Past its deadline the caller may have given up: roll back rather than apply late.
+                        tx.rollback()
+                        raise StoreUnavailable(
+                            "the store did not answer in time; nothing was changed", UNAVAILABLE_CODE
+                        )
+            finally:
+                if ticket is not None:
+                    self._watchdog.disarm(ticket)
+                conn.close()
+        except _UNAVAILABLE as exc:
+            if getattr(getattr(exc, "orig", None), "sqlstate", None) not in _LOAD_SQLSTATES:
+                self.breaker.trip(type(exc).__name__)
+            raise StoreUnavailable(
+                "the store is unreachable or timed out; nothing was changed", UNAVAILABLE_CODE
+            ) from exc
+        except IntegrityError as exc:
+            raise Conflict("a concurrent change conflicted with this one; retry", CONFLICT_CODE) from exc
+
+    def _probe(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(select(schema.generation.c.value)).scalar_one()
+            conn.rollback()
+
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One transaction: commits and bumps the generation on success, rolls everything back on error."""
-        with self.engine.connect().execution_options(originlock_write=True) as conn, conn.begin():
-            yield conn
-            conn.execute(update(schema.generation).values(value=schema.generation.c.value + 1))
+        with self._transaction(write=True) as conn:
+            tracker = ChangeTracker.attach(conn)
+            try:
+                yield conn
+                bump = update(schema.generation).values(value=schema.generation.c.value + 1)
+                generation = conn.execute(bump.returning(schema.generation.c.value)).scalar_one()
+                change = tracker.finish(int(generation))
+                detach(conn)
+                record(conn, change, now_iso())
+                announce(conn, change, self.channel)
+            finally:
+                detach(conn)
+        for hook in self.committed_hooks:
+            hook(change)
 
     @contextmanager
     def status_write(self) -> Iterator[Connection]:
@@ -134,19 +283,19 @@ class Store:
         For rows no snapshot is built from (monitor verdicts, job leases, delivery claims): bumping the
         generation for them would make every edge process recompile its snapshot (and unseal every key).
         """
-        with self.engine.connect().execution_options(originlock_write=True) as conn, conn.begin():
+        with self._transaction(write=True) as conn:
             yield conn
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn, conn.begin():
+    def read(self, timeout: float | None = None) -> Iterator[Connection]:
+        """A read transaction; ``timeout`` overrides the store's transaction deadline for this one."""
+        with self._transaction(write=False, timeout=timeout) as conn:
             yield conn
 
     def generation(self) -> int:
-        with self.engine.connect() as conn:
-            value = conn.execute(select(schema.generation.c.value)).scalar_one()
-            conn.rollback()
-            return int(value)
+        with self.read() as conn:
+            return int(conn.execute(select(schema.generation.c.value)).scalar_one())
 
     def close(self) -> None:
+        self.breaker.stop()
         self.engine.dispose()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from sqlalchemy import Connection, insert, select, text, update
+from sqlalchemy import Connection, insert, inspect, select, text, update
 
 from originlock.store import schema
 
@@ -80,6 +80,30 @@ def _m6_token_details(conn: Connection) -> None:
     from originlock.store.tokens import backfill_details
 
     backfill_details(conn)
+def _dns_full_record_set(conn: Connection) -> None:
+    """Every DNS record type: wider ``type`` and ``content``, plus ``priority``, ``data``, ``tags``, ``settings``;
+    and ``accounts.settings`` (``PUT /accounts/{id}``).
+
+    Checks before it alters (a database created by a newer migration 1 already has all of it). Also creates the
+    ``audit_events`` table.
+    """
+    _create_missing_tables(conn)
+    have = {c["name"] for c in inspect(conn).get_columns("dns_records")}
+    added = {
+        "priority": "INTEGER",
+        "data": "TEXT",
+        "tags": "TEXT NOT NULL DEFAULT '[]'",
+        "settings": "TEXT NOT NULL DEFAULT '{}'",
+    }
+    for name, ddl in added.items():
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE dns_records ADD COLUMN {name} {ddl}"))
+    if "settings" not in {c["name"] for c in inspect(conn).get_columns("accounts")}:
+        conn.execute(text("ALTER TABLE accounts ADD COLUMN settings TEXT NOT NULL DEFAULT '{}'"))
+    if conn.dialect.name == "postgresql":
+        # SQLite does not enforce VARCHAR lengths; PostgreSQL does.
+        conn.execute(text("ALTER TABLE dns_records ALTER COLUMN type TYPE VARCHAR(16)"))
+        conn.execute(text("ALTER TABLE dns_records ALTER COLUMN content TYPE TEXT"))
 
 
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
@@ -89,6 +113,8 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (4, _create_missing_tables),  # ruleset_versions
     (5, _create_missing_tables),  # job_leases
     (6, _m6_token_details),  # api_token_details, filled for existing tokens
+    (7, _create_missing_tables),  # change_log, edge_nodes (fleet)
+    (8, _dns_full_record_set),  # dns_records: all types, tags...; accounts.settings; audit_events
 ]
 LATEST = MIGRATIONS[-1][0]
 

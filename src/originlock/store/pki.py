@@ -60,7 +60,10 @@ def ensure_pki(conn: Connection, sealer: KeySealer, now: datetime) -> bool:
 
 def load_pki(conn: Connection, sealer: KeySealer) -> DeploymentCas:
     items: dict[str, Issued] = {}
-    for row in conn.execute(select(schema.pki)):
+    # The four deployment CAs only: per-zone rotation CAs live in the same table, and unsealing them all
+    # for every snapshot would cost a key load per zone.
+    names = ("origin-pull-ca", "origin-pull-leaf", "edge-ca", "origin-ca")
+    for row in conn.execute(select(schema.pki).where(schema.pki.c.name.in_(names))):
         key = load_private_key(sealer.open(bytes(row.key_sealed), f"pki:{row.name}"))
         items[row.name] = Issued(load_certificates(row.cert_pem)[0], key)
     return DeploymentCas(items["origin-pull-ca"], items["origin-pull-leaf"], items["edge-ca"], items["origin-ca"])

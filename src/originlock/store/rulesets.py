@@ -71,10 +71,14 @@ def ruleset_json(row: Row[Any], *, with_rules: bool = True) -> dict[str, Any]:
     return out
 
 
-def get_ruleset(conn: Connection, zone_id: str, ruleset_id: str) -> Row[Any]:
+def get_ruleset(conn: Connection, zone_id: str, ruleset_id: str, *, for_update: bool = False) -> Row[Any]:
+    """The ruleset row; ``for_update`` locks it until the transaction ends (PostgreSQL; SQLite already
+    admits one writer at a time), so two concurrent edits each read the version the other wrote instead of
+    both writing version n+1 (a primary-key failure on ``ruleset_versions``)."""
     get_zone(conn, zone_id)
     t = schema.rulesets
-    row = conn.execute(select(t).where(t.c.zone_id == zone_id, t.c.id == ruleset_id)).first()
+    query = select(t).where(t.c.zone_id == zone_id, t.c.id == ruleset_id)
+    row = conn.execute(query.with_for_update() if for_update else query).first()
     if row is None:
         raise NotFound(f"could not find ruleset {ruleset_id}", NOT_FOUND)
     return row
@@ -259,7 +263,7 @@ def _check_immutable(row: Row[Any], body: Mapping[str, Any]) -> None:
 
 def update_ruleset(conn: Connection, zone_id: str, ruleset_id: str, body: Mapping[str, Any]) -> Row[Any]:
     """Replace the rules (and description) of a ruleset: every rule to keep must be sent."""
-    row = get_ruleset(conn, zone_id, ruleset_id)
+    row = get_ruleset(conn, zone_id, ruleset_id, for_update=True)
     _check_immutable(row, body)
     version, now = row.version + 1, now_iso()
     rules = _replace_rules(Phase(row.phase), json.loads(row.rules), _rules_input(body), version, now)
@@ -280,7 +284,7 @@ def put_entrypoint(conn: Connection, zone_id: str, phase_name: str, body: Mappin
 
 
 def delete_ruleset(conn: Connection, zone_id: str, ruleset_id: str) -> None:
-    row = get_ruleset(conn, zone_id, ruleset_id)
+    row = get_ruleset(conn, zone_id, ruleset_id, for_update=True)
     # Versions first: the foreign key cascades too, but being explicit keeps both backends identical.
     conn.execute(delete(schema.ruleset_versions).where(schema.ruleset_versions.c.ruleset_id == row.id))
     conn.execute(delete(schema.rulesets).where(schema.rulesets.c.id == row.id))
@@ -391,7 +395,7 @@ def _finish(
 
 def add_rule(conn: Connection, zone_id: str, ruleset_id: str, body: Mapping[str, Any]) -> Row[Any]:
     """Add one rule (last unless ``position`` says otherwise); returns the whole ruleset."""
-    row = get_ruleset(conn, zone_id, ruleset_id)
+    row = get_ruleset(conn, zone_id, ruleset_id, for_update=True)
     version, now = row.version + 1, now_iso()
     rule = normalize_rule(dict(body), "", Phase(row.phase))
     rule_id = new_id()
@@ -407,7 +411,7 @@ def edit_rule(conn: Connection, zone_id: str, ruleset_id: str, rule_id: str, bod
     As at Cloudflare, a definition update replaces the rule: members left out are reset to their
     defaults (``ref`` is kept when not sent, so Terraform's keys stay stable).
     """
-    row = get_ruleset(conn, zone_id, ruleset_id)
+    row = get_ruleset(conn, zone_id, ruleset_id, for_update=True)
     version, now = row.version + 1, now_iso()
     rules: list[dict[str, Any]] = json.loads(row.rules)
     ids = [r["id"] for r in rules]
@@ -426,7 +430,7 @@ def edit_rule(conn: Connection, zone_id: str, ruleset_id: str, rule_id: str, bod
 
 
 def delete_rule(conn: Connection, zone_id: str, ruleset_id: str, rule_id: str) -> Row[Any]:
-    row = get_ruleset(conn, zone_id, ruleset_id)
+    row = get_ruleset(conn, zone_id, ruleset_id, for_update=True)
     rules: list[dict[str, Any]] = json.loads(row.rules)
     kept = [r for r in rules if r["id"] != rule_id]
     if len(kept) == len(rules):

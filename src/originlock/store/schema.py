@@ -47,6 +47,8 @@ accounts = Table(
     Column("id", ID, primary_key=True),
     Column("name", String(255), nullable=False),
     Column("created_on", TS, nullable=False),
+    # JSON object of Cloudflare's account settings (enforce_twofactor, ...); added by migration 6.
+    Column("settings", Text, nullable=False, server_default="{}"),
 )
 
 api_tokens = Table(
@@ -96,12 +98,21 @@ dns_records = Table(
     metadata,
     Column("id", ID, primary_key=True),
     Column("zone_id", ID, ForeignKey("zones.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("type", String(8), nullable=False),
+    # Widened by migration 6: OPENPGPKEY is ten letters, and TXT/CERT/DNSKEY contents run to kilobytes.
+    Column("type", String(16), nullable=False),
     Column("name", String(253), nullable=False, index=True),
-    Column("content", String(255), nullable=False),
+    Column("content", Text, nullable=False),
     Column("proxied", Boolean, nullable=False),
     Column("ttl", Integer, nullable=False),
     Column("comment", Text, nullable=True),
+    # MX, URI (and SRV's data.priority copied here, as Cloudflare returns it); NULL for the other types.
+    Column("priority", Integer, nullable=True),
+    # JSON object of the structured types' fields (SRV, CAA, ...), NULL for the others.
+    Column("data", Text, nullable=True),
+    # JSON list of "name:value" strings.
+    Column("tags", Text, nullable=False, server_default="[]"),
+    # JSON object (ipv4_only, ipv6_only, flatten_cname).
+    Column("settings", Text, nullable=False, server_default="{}"),
     Column("created_on", TS, nullable=False),
     Column("modified_on", TS, nullable=False),
 )
@@ -310,4 +321,85 @@ job_leases = Table(
     # When the current holder first took the lease; kept across its renewals.
     Column("acquired_at", TS, nullable=False),
     Column("expires_at", TS, nullable=False),
+)
+
+
+# What each write changed, by generation (store/changes.py): nodes that missed a NOTIFY, or poll (SQLite
+# worker processes), read here which zones to recompile. Pruned to the last CHANGE_LOG_KEEP generations.
+change_log = Table(
+    "change_log",
+    metadata,
+    Column("generation", Integer, primary_key=True, autoincrement=False),
+    # JSON list of zone ids.
+    Column("zones", Text, nullable=False),
+    Column("everything", Boolean, nullable=False),
+    Column("at", TS, nullable=False),
+)
+
+# The fleet's nodes as they last reported themselves (server/registry.py): GET /client/v4/edge_nodes.
+edge_nodes = Table(
+    "edge_nodes",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    # "serve", "edge" or "api".
+    Column("role", String(16), nullable=False),
+    # Where the node listens (its edge HTTP/HTTPS and health addresses), JSON.
+    Column("address", Text, nullable=False),
+    # The snapshot generation its edge serves (0 for an API-only node).
+    Column("generation", Integer, nullable=False),
+    Column("started_at", TS, nullable=False),
+    Column("last_seen", TS, nullable=False),
+)
+
+# One row per successful API write (GET /accounts/{id}/audit_logs): who, what, when, before and after.
+# Values are the API's own JSON with secrets redacted (api/audit.py); key material never reaches them.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("at", TS, nullable=False, index=True),
+    # NULL for user-level writes (/user/tokens), visible to unrestricted tokens only.
+    Column("account_id", ID, nullable=True, index=True),
+    Column("zone_id", ID, nullable=True),
+    Column("zone_name", String(253), nullable=True),
+    Column("token_id", ID, nullable=True),
+    Column("actor_ip", String(64), nullable=True),
+    # create, update, delete
+    Column("action", String(16), nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(255), nullable=True),
+    Column("old_value", Text, nullable=True),
+    Column("new_value", Text, nullable=True),
+)
+
+# Account-level rulesets (store/account_rulesets.py): custom rulesets and one root entry point per phase.
+account_rulesets = Table(
+    "account_rulesets",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("account_id", ID, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=False),
+    # custom or root
+    Column("kind", String(16), nullable=False),
+    Column("phase", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("rules", Text, nullable=False),
+    Column("last_updated", TS, nullable=False),
+)
+
+account_ruleset_versions = Table(
+    "account_ruleset_versions",
+    metadata,
+    Column("ruleset_id", ID, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("account_id", ID, nullable=False, index=True),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("phase", String(64), nullable=False),
+    Column("rules", Text, nullable=False),
+    Column("last_updated", TS, nullable=False),
 )

@@ -1,4 +1,4 @@
-"""Zone settings: the four the edge honours, with Cloudflare's ids, values and defaults."""
+"""Zone settings: every one Cloudflare lists (store/setting_catalog.py), with its values and defaults."""
 
 from __future__ import annotations
 
@@ -6,39 +6,26 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select
 
 from originlock.store import schema
-from originlock.store.db import now_iso
+from originlock.store.db import insert_or_conflict, now_iso
 from originlock.store.errors import Invalid
 from originlock.store.fips import non_fips_certificates
+from originlock.store.setting_catalog import SETTINGS, SettingSpec, validate_value
 from originlock.store.zones import get_zone
 
-__all__ = ["SETTINGS", "SettingValue", "get_setting", "list_settings", "set_setting", "zone_settings_map"]
+__all__ = [
+    "SETTINGS",
+    "SettingSpec",
+    "SettingValue",
+    "get_setting",
+    "list_settings",
+    "set_setting",
+    "zone_settings_map",
+]
 
 
-@dataclass(frozen=True)
-class SettingSpec:
-    allowed: tuple[Any, ...]
-    default: Any
-
-
-#: Defaults: ``ssl`` starts at ``full`` (what Cloudflare's Automatic SSL/TLS picks for an origin that
-#: answers HTTPS); ``tls_client_auth`` starts ``off`` as dashboards show it, despite the OpenAPI default.
-SETTINGS: dict[str, SettingSpec] = {
-    "ssl": SettingSpec(("off", "flexible", "full", "strict", "origin_pull"), "full"),
-    "tls_client_auth": SettingSpec(("on", "off"), "off"),
-    "min_tls_version": SettingSpec(("1.0", "1.1", "1.2", "1.3"), "1.0"),
-    "always_use_https": SettingSpec(("on", "off"), "off"),
-    # On by default, as at Cloudflare (every plan proxies WebSockets): docs/edge.md, "WebSockets".
-    "websockets": SettingSpec(("on", "off"), "on"),
-    # originlock extension: the deployment issues and rotates the zone's AOP certificate (store/auto_rotation.py).
-    "aop_auto_rotation": SettingSpec(("on", "off"), "off"),
-    # originlock extension: the FIPS profile for this zone (store/fips.py).
-    "fips": SettingSpec(("on", "off"), "off"),
-    # originlock extension: the origin exposure monitor checks this zone's origins (docs/origin-kit.md).
-    "origin_exposure_monitor": SettingSpec(("on", "off"), "on"),
-}
 #: Internal settings stored alongside; not addressable through /settings/{id}.
 AOP_ZONE_ENABLED = "origin_tls_client_auth"
 
@@ -63,9 +50,16 @@ def _put_raw(conn: Connection, zone_id: str, setting_id: str, value: Any) -> Non
     now = now_iso()
     encoded = json.dumps(value)
     table = schema.zone_settings
-    where = (table.c.zone_id == zone_id, table.c.setting_id == setting_id)
-    if conn.execute(update(table).where(*where).values(value=encoded, modified_on=now)).rowcount == 0:
-        conn.execute(insert(table).values(zone_id=zone_id, setting_id=setting_id, value=encoded, modified_on=now))
+    # One upsert: two first writes of the same setting at once (an update finding no row, then two inserts)
+    # made the second one fail on the primary key (a 500); the database settles it in one statement.
+    stmt = insert_or_conflict(conn, table).values(
+        zone_id=zone_id, setting_id=setting_id, value=encoded, modified_on=now
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.zone_id, table.c.setting_id],
+        set_={"value": stmt.excluded.value, "modified_on": stmt.excluded.modified_on},
+    )
+    conn.execute(stmt)
 
 
 def _spec(setting_id: str) -> SettingSpec:
@@ -89,8 +83,8 @@ def list_settings(conn: Connection, zone_id: str) -> list[SettingValue]:
 def set_setting(conn: Connection, zone_id: str, setting_id: str, value: Any) -> SettingValue:
     get_zone(conn, zone_id)
     spec = _spec(setting_id)
-    if not isinstance(value, str) or value not in spec.allowed:
-        raise Invalid(f"Invalid value for zone setting {setting_id}", 1007)
+    raw = _get_raw(conn, zone_id, setting_id)
+    value = validate_value(setting_id, spec, value, raw[0] if raw else spec.default)
     if setting_id == "fips" and value == "on":
         refused = non_fips_certificates(conn, zone_id)
         if refused:

@@ -6,9 +6,10 @@ import re
 import uuid
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, delete, insert, select, update
 
 from originlock.store import schema
+from originlock.store.changes import note_zone
 from originlock.store.db import now_iso
 from originlock.store.errors import Invalid, NotFound
 
@@ -80,7 +81,48 @@ def get_zone(conn: Connection, zone_id: str) -> Row[Any]:
     row = conn.execute(select(schema.zones).where(schema.zones.c.id == zone_id)).first()
     if row is None:
         raise NotFound(f"zone {zone_id} not found", 1001)
+    note_zone(conn, zone_id)  # a write that looks its zone up changes that zone (store/changes.py)
     return row
+
+
+#: Cloudflare's ``name`` filter operators (``name=contains:.org``); ``equal`` is the default.
+NAME_OPERATORS = (
+    "equal",
+    "not_equal",
+    "starts_with",
+    "ends_with",
+    "contains",
+    "starts_with_case_sensitive",
+    "ends_with_case_sensitive",
+    "contains_case_sensitive",
+)
+ZONE_ORDERS = ("name", "status", "account.id", "account.name", "plan.id")
+#: A self-hosted zone is active from the moment it is added: there is no delegation to wait for.
+ZONE_STATUS = "active"
+
+
+def name_filter(expression: str) -> tuple[str, str]:
+    """``"starts_with:dev"`` -> ``("starts_with", "dev")``; a bare name is ``equal``."""
+    op, sep, operand = expression.partition(":")
+    if sep and op in NAME_OPERATORS:
+        return op, operand
+    return "equal", expression
+
+
+def _name_matches(name: str, op: str, operand: str) -> bool:
+    if not op.endswith("_case_sensitive"):
+        operand = operand.lower()
+    base = op.removesuffix("_case_sensitive")
+    operand = operand.rstrip(".") if base in ("equal", "not_equal", "ends_with") else operand
+    if base == "equal":
+        return name == operand
+    if base == "not_equal":
+        return name != operand
+    if base == "starts_with":
+        return name.startswith(operand)
+    if base == "ends_with":
+        return name.endswith(operand)
+    return operand in name
 
 
 def list_zones(
@@ -88,22 +130,45 @@ def list_zones(
     *,
     name: str | None = None,
     account_id: str | None = None,
+    account_name: str | None = None,
+    status: str | None = None,
     zone_ids: list[str] | None = None,
+    match: str = "all",
+    order: str = "name",
     order_desc: bool = False,
     offset: int = 0,
     limit: int = 20,
 ) -> tuple[list[Row[Any]], int]:
-    query = select(schema.zones)
-    if name is not None:
-        query = query.where(schema.zones.c.name == name.strip().rstrip(".").lower())
-    if account_id is not None:
-        query = query.where(schema.zones.c.account_id == account_id)
+    """Zones matching Cloudflare's list filters; ``match=any`` ORs the filters, the token's scope always applies."""
+    query = select(schema.zones, schema.accounts.c.name.label("account_name")).join(
+        schema.accounts, schema.accounts.c.id == schema.zones.c.account_id
+    )
     if zone_ids is not None:
         query = query.where(schema.zones.c.id.in_(zone_ids))
-    total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    order = schema.zones.c.name.desc() if order_desc else schema.zones.c.name
-    rows = conn.execute(query.order_by(order).offset(offset).limit(limit))
-    return list(rows), int(total)
+    checks: list[bool | None] = []
+    rows = list(conn.execute(query))
+    selected = []
+    for row in rows:
+        checks = []
+        if name is not None:
+            checks.append(_name_matches(row.name, *name_filter(name)))
+        if account_id is not None:
+            checks.append(row.account_id == account_id)
+        if account_name is not None:
+            checks.append(_name_matches(row.account_name.lower(), *name_filter(account_name)))
+        if status is not None:
+            checks.append(status == ZONE_STATUS)
+        if not checks or (all(checks) if match == "all" else any(checks)):
+            selected.append(row)
+    keys = {
+        "name": lambda r: r.name,
+        "status": lambda r: (ZONE_STATUS, r.name),
+        "account.id": lambda r: (r.account_id, r.name),
+        "account.name": lambda r: (r.account_name, r.name),
+        "plan.id": lambda r: r.name,
+    }
+    selected.sort(key=keys[order], reverse=order_desc)
+    return selected[offset : offset + limit], len(selected)
 
 
 def update_zone(conn: Connection, zone_id: str, *, paused: bool | None, zone_type: str | None) -> Row[Any]:

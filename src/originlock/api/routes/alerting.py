@@ -1,6 +1,7 @@
 """/accounts/{account_id}/alerting/v3: notification policies and webhook destinations (Cloudflare's shapes).
 
-Only the two AOP certificate expiry alert types are supported; webhooks are the delivery mechanism.
+The alert types are those the product raises (``available_alerts`` lists them); webhooks are the delivery
+mechanism, and delivered notifications are the ``history``.
 """
 
 from __future__ import annotations
@@ -162,6 +163,18 @@ def get_webhook(account_id: str, webhook_id: str, request: Request, token: Calle
     _account(request, store, token, account_id, "alerting:read")
     with store.read() as conn:
         return ok(webhook_json(alerts.get_webhook(conn, account_id, webhook_id)))
+
+
+@router.put(BASE + "/destinations/webhooks/{webhook_id}")
+def update_webhook(
+    account_id: str, webhook_id: str, body: WebhookBody, request: Request, token: Caller, store: StoreDep
+) -> JSONResponse:
+    _account(request, store, token, account_id, "alerting:edit")
+    with store.write() as conn:
+        alerts.update_webhook(
+            conn, store.sealer, account_id, webhook_id, name=body.name, url=body.url, secret=body.secret
+        )
+    return ok({"id": webhook_id})
 
 
 @router.delete(BASE + "/destinations/webhooks/{webhook_id}")

@@ -34,6 +34,17 @@ class Patch(BaseModel):
     priority: int | None = Field(default=None, ge=0, le=2**31 - 1)  # an INTEGER column on both backends
 
 
+class PriorityItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(max_length=64)
+    priority: int = Field(ge=0, le=2**31 - 1)
+
+
+class Prioritize(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    certificates: list[PriorityItem] = Field(min_length=1, max_length=1000)
+
+
 def cert_json(row: Row[Any]) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -77,6 +88,18 @@ def list_certs(store: StoreDep, access: SslRead, page: ZonesPage) -> JSONRespons
         items = [cert_json(r) for r in custom_certs.list_certs(conn, access.zone_id)]
     chunk = items[page.offset : page.offset + page.per_page]
     return ok(chunk, result_info(page.page, page.per_page, len(chunk), len(items)))
+
+
+@router.put(BASE + "/prioritize")
+def prioritize(
+    body: Prioritize, store: StoreDep, now: Annotated[datetime, Depends(clock)], access: SslEdit
+) -> JSONResponse:
+    """Set several certificates' priorities at once (all or none); answers the zone's certificates in order."""
+    with store.write() as conn:
+        for item in body.certificates:
+            custom_certs.update_cert(conn, store.sealer, access.zone_id, item.id, {"priority": item.priority}, now)
+        items = [cert_json(r) for r in custom_certs.list_certs(conn, access.zone_id)]
+    return ok(items, result_info(1, max(len(items), 1), len(items), len(items)))
 
 
 @router.get(BASE + "/{certificate_id}")

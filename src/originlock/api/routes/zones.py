@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -103,10 +103,15 @@ def list_zones(
     token: Caller,
     store: StoreDep,
     page: ZonesPage,
-    name: str | None = None,
-    account_id: Annotated[str | None, Query(alias="account.id")] = None,
-    direction: str = "asc",
+    name: Annotated[str | None, Query(max_length=300)] = None,
+    account_id: Annotated[str | None, Query(alias="account.id", max_length=64)] = None,
+    account_name: Annotated[str | None, Query(alias="account.name", max_length=300)] = None,
+    status: Literal["initializing", "pending", "active", "moved"] | None = None,
+    match: Literal["any", "all"] = "all",
+    order: Literal["name", "status", "account.id", "account.name", "plan.id"] = "name",
+    direction: Literal["asc", "desc"] = "asc",
 ) -> JSONResponse:
+    """``name`` takes Cloudflare's operators: ``starts_with:``, ``ends_with:``, ``contains:``, ``not_equal:``..."""
     require_some(token, "zone:read")  # and only the zones it may read are listed
     with store.read() as conn:
         zone_ids = readable_zones(conn, token, "zone:read")
@@ -114,7 +119,11 @@ def list_zones(
             conn,
             name=name,
             account_id=account_id,
+            account_name=account_name,
+            status=status,
             zone_ids=zone_ids,
+            match=match,
+            order=order,
             order_desc=direction == "desc",
             offset=page.offset,
             limit=page.per_page,

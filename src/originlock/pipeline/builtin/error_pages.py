@@ -17,6 +17,12 @@ __all__ = ["error_response", "page"]
 _ADVICE: dict[int, tuple[str, str]] = {
     400: ("Bad request", "The request was malformed or ambiguous and was not forwarded."),
     414: ("URI too long", "The request URL is longer than 16 KiB."),
+    501: ("Not implemented", "The request uses a transfer coding other than chunked, which the edge does not support."),
+    502: (
+        "Bad gateway",
+        "The edge refused to send the origin a header holding CR, LF or NUL: check the zone's Origin Rules "
+        "(host_header) and custom responses.",
+    ),
     431: ("Request header fields too large", "The request headers are larger than 32 KiB."),
     503: (
         "Service temporarily unavailable",

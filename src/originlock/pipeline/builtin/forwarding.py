@@ -9,6 +9,12 @@ original ``Content-Length``.
 
 Towards the visitor: hop-by-hop fields removed, framing re-stated, ``CF-Ray`` added.
 
+No head written here holds CR, LF or NUL in a field (the second line of defence against header
+injection, after the API's validation): fields copied from a parsed message were checked by the strict
+parser (``add_parsed_field``); everything else, such as an Origin Rule's ``host_header``, is checked as it
+is written (``add_field`` / ``check_field`` raise ``UnsafeHeaderValue``, answered 502 before anything
+reaches the origin). A ``Connection`` field that names ``Host`` is refused (400).
+
 Each direction exists twice, on purpose: ``origin_request_headers`` / ``visitor_response_headers`` return
 the fields as a list (the reference, and the path for the rare message whose ``Connection`` field names
 other fields), and ``origin_request_head`` / ``visitor_response_head`` write the same fields straight
@@ -21,10 +27,12 @@ from __future__ import annotations
 
 from typing import Final
 
+from originlock.errors import MalformedRequest
 from originlock.proto.events import Headers, NameFilter, RequestReceived, ResponseReceived, lower_name
 from originlock.proto.serialize import (
     HOP_BY_HOP,
-    add_field,
+    add_parsed_field,
+    check_field,
     request_head,
     response_head,
     start_request,
@@ -92,6 +100,10 @@ def origin_request_headers(request: RequestReceived, *, client_ip: str, scheme: 
     if connection is not None:
         named = _named_tokens(connection)
         if named:
+            if b"host" in named:
+                # Dropping it would send the origin a request without Host (the origin picks a default
+                # virtual host); keeping it would ignore the visitor's Connection. Neither: refused.
+                raise MalformedRequest("the Connection header field names Host")
             out = [(name, value) for name, value in out if lower_name(name) not in named]
             if b"x-forwarded-for" in named:
                 forwarded_for = None
@@ -113,6 +125,7 @@ def origin_request_headers(request: RequestReceived, *, client_ip: str, scheme: 
 
 def override_host(headers: Headers, host: str) -> Headers:
     """``headers`` with the Host field replaced by ``host`` (an Origin Rules ``host_header`` override)."""
+    check_field(b"Host", host.encode())
     out = [(name, value) for name, value in headers if name.lower() != b"host"]
     return [(b"Host", host.encode()), *out]
 
@@ -150,7 +163,7 @@ def origin_request_head(
     for field in request.headers:
         name = field[0]
         if not special.may_be(name):
-            add_field(parts, name, field[1])
+            add_parsed_field(parts, name, field[1])
             continue
         lower = lower_name(name)
         if lower in _NOT_FORWARDED:
@@ -163,16 +176,19 @@ def origin_request_head(
             continue
         if host is not None and lower == b"host":
             continue
-        add_field(parts, name, field[1])
+        add_parsed_field(parts, name, field[1])
     if connection is not None and _named_tokens(connection):
         # Rare: fields named in Connection must go too; the list-based reference handles it.
         headers = origin_request_headers(request, client_ip=client_ip, scheme=scheme, ray_id=ray_id)
         return request_head(request.method, request.target, headers if host is None else override_host(headers, host))
     if host is not None:
-        parts[4:4] = (b"Host: ", host.encode(), b"\r\n")  # first, as override_host puts it
+        # An Origin Rule's host_header: configuration, not parsed, so checked (CR/LF would smuggle a request).
+        value = host.encode()
+        check_field(b"Host", value)
+        parts[4:4] = (b"Host: ", value, b"\r\n")  # first, as override_host puts it
     with_xff, without_xff = _forwarded_tail(client_ip, scheme)
     if forwarded_for:
-        add_field(parts, b"X-Forwarded-For", forwarded_for + b", " + client_ip.encode())
+        add_parsed_field(parts, b"X-Forwarded-For", forwarded_for + b", " + client_ip.encode())
         parts.append(without_xff)
     else:
         parts.append(with_xff)
@@ -237,14 +253,14 @@ def visitor_response_head(
     for field in response.headers:
         name = field[0]
         if not droppable.may_be(name):
-            add_field(parts, name, field[1])
+            add_parsed_field(parts, name, field[1])
             continue
         lower = lower_name(name)
         if lower in drop:
             if lower == b"connection":
                 connection = field[1] if connection is None else connection + b"," + field[1]
             continue
-        add_field(parts, name, field[1])
+        add_parsed_field(parts, name, field[1])
     if connection is not None and _named_tokens(connection):
         headers = visitor_response_headers(response, ray_id=ray_id, chunked=chunked, close=close)
         if keep_alive_1_0:

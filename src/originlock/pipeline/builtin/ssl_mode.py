@@ -13,6 +13,7 @@ from typing import Final
 from originlock.pipeline.context import PipelineSettings, RequestContext
 from originlock.pipeline.decision import CONTINUE, Decision, Respond
 from originlock.proto.events import RequestReceived
+from originlock.proto.target import path_and_query
 from originlock.snapshot.model import SslMode
 
 __all__ = ["on_ssl_mode", "redirect"]
@@ -23,13 +24,8 @@ _OFF: Final = SslMode.OFF
 
 
 def _path_of(target: bytes) -> bytes:
-    if target.startswith(b"/"):
-        return target
-    if b"://" in target:
-        rest = target.split(b"://", 1)[1]
-        slash = rest.find(b"/")
-        return rest[slash:] if slash >= 0 else b"/"
-    return b"/"
+    path, query = path_and_query(target)
+    return path + b"?" + query if query else path
 
 
 def redirect(scheme: str, host: str, port: int, target: bytes) -> Respond:

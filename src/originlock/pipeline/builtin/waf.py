@@ -22,6 +22,7 @@ from originlock.pipeline.builtin.waf_pages import block_response
 from originlock.pipeline.context import RequestContext
 from originlock.pipeline.decision import CONTINUE, Decision
 from originlock.proto.events import RequestReceived
+from originlock.proto.target import path_and_query
 from originlock.waf import FieldValues, Phase, RateLimiter, RequestFields, evaluate_origin, evaluate_request
 from originlock.waf.rules import ManagedHook
 
@@ -30,35 +31,20 @@ __all__ = ["EdgeWaf", "request_fields"]
 _VERSIONS: Final = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
 
 
-def _split_target(target: bytes) -> tuple[str, str]:
-    """Path and query of an origin-form or absolute-form request-target (RFC 9112 §3.2), as received."""
-    text = target.decode("latin-1")
-    if not text.startswith("/"):
-        scheme, sep, rest = text.partition("://")
-        if sep and scheme.lower() in ("http", "https"):
-            slash = rest.find("/")
-            question = rest.find("?")
-            if slash < 0 or (0 <= question < slash):
-                text = "/" + (rest[question:] if question >= 0 else "")
-            else:
-                text = rest[slash:]
-        else:
-            text = "/"  # asterisk-form (OPTIONS *): no path to match
-    path, _, query = text.partition("?")
-    return path, query
-
-
 def request_fields(request: RequestReceived, ctx: RequestContext, wall_time: float) -> RequestFields:
     """What the Rules language sees of ``request`` (``wall_time``: seconds since the epoch)."""
-    path, query = _split_target(request.target)
+    path, query = path_and_query(request.target)  # the target is normalised by the parser already
     extra: dict[str, object] = {"cf.ray_id": ctx.ray_id.encode()}
     if ctx.tls_version:
         extra["cf.tls_version"] = ctx.tls_version.encode()
+    if ctx.route is not None:
+        # What account-level rulesets select zones by (store/account_rulesets.py).
+        extra["cf.zone.name"] = ctx.route.zone_name.encode()
     return RequestFields(
         method=request.method.decode("latin-1"),
         host=ctx.host,
-        path=path,
-        query=query,
+        path=path.decode("latin-1"),
+        query=query.decode("latin-1"),
         headers=tuple(request.headers),
         ip=ctx.client_ip,
         scheme=ctx.scheme,

@@ -1,7 +1,8 @@
 """Phase ROUTE: Host -> proxied hostname -> :class:`~originlock.snapshot.model.Route`.
 
-The hostname comes from the absolute-form request-target when present, else from the single Host field
-(RFC 9112 §3.2.2). An unknown hostname is Cloudflare's error 1001.
+The hostname comes from the single Host field; for an absolute-form request-target the parser has already
+put the target's authority there (RFC 9112 §3.2.2, ``proto/target.py``). An unknown hostname is
+Cloudflare's error 1001.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from originlock.errors import MalformedRequest, UnknownHostname
 from originlock.pipeline.context import RequestContext
 from originlock.pipeline.decision import CONTINUE, Decision
 from originlock.proto.events import RequestReceived, lower_name
+from originlock.proto.target import split_absolute
 
 __all__ = ["host_of", "on_route"]
 
@@ -57,11 +59,10 @@ def host_of(request: RequestReceived) -> str:
 
 
 def _host_of(request: RequestReceived) -> str:
-    authority: bytes | None = None
-    target = request.target
-    if target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
-        rest = target.split(b"://", 1)[1]
-        authority = rest.split(b"/", 1)[0].split(b"?", 1)[0]
+    # The parser has already made every target origin-form (its authority replaced Host); a request built
+    # by other means is read the same way, by the one parser of request-targets.
+    absolute = split_absolute(request.target)
+    authority = absolute[0] if absolute is not None else None
     hosts = [value for name, value in request.headers if name.lower() == b"host"]
     if len(hosts) > 1:
         raise MalformedRequest("more than one Host header field")

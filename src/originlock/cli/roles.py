@@ -1,0 +1,245 @@
+"""``originlock edge`` and ``originlock api``: one role per node, for fleets on PostgreSQL.
+
+- ``edge --store URL``: the data plane alone. It never migrates or writes configuration; it compiles
+  snapshots from the store (told of changes by NOTIFY), keeps a last-known-good copy in its data dir and
+  starts from it when the store is unreachable, and answers ``/healthz``, ``/healthz/snapshot`` and
+  ``/metrics`` on ``--health``. It needs the fleet's master key (``ORIGINLOCK_MASTER_KEY`` or
+  ``master.key`` in the data dir) to unseal keys.
+- ``api --store URL``: the control plane alone: the v4 API, the periodic jobs (each run by one node of
+  the fleet at a time, by lease), no edge listener.
+
+``serve`` keeps running both in one process. Every role registers itself (``GET /client/v4/edge_nodes``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse, Response
+from prometheus_client import CollectorRegistry
+
+from originlock.cli.api_options import add_api_options
+from originlock.edge.config import add_edge_arguments, edge_config_from_args
+from originlock.edge.runtime import run_edge
+from originlock.edge.server import EdgeServer
+from originlock.edge.snapshots import SnapshotFactory, SnapshotSource
+from originlock.edge.worker_stats import WorkerStatsBook
+from originlock.pipeline.builtin.waf import EdgeWaf
+from originlock.server import alerts_job, metrics, rotation_job
+from originlock.server.alerts_job import ExpiryAlerts
+from originlock.server.alerts_notify import WebhookQueueNotifier
+from originlock.server.bootstrap import MASTER_KEY_ENV, bootstrap
+from originlock.server.fleet_node import start_fleet_tasks, stop_tasks
+from originlock.server.last_known_good import LastKnownGood
+from originlock.server.leadership import JobLease, node_id
+from originlock.server.monitor import add_monitor_arguments, start_origin_monitor, stop_origin_monitor
+from originlock.server.rotation_job import AutoRotation
+from originlock.server.snapshot_health import add_snapshot_health
+from originlock.server.store_snapshots import StoreSnapshotSource, open_store_snapshots
+from originlock.store.db import Store
+from originlock.store.deadline import SNAPSHOT_TIMEOUTS
+from originlock.store.sealing import KeySealer, load_or_create_master_key
+
+__all__ = ["add_parsers"]
+
+log = logging.getLogger("originlock")
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+async def _serve_uvicorn(app: Any, where: tuple[str, int]) -> uvicorn.Server:
+    config = uvicorn.Config(app, host=where[0], port=where[1], log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+
+    def _on_signal(_signum: int, _frame: Any) -> None:
+        server.should_exit = True
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    await server.serve()
+    return server
+
+
+def _where(address: tuple[str, int] | None) -> str | None:
+    return f"{address[0]}:{address[1]}" if address else None
+
+
+def _health_app(source: object, edge: EdgeServer, worker_stats: WorkerStatsBook) -> FastAPI:
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    registry = CollectorRegistry(auto_describe=False)
+    add_snapshot_health(app, registry, source)
+    state = edge.state
+    metrics.add_edge_collectors(
+        registry,
+        requests=lambda: worker_stats.request_counts(state.request_counts),
+        pool=lambda: worker_stats.pool_statistics(state.pool.statistics()),
+        processes=lambda: 1 + worker_stats.reporting(),
+    )
+
+    @app.get("/healthz")
+    def health() -> PlainTextResponse:
+        return PlainTextResponse("ok\n")  # the edge listens and serves a snapshot: /healthz/snapshot says which
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(metrics.render(registry), media_type=metrics.CONTENT_TYPE)
+
+    return app
+
+
+async def _edge(args: argparse.Namespace) -> int:
+    try:
+        edge_config = edge_config_from_args(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    data_dir = Path(args.data_dir)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    sealer = KeySealer(load_or_create_master_key(data_dir / "master.key", os.environ.get(MASTER_KEY_ENV)))
+    # An edge node never migrates nor writes configuration: creating the handle touches no database.
+    store = Store(args.store, sealer, timeouts=SNAPSHOT_TIMEOUTS, migrate_schema=False)
+    lkg = LastKnownGood(data_dir, sealer)
+    try:
+        source = await asyncio.to_thread(StoreSnapshotSource, store, last_known_good=lkg)
+    except Exception as exc:
+        print(
+            f"error: the store is unreachable ({type(exc).__name__}) and there is no last-known-good snapshot in "
+            f"{lkg.path}: start this node once while the store answers",
+            file=sys.stderr,
+        )
+        return 1
+    snapshots: SnapshotSource | SnapshotFactory = source
+    if edge_config.workers > 1:
+        snapshots = functools.partial(open_store_snapshots, str(data_dir), args.store, False)
+    edge_up: asyncio.Future[EdgeServer] = asyncio.get_running_loop().create_future()
+    worker_stats = WorkerStatsBook()
+    waf = EdgeWaf(time.monotonic, time.time)
+    # With --workers every process builds its own source from the factory (without a last-known-good copy).
+    edge_task = asyncio.create_task(
+        run_edge(edge_config, snapshots, server_ready=edge_up, waf=waf, worker_stats=worker_stats)
+    )
+    waiters: set[asyncio.Future[Any]] = {edge_task, edge_up}
+    done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    if edge_task in done and not edge_up.done():
+        print(f"error: the edge could not start: {edge_task.exception()}", file=sys.stderr)
+        return 1
+    edge = edge_up.result()
+    served = edge.source
+    address = {
+        "http": _where(edge.http_address),
+        "https": _where(edge.https_address),
+        "health": f"{args.health[0]}:{args.health[1]}",
+    }
+    print(f"originlock edge node: {address}; generation {source.generation}", flush=True)
+    tasks = start_fleet_tasks(store, node_id(), "edge", address, served)
+    try:
+        await _serve_uvicorn(_health_app(served, edge, worker_stats), args.health)
+    finally:
+        await stop_tasks(tasks)
+        edge_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await edge_task
+        store.close()
+    print("originlock edge stopped", flush=True)
+    return 0
+
+
+async def _api(args: argparse.Namespace) -> int:
+    from originlock.api.app import create_app
+
+    deployment = bootstrap(Path(args.data_dir), args.store, fips=args.fips)
+    store = deployment.store
+    node = node_id()
+    alerts = ExpiryAlerts(
+        store,
+        interval=args.alert_interval,
+        lease=JobLease.for_period(store, alerts_job.JOB, node, args.alert_interval),
+    )
+    rotation = AutoRotation(
+        store, lease=JobLease.for_period(store, rotation_job.JOB, node, rotation_job.INTERVAL_SECONDS)
+    )
+    jobs = [asyncio.create_task(alerts.run()), asyncio.create_task(rotation.run())]
+    monitor = start_origin_monitor(
+        args.origin_monitor_interval,
+        store,
+        None,
+        args.origin_https_port,
+        notifier=WebhookQueueNotifier(store),
+        node=node,
+    )
+    app = create_app(store, max_body=args.api_max_body)
+    tasks = start_fleet_tasks(store, node, "api", {"api": f"{args.api[0]}:{args.api[1]}"}, None)
+    print(f"originlock control plane on http://{args.api[0]}:{args.api[1]}/client/v4 (store: {store.backend})")
+    try:
+        await _serve_uvicorn(app, args.api)
+    finally:
+        await stop_origin_monitor(monitor)
+        await stop_tasks(tasks)
+        for job in jobs:
+            job.cancel()
+        for job in jobs:
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
+        store.close()
+    print("originlock api stopped", flush=True)
+    return 0
+
+
+def _run(main: Any, args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    result: int = asyncio.run(main(args))
+    return result
+
+
+def add_parsers(sub: Any) -> None:
+    edge: argparse.ArgumentParser = sub.add_parser(
+        "edge",
+        help="run an edge node of a fleet (no API)",
+        description="Run the edge alone, from a fleet's store.\n\n"
+        "example:\n  originlock edge --store postgresql://edge@db/originlock --data-dir /var/lib/originlock",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    edge.add_argument("--store", required=True, help="the fleet's store URL (postgresql://...)")
+    edge.add_argument("--data-dir", default="originlock-data", help="master key and last-known-good snapshot")
+    edge.add_argument(
+        "--health",
+        type=_host_port,
+        default=("127.0.0.1", 8788),
+        help="HOST:PORT for /healthz, /healthz/snapshot and /metrics (default 127.0.0.1:8788)",
+    )
+    add_edge_arguments(edge)
+    edge.set_defaults(func=functools.partial(_run, _edge))
+
+    api: argparse.ArgumentParser = sub.add_parser(
+        "api",
+        help="run the control plane of a fleet (no edge)",
+        description="Run the Cloudflare-v4-compatible API and the periodic jobs, without an edge.\n\n"
+        "example:\n  originlock api --store postgresql://api@db/originlock --api 0.0.0.0:8787",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    api.add_argument("--store", required=True, help="the fleet's store URL (postgresql://...)")
+    api.add_argument("--data-dir", default="originlock-data", help="master key and admin token")
+    api.add_argument("--api", type=_host_port, default=("127.0.0.1", 8787), help="API HOST:PORT")
+    api.add_argument("--fips", action="store_true", help="FIPS profile for every zone")
+    api.add_argument("--alert-interval", type=float, default=60.0, metavar="SECONDS")
+    api.add_argument("--origin-https-port", type=int, default=443, help="origin HTTPS port the exposure monitor probes")
+    add_api_options(api)
+    add_monitor_arguments(api)
+    api.set_defaults(func=functools.partial(_run, _api))

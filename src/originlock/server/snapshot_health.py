@@ -1,0 +1,100 @@
+"""What a node says about the snapshot it serves: ``/metrics`` series and ``GET /healthz/snapshot``.
+
+- ``originlock_snapshot_generation``: the store generation the edge serves;
+- ``originlock_snapshot_stale_seconds``: seconds since the node last knew that generation was current
+  (a poll or a rebuild succeeded); grows while the store is unreachable; alert on it above a minute;
+- ``originlock_snapshot_from_disk``: 1 while serving the last-known-good copy the node started from;
+- ``originlock_snapshot_rebuilds_total{kind="zones"|"full"}`` and ``originlock_snapshot_rebuild_seconds_total``
+  (rate the two for the mean rebuild time), ``originlock_snapshot_last_rebuild_seconds``;
+- ``originlock_snapshot_routes``: proxied hostnames in the snapshot.
+
+``/healthz/snapshot`` answers the same as JSON (200 while the edge serves anything, from the store or
+from disk: a load balancer should keep sending traffic to an edge that can serve).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from originlock.server.store_snapshots import SourceStatistics
+
+__all__ = ["SnapshotCollector", "add_snapshot_health", "snapshot_json"]
+
+StatsFn = Callable[[], SourceStatistics | None]
+
+
+def snapshot_json(stats: SourceStatistics) -> dict[str, Any]:
+    return {
+        "generation": stats.generation,
+        "stale_seconds": round(stats.stale_seconds(time.time()), 3),
+        "from_disk": stats.from_disk,
+        "routes": stats.routes,
+        "zones": stats.zones,
+        "rebuilds": stats.rebuilds,
+        "full_rebuilds": stats.full_rebuilds,
+        "last_rebuild_seconds": round(stats.last_rebuild_seconds, 4),
+    }
+
+
+class SnapshotCollector(Collector):
+    def __init__(self, stats: StatsFn) -> None:
+        self._stats = stats
+
+    def __repr__(self) -> str:
+        return "SnapshotCollector()"
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats()
+        if stats is None:
+            return
+        yield GaugeMetricFamily(
+            "originlock_snapshot_generation", "Store generation the edge serves", value=stats.generation
+        )
+        yield GaugeMetricFamily(
+            "originlock_snapshot_stale_seconds",
+            "Seconds since the served generation was last confirmed current with the store",
+            value=stats.stale_seconds(time.time()),
+        )
+        yield GaugeMetricFamily(
+            "originlock_snapshot_from_disk",
+            "1 while serving the last-known-good snapshot from disk",
+            value=1.0 if stats.from_disk else 0.0,
+        )
+        rebuilds = CounterMetricFamily("originlock_snapshot_rebuilds", "Snapshot rebuilds, by kind", labels=["kind"])
+        rebuilds.add_metric(["zones"], stats.rebuilds - stats.full_rebuilds)
+        rebuilds.add_metric(["full"], stats.full_rebuilds)
+        yield rebuilds
+        yield CounterMetricFamily(
+            "originlock_snapshot_rebuild_seconds", "Time spent rebuilding snapshots", value=stats.rebuild_seconds_total
+        )
+        yield GaugeMetricFamily(
+            "originlock_snapshot_last_rebuild_seconds", "Duration of the last rebuild", value=stats.last_rebuild_seconds
+        )
+        yield GaugeMetricFamily("originlock_snapshot_routes", "Proxied hostnames in the snapshot", value=stats.routes)
+
+
+def stats_of(source: object) -> StatsFn:
+    """A statistics callable for any snapshot source (None for sources that keep none)."""
+    statistics = getattr(source, "statistics", None)
+    return statistics if callable(statistics) else (lambda: None)
+
+
+def add_snapshot_health(app: FastAPI, registry: CollectorRegistry, source: object) -> None:
+    """Add the collector to ``registry`` and ``GET /healthz/snapshot`` to ``app``."""
+    stats = stats_of(source)
+    registry.register(SnapshotCollector(stats))
+
+    @app.get("/healthz/snapshot", include_in_schema=False)
+    def snapshot_health() -> JSONResponse:
+        current = stats()
+        if current is None:
+            return JSONResponse({"serving": False}, status_code=503)
+        return JSONResponse({"serving": True, **snapshot_json(current)})

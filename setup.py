@@ -1,12 +1,17 @@
-"""Only what pyproject.toml cannot say: the optional mypyc-compiled modules (buildtools/hotpath.py)."""
+"""Only what pyproject.toml cannot say: the mypyc-compiled modules of wheels (buildtools/hotpath.py)."""
 
 import sys
 from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "buildtools"))
-from hotpath import extensions, tolerant_build_ext
+from hotpath import build_kind, extensions, recording_build_py, strict_build_ext
 
-setup(ext_modules=extensions(Path("src")), cmdclass={"build_ext": tolerant_build_ext(build_ext)})
+kind = build_kind()
+setup(
+    ext_modules=extensions(Path("src"), kind),
+    cmdclass={"build_ext": strict_build_ext(build_ext), "build_py": recording_build_py(build_py, kind)},
+)

@@ -4,13 +4,18 @@ The edge's per-request path (parse -> route -> WAF hook -> pooled origin -> resp
 Python; compiled by mypyc the edge uses ≈ 1.4x nginx's CPU per request instead of ≈ 2.6x
 (docs/performance.md, steps 5 to 7). The source stays the only implementation: the same ``.py`` files
 are what editable installs and the test suite run, and what a wheel falls back to when no C compiler is
-available.
+available or ``ORIGINLOCK_PURE=1`` says so. Any other failure to compile fails the build: a wheel that
+silently installed the interpreted path would run at about twice the CPU per request.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import sys
+import sysconfig
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +45,9 @@ HOT_MODULES = (
     "originlock/snapshot/model.py",
     # `originlock serve` always installs the WAF hook: a zone without rules costs one call into it.
     "originlock/pipeline/builtin/waf.py",
+    # On by default: the access-log line and its buffer run once per request.
+    "originlock/pipeline/builtin/access_log.py",
+    "originlock/edge/access_log.py",
 )
 
 #: Set by the build backend for wheels (``pip install .``); editable installs stay interpreted so that
@@ -47,43 +55,96 @@ HOT_MODULES = (
 COMPILE_ENV = "ORIGINLOCK_COMPILE"
 PURE_ENV = "ORIGINLOCK_PURE"
 
+#: Written into the wheel next to ``originlock/__init__.py``: why its request path is what it is, so that
+#: ``originlock serve`` can say so (``edge/build_info.py``). A source tree has no such file.
+BUILD_FILE = "originlock/hot_path_build.txt"
+COMPILED = "compiled"
+NO_COMPILER = "no-compiler"
+OPTED_OUT = "opted-out"
+
 #: The build environment has mypy but not the runtime dependencies: their types are unknown (Any) there,
 #: which costs nothing on the hot path, whose own types are all declared.
 MYPY_FLAGS = ("--ignore-missing-imports", "--config-file=", "--no-warn-unused-ignores")
+
+
+class HotPathBuildError(RuntimeError):
+    """mypyc or the C compiler failed although compilation was expected: the build fails rather than
+    installing a silently slower edge."""
 
 
 def _warn(message: str) -> None:
     print(f"originlock build: {message}", file=sys.stderr)
 
 
-def extensions(src: Path) -> list[Any]:
-    """The compiled modules of ``src`` (cwd-relative paths are what mypyc wants), or [] when not asked
-    for or when mypyc refuses the code; the package then installs interpreted, which works the same."""
-    if os.environ.get(COMPILE_ENV) != "1" or os.environ.get(PURE_ENV) == "1":
+def c_compiler() -> str | None:
+    """The C compiler setuptools would run (``$CC`` or Python's build-time ``CC``), if it is installed."""
+    command = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    words = shlex.split(command)
+    return shutil.which(words[0]) if words else None
+
+
+def build_kind(environ: Mapping[str, str] | None = None, compiler: str | None = "") -> str | None:
+    """What a build should produce: :data:`COMPILED`, :data:`NO_COMPILER`, :data:`OPTED_OUT`, or None when
+    compilation was not asked for (an editable install or ``setup.py`` run by hand)."""
+    env = os.environ if environ is None else environ
+    if env.get(COMPILE_ENV) != "1":
+        return None
+    if env.get(PURE_ENV) == "1":
+        return OPTED_OUT
+    if (c_compiler() if compiler == "" else compiler) is None:
+        return NO_COMPILER
+    return COMPILED
+
+
+def extensions(src: Path, kind: str | None, modules: Sequence[str] = HOT_MODULES) -> list[Any]:
+    """The compiled modules of ``src`` (cwd-relative paths are what mypyc wants) when ``kind`` is
+    :data:`COMPILED`, else [] (the package then installs interpreted, which works the same, slower).
+
+    Raises:
+        HotPathBuildError: mypyc refused the code (a type error in the import graph).
+    """
+    if kind != COMPILED:
+        if kind is not None:
+            _warn(f"installing the request path interpreted ({kind})")
         return []
+    from mypyc.build import mypycify
+
+    paths = [str(src / module) for module in modules]
     try:
-        from mypyc.build import mypycify
-
-        paths = [str(src / module) for module in HOT_MODULES]
         return list(mypycify([*MYPY_FLAGS, *paths], group_name="originlock", opt_level="3"))
-    except (Exception, SystemExit) as exc:  # mypy reports type errors by exiting
-        _warn(f"mypyc could not compile the hot path ({exc!r}); installing it interpreted")
-        return []
+    except SystemExit as exc:  # mypy reports type errors (printed above) by exiting
+        raise HotPathBuildError(
+            f"mypyc could not compile the request path (exit {exc.code}; errors above). "
+            f"Set {PURE_ENV}=1 to install it interpreted (about twice the CPU per request)."
+        ) from None
 
 
-def tolerant_build_ext(base: Any) -> Any:
-    """``build_ext`` that installs the interpreted modules instead of failing when there is no working C
-    compiler: a fresh machine without gcc still gets a working (slower) edge."""
+def strict_build_ext(base: Any) -> Any:
+    """``build_ext`` whose compile errors name the way out: a compiler that exists but fails is a broken
+    build, never a quiet fallback."""
 
     class BuildExt(base):  # type: ignore[misc, valid-type]
         def run(self) -> None:
             try:
                 super().run()
-            except Exception as exc:  # CCompilerError, DistutilsError, OSError: all mean "no compiler"
-                _warn(f"compiling the hot path failed ({exc}); installing it interpreted")
-                # A module's .so without the shared runtime library would fail to import: drop them all.
-                for ext in self.extensions:
-                    Path(self.get_ext_fullpath(ext.name)).unlink(missing_ok=True)
-                self.extensions = []
+            except Exception as exc:  # CCompilerError, DistutilsError, OSError
+                raise HotPathBuildError(
+                    f"compiling the request path failed ({exc}). "
+                    f"Set {PURE_ENV}=1 to install it interpreted (about twice the CPU per request)."
+                ) from exc
 
     return BuildExt
+
+
+def recording_build_py(base: Any, kind: str | None) -> Any:
+    """``build_py`` that writes :data:`BUILD_FILE` (the build's kind) into the wheel."""
+
+    class BuildPy(base):  # type: ignore[misc, valid-type]
+        def run(self) -> None:
+            super().run()
+            if kind is not None and not getattr(self, "editable_mode", False):
+                target = Path(self.build_lib) / BUILD_FILE
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(kind + "\n", encoding="ascii")
+
+    return BuildPy

@@ -210,6 +210,7 @@ def test_check_via_edge_526_is_not_locked(api_env: Setup, capsys: pytest.Capture
 def _serve(data_dir: Path, *extra: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORIGINLOCK_")}
     args = ["--api", f"127.0.0.1:{free_port()}", "--http", f"127.0.0.1:{free_port()}", "--https", "off"]
+    args += ["--workers", "1"]
     return subprocess.run(
         [sys.executable, "-m", "originlock", "serve", "--data-dir", str(data_dir), *args, *extra],
         capture_output=True,

@@ -188,6 +188,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                 str(work / "access.log"),
                 "--websocket-idle-timeout",
                 str(IDLE),
+                "--workers",
+                "1",  # /metrics is then read from the process that relays (workers report once a second)
             ],
         )
         try:

@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry
 
 from originlock.cli.api_options import add_api_options
 from originlock.edge.config import add_edge_arguments, edge_config_from_args
+from originlock.edge.loops import loop_factory
 from originlock.edge.runtime import run_edge
 from originlock.edge.server import EdgeServer
 from originlock.edge.snapshots import SnapshotFactory, SnapshotSource
@@ -204,7 +205,9 @@ async def _api(args: argparse.Namespace) -> int:
 
 def _run(main: Any, args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    result: int = asyncio.run(main(args))
+    # uvloop for both roles, as for serve and every --workers process (edge/loops.py).
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        result: int = runner.run(main(args))
     return result
 
 

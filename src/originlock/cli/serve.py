@@ -23,6 +23,7 @@ from originlock.cli.serve_errors import data_dir_problem, store_problem
 from originlock.dashboard import WafRecorder, attach_waf_recorder
 from originlock.edge.build_info import hot_path_kind
 from originlock.edge.config import add_edge_arguments, edge_config_from_args
+from originlock.edge.loops import loop_factory, loop_kind
 from originlock.edge.runtime import run_edge
 from originlock.edge.server import EdgeServer
 from originlock.edge.snapshots import SnapshotFactory, SnapshotSource
@@ -77,13 +78,20 @@ def _banner(deployment: Deployment, api: tuple[str, int], edge: list[str]) -> st
     )
 
 
-def _edge_lines(edge: EdgeServer) -> list[str]:
+def _edge_addresses(edge: EdgeServer) -> list[str]:
     lines = []
     if edge.http_address:
         lines.append(f"edge HTTP on http://{edge.http_address[0]}:{edge.http_address[1]}")
     if edge.https_address:
         lines.append(f"edge HTTPS on https://{edge.https_address[0]}:{edge.https_address[1]}")
+    return lines
+
+
+def _edge_lines(edge: EdgeServer, workers: int) -> list[str]:
+    lines = _edge_addresses(edge)
     lines.append(f"edge request path: {hot_path_kind()}")
+    processes = f"this one and {workers - 1} worker processes" if workers > 1 else "this one"
+    lines.append(f"edge processes: {processes}; event loop: {loop_kind(asyncio.get_running_loop())}")
     return lines
 
 
@@ -153,7 +161,7 @@ async def _serve(args: argparse.Namespace) -> int:
     api_sock.on_shed = lambda count: edge_state.overload.count("accept", count)
     # The fleet: /healthz/snapshot and snapshot metrics, the lease keeper, this node's registration.
     add_snapshot_health(app, app.state.metrics, edge_up.result().source)
-    address = {"api": f"{args.api[0]}:{args.api[1]}", "edge": _edge_lines(edge_up.result())[:-1]}
+    address = {"api": f"{args.api[0]}:{args.api[1]}", "edge": _edge_addresses(edge_up.result())}
     fleet_tasks = start_fleet_tasks(deployment.store, node, "serve", address, edge_up.result().source)
     add_edge_collectors(
         app.state.metrics,
@@ -168,7 +176,7 @@ async def _serve(args: argparse.Namespace) -> int:
         app, host=args.api[0], port=args.api[1], log_level="warning", access_log=False, lifespan="off"
     )
     server = uvicorn.Server(config)
-    print(_banner(deployment, args.api, _edge_lines(edge_up.result())), flush=True)
+    print(_banner(deployment, args.api, _edge_lines(edge_up.result(), edge_config.workers)), flush=True)
     # uvicorn captures SIGINT/SIGTERM while serving and re-raises them afterwards; a handler of ours
     # turns that re-raise into a clean exit instead of a traceback.
     stop = {"signal": 0}
@@ -211,7 +219,9 @@ async def _serve(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    return asyncio.run(_serve(args))
+    # The edge shares this loop with the control plane: uvloop, like every --workers process.
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(_serve(args))
 
 
 def add_parser(sub: Any) -> None:

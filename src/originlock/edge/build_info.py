@@ -1,10 +1,22 @@
-"""Whether this process runs the mypyc-compiled request path (``pip install .``) or the source."""
+"""Whether this process runs the mypyc-compiled request path (``pip install .``) or the source, and why."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import originlock
 from originlock.edge import fastpath
 
 __all__ = ["hot_path_compiled", "hot_path_kind"]
+
+#: Written into wheels by the build (``buildtools/hotpath.py`` ``BUILD_FILE``); absent in a source tree.
+BUILD_FILE = "hot_path_build.txt"
+
+_WHY = {
+    "no-compiler": "no C compiler was found when the wheel was built",
+    "opted-out": "the wheel was built with ORIGINLOCK_PURE=1",
+    "compiled": "the wheel's compiled modules are missing or were not loaded",
+}
 
 
 def hot_path_compiled() -> bool:
@@ -12,6 +24,20 @@ def hot_path_compiled() -> bool:
     return not fastpath.__file__.endswith(".py")
 
 
+def _build_record() -> str | None:
+    try:
+        return (Path(originlock.__file__).parent / BUILD_FILE).read_text(encoding="ascii").strip()
+    except OSError:
+        return None
+
+
 def hot_path_kind() -> str:
     """Shown at startup: CPU per request roughly halves when compiled (docs/performance.md)."""
-    return "compiled (mypyc)" if hot_path_compiled() else "interpreted (an editable install or no C compiler)"
+    if hot_path_compiled():
+        return "compiled (mypyc)"
+    record = _build_record()
+    if record is None:
+        why = "running from a source tree: an editable install or a checkout; `pip install .` compiles it"
+    else:
+        why = _WHY.get(record, f"unknown build record {record!r}")
+    return f"interpreted ({why})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass, field
 
 from originlock.edge.limits import EdgeLimits, add_limit_arguments, limits_from_args
@@ -10,7 +11,7 @@ from originlock.origin.connector import OriginTimeouts
 from originlock.origin.pool import IDLE_TIMEOUT, MAX_IDLE_PER_KEY
 from originlock.pipeline.context import DEFAULT_COLO, PipelineSettings
 
-__all__ = ["EdgeConfig", "add_edge_arguments", "edge_config_from_args", "parse_address"]
+__all__ = ["EdgeConfig", "add_edge_arguments", "auto_workers", "edge_config_from_args", "parse_address"]
 
 DEFAULT_HTTP = "127.0.0.1:8080"
 DEFAULT_HTTPS = "127.0.0.1:8443"
@@ -26,6 +27,24 @@ DOWNSTREAM_WRITE_TIMEOUT = 60.0
 SHUTDOWN_GRACE = 10.0
 #: A WebSocket without data either way is closed after this long (Cloudflare: 100 s).
 WEBSOCKET_IDLE_TIMEOUT = 100.0
+
+
+def auto_workers() -> int:
+    """``--workers auto``: one edge process per CPU this process may run on, as nginx's packaged
+    configuration does (``worker_processes auto``; Linux: the CPU affinity mask, so taskset and cpusets
+    count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _workers(value: str) -> int:
+    if value == "auto":
+        return auto_workers()
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of processes >= 1 or 'auto', got {value!r}")
+    return int(value)
 
 
 def parse_address(value: str) -> tuple[str, int]:
@@ -70,6 +89,9 @@ class EdgeConfig:
     #: Connection caps, backlog, body timeout (edge/limits.py).
     limits: EdgeLimits = field(default_factory=EdgeLimits)
     websocket_idle_timeout: float = WEBSOCKET_IDLE_TIMEOUT
+    #: Secret from which every edge process derives the same rotating TLS session-ticket key
+    #: (edge/ticket_keys.py): one per ``serve``, handed to the --workers processes with this config.
+    ticket_secret: bytes = field(default_factory=lambda: os.urandom(32), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.http is None and self.https is None:
@@ -130,10 +152,11 @@ def add_edge_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--workers",
-        type=int,
-        default=1,
-        metavar="N",
-        help="edge processes sharing the listeners with SO_REUSEPORT (default 1)",
+        type=_workers,
+        default="auto",
+        metavar="N|auto",
+        help="edge processes sharing the listeners with SO_REUSEPORT; 'auto' is one per CPU core, like "
+        "nginx's worker_processes auto (default auto)",
     )
     defaults = OriginTimeouts()
     group.add_argument(

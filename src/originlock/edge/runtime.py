@@ -17,13 +17,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import signal
+import sys
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Final
 
+from originlock.edge.build_info import hot_path_kind
 from originlock.edge.config import EdgeConfig
-from originlock.edge.loops import loop_factory
+from originlock.edge.loops import loop_factory, loop_kind
 from originlock.edge.server import EdgeServer, EdgeState
 from originlock.edge.snapshots import SnapshotFactory, SnapshotSource
 from originlock.edge.worker_channel import REPORT_SECONDS, WorkerReporter, WorkerReports
@@ -160,6 +163,11 @@ async def _worker_main(
 ) -> None:
     server = EdgeServer(config, factory(), waf=waf)  # config.workers > 1: listeners use SO_REUSEPORT
     await server.start()
+    # Spawned processes have no logging configured: one plain line on the inherited stderr, so that
+    # operators (and tests) see what each worker runs.
+    loop_name = loop_kind(asyncio.get_running_loop())
+    name = multiprocessing.current_process().name
+    print(f"{name} (pid {os.getpid()}): event loop {loop_name}, request path {hot_path_kind()}", file=sys.stderr)
     reporter = await WorkerReporter.open(reports, stop.set) if reports is not None else None
     loop = asyncio.get_running_loop()
     serving = loop.create_task(server.serve())

@@ -170,6 +170,7 @@ class EdgeState:
         trust = strict_pool_trust(snap.pki)
         if trust != strict_pool_trust(old.pki):
             self.pool.adopt_trust(trust)
+            self.contexts.forget_sessions(lambda key: not key.trust or key.trust == trust)
 
     def ray_id(self) -> str:
         """A unique id per request: 8 random hex digits per process + 8 of a counter, then the colo."""
@@ -268,6 +269,7 @@ class EdgeServer:
         self.http_address: tuple[str, int] | None = None
         self.https_address: tuple[str, int] | None = None
         self._servers: list[asyncio.Server] = []
+        self.visitor_tls: VisitorTls | None = None
         self._state: EdgeState | None = None
 
     @property
@@ -305,7 +307,8 @@ class EdgeServer:
                 await loop.create_server(lambda: state.accept("http"), sock=http_sock, backlog=backlog)
             )
         if https_sock is not None:
-            tls = VisitorTls(state.snapshot, lambda: datetime.now(UTC))
+            tls = VisitorTls(state.snapshot, lambda: datetime.now(UTC), ticket_secret=self.config.ticket_secret)
+            self.visitor_tls = tls
             self._servers.append(
                 await loop.create_server(
                     lambda: state.accept("https"),

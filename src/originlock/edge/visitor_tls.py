@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import ssl
+import time
 from collections.abc import Callable
 from datetime import datetime
 
+from originlock.edge.ticket_keys import TicketKeys
 from originlock.snapshot.model import Snapshot
 from originlock.tls.certs import load_certificates, load_private_key
 from originlock.tls.direct import DirectSSLContext
@@ -53,18 +55,30 @@ def _server_context() -> ssl.SSLContext:
     ctx.set_ciphers(VISITOR_TLS12_CIPHERS)
     # Key exchange groups: OpenSSL's default list (X25519, P-256, X448, P-521, P-384), which is what nginx's
     # default ``ssl_ecdh_curve auto`` offers. ``set_ecdh_curve`` can only set one group (Python has no
-    # SSL_CTX_set1_groups_list), so it is not called: pinning P-256 took X25519 away.
+    # SSL_CTX_set1_groups_list), so it is not called: pinning P-256 took X25519 away, and made every TLS 1.3
+    # client that leads with an X25519 key share pay a HelloRetryRequest (a second ClientHello, a second SNI
+    # callback and an extra round trip per connection).
     return ctx
 
 
 class VisitorTls:
-    def __init__(self, snapshots: Callable[[], Snapshot], clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        snapshots: Callable[[], Snapshot],
+        clock: Callable[[], datetime],
+        *,
+        ticket_secret: bytes = b"",
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self._snapshots = snapshots
         self._clock = clock
         self._cache: dict[tuple[str, str], tuple[ssl.SSLContext, datetime]] = {}
         self._ca: tuple[bytes, Issued] | None = None
         self.context = _server_context()
         self.context.sni_callback = self._on_sni
+        # Tickets are encrypted with the listener context's key even after the SNI callback switched the
+        # connection to a hostname's context (OpenSSL's session context stays the first one).
+        self.tickets = TicketKeys(self.context, ticket_secret, wall_clock)
         # A certificate for handshakes without (usable) SNI, so that the visitor at least gets a page.
         self._fallback_name = FALLBACK_NAME
         self._install(self.context, FALLBACK_NAME, self._snapshots())
@@ -102,6 +116,7 @@ class VisitorTls:
         return ctx
 
     def _on_sni(self, ssl_obj: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> int | None:
+        self.tickets.rotate()  # a clock read when the period is not over
         if not server_name:
             return None
         snapshot = self._snapshots()

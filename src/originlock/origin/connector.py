@@ -137,7 +137,9 @@ class Connector:
         if not peer.tls:
             await loop.create_connection(lambda: conn, sock=sock)
             return conn
-        ctx = self._contexts.for_peer(peer)
+        contexts = self._contexts
+        ctx = contexts.for_peer(peer)
+        offer = contexts.offer_session(peer, ctx)
         try:
             async with asyncio.timeout(self._timeouts.handshake):
                 await loop.create_connection(
@@ -153,6 +155,11 @@ class Connector:
             raise OriginCertInvalid(f"origin certificate for {peer.sni}: {exc.verify_message}") from exc
         except (ssl.SSLError, OSError, TimeoutError, EOFError) as exc:
             raise OriginHandshakeFailed(f"TLS handshake with {peer.sni} failed: {exc}") from exc
+        finally:
+            if offer is not None:
+                ctx.withdraw(offer)
+        transport = conn.transport
+        contexts.remember(peer, ctx, transport.get_extra_info("ssl_object") if transport is not None else None)
         return conn
 
 

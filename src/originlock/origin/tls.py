@@ -1,18 +1,25 @@
 """Client ``SSLContext`` per distinct origin TLS profile, cached.
 
 One context per (verification mode, trust store, client certificate fingerprint): building one costs
-~1.5 ms (performance.md §4.2) and contexts are where OpenSSL keeps client sessions, so separate
-contexts also keep TLS sessions of different client identities apart. (asyncio and uvloop never resume
-client sessions anyway: ``wrap_bio`` is called without ``session=``.)
+~1.5 ms (performance.md §4.2).
+
+TLS sessions to origins are resumed (an abbreviated handshake: no certificate exchange, no signatures),
+cached per pool key: origin address and port, SNI, verification and trust store with its revoked
+certificates, client-certificate identity and version, FIPS profile. A session is therefore never
+offered under another identity, to another origin, or after the trust or revocation set changed; the
+sessions of a retired client certificate are dropped with its context. A session is only offered through
+the context it came from (OpenSSL refuses others). What is kept per key is the last connection's TLS
+object, whose session is read at the next dial: TLS 1.3 tickets arrive after the handshake.
 """
 
 from __future__ import annotations
 
 import functools
 import ssl
+from collections.abc import Callable
 
-from originlock.origin.peer import OriginPeer, VerifyMode
-from originlock.tls.direct import DirectSSLContext
+from originlock.origin.peer import OriginPeer, PoolKey, VerifyMode
+from originlock.tls.direct import DirectSSLContext, SessionOffer
 from originlock.tls.memory import load_chain_from_memory
 
 __all__ = ["FIPS_GROUP", "FIPS_TLS12_CIPHERS", "OriginTlsContexts"]
@@ -46,10 +53,37 @@ class OriginTlsContexts:
     """Builds and caches origin-facing client contexts."""
 
     def __init__(self, *, max_contexts: int = MAX_CONTEXTS) -> None:
-        self._cache: dict[tuple[str, str, str, bool], ssl.SSLContext] = {}
+        self._cache: dict[tuple[str, str, str, bool], DirectSSLContext] = {}
         self._max = max_contexts
+        #: pool key -> (the context, the TLS object of the last connection made under that key)
+        self._sessions: dict[PoolKey, tuple[DirectSSLContext, ssl.SSLObject]] = {}
 
-    def for_peer(self, peer: OriginPeer) -> ssl.SSLContext:
+    def offer_session(self, peer: OriginPeer, ctx: DirectSSLContext) -> SessionOffer | None:
+        """Offer the session of ``peer``'s last connection to the next handshake through ``ctx`` (see
+        ``tls/direct.py``); None when there is none to resume."""
+        last = self._sessions.get(peer.pool_key())
+        if last is None or last[0] is not ctx:
+            return None
+        session = last[1].session
+        if session is None or not (session.has_ticket or session.id):
+            return None  # the origin offered no resumption (no ticket, no session id)
+        return ctx.offer_session(peer.sni, session)
+
+    def remember(self, peer: OriginPeer, ctx: DirectSSLContext, ssl_object: ssl.SSLObject | None) -> None:
+        """Keep the TLS object of a connection just established, for the next dial's session."""
+        if ssl_object is None:
+            return
+        key = peer.pool_key()
+        if key not in self._sessions and len(self._sessions) >= self._max:
+            self._sessions.pop(next(iter(self._sessions)))
+        self._sessions[key] = (ctx, ssl_object)
+
+    def forget_sessions(self, keep: Callable[[PoolKey], bool]) -> None:
+        """Drop the sessions whose key ``keep`` refuses (a new trust store or revocation set)."""
+        for key in [k for k in self._sessions if not keep(k)]:
+            del self._sessions[key]
+
+    def for_peer(self, peer: OriginPeer) -> DirectSSLContext:
         key = (peer.verify.value, peer.trust, peer.fingerprint, peer.fips)
         ctx = self._cache.pop(key, None)
         if ctx is None:
@@ -63,9 +97,10 @@ class OriginTlsContexts:
         """Forget contexts whose client certificate is no longer in the snapshot."""
         for key in [k for k in self._cache if k[2] and k[2] not in keep_fingerprints]:
             del self._cache[key]
+        self.forget_sessions(lambda key: not key.fingerprint or key.fingerprint in keep_fingerprints)
 
     @staticmethod
-    def _build(peer: OriginPeer) -> ssl.SSLContext:
+    def _build(peer: OriginPeer) -> DirectSSLContext:
         ctx = DirectSSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the chain and the hostname by default
         if peer.verify is VerifyMode.STRICT:
             # What ssl.create_default_context() does, except that SSLKEYLOGFILE is not honoured: the edge

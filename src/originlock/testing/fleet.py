@@ -53,7 +53,7 @@ def start_edge(
     args = [
         sys.executable, "-m", "originlock", "edge", "--store", store, "--data-dir", str(data_dir),
         "--health", f"127.0.0.1:{health}", "--http", f"127.0.0.1:{http_port}", "--https", f"127.0.0.1:{https_port}",
-        *(extra_args or []),
+        "--workers", "1", *(extra_args or []),
     ]  # fmt: skip
     log = log_path.open("w")
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})

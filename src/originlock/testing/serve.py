@@ -72,7 +72,9 @@ def start_serve(
     ]
     if store:
         args += ["--store", store]
-    args += extra_args or []
+    extra = extra_args or []
+    # One edge process unless a test asks for more: `--workers auto` (the default) would spawn one per core.
+    args += extra if "--workers" in extra else ["--workers", "1", *extra]
     log = log_path.open("w")
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"

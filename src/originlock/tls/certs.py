@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeAlias
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -27,7 +28,9 @@ __all__ = [
     "validate_client_upload",
 ]
 
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+# An explicit alias: where cryptography is not installed (pip's isolated build environment, in which mypyc
+# type-checks the hot path's imports) its classes are Any, and an implicit alias of Any would be a variable.
+PrivateKey: TypeAlias = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 #: RSA keys below this size are refused: NIST SP 800-131A disallows them since 2014.
 MIN_RSA_BITS = 2048

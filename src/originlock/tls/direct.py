@@ -9,6 +9,12 @@ the connection starts), so those calls go straight to OpenSSL. Everything else a
 the calls do, is unchanged; if a Python version has no ``_sslobj``, the objects are left as they are.
 
 Measured in docs/performance.md, step 7.
+
+Client TLS sessions: the event loops call ``wrap_bio`` without ``session=`` (and uvloop insists on a plain
+``str`` server name), so a caller that wants a session resumed *offers* it first (:meth:`offer_session`)
+and the next ``wrap_bio`` for that server name takes it. Offers are taken in the order made, which is the
+order in which the loops call ``wrap_bio`` (both schedule the TLS start with ``call_soon``); an offer whose
+connection never reached ``wrap_bio`` is withdrawn by its maker, so offers cannot drift to a later dial.
 """
 
 from __future__ import annotations
@@ -16,13 +22,50 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-__all__ = ["DirectSSLContext"]
+__all__ = ["DirectSSLContext", "SessionOffer"]
 
 #: The ``SSLObject`` methods that only forward to the C object, with the same arguments.
 _FORWARDED = ("read", "write", "pending")
 
 
+class SessionOffer:
+    """A session offered for the next client connection to a server name; ``taken`` once used."""
+
+    __slots__ = ("server_hostname", "session", "taken")
+
+    def __init__(self, server_hostname: str, session: ssl.SSLSession) -> None:
+        self.server_hostname = server_hostname
+        self.session = session
+        self.taken = False
+
+
 class DirectSSLContext(ssl.SSLContext):
+    _offers: list[SessionOffer]
+
+    def offer_session(self, server_hostname: str, session: ssl.SSLSession) -> SessionOffer:
+        """Resume ``session`` (one of this context's) on the next ``wrap_bio`` for ``server_hostname``;
+        :meth:`withdraw` the offer when the connection attempt is over."""
+        offer = SessionOffer(server_hostname, session)
+        try:
+            self._offers.append(offer)
+        except AttributeError:
+            self._offers = [offer]
+        return offer
+
+    def withdraw(self, offer: SessionOffer) -> None:
+        if not offer.taken:
+            self._offers.remove(offer)
+
+    def _take_offer(self, server_hostname: str | bytes | None) -> ssl.SSLSession | None:
+        offers: list[SessionOffer] | None = getattr(self, "_offers", None)
+        if offers:
+            for index, offer in enumerate(offers):
+                if offer.server_hostname == server_hostname:
+                    del offers[index]
+                    offer.taken = True
+                    return offer.session
+        return None
+
     def wrap_bio(
         self,
         incoming: ssl.MemoryBIO,
@@ -31,6 +74,8 @@ class DirectSSLContext(ssl.SSLContext):
         server_hostname: str | bytes | None = None,
         session: ssl.SSLSession | None = None,
     ) -> ssl.SSLObject:
+        if session is None and not server_side:
+            session = self._take_offer(server_hostname)
         obj = super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
         inner: Any = getattr(obj, "_sslobj", None)
         if inner is not None:

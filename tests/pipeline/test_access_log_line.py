@@ -1,0 +1,121 @@
+"""The access-log line is built without json.dumps per request, yet is byte for byte what it was: the
+compact json.dumps of the same record (same fields, same order, same escaping, same number formats)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from originlock.origin.peer import OriginPeer, VerifyMode
+from originlock.pipeline.builtin.access_log import _millis, access_log_line
+from originlock.pipeline.context import RequestContext
+from originlock.proto.events import RequestReceived
+from originlock.testing.pki import TestPki, make_route, make_snapshot
+from originlock.waf.actions import Action, Phase
+from originlock.waf.rules import RuleMatch, Verdict
+
+PKI = TestPki()
+ROUTE = make_route("a.example.test", zone="example.test")
+SNAPSHOT = make_snapshot(PKI, ROUTE, generation=42)
+
+
+def reference_line(ctx: RequestContext, request: RequestReceived | None, now: float, wall_time: float) -> str:
+    """The record as the edge logged it before this change (a dict through json.dumps): the oracle."""
+    record: dict[str, object] = {
+        "time": round(wall_time, 3),
+        "ray_id": ctx.ray_id,
+        "client_ip": ctx.client_ip,
+        "scheme": ctx.scheme,
+        "host": ctx.host,
+        "method": request.method.decode("latin-1") if request else "",
+        "path": request.target.decode("latin-1") if request else "",
+        "status": ctx.status,
+        "bytes": ctx.bytes_sent,
+        "duration_ms": round((now - ctx.started) * 1000, 3),
+        "zone": ctx.route.zone_name if ctx.route else "",
+        "generation": ctx.snapshot.generation,
+    }
+    if ctx.peer is not None:
+        peer = ctx.peer
+        record["origin"] = f"{'https' if peer.tls else 'http'}://{peer.host}:{peer.port}"
+        record["client_cert"] = peer.client_cert.id if peer.client_cert else None
+        record["origin_reused"] = ctx.origin_reused
+        if ctx.origin_retried:
+            record["origin_retried"] = True
+    if ctx.waf is not None and (ctx.waf.matches or ctx.waf.terminated):
+        verdict = ctx.waf
+        record["waf"] = {
+            "action": verdict.action.value if verdict.action else None,
+            "rule_id": verdict.rule_id,
+            "phase": verdict.phase.value if verdict.phase else None,
+            "matches": [
+                {"rule_id": m.rule_id, "action": m.action.value, "phase": m.phase.value} for m in verdict.matches
+            ],
+        }
+    if ctx.origin_rule_ids:
+        record["origin_rules"] = list(ctx.origin_rule_ids)
+    if ctx.error_code:
+        record["error"] = ctx.error_code
+        record["error_detail"] = ctx.error_detail
+    return json.dumps(record, separators=(",", ":"))
+
+
+def _context(host: str = "a.example.test", **changes: object) -> RequestContext:
+    ctx = RequestContext("0123abcd4567ef89-OLK", SNAPSHOT, "https", "203.0.113.7", 50123, 100.0, sni=host)
+    ctx.host, ctx.route, ctx.status, ctx.bytes_sent = host, ROUTE, 200, 1234
+    for name, value in changes.items():
+        setattr(ctx, name, value)
+    return ctx
+
+
+def _request(target: bytes = b"/a?b=c", method: bytes = b"GET") -> RequestReceived:
+    return RequestReceived(method, target, b"1.1", [(b"Host", b"a.example.test")], True, "none", False)
+
+
+PEER = OriginPeer("198.51.100.9", 443, True, "a.example.test", VerifyMode.STRICT, client_cert=PKI.global_client)
+PLAIN_PEER = OriginPeer("origin.example.test", 80, False, "a.example.test", VerifyMode.NONE)
+VERDICT = Verdict(
+    action=Action.BLOCK,
+    rule_id="r2",
+    phase=Phase.HTTP_REQUEST_FIREWALL_CUSTOM,
+    matches=(
+        RuleMatch("r1", Action.LOG, Phase.HTTP_REQUEST_FIREWALL_CUSTOM),
+        RuleMatch("r2", Action.BLOCK, Phase.HTTP_REQUEST_FIREWALL_CUSTOM),
+    ),
+)
+
+CASES = {
+    "pooled": (_context(peer=PEER, origin_reused=True), _request()),
+    "retried, plain origin": (_context(peer=PLAIN_PEER, origin_retried=True), _request(b"/x", b"POST")),
+    "no zone": (_context(host="unknown.test", route=None, status=409, error_code=1001, error_detail="DNS"), _request()),
+    "unparsable request": (_context(host="", route=None, status=400, error_code=400, error_detail='bad "head"'), None),
+    "waf and origin rules": (_context(status=403, waf=VERDICT, origin_rule_ids=("o1", "o2")), _request()),
+    "log-only verdict": (_context(waf=Verdict(matches=VERDICT.matches[:1])), _request()),
+    "empty verdict": (_context(waf=Verdict()), _request()),
+    "escapes": (_context(host='h"\\\x01\u00e9'), _request(b'/\xff\xe9"\\\n\t\x7f?q=\x00')),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize(("now", "wall"), [(100.0123456, 1764849600.1234567), (250.5, 1764849600.0), (100.0, 0.0005)])
+def test_line_is_the_json_of_the_same_record(case: str, now: float, wall: float) -> None:
+    ctx, request = CASES[case]
+    line = access_log_line(ctx, request, now, wall)
+    assert line == reference_line(ctx, request, now, wall)
+    assert json.loads(line)["ray_id"] == ctx.ray_id
+
+
+@settings(max_examples=200, deadline=None)
+@given(host=st.text(), target=st.binary(), now=st.floats(0, 1e11), wall=st.floats(-1e13, 1e13))
+def test_any_host_and_target(host: str, target: bytes, now: float, wall: float) -> None:
+    ctx, request = _context(host=host, peer=PEER), _request(target)
+    assert access_log_line(ctx, request, now, wall) == reference_line(ctx, request, now, wall)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(value=st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from([0.0005, 2.675, -0.0004, 1e12 - 5e-4]))
+def test_milliseconds_render_as_json_renders_the_rounded_float(value: float) -> None:
+    assert _millis(value) == json.dumps(round(value, 3))

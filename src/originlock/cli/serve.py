@@ -168,6 +168,9 @@ async def _serve(args: argparse.Namespace) -> int:
         requests=lambda: worker_stats.request_counts(edge_state.request_counts),
         pool=lambda: worker_stats.pool_statistics(edge_state.pool.statistics()),
         processes=lambda: 1 + worker_stats.reporting(),
+        websockets=lambda: worker_stats.websocket_counts(
+            (edge_state.websockets.active, edge_state.websockets.upgrades)
+        ),
     )
     config = uvicorn.Config(
         app, host=args.api[0], port=args.api[1], log_level="warning", access_log=False, lifespan="off"

@@ -25,6 +25,8 @@ DOWNSTREAM_WRITE_TIMEOUT = 60.0
 #: On shutdown, in-flight requests get this long to finish (uvicorn's timeout_graceful_shutdown is off by
 #: default; Kubernetes' terminationGracePeriodSeconds is 30 s).
 SHUTDOWN_GRACE = 10.0
+#: A WebSocket without data either way is closed after this long (Cloudflare: 100 s).
+WEBSOCKET_IDLE_TIMEOUT = 100.0
 
 
 def auto_workers() -> int:
@@ -86,6 +88,7 @@ class EdgeConfig:
     loop: str = "uvloop"
     #: Connection caps, backlog, body timeout (edge/limits.py).
     limits: EdgeLimits = field(default_factory=EdgeLimits)
+    websocket_idle_timeout: float = WEBSOCKET_IDLE_TIMEOUT
     #: Secret from which every edge process derives the same rotating TLS session-ticket key
     #: (edge/ticket_keys.py): one per ``serve``, handed to the --workers processes with this config.
     ticket_secret: bytes = field(default_factory=lambda: os.urandom(32), repr=False, compare=False)
@@ -95,7 +98,8 @@ class EdgeConfig:
             raise ValueError("the edge needs an HTTP or an HTTPS listener")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
-        if min(self.idle_timeout, self.header_timeout, self.write_timeout) <= 0 or self.shutdown_grace < 0:
+        timeouts = (self.idle_timeout, self.header_timeout, self.write_timeout, self.websocket_idle_timeout)
+        if min(timeouts) <= 0 or self.shutdown_grace < 0:
             raise ValueError("timeouts must be positive")
         if self.loop not in ("uvloop", "asyncio"):
             raise ValueError("loop must be 'uvloop' or 'asyncio'")
@@ -192,6 +196,13 @@ def add_edge_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default {DOWNSTREAM_HEADER_TIMEOUT:g})",
     )
     group.add_argument(
+        "--websocket-idle-timeout",
+        type=float,
+        default=WEBSOCKET_IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help=f"close a WebSocket without data either way for this long (default {WEBSOCKET_IDLE_TIMEOUT:g})",
+    )
+    group.add_argument(
         "--access-log",
         default="-",
         metavar="PATH",
@@ -219,4 +230,5 @@ def edge_config_from_args(args: argparse.Namespace) -> EdgeConfig:
         header_timeout=args.header_timeout,
         access_log=access_log,
         limits=limits_from_args(args),
+        websocket_idle_timeout=args.websocket_idle_timeout,
     )

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from originlock.edge.exchange import failed, new_context, proxy_request, request_consumed, respond, response_start
+from originlock.edge.websocket import relay, wants_relay
 from originlock.errors import EdgeError, MalformedRequest
 from originlock.origin.connection import OriginConnection
 from originlock.pipeline.context import RequestContext
@@ -50,6 +51,9 @@ def begin(conn: DownstreamConnection, request: RequestReceived, state: EdgeState
         else:
             if request.body == "none" and not request_consumed(conn, request):
                 raise MalformedRequest("request ended unexpectedly")
+            if conn.parser.upgrade_request is request and wants_relay(request, ctx):
+                conn.run_task(relay(conn, request, ctx, decision, state))  # edge/websocket.py
+                return None
             origin = state.pool.acquire_idle(decision.peer) if request.body == "none" else None
             if origin is None:
                 conn.run_task(proxy_request(conn, request, ctx, decision, state))

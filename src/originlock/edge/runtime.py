@@ -149,7 +149,8 @@ def run_edge_process(
 
 
 def _report(state: EdgeState) -> WorkerReport:
-    return WorkerReport.of(state.request_counts, state.pool.statistics())
+    sockets = state.websockets
+    return WorkerReport.of(state.request_counts, state.pool.statistics(), (sockets.active, sockets.upgrades))
 
 
 async def _worker_main(

@@ -33,6 +33,7 @@ from originlock.edge.overload import (
 )
 from originlock.edge.snapshots import RefreshingSnapshotSource, SnapshotSource
 from originlock.edge.visitor_tls import VisitorTls
+from originlock.edge.websocket import WebSocketStats
 from originlock.errors import DownstreamError
 from originlock.origin.connector import Connector
 from originlock.origin.peer import strict_pool_trust
@@ -89,6 +90,9 @@ class EdgeState:
         self.contexts = OriginTlsContexts()
         resolver = Resolver(getaddrinfo_lookup(loop), time.monotonic)
         connector = Connector(loop, resolver, self.contexts, config.origin_timeouts, self.limits)
+        #: WebSockets dial their dedicated origin connections through the pool's connector (edge/websocket.py).
+        self.connector = connector
+        self.websockets = WebSocketStats()
         #: Overload events (connections shed, accept() failures, origin queue timeouts), logged once per
         #: interval by the tick (edge/overload.py).
         self.overload = OverloadLog(time.monotonic)

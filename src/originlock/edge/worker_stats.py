@@ -46,16 +46,21 @@ class WorkerReport:
     requests: Mapping[RequestKey, int]
     #: The worker's ``OriginPool.statistics()``.
     pool: PoolStatistics
+    #: WebSockets open now and upgrades relayed since start (edge/websocket.py ``WebSocketStats``).
+    websockets: tuple[int, int] = (0, 0)
 
     @classmethod
-    def of(cls, requests: Mapping[RequestKey, int], pool: PoolStatistics) -> WorkerReport:
+    def of(
+        cls, requests: Mapping[RequestKey, int], pool: PoolStatistics, websockets: tuple[int, int] = (0, 0)
+    ) -> WorkerReport:
         """A report from live values: ``requests`` is copied (the worker keeps incrementing its dict)."""
-        return cls(dict(requests), pool)
+        return cls(dict(requests), pool, websockets)
 
     def encode(self) -> bytes:
         """One line of JSON (the channel's framing is one report per line)."""
         body = {"requests": [[zone, status, count] for (zone, status), count in self.requests.items()]}
-        return json.dumps({**body, "pool": asdict(self.pool)}, separators=(",", ":")).encode() + b"\n"
+        line = {**body, "pool": asdict(self.pool), "websockets": list(self.websockets)}
+        return json.dumps(line, separators=(",", ":")).encode() + b"\n"
 
     @classmethod
     def decode(cls, line: bytes) -> WorkerReport:
@@ -79,7 +84,12 @@ class WorkerReport:
             raise ValueError("bad pool statistics in a worker report")
         if not all(type(pool[name]) is int and pool[name] >= 0 for name in _POOL_FIELDS):
             raise ValueError("bad pool statistics in a worker report")
-        return cls(requests, PoolStatistics(**pool))
+        match data.get("websockets", [0, 0]):  # absent from a report of an older worker
+            case [int(active), int(upgrades)] if active >= 0 and upgrades >= 0:
+                websockets = (active, upgrades)
+            case other:
+                raise ValueError(f"bad WebSocket counts in a worker report: {other!r}")
+        return cls(requests, PoolStatistics(**pool), websockets)
 
 
 def add_requests(*counts: Mapping[RequestKey, int]) -> dict[RequestKey, int]:
@@ -114,6 +124,7 @@ class WorkerStatsBook:
         self._live: dict[int, WorkerReport | None] = {}
         self._retired_requests: dict[RequestKey, int] = {}
         self._retired_pool = ZERO_POOL
+        self._retired_upgrades = 0
 
     def __repr__(self) -> str:
         with self._lock:
@@ -142,6 +153,7 @@ class WorkerStatsBook:
             if last is not None:
                 self._retired_requests = add_requests(self._retired_requests, last.requests)
                 self._retired_pool = add_pools(self._retired_pool, _counters_only(last.pool))
+                self._retired_upgrades += last.websockets[1]
 
     def request_counts(self, local: Mapping[RequestKey, int]) -> dict[RequestKey, int]:
         """Requests answered by the whole edge: ``local`` (the serve process's own live counts) plus
@@ -157,6 +169,14 @@ class WorkerStatsBook:
         with self._lock:
             reports = [report.pool for report in self._live.values() if report is not None]
             return add_pools(local, self._retired_pool, *reports)
+
+    def websocket_counts(self, local: tuple[int, int]) -> tuple[int, int]:
+        """(WebSockets open, upgrades relayed) of the whole edge: ``local`` plus every live worker's, plus the
+        upgrades of the workers that have exited (their WebSockets closed with them)."""
+        with self._lock:
+            reports = [report.websockets for report in self._live.values() if report is not None]
+            active = local[0] + sum(one[0] for one in reports)
+            return active, local[1] + self._retired_upgrades + sum(one[1] for one in reports)
 
     def reporting(self) -> int:
         """Live workers that have reported at least once (the serve process itself not included)."""

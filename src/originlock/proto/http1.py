@@ -128,6 +128,10 @@ class RequestParser:
         self._head_bytes = 0
         self._in_head = True
         self._upgrade = False
+        #: The request llhttp stopped at (Upgrade + Connection: upgrade), and the bytes that followed its
+        #: head in the same read: a WebSocket relay (edge/websocket.py) forwards them as they are.
+        self.upgrade_request: RequestReceived | None = None
+        self.upgrade_tail = b""
         #: The bytes being fed when they start with a new request head, else b"" (see _version).
         self._fresh = b""
         #: The last request head asked for the connection to close after it.
@@ -155,14 +159,16 @@ class RequestParser:
             self._head_bytes += len(data)
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            # llhttp stops at an Upgrade request; the edge does not tunnel, so it answers this request
-            # and then closes (the caller sees keep_alive=False). Set here rather than by asking llhttp
-            # (should_upgrade()) for every request.
+        except httptools.HttpParserUpgrade as exc:
+            # llhttp stops at an Upgrade request: nothing after it is HTTP/1.1 any more. The edge answers
+            # it (or relays a WebSocket) and then closes (the caller sees keep_alive=False). Set here rather
+            # than by asking llhttp (should_upgrade()) for every request.
             self._upgrade = True
+            self.upgrade_tail = data[int(exc.args[0]) :]
             for event in reversed(self._events):  # the last head is the upgrade; earlier pipelined ones stay
                 if isinstance(event, RequestReceived):
                     event.keep_alive = False
+                    self.upgrade_request = event
                     break
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
@@ -314,6 +320,10 @@ class ResponseParser:
         #: complete and unchanged, but the connection must not carry another exchange (nginx: "upstream
         #: sent more data than specified"). What followed is dropped unread.
         self.extra_data = False
+        #: Set by the WebSocket relay, which asked for ``101 Switching Protocols``; any other exchange that
+        #: gets one fails (520) rather than leaving llhttp stopped. ``upgrade_tail``: bytes after the 101.
+        self.allow_upgrade = False
+        self.upgrade_tail = b""
 
     def _reset_message(self) -> None:
         #: The response's version from its status line when the exchange's first read starts with it.
@@ -357,6 +367,12 @@ class ResponseParser:
             self._head_bytes += len(data)
         try:
             self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            # llhttp stops after a 101 with Upgrade: what follows is the new protocol's (the 101 and its end
+            # are among the events already).
+            if not self.allow_upgrade:
+                raise OriginBadResponse("the origin switched protocols (101) unasked") from None
+            self.upgrade_tail = data[int(exc.args[0]) :]
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, OriginBadResponse):
                 raise exc.__context__ from None

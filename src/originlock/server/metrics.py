@@ -15,6 +15,8 @@ Collectors read their source at scrape time, so there is nothing to keep in sync
   edge processes: counters include exited workers, gauges (connections, keys) live processes only.
 - ``originlock_edge_processes``: edge processes included in those sums (the serve process and every worker
   that has reported and not exited): alert on it being below ``--workers``.
+- ``originlock_edge_websockets_active`` and ``originlock_edge_websocket_upgrades_total``: WebSockets relayed
+  by the edge processes, summed like the requests (exited workers' upgrades kept, their open ones dropped).
 - whatever is in prometheus_client's process-wide registry (``process_*``, the expiry alerts' gauge).
 
 Our collectors live in a registry per app rather than the process-wide one, because the exposure
@@ -132,12 +134,31 @@ class RequestCollector(Collector):
         )
 
 
+class WebSocketCollector(Collector):
+    """``originlock_edge_websockets_active`` and ``originlock_edge_websocket_upgrades_total``, from a callable
+    returning (open relays, 101s relayed) (edge/websocket.py)."""
+
+    def __init__(self, counts: Callable[[], tuple[int, int]]) -> None:
+        self._counts = counts
+
+    def __repr__(self) -> str:
+        return "WebSocketCollector()"
+
+    def collect(self) -> Iterator[Metric]:
+        active, upgrades = self._counts()
+        yield GaugeMetricFamily("originlock_edge_websockets_active", "WebSockets being relayed now", value=active)
+        yield CounterMetricFamily(
+            "originlock_edge_websocket_upgrades", "WebSocket handshakes the origin accepted (101)", value=upgrades
+        )
+
+
 def add_edge_collectors(
     registry: CollectorRegistry,
     *,
     requests: Callable[[], Mapping[tuple[str, int], int]],
     pool: Callable[[], PoolStatistics],
     processes: Callable[[], int],
+    websockets: Callable[[], tuple[int, int]] | None = None,
 ) -> None:
     """Export the whole edge, read at each scrape. ``serve`` passes the worker-stats book's sums with the
     local edge (``WorkerStatsBook.request_counts(state.request_counts)``, ``.pool_statistics(...)``).
@@ -147,9 +168,12 @@ def add_edge_collectors(
         requests: requests answered by (zone, status), cumulative.
         pool: the origin pools' statistics, summed.
         processes: how many edge processes the two others include.
+        websockets: (WebSockets open, upgrades relayed), summed over the edge processes.
     """
     registry.register(RequestCollector(requests, processes))
     registry.register(PoolCollector(pool))
+    if websockets is not None:
+        registry.register(WebSocketCollector(websockets))
 
 
 def render(registry: CollectorRegistry) -> bytes:

@@ -77,6 +77,8 @@ class Route:
     client_cert_error: str | None = None
     #: FIPS profile: edge-to-origin TLS limited to FIPS-approved suites (origin/tls.py).
     fips: bool = False
+    #: Zone setting ``websockets``: an Upgrade: websocket handshake is relayed (edge/websocket.py).
+    websockets: bool = True
 
 
 @dataclass(frozen=True)

@@ -187,7 +187,7 @@ def compile_zones(
     global_cert = pki.global_client
     # What a zone's settings decide is computed once per zone, and the certificate choice once per zone
     # for all its hostnames without an association: a 100k-hostname compile spent most of its time here.
-    per_zone: dict[str, tuple[SslMode, bool, str, bool, Any]] = {}
+    per_zone: dict[str, tuple[SslMode, bool, str, bool, Any, bool]] = {}
     zone_choice: dict[str, Any] = {}
 
     def choose(zone_id: str, ssl_mode: SslMode, fips: bool, assoc: Any) -> Any:
@@ -225,9 +225,10 @@ def compile_zones(
                 zs["min_tls_version"],
                 zone_is_fips(zs, store.fips),
                 zone.name,
+                zs["websockets"] == "on",
             )
             per_zone[zone_id] = decided
-        ssl_mode, https, min_tls, fips, zone_name = decided
+        ssl_mode, https, min_tls, fips, zone_name, websockets = decided
         assoc = associations.get((zone_id, name))
         if assoc is None:
             choice = zone_choice.get(zone_id)
@@ -249,6 +250,7 @@ def compile_zones(
                 client_cert=choice.cert,
                 client_cert_error=choice.error,
                 fips=fips,
+                websockets=websockets,
             ),
         )
     edge_certs = _edge_certs(conn, store, zone_ids)

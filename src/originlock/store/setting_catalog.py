@@ -213,7 +213,7 @@ SETTINGS: dict[str, SettingSpec] = {
 
 #: Settings the edge acts on (docs/api.md says how); every other one is stored and returned only. Not yet:
 #: tls_1_3 (OpenSSL has chosen the version before the SNI callback knows the hostname) and security_header
-#: (HSTS belongs in the response-header phase of the compiled hot path); http2 and websockets are a later issue.
+#: (HSTS belongs in the response-header phase of the compiled hot path); http2 is a later issue.
 ENFORCED = (
     "ssl",
     "tls_client_auth",
@@ -222,6 +222,7 @@ ENFORCED = (
     "aop_auto_rotation",
     "fips",
     "origin_exposure_monitor",
+    "websockets",
 )
 
 

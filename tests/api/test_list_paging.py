@@ -51,6 +51,7 @@ SINGLE = {
     "/accounts/{account_id}/alerting/v3/available_alerts",
     "/accounts/{account_id}/rulesets",
     "/accounts/{account_id}/rulesets/{ruleset_id}/versions",
+    "/edge_nodes",  # a fleet's nodes (originlock's own route): a handful, one page
     "/accounts/{account_id}/rulesets/phases/{phase}/entrypoint/versions",
     "/user/tokens",  # sec-api's: paged by its own test
     "/accounts/{account_id}/tokens",

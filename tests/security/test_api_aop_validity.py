@@ -21,8 +21,13 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 LATER = NOW + timedelta(days=2)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def clock() -> dict[str, datetime]:
+    # The clock starts when the test does: certificates issued "now" by the test PKI must not be newer than
+    # NOW (set at import, it lagged by the minutes a full suite takes before reaching this module).
+    global NOW, LATER
+    NOW = datetime.now(UTC).replace(microsecond=0)
+    LATER = NOW + timedelta(days=2)
     return {"now": NOW}
 
 

@@ -134,6 +134,7 @@ def test_connections_beyond_the_limit_get_503_and_one_log_line(env: Env, caplog:
     state = env.edge.server.state if env.edge.server else None
     assert state is not None
     caplog.set_level(logging.WARNING, logger="originlock.edge")
+    logging.getLogger("originlock.edge").disabled = False  # whatever logging configuration ran before in-process
     wait_until(lambda: state.overload.totals.get("shed", 0) >= 0)
     before = state.overload.totals.get("shed", 0)
     held = [socket.create_connection(("127.0.0.1", env.edge.http_port), timeout=5) for _ in range(3)]
@@ -152,8 +153,9 @@ def test_connections_beyond_the_limit_get_503_and_one_log_line(env: Env, caplog:
         for sock in held:
             assert get(sock).startswith(b"HTTP/1.1 200 ")
         lines = [r.getMessage() for r in caplog.records if "answered 503 and closed" in r.getMessage()]
+        # The line comes from the once-a-second tick: allow for a loaded machine (CI runs the suite on 2 cores).
         assert wait_until(
-            lambda: len([r for r in caplog.records if "answered 503 and closed" in r.getMessage()]) >= 1, 3
+            lambda: len([r for r in caplog.records if "answered 503 and closed" in r.getMessage()]) >= 1, 10
         )
         time.sleep(1.2)  # another tick: still the one line for this interval
         lines = [r.getMessage() for r in caplog.records if "answered 503 and closed" in r.getMessage()]

@@ -210,6 +210,10 @@ class StoreSnapshotSource:
         finally:
             if listener is not None:
                 listener.stop()
+            if self._unsaved:
+                # A node stopping within SAVE_SECONDS of its last change still leaves that change on disk: a
+                # restart while the store is down must not serve an older configuration than it last served.
+                self._save()
 
     # --- the work (one worker thread at a time) -----------------------------------------------------
 

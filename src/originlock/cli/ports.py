@@ -8,7 +8,11 @@ import socket
 
 from originlock.edge.listeners import ListenSocket, bind_listener
 
-__all__ = ["PortInUse", "bind_api_socket", "busy_addresses", "describe_address"]
+__all__ = ["API_BACKLOG", "PortInUse", "bind_api_socket", "busy_addresses", "describe_address"]
+
+
+#: uvicorn's default backlog, for the API's listener.
+API_BACKLOG = 2048
 
 
 class PortInUse(OSError):

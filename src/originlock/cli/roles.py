@@ -20,6 +20,7 @@ import functools
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CollectorRegistry
 
 from originlock.cli.api_options import add_api_options
+from originlock.cli.ports import API_BACKLOG, PortInUse, bind_api_socket
 from originlock.edge.config import add_edge_arguments, edge_config_from_args
 from originlock.edge.loops import loop_factory
 from originlock.edge.runtime import run_edge
@@ -65,7 +67,7 @@ def _host_port(value: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-async def _serve_uvicorn(app: Any, where: tuple[str, int]) -> uvicorn.Server:
+async def _serve_uvicorn(app: Any, where: tuple[str, int], sock: socket.socket | None = None) -> uvicorn.Server:
     config = uvicorn.Config(app, host=where[0], port=where[1], log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
 
@@ -74,7 +76,7 @@ async def _serve_uvicorn(app: Any, where: tuple[str, int]) -> uvicorn.Server:
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
-    await server.serve()
+    await server.serve(sockets=[sock] if sock is not None else None)
     return server
 
 
@@ -165,6 +167,13 @@ async def _edge(args: argparse.Namespace) -> int:
 async def _api(args: argparse.Namespace) -> int:
     from originlock.api.app import create_app
 
+    # Bound first, as serve does: a busy --api fails here naming the address, and the listener sheds at the
+    # file-descriptor limit (edge/listeners.py).
+    try:
+        api_sock = bind_api_socket(args.api[0], args.api[1], backlog=API_BACKLOG)
+    except PortInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     deployment = bootstrap(Path(args.data_dir), args.store, fips=args.fips)
     store = deployment.store
     node = node_id()
@@ -189,7 +198,7 @@ async def _api(args: argparse.Namespace) -> int:
     tasks = start_fleet_tasks(store, node, "api", {"api": f"{args.api[0]}:{args.api[1]}"}, None)
     print(f"originlock control plane on http://{args.api[0]}:{args.api[1]}/client/v4 (store: {store.backend})")
     try:
-        await _serve_uvicorn(app, args.api)
+        await _serve_uvicorn(app, args.api, api_sock)
     finally:
         await stop_origin_monitor(monitor)
         await stop_tasks(tasks)

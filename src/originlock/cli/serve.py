@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from originlock.api.app import create_app
 from originlock.cli.api_options import add_api_options
-from originlock.cli.ports import PortInUse, bind_api_socket, busy_addresses
+from originlock.cli.ports import API_BACKLOG, PortInUse, bind_api_socket, busy_addresses
 from originlock.cli.serve_errors import data_dir_problem, store_problem
 from originlock.dashboard import WafRecorder, attach_waf_recorder
 from originlock.edge.build_info import hot_path_kind
@@ -45,9 +45,6 @@ from originlock.store.errors import StoreError
 __all__ = ["add_parser"]
 
 log = logging.getLogger("originlock")
-
-#: uvicorn's default backlog.
-API_BACKLOG = 2048
 
 
 def _host_port(value: str) -> tuple[str, int]:

@@ -121,6 +121,7 @@ class _Codec:
                     ref,
                     route.client_cert_error,
                     route.fips,
+                    route.websockets,
                 ]
             )
         edge = [
@@ -169,9 +170,14 @@ class _Codec:
                     client_cert=certs.get(ref) if ref else None,
                     client_cert_error=error,
                     fips=fips,
+                    websockets=websockets,
                 ),
             )
-            for name, created, zone_name, origin, record_type, ssl_mode, https, min_tls, ref, error, fips in d["routes"]
+            for name, created, zone_name, origin, record_type, ssl_mode, https, min_tls, ref, error, fips, *rest in (
+                d["routes"]
+            )
+            # A copy saved before the websockets setting existed has no 12th field: Cloudflare's default, on.
+            for websockets in (bool(rest[0]) if rest else True,)
         }
         edge = tuple(
             (

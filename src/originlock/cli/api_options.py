@@ -6,7 +6,15 @@ import argparse
 
 from originlock.api.gate import DEFAULT_MAX_BODY
 
-__all__ = ["add_api_options"]
+__all__ = ["add_api_options", "host_port"]
+
+
+def host_port(value: str) -> tuple[str, int]:
+    """An argparse type for ``HOST:PORT`` (``[::1]:8787`` too; an empty host is 127.0.0.1)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def _byte_size(text: str) -> int:

@@ -31,7 +31,7 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CollectorRegistry
 
-from originlock.cli.api_options import add_api_options
+from originlock.cli.api_options import add_api_options, host_port
 from originlock.cli.ports import API_BACKLOG, PortInUse, bind_api_socket
 from originlock.edge.config import add_edge_arguments, edge_config_from_args
 from originlock.edge.loops import loop_factory
@@ -58,13 +58,6 @@ from originlock.store.sealing import KeySealer, load_or_create_master_key
 __all__ = ["add_parsers"]
 
 log = logging.getLogger("originlock")
-
-
-def _host_port(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"{value!r} is not HOST:PORT")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 async def _serve_uvicorn(app: Any, where: tuple[str, int], sock: socket.socket | None = None) -> uvicorn.Server:
@@ -232,7 +225,7 @@ def add_parsers(sub: Any) -> None:
     edge.add_argument("--data-dir", default="originlock-data", help="master key and last-known-good snapshot")
     edge.add_argument(
         "--health",
-        type=_host_port,
+        type=host_port,
         default=("127.0.0.1", 8788),
         help="HOST:PORT for /healthz, /healthz/snapshot and /metrics (default 127.0.0.1:8788)",
     )
@@ -248,7 +241,7 @@ def add_parsers(sub: Any) -> None:
     )
     api.add_argument("--store", required=True, help="the fleet's store URL (postgresql://...)")
     api.add_argument("--data-dir", default="originlock-data", help="master key and admin token")
-    api.add_argument("--api", type=_host_port, default=("127.0.0.1", 8787), help="API HOST:PORT")
+    api.add_argument("--api", type=host_port, default=("127.0.0.1", 8787), help="API HOST:PORT")
     api.add_argument("--fips", action="store_true", help="FIPS profile for every zone")
     api.add_argument("--alert-interval", type=float, default=60.0, metavar="SECONDS")
     api.add_argument("--origin-https-port", type=int, default=443, help="origin HTTPS port the exposure monitor probes")

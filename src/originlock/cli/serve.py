@@ -17,7 +17,7 @@ import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from originlock.api.app import create_app
-from originlock.cli.api_options import add_api_options
+from originlock.cli.api_options import add_api_options, host_port
 from originlock.cli.ports import API_BACKLOG, PortInUse, bind_api_socket, busy_addresses
 from originlock.cli.serve_errors import data_dir_problem, store_problem
 from originlock.dashboard import WafRecorder, attach_waf_recorder
@@ -45,13 +45,6 @@ from originlock.store.errors import StoreError
 __all__ = ["add_parser"]
 
 log = logging.getLogger("originlock")
-
-
-def _host_port(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"{value!r} is not HOST:PORT")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def _banner(deployment: Deployment, api: tuple[str, int], edge: list[str]) -> str:
@@ -233,7 +226,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--data-dir", default="originlock-data", help="state directory (default ./originlock-data)")
     p.add_argument(
-        "--api", type=_host_port, default=("127.0.0.1", 8787), help="API listen HOST:PORT (default 127.0.0.1:8787)"
+        "--api", type=host_port, default=("127.0.0.1", 8787), help="API listen HOST:PORT (default 127.0.0.1:8787)"
     )
     p.add_argument(
         "--store", default=None, help="store URL (default: SQLite in the data dir; postgresql://... for a fleet)"

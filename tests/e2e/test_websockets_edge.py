@@ -34,7 +34,10 @@ from originlock.testing.serve import ServeProcess, free_port, start_serve
 from originlock.testing.upload_pki import UploadPki, leaf_pems
 
 ON, OFF = "ws.test", "wsoff.test"
-IDLE = 1.5  # --websocket-idle-timeout for this edge
+#: --websocket-idle-timeout for this edge. A visitor that does not read stalls both directions, which the idle
+#: timeout counts as idle (no byte moved): the backpressure test's pause must stay well under it.
+IDLE = 3.0
+BACKPRESSURE_PAUSE = IDLE / 2
 FLOOD_MESSAGES, MESSAGE = 48, 1024 * 1024
 
 
@@ -306,7 +309,7 @@ def test_backpressure_holds_the_origin_back_while_the_visitor_does_not_read(setu
 
     async def run() -> tuple[float, int]:
         async with setup.client(f"app.{ON}", "/flood", sock=sock, max_queue=1) as ws:
-            await asyncio.sleep(1.5)
+            await asyncio.sleep(BACKPRESSURE_PAUSE)
             reading_from = time.monotonic()
             total = 0
             for _ in range(FLOOD_MESSAGES):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import originlock
-from originlock.edge import fastpath
+from originlock.edge import exchange
 from originlock.testing.require import require_or_skip
 from originlock.testing.upload_pki import UploadPki
 
@@ -19,8 +19,8 @@ from originlock.testing.upload_pki import UploadPki
 # does), not whichever copy pip last installed.
 _SRC = str(Path(originlock.__file__).resolve().parent.parent)
 os.environ["PYTHONPATH"] = os.pathsep.join([_SRC, *filter(None, [os.environ.get("PYTHONPATH")])])
-if os.environ.get("ORIGINLOCK_EXPECT_COMPILED") == "1" and fastpath.__file__.endswith(".py"):
-    raise RuntimeError(f"the compiled hot path was asked for, but {fastpath.__file__} is interpreted")
+if os.environ.get("ORIGINLOCK_EXPECT_COMPILED") == "1" and exchange.__file__.endswith(".py"):
+    raise RuntimeError(f"the compiled hot path was asked for, but {exchange.__file__} is interpreted")
 
 PG_URL = os.environ.get("ORIGINLOCK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from originlock.edge.config import EdgeConfig
-from originlock.edge.downstream import DownstreamConnection
-from originlock.edge.server import EdgeState
+from originlock.edge.http1 import Http1Connection
 from originlock.edge.snapshots import MemorySnapshotSource
+from originlock.edge.state import EdgeState
 from originlock.pipeline.context import RequestContext
 from originlock.testing.pki import TestPki, make_route, make_snapshot
 
@@ -49,7 +49,7 @@ def _answered(state: EdgeState, host: str | None, status: int) -> None:
     ctx = RequestContext(ray_id="-", snapshot=snapshot, scheme="https", client_ip="", client_port=0, started=0.0)
     ctx.route = snapshot.routes[host] if host is not None else None
     ctx.status = status
-    state.log(ctx, None)
+    state.book.log(ctx, None)
 
 
 def test_requests_are_counted_by_zone_and_status(state: EdgeState) -> None:
@@ -64,13 +64,13 @@ def test_requests_are_counted_by_zone_and_status(state: EdgeState) -> None:
 
 
 def test_close_idle_connections_leaves_busy_ones_open(state: EdgeState) -> None:
-    idle, busy = DownstreamConnection(state, "http"), DownstreamConnection(state, "http")
+    idle, busy = Http1Connection(state, "http"), Http1Connection(state, "http")
     for conn in (idle, busy):
         conn.connection_made(_Transport())  # type: ignore[arg-type]
-    assert state.connections == {idle, busy}
+    assert state.visitors.open == {idle, busy}
     busy._busy = True  # as while a request is being answered
-    state.close_idle_connections()
+    state.visitors.close_idle()
     assert idle.closed and not busy.closed
-    assert state.connections == {busy}
-    busy.request_done(False)  # answered, not keep-alive: closed
-    assert busy.closed and not state.connections
+    assert state.visitors.open == {busy}
+    busy.finished(False)  # answered, not keep-alive: closed
+    assert busy.closed and not state.visitors.open

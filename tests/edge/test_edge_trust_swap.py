@@ -7,8 +7,8 @@ import asyncio
 import dataclasses
 
 from originlock.edge.config import EdgeConfig
-from originlock.edge.server import EdgeState
 from originlock.edge.snapshots import MemorySnapshotSource
+from originlock.edge.state import EdgeState
 from originlock.origin.connection import OriginConnection
 from originlock.origin.peer import OriginPeer, VerifyMode, strict_pool_trust, trust_id
 from originlock.testing.pki import TestPki, make_route, make_snapshot

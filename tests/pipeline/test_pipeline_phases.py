@@ -7,7 +7,6 @@ import pytest
 from originlock.errors import ClientCertUnusable, MalformedRequest, UnknownHostname
 from originlock.origin.peer import VerifyMode
 from originlock.pipeline import CONTINUE, Forward, PipelineSettings, RequestContext, Respond, run_until_origin
-from originlock.pipeline.phases import PHASE_ORDER, Phase
 from originlock.proto.events import RequestReceived
 from originlock.proto.http1 import RequestParser
 from originlock.snapshot.model import SslMode
@@ -112,8 +111,3 @@ def test_forwarding_headers_strip_hop_by_hop_and_spoofing() -> None:
     assert values[b"CF-Ray"] == b"r-OLK" and values[b"X-Forwarded-For"] == b"10.0.0.1, 192.0.2.1"
     assert values[b"CF-Visitor"] == b'{"scheme":"https"}' and values[b"Content-Length"] == b"3"
     assert values[b"Host"] == b"app.example.test"
-
-
-def test_phase_order_is_declared_once() -> None:
-    assert PHASE_ORDER.index(Phase.WAF) < PHASE_ORDER.index(Phase.ORIGIN_CONNECT)
-    assert Phase.ERROR not in PHASE_ORDER

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import originlock
-from originlock.edge import fastpath
+from originlock.edge import exchange
 
 __all__ = ["hot_path_compiled", "hot_path_kind"]
 
@@ -21,7 +21,7 @@ _WHY = {
 
 def hot_path_compiled() -> bool:
     # A compiled module is an extension module: its file is the shared object, not the .py source.
-    return not fastpath.__file__.endswith(".py")
+    return not exchange.__file__.endswith(".py")
 
 
 def _build_record() -> str | None:

@@ -1,317 +1,314 @@
-"""One request, start to finish: the I/O phases of ``pipeline/phases.py``, in its order.
+"""One request, from its head to its log line: the phases of the request lifecycle, in their one order.
 
-After the pure phases (``run_until_origin``, run by ``edge/fastpath.py``), ``proxy_request`` runs
-ORIGIN_CONNECT (pool), REQUEST_BODY (streamed to the origin, ``100 Continue`` answered by the edge),
-RESPONSE_HEADERS and RESPONSE_BODY (streamed back, re-framed), ERROR (the 52x/1xxx page while nothing
-has been sent yet; afterwards the visitor connection is closed, never left half-answered) and LOG.
-``edge/fastpath.py`` completes the common case (no body, reused origin connection, whole response in
-one read) without a task and hands everything else over to ``proxy_request``.
+::
 
-Retry: a request without a body and with an idempotent method (RFC 9110 §9.2.2) that failed on a
-*reused* origin connection before any response byte arrived is retried once on a new connection (the
-origin closed the connection while it was idle).
+    REQUEST_HEADERS   the visitor's protocol parsed a head (edge/http1.py, edge/http2.py)
+    ROUTE .. ORIGIN_REQUEST   pure: run_until_origin (pipeline/phases.py) -> answer now, or forward
+    ORIGIN_CONNECT    an idle pooled connection, else a dial (or a wait for room under the origin's limit)
+    REQUEST_BODY      streamed to the origin as it arrives (after the WAF's look at its first bytes)
+    RESPONSE_HEADERS  RESPONSE_BODY   the origin's events, passed on by the one response writer
+    LOG               always, once
+    ERROR             from any phase: the 52x/1xxx page while nothing was sent, else the response is cut
+
+:func:`begin` runs the phases up to ORIGIN_CONNECT and :class:`Exchange` the rest. The exchange never knows
+which protocol carries the visitor: it talks to a :class:`~originlock.edge.stream.VisitorStream`.
+
+Who waits. A request without a body that finds an idle pooled connection (the common case) is finished from
+callbacks: the head is written to the origin, and the origin connection's listener runs the response phases
+when its bytes arrive; a response that came whole in one read is answered without any task or future
+(docs/performance.md, steps 1 and 3). Everything else runs the same methods in a task
+(:meth:`Exchange.run`), which can wait: for a dial, the request body, a response that arrives in pieces, a
+visitor that reads slowly, and the once-only retry of an idempotent request without a body on a fresh
+connection when a *reused* one failed before any response byte (the origin closed it while it was idle).
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable, Coroutine
+from typing import Any, Final
 
-from originlock.errors import EdgeError, UnsafeHeaderValue
+from originlock.edge.responses import send_error, send_local, start_response
+from originlock.edge.state import EdgeState
+from originlock.edge.stream import Visitor, VisitorStream
+from originlock.errors import EdgeError
 from originlock.origin.connection import OriginConnection
-from originlock.pipeline.builtin.error_pages import error_response
-from originlock.pipeline.builtin.forwarding import visitor_response_head
 from originlock.pipeline.context import RequestContext
 from originlock.pipeline.decision import Forward, Respond
-from originlock.proto.events import BodyReceived, MessageEnded, RequestReceived, ResponseReceived
-from originlock.proto.serialize import LAST_CHUNK, chunk, response_head
+from originlock.pipeline.phases import run_until_origin
+from originlock.proto.events import BodyReceived, Event, MessageEnded, RequestReceived, ResponseReceived
+from originlock.proto.serialize import LAST_CHUNK, chunk
 
-if TYPE_CHECKING:
-    from originlock.edge.downstream import DownstreamConnection
-    from originlock.edge.server import EdgeState
-
-__all__ = ["IDEMPOTENT", "failed", "new_context", "proxy_request", "request_consumed", "respond", "response_start"]
+__all__ = ["IDEMPOTENT", "Exchange", "Relay", "VisitorGone", "begin", "new_context"]
 
 IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
-_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+#: How a protocol hands a forwarded request over instead of the pool (a WebSocket handshake on HTTP/1.1):
+#: given the context and the pipeline's decision, the coroutine that answers it (edge/websocket.py).
+Relay = Callable[[RequestContext, Forward], Coroutine[Any, Any, bool] | None]
 
 
-class _VisitorGone(Exception):
+class VisitorGone(Exception):
     """The visitor closed the connection or stopped reading; nothing more can be sent."""
 
 
-async def proxy_request(
-    conn: DownstreamConnection,
-    request: RequestReceived,
-    ctx: RequestContext,
-    forward: Forward,
-    state: EdgeState,
-    started: OriginConnection | None = None,
-) -> bool:
-    """ORIGIN_CONNECT .. LOG for a request the pure phases decided to forward, as a task (a request
-    body to stream, no idle origin connection to reuse, or a hand-over from ``edge/fastpath.py`` with
-    the head already written to the reused connection ``started``). Returns whether the visitor
-    connection stays open for another request."""
-    keep_alive = request.keep_alive
-    try:
-        replay: list[BodyReceived | MessageEnded] = []
-        inspection = ctx.body_inspection
-        if inspection is not None and request.body != "none":
-            # Managed WAF rules read the body's first bytes before any origin connection is opened.
-            ctx.body_inspection = None
-            replay = await _body_prefix(conn, request, inspection.limit, state)
-            decision = inspection(b"".join(e.data for e in replay if isinstance(e, BodyReceived)))
-            if isinstance(decision, Respond):
-                keep_alive = respond(conn, request, ctx, decision, keep_alive)
-                state.log(ctx, request)
-                return keep_alive and not conn.closed
-        keep_alive = await _proxy(conn, request, ctx, forward, state, keep_alive, started=started, replay=replay)
-    except _VisitorGone:
-        keep_alive = False
-    except EdgeError as exc:
-        keep_alive = failed(conn, request, ctx, exc, keep_alive)
-    state.log(ctx, request)
-    return keep_alive and not conn.closed
-
-
-def new_context(conn: DownstreamConnection, state: EdgeState) -> RequestContext:
+def new_context(visitor: Visitor, state: EdgeState) -> RequestContext:
     return RequestContext(
-        ray_id=state.ray_id(),
+        ray_id=state.ray_ids.next(),
         snapshot=state.snapshot(),
-        scheme=conn.scheme,
-        client_ip=conn.client_ip,
-        client_port=conn.client_port,
+        scheme=visitor.scheme,
+        client_ip=visitor.client_ip,
+        client_port=visitor.client_port,
         # Only the access log reads it (the request's duration): no clock read per request without one.
-        started=time.monotonic() if state.logging else 0.0,
-        sni=conn.sni,
-        tls_version=conn.tls_version,
+        started=time.monotonic() if state.book.logging else 0.0,
+        sni=visitor.sni,
+        tls_version=visitor.tls_version,
     )
 
 
-def failed(
-    conn: DownstreamConnection, request: RequestReceived, ctx: RequestContext, exc: EdgeError, keep_alive: bool
-) -> bool:
-    """ERROR: the 52x/1xxx page while nothing was sent yet, else cut the response short."""
-    ctx.error_code, ctx.error_detail = exc.code, exc.message
-    if ctx.status:
-        return False  # the status line is out; all we can do is cut the response short
-    return respond(conn, request, ctx, error_response(exc, ctx.ray_id, ctx.host), keep_alive)
+def begin(stream: VisitorStream, request: RequestReceived, state: EdgeState, relay: Relay | None = None) -> bool | None:
+    """REQUEST_HEADERS are in: run the pure phases, then answer or start the exchange with the origin.
 
-
-def request_consumed(conn: DownstreamConnection, request: RequestReceived) -> bool:
-    """Drop already-received body events of an unanswered request; True when its end was seen."""
-    if conn.request_complete:  # taken with its end, never queued (the first ask answers)
-        conn.request_complete = False
-        return True
-    while True:
-        try:
-            event = conn.next_event_nowait()
-        except EdgeError:
-            return False
-        if event is None:
-            return False
-        if isinstance(event, MessageEnded):
-            return True
-
-
-def respond(
-    conn: DownstreamConnection, request: RequestReceived, ctx: RequestContext, response: Respond, keep_alive: bool
-) -> bool:
-    """Send a locally generated response; a body the visitor announced but did not fully send (or that we
-    did not read) means the connection cannot be reused."""
-    if not request_consumed(conn, request):
-        keep_alive = False
-    keep_alive = keep_alive and not response.close
+    Returns whether the connection stays open when the request was answered at once, or None when the
+    answer is pending (``stream.finished`` is called later). ``relay``: see :data:`Relay`."""
+    ctx = new_context(stream.visitor, state)
+    keep_alive = request.keep_alive
     try:
-        head, body = _local_head(request, ctx, response, keep_alive)
-    except UnsafeHeaderValue as exc:  # a configured response field holding CR/LF/NUL: never sent
-        ctx.error_code, ctx.error_detail = exc.code, exc.message
-        response = error_response(exc, ctx.ray_id, ctx.host)
-        head, body = _local_head(request, ctx, response, keep_alive)
-    conn.write(head + body)
-    conn.flush()
-    ctx.status = response.status
-    ctx.bytes_sent = len(body)
-    return keep_alive
-
-
-def _local_head(
-    request: RequestReceived, ctx: RequestContext, response: Respond, keep_alive: bool
-) -> tuple[bytes, bytes]:
-    headers = list(response.headers)
-    if not any(name.lower() == b"content-length" for name, _ in headers):
-        headers.append((b"Content-Length", str(len(response.body)).encode()))
-    if not any(name.lower() == b"cf-ray" for name, _ in headers):
-        headers.append((b"CF-Ray", ctx.ray_id.encode()))
-    if not keep_alive:
-        headers.append((b"Connection", b"close"))
-    body = b"" if request.method == b"HEAD" else response.body
-    return response_head(response.status, headers), body
-
-
-async def _proxy(
-    conn: DownstreamConnection,
-    request: RequestReceived,
-    ctx: RequestContext,
-    forward: Forward,
-    state: EdgeState,
-    keep_alive: bool,
-    *,
-    started: OriginConnection | None = None,
-    replay: list[BodyReceived | MessageEnded] | None = None,
-) -> bool:
-    """ORIGIN_CONNECT .. RESPONSE_BODY. Returns whether the visitor connection stays open.
-
-    ``started``: a reused connection that already carries this request (no body); its response is
-    awaited as if this function had written it.
-    """
-    retry_allowed = request.body == "none" and request.method in IDEMPOTENT
-    head = forward.head
-    timeouts = state.config.origin_timeouts
-    attempt = 0
-    while True:
-        written = started is not None
-        if started is not None:
-            origin, reused, started = started, True, None
+        decision = run_until_origin(request, ctx, state.settings, state.waf)
+        if isinstance(decision, Respond):
+            keep_alive = send_local(stream, request, ctx, decision, keep_alive)
         else:
-            origin, reused = await state.pool.acquire(forward.peer, fresh=attempt > 0)
-            ctx.origin_reused = reused
-        try:
-            if not written:
+            if relay is not None:
+                work = relay(ctx, decision)
+                if work is not None:
+                    stream.run(work)
+                    return None
+            Exchange(stream, request, ctx, decision, state).start()
+            return None
+    except EdgeError as exc:
+        keep_alive = send_error(stream, request, ctx, exc, keep_alive)
+    state.book.log(ctx, request)
+    return keep_alive and not stream.closed
+
+
+class Exchange:
+    """ORIGIN_CONNECT .. LOG for one request the pipeline forwards to ``forward.peer``."""
+
+    __slots__ = ("ctx", "forward", "keep_alive", "keep_alive_from_origin", "origin", "request", "state", "stream")
+
+    def __init__(
+        self,
+        stream: VisitorStream,
+        request: RequestReceived,
+        ctx: RequestContext,
+        forward: Forward,
+        state: EdgeState,
+    ) -> None:
+        self.stream = stream
+        self.request = request
+        self.ctx = ctx
+        self.forward = forward
+        self.state = state
+        self.keep_alive = request.keep_alive
+        #: Whether the origin's response lets its connection be reused (read when releasing it).
+        self.keep_alive_from_origin = True
+        #: The origin connection carrying the request once ORIGIN_CONNECT chose it.
+        self.origin: OriginConnection | None = None
+
+    # -- ORIGIN_CONNECT --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        request, state = self.request, self.state
+        if request.body == "none":
+            origin = state.pool.acquire_idle(self.forward.peer)
+            if origin is not None:
+                # An idle pooled connection: the head goes out with this loop iteration's other writes,
+                # and the origin's listener runs the response phases.
+                self.ctx.origin_reused = True
+                self.origin = origin
                 origin.start_exchange(request.method)
-                origin.write(head)
-                if request.body != "none":
-                    await _send_body(conn, request, origin, timeouts.write, state, replay)
-            response = await origin.next_event(timeouts.read)
-        except EdgeError as exc:
-            state.pool.release(origin, False)
-            origin.close()
-            if exc.retryable and retry_allowed and reused and attempt == 0:
-                attempt += 1
-                ctx.origin_retried = True
-                continue
+                origin.listener = self._on_origin
+                origin.arm_read_timeout(state.origin_read_timeout)
+                state.send_soon(self._write_head)
+                return
+        self.stream.run(self.run())
+
+    def _write_head(self) -> None:
+        origin = self.origin
+        # A connection that closed meanwhile already told _on_origin, whose task sees the error (and retries).
+        if origin is not None and not origin.closed:
+            origin.write(self.forward.head)
+
+    def _on_origin(self) -> None:
+        """The pooled connection has news: the whole response (answered here), or anything else (a task
+        takes over: a response in pieces, an error, the read timeout)."""
+        origin = self.origin
+        assert origin is not None
+        events = origin.pending
+        complete = origin.error is None and events and isinstance(events[-1], MessageEnded)
+        if not complete and not events and origin.error is None and not origin.closed:
+            return
+        origin.listener = None
+        origin.disarm_read_timeout()
+        if not complete:
+            self.stream.run(self.run(written=True))
+            return
+        released = False
+        try:
+            self._pass_on_queued()
+            released = True
+            self.state.pool.release(origin, origin.finish_exchange(self.keep_alive_from_origin))
+            self.state.book.log(self.ctx, self.request)
+        except BaseException:
+            if not released:
+                self.state.pool.release(origin, False)
+                origin.close()
+            self.stream.finished(False)
             raise
+        self.stream.finished(self.keep_alive and not self.stream.closed)
+
+    async def run(self, *, written: bool = False) -> bool:
+        """The exchange as a task; ``written``: the pooled connection in ``self.origin`` already carries
+        the request. Returns whether the visitor's connection stays open."""
+        stream, request, ctx = self.stream, self.request, self.ctx
+        try:
+            replay: list[BodyReceived | MessageEnded] = []
+            inspection = ctx.body_inspection
+            if inspection is not None and request.body != "none":
+                # Managed WAF rules read the body's first bytes before any origin connection is opened.
+                ctx.body_inspection = None
+                replay = await self._body_prefix(inspection.limit)
+                decision = inspection(b"".join(e.data for e in replay if isinstance(e, BodyReceived)))
+                if isinstance(decision, Respond):
+                    self.keep_alive = send_local(stream, request, ctx, decision, self.keep_alive)
+                    self.state.book.log(ctx, request)
+                    return self.keep_alive and not stream.closed
+            await self._forward(written, replay)
+        except VisitorGone:
+            self.keep_alive = False
+        except EdgeError as exc:
+            self.keep_alive = send_error(stream, request, ctx, exc, self.keep_alive)
+        self.state.book.log(ctx, request)
+        return self.keep_alive and not stream.closed
+
+    async def _forward(self, written: bool, replay: list[BodyReceived | MessageEnded]) -> None:
+        """ORIGIN_CONNECT (with the retry), REQUEST_BODY, then the response phases."""
+        request, state, ctx = self.request, self.state, self.ctx
+        retry_allowed = request.body == "none" and request.method in IDEMPOTENT
+        attempt = 0
+        while True:
+            if written:
+                origin, reused = self.origin, True
+                assert origin is not None
+            else:
+                origin, reused = await state.pool.acquire(self.forward.peer, fresh=attempt > 0)
+                ctx.origin_reused = reused
+                self.origin = origin
+            try:
+                if not written:
+                    origin.start_exchange(request.method)
+                    origin.write(self.forward.head)
+                    if request.body != "none":
+                        await self._send_body(origin, replay)
+                first = await origin.next_event(state.origin_read_timeout)
+            except EdgeError as exc:
+                state.pool.release(origin, False)
+                origin.close()
+                if exc.retryable and retry_allowed and reused and attempt == 0:
+                    attempt += 1
+                    written = False
+                    ctx.origin_retried = True
+                    continue
+                raise
+            except BaseException:
+                state.pool.release(origin, False)
+                raise
+            break
+        try:
+            await self.respond(origin, first)
         except BaseException:
             state.pool.release(origin, False)
             raise
-        break
-    assert isinstance(response, ResponseReceived)
-    try:
-        keep_alive = await _send_response(conn, request, ctx, origin, response, state, keep_alive)
-    except BaseException:
-        state.pool.release(origin, False)
-        raise
-    state.pool.release(origin, origin.finish_exchange(response.keep_alive))
-    return keep_alive
+        state.pool.release(origin, origin.finish_exchange(self.keep_alive_from_origin))
 
+    # -- REQUEST_BODY ----------------------------------------------------------------------------
 
-async def _send_body(
-    conn: DownstreamConnection,
-    request: RequestReceived,
-    origin: OriginConnection,
-    write_timeout: float,
-    state: EdgeState,
-    replay: list[BodyReceived | MessageEnded] | None = None,
-) -> None:
-    """REQUEST_BODY: stream the visitor's body to the origin (re-chunked when it came chunked), starting
-    with the events the WAF's body inspection already read (``replay``)."""
-    pending = list(replay or ())
-    if request.expect_continue and not pending:
-        conn.write(_CONTINUE)
-        conn.flush()
-    chunked = request.body == "chunked"
-    while True:
-        if pending:
-            event: object = pending.pop(0)
-        else:
-            event = await _next_body_event(conn, state)
-        if isinstance(event, BodyReceived):
-            origin.write(chunk(event.data) if chunked else event.data)
-            await origin.drain(write_timeout)
-        elif isinstance(event, MessageEnded):
-            if chunked:
-                origin.write(LAST_CHUNK)
-            return
-
-
-async def _next_body_event(conn: DownstreamConnection, state: EdgeState) -> object:
-    event = conn.next_event_nowait()
-    if event is None:
-        event = await conn.next_event(state.config.limits.body_timeout)
+    async def _next_body_event(self) -> BodyReceived | MessageEnded:
+        stream = self.stream
+        event = stream.body_event_nowait()
         if event is None:
-            raise _VisitorGone()
-    return event
+            event = await stream.body_event(self.state.config.limits.body_timeout)
+            if event is None:
+                raise VisitorGone()
+        return event
 
-
-async def _body_prefix(
-    conn: DownstreamConnection, request: RequestReceived, limit: int, state: EdgeState
-) -> list[BodyReceived | MessageEnded]:
-    """Read body events until ``limit`` bytes or the end: at most one event past the limit is held."""
-    if request.expect_continue:
-        conn.write(_CONTINUE)
-        conn.flush()
-    events: list[BodyReceived | MessageEnded] = []
-    size = 0
-    while size < limit:
-        event = await _next_body_event(conn, state)
-        if isinstance(event, BodyReceived):
+    async def _body_prefix(self, limit: int) -> list[BodyReceived | MessageEnded]:
+        """Read body events until ``limit`` bytes or the end: at most one event past the limit is held."""
+        if self.request.expect_continue:
+            self.stream.send_continue()
+        events: list[BodyReceived | MessageEnded] = []
+        size = 0
+        while size < limit:
+            event = await self._next_body_event()
             events.append(event)
+            if isinstance(event, MessageEnded):
+                break
             size += len(event.data)
-        elif isinstance(event, MessageEnded):
-            events.append(event)
-            break
-    return events
+        return events
 
+    async def _send_body(self, origin: OriginConnection, replay: list[BodyReceived | MessageEnded]) -> None:
+        """Stream the visitor's body to the origin (re-chunked when it came chunked), starting with the
+        events the WAF's body inspection already read."""
+        if self.request.expect_continue and not replay:
+            self.stream.send_continue()
+        chunked = self.request.body == "chunked"
+        write_timeout = self.state.config.origin_timeouts.write
+        pending = list(replay)
+        while True:
+            event = pending.pop(0) if pending else await self._next_body_event()
+            if isinstance(event, BodyReceived):
+                origin.write(chunk(event.data) if chunked else event.data)
+                await origin.drain(write_timeout)
+            else:
+                if chunked:
+                    origin.write(LAST_CHUNK)
+                return
 
-async def _send_response(
-    conn: DownstreamConnection,
-    request: RequestReceived,
-    ctx: RequestContext,
-    origin: OriginConnection,
-    response: ResponseReceived,
-    state: EdgeState,
-    keep_alive: bool,
-) -> bool:
-    """RESPONSE_HEADERS and RESPONSE_BODY."""
-    keep_alive, rechunk = response_start(conn, request, ctx, response, keep_alive)
-    read_timeout = state.config.origin_timeouts.read
-    write_timeout = state.config.write_timeout
-    sent = 0
-    while True:
-        event = origin.next_event_nowait()
-        if event is None:
-            if not await conn.drain(write_timeout):  # flushes what is queued before waiting
-                ctx.bytes_sent = sent
-                raise _VisitorGone()
-            event = await origin.next_event(read_timeout)
+    # -- RESPONSE_HEADERS, RESPONSE_BODY --------------------------------------------------------
+
+    def _take(self, event: Event) -> bool:
+        """Pass one origin event on to the visitor; True at the end of the response."""
         if isinstance(event, BodyReceived):
-            data = event.data
-            sent += len(data)
-            conn.write(chunk(data) if rechunk else data)
-        elif isinstance(event, MessageEnded):
-            if rechunk:
-                conn.write(LAST_CHUNK)
-            conn.flush()
-            ctx.bytes_sent = sent
-            return keep_alive
+            self.ctx.bytes_sent += len(event.data)
+            self.stream.send_data(event.data)
+            return False
+        if isinstance(event, MessageEnded):
+            self.stream.send_end()
+            return True
+        assert isinstance(event, ResponseReceived)
+        self.keep_alive_from_origin = event.keep_alive
+        self.keep_alive = start_response(self.stream, self.request, self.ctx, event, self.keep_alive)
+        return False
 
+    def _pass_on_queued(self) -> bool:
+        """Everything the origin connection has queued, in one pass; True at the end of the response."""
+        origin = self.origin
+        assert origin is not None
+        ended = False
+        for event in origin.pending:
+            ended = self._take(event)
+        origin.consume_pending()
+        return ended
 
-def response_start(
-    conn: DownstreamConnection,
-    request: RequestReceived,
-    ctx: RequestContext,
-    response: ResponseReceived,
-    keep_alive: bool,
-) -> tuple[bool, bool]:
-    """RESPONSE_HEADERS: queue the visitor's response head. Returns (keep_alive, re-chunk the body)."""
-    framing = response.body
-    http11 = request.version == b"1.1"
-    rechunk = framing in ("chunked", "close") and http11
-    if framing in ("chunked", "close") and not http11:
-        keep_alive = False  # HTTP/1.0 visitor: the body ends when the connection closes
-    head = visitor_response_head(
-        response, ray_id=ctx.ray_id, chunked=rechunk, close=not keep_alive, keep_alive_1_0=keep_alive and not http11
-    )
-    conn.write(head)
-    ctx.status = response.status
-    return keep_alive, rechunk
+    async def respond(self, origin: OriginConnection, first: Event) -> None:
+        """The response phases in a task, from the origin's ``first`` event on: pass on what is here, let
+        the visitor take it, wait for more."""
+        self.origin = origin
+        state, stream = self.state, self.stream
+        if self._take(first) or self._pass_on_queued():
+            return
+        while True:
+            if not await stream.drain(state.config.write_timeout):
+                raise VisitorGone()
+            if self._take(await origin.next_event(state.origin_read_timeout)) or self._pass_on_queued():
+                return

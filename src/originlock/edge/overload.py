@@ -160,14 +160,16 @@ class Admission(asyncio.Protocol):
 
     __slots__ = ("__weakref__", "_make", "_pending")
 
-    def __init__(self, make: Callable[[], asyncio.Protocol], pending: weakref.WeakSet[Admission]) -> None:
+    def __init__(
+        self, make: Callable[[asyncio.BaseTransport], asyncio.Protocol], pending: weakref.WeakSet[Admission]
+    ) -> None:
         self._make = make
         self._pending = pending
         pending.add(self)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._pending.discard(self)
-        protocol = self._make()
+        protocol = self._make(transport)  # after the handshake: the protocol can follow ALPN
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
 

@@ -27,8 +27,9 @@ from typing import Final
 from originlock.edge.build_info import hot_path_kind
 from originlock.edge.config import EdgeConfig
 from originlock.edge.loops import loop_factory, loop_kind
-from originlock.edge.server import EdgeServer, EdgeState
+from originlock.edge.server import EdgeServer
 from originlock.edge.snapshots import SnapshotFactory, SnapshotSource
+from originlock.edge.state import EdgeState
 from originlock.edge.worker_channel import REPORT_SECONDS, WorkerReporter, WorkerReports
 from originlock.edge.worker_stats import WorkerReport, WorkerStatsBook
 from originlock.pipeline.hooks import WafHook

@@ -4,7 +4,7 @@ Theory of operation. llhttp stops at a request with ``Upgrade`` and ``Connection
 (``RequestParser.upgrade_request``); the pipeline has already run for it like for any request (routing,
 SSL mode, WAF: a block is answered and the connection closed, nothing reaches an origin). When the zone's
 ``websockets`` setting is on and the request is a WebSocket handshake (``GET``, HTTP/1.1, no body,
-``Upgrade: websocket``), ``edge/fastpath.py`` hands it to :func:`relay` instead of the pool:
+``Upgrade: websocket``), ``edge/http1.py`` hands it to :func:`relay` instead of the pool:
 
 1. A *dedicated* origin connection is dialled through the same connector as the pool's, for the peer the
    pipeline chose (client certificate by the AOP precedence, same TLS contexts); it is never taken from
@@ -21,43 +21,33 @@ SSL mode, WAF: a block is answered and the connection closed, nothing reaches an
 5. No byte in either direction for ``websocket_idle_timeout`` (Cloudflare: 100 s) closes both.
 
 One access-log line per WebSocket when it ends (status 101, duration, bytes sent to the visitor), and
-:class:`WebSocketStats` counts upgrades and open relays for ``/metrics``.
+:class:`~originlock.edge.state.WebSocketStats` counts upgrades and open relays for ``/metrics``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from originlock.edge.exchange import _send_response, _VisitorGone, failed
+from originlock.edge.exchange import Exchange, VisitorGone
+from originlock.edge.responses import send_error
+from originlock.edge.state import EdgeState
+from originlock.edge.stream import VisitorStream
 from originlock.errors import EdgeError
 from originlock.origin.connection import OriginConnection
 from originlock.origin.deadline import Deadline
 from originlock.pipeline.context import RequestContext
 from originlock.pipeline.decision import Forward
 from originlock.proto.events import Headers, RequestReceived, ResponseReceived, lower_name
+from originlock.proto.http1 import RequestParser
 from originlock.proto.serialize import HOP_BY_HOP, response_head
 
-if TYPE_CHECKING:
-    from originlock.edge.downstream import DownstreamConnection
-    from originlock.edge.server import EdgeState
-
-__all__ = ["WebSocketStats", "is_handshake", "relay", "wants_relay"]
+__all__ = ["is_handshake", "relay", "wants_relay"]
 
 #: Origin fields not passed on with the 101: hop-by-hop ones other than Upgrade (re-stated by the edge,
 #: with ``Connection: Upgrade``), and the origin's own CF-Ray.
 _DROP_FROM_101: Final = (HOP_BY_HOP - {b"upgrade"}) | {b"cf-ray", b"content-length"}
-
-
-class WebSocketStats:
-    """Counts for ``/metrics``: relays open now, and 101s relayed since start."""
-
-    __slots__ = ("active", "upgrades")
-
-    def __init__(self) -> None:
-        self.active = 0
-        self.upgrades = 0
 
 
 def is_handshake(request: RequestReceived) -> bool:
@@ -93,20 +83,37 @@ def switching_head(response: ResponseReceived, ray_id: str) -> bytes:
 
 
 def relay(
-    conn: DownstreamConnection, request: RequestReceived, ctx: RequestContext, forward: Forward, state: EdgeState
+    stream: VisitorStream,
+    transport: asyncio.Transport,
+    parser: RequestParser,
+    request: RequestReceived,
+    ctx: RequestContext,
+    forward: Forward,
+    state: EdgeState,
 ) -> Coroutine[Any, Any, bool]:
     """ORIGIN_CONNECT .. LOG for a WebSocket handshake the pipeline decided to forward, as a coroutine for
-    ``conn.run_task``; it returns False (the visitor connection is closed afterwards, whatever happened).
+    ``stream.run``; it returns False (the visitor connection is closed afterwards, whatever happened).
+    ``transport`` and ``parser`` are the HTTP/1.1 connection's (the bytes llhttp read past the handshake).
 
     Reading from the visitor pauses at once, before the task runs: bytes sent before the 101 stay in the
     socket until the relay reads them, rather than reaching the HTTP parser (which refuses them)."""
-    if conn.transport is not None:
-        conn.transport.pause_reading()
-    return _relay(conn, request, ctx, forward, state)
+    transport.pause_reading()
+    return _relay(_Visitor(stream, transport, parser), request, ctx, forward, state)
+
+
+class _Visitor:
+    """The visitor's side of a handshake: its stream (for a non-101 answer) and its transport."""
+
+    __slots__ = ("parser", "stream", "transport")
+
+    def __init__(self, stream: VisitorStream, transport: asyncio.Transport, parser: RequestParser) -> None:
+        self.stream = stream
+        self.transport = transport
+        self.parser = parser
 
 
 async def _relay(
-    conn: DownstreamConnection, request: RequestReceived, ctx: RequestContext, forward: Forward, state: EdgeState
+    conn: _Visitor, request: RequestReceived, ctx: RequestContext, forward: Forward, state: EdgeState
 ) -> bool:
     origin: OriginConnection | None = None
     switch: _Switch | None = None
@@ -122,19 +129,20 @@ async def _relay(
         if switch.relay is not None:
             await switch.relay.finished
         else:
-            response = await origin.next_event(state.origin_read_timeout)
-            assert isinstance(response, ResponseReceived)
-            await _send_response(conn, request, ctx, origin, response, state, False)
-    except _VisitorGone:
+            # Any other answer goes to the visitor as an ordinary response, then both connections close.
+            exchange = Exchange(conn.stream, request, ctx, forward, state)
+            exchange.keep_alive = False
+            await exchange.respond(origin, await origin.next_event(state.origin_read_timeout))
+    except VisitorGone:
         pass
     except EdgeError as exc:
-        failed(conn, request, ctx, exc, False)
+        send_error(conn.stream, request, ctx, exc, False)
     finally:
         if switch is not None and switch.relay is not None:
             switch.relay.close()  # cancelled (shutdown): the relay's counts and transports end too
         if origin is not None:
             origin.close()
-    state.log(ctx, request)
+    state.book.log(ctx, request)
     return False
 
 
@@ -144,7 +152,7 @@ class _Switch:
 
     def __init__(
         self,
-        conn: DownstreamConnection,
+        conn: _Visitor,
         request: RequestReceived,
         ctx: RequestContext,
         origin: OriginConnection,
@@ -165,7 +173,7 @@ class _Switch:
         events = origin.pending
         response = events[0] if events else None
         # A visitor gone meanwhile gets the 101 as an ordinary response (written nowhere), then both close.
-        ok = origin.error is None and not self.conn.closed
+        ok = origin.error is None and not self.conn.stream.closed
         if ok and isinstance(response, ResponseReceived) and response.status == 101:
             origin.consume_pending()
             self.relay = self._start_relay(response)
@@ -175,13 +183,13 @@ class _Switch:
     def _start_relay(self, response: ResponseReceived) -> _Relay:
         conn, ctx, origin, state = self.conn, self.ctx, self.origin, self.state
         visitor_transport, origin_transport = conn.transport, origin.transport
-        assert visitor_transport is not None and origin_transport is not None
+        assert origin_transport is not None
         head = switching_head(response, ctx.ray_id)
         ctx.status = 101
         relay = _Relay(state, visitor_transport, origin_transport, ctx)
         visitor_transport.set_protocol(relay.visitor)
         origin_transport.set_protocol(relay.origin)
-        conn.flush()
+        conn.stream.flush()
         visitor_transport.write(head)
         if origin.parser.upgrade_tail:  # the origin's first frames came with its 101
             relay.visitor.send(origin.parser.upgrade_tail)

@@ -1,22 +1,19 @@
 """One request lifecycle as named phases; pure (no asyncio, sockets or clock).
 
-The order lives in :mod:`originlock.pipeline.phases`. The edge's async shell
-(:mod:`originlock.edge.exchange`) runs the pure phases through :func:`~originlock.pipeline.phases.
-run_until_origin`, then performs the I/O phases in the order that module declares.
+The lifecycle's order is written down once, in :mod:`originlock.edge.exchange`, which runs the pure phases
+through :func:`~originlock.pipeline.phases.run_until_origin` and then the I/O phases.
 """
 
 from originlock.pipeline.context import PipelineSettings, RequestContext
 from originlock.pipeline.decision import CONTINUE, Continue, Decision, Forward, Respond
 from originlock.pipeline.hooks import WafHook
-from originlock.pipeline.phases import PHASE_ORDER, Phase, run_until_origin
+from originlock.pipeline.phases import run_until_origin
 
 __all__ = [
     "CONTINUE",
-    "PHASE_ORDER",
     "Continue",
     "Decision",
     "Forward",
-    "Phase",
     "PipelineSettings",
     "RequestContext",
     "Respond",

@@ -1,22 +1,13 @@
-"""The request lifecycle: every phase, in the one order the edge runs them.
+"""The pure phases of a request, in their order: ROUTE -> SSL_MODE -> WAF -> ORIGIN_SELECT -> ORIGIN_REQUEST.
 
-::
-
-    ACCEPT -> TLS_HANDSHAKE -> REQUEST_HEADERS            (edge/downstream.py: I/O)
-      -> ROUTE -> SSL_MODE -> WAF -> ORIGIN_SELECT -> ORIGIN_REQUEST     (run_until_origin: pure)
-      -> ORIGIN_CONNECT -> REQUEST_BODY -> RESPONSE_HEADERS -> RESPONSE_BODY   (edge/exchange.py: I/O)
-      -> LOG
-    ERROR is reachable from every phase and renders the 52x/1xxx page; LOG always runs.
-
-The WAF runs before any origin connection is opened (and before the body is read: a WAF ``Respond``
-closes the connection if a body was announced), unlike Pingora where the request body filter runs after
-the upstream is connected. ``run_until_origin`` below is the only place the pure phases are sequenced;
-``edge/exchange.py`` follows :data:`PHASE_ORDER` for the I/O phases.
+The whole lifecycle, with the I/O phases before and after these, is written down once, in
+``edge/exchange.py`` (whose functions run it); this is its pure middle, free of I/O so that it can be
+tested with plain values. The WAF runs before any origin connection is opened (and before the body is
+read: a WAF ``Respond`` closes the connection if a body was announced), unlike Pingora where the request
+body filter runs after the upstream is connected.
 """
 
 from __future__ import annotations
-
-import enum
 
 from originlock.pipeline.builtin.forwarding import origin_request_head
 from originlock.pipeline.builtin.origin_select import select_origin
@@ -27,28 +18,7 @@ from originlock.pipeline.decision import Forward, Respond
 from originlock.pipeline.hooks import WafHook
 from originlock.proto.events import RequestReceived
 
-__all__ = ["PHASE_ORDER", "Phase", "run_until_origin"]
-
-
-class Phase(enum.Enum):
-    ACCEPT = "accept"
-    TLS_HANDSHAKE = "tls_handshake"
-    REQUEST_HEADERS = "request_headers"
-    ROUTE = "route"
-    SSL_MODE = "ssl_mode"
-    WAF = "waf"
-    ORIGIN_SELECT = "origin_select"
-    ORIGIN_REQUEST = "origin_request"
-    ORIGIN_CONNECT = "origin_connect"
-    REQUEST_BODY = "request_body"
-    RESPONSE_HEADERS = "response_headers"
-    RESPONSE_BODY = "response_body"
-    LOG = "log"
-    ERROR = "error"
-
-
-#: Execution order; ERROR is an edge from any phase, not a step.
-PHASE_ORDER: tuple[Phase, ...] = tuple(p for p in Phase if p is not Phase.ERROR)
+__all__ = ["run_until_origin"]
 
 
 def run_until_origin(

@@ -1,0 +1,109 @@
+"""What an exchange sees of the visitor: one request's stream, whatever protocol carries it.
+
+An HTTP/1.1 connection is one stream at a time (``edge/http1.py``); an HTTP/2 connection multiplexes many
+(``edge/http2.py``). The exchange (``edge/exchange.py``) is written against :class:`VisitorStream` only, so
+a request runs the same phases, the same origin exchange and the same response writer on both.
+
+The response writer is three calls, used in this order for every answer (an origin's response, an error
+page, a WAF block, a redirect): :meth:`~VisitorStream.send_head`, any number of
+:meth:`~VisitorStream.send_data`, :meth:`~VisitorStream.send_end`. The stream owns the framing (HTTP/1.1
+``Content-Length``, chunked or read-until-close; HTTP/2 frames) and the connection-level fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from typing import Any, Protocol
+
+from originlock.proto.events import BodyReceived, MessageEnded, RequestReceived, ResponseReceived
+
+__all__ = ["Visitor", "VisitorStream"]
+
+
+class Visitor:
+    """Facts about the visitor's connection that the pipeline and the access log read."""
+
+    __slots__ = ("client_ip", "client_port", "scheme", "sni", "tls_version")
+
+    def __init__(
+        self,
+        scheme: str,
+        client_ip: str = "",
+        client_port: int = 0,
+        sni: str | None = None,
+        tls_version: str | None = None,
+    ) -> None:
+        self.scheme = scheme
+        self.client_ip = client_ip
+        self.client_port = client_port
+        self.sni = sni
+        self.tls_version = tls_version
+
+
+class VisitorStream(Protocol):
+    """One request's way back to the visitor, and the way its body arrives."""
+
+    visitor: Visitor
+
+    @property
+    def closed(self) -> bool:
+        """Nothing more can be sent (the visitor went away, or the stream was reset)."""
+        ...
+
+    # -- the response writer -------------------------------------------------------------------
+
+    def send_head(self, response: ResponseReceived, request: RequestReceived, ray_id: str, keep_alive: bool) -> bool:
+        """Queue the response head for ``response`` (an origin's, or a local one built by
+        ``edge/responses.py``). Returns whether the connection can stay open after the body (the stream may
+        refuse: an HTTP/1.0 visitor and a body without a length)."""
+        ...
+
+    def send_data(self, data: bytes) -> None:
+        """Queue a piece of the response body."""
+        ...
+
+    def send_end(self) -> None:
+        """The response is complete; what is queued goes out with the event loop's next batch of writes."""
+        ...
+
+    def flush(self) -> None:
+        """Write what is queued now."""
+        ...
+
+    async def drain(self, timeout: float) -> bool:
+        """Flush, then wait until the visitor has taken what was written; False if it did not in time."""
+        ...
+
+    # -- the request body ----------------------------------------------------------------------
+
+    def send_continue(self) -> None:
+        """``100 Continue``: the visitor asked before sending its body (HTTP/1.1 only; a no-op on HTTP/2)."""
+        ...
+
+    def body_event_nowait(self) -> BodyReceived | MessageEnded | None:
+        """The next piece of the request body already received, or None.
+
+        Raises:
+            DownstreamError: the body was malformed.
+        """
+        ...
+
+    async def body_event(self, timeout: float) -> BodyReceived | MessageEnded | None:
+        """Wait up to ``timeout`` for the next piece of the body; None when the visitor went away or timed out."""
+        ...
+
+    def discard_body(self) -> bool:
+        """Drop what was received of the body of a request answered without it; True when the whole
+        request was received (the connection can carry another one)."""
+        ...
+
+    # -- the exchange's lifetime ----------------------------------------------------------------
+
+    def run(self, work: Coroutine[Any, Any, bool]) -> None:
+        """Finish the exchange in a task (it waits for the origin, a dial, the visitor): ``work`` returns
+        whether the connection stays open, and :meth:`finished` is called with it."""
+        ...
+
+    def finished(self, keep_alive: bool) -> None:
+        """The exchange is over: HTTP/1.1 serves the next request or closes, HTTP/2 ends the stream."""
+        ...

@@ -283,7 +283,7 @@ def test_send_data_waits_for_the_visitors_window_and_respects_frame_size() -> No
     assert pair.server.buffered(1) == 4000
     pair.pump()
     received = pair.of(h2.events.DataReceived)
-    assert sum(len(e.data) for e in received) == 1000  # type: ignore[attr-defined]
+    assert sum(len(e.data) for e in received) == 1000  # type: ignore[attr-defined, misc]
     assert not pair.of(h2.events.StreamEnded)
     opened: list[H2Event] = []
     while pair.server.buffered(1):

@@ -421,7 +421,7 @@ class H2Server:
             self._streams[stream_id] = _Stream(refused=True)
             events.append(RequestRefused(stream_id, exc))
             return
-        stream = self._streams[stream_id] = _Stream(refused=False)
+        self._streams[stream_id] = _Stream(refused=False)
         events.append(RequestStarted(stream_id, request))  # h2's StreamEnded follows when ``ended``
         self._requests += 1
         if self._requests >= self._limits.max_requests:

@@ -144,6 +144,25 @@ def test_connection_specific_fields_are_a_stream_error(field: tuple[bytes, bytes
     assert started(pair.request(head()))  # the connection still serves
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [*head()[:3], (b":path", b"/"), (b"X-Upper", b"1")],  # upper-case name
+        head()[:3],  # no :path
+        [(b"accept", b"*/*"), *head()],  # a pseudo-header field after a regular one
+        [*head(), (b":protocol", b"websocket")],  # RFC 8441 is not offered
+        [*head(), (b"x-a", b" padded ")],
+    ],
+)
+def test_malformed_header_blocks_are_a_stream_error(fields: Fields) -> None:
+    pair = Pair()
+    pair.client.config.normalize_outbound_headers = False
+    events = pair.request(fields)
+    assert started(events) == []
+    assert [r.error_code for r in pair.of(h2.events.StreamReset)] == [PROTOCOL_ERROR]  # type: ignore[attr-defined]
+    assert started(pair.request(head()))
+
+
 def test_te_trailers_is_allowed() -> None:
     request = started(Pair().request(head(b"GET", b"/", b"example.com", (b"te", b"trailers"))))[0]
     assert (b"te", b"trailers") in request.headers
@@ -295,6 +314,19 @@ def test_send_data_waits_for_the_visitors_window_and_respects_frame_size() -> No
     assert all(len(e.data) <= 1000 for e in received)  # type: ignore[attr-defined]
     assert len(pair.of(h2.events.StreamEnded)) == 1
     assert pair.server.open_streams == 0
+
+
+def test_a_larger_initial_window_from_the_visitor_releases_held_back_data() -> None:
+    pair = Pair(client_window=1000)
+    pair.request(head())
+    pair.server.send_response(1, 200, [], end_stream=False)
+    pair.server.send_data(1, b"x" * 3000)
+    pair.pump()
+    pair.client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 65535})
+    events = pair.pump()
+    assert [type(e) for e in events] == [WindowOpened]
+    assert pair.server.buffered(1) == 0
+    assert sum(len(e.data) for e in pair.of(h2.events.DataReceived)) == 3000  # type: ignore[attr-defined]
 
 
 def test_large_bodies_are_cut_at_the_visitors_max_frame_size() -> None:

@@ -301,6 +301,14 @@ def test_a_window_update_past_the_maximum_is_a_flow_control_error() -> None:
     assert goaways(server.data_to_send()) == [(0, FLOW_CONTROL_ERROR)]
 
 
+def test_a_stream_window_update_past_the_maximum_resets_that_stream() -> None:
+    server = connected()
+    events = server.feed(headers(1, hpack.Encoder()) + WindowUpdateFrame(1, window_increment=2**31 - 1).serialize())
+    assert [type(e) for e in events][-1] is StreamReset
+    assert resets(server.data_to_send()) == [(1, FLOW_CONTROL_ERROR)]
+    assert server.open_streams == 0 and not server.closed
+
+
 def test_data_beyond_the_advertised_window_is_a_flow_control_error() -> None:
     server = connected()
     post = [(b":method", b"POST"), *GET[1:]]

@@ -367,6 +367,8 @@ class H2Server:
             elif isinstance(event, (h2e.WindowUpdated, h2e.RemoteSettingsChanged)):
                 flushed = True
             elif isinstance(event, h2e.StreamReset):
+                if not event.remote_reset:  # h2 reset it for a stream error (the gate charged RST_STREAM)
+                    self._gate.charge_reset()
                 stream = self._streams.pop(event.stream_id, None)
                 if stream is not None:
                     self._release(event.stream_id, stream)

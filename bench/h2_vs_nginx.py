@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""HTTP/2 visitors: h2load through ``originlock serve`` against h2load through nginx (``listen ... ssl http2``),
+in the same run, both proxying to the same nginx origin that requires the zone's client certificate.
+
+    python bench/h2_vs_nginx.py [--requests 10000] [--runs 3] [--venv DIR] [--nginx-only] [--json]
+
+Load: ``h2load -c 10 -m 10 -n N`` (10 connections, 10 concurrent streams each), SNI and ``:authority``
+``a.bench.test``. Reported per edge: CPU µs per request (utime+stime of the edge processes from /proc,
+divided by the requests that succeeded), req/s, p50/p99 from h2load's per-request log; medians of the runs
+and originlock/nginx ratios (the issue's target: CPU per request at most twice nginx's).
+
+Before measuring an edge, the script checks that it negotiates ALPN ``h2``; one that does not (originlock
+before its h2 protocol is wired in) is reported as such and not measured. ``--nginx-only`` skips the product
+(no venv install): nginx then trusts an origin certificate from a throwaway CA instead of the product's
+Origin CA, which shows the script and the nginx side work on their own.
+
+The product is set up as ``bench/product_vs_nginx.py`` sets it up (its ``install_product`` and ``configure``
+are reused: a ``pip install .`` venv, zones and the client certificate through the v4 API). nginx's
+``keepalive_requests`` is 1000000 (NginxProcess); originlock's h2 connections send GOAWAY after
+``H2Limits.max_requests`` (1000) requests, which ``-n`` up to 1000 times ``-c`` stays within. The box is shared:
+compare ratios from the same run only. Needs nginx, h2load (Debian nghttp2-client) and curl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from edge_vs_nginx import CLK_TCK, ticks  # noqa: E402
+from product_vs_nginx import V4, configure, install_product  # noqa: E402
+
+from originlock.testing.nginx import NginxProcess, free_port, wait_for_port  # noqa: E402
+from originlock.testing.pki import TestPki  # noqa: E402
+from originlock.tls.issue import issue_leaf  # noqa: E402
+
+HOST = "a.bench.test"
+HOSTS = ("a.bench.test", "b.bench.test", "c.bench.test", "a.waf.test")  # what configure() sets up
+CLIENTS, STREAMS = 10, 10
+
+
+def negotiated_alpn(port: int) -> str | None:
+    """The protocol the edge at ``port`` selects when offered ``h2`` and ``http/1.1``."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=HOST) as tls,
+    ):
+        return tls.selected_alpn_protocol()
+
+
+def h2load(port: int, requests: int, log: Path) -> dict[str, Any]:
+    """One h2load run; p50/p99 from its per-request log (h2load prints no percentiles)."""
+    args = ["h2load", f"-c{CLIENTS}", f"-m{STREAMS}", f"-n{requests}", f"--connect-to=127.0.0.1:{port}"]
+    out = subprocess.run(
+        [*args, f"--log-file={log}", f"https://{HOST}/"], capture_output=True, text=True, check=True
+    ).stdout
+    done = re.search(r"requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed", out)
+    rps = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
+    status = re.search(r"status codes: (\d+) 2xx", out)
+    assert done and rps and status, out
+    latencies = sorted(int(line.split("\t")[2]) for line in log.read_text().splitlines() if line.count("\t") >= 2)
+    log.unlink()
+
+    def percentile(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] / 1000 if latencies else float("nan")
+
+    return {
+        "requests": int(done.group(1)),
+        "succeeded": int(done.group(2)),
+        "failed": int(done.group(3)),
+        "ok_2xx": int(status.group(1)),
+        "rps": float(rps.group(1)),
+        "p50_ms": percentile(0.50),
+        "p99_ms": percentile(0.99),
+    }
+
+
+def measure(edge: str, port: int, pids: list[int], requests: int, tmp: Path) -> dict[str, Any]:
+    before = sum(map(ticks, pids))
+    result = h2load(port, requests, tmp / f"h2load-{edge}.log")
+    used = sum(map(ticks, pids)) - before
+    result.update(edge=edge, edge_us_per_req=used / CLK_TCK / (result["succeeded"] or 1) * 1e6)
+    return result
+
+
+def nginx_edge_block(tmp: Path, port: int, origin_port: int, trusted: Path) -> str:
+    """nginx as the edge: h2 to visitors, pooled mTLS to the origin (the product benchmark's proxy settings)."""
+    return (
+        "ssl_protocols TLSv1.2 TLSv1.3; keepalive_timeout 75s; ssl_session_cache shared:EDGE:10m;\n"
+        f"upstream pooled {{ server 127.0.0.1:{origin_port}; keepalive 256; keepalive_requests 1000000; }}\n"
+        f"server {{ listen 127.0.0.1:{port} ssl http2; server_name {HOST};\n"
+        f"  ssl_certificate {tmp}/edge.pem; ssl_certificate_key {tmp}/edge.key;\n"
+        '  proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host;\n'
+        "  proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto $scheme;\n"
+        "  proxy_set_header CF-Connecting-IP $remote_addr; proxy_set_header CF-Ray $request_id;\n"
+        "  proxy_ssl_server_name on; proxy_ssl_name $host; proxy_ssl_verify on; proxy_ssl_verify_depth 2;\n"
+        f"  proxy_ssl_trusted_certificate {trusted};\n"
+        f"  proxy_ssl_certificate {tmp}/zone-a.pem; proxy_ssl_certificate_key {tmp}/zone-a.key;\n"
+        "  location / { proxy_pass https://pooled; } }\n"
+    )
+
+
+def origin_block(tmp: Path, port: int) -> str:
+    return (
+        "ssl_protocols TLSv1.2 TLSv1.3;\n"
+        f"server {{ listen 127.0.0.1:{port} ssl; keepalive_timeout 75s; ssl_session_cache shared:P:10m;\n"
+        f"  ssl_certificate {tmp}/origin.pem; ssl_certificate_key {tmp}/origin.key;\n"
+        f"  ssl_client_certificate {tmp}/pull-ca.pem; ssl_verify_client on;\n"
+        '  location / { return 200 "ok $ssl_client_s_dn\\n"; } }\n'
+    )
+
+
+def start_product(exe: Path, tmp: Path, https_port: int, origin_port: int) -> tuple[subprocess.Popen[bytes], str]:
+    """``originlock serve`` with one worker; returns the process and its API base URL once healthy."""
+    api_port = free_port()
+    log = (tmp / "serve.log").open("w")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    args = ["serve", "--data-dir", str(tmp / "data"), "--api", f"127.0.0.1:{api_port}", "--http", "off"]
+    args += ["--https", f"127.0.0.1:{https_port}", "--origin-https-port", str(origin_port), "--workers", "1"]
+    serve = subprocess.Popen([str(exe), *args], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp)
+    base = f"http://127.0.0.1:{api_port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return serve, base
+        except httpx.HTTPError:
+            pass
+        if serve.poll() is not None or time.monotonic() > deadline:
+            serve.kill()
+            raise RuntimeError((tmp / "serve.log").read_text()[-3000:])
+        time.sleep(0.2)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=10000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--venv", type=Path, help="reuse this venv (created with `pip install .` if missing)")
+    parser.add_argument("--nginx-only", action="store_true", help="measure nginx alone (no product install)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    if nginx is None or shutil.which("h2load") is None:
+        print("nginx and h2load (Debian nghttp2-client) are required", file=sys.stderr)
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="originlock-h2-bench-"))
+    pki = TestPki()
+    zone_leaf = issue_leaf(pki.origin_pull_ca, "zone-a", now=pki.now)
+    pki.write(tmp, "zone-a", zone_leaf)
+    (tmp / "pull-ca.pem").write_text(pki.origin_pull_ca.cert_pem)
+    pki.write(tmp, "edge", issue_leaf(pki.edge_ca, HOST, now=pki.now, client=False, server=True, sans=list(HOSTS)))
+    origin_port, nginx_port, ol_port = free_port(), free_port(), free_port()
+
+    serve: subprocess.Popen[bytes] | None = None
+    origin = nginx_edge = None
+    results: list[dict[str, Any]] = []
+    notes: list[str] = []
+    try:
+        edges: list[tuple[str, int, list[int]]] = []
+        if args.nginx_only:
+            pki.write(tmp, "origin", pki.server(HOST))
+            (tmp / "origin-ca.pem").write_text(pki.origin_ca.cert_pem)
+        else:
+            exe = install_product(args.venv or tmp / "venv")
+            serve, base = start_product(exe, tmp, ol_port, origin_port)
+            token = (tmp / "data" / "admin-token").read_text().strip()
+            api = httpx.Client(base_url=base + V4, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            ports = {"pooled": origin_port, "resume": origin_port, "full": origin_port}
+            issued = configure(api, ports, (zone_leaf.cert_pem, zone_leaf.key_pem.decode()))
+            (tmp / "origin.pem").write_text(issued["cert"])
+            (tmp / "origin.key").write_text(issued["key"])
+            (tmp / "origin-ca.pem").write_text(httpx.get(f"{base}/ca/origin.pem").text)
+        origin = NginxProcess(nginx, tmp / "origin", origin_block(tmp, origin_port), ports=[origin_port]).start()
+        edge_conf = nginx_edge_block(tmp, nginx_port, origin_port, tmp / "origin-ca.pem")
+        nginx_edge = NginxProcess(nginx, tmp / "nginx-edge", edge_conf, ports=[nginx_port]).start()
+        edges.append(("nginx", nginx_port, nginx_edge.worker_pids()))
+        if serve is not None:
+            wait_for_port(ol_port, timeout=30)
+            alpn = negotiated_alpn(ol_port)
+            if alpn == "h2":
+                edges.insert(0, ("originlock", ol_port, [serve.pid]))
+            else:
+                notes.append(f"originlock: ALPN h2 not negotiated (selected {alpn!r}): not measured")
+        for edge, port, _ in edges:
+            assert negotiated_alpn(port) == "h2", edge
+            out = subprocess.run(
+                ["curl", "-sk", "--http2", "--resolve", f"{HOST}:{port}:127.0.0.1", f"https://{HOST}:{port}/"],
+                capture_output=True,
+                text=True,
+            ).stdout
+            assert out.strip() == "ok CN=zone-a", (edge, out)
+            h2load(port, 1000, tmp / "warmup.log")
+        for note in notes:
+            print(f"# {note}", file=sys.stderr)
+        for run in range(args.runs):
+            for edge, port, pids in edges if run % 2 == 0 else edges[::-1]:
+                result = measure(edge, port, pids, args.requests, tmp)
+                results.append(result)
+                if not args.json:
+                    print(
+                        f"run {run + 1} {edge:<10} rps={result['rps']:>8.1f} p50={result['p50_ms']:.2f}ms "
+                        f"p99={result['p99_ms']:.2f}ms cpu={result['edge_us_per_req']:.1f}us/req "
+                        f"succeeded={result['succeeded']}/{result['requests']} 2xx={result['ok_2xx']}",
+                        flush=True,
+                    )
+    finally:
+        if serve is not None:
+            serve.terminate()
+            try:
+                serve.wait(30)
+            except subprocess.TimeoutExpired:
+                serve.kill()
+        for proc in (nginx_edge, origin):
+            if proc is not None:
+                proc.stop()
+        if args.venv is None or args.nginx_only:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    keys = ("edge_us_per_req", "rps", "p50_ms", "p99_ms")
+    measured = sorted({r["edge"] for r in results})
+    median = {
+        e: {k: round(statistics.median(r[k] for r in results if r["edge"] == e), 2) for k in keys} for e in measured
+    }
+    if "originlock" in median and "nginx" in median:
+        median["ratio"] = {k: round(median["originlock"][k] / median["nginx"][k], 2) for k in keys}
+    report = {"requests": args.requests, "clients": CLIENTS, "streams": STREAMS, "median": median, "notes": notes}
+    if args.json:
+        print(json.dumps({**report, "runs": results}, indent=2))
+        return 0
+    print(f"\nmedians of {args.runs} runs, h2load -c {CLIENTS} -m {STREAMS} -n {args.requests}")
+    for edge, values in median.items():
+        print(
+            f"{edge:<10} cpu={values['edge_us_per_req']:.2f}{'x' if edge == 'ratio' else 'us/req'} "
+            f"rps={values['rps']:.1f} p50={values['p50_ms']:.2f}ms p99={values['p99_ms']:.2f}ms"
+        )
+    for note in notes:
+        print(note)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,512 @@
+"""Sans-IO HTTP/2 server connection for visitors, over the ``h2`` library: bytes in, events out, bytes to send.
+
+Theory of operation. The edge's h2 protocol object makes one :class:`H2Server` per visitor connection that
+negotiated ALPN ``h2``, calls :meth:`~H2Server.initiate` once, then :meth:`~H2Server.feed` with every read,
+and writes :meth:`~H2Server.data_to_send` after every call that may queue frames (``initiate``, ``feed``,
+``send_response``, ``send_data``, ``acknowledge``, ``reset``, ``goaway``): nothing here writes. ``feed``
+never raises on anything the visitor sends: a connection error queues GOAWAY and yields
+:class:`ConnectionEnded`; a stream error queues RST_STREAM. Events (plain ``__slots__`` classes like
+``proto/events.py``):
+
+- :class:`RequestStarted` ``(stream_id, request)``: a :class:`~originlock.proto.events.RequestReceived`
+  built as the HTTP/1 parser builds it (``proto/http2_request.py``): version ``b"2"``, origin-form target
+  from ``:path`` (normalised), no pseudo-header fields, a Host field from ``:authority`` when the request
+  had none (a Host that differs from ``:authority`` makes the request malformed, RFC 9113 §8.3.1: the WAF,
+  the router and the origin must not see two hosts), ``body`` ``none`` / ``length`` / ``chunked``;
+  ``expect_continue`` as HTTP/1 sets it (answer it with ``send_response(sid, 100, [], end_stream=False)``
+  or not at all). A ``none`` body is followed by :class:`StreamEnded` at once.
+- :class:`RequestRefused` ``(stream_id, error)``: a well-formed HTTP/2 request the edge refuses as it would
+  over HTTP/1 (bad target, 414, 431, CONNECT...): the edge answers ``error.status_hint`` on the stream with
+  its usual response writer. No other event follows for that stream; its body is dropped.
+- :class:`StreamData` ``(stream_id, data)``: request body bytes. Flow control reopens the visitor's
+  windows only when the edge calls :meth:`~H2Server.acknowledge` for them, so a slow origin backs the
+  visitor up. Bytes not yet acknowledged when a stream ends early are acknowledged here.
+- :class:`StreamEnded` ``(stream_id)``: the request body is complete (trailers are dropped).
+- :class:`StreamReset` ``(stream_id, error_code)``: the visitor reset the stream, or a stream error reset
+  it (bad framing, Content-Length not matching the DATA): stop working on it; later calls for it are no-ops.
+- :class:`WindowOpened` ``(stream_id)``: response bytes held back by flow control were sent (see
+  :meth:`~H2Server.buffered`): the edge may read more from the origin.
+- :class:`ConnectionEnded` ``(error_code, reason)``: GOAWAY from the visitor, or our connection error.
+  Write what :meth:`~H2Server.data_to_send` returns, then close; ``closed`` is True.
+
+Which refusals are which. What RFC 9113 calls malformed and ``h2`` detects (pseudo-header fields, upper-case
+names, connection-specific fields, TE other than ``trailers``, CR/LF/NUL, Host against ``:authority``,
+Content-Length against the DATA) is a stream error PROTOCOL_ERROR (RST_STREAM; ``h2`` alone would end the
+whole connection for it). What is valid HTTP/2 but refused by the edge's HTTP rules is a
+:class:`RequestRefused`, so the visitor gets the same 4xx and message as over HTTP/1.
+
+Limits (:class:`H2Limits`; nginx's defaults where nginx has the knob):
+
+- 128 concurrent streams (nginx ``http2_max_concurrent_streams``). A stream above it is refused with
+  RST_STREAM REFUSED_STREAM, safe for the client to retry (RFC 9113 §8.7); ``h2`` alone would end the
+  connection, which hurts a browser that opened streams before our SETTINGS arrived.
+- 64 KiB stream receive window (nginx advertises its ``http2_body_preread_size``, 64k) and a 1 MiB
+  connection window: the request-body bytes the edge may hold unacknowledged per connection.
+- Header list: 64 KiB decoded (SETTINGS_MAX_HEADER_LIST_SIZE, ``h2``'s default, twice the HTTP/1 head limit
+  since HPACK counts 32 bytes per field). Above it the HPACK decoder stops (so an HPACK bomb, a small block
+  that decodes to a huge list, never grows memory) and the connection ends ENHANCE_YOUR_CALM: the
+  compression state is lost mid-block. Below it, the HTTP/1 limits apply per request (16 KiB URL 414,
+  32 KiB head 431, ``proto/http1.py``'s ``Limits``) as :class:`RequestRefused`.
+- Header block on the wire: 64 KiB and 16 CONTINUATION frames (a 64 KiB block needs 4 of 16 KiB), counted
+  by ``proto/http2_gate.py`` before ``h2`` buffers anything (CVE-2024-27316): ENHANCE_YOUR_CALM.
+- 16 KiB frames (the protocol's minimum maximum); a longer frame is refused on its header.
+- Rapid reset (CVE-2023-44487): each RST_STREAM from the visitor, each refused stream and each stream error
+  costs one of 100 tokens, and each completed response earns one back: beyond, GOAWAY ENHANCE_YOUR_CALM.
+  So resets can outpace completed responses by at most 100 per connection, and a reset stream never
+  leaves the edge working: :class:`StreamReset` tells it to stop.
+- Control frames (SETTINGS, PING, PRIORITY, WINDOW_UPDATE, empty DATA, unknown types): 1000 tokens, one
+  earned back per request opened and per DATA frame sent; beyond, ENHANCE_YOUR_CALM (ping/settings/empty
+  frame floods, CVE-2019-9512/9515/9518). The queued ACKs are bounded by the same count.
+- 1000 requests per connection (nginx ``keepalive_requests``), then a graceful GOAWAY.
+- Window overflow (WINDOW_UPDATE past 2^31-1) and sending beyond our windows are ``h2``'s
+  FLOW_CONTROL_ERROR.
+
+Graceful shutdown: :meth:`~H2Server.goaway` sends GOAWAY NO_ERROR naming the last stream received; streams
+the visitor opens after it are refused (REFUSED_STREAM, retried by the client on a new connection), open
+ones finish; ``closed`` turns True when the last one ends. ``h2`` has no graceful GOAWAY (its
+``close_connection`` stops all streams), so that frame is serialised here. A GOAWAY *from* the visitor
+ends the connection at once (``h2`` refuses to send after it).
+
+Dependency notes: ``h2`` reports a malformed request, a too-long body and a stream beyond its concurrency
+setting as connection errors; the subclass below (two overrides of ``h2`` internals, pinned ``h2<5``)
+turns the first two into stream errors and moves ``h2``'s own concurrency check to twice the advertised
+limit, enforcing the advertised one here. The tests pin each behaviour.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from h2 import events as h2e
+from h2.config import H2Configuration
+from h2.connection import ConnectionState, H2Connection
+from h2.errors import ErrorCodes
+from h2.exceptions import H2Error, InvalidBodyLengthError, ProtocolError
+from h2.settings import SettingCodes, Settings
+from hpack import HPACKError
+from hyperframe.frame import DataFrame, Frame, GoAwayFrame, HeadersFrame
+
+from originlock.errors import DownstreamError
+from originlock.proto.events import Headers
+from originlock.proto.http2_events import (
+    CANCEL,
+    DEFAULT_H2_LIMITS,
+    ENHANCE_YOUR_CALM,
+    NO_ERROR,
+    PROTOCOL_ERROR,
+    REFUSED_STREAM,
+    ConnectionEnded,
+    H2Event,
+    H2Limits,
+    RequestRefused,
+    RequestStarted,
+    StreamData,
+    StreamEnded,
+    StreamReset,
+    WindowOpened,
+)
+from originlock.proto.http2_gate import FrameGate, GateLimits
+from originlock.proto.http2_request import StreamMalformed, request_from_fields, response_fields
+
+__all__ = [
+    "CANCEL",
+    "DEFAULT_H2_LIMITS",
+    "ENHANCE_YOUR_CALM",
+    "NO_ERROR",
+    "PROTOCOL_ERROR",
+    "REFUSED_STREAM",
+    "ConnectionEnded",
+    "H2Event",
+    "H2Limits",
+    "H2Server",
+    "RequestRefused",
+    "RequestStarted",
+    "StreamData",
+    "StreamEnded",
+    "StreamReset",
+    "WindowOpened",
+]
+
+
+class _Settings(Settings):
+    """Our SETTINGS, whose MAX_CONCURRENT_STREAMS as ``h2`` enforces it is a ceiling above the one sent."""
+
+    ceiling = 0
+
+    @property
+    def max_concurrent_streams(self) -> int:
+        return self.ceiling
+
+    @max_concurrent_streams.setter
+    def max_concurrent_streams(self, value: int) -> None:
+        self[SettingCodes.MAX_CONCURRENT_STREAMS] = value
+
+
+class _Connection(H2Connection):
+    """``h2``'s connection, with the errors RFC 9113 §8.1.1 scopes to a stream kept to that stream."""
+
+    def __init__(self, config: H2Configuration) -> None:
+        super().__init__(config)
+        #: ``(stream_id, reason)`` of the streams reset for a stream error since the server last looked.
+        self.stream_errors: list[tuple[int, str]] = []
+
+    def _receive_frame(self, frame: Frame) -> list[h2e.Event]:
+        known = frame.stream_id in self.streams
+        try:
+            return super()._receive_frame(frame)
+        except InvalidBodyLengthError as exc:
+            reason = f"the body does not match Content-Length: {exc}"
+        except ProtocolError as exc:
+            # A plain ProtocolError for a HEADERS frame that created its stream was raised after the block
+            # was decoded (HPACK state intact): header validation or Content-Length. Anything else stays
+            # a connection error.
+            if type(exc) is not ProtocolError or not isinstance(frame, HeadersFrame) or known:
+                raise
+            if frame.stream_id not in self.streams:
+                raise
+            reason = f"malformed request: {exc}"
+        self.reset_stream(frame.stream_id, ErrorCodes.PROTOCOL_ERROR)
+        if isinstance(frame, DataFrame):
+            self.acknowledge_received_data(frame.flow_controlled_length, frame.stream_id)
+        self.stream_errors.append((frame.stream_id, reason))
+        return []
+
+
+class _Stream:
+    """The edge's view of one request stream."""
+
+    __slots__ = ("end_pending", "pending", "pending_size", "refused", "request_ended", "response_ended", "unacked")
+
+    def __init__(self, refused: bool) -> None:
+        self.refused = refused
+        self.request_ended = False
+        self.response_ended = False
+        self.end_pending = False  # END_STREAM waits behind held-back data
+        self.pending: deque[bytes] = deque()
+        self.pending_size = 0
+        self.unacked = 0  # body bytes handed out and not yet acknowledged
+
+
+class H2Server:
+    """One visitor's HTTP/2 connection (server side); see the module docstring."""
+
+    def __init__(self, limits: H2Limits = DEFAULT_H2_LIMITS, *, scheme: bytes = b"https") -> None:
+        self._limits = limits
+        self.scheme = scheme
+        config = H2Configuration(
+            client_side=False,
+            header_encoding=None,
+            validate_inbound_headers=True,
+            normalize_inbound_headers=True,  # joins Cookie fields (RFC 9113 §8.2.3) for HTTP/1 origins
+            validate_outbound_headers=False,  # response_fields() did it
+            normalize_outbound_headers=False,
+        )
+        conn = _Connection(config)
+        settings = _Settings(
+            client=False,
+            initial_values={
+                SettingCodes.MAX_CONCURRENT_STREAMS: limits.max_concurrent_streams,
+                SettingCodes.INITIAL_WINDOW_SIZE: limits.initial_window,
+                SettingCodes.MAX_HEADER_LIST_SIZE: limits.max_header_list_size,
+                SettingCodes.MAX_FRAME_SIZE: limits.max_frame_size,
+                SettingCodes.ENABLE_PUSH: 0,
+            },
+        )
+        settings.ceiling = 2 * limits.max_concurrent_streams
+        conn.local_settings = settings
+        conn.max_inbound_frame_size = limits.max_frame_size
+        conn.decoder.max_header_list_size = limits.max_header_list_size
+        self._conn = conn
+        self._gate = FrameGate(
+            GateLimits(
+                limits.max_frame_size,
+                limits.max_header_block_bytes,
+                limits.max_continuation_frames,
+                limits.control_frame_budget,
+                limits.reset_budget,
+            )
+        )
+        self._streams: dict[int, _Stream] = {}
+        self._out: list[bytes] = []
+        self._ended = False
+        self._goaway_last: int | None = None
+        self._requests = 0
+
+    # -- connection ----------------------------------------------------------------------------
+
+    def initiate(self) -> None:
+        """Queue the server preface (SETTINGS) and open the connection window to ``connection_window``."""
+        self._conn.initiate_connection()
+        extra = self._limits.connection_window - 65535
+        if extra > 0:
+            self._conn.increment_flow_control_window(extra)
+
+    @property
+    def open_streams(self) -> int:
+        """Streams the edge has been told about and that have not ended both ways (nor been reset)."""
+        return len(self._streams)
+
+    @property
+    def closed(self) -> bool:
+        """Nothing more will happen: write :meth:`data_to_send`, then close the connection."""
+        return self._ended or (self._goaway_last is not None and not self._streams)
+
+    def data_to_send(self) -> bytes:
+        """Every frame queued so far, b"" if none."""
+        queued = self._conn.data_to_send()
+        if self._out:
+            self._out.append(queued)
+            queued = b"".join(self._out)
+            self._out.clear()
+        return queued
+
+    def goaway(self) -> None:
+        """Graceful shutdown: GOAWAY NO_ERROR; no new streams; open ones finish."""
+        if self._ended or self._goaway_last is not None:
+            return
+        last = self._conn.highest_inbound_stream_id
+        self._goaway_last = last
+        self._out.append(self._conn.data_to_send())  # frames already queued go first
+        self._out.append(GoAwayFrame(0, last_stream_id=last, error_code=NO_ERROR).serialize())
+
+    def feed(self, data: bytes) -> list[H2Event]:
+        """Handle bytes from the visitor; return the events they caused. Never raises for their content."""
+        if self._ended:
+            return []
+        events: list[H2Event] = []
+        scan = self._gate.scan(data)
+        if scan.error is not None:
+            data = data[: scan.accepted]
+        opened = scan.opened
+        if opened and len(self._streams) + len(opened) > self._limits.max_concurrent_streams:
+            # Near the limit: hand h2 one opened stream at a time, refusing each that is one too many
+            # before the next arrives, so h2's own check (a connection error) never fires.
+            start = 0
+            for cut in opened:
+                if not self._receive(data[start:cut], events):
+                    return events
+                start = cut
+            data = data[start:]
+        if not self._receive(data, events):
+            return events
+        if scan.error is not None:
+            self._end(*scan.error, events)
+        return events
+
+    # -- streams -------------------------------------------------------------------------------
+
+    def send_response(self, stream_id: int, status: int, headers: Headers, *, end_stream: bool) -> None:
+        """Queue a response head (a 1xx one needs ``end_stream=False``). Hop-by-hop fields are dropped,
+        names lower-cased. A no-op for a stream that is reset or unknown.
+
+        Raises:
+            UnsafeHeaderValue: a field or the status cannot be sent (see ``response_fields``).
+        """
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.response_ended or self._ended:
+            return
+        self._conn.send_headers(stream_id, response_fields(status, headers), end_stream=end_stream)
+        if end_stream:
+            self._response_ended(stream_id, stream)
+
+    def send_data(self, stream_id: int, data: bytes, *, end_stream: bool = False) -> None:
+        """Queue response-body bytes; what flow control does not allow yet is held back (see :meth:`buffered`)
+        and sent when the visitor opens its windows. A no-op for a stream that is reset or unknown."""
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.response_ended or stream.end_pending or self._ended:
+            return
+        if data:
+            stream.pending.append(data)
+            stream.pending_size += len(data)
+        stream.end_pending = end_stream
+        self._flush(stream_id, stream)
+
+    def buffered(self, stream_id: int) -> int:
+        """Response-body bytes held back by flow control on the stream (0 for an unknown stream)."""
+        stream = self._streams.get(stream_id)
+        return 0 if stream is None else stream.pending_size
+
+    def acknowledge(self, stream_id: int, size: int) -> None:
+        """``size`` bytes of the stream's body were consumed: let the visitor send as much again."""
+        stream = self._streams.get(stream_id)
+        if stream is None or self._ended or size <= 0:
+            return  # a stream's unacknowledged bytes were acknowledged when it ended early
+        size = min(size, stream.unacked)
+        stream.unacked -= size
+        self._acknowledge(stream_id, size)
+
+    def reset(self, stream_id: int, error_code: int = CANCEL) -> None:
+        """Abandon the stream (RST_STREAM). A no-op for a stream that is already closed or unknown."""
+        stream = self._streams.pop(stream_id, None)
+        if stream is None or self._ended:
+            return
+        self._conn.reset_stream(stream_id, error_code)
+        self._release(stream_id, stream)
+
+    # -- inside --------------------------------------------------------------------------------
+
+    def _receive(self, data: bytes, events: list[H2Event]) -> bool:
+        """Feed ``data`` to h2 and translate; False once the connection has ended."""
+        conn = self._conn
+        try:
+            received = conn.receive_data(data)
+        except (H2Error, HPACKError) as exc:
+            code = int(getattr(exc, "error_code", 0) or PROTOCOL_ERROR)
+            if conn.state_machine.state is not ConnectionState.CLOSED:  # an error before h2 queued its GOAWAY
+                conn.close_connection(code)
+            self._finish(code, f"{type(exc).__name__}: {exc}", events)
+            return False
+        flushed = False
+        for event in received:
+            if isinstance(event, h2e.DataReceived):
+                self._on_data(event, events)
+            elif isinstance(event, h2e.RequestReceived):
+                self._on_request(event, events)
+            elif isinstance(event, h2e.StreamEnded):
+                self._on_ended(event.stream_id, events)
+            elif isinstance(event, (h2e.WindowUpdated, h2e.RemoteSettingsChanged)):
+                flushed = True
+            elif isinstance(event, h2e.StreamReset):
+                if not event.remote_reset:  # h2 reset it for a stream error (the gate charged RST_STREAM)
+                    self._gate.charge_reset()
+                stream = self._streams.pop(event.stream_id, None)
+                if stream is not None:
+                    self._release(event.stream_id, stream)
+                    if not stream.refused:
+                        events.append(StreamReset(event.stream_id, int(event.error_code or 0)))
+            elif isinstance(event, h2e.ConnectionTerminated):
+                self._finish(int(event.error_code or 0), "the visitor sent GOAWAY", events)
+                return False
+        if conn.stream_errors:
+            for stream_id, _reason in conn.stream_errors:
+                stream = self._streams.pop(stream_id, None)
+                if stream is not None:
+                    self._release(stream_id, stream)
+                    if not stream.refused:
+                        events.append(StreamReset(stream_id, PROTOCOL_ERROR))
+                if not self._gate.charge_reset():
+                    conn.stream_errors.clear()
+                    self._end(ENHANCE_YOUR_CALM, "too many malformed or refused streams", events)
+                    return False
+            conn.stream_errors.clear()
+        if flushed:
+            for stream_id, stream in list(self._streams.items()):
+                before = stream.pending_size
+                if before or stream.end_pending:
+                    self._flush(stream_id, stream)
+                    if stream.pending_size < before:
+                        events.append(WindowOpened(stream_id))
+        if self._gate.resets_left < 0:
+            self._end(ENHANCE_YOUR_CALM, "too many streams refused (rapid reset)", events)
+            return False
+        return True
+
+    def _on_request(self, event: h2e.RequestReceived, events: list[H2Event]) -> None:
+        stream_id = event.stream_id
+        conn = self._conn
+        if self._goaway_last is not None and stream_id > self._goaway_last:
+            conn.reset_stream(stream_id, REFUSED_STREAM)  # after our GOAWAY: the client retries elsewhere
+            return
+        if len(self._streams) >= self._limits.max_concurrent_streams:
+            conn.reset_stream(stream_id, REFUSED_STREAM)
+            self._gate.charge_reset()
+            return
+        self._gate.refund_control()
+        ended = event.stream_ended is not None
+        try:
+            request = request_from_fields(event.headers or [], ended, self._limits.head_limits)
+        except StreamMalformed as exc:
+            conn.reset_stream(stream_id, PROTOCOL_ERROR)
+            conn.stream_errors.append((stream_id, str(exc)))  # charged with h2's own stream errors
+            return
+        except DownstreamError as exc:
+            self._streams[stream_id] = _Stream(refused=True)
+            events.append(RequestRefused(stream_id, exc))
+            return
+        self._streams[stream_id] = _Stream(refused=False)
+        events.append(RequestStarted(stream_id, request))  # h2's StreamEnded follows when ``ended``
+        self._requests += 1
+        if self._requests >= self._limits.max_requests:
+            self.goaway()
+
+    def _on_data(self, event: h2e.DataReceived, events: list[H2Event]) -> None:
+        stream_id = event.stream_id
+        data = event.data or b""
+        flow = event.flow_controlled_length or 0
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.refused or stream.response_ended:
+            self._acknowledge(stream_id, flow)  # nobody wants these bytes
+            return
+        if flow > len(data):
+            self._acknowledge(stream_id, flow - len(data))  # padding
+        if data:
+            stream.unacked += len(data)
+            events.append(StreamData(stream_id, data))
+
+    def _on_ended(self, stream_id: int, events: list[H2Event]) -> None:
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return
+        stream.request_ended = True
+        if not stream.refused:
+            events.append(StreamEnded(stream_id))
+        if stream.response_ended:
+            del self._streams[stream_id]
+
+    def _flush(self, stream_id: int, stream: _Stream) -> None:
+        conn = self._conn
+        pending = stream.pending
+        while pending:
+            window = min(conn.local_flow_control_window(stream_id), conn.max_outbound_frame_size)
+            if window <= 0:
+                return
+            chunk = pending[0]
+            if len(chunk) > window:
+                piece = chunk[:window]
+                pending[0] = chunk[window:]
+            else:
+                piece = pending.popleft()
+            stream.pending_size -= len(piece)
+            last = stream.end_pending and not pending
+            conn.send_data(stream_id, piece, end_stream=last)
+            self._gate.refund_control()
+            if last:
+                self._response_ended(stream_id, stream)
+                return
+        if stream.end_pending:
+            conn.end_stream(stream_id)
+            self._response_ended(stream_id, stream)
+
+    def _response_ended(self, stream_id: int, stream: _Stream) -> None:
+        stream.response_ended = True
+        stream.end_pending = False
+        self._gate.refund_reset()
+        if not stream.request_ended:
+            # The answer is complete before the request (an early error, a refused request): the edge no
+            # longer wants the body (RFC 9113 §8.1 allows RST_STREAM NO_ERROR here).
+            self._conn.reset_stream(stream_id, NO_ERROR)
+        del self._streams[stream_id]
+        self._release(stream_id, stream)
+
+    def _release(self, stream_id: int, stream: _Stream) -> None:
+        """A stream left the table: drop what it held back, give its unacknowledged bytes back."""
+        stream.pending.clear()
+        stream.pending_size = 0
+        if stream.unacked:
+            self._acknowledge(stream_id, stream.unacked)
+            stream.unacked = 0
+
+    def _acknowledge(self, stream_id: int, size: int) -> None:
+        if size > 0:  # h2 reopens the connection window alone when the stream is closed
+            self._conn.acknowledge_received_data(size, stream_id)
+
+    def _end(self, code: int, reason: str, events: list[H2Event]) -> None:
+        """Our connection error: GOAWAY with ``code``."""
+        if self._conn.state_machine.state is not ConnectionState.CLOSED:
+            self._conn.close_connection(code)
+        self._finish(code, reason, events)
+
+    def _finish(self, code: int, reason: str, events: list[H2Event]) -> None:
+        self._ended = True
+        self._streams.clear()
+        events.append(ConnectionEnded(code, reason))

@@ -147,8 +147,15 @@ def _deploy_pl4_log(setup: Setup) -> None:
 
 
 def _wait_active(setup: Setup) -> None:
-    probe = Case(0, 0, 0, f"GET /?x=<script>alert(1)</script> HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode(),
-                 frozenset(), frozenset(), ())
+    probe = Case(
+        0,
+        0,
+        0,
+        f"GET /?x=<script>alert(1)</script> HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode(),
+        frozenset(),
+        frozenset(),
+        (),
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         answer = send_all(("127.0.0.1", setup.serve.https_port), [probe], workers=1, sni=HOST)[0]

@@ -16,6 +16,7 @@ from typing import Final
 
 from originlock.edge.config import EdgeConfig
 from originlock.edge.http1 import Http1Connection
+from originlock.edge.http2 import Http2Connection
 from originlock.edge.listeners import bind_listener
 from originlock.edge.overload import (
     Admission,
@@ -45,7 +46,10 @@ def _accept(state: EdgeState, scheme: str) -> asyncio.Protocol:
 
 
 def _visitor_protocol(state: EdgeState, scheme: str, transport: asyncio.BaseTransport) -> asyncio.Protocol:
-    """The protocol the visitor and the TLS handshake agreed on (ALPN): HTTP/1.1."""
+    """HTTP/2 when the visitor and the TLS handshake agreed on it (ALPN ``h2``), else HTTP/1.1."""
+    ssl_obj = transport.get_extra_info("ssl_object")
+    if ssl_obj is not None and ssl_obj.selected_alpn_protocol() == "h2":
+        return Http2Connection(state, scheme)
     return Http1Connection(state, scheme)
 
 

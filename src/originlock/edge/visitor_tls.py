@@ -2,9 +2,9 @@
 
 Each proxied hostname gets a certificate issued on demand by the deployment's edge CA (ECDSA P-256,
 cached per hostname and CA), unless an uploaded custom certificate covers it (``Snapshot.edge_cert_for``),
-which :meth:`VisitorTls._context_for` prefers. TLS 1.2 and 1.3 only, ALPN
-``http/1.1``. A hostname's ``min_tls_version`` is enforced in the SNI callback when OpenSSL already
-knows the negotiated version there, and again by the SSL_MODE phase.
+which :meth:`VisitorTls._context_for` prefers. TLS 1.2 and 1.3 only, ALPN ``h2`` (preferred, as nginx and
+Cloudflare do) and ``http/1.1``. A hostname's ``min_tls_version`` is enforced in the SNI callback when
+OpenSSL already knows the negotiated version there, and again by the SSL_MODE phase.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ VISITOR_TLS12_CIPHERS = ":".join(
 def _server_context() -> ssl.SSLContext:
     ctx = DirectSSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_alpn_protocols(["http/1.1"])
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
     ctx.set_ciphers(VISITOR_TLS12_CIPHERS)
     # Key exchange groups: OpenSSL's default list (X25519, P-256, X448, P-521, P-384), which is what nginx's

@@ -50,9 +50,7 @@ def _read(sock: socket.socket, head_only: bool) -> bytes:
     return head
 
 
-def _send(
-    address: tuple[str, int], raw: bytes, timeout: float, sni: str | None
-) -> tuple[int | None, dict[str, str]]:
+def _send(address: tuple[str, int], raw: bytes, timeout: float, sni: str | None) -> tuple[int | None, dict[str, str]]:
     try:
         with socket.create_connection(address, timeout=timeout) as plain:
             sock = plain

@@ -51,7 +51,6 @@ class SetVar:
     value: Macro
 
 
-
 @dataclass(slots=True)
 class SecRule:
     id: int

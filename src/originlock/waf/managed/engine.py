@@ -164,8 +164,9 @@ class Engine:
                 if rule.log:
                     matches.append(Match(rule.id, _score(t) - before, rule.msg, action or "log"))
                 if action is not None and action != "log":
-                    return Outcome(tuple(matches), _to_int(t.tx.get("blocking_inbound_anomaly_score", b"0")),
-                                   action, rule.id, t.tx)
+                    return Outcome(
+                        tuple(matches), _to_int(t.tx.get("blocking_inbound_anomaly_score", b"0")), action, rule.id, t.tx
+                    )
                 if rule.skip_after:
                     i = markers.get(rule.skip_after, n)
         return Outcome(tuple(matches), _to_int(t.tx.get("blocking_inbound_anomaly_score", b"0")), None, None, t.tx)

@@ -1,0 +1,348 @@
+"""An HTTP/2 visitor connection (ALPN ``h2``): an asyncio ``Protocol`` around the sans-IO server in
+``proto/http2.py``, each request stream a :class:`~originlock.edge.stream.VisitorStream` for the one exchange.
+
+Every stream runs the same phases, the same origin exchange (pooled HTTP/1.1 mTLS connections, the same
+client-certificate precedence) and the same response writer as an HTTP/1.1 request; only the framing
+differs. Frames are written once per read and once per event-loop iteration's batch of responses.
+
+Flow control is end to end: the request body's bytes are acknowledged to the visitor only when the
+exchange took them (a slow origin slows the uploader), and a response's bytes beyond the visitor's window
+wait in the protocol layer; the exchange's ``drain`` waits while more than :data:`STREAM_HIGH_WATER`
+bytes of its stream are held back, so a visitor that does not read holds the origin back instead of
+filling the edge's memory. Limits and the defences against floods (rapid reset, CONTINUATION, HPACK
+bombs, SETTINGS/PING floods) are the protocol layer's; this module turns its verdicts into closing.
+
+Graceful shutdown sends GOAWAY: streams already open finish, new ones are refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import Coroutine
+from typing import Any, Final, cast
+
+from originlock.edge.exchange import begin, new_context
+from originlock.edge.responses import send_error
+from originlock.edge.state import EdgeState
+from originlock.edge.stream import Visitor
+from originlock.errors import DownstreamError
+from originlock.origin.deadline import Deadline
+from originlock.pipeline.builtin.forwarding import visitor_response_headers
+from originlock.proto.events import BodyReceived, MessageEnded, RequestReceived, ResponseReceived
+from originlock.proto.http2 import (
+    CANCEL,
+    NO_ERROR,
+    ConnectionEnded,
+    H2Limits,
+    H2Server,
+    RequestRefused,
+    RequestStarted,
+    StreamData,
+    StreamEnded,
+    StreamReset,
+    WindowOpened,
+)
+
+__all__ = ["Http2Connection", "Http2Stream"]
+
+#: Response bytes of one stream held back by flow control above which its exchange stops reading the origin.
+STREAM_HIGH_WATER: Final = 256 * 1024
+#: Stands for a request the protocol layer refused (414, 431, a bad target...), when its error is written.
+_REFUSED: Final = RequestReceived(b"GET", b"/", b"2", [], True, "none", False)
+
+
+class Http2Connection(asyncio.Protocol):
+    def __init__(self, state: EdgeState, scheme: str, limits: H2Limits | None = None) -> None:
+        self.state = state
+        self.visitor = Visitor(scheme)
+        self.transport: asyncio.Transport | None = None
+        self.h2 = H2Server(limits or H2Limits(), scheme=scheme.encode())
+        self.streams: dict[int, Http2Stream] = {}
+        self.closed = False
+        self._write_paused = False
+        self._goaway_sent = False
+        self._idle = Deadline(state.loop, self._idle_expired)
+
+    # -- asyncio callbacks ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        visitor = self.visitor
+        peer = self.transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            visitor.client_ip, visitor.client_port = str(peer[0]), int(peer[1])
+        ssl_obj = self.transport.get_extra_info("ssl_object")
+        if isinstance(ssl_obj, ssl.SSLObject):
+            visitor.sni = ssl_obj.server_hostname
+            visitor.tls_version = ssl_obj.version()
+        self.state.visitors.open.add(self)
+        self.h2.initiate()
+        self.flush()
+        self._idle.arm(self.state.idle_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        state = self.state
+        for event in self.h2.feed(data):
+            if isinstance(event, RequestStarted):
+                self._idle.disarm()
+                stream = Http2Stream(self, event.stream_id, event.request)
+                self.streams[event.stream_id] = stream
+                if state.visitors.draining:
+                    stream.reset(NO_ERROR)  # shutting down: GOAWAY already told the visitor
+                    continue
+                stream.start()
+            elif isinstance(event, RequestRefused):
+                self._idle.disarm()
+                stream = self.streams[event.stream_id] = Http2Stream(self, event.stream_id, _REFUSED)
+                stream.refuse(event.error)
+            else:
+                stream_id = getattr(event, "stream_id", None)
+                target = self.streams.get(stream_id) if isinstance(stream_id, int) else None
+                if isinstance(event, StreamData):
+                    if target is not None:
+                        target.received(BodyReceived(event.data))
+                    else:
+                        self.h2.acknowledge(event.stream_id, len(event.data))
+                elif isinstance(event, StreamEnded):
+                    if target is not None:
+                        target.received(MessageEnded())
+                elif isinstance(event, StreamReset):
+                    if target is not None:
+                        target.reset_by_visitor()
+                elif isinstance(event, WindowOpened):
+                    for one in [target] if target is not None else list(self.streams.values()):
+                        one.window_opened()
+                elif isinstance(event, ConnectionEnded):
+                    self.close()
+                    return
+        self.flush()
+        if self.h2.closed:
+            self.close()
+
+    def eof_received(self) -> bool:
+        self.close()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._idle.cancel()
+        self.state.visitors.open.discard(self)
+        for stream in list(self.streams.values()):
+            stream.reset_by_visitor()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        for stream in list(self.streams.values()):
+            stream.window_opened()
+
+    # -- used by the streams -------------------------------------------------------------------
+
+    def flush(self) -> None:
+        data = self.h2.data_to_send()
+        if data and self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def stream_done(self, stream: Http2Stream) -> None:
+        self.streams.pop(stream.stream_id, None)
+        self.state.send_soon(self.flush)
+        if not self.streams:
+            if self.state.visitors.draining:
+                self.close_if_idle()
+            else:
+                self._idle.arm(self.state.idle_timeout)
+
+    def _idle_expired(self) -> None:
+        if not self.streams:
+            self.close_if_idle()
+
+    def close_if_idle(self) -> None:
+        """Graceful shutdown: GOAWAY (open streams finish), then close once none is left."""
+        if not self._goaway_sent and not self.closed:
+            self._goaway_sent = True
+            self.h2.goaway()
+            self.flush()
+        if not self.streams:
+            self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.flush()
+        self.closed = True
+        self._idle.cancel()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+        self.state.visitors.open.discard(self)
+        for stream in list(self.streams.values()):
+            stream.reset_by_visitor()
+
+
+class Http2Stream:
+    """One request stream (a :class:`~originlock.edge.stream.VisitorStream`)."""
+
+    def __init__(self, conn: Http2Connection, stream_id: int, request: RequestReceived) -> None:
+        self.conn = conn
+        self.stream_id = stream_id
+        self.request = request
+        self.visitor = conn.visitor
+        self._h2 = conn.h2
+        self._body: deque[BodyReceived | MessageEnded] = deque()
+        self._ended = request.body == "none"
+        self._reset = False
+        #: END_STREAM was sent: the response is complete.
+        self._answered = False
+        self._done = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self._reset or self.conn.closed
+
+    def start(self) -> None:
+        keep_alive = begin(self, self.request, self.conn.state)
+        if keep_alive is not None:
+            self.finished(keep_alive)
+
+    def refuse(self, error: DownstreamError) -> None:
+        """Answer a request the protocol layer refused with its 4xx page, as HTTP/1.1 would."""
+        state = self.conn.state
+        ctx = new_context(self.visitor, state)
+        send_error(self, self.request, ctx, error, True)
+        state.book.log(ctx, None)
+        self.finished(True)
+
+    # -- events from the connection --------------------------------------------------------------
+
+    def received(self, event: BodyReceived | MessageEnded) -> None:
+        self._body.append(event)
+        self._wake()
+
+    def reset_by_visitor(self) -> None:
+        self._reset = True
+        self._wake()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()  # nobody to answer: the exchange stops, its origin connection is closed
+        elif not self._done:
+            self._done = True
+            self.conn.streams.pop(self.stream_id, None)
+
+    def window_opened(self) -> None:
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait(self, timeout: float) -> bool:
+        """Wait for news on this stream; False after ``timeout``."""
+        loop = self.conn.state.loop
+        waiter = self._waiter = loop.create_future()
+        handle = loop.call_later(timeout, waiter.cancel)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if not waiter.cancelled() or (self._task is not None and self._task.cancelling()):
+                raise
+            return False
+        finally:
+            handle.cancel()
+            self._waiter = None
+        return True
+
+    # -- the response --------------------------------------------------------------------------
+
+    def send_head(self, response: ResponseReceived, request: RequestReceived, ray_id: str, keep_alive: bool) -> bool:
+        if not self.closed:
+            fields = visitor_response_headers(response, ray_id=ray_id, chunked=False, close=False)
+            self._h2.send_response(self.stream_id, response.status, fields, end_stream=False)
+        return True
+
+    def send_data(self, data: bytes) -> None:
+        if not self.closed and data:
+            self._h2.send_data(self.stream_id, data)
+
+    def send_end(self) -> None:
+        if not self.closed:
+            self._h2.send_data(self.stream_id, b"", end_stream=True)
+            self._answered = True
+        self.conn.state.send_soon(self.conn.flush)
+
+    def flush(self) -> None:
+        self.conn.flush()
+
+    async def drain(self, timeout: float) -> bool:
+        self.conn.flush()
+        while not self.closed and (self._h2.buffered(self.stream_id) > STREAM_HIGH_WATER or self.conn._write_paused):
+            if not await self._wait(timeout):
+                return False
+        return not self.closed
+
+    # -- the request body ------------------------------------------------------------------------
+
+    def send_continue(self) -> None:
+        pass  # an HTTP/2 visitor sends its body without waiting for 100 Continue's go-ahead from the edge
+
+    def body_event_nowait(self) -> BodyReceived | MessageEnded | None:
+        if not self._body:
+            return None
+        event = self._body.popleft()
+        if isinstance(event, BodyReceived):
+            self._h2.acknowledge(self.stream_id, len(event.data))
+            self.conn.state.send_soon(self.conn.flush)
+        else:
+            self._ended = True
+        return event
+
+    async def body_event(self, timeout: float) -> BodyReceived | MessageEnded | None:
+        while True:
+            event = self.body_event_nowait()
+            if event is not None:
+                return event
+            if self.closed or self._ended or not await self._wait(timeout):
+                return None
+
+    def discard_body(self) -> bool:
+        while self.body_event_nowait() is not None:
+            pass
+        return True  # the stream ends with the response; the connection carries on either way
+
+    # -- lifetime ----------------------------------------------------------------------------------
+
+    def run(self, work: Coroutine[Any, Any, bool]) -> None:
+        self._task = self.conn.state.loop.create_task(self._run(work))
+
+    async def _run(self, work: Coroutine[Any, Any, bool]) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            if not self._reset:
+                raise
+        finally:
+            self._task = None
+            self.finished(True)
+
+    def finished(self, keep_alive: bool) -> None:
+        """The exchange is over (``keep_alive`` concerns HTTP/1.1 connections only): a stream whose response
+        was cut short is reset; one answered before its request body ended is closed with NO_ERROR
+        (RFC 9113 §8.1); then it is forgotten."""
+        if self._done:
+            return
+        self._done = True
+        if not self.closed and not self._answered:
+            self.reset(CANCEL)
+        elif not self.closed and not self._ended:
+            self.reset(NO_ERROR)
+        self.conn.stream_done(self)
+
+    def reset(self, code: int) -> None:
+        if not self._reset:
+            self._reset = True
+            self._h2.reset(self.stream_id, code)
+            self.conn.state.send_soon(self.conn.flush)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import socket
 import ssl
 import threading
@@ -30,6 +31,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.http11 import Request, Response
 
+from originlock.testing.require import require_or_skip
 from originlock.testing.serve import ServeProcess, free_port, start_serve
 from originlock.testing.upload_pki import UploadPki, leaf_pems
 
@@ -39,6 +41,19 @@ ON, OFF = "ws.test", "wsoff.test"
 IDLE = 3.0
 BACKPRESSURE_PAUSE = IDLE / 2
 FLOOD_MESSAGES, MESSAGE = 48, 1024 * 1024
+CHROMIUM = "/usr/bin/chromium"
+#: What the browser loads through the edge: the protocol the page came over, then a WebSocket echo through
+#: the edge to the same origin.
+PAGE = """<!doctype html><html><body>
+<p id="protocol"></p><p id="echo">waiting</p>
+<script>
+document.getElementById("protocol").textContent = performance.getEntriesByType("navigation")[0].nextHopProtocol;
+const ws = new WebSocket("wss://" + location.host + "/echo");
+ws.onopen = () => ws.send("hello through the edge");
+ws.onmessage = (e) => { document.getElementById("echo").textContent = "echo: " + e.data; ws.close(); };
+ws.onerror = () => { document.getElementById("echo").textContent = "websocket error"; };
+</script></body></html>
+"""
 
 
 @dataclass
@@ -104,6 +119,11 @@ class WsOrigin:
         self.seen.append(Seen(request.path, request.headers.get("Upgrade"), fingerprint, subject))
         if request.path == "/deny":
             return conn.respond(403, "origin says no\n")
+        if request.path == "/page":
+            page = conn.respond(200, PAGE)
+            del page.headers["Content-Type"]
+            page.headers["Content-Type"] = "text/html; charset=utf-8"
+            return page
         return None
 
     async def _handler(self, ws: ServerConnection) -> None:
@@ -441,3 +461,37 @@ def test_frame_sent_with_the_handshake_is_relayed(setup: Setup) -> None:
     assert head.startswith("HTTP/1.1 101 ")
     assert "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head  # RFC 6455's example key and answer
     assert "CF-Ray: " in head
+
+
+def test_a_browser_loads_a_page_over_http2_and_opens_a_websocket_through_the_edge(
+    setup: Setup, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Headless Chromium: the page comes over HTTP/2 (ALPN h2) from the mTLS origin, and its script's
+    WebSocket (a separate HTTP/1.1 connection: the edge does not offer RFC 8441) echoes through the edge."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require_or_skip(False, "playwright is not installed (pip install playwright; no browser download needed)")
+    require_or_skip(os.path.exists(CHROMIUM), f"{CHROMIUM} is not installed (apt-get install chromium)")
+    host = f"app.{ON}"
+    shots = tmp_path_factory.mktemp("h2-websocket-screenshot")
+    args = ["--no-sandbox", f"--host-resolver-rules=MAP {host} 127.0.0.1", "--ignore-certificate-errors"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        try:
+            page = browser.new_context(ignore_https_errors=True).new_page()
+            page.goto(f"https://{host}:{setup.serve.https_port}/page", timeout=20_000)
+            page.wait_for_function("document.getElementById('echo').textContent !== 'waiting'", timeout=20_000)
+            page.screenshot(path=str(shots / "page.png"))
+            protocol = page.inner_text("#protocol")
+            echo = page.inner_text("#echo")
+        finally:
+            browser.close()
+    print(f"\nscreenshot: {shots / 'page.png'}")
+    assert protocol == "h2"
+    assert echo == "echo: hello through the edge"
+    # Both went through the edge with the zone's client certificate.
+    page_seen = [s for s in setup.origin.seen if s.path == "/page"]
+    echo_seen = [s for s in setup.origin.seen if s.path == "/echo" and s.upgrade == "websocket"]
+    assert page_seen and page_seen[-1].fingerprint == setup.fingerprints[ON]
+    assert echo_seen and echo_seen[-1].fingerprint == setup.fingerprints[ON]

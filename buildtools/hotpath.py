@@ -22,6 +22,7 @@ from typing import Any
 #: The request path, as files under src/. Modules outside it (control plane, store, WAF compiler) gain
 #: nothing per request and keep their interpreted flexibility (monkeypatching, pickling, subclassing).
 HOT_MODULES = (
+    "originlock/cache.py",
     "originlock/proto/events.py",
     "originlock/proto/http1.py",
     "originlock/proto/serialize.py",

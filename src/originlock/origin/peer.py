@@ -16,13 +16,13 @@ no such connection was filed under.
 from __future__ import annotations
 
 import enum
-import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
+from originlock.cache import BoundedCache
 from originlock.snapshot.model import ClientCert, DeploymentPki
 
 __all__ = ["NO_REVOCATIONS", "OriginPeer", "PoolKey", "VerifyMode", "pool_trust", "strict_pool_trust", "trust_id"]
@@ -58,10 +58,18 @@ def _no_revocations() -> Mapping[str, str]:
     return NO_REVOCATIONS  # a factory: dataclasses refuse an unhashable default (and it is shared, read-only)
 
 
-@functools.lru_cache(maxsize=64)  # called per request with the snapshot's CA; SHA-256 of a PEM was ~2 % of edge CPU
+#: Called per request with the snapshot's CA; SHA-256 of a PEM was ~2 % of edge CPU.
+_TRUST_IDS: Final = BoundedCache[bytes, str](64)
+
+
 def trust_id(origin_ca_pem: bytes) -> str:
     """Identity of the strict-mode trust store (the deployment origin CA on top of the system store)."""
-    return hashlib.sha256(origin_ca_pem).hexdigest()[:16] if origin_ca_pem else "system"
+    found = _TRUST_IDS.get(origin_ca_pem)
+    if found is None:
+        found = _TRUST_IDS.put(
+            origin_ca_pem, hashlib.sha256(origin_ca_pem).hexdigest()[:16] if origin_ca_pem else "system"
+        )
+    return found
 
 
 def pool_trust(trust: str, revocation: str) -> str:

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from originlock.cache import BoundedCache
+
 __all__ = [
     "BodyReceived",
     "Event",
@@ -30,17 +32,14 @@ Headers = list[tuple[bytes, bytes]]
 #: of every message is classified by its name several times (framing, hop-by-hop, Host): a lookup here
 #: replaces an allocation by ``bytes.lower()`` each time, and the cached lower-case object keeps its
 #: hash for the set and dict lookups that follow. Bounded, since peers choose the names.
-_LOWER: Final[dict[bytes, bytes]] = {}
-_MAX_NAMES: Final = 4096
+_LOWER: Final = BoundedCache[bytes, bytes](4096)
 
 
 def lower_name(name: bytes) -> bytes:
     """``name.lower()``, from a bounded cache."""
     lower = _LOWER.get(name)
     if lower is None:
-        lower = name.lower()
-        if len(_LOWER) < _MAX_NAMES:
-            _LOWER[name] = lower
+        lower = _LOWER.put(name, name.lower())
     return lower
 
 

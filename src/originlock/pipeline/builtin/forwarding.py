@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from originlock.cache import BoundedCache
 from originlock.errors import MalformedRequest
 from originlock.proto.events import Headers, NameFilter, RequestReceived, ResponseReceived, lower_name
 from originlock.proto.serialize import (
@@ -62,8 +63,7 @@ _SCHEME_FIELDS: Final = {
 
 #: ``Connection`` value -> the names it lists that are not hop-by-hop anyway. Peers repeat a few values
 #: (nginx: "keep-alive"); a plain dict, since calling an ``lru_cache`` wrapper costs twice a lookup.
-_TOKENS: Final[dict[bytes, frozenset[bytes]]] = {}
-_MAX_TOKENS: Final = 256
+_TOKENS: Final = BoundedCache[bytes, frozenset[bytes]](256)
 
 
 def _named_tokens(connection: bytes) -> frozenset[bytes]:
@@ -74,10 +74,7 @@ def _named_tokens(connection: bytes) -> frozenset[bytes]:
     """
     named = _TOKENS.get(connection)
     if named is None:
-        named = frozenset(t.strip().lower() for t in connection.split(b",")) - HOP_BY_HOP
-        if len(_TOKENS) >= _MAX_TOKENS:
-            _TOKENS.clear()
-        _TOKENS[connection] = named
+        named = _TOKENS.put(connection, frozenset(t.strip().lower() for t in connection.split(b",")) - HOP_BY_HOP)
     return named
 
 
@@ -133,8 +130,7 @@ def override_host(headers: Headers, host: str) -> Headers:
 #: Per visitor address and scheme: the forwarded fields after the visitor's own, serialised once (with and
 #: without ``X-Forwarded-For``, which a visitor-sent value extends). The address string is the same object
 #: for every request of a connection, so its hash is cached; bounded, since visitors choose addresses.
-_TAILS: Final[dict[str, dict[str, tuple[bytes, bytes]]]] = {"http": {}, "https": {}}
-_MAX_TAILS: Final = 4096
+_TAILS: Final = {scheme: BoundedCache[str, tuple[bytes, bytes]](4096) for scheme in ("http", "https")}
 
 
 def _forwarded_tail(client_ip: str, scheme: str) -> tuple[bytes, bytes]:
@@ -145,9 +141,7 @@ def _forwarded_tail(client_ip: str, scheme: str) -> tuple[bytes, bytes]:
         (_, proto), (_, visitor) = _SCHEME_FIELDS[scheme]
         rest = b"X-Forwarded-Proto: %s\r\nCF-Connecting-IP: %s\r\nCF-Visitor: %s\r\n" % (proto, ip, visitor)
         tail = (b"X-Forwarded-For: %s\r\n%s" % (ip, rest), rest)
-        if len(tails) >= _MAX_TAILS:
-            tails.clear()
-        tails[client_ip] = tail
+        tails.put(client_ip, tail)
     return tail
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from originlock.cache import BoundedCache
 from originlock.errors import ClientCertUnusable
 from originlock.origin.peer import NO_REVOCATIONS, OriginPeer, VerifyMode, trust_id
 from originlock.pipeline.context import PipelineSettings, RequestContext
@@ -59,24 +60,20 @@ class _PeerCache:
     def __init__(self) -> None:
         self.snapshot: object = None
         self.settings: object = None
-        self.peers: dict[tuple[int, str, str], tuple[Route, OriginPeer]] = {}
+        #: One per served hostname and scheme in practice; many wildcard hostnames start it over.
+        self.peers = BoundedCache[tuple[int, str, str], tuple[Route, OriginPeer]](4096)
 
     def get(self, ctx: RequestContext, settings: PipelineSettings, route: Route) -> OriginPeer:
         if ctx.snapshot is not self.snapshot or settings is not self.settings:
-            self.snapshot, self.settings, self.peers = ctx.snapshot, settings, {}
+            self.snapshot, self.settings = ctx.snapshot, settings
+            self.peers.clear()
         key = (id(route), ctx.scheme, ctx.host)
         cached = self.peers.get(key)
         if cached is not None and cached[0] is route:
             return cached[1]
-        peer = _build(ctx, settings, route)
-        if len(self.peers) >= _MAX_CACHED:
-            self.peers.clear()  # many wildcard hostnames: start over rather than grow without bound
-        self.peers[key] = (route, peer)
-        return peer
+        return self.peers.put(key, (route, _build(ctx, settings, route)))[1]
 
 
-#: Peers kept per snapshot (one per served hostname and scheme in practice).
-_MAX_CACHED: Final = 4096
 _CACHE: Final = _PeerCache()
 
 

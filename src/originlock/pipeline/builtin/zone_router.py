@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from originlock.cache import BoundedCache
 from originlock.errors import MalformedRequest, UnknownHostname
 from originlock.pipeline.context import RequestContext
 from originlock.pipeline.decision import CONTINUE, Decision
@@ -29,8 +30,7 @@ def _strip_port(authority: bytes) -> bytes:
 #: Host field value -> hostname, for origin-form requests with one Host field (nearly all): the
 #: normalisation below was ≈ 9 % of the pure request path in process (docs/performance.md step 4).
 #: Bounded because visitors choose the values; only values that normalise without error are stored.
-_HOSTS: Final[dict[bytes, str]] = {}
-_MAX_HOSTS: Final = 1024
+_HOSTS: Final = BoundedCache[bytes, str](1024)
 
 
 def host_of(request: RequestReceived) -> str:
@@ -50,10 +50,7 @@ def host_of(request: RequestReceived) -> str:
         if found is not None:
             host = _HOSTS.get(found)
             if host is None:
-                host = _host_of(request)
-                if len(_HOSTS) >= _MAX_HOSTS:
-                    _HOSTS.clear()
-                _HOSTS[found] = host
+                host = _HOSTS.put(found, _host_of(request))
             return host
     return _host_of(request)
 

@@ -10,7 +10,7 @@ from originlock.snapshot.model import Route, Snapshot
 from originlock.waf import RouteOverride, Verdict
 
 if TYPE_CHECKING:
-    from originlock.pipeline.hooks import BodyInspection
+    from originlock.pipeline.decision import BodyInspection
 
 __all__ = ["PipelineSettings", "RequestContext"]
 

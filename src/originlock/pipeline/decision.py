@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Protocol
 
 from originlock.origin.peer import OriginPeer
 from originlock.proto.events import Headers
 
-__all__ = ["CONTINUE", "Continue", "Decision", "Forward", "Respond"]
+__all__ = ["CONTINUE", "BodyInspection", "Continue", "Decision", "Forward", "Respond"]
 
 
 # Plain classes, not dataclasses: a Forward is made per request, and compiled by mypyc a frozen dataclass
@@ -65,3 +65,17 @@ class Forward:
 
 
 Decision = Continue | Respond
+
+
+class BodyInspection(Protocol):
+    """A WAF decision that needs the start of the request body (managed rules inspect it).
+
+    Set on ``ctx.body_inspection`` by the WAF hook; the exchange reads at most ``limit`` body bytes
+    (plus the rest of the last chunk received) before connecting to the origin, calls it with them, and
+    then either answers with the returned ``Respond`` or forwards the buffered bytes and streams the rest.
+    """
+
+    @property
+    def limit(self) -> int: ...
+
+    def __call__(self, body: bytes) -> Decision: ...

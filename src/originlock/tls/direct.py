@@ -11,10 +11,14 @@ the calls do, is unchanged; if a Python version has no ``_sslobj``, the objects 
 Measured in docs/performance.md, step 7.
 
 Client TLS sessions: the event loops call ``wrap_bio`` without ``session=`` (and uvloop insists on a plain
-``str`` server name), so a caller that wants a session resumed *offers* it first (:meth:`offer_session`)
-and the next ``wrap_bio`` for that server name takes it. Offers are taken in the order made, which is the
-order in which the loops call ``wrap_bio`` (both schedule the TLS start with ``call_soon``); an offer whose
-connection never reached ``wrap_bio`` is withdrawn by its maker, so offers cannot drift to a later dial.
+``str`` server name), so a dial *offers* its session first (:meth:`offer_session`) and the next ``wrap_bio``
+for that server name takes it. Offers are taken in the order made, which is the order in which the loops
+call ``wrap_bio``: both schedule the TLS start with ``call_soon`` in the same step that the dial makes its
+offer. That only pairs each offer with its own dial if *every* dial through the context makes one, with
+``None`` when it has no session to resume: a dial without an offer would take the offer of a later dial
+to the same server name (another origin address or port behind the same SNI, whose session it must not
+be given). An offer whose connection never reached ``wrap_bio`` is withdrawn by its maker, so offers
+cannot drift to a later dial.
 """
 
 from __future__ import annotations
@@ -29,11 +33,11 @@ _FORWARDED = ("read", "write", "pending")
 
 
 class SessionOffer:
-    """A session offered for the next client connection to a server name; ``taken`` once used."""
+    """What the next client connection to a server name resumes (``None``: nothing); ``taken`` once used."""
 
     __slots__ = ("server_hostname", "session", "taken")
 
-    def __init__(self, server_hostname: str, session: ssl.SSLSession) -> None:
+    def __init__(self, server_hostname: str, session: ssl.SSLSession | None) -> None:
         self.server_hostname = server_hostname
         self.session = session
         self.taken = False
@@ -42,9 +46,10 @@ class SessionOffer:
 class DirectSSLContext(ssl.SSLContext):
     _offers: list[SessionOffer]
 
-    def offer_session(self, server_hostname: str, session: ssl.SSLSession) -> SessionOffer:
-        """Resume ``session`` (one of this context's) on the next ``wrap_bio`` for ``server_hostname``;
-        :meth:`withdraw` the offer when the connection attempt is over."""
+    def offer_session(self, server_hostname: str, session: ssl.SSLSession | None) -> SessionOffer:
+        """Resume ``session`` (one of this context's; ``None`` for a full handshake) on the next ``wrap_bio``
+        for ``server_hostname``; :meth:`withdraw` the offer when the connection attempt is over. Every
+        client dial through this context must make one (see the module docstring)."""
         offer = SessionOffer(server_hostname, session)
         try:
             self._offers.append(offer)

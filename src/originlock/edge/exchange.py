@@ -25,6 +25,7 @@ from originlock.pipeline.context import RequestContext
 from originlock.pipeline.decision import Forward, Respond
 from originlock.proto.events import BodyReceived, MessageEnded, RequestReceived, ResponseReceived
 from originlock.proto.serialize import LAST_CHUNK, chunk, response_head
+from originlock.tls.hsts import with_security_fields  # tls helper (issue 14): HSTS
 
 if TYPE_CHECKING:
     from originlock.edge.downstream import DownstreamConnection
@@ -139,6 +140,8 @@ def _local_head(
     request: RequestReceived, ctx: RequestContext, response: Respond, keep_alive: bool
 ) -> tuple[bytes, bytes]:
     headers = list(response.headers)
+    if ctx.scheme == "https" and ctx.route is not None and ctx.route.security_headers:  # tls helper (issue 14): HSTS
+        headers = with_security_fields(headers, ctx.route.security_headers)  # lead: into the one response writer
     if not any(name.lower() == b"content-length" for name, _ in headers):
         headers.append((b"Content-Length", str(len(response.body)).encode()))
     if not any(name.lower() == b"cf-ray" for name, _ in headers):
@@ -309,6 +312,8 @@ def response_start(
     rechunk = framing in ("chunked", "close") and http11
     if framing in ("chunked", "close") and not http11:
         keep_alive = False  # HTTP/1.0 visitor: the body ends when the connection closes
+    if ctx.scheme == "https" and ctx.route is not None and ctx.route.security_headers:  # tls helper (issue 14): HSTS
+        response.headers = with_security_fields(response.headers, ctx.route.security_headers)  # lead: response writer
     head = visitor_response_head(
         response, ray_id=ctx.ray_id, chunked=rechunk, close=not keep_alive, keep_alive_1_0=keep_alive and not http11
     )

@@ -95,7 +95,8 @@ class Connector:
             problem = server_name_error(peer.sni)
             if problem is not None:
                 raise OriginSniUnusable(f"the origin server name (SNI) {peer.sni[:300]!r} cannot be used: {problem}")
-        address = await self._resolver.resolve(peer.host, peer.port)
+        resolver = self._resolver
+        address = resolver.resolve_nowait(peer.host) or await resolver.resolve(peer.host, peer.port)
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         try:
             sock = socket.socket(family, socket.SOCK_STREAM)
@@ -148,14 +149,15 @@ class Connector:
         ctx = contexts.for_peer(peer)
         offer = contexts.offer_session(peer, ctx)
         try:
-            async with asyncio.timeout(self._timeouts.handshake):
-                await loop.create_connection(
-                    lambda: conn,
-                    sock=sock,
-                    ssl=ctx,
-                    server_hostname=peer.sni,
-                    ssl_handshake_timeout=self._timeouts.handshake,
-                )
+            # The loop enforces the handshake timeout (ConnectionAbortedError, 525 below): nothing else in
+            # this call can wait, the socket being connected already.
+            await loop.create_connection(
+                lambda: conn,
+                sock=sock,
+                ssl=ctx,
+                server_hostname=peer.sni,
+                ssl_handshake_timeout=self._timeouts.handshake,
+            )
         except EdgeError:
             raise
         except ssl.SSLCertVerificationError as exc:

@@ -60,18 +60,10 @@ class OriginTlsContexts:
 
     def offer_session(self, peer: OriginPeer, ctx: DirectSSLContext) -> SessionOffer:
         """Offer the session of ``peer``'s last connection to the next handshake through ``ctx`` (see
-        ``tls/direct.py``), or a full handshake (an offer of ``None``) when there is none to resume: every
-        dial makes an offer, so that none takes another dial's."""
-        return ctx.offer_session(peer.sni, self._session_for(peer, ctx))
-
-    def _session_for(self, peer: OriginPeer, ctx: DirectSSLContext) -> ssl.SSLSession | None:
+        ``tls/direct.py``), or a full handshake (an offer of ``None``) when there is none: every dial makes
+        an offer, so that none takes another dial's."""
         last = self._sessions.get(peer.pool_key())
-        if last is None or last[0] is not ctx:
-            return None
-        session = last[1].session
-        if session is None or not (session.has_ticket or session.id):
-            return None  # the origin offered no resumption (no ticket, no session id)
-        return session
+        return ctx.offer_session(peer.sni, last[1] if last is not None and last[0] is ctx else None)
 
     def remember(self, peer: OriginPeer, ctx: DirectSSLContext, ssl_object: ssl.SSLObject | None) -> None:
         """Keep the TLS object of a connection just established, for the next dial's session."""

@@ -6,9 +6,8 @@ connection to a context whose ``maximum_version`` is TLS 1.2 there changes nothi
 OpenSSL's ClientHello callback (``SSL_CTX_set_client_hello_cb``) runs before the version is chosen, with the
 raw ClientHello at hand: the server name is read from it (``SSL_client_hello_get0_ext``) and
 ``SSL_set_max_proto_version`` caps that one connection. Python's ``ssl`` exposes neither, so they are
-called through ctypes in the very ``libssl`` that ``_ssl`` uses (as edge/ticket_keys.py does for ticket
-keys), on the ``SSL_CTX`` pointer read from CPython's ``PySSLContext`` and checked against the context's
-options. Where that is not possible the cap is not installed and :attr:`ClientHelloCap.installed` says so.
+called through ctypes (tls/libssl.py). Where that is not possible the cap is not installed and
+:attr:`ClientHelloCap.installed` says so.
 
 nginx enforces per-server ``ssl_protocols`` the same way (its ClientHello callback, since 1.25.5).
 
@@ -22,6 +21,8 @@ import logging
 import ssl
 from collections.abc import Callable
 from typing import Final
+
+from originlock.tls.libssl import LibSsl, openssl
 
 __all__ = ["ClientHelloCap", "server_name_of"]
 
@@ -59,17 +60,14 @@ def server_name_of(extension: bytes) -> str | None:
     return None
 
 
-class _OpenSsl:
-    """The libssl functions used, from the library ``_ssl`` is linked with."""
+class _ClientHelloCalls:
+    """The ClientHello functions of libssl, with their C signatures."""
 
-    def __init__(self) -> None:
-        import _ssl
-
-        lib = ctypes.CDLL(_ssl.__file__)
-        self.set_client_hello_cb = lib.SSL_CTX_set_client_hello_cb
+    def __init__(self, lib: LibSsl) -> None:
+        self.set_client_hello_cb = lib.lib.SSL_CTX_set_client_hello_cb
         self.set_client_hello_cb.restype = None
         self.set_client_hello_cb.argtypes = [ctypes.c_void_p, _Callback, ctypes.c_void_p]
-        self.get0_ext = lib.SSL_client_hello_get0_ext
+        self.get0_ext = lib.lib.SSL_client_hello_get0_ext
         self.get0_ext.restype = ctypes.c_int
         self.get0_ext.argtypes = [
             ctypes.c_void_p,
@@ -77,19 +75,9 @@ class _OpenSsl:
             ctypes.POINTER(ctypes.c_void_p),
             ctypes.POINTER(ctypes.c_size_t),
         ]
-        self.ssl_ctrl = lib.SSL_ctrl
+        self.ssl_ctrl = lib.lib.SSL_ctrl
         self.ssl_ctrl.restype = ctypes.c_long
         self.ssl_ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
-        self.get_options = lib.SSL_CTX_get_options
-        self.get_options.restype = ctypes.c_uint64
-        self.get_options.argtypes = [ctypes.c_void_p]
-
-    def ssl_ctx(self, ctx: ssl.SSLContext) -> int | None:
-        """The context's ``SSL_CTX *``, when it demonstrably is one (its options are the context's)."""
-        pointer = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
-        if not pointer or self.get_options(pointer) != int(ctx.options):
-            return None
-        return pointer
 
 
 class ClientHelloCap:
@@ -99,21 +87,22 @@ class ClientHelloCap:
 
     def __init__(self, ctx: ssl.SSLContext, tls12_only: Callable[[str], bool]) -> None:
         self._tls12_only = tls12_only
-        self._openssl: _OpenSsl | None = None
+        self._openssl: _ClientHelloCalls | None = None
         # Kept for the context's lifetime: OpenSSL holds only the C pointer of this callback.
         self._callback = _Callback(self._on_client_hello)
         self.installed = False
+        lib = openssl()
+        pointer = lib.ssl_ctx(ctx) if lib is not None else None
+        if lib is None or pointer is None:
+            log.warning("tls_1_3 off: OpenSSL not reachable from Python here; TLS 1.3 stays on for every hostname")
+            return
         try:
-            openssl = _OpenSsl()
-            pointer = openssl.ssl_ctx(ctx)
-        except (OSError, AttributeError, ValueError) as exc:
-            log.warning("tls_1_3 off: OpenSSL not reachable (%s); TLS 1.3 stays on for every hostname", exc)
+            calls = _ClientHelloCalls(lib)
+        except AttributeError as exc:  # a libssl without the ClientHello callback (before OpenSSL 1.1.1)
+            log.warning("tls_1_3 off: %s; TLS 1.3 stays on for every hostname", exc)
             return
-        if pointer is None:
-            log.warning("tls_1_3 off: unknown SSLContext layout; TLS 1.3 stays on for every hostname")
-            return
-        openssl.set_client_hello_cb(pointer, self._callback, None)
-        self._openssl = openssl
+        calls.set_client_hello_cb(pointer, self._callback, None)
+        self._openssl = calls
         self.installed = True
 
     def _on_client_hello(self, ssl_pointer: int | None, _alert: int | None, _arg: int | None) -> int:

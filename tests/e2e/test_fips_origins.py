@@ -4,6 +4,7 @@ zone never presents the shared certificate, so an origin that trusts only the or
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -53,10 +54,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     (work / "origin.key").write_bytes(server.key_pem)
     (work / "ca.pem").write_text(pki.ca.cert_pem)
     ports = {"fipsonly": free_port(), "chacha": free_port()}
-    serve = start_serve(
-        work / "data", extra_args=["--origin-https-port", str(ports["fipsonly"]), "--access-log", "off"]
-    )
-    (work / "pull.pem").write_text(httpx.get(f"{serve.api_url}/ca/origin-pull.pem").text)
+    # The origins hold their ports before serve picks its own (free_port() cannot hand out a bound port).
+    # Started after serve, an origin could lose its port to one of serve's listeners while the port still
+    # answered, and every b.* request got 525 from an edge speaking TLS to its own HTTP port (the failure
+    # a full run once showed, reproduced by forcing that collision).
     origins = [
         _origin(
             nginx_bin,
@@ -74,12 +75,17 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             "ssl_protocols TLSv1.2; ssl_ciphers ECDHE-ECDSA-CHACHA20-POLY1305;",
         ),
     ]
-    api = httpx.Client(base_url=f"{serve.api_url}/client/v4", headers={"Authorization": f"Bearer {serve.token}"})
-    yield Setup(serve, api, ports, pki)
-    api.close()
-    serve.stop()
-    for origin in origins:
-        origin.stop()
+    try:
+        serve = start_serve(
+            work / "data", extra_args=["--origin-https-port", str(ports["fipsonly"]), "--access-log", "off"]
+        )
+        api = httpx.Client(base_url=f"{serve.api_url}/client/v4", headers={"Authorization": f"Bearer {serve.token}"})
+        yield Setup(serve, api, ports, pki)
+        api.close()
+        serve.stop()
+    finally:
+        for origin in origins:
+            origin.stop()
 
 
 def _get(setup: Setup, host: str, expect: str, timeout: float = 10.0) -> str:
@@ -140,3 +146,18 @@ def test_fips_zone_suites_and_no_shared_certificate(setup: Setup) -> None:
     )
     api.put(f"/zones/{fips}/origin_tls_client_auth/settings", json={"enabled": True})
     assert "dn=CN=fips.test" in _get(setup, "a.fips.test", "dn=CN=fips.test")
+
+
+def test_an_origin_whose_port_is_taken_does_not_start(tmp_path: Path) -> None:
+    """The harness half of the flake above: a port that answers is not proof that *this* nginx listens."""
+    nginx_bin = require_executable("nginx")
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        origin = NginxProcess(nginx_bin, tmp_path, f"server {{ listen 127.0.0.1:{port}; }}", ports=[port])
+        try:
+            with pytest.raises(RuntimeError, match="nginx did not start"):
+                origin.start()
+        finally:
+            origin.stop()

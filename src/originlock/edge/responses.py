@@ -16,6 +16,7 @@ from originlock.pipeline.context import RequestContext
 from originlock.pipeline.decision import Respond
 from originlock.proto.events import Headers, RequestReceived, ResponseReceived, lower_name
 from originlock.proto.serialize import check_field
+from originlock.tls.hsts import with_security_fields
 
 __all__ = ["local_head", "send_error", "send_local", "start_response"]
 
@@ -43,8 +44,14 @@ def local_head(response: Respond) -> ResponseReceived:
 def start_response(
     stream: VisitorStream, request: RequestReceived, ctx: RequestContext, response: ResponseReceived, keep_alive: bool
 ) -> bool:
-    """RESPONSE_HEADERS: queue the head; returns whether the connection can stay open afterwards."""
+    """RESPONSE_HEADERS: queue the head; returns whether the connection can stay open afterwards.
+
+    Over HTTPS, the zone's security headers (HSTS, nosniff: ``security_header``) replace the origin's own
+    fields of those names, on every answer alike."""
     ctx.status = response.status
+    route = ctx.route
+    if route is not None and route.security_headers and ctx.scheme == "https":
+        response.headers = with_security_fields(response.headers, route.security_headers)
     return stream.send_head(response, request, ctx.ray_id, keep_alive)
 
 

@@ -5,6 +5,11 @@ cached per hostname and CA), unless an uploaded custom certificate covers it (``
 which :meth:`VisitorTls._context_for` prefers. TLS 1.2 and 1.3 only, ALPN ``h2`` (preferred, as nginx and
 Cloudflare do) and ``http/1.1``. A hostname's ``min_tls_version`` is enforced in the SNI callback when
 OpenSSL already knows the negotiated version there, and again by the SSL_MODE phase.
+
+A hostname whose zone turned ``tls_1_3`` off is capped at TLS 1.2 before OpenSSL chooses the version
+(tls/client_hello.py): by the SNI callback the version is chosen, and switching the connection to a
+context with a lower ``maximum_version`` there does not change it. Every context, the listener's and
+each hostname's, comes from :func:`_server_context`, so they all offer the same ALPN protocols and suites.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from datetime import datetime
 from originlock.edge.ticket_keys import TicketKeys
 from originlock.snapshot.model import Snapshot
 from originlock.tls.certs import load_certificates, load_private_key
+from originlock.tls.client_hello import ClientHelloCap
 from originlock.tls.direct import DirectSSLContext
 from originlock.tls.issue import Issued, issue_leaf
 from originlock.tls.memory import load_chain_from_memory
@@ -79,6 +85,8 @@ class VisitorTls:
         # Tickets are encrypted with the listener context's key even after the SNI callback switched the
         # connection to a hostname's context (OpenSSL's session context stays the first one).
         self.tickets = TicketKeys(self.context, ticket_secret, wall_clock)
+        # Zone setting tls_1_3 off: capped per connection from the ClientHello's server name.
+        self.tls_1_3_cap = ClientHelloCap(self.context, self._tls12_only)
         # A certificate for handshakes without (usable) SNI, so that the visitor at least gets a page.
         self._fallback_name = FALLBACK_NAME
         self._install(self.context, FALLBACK_NAME, self._snapshots())
@@ -114,6 +122,11 @@ class VisitorTls:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = (ctx, not_after)
         return ctx
+
+    def _tls12_only(self, host: str) -> bool:
+        """Whether ``host`` (a ClientHello's server name) belongs to a zone with ``tls_1_3`` off."""
+        route = self._snapshots().route_for(host)
+        return route is not None and not route.tls_1_3
 
     def _on_sni(self, ssl_obj: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> int | None:
         self.tickets.rotate()  # a clock read when the period is not over

@@ -38,6 +38,7 @@ from originlock.origin.resolve import Resolver
 from originlock.origin.server_name import check_port, server_name_error
 from originlock.origin.tls import OriginTlsContexts
 from originlock.proto.http1 import DEFAULT_LIMITS, Limits
+from originlock.tls.direct import DirectSSLContext
 
 __all__ = ["Connector", "OriginTimeouts"]
 
@@ -94,7 +95,8 @@ class Connector:
             problem = server_name_error(peer.sni)
             if problem is not None:
                 raise OriginSniUnusable(f"the origin server name (SNI) {peer.sni[:300]!r} cannot be used: {problem}")
-        address = await self._resolver.resolve(peer.host, peer.port)
+        resolver = self._resolver
+        address = resolver.resolve_nowait(peer.host) or await resolver.resolve(peer.host, peer.port)
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         try:
             sock = socket.socket(family, socket.SOCK_STREAM)
@@ -106,12 +108,17 @@ class Connector:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             await self._tcp_connect(sock, (address, peer.port))
-            conn = await self._start(sock, peer)
+            conn, ctx = await self._start(sock, peer)
         except BaseException:
             sock.close()
             raise
-        if peer.revoked:  # strict pulls only (pipeline/builtin/origin_select.py); the transport owns sock now
-            _refuse_revoked(conn, peer)
+        if ctx is not None:
+            transport = conn.transport
+            ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+            if peer.revoked:  # strict pulls only (pipeline/builtin/origin_select.py); the transport owns sock now
+                _refuse_revoked(conn, peer, ssl_object)
+            # Only once the origin passed every check: a refused origin's session is never offered again.
+            self._contexts.remember(peer, ctx, ssl_object)
         return conn
 
     async def _tcp_connect(self, sock: socket.socket, address: tuple[str, int]) -> None:
@@ -131,24 +138,26 @@ class Connector:
                 raise OriginConnectTimeout(f"no answer from {address[0]}:{address[1]}") from exc
             raise OriginRefused(f"connecting to {address[0]}:{address[1]} failed: {exc}") from exc
 
-    async def _start(self, sock: socket.socket, peer: OriginPeer) -> OriginConnection:
+    async def _start(self, sock: socket.socket, peer: OriginPeer) -> tuple[OriginConnection, DirectSSLContext | None]:
+        """The connection over ``sock``, and the TLS context it was made with (None: plain HTTP)."""
         loop = self._loop
         conn = OriginConnection(loop, self._limits)
         if not peer.tls:
             await loop.create_connection(lambda: conn, sock=sock)
-            return conn
+            return conn, None
         contexts = self._contexts
         ctx = contexts.for_peer(peer)
         offer = contexts.offer_session(peer, ctx)
         try:
-            async with asyncio.timeout(self._timeouts.handshake):
-                await loop.create_connection(
-                    lambda: conn,
-                    sock=sock,
-                    ssl=ctx,
-                    server_hostname=peer.sni,
-                    ssl_handshake_timeout=self._timeouts.handshake,
-                )
+            # The loop enforces the handshake timeout (ConnectionAbortedError, 525 below): nothing else in
+            # this call can wait, the socket being connected already.
+            await loop.create_connection(
+                lambda: conn,
+                sock=sock,
+                ssl=ctx,
+                server_hostname=peer.sni,
+                ssl_handshake_timeout=self._timeouts.handshake,
+            )
         except EdgeError:
             raise
         except ssl.SSLCertVerificationError as exc:
@@ -156,21 +165,16 @@ class Connector:
         except (ssl.SSLError, OSError, TimeoutError, EOFError) as exc:
             raise OriginHandshakeFailed(f"TLS handshake with {peer.sni} failed: {exc}") from exc
         finally:
-            if offer is not None:
-                ctx.withdraw(offer)
-        transport = conn.transport
-        contexts.remember(peer, ctx, transport.get_extra_info("ssl_object") if transport is not None else None)
-        return conn
+            ctx.withdraw(offer)
+        return conn, ctx
 
 
-def _refuse_revoked(conn: OriginConnection, peer: OriginPeer) -> None:
+def _refuse_revoked(conn: OriginConnection, peer: OriginPeer, ssl_object: ssl.SSLObject | None) -> None:
     """Close ``conn`` and raise 526 when the origin's leaf is one of ``peer.revoked``.
 
     Raises:
         OriginCertInvalid: the leaf certificate was revoked, or could not be read to check (fail closed).
     """
-    transport = conn.transport
-    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
     der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
     if der is None:  # cannot happen after a verified handshake; refuse rather than skip the check
         conn.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
@@ -19,11 +20,30 @@ NEGATIVE_CACHE_SECONDS = 5.0
 Lookup = Callable[[str, int], Awaitable[list[str]]]
 
 
+@functools.lru_cache(maxsize=4096)  # asked at every new origin connection, for a handful of origins
+def is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 class Resolver:
     def __init__(self, lookup: Lookup, clock: Callable[[], float]) -> None:
         self._lookup = lookup
         self._clock = clock
         self._cache: dict[str, tuple[float, str | None]] = {}
+
+    def resolve_nowait(self, host: str) -> str | None:
+        """``host`` when it is an IP literal, its cached address when there is one, else None (then
+        :meth:`resolve`): a dial to an A/AAAA origin creates no coroutine for this."""
+        if is_ip_literal(host):
+            return host
+        hit = self._cache.get(host)
+        if hit is not None and hit[1] is not None and hit[0] > self._clock():
+            return hit[1]
+        return None
 
     async def resolve(self, host: str, port: int) -> str:
         """An address for ``host`` (returned as is when it is an IP literal).
@@ -31,11 +51,8 @@ class Resolver:
         Raises:
             OriginDnsError: the name does not resolve (530 / 1016).
         """
-        try:
-            ipaddress.ip_address(host)
+        if is_ip_literal(host):
             return host
-        except ValueError:
-            pass
         now = self._clock()
         hit = self._cache.get(host)
         if hit is not None and hit[0] > now:

@@ -22,6 +22,7 @@ underscore appears in real service names), or an IP literal (which ssl checks bu
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import Final
@@ -33,6 +34,7 @@ MAX_NAME: Final = 253
 _LABEL: Final = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\Z")
 
 
+@functools.lru_cache(maxsize=4096)  # checked at every new origin connection; a handful of names in practice
 def server_name_error(name: str) -> str | None:
     """Why ``name`` cannot be sent as the TLS server name (SNI) and checked against a certificate, or
     None when it can."""

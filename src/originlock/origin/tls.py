@@ -58,16 +58,12 @@ class OriginTlsContexts:
         #: pool key -> (the context, the TLS object of the last connection made under that key)
         self._sessions: dict[PoolKey, tuple[DirectSSLContext, ssl.SSLObject]] = {}
 
-    def offer_session(self, peer: OriginPeer, ctx: DirectSSLContext) -> SessionOffer | None:
+    def offer_session(self, peer: OriginPeer, ctx: DirectSSLContext) -> SessionOffer:
         """Offer the session of ``peer``'s last connection to the next handshake through ``ctx`` (see
-        ``tls/direct.py``); None when there is none to resume."""
+        ``tls/direct.py``), or a full handshake (an offer of ``None``) when there is none: every dial makes
+        an offer, so that none takes another dial's."""
         last = self._sessions.get(peer.pool_key())
-        if last is None or last[0] is not ctx:
-            return None
-        session = last[1].session
-        if session is None or not (session.has_ticket or session.id):
-            return None  # the origin offered no resumption (no ticket, no session id)
-        return ctx.offer_session(peer.sni, session)
+        return ctx.offer_session(peer.sni, last[1] if last is not None and last[0] is ctx else None)
 
     def remember(self, peer: OriginPeer, ctx: DirectSSLContext, ssl_object: ssl.SSLObject | None) -> None:
         """Keep the TLS object of a connection just established, for the next dial's session."""

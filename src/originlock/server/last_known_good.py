@@ -32,6 +32,7 @@ from originlock.snapshot.model import ClientCert, DeploymentPki, EdgeCert, Route
 from originlock.store.account_rulesets import SOURCE_PREFIX, compile_sources
 from originlock.store.ruleset_rules import compile_entrypoints
 from originlock.store.sealing import KeySealer
+from originlock.tls.hsts import saved_fields
 
 __all__ = ["FILE_NAME", "LastKnownGood", "Saved"]
 
@@ -122,6 +123,8 @@ class _Codec:
                     route.client_cert_error,
                     route.fips,
                     route.websockets,
+                    route.tls_1_3,
+                    [[name.decode("ascii"), value.decode("ascii")] for name, value in route.security_headers],
                 ]
             )
         edge = [
@@ -171,12 +174,15 @@ class _Codec:
                     client_cert_error=error,
                     fips=fips,
                     websockets=websockets,
+                    tls_1_3=bool(rest[1]) if len(rest) > 1 else True,
+                    security_headers=saved_fields(rest[2]) if len(rest) > 2 else (),
                 ),
             )
             for name, created, zone_name, origin, record_type, ssl_mode, https, min_tls, ref, error, fips, *rest in (
                 d["routes"]
             )
-            # A copy saved before the websockets setting existed has no 12th field: Cloudflare's default, on.
+            # A copy saved before the websockets setting existed has no 12th field: Cloudflare's default, on;
+            # one saved before tls_1_3 and security_header has no 13th and 14th: TLS 1.3 on, no fields.
             for websockets in (bool(rest[0]) if rest else True,)
         }
         edge = tuple(

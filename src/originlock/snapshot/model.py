@@ -79,6 +79,13 @@ class Route:
     fips: bool = False
     #: Zone setting ``websockets``: an Upgrade: websocket handshake is relayed (edge/websocket.py).
     websockets: bool = True
+    #: Zone setting ``tls_1_3`` (``on``/``zrt``: True; ``off``: False): False caps this hostname's visitor
+    #: handshakes at TLS 1.2 (edge/visitor_tls.py).
+    tls_1_3: bool = True
+    #: Zone setting ``security_header``: the header fields (name, value) every HTTPS response of this
+    #: hostname carries (HSTS, nosniff), built and checked once at compile time (tls/hsts.py); they replace
+    #: origin fields of the same names. Empty when nothing is enabled.
+    security_headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 @dataclass(frozen=True)

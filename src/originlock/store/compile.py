@@ -29,6 +29,7 @@ from originlock.store.pki import load_pki
 from originlock.store.ruleset_rules import compile_entrypoints
 from originlock.store.sealing import KeySealer
 from originlock.store.settings import AOP_ZONE_ENABLED, SETTINGS
+from originlock.tls.hsts import security_header_fields
 
 __all__ = [
     "compile_assembly",
@@ -187,7 +188,7 @@ def compile_zones(
     global_cert = pki.global_client
     # What a zone's settings decide is computed once per zone, and the certificate choice once per zone
     # for all its hostnames without an association: a 100k-hostname compile spent most of its time here.
-    per_zone: dict[str, tuple[SslMode, bool, str, bool, Any, bool]] = {}
+    per_zone: dict[str, tuple[SslMode, bool, str, bool, Any, bool, bool, tuple[tuple[bytes, bytes], ...]]] = {}
     zone_choice: dict[str, Any] = {}
 
     def choose(zone_id: str, ssl_mode: SslMode, fips: bool, assoc: Any) -> Any:
@@ -226,9 +227,11 @@ def compile_zones(
                 zone_is_fips(zs, store.fips),
                 zone.name,
                 zs["websockets"] == "on",
+                zs["tls_1_3"] != "off",
+                security_header_fields(zs["security_header"]),
             )
             per_zone[zone_id] = decided
-        ssl_mode, https, min_tls, fips, zone_name, websockets = decided
+        ssl_mode, https, min_tls, fips, zone_name, websockets, tls_1_3, security_headers = decided
         assoc = associations.get((zone_id, name))
         if assoc is None:
             choice = zone_choice.get(zone_id)
@@ -251,6 +254,8 @@ def compile_zones(
                 client_cert_error=choice.error,
                 fips=fips,
                 websockets=websockets,
+                tls_1_3=tls_1_3,
+                security_headers=security_headers,
             ),
         )
     edge_certs = _edge_certs(conn, store, zone_ids)

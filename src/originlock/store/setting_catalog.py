@@ -211,13 +211,14 @@ SETTINGS: dict[str, SettingSpec] = {
     "origin_exposure_monitor": _enum(*ON_OFF, default="on"),
 }
 
-#: Settings the edge acts on (docs/api.md says how); every other one is stored and returned only. Not yet:
-#: tls_1_3 (OpenSSL has chosen the version before the SNI callback knows the hostname) and security_header
-#: (HSTS belongs in the response-header phase of the compiled hot path); http2 is a later issue.
+#: Settings the edge acts on (docs/api.md says how); every other one is stored and returned only (http2 is a
+#: later issue).
 ENFORCED = (
     "ssl",
     "tls_client_auth",
     "min_tls_version",
+    "tls_1_3",
+    "security_header",
     "always_use_https",
     "aop_auto_rotation",
     "fips",

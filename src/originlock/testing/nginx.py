@@ -58,18 +58,32 @@ class NginxProcess:
             f"  keepalive_requests 1000000;\n{self.http_block}\n}}\n"
         )
         (self.prefix / "tmp").mkdir(exist_ok=True)
+        pid_file = self.prefix / "nginx.pid"
+        pid_file.unlink(missing_ok=True)
         self.proc = subprocess.Popen(
             [self.binary, "-p", str(self.prefix), "-c", str(self.conf_path), "-g", "daemon off;"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
         try:
+            # nginx writes its pid file once it holds every listening socket. Waiting for a port to answer
+            # is not enough: another process that took the port meanwhile answers too, while this nginx is
+            # still retrying its bind() (and gives up), and the test then talks to the wrong server.
+            self._wait_for_pid_file(pid_file)
             for port in self.ports:
                 wait_for_port(port)
         except TimeoutError:
             self.stop()
             raise RuntimeError(f"nginx did not start: {self.error_log()}") from None
         return self
+
+    def _wait_for_pid_file(self, pid_file: Path, timeout: float = 10.0) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while not (pid_file.exists() and pid_file.read_text().strip() == str(self.proc.pid)):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise TimeoutError("nginx did not bind its listening sockets")
+            time.sleep(0.02)
 
     def error_log(self) -> str:
         path = self.prefix / "logs" / "error.log"

@@ -1,0 +1,148 @@
+"""Origin TLS sessions go only to the dial they were kept for: every dial offers what it resumes (or a full
+handshake), so a dial without a session never takes the session another dial to the same server name
+offered (another origin port behind the same SNI); and dials through the FIPS and the ordinary context to
+one origin, one after the other and at once, all complete, each resuming only its own context's session."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvloop
+
+from originlock.origin.connector import Connector, OriginTimeouts
+from originlock.origin.peer import OriginPeer, VerifyMode
+from originlock.origin.resolve import Resolver
+from originlock.origin.tls import OriginTlsContexts
+from originlock.testing.nginx import NginxProcess, free_port
+from originlock.testing.pki import TestPki
+from originlock.testing.require import require_executable
+
+SNI = "app.example.test"
+
+
+def _server_context(pki: TestPki, tmp: Path) -> ssl.SSLContext:
+    cert, key = pki.write(tmp, "origin", pki.server(SNI))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # a session id at once, without reading tickets
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+class _Tls:
+    """One end of an in-memory TLS connection."""
+
+    def __init__(self, ctx: ssl.SSLContext, *, server_side: bool) -> None:
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        hostname = None if server_side else SNI
+        self.obj = ctx.wrap_bio(self.incoming, self.outgoing, server_side=server_side, server_hostname=hostname)
+
+
+def _handshake(client: _Tls, server: _Tls) -> None:
+    done: set[int] = set()
+    for _ in range(20):
+        for end in (client, server):
+            if id(end) not in done:
+                try:
+                    end.obj.do_handshake()
+                    done.add(id(end))
+                except ssl.SSLWantReadError:
+                    pass
+        server.incoming.write(client.outgoing.read())
+        client.incoming.write(server.outgoing.read())
+        if len(done) == 2:
+            return
+    raise AssertionError("the in-memory handshake did not finish")
+
+
+def test_a_dial_without_a_session_does_not_take_another_dials_offer(tmp_path: Path) -> None:
+    contexts = OriginTlsContexts()
+    at_a = OriginPeer("127.0.0.1", 8443, True, SNI, VerifyMode.NONE)
+    at_b = OriginPeer("127.0.0.1", 9443, True, SNI, VerifyMode.NONE)  # same SNI, another origin port
+    ctx = contexts.for_peer(at_a)
+    assert contexts.for_peer(at_b) is ctx  # one context: offers for both go through it
+    server_ctx = _server_context(TestPki(), tmp_path)
+    client = _Tls(ctx, server_side=False)
+    _handshake(client, _Tls(server_ctx, server_side=True))
+    session = client.obj.session
+    assert session is not None and session.id
+    contexts.remember(at_a, ctx, client.obj)
+
+    # The loop starts b's TLS before a's (both scheduled in the order the dials made their offers).
+    offer_b = contexts.offer_session(at_b, ctx)
+    offer_a = contexts.offer_session(at_a, ctx)
+    tls_b = _Tls(ctx, server_side=False).obj
+    tls_a = _Tls(ctx, server_side=False).obj
+    assert tls_b.session is None  # origin b is never offered origin a's session
+    assert tls_a.session is not None and tls_a.session.id == session.id
+    assert offer_a.taken and offer_b.taken
+    ctx.withdraw(offer_a)
+    ctx.withdraw(offer_b)
+
+    # An offer whose dial never started its TLS is withdrawn and does not reach the next dial.
+    stale = contexts.offer_session(at_a, ctx)
+    ctx.withdraw(stale)
+    contexts.offer_session(at_b, ctx)
+    tls_next = _Tls(ctx, server_side=False).obj
+    assert tls_next.session is None
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """nginx offering a FIPS suite and a non-FIPS one over TLS 1.2, with tickets and a session cache."""
+    nginx = require_executable("nginx")
+    tmp = tmp_path_factory.mktemp("offers")
+    pki = TestPki()
+    cert, key = pki.write(tmp, "origin", pki.server(SNI))
+    port = free_port()
+    block = (
+        f"  server {{ listen 127.0.0.1:{port} ssl; ssl_certificate {cert}; ssl_certificate_key {key};\n"
+        "    ssl_protocols TLSv1.2; ssl_session_cache shared:O:1m; ssl_session_tickets on;\n"
+        "    ssl_ciphers ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256;\n"
+        '    location / { return 200 "ok\\n"; } }\n'
+    )
+    proc = NginxProcess(nginx, tmp / "nginx", block, ports=[port]).start()
+    try:
+        yield port
+    finally:
+        proc.stop()
+
+
+async def _dial_all(port: int) -> list[tuple[bool, bool, str]]:
+    """(fips, resumed, cipher) of each dial: plain and FIPS alternately, then both at once, many times."""
+    loop = asyncio.get_running_loop()
+
+    async def lookup(host: str, _port: int) -> list[str]:
+        return [host]
+
+    connector = Connector(loop, Resolver(lookup, time.monotonic), OriginTlsContexts(), OriginTimeouts())
+    plain = OriginPeer("127.0.0.1", port, True, SNI, VerifyMode.NONE)
+    fips = OriginPeer("127.0.0.1", port, True, SNI, VerifyMode.NONE, fips=True)
+    results: list[tuple[bool, bool, str]] = []
+
+    async def dial(peer: OriginPeer) -> None:
+        conn = await connector.connect(peer)
+        assert conn.transport is not None
+        tls = conn.transport.get_extra_info("ssl_object")
+        results.append((peer.fips, tls.session_reused, tls.cipher()[0]))
+        conn.close()
+
+    for peer in (plain, fips, plain, fips):
+        await dial(peer)
+    for _ in range(10):
+        await asyncio.gather(*(dial(peer) for peer in (plain, fips, fips, plain)))
+    return results
+
+
+def test_fips_and_plain_dials_to_one_origin_each_resume_their_own(origin: int) -> None:
+    results = uvloop.run(_dial_all(origin))
+    assert len(results) == 44
+    for fips, _, cipher in results:
+        assert ("GCM" in cipher) if fips else ("CHACHA20" in cipher or "GCM" in cipher), (fips, cipher)
+    # The first dial of each context is a full handshake; the next of each resumes its own session.
+    assert [reused for _, reused, _ in results[:4]] == [False, False, True, True]
+    assert all(reused for _, reused, _ in results[4:])

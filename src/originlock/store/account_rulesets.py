@@ -337,9 +337,7 @@ def delete_rule(conn: Connection, account_id: str, ruleset_id: str, rule_id: str
 SOURCE_PREFIX = "account:"
 
 
-def zone_sources(
-    conn: Connection, zone_ids: Collection[str] | None = None
-) -> dict[str, list[tuple[str, str, str]]]:
+def zone_sources(conn: Connection, zone_ids: Collection[str] | None = None) -> dict[str, list[tuple[str, str, str]]]:
     """Per zone (all, or ``zone_ids``): the account-level custom rulesets its account's entry points execute,
     in order, as ``(SOURCE_PREFIX + ruleset id, phase, guarded rules JSON)``; each rule is guarded by
     ``(execute expression) and (rule expression)``."""

@@ -80,6 +80,8 @@ def _m6_token_details(conn: Connection) -> None:
     from originlock.store.tokens import backfill_details
 
     backfill_details(conn)
+
+
 def _dns_full_record_set(conn: Connection) -> None:
     """Every DNS record type: wider ``type`` and ``content``, plus ``priority``, ``data``, ``tags``, ``settings``;
     and ``accounts.settings`` (``PUT /accounts/{id}``).

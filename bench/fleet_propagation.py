@@ -147,6 +147,14 @@ def main() -> int:
             time.sleep(0.05)
         for w in watchers:
             w.stop = True
+        stages = ("notified_ms", "queued_ms", "compile_ms", "swap_ms", "total_ms")
+        for i, node in enumerate(nodes):
+            recent = httpx.get(f"{node.api_url}/healthz/snapshot").json().get("recent_changes", [])
+            medians = {k: statistics.median(c[k] for c in recent if c[k] is not None) for k in stages if recent}
+            print(
+                f"node {i}, its last {len(recent)} changes, medians: "
+                + ", ".join(f"{k} {v:.1f}" for k, v in medians.items())
+            )
         for label, values in (("from API request", from_request), ("from API response", from_response)):
             print(
                 f"{args.nodes} nodes, {len(values)} changes, every edge serving it, {label}: "

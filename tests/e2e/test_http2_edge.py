@@ -27,6 +27,8 @@ from originlock.testing.serve import ServeProcess, start_serve
 from originlock.testing.upload_pki import UploadPki
 
 HOST = "app.h2.test"
+#: A zone with the ``http2`` setting off.
+HTTP1_HOST = "app.h1only.test"
 BIG = 3 * 1024 * 1024 + 17
 ENHANCE_YOUR_CALM = 0xB
 
@@ -100,6 +102,12 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             cf.dns.records.create(zone_id=zone.id, name=HOST, type="A", content="127.0.0.1", ttl=1, proxied=True)
             cf.zones.settings.edit("ssl", zone_id=zone.id, value="full")
             cf.zones.settings.edit("tls_client_auth", zone_id=zone.id, value="on")
+            off = cf.zones.create(account={"id": account.id}, name="h1only.test")
+            assert off is not None
+            cf.dns.records.create(zone_id=off.id, name=HTTP1_HOST, type="A", content="127.0.0.1", ttl=1, proxied=True)
+            cf.zones.settings.edit("ssl", zone_id=off.id, value="full")
+            cf.zones.settings.edit("tls_client_auth", zone_id=off.id, value="on")
+            cf.zones.settings.edit("http2", zone_id=off.id, value="off")  # type: ignore[arg-type]
             setup = Setup(serve, nginx, work)
             deadline = time.monotonic() + 15
             while "dn=" not in setup.curl("--http2", setup.url("/")).stdout and time.monotonic() < deadline:
@@ -120,6 +128,17 @@ def test_curl_gets_http2_and_the_origin_gets_the_client_certificate(setup: Setup
     assert "cf-ray:" in head.lower() and "connection:" not in head.lower()
     # The origin saw the deployment's shared client certificate over pooled HTTP/1.1.
     assert "dn=CN=" in run.stdout and "proto=HTTP/1.1" in run.stdout and f"host={HOST}" in run.stdout
+
+
+def test_the_zone_setting_http2_off_offers_http_1_1_only(setup: Setup) -> None:
+    deadline = time.monotonic() + 15
+    run = setup.curl("--http2", "-w", "\nversion=%{http_version}", setup.url("/", host=HTTP1_HOST), host=HTTP1_HOST)
+    while "dn=" not in run.stdout and time.monotonic() < deadline:
+        time.sleep(0.2)
+        run = setup.curl("--http2", "-w", "\nversion=%{http_version}", setup.url("/", host=HTTP1_HOST), host=HTTP1_HOST)
+    assert "dn=CN=" in run.stdout and run.stdout.endswith("version=1.1"), run.stdout + run.stderr
+    # The other zone, same listener, same moment: HTTP/2.
+    assert setup.curl("--http2", "-w", "%{http_version}", "-o", "/dev/null", setup.url("/")).stdout == "2"
 
 
 def test_a_large_body_flows_under_flow_control(setup: Setup) -> None:

@@ -16,8 +16,8 @@ def _route(name: str, zone: str, origin: str = "192.0.2.1") -> Route:
 
 
 def _zone(zone: str, names: dict[str, str], dns_only: frozenset[str] = frozenset(), **kw: object) -> ZoneParts:
-    routes = {name: (created, _route(name, zone)) for name, created in names.items()}
-    return ZoneParts(zone, routes, dns_only, **kw)  # type: ignore[arg-type]
+    routes = {name: _route(name, zone) for name in names}
+    return ZoneParts(zone, routes, names, dns_only, **kw)  # type: ignore[arg-type]
 
 
 def test_a_name_two_zones_claim_goes_to_the_older_record_and_moves_when_it_goes() -> None:

@@ -53,10 +53,14 @@ VISITOR_TLS12_CIPHERS = ":".join(
 )
 
 
-def _server_context() -> ssl.SSLContext:
+#: ALPN protocols offered to visitors, by the zone's ``http2`` setting.
+_ALPN = {True: ["h2", "http/1.1"], False: ["http/1.1"]}
+
+
+def _server_context(http2: bool = True) -> ssl.SSLContext:
     ctx = DirectSSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    ctx.set_alpn_protocols(_ALPN[http2])
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
     ctx.set_ciphers(VISITOR_TLS12_CIPHERS)
     # Key exchange groups: OpenSSL's default list (X25519, P-256, X448, P-521, P-384), which is what nginx's
@@ -78,7 +82,7 @@ class VisitorTls:
     ) -> None:
         self._snapshots = snapshots
         self._clock = clock
-        self._cache: dict[tuple[str, str], tuple[ssl.SSLContext, datetime]] = {}
+        self._cache: dict[tuple[str, str, bool], tuple[ssl.SSLContext, datetime]] = {}
         self._ca: tuple[bytes, Issued] | None = None
         self.context = _server_context()
         self.context.sni_callback = self._on_sni
@@ -104,15 +108,17 @@ class VisitorTls:
         load_chain_from_memory(ctx, (leaf.cert_pem + ca.cert_pem).encode(), leaf.key_pem)
         return leaf.cert.not_valid_after_utc
 
-    def _context_for(self, host: str, snapshot: Snapshot) -> ssl.SSLContext:
+    def _context_for(self, host: str, snapshot: Snapshot, http2: bool = True) -> ssl.SSLContext:
         now = self._clock()
         uploaded = snapshot.edge_cert_for(host, now)
         # An uploaded certificate replaces the edge CA's; keyed by fingerprint so a replaced upload is re-read.
-        key = (host, uploaded.fingerprint if uploaded is not None else self._edge_ca(snapshot)[0])
+        # ALPN follows the zone's http2 setting: OpenSSL selects the protocol after the SNI callback, from the
+        # context the connection was switched to.
+        key = (host, uploaded.fingerprint if uploaded is not None else self._edge_ca(snapshot)[0], http2)
         hit = self._cache.get(key)
         if hit is not None and (hit[1] - now).days >= 1:
             return hit[0]
-        ctx = _server_context()
+        ctx = _server_context(http2)
         if uploaded is not None:
             load_chain_from_memory(ctx, uploaded.chain_pem, uploaded.key_pem)
             not_after = uploaded.not_after
@@ -141,7 +147,7 @@ class VisitorTls:
         if negotiated is not None and negotiated < route.min_tls_version:
             return ssl.ALERT_DESCRIPTION_PROTOCOL_VERSION
         try:
-            ssl_obj.context = self._context_for(host, snapshot)
+            ssl_obj.context = self._context_for(host, snapshot, route.http2)
         except (ValueError, ssl.SSLError, OSError):
             return ssl.ALERT_DESCRIPTION_INTERNAL_ERROR
         return None

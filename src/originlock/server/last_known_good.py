@@ -34,10 +34,22 @@ from originlock.store.ruleset_rules import compile_entrypoints
 from originlock.store.sealing import KeySealer
 from originlock.tls.hsts import saved_fields
 
-__all__ = ["FILE_NAME", "LastKnownGood", "Saved"]
+__all__ = ["FILE_NAME", "LastKnownGood", "Saved", "SavedView"]
 
 FILE_NAME = "last-known-good.db"
 _FORMAT = 1
+
+
+@dataclass(frozen=True)
+class SavedView:
+    """What one save writes: a consistent state of an assembly, taken between two refreshes."""
+
+    generation: int
+    pki: DeploymentPki
+    pki_expiry: datetime | None
+    parts: list[ZoneParts]
+    #: Wall-clock time the generation was last confirmed current.
+    confirmed_at: float
 
 
 @dataclass(frozen=True)
@@ -102,7 +114,8 @@ class _Codec:
     def zone(self, part: ZoneParts) -> str:
         certs: dict[str, dict[str, Any]] = {}
         routes = []
-        for name, (created, route) in part.routes.items():
+        for name, route in part.routes.items():
+            created = part.created.get(name, "")
             cert = route.client_cert
             ref = None
             if cert is not None:
@@ -125,6 +138,7 @@ class _Codec:
                     route.websockets,
                     route.tls_1_3,
                     [[name.decode("ascii"), value.decode("ascii")] for name, value in route.security_headers],
+                    route.http2,
                 ]
             )
         edge = [
@@ -159,32 +173,32 @@ class _Codec:
         certs = {ref: self.load_client_cert(c) for ref, c in d["certs"].items()}
         certs["global"] = pki.global_client  # type: ignore[assignment]
         routes = {
-            name: (
-                created,
-                Route(
-                    hostname=name,
-                    zone_id=zone_id,
-                    zone_name=zone_name,
-                    origin=origin,
-                    record_type=record_type,
-                    ssl_mode=SslMode(ssl_mode),
-                    always_use_https=https,
-                    min_tls_version=min_tls,
-                    client_cert=certs.get(ref) if ref else None,
-                    client_cert_error=error,
-                    fips=fips,
-                    websockets=websockets,
-                    tls_1_3=bool(rest[1]) if len(rest) > 1 else True,
-                    security_headers=saved_fields(rest[2]) if len(rest) > 2 else (),
-                ),
+            name: Route(
+                hostname=name,
+                zone_id=zone_id,
+                zone_name=zone_name,
+                origin=origin,
+                record_type=record_type,
+                ssl_mode=SslMode(ssl_mode),
+                always_use_https=https,
+                min_tls_version=min_tls,
+                client_cert=certs.get(ref) if ref else None,
+                client_cert_error=error,
+                fips=fips,
+                websockets=websockets,
+                tls_1_3=bool(rest[1]) if len(rest) > 1 else True,
+                security_headers=saved_fields(rest[2]) if len(rest) > 2 else (),
+                http2=bool(rest[3]) if len(rest) > 3 else True,
             )
-            for name, created, zone_name, origin, record_type, ssl_mode, https, min_tls, ref, error, fips, *rest in (
+            for name, _, zone_name, origin, record_type, ssl_mode, https, min_tls, ref, error, fips, *rest in (
                 d["routes"]
             )
             # A copy saved before the websockets setting existed has no 12th field: Cloudflare's default, on;
-            # one saved before tls_1_3 and security_header has no 13th and 14th: TLS 1.3 on, no fields.
+            # one saved before tls_1_3 and security_header has no 13th and 14th: TLS 1.3 on, no fields; one
+            # saved before http2 has no 15th: on.
             for websockets in (bool(rest[0]) if rest else True,)
         }
+        created = {route[0]: route[1] for route in d["routes"]}
         edge = tuple(
             (
                 priority,
@@ -217,6 +231,7 @@ class _Codec:
         return ZoneParts(
             zone_id=zone_id,
             routes=routes,
+            created=created,
             dns_only=frozenset(d["dns_only"]),
             edge_certs=edge,
             waf=waf,
@@ -245,17 +260,17 @@ class LastKnownGood:
         conn.execute("CREATE TABLE IF NOT EXISTS zones (zone_id TEXT PRIMARY KEY, body TEXT NOT NULL)")
         return conn
 
-    def save(self, generation: int, assembly: SnapshotAssembly, confirmed_at: float) -> int:
+    def save(self, view: SavedView) -> int:
         """Write what changed since the last save (by identity of each zone's parts); returns zones written."""
-        current = {p.zone_id: p for p in assembly.parts()}
+        current = {p.zone_id: p for p in view.parts}
         changed = [p for z, p in current.items() if self._saved_zones.get(z) is not p]
         removed = [z for z in self._saved_zones if z not in current]
         meta = {
             "format": str(_FORMAT),
-            "generation": str(generation),
-            "saved_at": str(confirmed_at),
-            "pki": json.dumps(self._codec.pki(assembly.pki)),
-            "pki_expiry": assembly.pki_expiry.isoformat() if assembly.pki_expiry else "",
+            "generation": str(view.generation),
+            "saved_at": str(view.confirmed_at),
+            "pki": json.dumps(self._codec.pki(view.pki)),
+            "pki_expiry": view.pki_expiry.isoformat() if view.pki_expiry else "",
         }
         rows = [(p.zone_id, self._codec.zone(p)) for p in changed]
         conn = self._connect()

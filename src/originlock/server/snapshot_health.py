@@ -6,10 +6,14 @@
 - ``originlock_snapshot_from_disk``: 1 while serving the last-known-good copy the node started from;
 - ``originlock_snapshot_rebuilds_total{kind="zones"|"full"}`` and ``originlock_snapshot_rebuild_seconds_total``
   (rate the two for the mean rebuild time), ``originlock_snapshot_last_rebuild_seconds``;
-- ``originlock_snapshot_routes``: proxied hostnames in the snapshot.
+- ``originlock_snapshot_routes``: proxied hostnames in the snapshot;
+- ``originlock_snapshot_change_delay_seconds`` (sum and count) and
+  ``originlock_snapshot_last_change_delay_seconds``: from a write's commit (the writer's clock) to this
+  node serving it; the fleet's propagation time, skewed by the difference between the nodes' clocks.
 
 ``/healthz/snapshot`` answers the same as JSON (200 while the edge serves anything, from the store or
-from disk: a load balancer should keep sending traffic to an edge that can serve).
+from disk: a load balancer should keep sending traffic to an edge that can serve), with the stages of
+the last few changes (``recent_changes``: notified, queued, compile, swap and total milliseconds).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
@@ -41,6 +45,8 @@ def snapshot_json(stats: SourceStatistics) -> dict[str, Any]:
         "rebuilds": stats.rebuilds,
         "full_rebuilds": stats.full_rebuilds,
         "last_rebuild_seconds": round(stats.last_rebuild_seconds, 4),
+        "last_change_delay_seconds": round(stats.last_change_delay_seconds, 4),
+        "recent_changes": [trace.stages_ms() for trace in stats.recent_changes],
     }
 
 
@@ -79,6 +85,18 @@ class SnapshotCollector(Collector):
             "originlock_snapshot_last_rebuild_seconds", "Duration of the last rebuild", value=stats.last_rebuild_seconds
         )
         yield GaugeMetricFamily("originlock_snapshot_routes", "Proxied hostnames in the snapshot", value=stats.routes)
+        delay = SummaryMetricFamily(
+            "originlock_snapshot_change_delay_seconds",
+            "From a change's commit (its writer's clock) to this node serving it",
+            count_value=stats.changes_timed,
+            sum_value=stats.change_delay_seconds_total,
+        )
+        yield delay
+        yield GaugeMetricFamily(
+            "originlock_snapshot_last_change_delay_seconds",
+            "From the last change's commit to this node serving it",
+            value=stats.last_change_delay_seconds,
+        )
 
 
 def stats_of(source: object) -> StatsFn:

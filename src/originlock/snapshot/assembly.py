@@ -31,8 +31,10 @@ class ZoneParts:
     """What one zone contributes to the snapshot."""
 
     zone_id: str
-    #: Proxied hostname -> (record creation time, route): the time settles a name two zones both claim.
-    routes: Mapping[str, tuple[str, Route]] = field(default_factory=dict)
+    #: Proxied hostname -> route.
+    routes: Mapping[str, Route] = field(default_factory=dict)
+    #: Proxied hostname -> creation time of its record: settles a name two zones both claim.
+    created: Mapping[str, str] = field(default_factory=dict)
     #: Names of DNS-only records.
     dns_only: frozenset[str] = frozenset()
     #: Uploaded edge certificates with their order keys (priority, upload time).
@@ -43,6 +45,12 @@ class ZoneParts:
     waf_source: tuple[tuple[str, str, str], ...] = ()
     #: The next instant a client certificate of this zone expires (its routes must then be rebuilt).
     next_expiry: datetime | None = None
+    #: Fingerprints of the client certificates the routes present (derived).
+    fingerprints: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        found = {r.client_cert.fingerprint for r in self.routes.values() if r.client_cert is not None}
+        object.__setattr__(self, "fingerprints", frozenset(found))
 
 
 class SnapshotAssembly:
@@ -53,35 +61,48 @@ class SnapshotAssembly:
         #: The instant the global client certificate expires (everything is rebuilt then).
         self.pki_expiry: datetime | None = None
         self._zones: dict[str, ZoneParts] = {}
+        #: Hostname -> the route served; the zone that owns it is the route's ``zone_id``.
         self._routes: dict[str, Route] = {}
-        self._claims: dict[str, set[str]] = {}
-        self._dns_claims: dict[str, set[str]] = {}
+        #: The rare names more than one zone proxies -> those zones (the winner's route is in ``_routes``).
+        self._contested: dict[str, set[str]] = {}
+        #: DNS-only name -> how many zones have one, and the snapshot's set (None: to recompute).
+        self._dns_claims: dict[str, int] = {}
+        self._dns_only: frozenset[str] | None = frozenset()
+        #: Client certificate fingerprint -> how many zones present it, and the snapshot's set.
+        self._fingerprint_zones: dict[str, int] = {}
+        self._fingerprints: frozenset[str] | None = frozenset()
         self._edge_certs: tuple[EdgeCert, ...] | None = ()
         self._waf: dict[str, ZonePhases] = {}
+        #: The earliest zone ``next_expiry`` (None: to recompute), a scan of every zone otherwise.
+        self._next_expiry: datetime | None = None
+        self._next_expiry_known = True
         self._load(zones)
 
     def _load(self, zones: Iterable[ZoneParts]) -> None:
-        """The first fill: most names have one claimant, and need none of :meth:`_swap`'s bookkeeping."""
-        routes, claims, contested = self._routes, self._claims, []
+        """The first fill: names with one claimant (nearly all) are merged a zone at a time, in C."""
+        routes, contested = self._routes, self._contested
         for part in zones:
             zone_id = part.zone_id
+            if zone_id in self._zones:
+                self._swap(zone_id, part)
+                continue
             self._zones[zone_id] = part
-            for name, (_, route) in part.routes.items():
-                claimants = claims.get(name)
-                if claimants is None:
-                    claims[name] = {zone_id}
-                    routes[name] = route
-                else:
-                    claimants.add(zone_id)
-                    contested.append(name)
+            if part.routes:
+                for name in routes.keys() & part.routes.keys():
+                    contested.setdefault(name, {routes[name].zone_id}).add(zone_id)
+                routes.update(part.routes)
             for name in part.dns_only:
-                self._dns_claims.setdefault(name, set()).add(zone_id)
+                self._dns_claims[name] = self._dns_claims.get(name, 0) + 1
+            for fingerprint in part.fingerprints:
+                self._fingerprint_zones[fingerprint] = self._fingerprint_zones.get(fingerprint, 0) + 1
             if part.waf:
                 self._waf[zone_id] = part.waf
             if part.edge_certs:
                 self._edge_certs = None
-        for name in contested:
+        for name in list(contested):
             self._settle(name)
+        self._dns_only = self._fingerprints = None
+        self._next_expiry_known = False
 
     def __repr__(self) -> str:
         return f"SnapshotAssembly(zones={len(self._zones)}, routes={len(self._routes)})"
@@ -112,34 +133,60 @@ class SnapshotAssembly:
         old = self._zones.pop(zone_id, None)
         if new is not None:
             self._zones[zone_id] = new
-        old_routes = old.routes if old else {}
-        new_routes = new.routes if new else {}
-        for name in old_routes:
-            self._claims[name].discard(zone_id)
-        for name in new_routes:
-            self._claims.setdefault(name, set()).add(zone_id)
-        for name in {*old_routes, *new_routes}:
+        old_routes: Mapping[str, Route] = old.routes if old else {}
+        new_routes: Mapping[str, Route] = new.routes if new else {}
+        routes, contested = self._routes, self._contested
+        unsettled = []
+        for name in old_routes.keys() - new_routes.keys():
+            if name in contested:
+                unsettled.append(name)
+            elif (route := routes.get(name)) is not None and route.zone_id == zone_id:
+                del routes[name]
+        for name, route in new_routes.items():
+            current = routes.get(name)
+            if current is None or (current.zone_id == zone_id and name not in contested):
+                routes[name] = route
+            else:
+                contested.setdefault(name, {current.zone_id}).add(zone_id)
+                unsettled.append(name)
+        for name in unsettled:
             self._settle(name)
-        for name in old.dns_only if old else ():
-            self._dns_claims[name].discard(zone_id)
-            if not self._dns_claims[name]:
-                del self._dns_claims[name]
-        for name in new.dns_only if new else ():
-            self._dns_claims.setdefault(name, set()).add(zone_id)
+        old_dns = old.dns_only if old else frozenset()
+        new_dns = new.dns_only if new else frozenset()
+        if old_dns != new_dns:
+            _count(self._dns_claims, old_dns, new_dns)
+            self._dns_only = None
+        elif self._dns_claims and old_routes.keys() != new_routes.keys():
+            self._dns_only = None  # a name may have gained or lost a route that hides its DNS-only record
+        old_fps = old.fingerprints if old else frozenset()
+        new_fps = new.fingerprints if new else frozenset()
+        if old_fps != new_fps:
+            _count(self._fingerprint_zones, old_fps, new_fps)
+            self._fingerprints = None
         if (old and old.edge_certs) or (new and new.edge_certs):
             self._edge_certs = None  # re-sorted at the next snapshot
         self._waf.pop(zone_id, None)
         if new is not None and new.waf:
             self._waf[zone_id] = new.waf
+        old_expiry = old.next_expiry if old else None
+        new_expiry = new.next_expiry if new else None
+        if old_expiry != new_expiry and self._next_expiry_known:
+            if old_expiry is not None and old_expiry == self._next_expiry:
+                self._next_expiry_known = False
+            elif new_expiry is not None and (self._next_expiry is None or new_expiry < self._next_expiry):
+                self._next_expiry = new_expiry
 
     def _settle(self, name: str) -> None:
-        claimants = self._claims.get(name)
+        """Give a name several zones claimed to the one whose record is the oldest (or drop it)."""
+        zones = self._zones
+        claimants = [z for z in self._contested.pop(name, ()) if z in zones and name in zones[z].routes]
         if not claimants:
-            self._claims.pop(name, None)
             self._routes.pop(name, None)
             return
-        first = min(claimants, key=lambda z: self._zones[z].routes[name][0])
-        self._routes[name] = self._zones[first].routes[name][1]
+        first = min(claimants, key=lambda z: (zones[z].created.get(name, ""), z))
+        self._routes[name] = zones[first].routes[name]
+        if len(claimants) > 1:
+            self._contested[name] = set(claimants)
 
     def snapshot(self, generation: int) -> Snapshot:
         if self._edge_certs is None:
@@ -150,22 +197,42 @@ class SnapshotAssembly:
             )
             self._edge_certs = tuple(cert for _, _, cert in ordered)
         routes = self._routes
+        if self._dns_only is None:
+            self._dns_only = frozenset(name for name in self._dns_claims if name not in routes)
+        if self._fingerprints is None:
+            self._fingerprints = frozenset(self._fingerprint_zones)
         return Snapshot(
             generation=generation,
             routes=routes,
             pki=self.pki,
-            dns_only=frozenset(name for name in self._dns_claims if name not in routes),
+            dns_only=self._dns_only,
             edge_certs=self._edge_certs,
             waf=MappingProxyType(dict(self._waf)),
+            known_fingerprints=self._fingerprints,
         )
 
     def next_expiry(self) -> datetime | None:
         """The earliest instant at which some route's client certificate choice changes."""
-        instants = [p.next_expiry for p in self._zones.values() if p.next_expiry is not None]
-        if self.pki_expiry is not None:
-            instants.append(self.pki_expiry)
+        if not self._next_expiry_known:
+            self._next_expiry = min((p.next_expiry for p in self._zones.values() if p.next_expiry), default=None)
+            self._next_expiry_known = True
+        instants = [t for t in (self._next_expiry, self.pki_expiry) if t is not None]
         return min(instants, default=None)
 
     def zones_expiring(self, now: datetime) -> set[str]:
         """Zones with a client certificate expired at or before ``now`` since they were compiled."""
+        first = self.next_expiry()
+        if first is None or first > now:
+            return set()
         return {z for z, p in self._zones.items() if p.next_expiry is not None and p.next_expiry <= now}
+
+
+def _count(counts: dict[str, int], removed: Iterable[str], added: Iterable[str]) -> None:
+    for key in removed:
+        left = counts.get(key, 0) - 1
+        if left > 0:
+            counts[key] = left
+        else:
+            counts.pop(key, None)
+    for key in added:
+        counts[key] = counts.get(key, 0) + 1

@@ -9,10 +9,10 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, InitVar, dataclass, field, fields
 from datetime import datetime
 from types import MappingProxyType
-from typing import Literal
+from typing import Final, Literal
 
 from originlock.waf import CompiledRuleset, Phase
 
@@ -86,6 +86,43 @@ class Route:
     #: hostname carries (HSTS, nosniff), built and checked once at compile time (tls/hsts.py); they replace
     #: origin fields of the same names. Empty when nothing is enabled.
     security_headers: tuple[tuple[bytes, bytes], ...] = ()
+    #: Zone setting ``http2``: visitors of this hostname may negotiate HTTP/2 (ALPN ``h2``; edge/visitor_tls.py).
+    http2: bool = True
+
+    @staticmethod
+    def template(**values: object) -> dict[str, object]:
+        """Every field but the per-hostname ones (``hostname``, ``origin``, ``record_type``), for
+        :meth:`for_host`: the fields' defaults, overridden by ``values``."""
+        template = {f.name: f.default for f in fields(Route) if f.default is not MISSING}
+        template.update(values)
+        missing = {f.name for f in fields(Route)} - _PER_HOST - template.keys()
+        if missing:
+            raise TypeError(f"Route.template() lacks {sorted(missing)}")
+        return template
+
+    @classmethod
+    def for_host(cls, template: dict[str, object], hostname: str, origin: str, record_type: str) -> Route:
+        """The route of one hostname of a zone whose shared fields are ``template`` (:meth:`template`).
+
+        Equal to the one the constructor builds, without its cost when interpreted: the frozen dataclass's
+        ``__init__`` sets each field through ``object.__setattr__``, a quarter of a 100k-hostname compile.
+        Compiled by mypyc (the wheel's build), the class is native, has no ``__dict__`` to stamp, and its
+        ``__init__`` is native code: the constructor is the fast way there.
+        """
+        if _STAMPABLE:
+            route = object.__new__(cls)
+            values = template.copy()
+            values["hostname"] = hostname
+            values["origin"] = origin
+            values["record_type"] = record_type
+            object.__setattr__(route, "__dict__", values)
+            return route
+        return cls(hostname=hostname, origin=origin, record_type=record_type, **template)  # type: ignore[arg-type]
+
+
+_PER_HOST = frozenset({"hostname", "origin", "record_type"})
+#: Routes keep their fields in an instance ``__dict__`` (the interpreted source; not the compiled class).
+_STAMPABLE: Final = Route.__dictoffset__ != 0
 
 
 @dataclass(frozen=True)
@@ -150,14 +187,29 @@ class Snapshot:
     edge_certs: tuple[EdgeCert, ...] = ()
     #: Zone id -> compiled rulesets per WAF phase; zones without rules are absent (issue 6).
     waf: Mapping[str, ZonePhases] = field(default_factory=lambda: MappingProxyType({}))
+    #: The client certificates the routes present, when the builder already knows them (the assembly
+    #: keeps them per zone); else they are collected from the routes.
+    known_fingerprints: InitVar[frozenset[str] | None] = None
     #: The dict behind ``routes``: looked up once per request, and a plain dict's ``get`` is a direct call
     #: where the read-only proxy's is a generic method call.
     _routes: dict[str, Route] = field(init=False, repr=False, compare=False)
+    #: SHA-256 fingerprints of every client certificate the snapshot may present (routes and the global
+    #: leaf): at a swap the edge retires origin connections and TLS contexts of the others, and walking
+    #: 100k routes for it on the event loop stalled requests at every change.
+    client_fingerprints: frozenset[str] = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, known_fingerprints: frozenset[str] | None) -> None:
         routes = dict(self.routes)
         object.__setattr__(self, "_routes", routes)
         object.__setattr__(self, "routes", MappingProxyType(routes))
+        found = (
+            set(known_fingerprints)
+            if known_fingerprints is not None
+            else {r.client_cert.fingerprint for r in routes.values() if r.client_cert is not None}
+        )
+        if self.pki.global_client is not None:
+            found.add(self.pki.global_client.fingerprint)
+        object.__setattr__(self, "client_fingerprints", frozenset(found))
 
     def edge_cert_for(self, host: str, now: datetime) -> EdgeCert | None:
         """The uploaded certificate to serve for ``host``: highest priority among unexpired ones covering it."""

@@ -72,15 +72,19 @@ class Change:
     zones: frozenset[str] = frozenset()
     #: The change could not be scoped to zones: rebuild the whole snapshot.
     everything: bool = False
+    #: The writer's wall clock just before its commit (Unix seconds), when known: nodes report how long
+    #: after it they served the change (``originlock_snapshot_change_delay_seconds``).
+    at: float | None = field(default=None, compare=False)
 
     @property
     def touches_snapshot(self) -> bool:
         return self.everything or bool(self.zones)
 
     def payload(self) -> str:
-        body = json.dumps({"g": self.generation, "z": sorted(self.zones), "a": self.everything})
+        stamp = {} if self.at is None else {"t": round(self.at, 6)}
+        body = json.dumps({"g": self.generation, "z": sorted(self.zones), "a": self.everything, **stamp})
         if len(body) > MAX_PAYLOAD:
-            body = json.dumps({"g": self.generation, "z": [], "a": True})
+            body = json.dumps({"g": self.generation, "z": [], "a": True, **stamp})
         return body
 
 
@@ -88,8 +92,14 @@ def parse_payload(payload: str) -> Change | None:
     """The :class:`Change` in a NOTIFY payload; None for a payload this version does not understand."""
     try:
         data = json.loads(payload)
-        return Change(int(data["g"]), frozenset(str(z) for z in data["z"]), bool(data["a"]))
-    except (ValueError, KeyError, TypeError):
+        at = data.get("t")
+        return Change(
+            int(data["g"]),
+            frozenset(str(z) for z in data["z"]),
+            bool(data["a"]),
+            float(at) if isinstance(at, int | float) and not isinstance(at, bool) else None,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -108,10 +118,10 @@ class ChangeTracker:
         conn.info[_TRACKER] = tracker
         return tracker
 
-    def finish(self, generation: int) -> Change:
+    def finish(self, generation: int, at: float | None = None) -> Change:
         everything = self.everything or (self.unscoped and not self.zones)
         zones = frozenset(self.zones) if self.relevant and not everything else frozenset()
-        return Change(generation, zones, everything)
+        return Change(generation, zones, everything, at)
 
     def saw(self, conn: Connection, statement: Any, multiparams: Any, params: Any) -> None:
         if isinstance(statement, TextClause | str):

@@ -181,15 +181,35 @@ def compile_zones(
         for r in conn.execute(_zone_filter(select(assoc_table), assoc_table.c.zone_id, zone_ids)).all()
     }
     records = schema.dns_records
-    routes: dict[str, dict[str, tuple[str, Route]]] = defaultdict(dict)
+    routes: dict[str, dict[str, Route]] = defaultdict(dict)
+    created: dict[str, dict[str, str]] = defaultdict(dict)
     dns_only: dict[str, set[str]] = defaultdict(set)
     columns = (records.c.zone_id, records.c.name, records.c.content, records.c.type, records.c.proxied)
     query = select(*columns, records.c.created_on).order_by(records.c.created_on)
     global_cert = pki.global_client
-    # What a zone's settings decide is computed once per zone, and the certificate choice once per zone
-    # for all its hostnames without an association: a 100k-hostname compile spent most of its time here.
-    per_zone: dict[str, tuple[SslMode, bool, str, bool, Any, bool, bool, tuple[tuple[bytes, bytes], ...]]] = {}
-    zone_choice: dict[str, Any] = {}
+    # What a zone's settings decide, and its certificate choice for the hostnames without an association,
+    # are computed once per zone into a template its routes are stamped from (Route.for_host): a
+    # 100k-hostname compile spent most of its time deciding per hostname and constructing routes.
+    templates: dict[str, dict[str, Any]] = {}
+
+    def template(zone_id: str) -> dict[str, Any]:
+        zs = settings[zone_id]
+        ssl_mode, fips = SslMode(zs["ssl"]), zone_is_fips(zs, store.fips)
+        choice = choose(zone_id, ssl_mode, fips, None)
+        return Route.template(
+            zone_id=zone_id,
+            zone_name=zones[zone_id].name,
+            ssl_mode=ssl_mode,
+            always_use_https=zs["always_use_https"] == "on",
+            min_tls_version=zs["min_tls_version"],
+            client_cert=choice.cert,
+            client_cert_error=choice.error,
+            fips=fips,
+            websockets=zs["websockets"] == "on",
+            http2=zs["http2"] != "off",
+            tls_1_3=zs["tls_1_3"] != "off",
+            security_headers=security_header_fields(zs["security_header"]),
+        )
 
     def choose(zone_id: str, ssl_mode: SslMode, fips: bool, assoc: Any) -> Any:
         zs = settings[zone_id]
@@ -217,47 +237,15 @@ def compile_zones(
         zone_routes = routes[zone_id]
         if zone.paused or name in zone_routes:
             continue  # paused zones are not proxied; first record wins for round-robin names
-        decided = per_zone.get(zone_id)
-        if decided is None:
-            zs = settings[zone_id]
-            decided = (
-                SslMode(zs["ssl"]),
-                zs["always_use_https"] == "on",
-                zs["min_tls_version"],
-                zone_is_fips(zs, store.fips),
-                zone.name,
-                zs["websockets"] == "on",
-                zs["tls_1_3"] != "off",
-                security_header_fields(zs["security_header"]),
-            )
-            per_zone[zone_id] = decided
-        ssl_mode, https, min_tls, fips, zone_name, websockets, tls_1_3, security_headers = decided
-        assoc = associations.get((zone_id, name))
-        if assoc is None:
-            choice = zone_choice.get(zone_id)
-            if choice is None:
-                choice = zone_choice[zone_id] = choose(zone_id, ssl_mode, fips, None)
-        else:
-            choice = choose(zone_id, ssl_mode, fips, assoc)
-        zone_routes[name] = (
-            created_on,
-            Route(
-                hostname=name,
-                zone_id=zone_id,
-                zone_name=zone_name,
-                origin=content,
-                record_type=record_type,
-                ssl_mode=ssl_mode,
-                always_use_https=https,
-                min_tls_version=min_tls,
-                client_cert=choice.cert,
-                client_cert_error=choice.error,
-                fips=fips,
-                websockets=websockets,
-                tls_1_3=tls_1_3,
-                security_headers=security_headers,
-            ),
-        )
+        shared = templates.get(zone_id)
+        if shared is None:
+            shared = templates[zone_id] = template(zone_id)
+        assoc = associations.get((zone_id, name)) if associations else None
+        if assoc is not None:
+            choice = choose(zone_id, shared["ssl_mode"], shared["fips"], assoc)
+            shared = {**shared, "client_cert": choice.cert, "client_cert_error": choice.error}
+        zone_routes[name] = Route.for_host(shared, name, content, record_type)
+        created[zone_id][name] = created_on
     edge_certs = _edge_certs(conn, store, zone_ids)
     rulesets = schema.rulesets
     ruleset_rows = conn.execute(_zone_filter(select(rulesets), rulesets.c.zone_id, zone_ids)).all()
@@ -283,6 +271,7 @@ def compile_zones(
         zone_id: ZoneParts(
             zone_id=zone_id,
             routes=routes.get(zone_id, {}),
+            created=created.get(zone_id, {}),
             dns_only=frozenset(dns_only.get(zone_id, ())),
             edge_certs=tuple(edge_certs.get(zone_id, ())),
             waf=waf.get(zone_id),

@@ -267,7 +267,7 @@ class Store:
                 yield conn
                 bump = update(schema.generation).values(value=schema.generation.c.value + 1)
                 generation = conn.execute(bump.returning(schema.generation.c.value)).scalar_one()
-                change = tracker.finish(int(generation))
+                change = tracker.finish(int(generation), time.time())
                 detach(conn)
                 record(conn, change, now_iso())
                 announce(conn, change, self.channel)

@@ -211,8 +211,7 @@ SETTINGS: dict[str, SettingSpec] = {
     "origin_exposure_monitor": _enum(*ON_OFF, default="on"),
 }
 
-#: Settings the edge acts on (docs/api.md says how); every other one is stored and returned only (http2 is a
-#: later issue).
+#: Settings the edge acts on (docs/api.md says how); every other one is stored and returned only.
 ENFORCED = (
     "ssl",
     "tls_client_auth",
@@ -224,6 +223,7 @@ ENFORCED = (
     "fips",
     "origin_exposure_monitor",
     "websockets",
+    "http2",
 )
 
 

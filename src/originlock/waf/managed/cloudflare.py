@@ -224,8 +224,9 @@ def _config(text: str, skipped_rules: frozenset[str]) -> EngineConfig:
         if "score_threshold" in item:
             value = item["score_threshold"]
             if crs_id != SCORE_RULE_REF:
-                raise OverrideError("score_threshold can only be set on the score rule (949110)",
-                                    f"{base}/score_threshold")
+                raise OverrideError(
+                    "score_threshold can only be set on the score rule (949110)", f"{base}/score_threshold"
+                )
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise OverrideError("score_threshold must be a positive integer", f"{base}/score_threshold")
             threshold = value

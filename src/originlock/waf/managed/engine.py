@@ -14,6 +14,7 @@ terminating one. Pure: no I/O, no clock.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -21,7 +22,8 @@ from .compiler import CompiledRules, Macro, SecRule, SetVar
 from .operators import Rx
 from .prefilter import RxSet
 from .transaction import HttpRequest, Item, Transaction
-from .variables import Selector
+from .transforms import features as _features
+from .variables import Selector, Target, target_values
 
 __all__ = ["Engine", "EngineConfig", "Match", "Outcome"]
 
@@ -164,8 +166,9 @@ class Engine:
                 if rule.log:
                     matches.append(Match(rule.id, _score(t) - before, rule.msg, action or "log"))
                 if action is not None and action != "log":
-                    return Outcome(tuple(matches), _to_int(t.tx.get("blocking_inbound_anomaly_score", b"0")),
-                                   action, rule.id, t.tx)
+                    return Outcome(
+                        tuple(matches), _to_int(t.tx.get("blocking_inbound_anomaly_score", b"0")), action, rule.id, t.tx
+                    )
                 if rule.skip_after:
                     i = markers.get(rule.skip_after, n)
         return Outcome(tuple(matches), _to_int(t.tx.get("blocking_inbound_anomaly_score", b"0")), None, None, t.tx)
@@ -193,6 +196,27 @@ class Engine:
             return True
         key = link.transform_key
         targets = link.targets
+        if (
+            targets.positive
+            and isinstance(operator, Rx)
+            and operator.set_index >= 0
+            and not operator.negated
+            and not link.multimatch
+        ):
+            # Most rules match nothing: the RE2-set hits of every value of each target (before this rule's
+            # exclusions, shared by all rules reading that target through the same transformations) tell
+            # so without building the rule's own list of values.
+            index = operator.set_index
+            target_hits = t.target_hits
+            for target in targets.positive:
+                hits_key = (target.text, key)
+                hits = target_hits.get(hits_key, _UNKNOWN)
+                if hits is _UNKNOWN:
+                    hits = target_hits[hits_key] = self._target_hits(link, target, t)
+                if hits is None or index in hits:
+                    break
+            else:
+                return False
         pairs: list[Item] | None = None
         extra = self._removed_targets(rule, t) if t.removed_targets else None
         if targets.cacheable and not extra and not link.multimatch:
@@ -221,7 +245,7 @@ class Engine:
         rx_hits = t.rx_hits
 
         def expand(text: str) -> str:
-            return _expand(Macro.parse(text), t, rule)
+            return _expand(_macro(text), t, rule)
 
         for name, value in pairs:
             candidates: list[bytes]
@@ -275,20 +299,62 @@ class Engine:
             union |= hits
         return frozenset(union)
 
+    def _target_hits(self, link: SecRule, target: Target, t: Transaction) -> frozenset[int] | None:
+        """A superset of the RE2-set hits of ``target``'s values under ``link``'s transformations: the hits
+        of every raw value (shared by all chains), plus those of the values the chain changes."""
+        raw = t.target_hits.get((target.text, ""), _UNKNOWN)
+        if raw is _UNKNOWN:
+            raw = t.target_hits[(target.text, "")] = self._hits_of(target_values(t, target), t)
+        key = link.transform_key
+        if not key or raw is None:
+            return raw
+        triggers = link.transform_triggers
+        changed = _changed(target_values(t, target), triggers, t)
+        if not changed:
+            return raw
+        cache = t.cache
+        steps = t.steps
+        out: list[bytes] = []
+        for value in changed:
+            result = cache.get((value, key))
+            if result is None:
+                result = cache[(value, key)] = _chain(link, value, steps)
+            out.append(result)
+        hits = self._hits_of(out, t)
+        return None if hits is None else raw | hits
+
+    def _hits_of(self, values: list[bytes], t: Transaction) -> frozenset[int] | None:
+        union: set[int] = set()
+        rx_hits = t.rx_hits
+        for value in set(values):
+            hits = rx_hits.get(value, _UNKNOWN)
+            if hits is _UNKNOWN:
+                hits = rx_hits[value] = self.rx_set.match(value)
+            if hits is None:
+                return None
+            union |= hits
+        return frozenset(union)
+
     @staticmethod
     def _transformed(link: SecRule, items: list[Item], t: Transaction) -> list[Item]:
         key = link.transform_key
         if not key:
             return items
         cache = t.cache
+        steps = t.steps
+        features = t.features
+        triggers = link.transform_triggers
         out: list[Item] = []
         for name, value in items:
+            found = features.get(value)
+            if found is None:
+                found = features[value] = _features(value)
+            if not found & triggers:
+                out.append((name, value))
+                continue
             cached = cache.get((value, key))
             if cached is None:
-                cached = value
-                for transform in link.transforms:
-                    cached = transform(cached)
-                cache[(value, key)] = cached
+                cached = cache[(value, key)] = _chain(link, value, steps)
             out.append((name, cached))
         return out
 
@@ -338,6 +404,36 @@ class Engine:
 
 
 _UNKNOWN: frozenset[int] = frozenset({-1})
+
+
+def _changed(values: list[bytes], triggers: int, t: Transaction) -> list[bytes]:
+    """The distinct values that a chain with these triggers may change."""
+    features = t.features
+    out: list[bytes] = []
+    for value in values:
+        found = features.get(value)
+        if found is None:
+            found = features[value] = _features(value)
+        if found & triggers:
+            out.append(value)
+    return out
+
+
+def _chain(link: SecRule, value: bytes, steps: dict[tuple[bytes, str], bytes]) -> bytes:
+    """``value`` through ``link``'s transformations, each step looked up first: chains that share a step on
+    the same input (``t:urlDecodeUni`` opens most CRS chains) compute it once per request."""
+    for name, transform in zip(link.transform_names, link.transforms, strict=True):
+        step = (value, name)
+        result = steps.get(step)
+        if result is None:
+            result = steps[step] = transform(value)
+        value = result
+    return value
+
+
+@functools.lru_cache(maxsize=256)
+def _macro(text: str) -> Macro:
+    return Macro.parse(text)
 
 
 def _no_expand(text: str) -> str:

@@ -59,9 +59,10 @@ def check_managed_rule(action: Action, params: Mapping[str, Any]) -> None:
         if rulesets is not None and (not isinstance(rulesets, list) or not all(isinstance(r, str) for r in rulesets)):
             raise OverrideError("rulesets must be a list of ruleset ids", "/rulesets")
         rules = params.get("rules")
-        if rules is not None and (not isinstance(rules, dict) or not all(
-            isinstance(v, list) and all(isinstance(i, str) for i in v) for v in rules.values()
-        )):
+        if rules is not None and (
+            not isinstance(rules, dict)
+            or not all(isinstance(v, list) and all(isinstance(i, str) for i in v) for v in rules.values())
+        ):
             raise OverrideError("rules must map ruleset ids to lists of rule ids", "/rules")
 
 

@@ -14,7 +14,7 @@ import hashlib
 import re
 from collections.abc import Callable
 
-__all__ = ["TRANSFORMS", "Transform"]
+__all__ = ["ALWAYS", "TRANSFORMS", "TRIGGERS", "Transform", "features"]
 
 Transform = Callable[[bytes], bytes]
 
@@ -309,3 +309,78 @@ TRANSFORMS: dict[str, Transform] = {
     "uppercase": bytes.upper,
 }
 """Name (lower case, as in ``t:urlDecodeUni``) -> function. ``none`` is handled by the compiler."""
+
+
+# What can make a transformation change a value: one bit per kind of octet. A value whose features miss
+# every bit of a chain comes out of it unchanged (each step is then the identity on the same input), which
+# is what most values of benign traffic do; the engine skips the chain for them.
+PERCENT = 1
+AMPERSAND = 2
+BACKSLASH = 4
+UPPER = 8
+LOWER = 16
+NON_ASCII = 32
+NUL = 64
+SPACE = 128
+SLASH = 256
+COMMENT = 512
+SHELL = 1024
+ALWAYS = 2048
+
+_UPPER = bytes(range(0x41, 0x5B))
+_LOWER = bytes(range(0x61, 0x7B))
+_SPACE_OCTETS = _WS + b"\xa0"
+_SHELL = b",;\\\"'^"
+
+
+def features(data: bytes) -> int:
+    """The trigger bits present in ``data`` (``ALWAYS`` included)."""
+    found = ALWAYS
+    if b"%" in data or b"+" in data:
+        found |= PERCENT
+    if b"&" in data:
+        found |= AMPERSAND
+    if b"\\" in data:
+        found |= BACKSLASH
+    if len(data.translate(None, _UPPER)) != len(data):
+        found |= UPPER
+    if len(data.translate(None, _LOWER)) != len(data):
+        found |= LOWER
+    if not data.isascii():
+        found |= NON_ASCII
+    if b"\x00" in data:
+        found |= NUL
+    if len(data.translate(None, _SPACE_OCTETS)) != len(data):
+        found |= SPACE
+    if b"/" in data:
+        found |= SLASH
+    if b"/*" in data or b"*/" in data or b"--" in data or b"#" in data:
+        found |= COMMENT
+    if len(data.translate(None, _SHELL)) != len(data):
+        found |= SHELL
+    return found
+
+
+TRIGGERS: dict[str, int] = {
+    "lowercase": UPPER,
+    "uppercase": LOWER,
+    "urldecodeuni": PERCENT,
+    "urldecode": PERCENT,
+    "jsdecode": BACKSLASH,
+    "htmlentitydecode": AMPERSAND,
+    "utf8tounicode": NON_ASCII,
+    "removenulls": NUL,
+    "cssdecode": BACKSLASH,
+    "cmdline": UPPER | SPACE | SHELL,
+    "removewhitespace": SPACE,
+    "compresswhitespace": SPACE,
+    "replacecomments": COMMENT,
+    "removecommentschar": COMMENT,
+    "normalizepath": SLASH,
+    "normalisepath": SLASH,
+    "normalizepathwin": SLASH | BACKSLASH,
+    "normalisepathwin": SLASH | BACKSLASH,
+    "escapeseqdecode": BACKSLASH,
+    "trim": SPACE,
+}
+"""Per transformation: the features without which it returns its input unchanged (absent: ``ALWAYS``)."""

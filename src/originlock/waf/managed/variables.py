@@ -14,7 +14,7 @@ import re2
 
 from .transaction import KEYED_COLLECTIONS, SCALAR_VARIABLES, Item, Transaction
 
-__all__ = ["Selector", "Target", "TargetError", "Targets", "parse_targets"]
+__all__ = ["Selector", "Target", "TargetError", "Targets", "parse_targets", "target_values"]
 
 
 class TargetError(ValueError):
@@ -61,6 +61,20 @@ class Target:
     collection: str
     selector: Selector | None = None
     count: bool = False
+
+    @property
+    def text(self) -> str:
+        return self.collection + (":" + self.selector.text if self.selector is not None else "")
+
+
+def target_values(t: Transaction, target: Target) -> list[bytes]:
+    """The values of one positive target before any exclusion (cached per request): a superset of what
+    a rule reading it inspects, whatever its exclusions and the ``ctl`` removals of the request."""
+    key = target.text
+    values = t.target_values.get(key)
+    if values is None:
+        values = t.target_values[key] = [value for _, value in _items(t, target, [])]
+    return values
 
 
 def _items(t: Transaction, target: Target, excluded: list[Selector]) -> list[Item]:
@@ -109,7 +123,7 @@ def _items(t: Transaction, target: Target, excluded: list[Selector]) -> list[Ite
 class Targets:
     """The compiled target list of one rule."""
 
-    __slots__ = ("cacheable", "excluded", "key", "targets")
+    __slots__ = ("cacheable", "excluded", "key", "positive", "targets")
 
     def __init__(self, targets: list[Target], excluded: dict[str, list[Selector]], key: str = "") -> None:
         self.targets = targets
@@ -117,6 +131,11 @@ class Targets:
         self.key = key
         """The target text: rules with equal text read the same items (cached per request)."""
         self.cacheable = bool(key) and not any(t.collection in _VOLATILE for t in targets)
+        self.positive: tuple[Target, ...] = ()
+        """The targets, when their values can be read without exclusions for a prefilter (none counted
+        or volatile); empty otherwise."""
+        if self.cacheable and targets and not any(t.count for t in targets):
+            self.positive = tuple(targets)
 
     def exclude(self, collection: str, selector: Selector, text: str) -> None:
         self.excluded.setdefault(collection, []).append(selector)

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .compiler import CompiledRules, Macro, SecRule, SetVar
-from .operators import Rx
+from .operators import Operator, Rx
 from .prefilter import RxSet
 from .transaction import HttpRequest, Item, Transaction
 from .transforms import features as _features
@@ -196,26 +196,11 @@ class Engine:
             return True
         key = link.transform_key
         targets = link.targets
-        if (
-            targets.positive
-            and isinstance(operator, Rx)
-            and operator.set_index >= 0
-            and not operator.negated
-            and not link.multimatch
-        ):
-            # Most rules match nothing: the RE2-set hits of every value of each target (before this rule's
-            # exclusions, shared by all rules reading that target through the same transformations) tell
-            # so without building the rule's own list of values.
-            index = operator.set_index
-            target_hits = t.target_hits
-            for target in targets.positive:
-                hits_key = (target.text, key)
-                hits = target_hits.get(hits_key, _UNKNOWN)
-                if hits is _UNKNOWN:
-                    hits = target_hits[hits_key] = self._target_hits(link, target, t)
-                if hits is None or index in hits:
-                    break
-            else:
+        if targets.positive and not operator.negated and not operator.dynamic:
+            # Most rules match nothing. Whether any value of the rule's targets could match is answered
+            # from the targets' values before this rule's exclusions (a superset), transformed once per
+            # request for all the rules sharing a target and a chain: for @rx by the RE2 set's hits.
+            if not self._may_match(link, operator, t):
                 return False
         pairs: list[Item] | None = None
         extra = self._removed_targets(rule, t) if t.removed_targets else None
@@ -250,12 +235,7 @@ class Engine:
         for name, value in pairs:
             candidates: list[bytes]
             if link.multimatch:
-                candidates = [value]
-                current = value
-                for transform in link.transforms:
-                    current = transform(current)
-                    if current != candidates[-1]:
-                        candidates.append(current)
+                candidates = _steps(link, value, t.steps)
             else:
                 candidates = [value]
             for candidate in candidates:
@@ -299,29 +279,72 @@ class Engine:
             union |= hits
         return frozenset(union)
 
+    def _may_match(self, link: SecRule, operator: Operator, t: Transaction) -> bool:
+        assert link.targets is not None
+        index = operator.set_index if isinstance(operator, Rx) else -1
+        for target in link.targets.positive:
+            if index >= 0:
+                hits_key = (target.text, link.transform_key, link.multimatch)
+                hits = t.target_hits.get(hits_key, _UNKNOWN)
+                if hits is _UNKNOWN:
+                    hits = t.target_hits[hits_key] = self._target_hits(link, target, t)
+                if hits is None or index in hits:
+                    return True
+                continue
+            for value in self._candidates(link, target, t, with_unchanged=True):
+                if operator.test(value, _no_expand) is not None:
+                    return True
+        return False
+
     def _target_hits(self, link: SecRule, target: Target, t: Transaction) -> frozenset[int] | None:
         """A superset of the RE2-set hits of ``target``'s values under ``link``'s transformations: the hits
         of every raw value (shared by all chains), plus those of the values the chain changes."""
-        raw = t.target_hits.get((target.text, ""), _UNKNOWN)
+        raw = t.target_hits.get((target.text, "", False), _UNKNOWN)
         if raw is _UNKNOWN:
-            raw = t.target_hits[(target.text, "")] = self._hits_of(target_values(t, target), t)
-        key = link.transform_key
-        if not key or raw is None:
+            raw = t.target_hits[(target.text, "", False)] = self._hits_of(target_values(t, target), t)
+        if not link.transform_key or raw is None:
             return raw
-        triggers = link.transform_triggers
-        changed = _changed(target_values(t, target), triggers, t)
+        changed = self._candidates(link, target, t, with_unchanged=False)
         if not changed:
             return raw
-        cache = t.cache
-        steps = t.steps
-        out: list[bytes] = []
-        for value in changed:
-            result = cache.get((value, key))
-            if result is None:
-                result = cache[(value, key)] = _chain(link, value, steps)
-            out.append(result)
-        hits = self._hits_of(out, t)
+        hits = self._hits_of(changed, t)
         return None if hits is None else raw | hits
+
+    @staticmethod
+    def _candidates(link: SecRule, target: Target, t: Transaction, *, with_unchanged: bool) -> list[bytes]:
+        """The distinct values ``link``'s operator may see from ``target``: the transformed values (every
+        intermediate one for ``multiMatch``), and with ``with_unchanged`` the values the chain leaves as
+        they are (which @rx already has the hits of)."""
+        key = (target.text, link.transform_key, link.multimatch, with_unchanged)
+        found = t.candidates.get(key)
+        if found is not None:
+            return found
+        values = list(dict.fromkeys(target_values(t, target)))
+        if not link.transform_key:
+            found = values
+        else:
+            triggers = link.transform_triggers
+            features = t.features
+            out: dict[bytes, None] = {}
+            for value in values:
+                bits = features.get(value)
+                if bits is None:
+                    bits = features[value] = _features(value)
+                if not bits & triggers:
+                    if with_unchanged:
+                        out[value] = None
+                    continue
+                if link.multimatch:
+                    for step in _steps(link, value, t.steps):
+                        out[step] = None
+                else:
+                    result = t.cache.get((value, link.transform_key))
+                    if result is None:
+                        result = t.cache[(value, link.transform_key)] = _chain(link, value, t.steps)
+                    out[result] = None
+            found = list(out)
+        t.candidates[key] = found
+        return found
 
     def _hits_of(self, values: list[bytes], t: Transaction) -> frozenset[int] | None:
         union: set[int] = set()
@@ -406,19 +429,6 @@ class Engine:
 _UNKNOWN: frozenset[int] = frozenset({-1})
 
 
-def _changed(values: list[bytes], triggers: int, t: Transaction) -> list[bytes]:
-    """The distinct values that a chain with these triggers may change."""
-    features = t.features
-    out: list[bytes] = []
-    for value in values:
-        found = features.get(value)
-        if found is None:
-            found = features[value] = _features(value)
-        if found & triggers:
-            out.append(value)
-    return out
-
-
 def _chain(link: SecRule, value: bytes, steps: dict[tuple[bytes, str], bytes]) -> bytes:
     """``value`` through ``link``'s transformations, each step looked up first: chains that share a step on
     the same input (``t:urlDecodeUni`` opens most CRS chains) compute it once per request."""
@@ -429,6 +439,20 @@ def _chain(link: SecRule, value: bytes, steps: dict[tuple[bytes, str], bytes]) -
             result = steps[step] = transform(value)
         value = result
     return value
+
+
+def _steps(link: SecRule, value: bytes, steps: dict[tuple[bytes, str], bytes]) -> list[bytes]:
+    """``value`` and each different value the chain makes of it (what ``multiMatch`` tests)."""
+    out = [value]
+    for name, transform in zip(link.transform_names, link.transforms, strict=True):
+        step = (value, name)
+        result = steps.get(step)
+        if result is None:
+            result = steps[step] = transform(value)
+        value = result
+        if value != out[-1]:
+            out.append(value)
+    return out
 
 
 @functools.lru_cache(maxsize=256)

@@ -61,8 +61,10 @@ class Transaction:
         """Per (target text, transformation chain): the union of its values' RE2-set hits."""
         self.target_values: dict[str, list[bytes]] = {}
         """Per target text (``ARGS``, ``REQUEST_HEADERS:User-Agent``): its values, before exclusions."""
-        self.target_hits: dict[tuple[str, str], frozenset[int] | None] = {}
-        """Per (target text, transformation chain): the union of the RE2-set hits of its values."""
+        self.target_hits: dict[tuple[str, str, bool], frozenset[int] | None] = {}
+        """Per (target text, transformation chain, multiMatch): a superset of its values' RE2-set hits."""
+        self.candidates: dict[tuple[str, str, bool, bool], list[bytes]] = {}
+        """Per (target text, chain, multiMatch, with unchanged values): the distinct values an operator sees."""
         self.features: dict[bytes, int] = {}
         """Per distinct value: ``transforms.features`` (which transformations can change it)."""
         self.steps: dict[tuple[bytes, str], bytes] = {}
@@ -108,6 +110,7 @@ class Transaction:
         self.group_hits.clear()
         self.target_values.clear()
         self.target_hits.clear()
+        self.candidates.clear()
 
     def _body(self) -> None:
         if self._body_done:

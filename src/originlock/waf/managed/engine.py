@@ -196,12 +196,12 @@ class Engine:
             return True
         key = link.transform_key
         targets = link.targets
-        if targets.positive and not operator.negated and not operator.dynamic:
-            # Most rules match nothing. Whether any value of the rule's targets could match is answered
-            # from the targets' values before this rule's exclusions (a superset), transformed once per
-            # request for all the rules sharing a target and a chain: for @rx by the RE2 set's hits.
-            if not self._may_match(link, operator, t):
-                return False
+        # Most rules match nothing. Whether any value of the rule's targets could match is answered from
+        # the targets' values before this rule's exclusions (a superset), transformed once per request for
+        # all the rules sharing a target and a chain: for @rx by the RE2 set's hits.
+        prefilter = targets.positive and not operator.negated and not operator.dynamic
+        if prefilter and not self._may_match(link, operator, t):
+            return False
         pairs: list[Item] | None = None
         extra = self._removed_targets(rule, t) if t.removed_targets else None
         if targets.cacheable and not extra and not link.multimatch:
@@ -233,11 +233,7 @@ class Engine:
             return _expand(_macro(text), t, rule)
 
         for name, value in pairs:
-            candidates: list[bytes]
-            if link.multimatch:
-                candidates = _steps(link, value, t.steps)
-            else:
-                candidates = [value]
+            candidates = _steps(link, value, t.steps) if link.multimatch else [value]
             for candidate in candidates:
                 if set_index >= 0:
                     hits = rx_hits.get(candidate, _UNKNOWN)

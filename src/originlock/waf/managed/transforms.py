@@ -35,45 +35,36 @@ def _is_hex(data: bytes, start: int, count: int) -> bool:
     return all(c in _HEX for c in data[start:end])
 
 
+_URL_ESCAPE_UNI = re.compile(rb"%(?:[uU]([0-9a-fA-F]{4})|([0-9a-fA-F]{2}))")
+_URL_ESCAPE = re.compile(rb"%([0-9a-fA-F]{2})")
+_HEX_OCTETS = {b"%02x" % i: bytes((i,)) for i in range(256)} | {b"%02X" % i: bytes((i,)) for i in range(256)}
+
+
+def _uni_escape(match: re.Match[bytes]) -> bytes:
+    code = match.group(1)
+    if code is not None:
+        return bytes((_unicode_byte(int(code, 16)),))
+    hexa = match.group(2)
+    return _HEX_OCTETS.get(hexa) or bytes((int(hexa, 16),))
+
+
+def _escape(match: re.Match[bytes]) -> bytes:
+    hexa = match.group(1)
+    return _HEX_OCTETS.get(hexa) or bytes((int(hexa, 16),))
+
+
+# One pass over the escapes (an escape's result is never read again: ``%2541`` is ``%41``); ``+`` is never
+# part of an escape, so it becomes a space first. Invalid escapes stay as they are.
 def url_decode_uni(data: bytes) -> bytes:
-    if b"%" not in data and b"+" not in data:
-        return data
-    out = bytearray()
-    i, n = 0, len(data)
-    while i < n:
-        c = data[i]
-        if c == 0x25:  # %
-            if i + 1 < n and data[i + 1] in b"uU" and _is_hex(data, i + 2, 4):
-                out.append(_unicode_byte(int(data[i + 2 : i + 6], 16)))
-                i += 6
-                continue
-            if _is_hex(data, i + 1, 2):
-                out.append(int(data[i + 1 : i + 3], 16))
-                i += 3
-                continue
-            out.append(c)
-        elif c == 0x2B:  # +
-            out.append(0x20)
-        else:
-            out.append(c)
-        i += 1
-    return bytes(out)
+    if b"%" not in data:
+        return data.replace(b"+", b" ") if b"+" in data else data
+    return _URL_ESCAPE_UNI.sub(_uni_escape, data.replace(b"+", b" "))
 
 
 def url_decode(data: bytes) -> bytes:
-    if b"%" not in data and b"+" not in data:
-        return data
-    out = bytearray()
-    i, n = 0, len(data)
-    while i < n:
-        c = data[i]
-        if c == 0x25 and _is_hex(data, i + 1, 2):
-            out.append(int(data[i + 1 : i + 3], 16))
-            i += 3
-            continue
-        out.append(0x20 if c == 0x2B else c)
-        i += 1
-    return bytes(out)
+    if b"%" not in data:
+        return data.replace(b"+", b" ") if b"+" in data else data
+    return _URL_ESCAPE.sub(_escape, data.replace(b"+", b" "))
 
 
 _C_ESCAPES = {ord("a"): 7, ord("b"): 8, ord("f"): 12, ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("v"): 11}

@@ -61,6 +61,10 @@ class SecRule:
     transform_key: str = ""
     transform_names: tuple[str, ...] = ()
     transform_triggers: int = 0
+    rx_index: int = -1
+    rx_keys: tuple[tuple[str, str, bool], ...] = ()
+    """For a rule whose first link is a static @rx (set by the engine): its place in the RE2 set and the
+    per-request keys of its targets' hits, so that a rule no value can match costs a few lookups."""
     """The features of a value (``transforms.features``) without which the chain leaves it unchanged."""
     chain: SecRule | None = None
     setvars: tuple[SetVar, ...] = ()

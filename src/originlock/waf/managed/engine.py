@@ -23,7 +23,7 @@ from .operators import Operator, Rx
 from .prefilter import RxSet
 from .transaction import HttpRequest, Item, Transaction
 from .transforms import features as _features
-from .variables import Selector, Target, target_values
+from .variables import Selector, Target, target_features, target_values
 
 __all__ = ["Engine", "EngineConfig", "Match", "Outcome"]
 
@@ -132,6 +132,11 @@ class Engine:
             link.operator for rule in rules.rules() for link in rule.links() if isinstance(link.operator, Rx)
         )
         self._seeds: dict[EngineConfig, dict[str, bytes]] = {}
+        for rule in rules.rules():
+            operator, targets = rule.operator, rule.targets
+            if isinstance(operator, Rx) and operator.set_index >= 0 and not operator.negated and targets:
+                rule.rx_index = operator.set_index
+                rule.rx_keys = tuple((target.text, rule.transform_key, rule.multimatch) for target in targets.positive)
 
     def evaluate(self, request: HttpRequest, config: EngineConfig, *, phases: tuple[int, ...] = (1, 2)) -> Outcome:
         seed = self._seeds.get(config)
@@ -144,6 +149,7 @@ class Engine:
         """Run ``phases`` on an existing transaction (phase 1 at the headers, 2 once the body is read)."""
         matches: list[Match] = []
         actions = dict(config.actions)
+        target_hits = t.target_hits
         for phase in phases:
             steps = self.rules.phases.get(phase, [])
             markers = self.rules.markers.get(phase, {})
@@ -157,6 +163,15 @@ class Engine:
                     continue
                 if t.removed_tags and not t.removed_tags.isdisjoint(rule.tags):
                     continue
+                if rule.rx_keys:
+                    # The RE2-set prefilter of _link_matches, inline for the usual case (its hits known).
+                    index = rule.rx_index
+                    for hits_key in rule.rx_keys:
+                        hits = target_hits.get(hits_key, _UNKNOWN)
+                        if hits is _UNKNOWN or hits is None or index in hits:
+                            break
+                    else:
+                        continue
                 before = self._matches(rule, t)
                 if before < 0:
                     continue
@@ -298,7 +313,7 @@ class Engine:
         raw = t.target_hits.get((target.text, "", False), _UNKNOWN)
         if raw is _UNKNOWN:
             raw = t.target_hits[(target.text, "", False)] = self._hits_of(target_values(t, target), t)
-        if not link.transform_key or raw is None:
+        if not link.transform_key or raw is None or not target_features(t, target) & link.transform_triggers:
             return raw
         changed = self._candidates(link, target, t, with_unchanged=False)
         if not changed:

@@ -65,6 +65,8 @@ class Transaction:
         """Per (target text, transformation chain, multiMatch): a superset of its values' RE2-set hits."""
         self.candidates: dict[tuple[str, str, bool, bool], list[bytes]] = {}
         """Per (target text, chain, multiMatch, with unchanged values): the distinct values an operator sees."""
+        self.target_features: dict[str, int] = {}
+        """Per target text: the union of its values' features."""
         self.features: dict[bytes, int] = {}
         """Per distinct value: ``transforms.features`` (which transformations can change it)."""
         self.steps: dict[tuple[bytes, str], bytes] = {}
@@ -109,6 +111,7 @@ class Transaction:
         self.transformed.clear()
         self.group_hits.clear()
         self.target_values.clear()
+        self.target_features.clear()
         self.target_hits.clear()
         self.candidates.clear()
 

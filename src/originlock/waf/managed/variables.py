@@ -8,13 +8,14 @@ collection, as in ModSecurity), or the count of values for ``&``. Key selectors 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import re2
 
 from .transaction import KEYED_COLLECTIONS, SCALAR_VARIABLES, Item, Transaction
+from .transforms import features as _features
 
-__all__ = ["Selector", "Target", "TargetError", "Targets", "parse_targets", "target_values"]
+__all__ = ["Selector", "Target", "TargetError", "Targets", "parse_targets", "target_features", "target_values"]
 
 
 class TargetError(ValueError):
@@ -61,10 +62,11 @@ class Target:
     collection: str
     selector: Selector | None = None
     count: bool = False
+    text: str = field(init=False, default="")
+    """``COLLECTION`` or ``COLLECTION:selector``: names what the target reads (per-request caches)."""
 
-    @property
-    def text(self) -> str:
-        return self.collection + (":" + self.selector.text if self.selector is not None else "")
+    def __post_init__(self) -> None:
+        self.text = self.collection + (":" + self.selector.text if self.selector is not None else "")
 
 
 def target_values(t: Transaction, target: Target) -> list[bytes]:
@@ -75,6 +77,22 @@ def target_values(t: Transaction, target: Target) -> list[bytes]:
     if values is None:
         values = t.target_values[key] = [value for _, value in _items(t, target, [])]
     return values
+
+
+def target_features(t: Transaction, target: Target) -> int:
+    """The union of ``transforms.features`` of the target's values (cached per request)."""
+    key = target.text
+    found = t.target_features.get(key)
+    if found is None:
+        found = 0
+        features = t.features
+        for value in target_values(t, target):
+            bits = features.get(value)
+            if bits is None:
+                bits = features[value] = _features(value)
+            found |= bits
+        t.target_features[key] = found
+    return found
 
 
 def _items(t: Transaction, target: Target, excluded: list[Selector]) -> list[Item]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .operators import Operator, compile_operator
 from .seclang import Directive, SecLangError, parse_actions
-from .transforms import TRANSFORMS, Transform
+from .transforms import ALWAYS, TRANSFORMS, TRIGGERS, Transform
 from .variables import Targets, parse_targets
 
 __all__ = ["CompiledRules", "Macro", "SecRule", "SetVar", "compile_rules"]
@@ -59,6 +59,13 @@ class SecRule:
     operator: Operator | None
     transforms: tuple[Transform, ...] = ()
     transform_key: str = ""
+    transform_names: tuple[str, ...] = ()
+    transform_triggers: int = 0
+    rx_index: int = -1
+    rx_keys: tuple[tuple[str, str, bool], ...] = ()
+    """For a rule whose first link is a static @rx (set by the engine): its place in the RE2 set and the
+    per-request keys of its targets' hits, so that a rule no value can match costs a few lookups."""
+    """The features of a value (``transforms.features``) without which the chain leaves it unchanged."""
     chain: SecRule | None = None
     setvars: tuple[SetVar, ...] = ()
     setvars_per_match: bool = False
@@ -185,6 +192,9 @@ def _build(directive: Directive, data_dir: Path) -> SecRule:
             rule.severity = value
     rule.transforms = tuple(transforms)
     rule.transform_key = ",".join(names)
+    rule.transform_names = tuple(names)
+    for transform_name in names:
+        rule.transform_triggers |= TRIGGERS.get(transform_name, ALWAYS)
     rule.setvars = tuple(setvars)
     rule.setvars_per_match = any(not setvar.name.constant for setvar in setvars)
     rule.ctls = tuple(ctls)

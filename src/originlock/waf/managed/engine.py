@@ -14,14 +14,16 @@ terminating one. Pure: no I/O, no clock.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .compiler import CompiledRules, Macro, SecRule, SetVar
-from .operators import Rx
+from .operators import Operator, Rx
 from .prefilter import RxSet
 from .transaction import HttpRequest, Item, Transaction
-from .variables import Selector
+from .transforms import features as _features
+from .variables import Selector, Target, target_features, target_values
 
 __all__ = ["Engine", "EngineConfig", "Match", "Outcome"]
 
@@ -130,6 +132,11 @@ class Engine:
             link.operator for rule in rules.rules() for link in rule.links() if isinstance(link.operator, Rx)
         )
         self._seeds: dict[EngineConfig, dict[str, bytes]] = {}
+        for rule in rules.rules():
+            operator, targets = rule.operator, rule.targets
+            if isinstance(operator, Rx) and operator.set_index >= 0 and not operator.negated and targets:
+                rule.rx_index = operator.set_index
+                rule.rx_keys = tuple((target.text, rule.transform_key, rule.multimatch) for target in targets.positive)
 
     def evaluate(self, request: HttpRequest, config: EngineConfig, *, phases: tuple[int, ...] = (1, 2)) -> Outcome:
         seed = self._seeds.get(config)
@@ -142,6 +149,7 @@ class Engine:
         """Run ``phases`` on an existing transaction (phase 1 at the headers, 2 once the body is read)."""
         matches: list[Match] = []
         actions = dict(config.actions)
+        target_hits = t.target_hits
         for phase in phases:
             steps = self.rules.phases.get(phase, [])
             markers = self.rules.markers.get(phase, {})
@@ -155,6 +163,15 @@ class Engine:
                     continue
                 if t.removed_tags and not t.removed_tags.isdisjoint(rule.tags):
                     continue
+                if rule.rx_keys:
+                    # The RE2-set prefilter of _link_matches, inline for the usual case (its hits known).
+                    index = rule.rx_index
+                    for hits_key in rule.rx_keys:
+                        hits = target_hits.get(hits_key, _UNKNOWN)
+                        if hits is _UNKNOWN or hits is None or index in hits:
+                            break
+                    else:
+                        continue
                 before = self._matches(rule, t)
                 if before < 0:
                     continue
@@ -194,6 +211,12 @@ class Engine:
             return True
         key = link.transform_key
         targets = link.targets
+        # Most rules match nothing. Whether any value of the rule's targets could match is answered from
+        # the targets' values before this rule's exclusions (a superset), transformed once per request for
+        # all the rules sharing a target and a chain: for @rx by the RE2 set's hits.
+        prefilter = targets.positive and not operator.negated and not operator.dynamic
+        if prefilter and not self._may_match(link, operator, t):
+            return False
         pairs: list[Item] | None = None
         extra = self._removed_targets(rule, t) if t.removed_targets else None
         if targets.cacheable and not extra and not link.multimatch:
@@ -222,19 +245,10 @@ class Engine:
         rx_hits = t.rx_hits
 
         def expand(text: str) -> str:
-            return _expand(Macro.parse(text), t, rule)
+            return _expand(_macro(text), t, rule)
 
         for name, value in pairs:
-            candidates: list[bytes]
-            if link.multimatch:
-                candidates = [value]
-                current = value
-                for transform in link.transforms:
-                    current = transform(current)
-                    if current != candidates[-1]:
-                        candidates.append(current)
-            else:
-                candidates = [value]
+            candidates = _steps(link, value, t.steps) if link.multimatch else [value]
             for candidate in candidates:
                 if set_index >= 0:
                     hits = rx_hits.get(candidate, _UNKNOWN)
@@ -276,20 +290,105 @@ class Engine:
             union |= hits
         return frozenset(union)
 
+    def _may_match(self, link: SecRule, operator: Operator, t: Transaction) -> bool:
+        assert link.targets is not None
+        index = operator.set_index if isinstance(operator, Rx) else -1
+        for target in link.targets.positive:
+            if index >= 0:
+                hits_key = (target.text, link.transform_key, link.multimatch)
+                hits = t.target_hits.get(hits_key, _UNKNOWN)
+                if hits is _UNKNOWN:
+                    hits = t.target_hits[hits_key] = self._target_hits(link, target, t)
+                if hits is None or index in hits:
+                    return True
+                continue
+            for value in self._candidates(link, target, t, with_unchanged=True):
+                if operator.test(value, _no_expand) is not None:
+                    return True
+        return False
+
+    def _target_hits(self, link: SecRule, target: Target, t: Transaction) -> frozenset[int] | None:
+        """A superset of the RE2-set hits of ``target``'s values under ``link``'s transformations: the hits
+        of every raw value (shared by all chains), plus those of the values the chain changes."""
+        raw = t.target_hits.get((target.text, "", False), _UNKNOWN)
+        if raw is _UNKNOWN:
+            raw = t.target_hits[(target.text, "", False)] = self._hits_of(target_values(t, target), t)
+        if not link.transform_key or raw is None or not target_features(t, target) & link.transform_triggers:
+            return raw
+        changed = self._candidates(link, target, t, with_unchanged=False)
+        if not changed:
+            return raw
+        hits = self._hits_of(changed, t)
+        return None if hits is None else raw | hits
+
+    @staticmethod
+    def _candidates(link: SecRule, target: Target, t: Transaction, *, with_unchanged: bool) -> list[bytes]:
+        """The distinct values ``link``'s operator may see from ``target``: the transformed values (every
+        intermediate one for ``multiMatch``), and with ``with_unchanged`` the values the chain leaves as
+        they are (which @rx already has the hits of)."""
+        key = (target.text, link.transform_key, link.multimatch, with_unchanged)
+        found = t.candidates.get(key)
+        if found is not None:
+            return found
+        values = list(dict.fromkeys(target_values(t, target)))
+        if not link.transform_key:
+            found = values
+        else:
+            triggers = link.transform_triggers
+            features = t.features
+            out: dict[bytes, None] = {}
+            for value in values:
+                bits = features.get(value)
+                if bits is None:
+                    bits = features[value] = _features(value)
+                if not bits & triggers:
+                    if with_unchanged:
+                        out[value] = None
+                    continue
+                if link.multimatch:
+                    for step in _steps(link, value, t.steps):
+                        out[step] = None
+                else:
+                    result = t.cache.get((value, link.transform_key))
+                    if result is None:
+                        result = t.cache[(value, link.transform_key)] = _chain(link, value, t.steps)
+                    out[result] = None
+            found = list(out)
+        t.candidates[key] = found
+        return found
+
+    def _hits_of(self, values: list[bytes], t: Transaction) -> frozenset[int] | None:
+        union: set[int] = set()
+        rx_hits = t.rx_hits
+        for value in set(values):
+            hits = rx_hits.get(value, _UNKNOWN)
+            if hits is _UNKNOWN:
+                hits = rx_hits[value] = self.rx_set.match(value)
+            if hits is None:
+                return None
+            union |= hits
+        return frozenset(union)
+
     @staticmethod
     def _transformed(link: SecRule, items: list[Item], t: Transaction) -> list[Item]:
         key = link.transform_key
         if not key:
             return items
         cache = t.cache
+        steps = t.steps
+        features = t.features
+        triggers = link.transform_triggers
         out: list[Item] = []
         for name, value in items:
+            found = features.get(value)
+            if found is None:
+                found = features[value] = _features(value)
+            if not found & triggers:
+                out.append((name, value))
+                continue
             cached = cache.get((value, key))
             if cached is None:
-                cached = value
-                for transform in link.transforms:
-                    cached = transform(cached)
-                cache[(value, key)] = cached
+                cached = cache[(value, key)] = _chain(link, value, steps)
             out.append((name, cached))
         return out
 
@@ -339,6 +438,37 @@ class Engine:
 
 
 _UNKNOWN: frozenset[int] = frozenset({-1})
+
+
+def _chain(link: SecRule, value: bytes, steps: dict[tuple[bytes, str], bytes]) -> bytes:
+    """``value`` through ``link``'s transformations, each step looked up first: chains that share a step on
+    the same input (``t:urlDecodeUni`` opens most CRS chains) compute it once per request."""
+    for name, transform in zip(link.transform_names, link.transforms, strict=True):
+        step = (value, name)
+        result = steps.get(step)
+        if result is None:
+            result = steps[step] = transform(value)
+        value = result
+    return value
+
+
+def _steps(link: SecRule, value: bytes, steps: dict[tuple[bytes, str], bytes]) -> list[bytes]:
+    """``value`` and each different value the chain makes of it (what ``multiMatch`` tests)."""
+    out = [value]
+    for name, transform in zip(link.transform_names, link.transforms, strict=True):
+        step = (value, name)
+        result = steps.get(step)
+        if result is None:
+            result = steps[step] = transform(value)
+        value = result
+        if value != out[-1]:
+            out.append(value)
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _macro(text: str) -> Macro:
+    return Macro.parse(text)
 
 
 def _no_expand(text: str) -> str:

@@ -105,6 +105,8 @@ class _Pm(Operator):
 
 def _atoi(text: bytes | str) -> int:
     """C ``atoi``: optional sign and leading digits, else 0 (how ModSecurity reads numbers)."""
+    if text.isdigit():
+        return int(text)
     if isinstance(text, bytes):
         text = text.decode("latin-1")
     text = text.strip()

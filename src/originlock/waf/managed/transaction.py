@@ -59,6 +59,18 @@ class Transaction:
         """Per (target text, transformation chain): the transformed items (rules share both)."""
         self.group_hits: dict[tuple[str, str], frozenset[int] | None] = {}
         """Per (target text, transformation chain): the union of its values' RE2-set hits."""
+        self.target_values: dict[str, list[bytes]] = {}
+        """Per target text (``ARGS``, ``REQUEST_HEADERS:User-Agent``): its values, before exclusions."""
+        self.target_hits: dict[tuple[str, str, bool], frozenset[int] | None] = {}
+        """Per (target text, transformation chain, multiMatch): a superset of its values' RE2-set hits."""
+        self.candidates: dict[tuple[str, str, bool, bool], list[bytes]] = {}
+        """Per (target text, chain, multiMatch, with unchanged values): the distinct values an operator sees."""
+        self.target_features: dict[str, int] = {}
+        """Per target text: the union of its values' features."""
+        self.features: dict[bytes, int] = {}
+        """Per distinct value: ``transforms.features`` (which transformations can change it)."""
+        self.steps: dict[tuple[bytes, str], bytes] = {}
+        """Per (value, one transformation): its result (chains share their steps)."""
         self.rx_hits: dict[bytes, frozenset[int] | None] = {}
         """Per distinct inspected value: which of the engine's RE2-set regexes match it."""
         self._collections: dict[str, list[tuple[bytes, bytes]]] = {}
@@ -98,6 +110,10 @@ class Transaction:
         self._indexes.clear()
         self.transformed.clear()
         self.group_hits.clear()
+        self.target_values.clear()
+        self.target_features.clear()
+        self.target_hits.clear()
+        self.candidates.clear()
 
     def _body(self) -> None:
         if self._body_done:

@@ -14,7 +14,7 @@ import hashlib
 import re
 from collections.abc import Callable
 
-__all__ = ["TRANSFORMS", "Transform"]
+__all__ = ["ALWAYS", "TRANSFORMS", "TRIGGERS", "Transform", "features"]
 
 Transform = Callable[[bytes], bytes]
 
@@ -35,45 +35,36 @@ def _is_hex(data: bytes, start: int, count: int) -> bool:
     return all(c in _HEX for c in data[start:end])
 
 
+_URL_ESCAPE_UNI = re.compile(rb"%(?:[uU]([0-9a-fA-F]{4})|([0-9a-fA-F]{2}))")
+_URL_ESCAPE = re.compile(rb"%([0-9a-fA-F]{2})")
+_HEX_OCTETS = {b"%02x" % i: bytes((i,)) for i in range(256)} | {b"%02X" % i: bytes((i,)) for i in range(256)}
+
+
+def _uni_escape(match: re.Match[bytes]) -> bytes:
+    code = match.group(1)
+    if code is not None:
+        return bytes((_unicode_byte(int(code, 16)),))
+    hexa = match.group(2)
+    return _HEX_OCTETS.get(hexa) or bytes((int(hexa, 16),))
+
+
+def _escape(match: re.Match[bytes]) -> bytes:
+    hexa = match.group(1)
+    return _HEX_OCTETS.get(hexa) or bytes((int(hexa, 16),))
+
+
+# One pass over the escapes (an escape's result is never read again: ``%2541`` is ``%41``); ``+`` is never
+# part of an escape, so it becomes a space first. Invalid escapes stay as they are.
 def url_decode_uni(data: bytes) -> bytes:
-    if b"%" not in data and b"+" not in data:
-        return data
-    out = bytearray()
-    i, n = 0, len(data)
-    while i < n:
-        c = data[i]
-        if c == 0x25:  # %
-            if i + 1 < n and data[i + 1] in b"uU" and _is_hex(data, i + 2, 4):
-                out.append(_unicode_byte(int(data[i + 2 : i + 6], 16)))
-                i += 6
-                continue
-            if _is_hex(data, i + 1, 2):
-                out.append(int(data[i + 1 : i + 3], 16))
-                i += 3
-                continue
-            out.append(c)
-        elif c == 0x2B:  # +
-            out.append(0x20)
-        else:
-            out.append(c)
-        i += 1
-    return bytes(out)
+    if b"%" not in data:
+        return data.replace(b"+", b" ") if b"+" in data else data
+    return _URL_ESCAPE_UNI.sub(_uni_escape, data.replace(b"+", b" "))
 
 
 def url_decode(data: bytes) -> bytes:
-    if b"%" not in data and b"+" not in data:
-        return data
-    out = bytearray()
-    i, n = 0, len(data)
-    while i < n:
-        c = data[i]
-        if c == 0x25 and _is_hex(data, i + 1, 2):
-            out.append(int(data[i + 1 : i + 3], 16))
-            i += 3
-            continue
-        out.append(0x20 if c == 0x2B else c)
-        i += 1
-    return bytes(out)
+    if b"%" not in data:
+        return data.replace(b"+", b" ") if b"+" in data else data
+    return _URL_ESCAPE.sub(_escape, data.replace(b"+", b" "))
 
 
 _C_ESCAPES = {ord("a"): 7, ord("b"): 8, ord("f"): 12, ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("v"): 11}
@@ -309,3 +300,78 @@ TRANSFORMS: dict[str, Transform] = {
     "uppercase": bytes.upper,
 }
 """Name (lower case, as in ``t:urlDecodeUni``) -> function. ``none`` is handled by the compiler."""
+
+
+# What can make a transformation change a value: one bit per kind of octet. A value whose features miss
+# every bit of a chain comes out of it unchanged (each step is then the identity on the same input), which
+# is what most values of benign traffic do; the engine skips the chain for them.
+PERCENT = 1
+AMPERSAND = 2
+BACKSLASH = 4
+UPPER = 8
+LOWER = 16
+NON_ASCII = 32
+NUL = 64
+SPACE = 128
+SLASH = 256
+COMMENT = 512
+SHELL = 1024
+ALWAYS = 2048
+
+_UPPER = bytes(range(0x41, 0x5B))
+_LOWER = bytes(range(0x61, 0x7B))
+_SPACE_OCTETS = _WS + b"\xa0"
+_SHELL = b",;\\\"'^"
+
+
+def features(data: bytes) -> int:
+    """The trigger bits present in ``data`` (``ALWAYS`` included)."""
+    found = ALWAYS
+    if b"%" in data or b"+" in data:
+        found |= PERCENT
+    if b"&" in data:
+        found |= AMPERSAND
+    if b"\\" in data:
+        found |= BACKSLASH
+    if len(data.translate(None, _UPPER)) != len(data):
+        found |= UPPER
+    if len(data.translate(None, _LOWER)) != len(data):
+        found |= LOWER
+    if not data.isascii():
+        found |= NON_ASCII
+    if b"\x00" in data:
+        found |= NUL
+    if len(data.translate(None, _SPACE_OCTETS)) != len(data):
+        found |= SPACE
+    if b"/" in data:
+        found |= SLASH
+    if b"/*" in data or b"*/" in data or b"--" in data or b"#" in data:
+        found |= COMMENT
+    if len(data.translate(None, _SHELL)) != len(data):
+        found |= SHELL
+    return found
+
+
+TRIGGERS: dict[str, int] = {
+    "lowercase": UPPER,
+    "uppercase": LOWER,
+    "urldecodeuni": PERCENT,
+    "urldecode": PERCENT,
+    "jsdecode": BACKSLASH,
+    "htmlentitydecode": AMPERSAND,
+    "utf8tounicode": NON_ASCII,
+    "removenulls": NUL,
+    "cssdecode": BACKSLASH,
+    "cmdline": UPPER | SPACE | SHELL,
+    "removewhitespace": SPACE,
+    "compresswhitespace": SPACE,
+    "replacecomments": COMMENT,
+    "removecommentschar": COMMENT,
+    "normalizepath": SLASH,
+    "normalisepath": SLASH,
+    "normalizepathwin": SLASH | BACKSLASH,
+    "normalisepathwin": SLASH | BACKSLASH,
+    "escapeseqdecode": BACKSLASH,
+    "trim": SPACE,
+}
+"""Per transformation: the features without which it returns its input unchanged (absent: ``ALWAYS``)."""

@@ -8,13 +8,14 @@ collection, as in ModSecurity), or the count of values for ``&``. Key selectors 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import re2
 
 from .transaction import KEYED_COLLECTIONS, SCALAR_VARIABLES, Item, Transaction
+from .transforms import features as _features
 
-__all__ = ["Selector", "Target", "TargetError", "Targets", "parse_targets"]
+__all__ = ["Selector", "Target", "TargetError", "Targets", "parse_targets", "target_features", "target_values"]
 
 
 class TargetError(ValueError):
@@ -61,6 +62,37 @@ class Target:
     collection: str
     selector: Selector | None = None
     count: bool = False
+    text: str = field(init=False, default="")
+    """``COLLECTION`` or ``COLLECTION:selector``: names what the target reads (per-request caches)."""
+
+    def __post_init__(self) -> None:
+        self.text = self.collection + (":" + self.selector.text if self.selector is not None else "")
+
+
+def target_values(t: Transaction, target: Target) -> list[bytes]:
+    """The values of one positive target before any exclusion (cached per request): a superset of what
+    a rule reading it inspects, whatever its exclusions and the ``ctl`` removals of the request."""
+    key = target.text
+    values = t.target_values.get(key)
+    if values is None:
+        values = t.target_values[key] = [value for _, value in _items(t, target, [])]
+    return values
+
+
+def target_features(t: Transaction, target: Target) -> int:
+    """The union of ``transforms.features`` of the target's values (cached per request)."""
+    key = target.text
+    found = t.target_features.get(key)
+    if found is None:
+        found = 0
+        features = t.features
+        for value in target_values(t, target):
+            bits = features.get(value)
+            if bits is None:
+                bits = features[value] = _features(value)
+            found |= bits
+        t.target_features[key] = found
+    return found
 
 
 def _items(t: Transaction, target: Target, excluded: list[Selector]) -> list[Item]:
@@ -109,7 +141,7 @@ def _items(t: Transaction, target: Target, excluded: list[Selector]) -> list[Ite
 class Targets:
     """The compiled target list of one rule."""
 
-    __slots__ = ("cacheable", "excluded", "key", "targets")
+    __slots__ = ("cacheable", "excluded", "key", "positive", "targets")
 
     def __init__(self, targets: list[Target], excluded: dict[str, list[Selector]], key: str = "") -> None:
         self.targets = targets
@@ -117,6 +149,11 @@ class Targets:
         self.key = key
         """The target text: rules with equal text read the same items (cached per request)."""
         self.cacheable = bool(key) and not any(t.collection in _VOLATILE for t in targets)
+        self.positive: tuple[Target, ...] = ()
+        """The targets, when their values can be read without exclusions for a prefilter (none counted
+        or volatile); empty otherwise."""
+        if self.cacheable and targets and not any(t.count for t in targets):
+            self.positive = tuple(targets)
 
     def exclude(self, collection: str, selector: Selector, text: str) -> None:
         self.excluded.setdefault(collection, []).append(selector)

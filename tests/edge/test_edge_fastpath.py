@@ -1,4 +1,4 @@
-"""The callback-driven request path (edge/fastpath.py) on *reused* origin connections, and its hand-overs
+"""The callback-driven part of the exchange (edge/exchange.py) on *reused* origin connections, and its hand-overs
 to the task-based path: a response split over several reads, a stalled origin (524), HEAD followed by
 GET on one origin connection, and the visitor idle timeout."""
 

@@ -45,7 +45,7 @@ class OriginConnection(asyncio.Protocol):
         self._in_exchange = False
         self._read_paused = False
         self._read_deadline = Deadline(loop, self._read_expired)
-        #: Callback-driven exchanges (``edge/fastpath.py``) are told about new events, errors and the
+        #: Callback-driven exchanges (``edge/exchange.py``) are told about new events, errors and the
         #: read timeout through this instead of a future: no task switch per response.
         self.listener: Callable[[], None] | None = None
 

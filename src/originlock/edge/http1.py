@@ -17,7 +17,6 @@ HTTP/1.0 visitor ends with the connection.
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections import deque
 from collections.abc import Coroutine
 from typing import Any, Final, cast
@@ -86,14 +85,7 @@ class Http1Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport; they implement its interface.
         self.transport = cast(asyncio.Transport, transport)
-        visitor = self.visitor
-        peer = self.transport.get_extra_info("peername")
-        if isinstance(peer, tuple):
-            visitor.client_ip, visitor.client_port = str(peer[0]), int(peer[1])
-        ssl_obj = self.transport.get_extra_info("ssl_object")
-        if isinstance(ssl_obj, ssl.SSLObject):
-            visitor.sni = ssl_obj.server_hostname
-            visitor.tls_version = ssl_obj.version()
+        self.visitor.learn(transport)
         self.state.visitors.open.add(self)
         self._serve_next()
 

@@ -12,6 +12,8 @@ page, a WAF block, a redirect): :meth:`~VisitorStream.send_head`, any number of
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
@@ -38,6 +40,16 @@ class Visitor:
         self.client_port = client_port
         self.sni = sni
         self.tls_version = tls_version
+
+    def learn(self, transport: asyncio.BaseTransport) -> None:
+        """Fill in the address, SNI and TLS version from the visitor's connection."""
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.client_ip, self.client_port = str(peer[0]), int(peer[1])
+        ssl_obj = transport.get_extra_info("ssl_object")
+        if isinstance(ssl_obj, ssl.SSLObject):
+            self.sni = ssl_obj.server_hostname
+            self.tls_version = ssl_obj.version()
 
 
 class VisitorStream(Protocol):

@@ -112,6 +112,13 @@ def test_a_get_becomes_the_request_the_http1_parser_would_give() -> None:
     assert pair.server.open_streams == 1
 
 
+def test_host_alone_is_enough() -> None:
+    request = started(
+        Pair().request([(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"/"), (b"host", b"h.test")])
+    )[0]
+    assert request.headers == [(b"host", b"h.test")]
+
+
 def test_a_host_equal_to_authority_is_kept_once_and_cookies_are_joined() -> None:
     pair = Pair()
     fields = head(b"GET", b"/", b"a.test", (b"host", b"a.test"), (b"cookie", b"a=1"), (b"cookie", b"b=2"))
@@ -158,6 +165,12 @@ def test_connection_specific_fields_are_a_stream_error(field: tuple[bytes, bytes
         [(b"accept", b"*/*"), *head()],  # a pseudo-header field after a regular one
         [*head(), (b":protocol", b"websocket")],  # RFC 8441 is not offered
         [*head(), (b"x-a", b" padded ")],
+        [*head(), (b"x-a", b"nul\0")],
+        [*head(b"GET", b"/", b"a.test"), (b"host", b"a.test"), (b"host", b"a.test")],  # two Host fields
+        [(b":status", b"200"), *head()],  # a response pseudo-header field
+        [(b":method", b"GET"), (b":method", b"GET"), *head()[1:]],  # repeated
+        [(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"/")],  # neither :authority nor Host
+        head(b"GET", b""),  # empty :path
     ],
 )
 def test_malformed_header_blocks_are_a_stream_error(fields: Fields) -> None:

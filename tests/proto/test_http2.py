@@ -201,7 +201,10 @@ def test_body_framing_follows_content_length_or_end_stream() -> None:
 @pytest.mark.parametrize("body", [b"too long", b"shrt"])
 def test_a_body_that_does_not_match_content_length_is_a_stream_error(body: bytes) -> None:
     pair = Pair()
-    events = pair.request(head(b"POST", b"/", b"example.com", (b"content-length", b"6")), body)
+    pair.client.send_headers(1, head(b"POST", b"/", b"example.com", (b"content-length", b"6")))
+    assert isinstance(pair.pump()[0], RequestStarted)
+    pair.client.send_data(1, body, end_stream=True)
+    events = pair.pump()
     assert isinstance(events[-1], StreamReset) and events[-1].error_code == PROTOCOL_ERROR
     assert not any(isinstance(e, StreamEnded) for e in events)
     assert pair.server.open_streams == 0
@@ -384,6 +387,14 @@ def test_a_visitor_reset_stops_the_stream_and_gives_its_window_back() -> None:
     pair.server.send_data(1, b"late")  # the edge had not noticed yet: a no-op
     pair.server.acknowledge(1, 60000)
     assert pair.server.data_to_send() == b""
+
+
+def test_a_stream_opened_and_made_invalid_in_one_read_never_reaches_the_edge() -> None:
+    pair = Pair()
+    events = pair.request(head(b"POST", b"/", b"example.com", (b"content-length", b"6")), b"too long")
+    assert events == []
+    assert [r.error_code for r in pair.of(h2.events.StreamReset)] == [PROTOCOL_ERROR]
+    assert pair.server.open_streams == 0
 
 
 def test_the_edge_can_reset_a_stream() -> None:

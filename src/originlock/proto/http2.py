@@ -53,8 +53,8 @@ Limits (:class:`H2Limits`; nginx's defaults where nginx has the knob):
 - 16 KiB frames (the protocol's minimum maximum); a longer frame is refused on its header.
 - Rapid reset (CVE-2023-44487): each RST_STREAM from the visitor, each refused stream and each stream error
   costs one of 100 tokens, and each completed response earns one back: beyond, GOAWAY ENHANCE_YOUR_CALM.
-  So resets can outpace completed responses by at most 100 per connection, and a reset stream never
-  leaves the edge working: :class:`StreamReset` tells it to stop.
+  So resets can outpace completed responses by at most 100 per connection; a stream opened and reset in
+  the same read never reaches the edge at all, and a later reset tells it to stop (:class:`StreamReset`).
 - Control frames (SETTINGS, PING, PRIORITY, WINDOW_UPDATE, empty DATA, unknown types): 1000 tokens, one
   earned back per request opened and per DATA frame sent; beyond, ENHANCE_YOUR_CALM (ping/settings/empty
   frame floods, CVE-2019-9512/9515/9518). The queued ACKs are bounded by the same count.
@@ -238,6 +238,8 @@ class H2Server:
         self._ended = False
         self._goaway_last: int | None = None
         self._requests = 0
+        self._fresh: set[int] = set()  # streams opened by the bytes being fed
+        self._dropped: set[int] = set()  # ... and reset by them too
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -277,10 +279,23 @@ class H2Server:
         self._out.append(GoAwayFrame(0, last_stream_id=last, error_code=NO_ERROR).serialize())
 
     def feed(self, data: bytes) -> list[H2Event]:
-        """Handle bytes from the visitor; return the events they caused. Never raises for their content."""
+        """Handle bytes from the visitor; return the events they caused. Never raises for their content.
+
+        A stream opened and reset within the same ``data`` yields no event at all: the edge never starts
+        work for it (rapid reset sends exactly that).
+        """
         if self._ended:
             return []
         events: list[H2Event] = []
+        self._fresh.clear()
+        self._dropped.clear()
+        self._feed(data, events)
+        if self._dropped:
+            dropped = self._dropped
+            events = [e for e in events if getattr(e, "stream_id", 0) not in dropped]
+        return events
+
+    def _feed(self, data: bytes, events: list[H2Event]) -> None:
         scan = self._gate.scan(data)
         if scan.error is not None:
             data = data[: scan.accepted]
@@ -291,14 +306,11 @@ class H2Server:
             start = 0
             for cut in opened:
                 if not self._receive(data[start:cut], events):
-                    return events
+                    return
                 start = cut
             data = data[start:]
-        if not self._receive(data, events):
-            return events
-        if scan.error is not None:
+        if self._receive(data, events) and scan.error is not None:
             self._end(*scan.error, events)
-        return events
 
     # -- streams -------------------------------------------------------------------------------
 
@@ -376,21 +388,13 @@ class H2Server:
             elif isinstance(event, h2e.StreamReset):
                 if not event.remote_reset:  # h2 reset it for a stream error (the gate charged RST_STREAM)
                     self._gate.charge_reset()
-                stream = self._streams.pop(event.stream_id, None)
-                if stream is not None:
-                    self._release(event.stream_id, stream)
-                    if not stream.refused:
-                        events.append(StreamReset(event.stream_id, int(event.error_code or 0)))
+                self._stream_reset(event.stream_id, int(event.error_code or 0), events)
             elif isinstance(event, h2e.ConnectionTerminated):
                 self._finish(int(event.error_code or 0), "the visitor sent GOAWAY", events)
                 return False
         if conn.stream_errors:
             for stream_id, _reason in conn.stream_errors:
-                stream = self._streams.pop(stream_id, None)
-                if stream is not None:
-                    self._release(stream_id, stream)
-                    if not stream.refused:
-                        events.append(StreamReset(stream_id, PROTOCOL_ERROR))
+                self._stream_reset(stream_id, PROTOCOL_ERROR, events)
                 if not self._gate.charge_reset():
                     conn.stream_errors.clear()
                     self._end(ENHANCE_YOUR_CALM, "too many malformed or refused streams", events)
@@ -407,6 +411,16 @@ class H2Server:
             self._end(ENHANCE_YOUR_CALM, "too many streams refused (rapid reset)", events)
             return False
         return True
+
+    def _stream_reset(self, stream_id: int, code: int, events: list[H2Event]) -> None:
+        stream = self._streams.pop(stream_id, None)
+        if stream is None:
+            return
+        self._release(stream_id, stream)
+        if stream_id in self._fresh:
+            self._dropped.add(stream_id)  # opened in this same read: the edge never hears of it
+        elif not stream.refused:
+            events.append(StreamReset(stream_id, code))
 
     def _on_request(self, event: h2e.RequestReceived, events: list[H2Event]) -> None:
         stream_id = event.stream_id
@@ -428,9 +442,11 @@ class H2Server:
             return
         except DownstreamError as exc:
             self._streams[stream_id] = _Stream(refused=True)
+            self._fresh.add(stream_id)
             events.append(RequestRefused(stream_id, exc))
             return
         self._streams[stream_id] = _Stream(refused=False)
+        self._fresh.add(stream_id)
         events.append(RequestStarted(stream_id, request))  # h2's StreamEnded follows when ``ended``
         self._requests += 1
         if self._requests >= self._limits.max_requests:

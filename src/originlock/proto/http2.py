@@ -195,7 +195,13 @@ class _Stream:
 
 
 class H2Server:
-    """One visitor's HTTP/2 connection (server side); see the module docstring."""
+    """One visitor's HTTP/2 connection (server side); see the module docstring.
+
+    Args:
+        limits: the connection's limits.
+        scheme: the scheme of the connection (``https``: h2 is only offered over TLS), kept for the edge
+            (X-Forwarded-Proto, CF-Visitor); a request's own ``:scheme`` is checked present, never trusted.
+    """
 
     def __init__(self, limits: H2Limits = DEFAULT_H2_LIMITS, *, scheme: bytes = b"https") -> None:
         self._limits = limits
@@ -470,11 +476,9 @@ class H2Server:
         stream = self._streams.get(stream_id)
         if stream is None:
             return
-        stream.request_ended = True
+        stream.request_ended = True  # (a stream whose response has ended is no longer in the table)
         if not stream.refused:
             events.append(StreamEnded(stream_id))
-        if stream.response_ended:
-            del self._streams[stream_id]
 
     def _flush(self, stream_id: int, stream: _Stream) -> None:
         conn = self._conn

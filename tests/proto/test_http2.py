@@ -456,10 +456,36 @@ def test_data_to_send_is_empty_when_nothing_is_queued() -> None:
     assert server.data_to_send() == b""
 
 
-def test_limits_are_validated() -> None:
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"max_concurrent_streams": 0},
+        {"connection_window": 1000},
+        {"initial_window": 0},
+        {"max_frame_size": 1000},
+        {"max_header_list_size": 100},
+        {"reset_budget": 0},
+        {"max_requests": 0},
+    ],
+)
+def test_limits_are_validated(bad: dict[str, int]) -> None:
     with pytest.raises(ValueError):
-        H2Limits(max_concurrent_streams=0)
-    with pytest.raises(ValueError):
-        H2Limits(max_frame_size=1000)
-    with pytest.raises(ValueError):
-        H2Limits(reset_budget=0)
+        H2Limits(**bad)  # type: ignore[arg-type]
+
+
+def test_a_status_that_is_not_three_digits_is_refused() -> None:
+    pair = Pair()
+    pair.request(head())
+    with pytest.raises(UnsafeHeaderValue):
+        pair.server.send_response(1, 1000, [], end_stream=True)
+
+
+def test_event_reprs() -> None:
+    request = RequestReceived(b"GET", b"/", b"2", [], True, "none", False)
+    assert repr(RequestStarted(1, request)) == "RequestStarted(1, RequestReceived(GET /))"
+    assert repr(RequestRefused(3, UriTooLong())) == "RequestRefused(3, 414)"
+    assert repr(StreamData(1, b"abc")) == "StreamData(1, 3 bytes)"
+    assert repr(StreamEnded(1)) == "StreamEnded(1)"
+    assert repr(StreamReset(1, 8)) == "StreamReset(1, 8)"
+    assert repr(WindowOpened(5)) == "WindowOpened(5)"
+    assert repr(ConnectionEnded(11, "calm")) == "ConnectionEnded(11, 'calm')"

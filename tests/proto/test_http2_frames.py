@@ -401,3 +401,126 @@ def test_the_request_limit_sends_a_graceful_goaway() -> None:
     assert not server.closed
     server.send_response(3, 204, [], end_stream=True)
     assert server.closed
+
+
+# -- stream errors and edges of the interface -----------------------------------------------------
+
+
+def test_a_bad_content_length_value_is_a_stream_error() -> None:
+    server = connected()
+    encoder = hpack.Encoder()
+    post = [(b":method", b"POST"), *GET[1:]]
+    for sid, lengths in ((1, [b"abc"]), (3, [b"5", b"6"])):
+        fields = post + [(b"content-length", value) for value in lengths]
+        assert server.feed(headers(sid, encoder, fields, end=False)) == []
+        assert resets(server.data_to_send()) == [(sid, PROTOCOL_ERROR)]
+    assert count(server.feed(headers(5, encoder)), RequestStarted) == 1
+
+
+def test_repeated_malformed_requests_exhaust_the_reset_budget() -> None:
+    server = connected(H2Limits(reset_budget=3))
+    encoder = hpack.Encoder()
+    events: list[H2Event] = []
+    for sid in range(1, 20, 2):
+        events += server.feed(headers(sid, encoder, [*GET, (b"connection", b"close")]))
+        if server.closed:
+            break
+    assert ended(events).error_code == ENHANCE_YOUR_CALM
+    assert "malformed" in ended(events).reason
+    assert sid == 7  # the fourth one
+
+
+def test_a_frame_other_than_continuation_inside_a_header_block_is_a_protocol_error() -> None:
+    server = connected()
+    events = server.feed(HeadersFrame(1, data=b"\x82").serialize() + DataFrame(1, data=b"x").serialize())
+    assert ended(events).error_code == PROTOCOL_ERROR
+
+
+def test_one_headers_frame_above_the_block_limit_is_refused() -> None:
+    server = connected(H2Limits(max_frame_size=1 << 20, max_header_block_bytes=20000))
+    events = server.feed(HeadersFrame(1, data=b"\x00" * 30000, flags=["END_HEADERS"]).serialize())
+    assert ended(events).error_code == ENHANCE_YOUR_CALM
+
+
+def test_padding_and_the_body_of_a_refused_request_are_acknowledged() -> None:
+    server = connected(H2Limits(connection_window=65535))
+    encoder = hpack.Encoder()
+    connect = [(b":method", b"CONNECT"), (b":authority", b"a.test:443")]
+    events = server.feed(headers(1, encoder, connect, end=False))
+    assert isinstance(events[0], RequestRefused)
+    assert server.feed(DataFrame(1, data=b"r" * 16000).serialize() * 3) == []  # refused: dropped, acknowledged
+    post = [(b":method", b"POST"), *GET[1:]]
+    padded = DataFrame(3, data=b"p" * 100, flags=["PADDED"], pad_length=200).serialize()
+    events = server.feed(headers(3, encoder, post, end=False) + padded)
+    assert [len(getattr(e, "data", b"")) for e in events] == [0, 100]  # RequestStarted, then the data alone
+    updates = [f for f in frames(server.data_to_send()) if isinstance(f, WindowUpdateFrame) and f.stream_id == 0]
+    assert sum(f.window_increment for f in updates) >= 48000  # the refused body came back to the connection
+
+
+def test_a_reset_of_a_refused_request_yields_no_event() -> None:
+    server = connected()
+    encoder = hpack.Encoder()
+    connect = [(b":method", b"CONNECT"), (b":authority", b"a.test:443")]
+    assert isinstance(server.feed(headers(1, encoder, connect, end=False))[0], RequestRefused)
+    assert server.feed(rst(1)) == []
+    assert server.open_streams == 0
+
+
+def test_window_opened_only_for_the_streams_that_could_send() -> None:
+    server = connected()
+    encoder = hpack.Encoder()
+    server.feed(headers(1, encoder) + headers(3, encoder))
+    for sid in (1, 3):
+        server.send_response(sid, 200, [], end_stream=False)
+        server.send_data(sid, b"x" * 70000)  # above the 65535 the visitor allows per stream
+    assert server.buffered(1) > 0 and server.buffered(3) > 0
+    server.data_to_send()
+    events = server.feed(
+        WindowUpdateFrame(0, window_increment=1 << 20).serialize()
+        + WindowUpdateFrame(3, window_increment=10000).serialize()
+    )
+    assert [(type(e).__name__, getattr(e, "stream_id", 0)) for e in events] == [("WindowOpened", 3)]
+    assert server.buffered(3) == 0 and server.buffered(1) > 0
+
+
+def test_calls_for_unknown_or_finished_streams_are_no_ops() -> None:
+    server = connected()
+    server.send_response(9, 200, [], end_stream=True)
+    server.send_data(9, b"x", end_stream=True)
+    server.acknowledge(9, 10)
+    server.reset(9)
+    assert server.buffered(9) == 0
+    assert server.data_to_send() == b""
+    assert count(server.feed(headers(1, hpack.Encoder(), end=False)), RequestStarted) == 1
+    server.send_response(1, 204, [], end_stream=False)
+    server.send_data(1, b"", end_stream=True)  # END_STREAM alone
+    sent = frames(server.data_to_send())
+    assert [(type(f).__name__, sorted(f.flags)) for f in sent][-2] == ("DataFrame", ["END_STREAM"])
+    assert resets(b"".join(f.serialize() for f in sent)) == [(1, NO_ERROR)]  # the request had not ended
+
+
+def test_our_max_concurrent_streams_setting_is_what_is_advertised() -> None:
+    server = H2Server(H2Limits(max_concurrent_streams=7))
+    server.initiate()
+    (settings_frame,) = [f for f in frames(server.data_to_send()) if isinstance(f, SettingsFrame)]
+    assert settings_frame.settings[SettingsFrame.MAX_CONCURRENT_STREAMS] == 7
+    assert settings_frame.settings[SettingsFrame.INITIAL_WINDOW_SIZE] == 65536
+    assert settings_frame.settings[SettingsFrame.MAX_HEADER_LIST_SIZE] == 65536
+    assert settings_frame.settings[SettingsFrame.ENABLE_PUSH] == 0
+
+
+def test_an_undecodable_header_block_ends_the_connection() -> None:
+    server = connected()
+    events = server.feed(HeadersFrame(1, data=b"\xff\xff\xff\xff\x0f", flags=["END_HEADERS"]).serialize())
+    assert ended(events).error_code == PROTOCOL_ERROR  # the HPACK state is lost: no stream error can do
+    assert server.open_streams == 0
+
+
+def test_h2_enforces_a_ceiling_above_the_advertised_limit() -> None:
+    # Pins the override proto/http2.py relies on: h2's own check (a connection error) sits at twice the
+    # advertised limit, the advertised one is enforced by the server (REFUSED_STREAM).
+    server = H2Server(H2Limits(max_concurrent_streams=5))
+    settings = server._conn.local_settings
+    assert settings.max_concurrent_streams == 10
+    settings.max_concurrent_streams = 6  # what h2 would advertise next
+    assert settings[SettingsFrame.MAX_CONCURRENT_STREAMS] == 5  # the acknowledged value stays until ACK

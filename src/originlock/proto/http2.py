@@ -524,13 +524,11 @@ class H2Server:
             stream.unacked = 0
 
     def _acknowledge(self, stream_id: int, size: int) -> None:
-        if size > 0:  # h2 reopens the connection window alone when the stream is closed
-            self._conn.acknowledge_received_data(size, stream_id)
+        self._conn.acknowledge_received_data(size, stream_id)  # a closed stream: the connection window only
 
     def _end(self, code: int, reason: str, events: list[H2Event]) -> None:
-        """Our connection error: GOAWAY with ``code``."""
-        if self._conn.state_machine.state is not ConnectionState.CLOSED:
-            self._conn.close_connection(code)
+        """Our connection error: GOAWAY with ``code`` (h2 is still open: its own errors end in _receive)."""
+        self._conn.close_connection(code)
         self._finish(code, reason, events)
 
     def _finish(self, code: int, reason: str, events: list[H2Event]) -> None:

@@ -351,6 +351,19 @@ def test_a_larger_initial_window_from_the_visitor_releases_held_back_data() -> N
     assert len(pair.body()) == 3000
 
 
+def test_our_hpack_table_stays_small_whatever_the_visitor_allows() -> None:
+    pair = Pair()
+    pair.client.update_settings({h2.settings.SettingCodes.HEADER_TABLE_SIZE: 2**31})
+    pair.client.decoder.max_allowed_table_size = 2**31  # a client that would accept a huge table
+    pair.pump()
+    for sid in range(1, 400, 2):
+        pair.request(head(), stream_id=sid)
+        pair.server.send_response(sid, 200, [(b"x-unique", b"%d" % sid * 100)], end_stream=True)
+        pair.pump()
+    assert len(pair.of(h2.events.ResponseReceived)) == 200
+    assert pair.client.decoder.header_table_size == 4096  # the client's decoder mirrors our encoder
+
+
 def test_large_bodies_are_cut_at_the_visitors_max_frame_size() -> None:
     pair = Pair()
     pair.request(head())

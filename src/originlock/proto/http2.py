@@ -59,6 +59,8 @@ Limits (:class:`H2Limits`; nginx's defaults where nginx has the knob):
   earned back per request opened and per DATA frame sent; beyond, ENHANCE_YOUR_CALM (ping/settings/empty
   frame floods, CVE-2019-9512/9515/9518). The queued ACKs are bounded by the same count.
 - 1000 requests per connection (nginx ``keepalive_requests``), then a graceful GOAWAY.
+- The HPACK encoder's table (our response fields) stays at 4 KiB whatever SETTINGS_HEADER_TABLE_SIZE the
+  visitor sends (``h2`` would keep up to that much).
 - Window overflow (WINDOW_UPDATE past 2^31-1) and sending beyond our windows are ``h2``'s
   FLOW_CONTROL_ERROR.
 
@@ -83,6 +85,7 @@ development box, nearly all of it in ``h2`` and ``hpack`` (state machines, HPACK
 from __future__ import annotations
 
 from collections import deque
+from typing import Final
 
 from h2 import events as h2e
 from h2.config import H2Configuration
@@ -133,6 +136,11 @@ __all__ = [
     "StreamReset",
     "WindowOpened",
 ]
+
+
+#: The most our HPACK encoder keeps of response fields per connection, whatever the visitor allows (the
+#: protocol's default size; nginx does not index response fields at all).
+ENCODER_TABLE_SIZE: Final = 4096
 
 
 class _Settings(Settings):
@@ -389,8 +397,14 @@ class H2Server:
                 self._on_request(event, events)
             elif isinstance(event, h2e.StreamEnded):
                 self._on_ended(event.stream_id, events)
-            elif isinstance(event, (h2e.WindowUpdated, h2e.RemoteSettingsChanged)):
+            elif isinstance(event, h2e.WindowUpdated):
                 flushed = True
+            elif isinstance(event, h2e.RemoteSettingsChanged):
+                flushed = True
+                if conn.encoder.header_table_size > ENCODER_TABLE_SIZE:
+                    # h2 sizes our HPACK encoder's table to what the visitor allows: response fields would be
+                    # kept up to that size (up to 4 GiB) per connection. Using less is always allowed.
+                    conn.encoder.header_table_size = ENCODER_TABLE_SIZE
             elif isinstance(event, h2e.StreamReset):
                 if not event.remote_reset:  # h2 reset it for a stream error (the gate charged RST_STREAM)
                     self._gate.charge_reset()

@@ -4,6 +4,7 @@ memory) stays bounded; graceful GOAWAY; bytes that are not HTTP/2 at all."""
 
 from __future__ import annotations
 
+import struct
 import tracemalloc
 from collections.abc import Iterable
 
@@ -263,6 +264,23 @@ def test_a_ping_flood_is_stopped_and_its_acks_are_bounded() -> None:
     events, sent = _flood(PingFrame(0, opaque_data=b"12345678").serialize())
     assert ended(events).error_code == ENHANCE_YOUR_CALM
     assert sum(isinstance(f, PingFrame) for f in frames(sent)) <= 1000
+
+
+def test_unknown_settings_are_ignored_not_stored() -> None:
+    def settings_frame(ids: range) -> bytes:  # by hand: hyperframe writes identifiers modulo 256
+        payload = b"".join(struct.pack("!HL", i, 1) for i in ids)
+        return struct.pack("!L", len(payload))[1:] + b"\x04\x00\x00\x00\x00\x00" + payload
+
+    server = connected()
+    wire = b"".join(settings_frame(range(base, min(base + 2700, 1 << 16))) for base in range(0x100, 1 << 16, 2700))
+    tracemalloc.start()
+    events = server.feed(wire)
+    retained, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert events == [] and not server.closed
+    assert retained < 1_000_000  # every 16-bit identifier, kept, was 50 MB
+    acks = [f for f in frames(server.data_to_send()) if isinstance(f, SettingsFrame) and "ACK" in f.flags]
+    assert len(acks) == 25
 
 
 def test_priority_window_update_and_unknown_frame_floods_are_stopped() -> None:

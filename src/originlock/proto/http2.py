@@ -59,6 +59,7 @@ Limits (:class:`H2Limits`; nginx's defaults where nginx has the knob):
   earned back per request opened and per DATA frame sent; beyond, ENHANCE_YOUR_CALM (ping/settings/empty
   frame floods, CVE-2019-9512/9515/9518). The queued ACKs are bounded by the same count.
 - 1000 requests per connection (nginx ``keepalive_requests``), then a graceful GOAWAY.
+- Unknown SETTINGS identifiers are dropped before ``h2`` stores them (it would keep every one of the 65536).
 - The HPACK encoder's table (our response fields) stays at 4 KiB whatever SETTINGS_HEADER_TABLE_SIZE the
   visitor sends (``h2`` would keep up to that much).
 - Window overflow (WINDOW_UPDATE past 2^31-1) and sending beyond our windows are ``h2``'s
@@ -94,7 +95,7 @@ from h2.errors import ErrorCodes
 from h2.exceptions import H2Error, InvalidBodyLengthError, ProtocolError
 from h2.settings import SettingCodes, Settings
 from hpack import HPACKError
-from hyperframe.frame import DataFrame, Frame, GoAwayFrame, HeadersFrame
+from hyperframe.frame import DataFrame, Frame, GoAwayFrame, HeadersFrame, SettingsFrame
 
 from originlock.errors import DownstreamError
 from originlock.proto.events import Headers
@@ -143,6 +144,9 @@ __all__ = [
 ENCODER_TABLE_SIZE: Final = 4096
 
 
+_KNOWN_SETTINGS: Final = frozenset(int(code) for code in SettingCodes)
+
+
 class _Settings(Settings):
     """Our SETTINGS, whose MAX_CONCURRENT_STREAMS as ``h2`` enforces it is a ceiling above the one sent."""
 
@@ -166,6 +170,10 @@ class _Connection(H2Connection):
         self.stream_errors: list[tuple[int, str]] = []
 
     def _receive_frame(self, frame: Frame) -> list[h2e.Event]:
+        if isinstance(frame, SettingsFrame) and frame.settings:
+            # Unknown settings are ignored (RFC 9113 §6.5.2); h2 would keep each one with its own deque:
+            # 400 KB of SETTINGS frames holding every 16-bit identifier cost 50 MB per connection.
+            frame.settings = {key: value for key, value in frame.settings.items() if key in _KNOWN_SETTINGS}
         known = frame.stream_id in self.streams
         try:
             return super()._receive_frame(frame)

@@ -402,6 +402,20 @@ def test_goaway_lets_open_streams_finish_and_refuses_new_ones() -> None:
     assert server.closed
 
 
+def test_streams_opened_long_after_goaway_count_as_resets() -> None:
+    server = connected(H2Limits(max_concurrent_streams=10, reset_budget=5))
+    encoder = hpack.Encoder()
+    server.feed(headers(1, encoder))  # stays open: the connection lives on
+    server.goaway()
+    events: list[H2Event] = []
+    for sid in range(3, 100, 2):
+        events += server.feed(headers(sid, encoder))
+        if server.closed:
+            break
+    assert ended(events).error_code == ENHANCE_YOUR_CALM
+    assert sid == 3 + 2 * (10 + 5)  # 10 in flight are free, then 5 resets, the next is one too many
+
+
 def test_goaway_without_open_streams_is_closed_at_once() -> None:
     server = connected()
     server.goaway()

@@ -66,15 +66,17 @@ Limits (:class:`H2Limits`; nginx's defaults where nginx has the knob):
   FLOW_CONTROL_ERROR.
 
 Graceful shutdown: :meth:`~H2Server.goaway` sends GOAWAY NO_ERROR naming the last stream received; streams
-the visitor opens after it are refused (REFUSED_STREAM, retried by the client on a new connection), open
-ones finish; ``closed`` turns True when the last one ends. ``h2`` has no graceful GOAWAY (its
+the visitor opens after it are refused (REFUSED_STREAM, retried by the client on a new connection; beyond
+``max_concurrent_streams`` of them, more than any client had in flight, each costs a reset); open ones
+finish; ``closed`` turns True when the last one ends. ``h2`` has no graceful GOAWAY (its
 ``close_connection`` stops all streams), so that frame is serialised here. A GOAWAY *from* the visitor
 ends the connection at once (``h2`` refuses to send after it).
 
 Dependency notes: ``h2`` reports a body longer or shorter than Content-Length, a non-numeric Content-Length
-and a stream beyond its concurrency setting as connection errors; the subclass below (two overrides of
+and a stream beyond its concurrency setting as connection errors; the subclass below (overrides of
 ``h2`` internals, pinned ``h2<5``) turns the first two into stream errors and moves ``h2``'s own
-concurrency check to twice the advertised limit, enforcing the advertised one here. ``h2``'s inbound header
+concurrency check to twice the advertised limit, enforcing the advertised one here; it also drops unknown
+SETTINGS before ``h2`` stores them. ``h2``'s inbound header
 validation is off (``proto/http2_request.py`` does it in its one pass: 10 µs less per request). The tests
 pin each behaviour.
 
@@ -260,6 +262,7 @@ class H2Server:
         self._ended = False
         self._goaway_last: int | None = None
         self._requests = 0
+        self._late = 0  # streams opened after our GOAWAY
         self._fresh: set[int] = set()  # streams opened by the bytes being fed
         self._dropped: set[int] = set()  # ... and reset by them too
 
@@ -455,6 +458,9 @@ class H2Server:
         conn = self._conn
         if self._goaway_last is not None and stream_id > self._goaway_last:
             conn.reset_stream(stream_id, REFUSED_STREAM)  # after our GOAWAY: the client retries elsewhere
+            self._late += 1
+            if self._late > self._limits.max_concurrent_streams:  # more than could have been in flight
+                self._gate.charge_reset()
             return
         if len(self._streams) >= self._limits.max_concurrent_streams:
             conn.reset_stream(stream_id, REFUSED_STREAM)

@@ -4,6 +4,7 @@ and GOAWAY are in test_http2_frames.py."""
 
 from __future__ import annotations
 
+import itertools
 from typing import TypeVar
 
 import h2.config
@@ -11,6 +12,8 @@ import h2.connection
 import h2.events
 import pytest
 from hyperframe.frame import Frame, RstStreamFrame
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from originlock.errors import HeadersTooLarge, MalformedRequest, UnsafeHeaderValue, UriTooLong
 from originlock.proto.events import RequestReceived
@@ -502,3 +505,122 @@ def test_event_reprs() -> None:
     assert repr(StreamReset(1, 8)) == "StreamReset(1, 8)"
     assert repr(WindowOpened(5)) == "WindowOpened(5)"
     assert repr(ConnectionEnded(11, "calm")) == "ConnectionEnded(11, 'calm')"
+
+
+# -- property: any well-behaved conversation completes ------------------------------------------------
+
+#: Body sizes around what flow control and framing care about: a frame (16 KiB), a window (64 KiB).
+_SIZES = st.sampled_from([0, 1, 16384, 16385, 65535, 65536, 70000]) | st.integers(0, 70000)
+_ACTIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("get"), _SIZES),
+        st.tuples(st.just("post"), _SIZES, st.booleans()),
+        st.tuples(st.just("reset"), st.integers(0, 10)),
+        st.tuples(st.just("ping"), st.integers(0, 0)),
+        st.tuples(st.just("read"), st.integers(1, 5)),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_ACTIONS, st.lists(st.integers(1, 4000), min_size=1, max_size=8))
+def test_a_well_behaved_client_always_gets_every_answer(actions: list[tuple[object, ...]], cuts: list[int]) -> None:
+    """An h2 client makes requests (bodies up to 70 KB, declared or not), resets some, pings, and reads
+    its responses (bodies up to 70 KB, above its 64 KiB windows) only now and then; the bytes reach the
+    server cut at arbitrary points; the edge side acknowledges body bytes as it gets them and answers
+    each complete request with a body of the asked size. No connection error, every request not reset
+    gets its whole answer, nothing stays open."""
+    server = H2Server()
+    server.initiate()
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    client.initiate_connection()
+    sizes: dict[int, int] = {}  # stream -> response size asked (in the path)
+    received: dict[int, int] = {}
+    finished: set[int] = set()
+    reset: set[int] = set()
+    got: dict[int, list[bytes]] = {}
+    cut_at = itertools.cycle(cuts)
+
+    def to_server() -> None:
+        data = client.data_to_send()
+        while data:
+            size = next(cut_at)
+            for event in server.feed(data[:size]):
+                assert not isinstance(event, (ConnectionEnded, RequestRefused)), event
+                if isinstance(event, RequestStarted):
+                    got[event.stream_id] = []
+                elif isinstance(event, StreamData):
+                    got[event.stream_id].append(event.data)
+                    server.acknowledge(event.stream_id, len(event.data))
+                elif isinstance(event, StreamEnded):
+                    size_asked = sizes[event.stream_id]
+                    server.send_response(
+                        event.stream_id, 200, [(b"content-length", b"%d" % size_asked)], end_stream=False
+                    )
+                    server.send_data(event.stream_id, b"r" * size_asked, end_stream=True)
+                elif isinstance(event, StreamReset):
+                    reset.add(event.stream_id)
+            data = data[size:]
+
+    def to_client() -> None:
+        data = server.data_to_send()
+        if not data:
+            return
+        for event in client.receive_data(data):
+            if isinstance(event, h2.events.DataReceived):
+                received[event.stream_id] = received.get(event.stream_id, 0) + len(event.data or b"")
+                client.acknowledge_received_data(event.flow_controlled_length or 0, event.stream_id)
+            elif isinstance(event, h2.events.StreamEnded):
+                finished.add(event.stream_id)
+            elif isinstance(event, h2.events.StreamReset):
+                reset.add(event.stream_id)
+
+    to_server()
+    to_client()
+    for action in actions:
+        kind = action[0]
+        if kind in ("get", "post"):
+            sid = client.get_next_available_stream_id()
+            sizes[sid] = int(action[1])  # type: ignore[call-overload]
+            path = b"/%d" % sizes[sid]
+            if kind == "get":
+                client.send_headers(sid, head(b"GET", path), end_stream=True)
+            else:
+                body = b"q" * sizes[sid]
+                extra = [(b"content-length", b"%d" % len(body))] if action[2] else []
+                client.send_headers(sid, head(b"POST", path, b"example.com", *extra))
+                stalls = 0
+                while body:  # as much as the client's windows allow now; the rest after the server reads
+                    window = min(client.local_flow_control_window(sid), client.max_outbound_frame_size)
+                    if window == 0:
+                        stalls += 1
+                        assert stalls < 100, "the server never reopened the request's windows"
+                        to_server()
+                        to_client()
+                        continue
+                    client.send_data(sid, body[:window])
+                    body = body[window:]
+                client.end_stream(sid)
+        elif kind == "reset":
+            open_ids = sorted(s for s in sizes if s not in finished and s not in reset)
+            if open_ids:
+                sid = open_ids[int(action[1]) % len(open_ids)]  # type: ignore[call-overload]
+                client.reset_stream(sid)
+                reset.add(sid)
+        elif kind == "ping":
+            client.ping(b"12345678")
+        for _ in range(int(action[1]) if kind == "read" else 1):  # type: ignore[call-overload]
+            to_server()
+            to_client()
+    for _ in range(200):  # read everything
+        to_server()
+        to_client()
+        if all(s in finished or s in reset for s in sizes):
+            break
+    for sid, size in sizes.items():
+        if sid not in reset:
+            assert sid in finished and received.get(sid, 0) == size, (sid, size, received.get(sid))
+    assert server.open_streams == 0
+    assert not server.closed

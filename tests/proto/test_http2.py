@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from originlock.errors import HeadersTooLarge, MalformedRequest, UnsafeHeaderValue, UriTooLong
+from originlock.proto import http2_request
 from originlock.proto.events import RequestReceived
 from originlock.proto.http2 import (
     CANCEL,
@@ -183,6 +184,17 @@ def test_malformed_header_blocks_are_a_stream_error(fields: Fields) -> None:
     assert started(events) == []
     assert [r.error_code for r in pair.of(h2.events.StreamReset)] == [PROTOCOL_ERROR]
     assert started(pair.request(head()))
+
+
+def test_the_cache_of_valid_field_names_is_bounded() -> None:
+    pair = Pair()
+    fields = [(b"x-n%d" % i, b"v") for i in range(5000)]  # more distinct names than the cache keeps
+    for at in range(0, 5000, 500):
+        assert started(pair.request(head(b"GET", b"/", b"example.com", *fields[at : at + 500])))
+    assert len(http2_request._PLAIN_NAMES) <= http2_request._MAX_NAMES
+    pair.client.config.normalize_outbound_headers = False
+    request = started(pair.request(head(b"GET", b"/", b"example.com", (b"x-n4999", b"w"), (b"X-Up", b"1"))))
+    assert request == []  # past the cache, names are still checked: upper-case is refused
 
 
 def test_te_trailers_is_allowed() -> None:

@@ -48,7 +48,31 @@ class StreamMalformed(ValueError):
 _PSEUDO: Final = frozenset({b":method", b":scheme", b":authority", b":path"})
 #: A field name as HTTP/2 carries it: a token, lower-case (RFC 9113 §8.2.1).
 _NAME: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
-_FORBIDDEN: Final = CONNECTION_SPECIFIC - {b"te"}
+_CR_LF_NUL: Final = re.compile(rb"[\r\n\x00]")
+#: Names the request pass treats apart, each with what it does; any other valid name is just kept.
+_HOST, _LENGTH, _COOKIE, _TE, _EXPECT, _FORBIDDEN, _UNDERSCORE = range(7)
+_SPECIAL: Final = {
+    b"host": _HOST,
+    b"content-length": _LENGTH,
+    b"cookie": _COOKIE,
+    b"te": _TE,
+    b"expect": _EXPECT,
+    **dict.fromkeys(CONNECTION_SPECIFIC - {b"te"}, _FORBIDDEN),
+    **dict.fromkeys(_UNDERSCORED, _UNDERSCORE),
+}
+#: Field names already seen to be valid (lower-case tokens, not special), in requests and responses: a
+#: deployment sees a few dozen, and checking one again costs a regular expression per field. Bounded.
+_PLAIN_NAMES: Final[set[bytes]] = set()
+_MAX_NAMES: Final = 4096
+
+
+def _plain(name: bytes) -> bool:
+    """Whether ``name`` is a lower-case token that needs nothing more than keeping (remembered)."""
+    if _NAME.fullmatch(name) is None or name in _SPECIAL:
+        return False
+    if len(_PLAIN_NAMES) < _MAX_NAMES:
+        _PLAIN_NAMES.add(name)
+    return True
 
 
 def request_from_fields(fields: Headers, ended: bool, limits: Limits) -> RequestReceived:
@@ -80,6 +104,16 @@ def request_from_fields(fields: Headers, ended: bool, limits: Limits) -> Request
     expect = False
     size = 0
     for name, value in fields:
+        if value and (value[0] in (32, 9) or value[-1] in (32, 9)):
+            raise StreamMalformed(f"field {name!r} has whitespace around its value")
+        if _VALUE_BAD.search(value) is not None:
+            if _CR_LF_NUL.search(value) is not None:
+                raise StreamMalformed(f"field {name!r} holds CR, LF or NUL")
+            raise MalformedRequest(f"header field {name.decode('latin-1')!r} holds a control character")
+        if name in _PLAIN_NAMES or _plain(name):
+            size += len(name) + len(value) + _LINE_OVERHEAD
+            headers.append((name, value))
+            continue
         if name[:1] == b":":
             if headers or cookies or host is not None:
                 raise StreamMalformed(f"pseudo-header field {name!r} after a regular field")
@@ -87,37 +121,31 @@ def request_from_fields(fields: Headers, ended: bool, limits: Limits) -> Request
                 raise StreamMalformed(f"unknown or repeated pseudo-header field {name!r}")
             pseudo[name] = value
             continue
-        if _NAME.fullmatch(name) is None:
+        kind = _SPECIAL.get(name)
+        if kind is None:
             raise StreamMalformed(f"field name {name!r} is not a lower-case token")
-        if value and (value[0] in (32, 9) or value[-1] in (32, 9)):
-            raise StreamMalformed(f"field {name!r} has whitespace around its value")
-        if _VALUE_BAD.search(value) is not None:
-            if value.find(b"\r") >= 0 or value.find(b"\n") >= 0 or value.find(b"\0") >= 0:
-                raise StreamMalformed(f"field {name!r} holds CR, LF or NUL")
-            raise MalformedRequest(f"header field {name.decode('latin-1')!r} holds a control character")
         size += len(name) + len(value) + _LINE_OVERHEAD
-        lower = lower_name(name)  # the cached object: its hash is computed once
-        if lower == b"cookie":
+        if kind == _COOKIE:
             cookies.append(value)
             continue
-        if lower == b"host":
+        if kind == _HOST:
             if host is not None:
                 raise StreamMalformed("more than one Host field")
             host = value
-        elif lower == b"content-length":
+        elif kind == _LENGTH:
             length = value
-        elif lower in _FORBIDDEN:
+        elif kind == _FORBIDDEN:
             raise StreamMalformed(f"connection-specific field {name!r}")
-        elif lower == b"te":
+        elif kind == _TE:
             if value != b"trailers":
                 raise StreamMalformed("TE other than trailers")
-        elif lower == b"expect":
+        elif kind == _EXPECT:
             if value.lower() != b"100-continue":
                 raise MalformedRequest("unsupported Expect value")
             expect = True
-        elif lower in _UNDERSCORED:
+        else:
             raise MalformedRequest(f"header field name {name.decode('latin-1')!r} reads as one the edge interprets")
-        headers.append((lower, value))
+        headers.append((name, value))
     method = pseudo.get(b":method", b"")
     path = pseudo.get(b":path", b"")
     authority = pseudo.get(b":authority")
@@ -162,27 +190,24 @@ def response_fields(status: int, headers: Headers) -> Headers:
 
     Raises:
         UnsafeHeaderValue: a name that is not a token or a value holding CR, LF or NUL (502: nothing is
-            sent for the stream), or the
-            status is not three digits.
+            sent for the stream), or a status that is not three digits.
     """
     code = _STATUS.get(status)
     if code is None:
         raise UnsafeHeaderValue(f"refused to send status {status}")
-    named: set[bytes] = set()
-    for name, value in headers:
-        if lower_name(name) == b"connection":
-            named.update(token.strip().lower() for token in value.split(b","))
     fields: Headers = [(b":status", code)]
+    named: set[bytes] | None = None
     for name, value in headers:
         lower = lower_name(name)
-        if lower in CONNECTION_SPECIFIC or lower in named:
+        if lower in CONNECTION_SPECIFIC:
+            if lower == b"connection":
+                named = (named or set()) | {token.strip().lower() for token in value.split(b",")}
             continue
-        if (
-            _TOKEN.fullmatch(lower) is None
-            or value.find(b"\r") >= 0
-            or value.find(b"\n") >= 0
-            or value.find(b"\0") >= 0
+        if (lower not in _PLAIN_NAMES and not _plain(lower) and _TOKEN.fullmatch(lower) is None) or (
+            _CR_LF_NUL.search(value) is not None
         ):
             raise UnsafeHeaderValue(f"refused to send header field {name.decode('latin-1')!r}")
         fields.append((lower, value))
+    if named:
+        fields = [fields[0], *(field for field in fields[1:] if field[0] not in named)]
     return fields

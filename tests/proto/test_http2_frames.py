@@ -416,6 +416,24 @@ def test_streams_opened_long_after_goaway_count_as_resets() -> None:
     assert sid == 3 + 2 * (10 + 5)  # 10 in flight are free, then 5 resets, the next is one too many
 
 
+def test_a_two_step_goaway_serves_the_streams_in_flight() -> None:
+    server = connected()
+    encoder = hpack.Encoder()
+    server.feed(headers(1, encoder))
+    server.goaway(final=False)
+    server.goaway(final=False)  # once only
+    assert goaways(server.data_to_send()) == [(2**31 - 1, NO_ERROR)]
+    assert count(server.feed(headers(3, encoder)), RequestStarted) == 1  # was on its way: served
+    server.goaway()
+    assert goaways(server.data_to_send()) == [(3, NO_ERROR)]
+    assert server.feed(headers(5, encoder)) == []
+    assert resets(server.data_to_send()) == [(5, REFUSED_STREAM)]
+    for sid in (1, 3):
+        assert not server.closed
+        server.send_response(sid, 204, [], end_stream=True)
+    assert server.closed
+
+
 def test_goaway_without_open_streams_is_closed_at_once() -> None:
     server = connected()
     server.goaway()

@@ -68,7 +68,9 @@ Limits (:class:`H2Limits`; nginx's defaults where nginx has the knob):
 Graceful shutdown: :meth:`~H2Server.goaway` sends GOAWAY NO_ERROR naming the last stream received; streams
 the visitor opens after it are refused (REFUSED_STREAM, retried by the client on a new connection; beyond
 ``max_concurrent_streams`` of them, more than any client had in flight, each costs a reset); open ones
-finish; ``closed`` turns True when the last one ends. ``h2`` has no graceful GOAWAY (its
+finish; ``closed`` turns True when the last one ends. ``goaway(final=False)`` first sends RFC 9113 §6.8's
+announcement (the largest stream identifier), so that requests already on their way are served rather
+than refused; the edge calls ``goaway()`` a round trip later. ``h2`` has no graceful GOAWAY (its
 ``close_connection`` stops all streams), so that frame is serialised here. A GOAWAY *from* the visitor
 ends the connection at once (``h2`` refuses to send after it).
 
@@ -261,6 +263,7 @@ class H2Server:
         self._out: list[bytes] = []
         self._ended = False
         self._goaway_last: int | None = None
+        self._announced = False  # a GOAWAY went out (the first step, or the final one)
         self._requests = 0
         self._late = 0  # streams opened after our GOAWAY
         self._fresh: set[int] = set()  # streams opened by the bytes being fed
@@ -294,12 +297,22 @@ class H2Server:
             self._out.clear()
         return queued
 
-    def goaway(self) -> None:
-        """Graceful shutdown: GOAWAY NO_ERROR; no new streams; open ones finish."""
-        if self._ended or self._goaway_last is not None:
+    def goaway(self, *, final: bool = True) -> None:
+        """Graceful shutdown: GOAWAY NO_ERROR naming the last stream received; streams opened after it are
+        refused; open ones finish.
+
+        Args:
+            final: False sends the first of the two steps RFC 9113 §6.8 suggests: GOAWAY naming the largest
+                stream identifier, which tells the visitor to open no more streams while those already on
+                their way are still served; call ``goaway()`` again about a round trip later (the edge
+                has the clock) to name the last one.
+        """
+        if self._ended or self._goaway_last is not None or (self._announced and not final):
             return
-        last = self._conn.highest_inbound_stream_id
-        self._goaway_last = last
+        last = self._conn.highest_inbound_stream_id if final else 2**31 - 1
+        if final:
+            self._goaway_last = last
+        self._announced = True
         self._out.append(self._conn.data_to_send())  # frames already queued go first
         self._out.append(GoAwayFrame(0, last_stream_id=last, error_code=NO_ERROR).serialize())
 

@@ -75,16 +75,21 @@ than refused; the edge calls ``goaway()`` a round trip later. ``h2`` has no grac
 ends the connection at once (``h2`` refuses to send after it).
 
 Dependency notes: ``h2`` reports a body longer or shorter than Content-Length, a non-numeric Content-Length
-and a stream beyond its concurrency setting as connection errors; the subclass below (overrides of
-``h2`` internals, pinned ``h2<5``) turns the first two into stream errors and moves ``h2``'s own
-concurrency check to twice the advertised limit, enforcing the advertised one here; it also drops unknown
-SETTINGS before ``h2`` stores them. ``h2``'s inbound header
-validation is off (``proto/http2_request.py`` does it in its one pass: 10 µs less per request). The tests
-pin each behaviour.
+and a stream beyond its concurrency setting as connection errors; the subclass below (overrides of ``h2``
+internals, pinned ``h2<5``) turns the first two into stream errors and moves ``h2``'s own concurrency
+check to twice the advertised limit, enforcing the advertised one here; it also drops unknown SETTINGS
+before ``h2`` stores them. ``h2``'s inbound header validation is off: ``proto/http2_request.py`` does it
+in the pass over the fields it makes anyway (10 µs less per request). The tests pin each behaviour.
 
-Cost: ``feed`` + ``send_response`` + ``send_data`` of a small GET take about 70 µs of CPU per request on the
-development box, nearly all of it in ``h2`` and ``hpack`` (state machines, HPACK, frame objects, and
-``hpack``'s debug logging calls).
+What the edge keeps doing itself: timeouts (idle, header, body), TLS and ALPN; pausing its reads from the
+visitor while its transport's write buffer is above its high-water mark (the visitor chooses its own
+windows, up to 2 GiB, so flow control alone does not bound what the edge queues for a visitor that does
+not read); answering :class:`RequestRefused`; acknowledging :class:`StreamData`; resetting streams it
+abandons.
+
+Cost: ``feed`` + ``send_response`` + ``send_data`` of a small GET take about 65-70 µs of CPU per request on
+the (loaded) development box, nearly all of it in ``h2`` and ``hpack`` (state machines, HPACK, frame
+objects); ``python bench/h2_vs_nginx.py --floor`` measures it.
 """
 
 from __future__ import annotations

@@ -75,8 +75,8 @@ than refused; the edge calls ``goaway()`` a round trip later. ``h2`` has no grac
 ends the connection at once (``h2`` refuses to send after it).
 
 Dependency notes: ``h2`` reports a body longer or shorter than Content-Length, a non-numeric Content-Length
-and a stream beyond its concurrency setting as connection errors; the subclass below (overrides of ``h2``
-internals, pinned ``h2<5``) turns the first two into stream errors and moves ``h2``'s own concurrency
+and a stream beyond its concurrency setting as connection errors; ``proto/http2_conn.py`` (overrides of
+``h2`` internals, pinned ``h2<5``) turns the first two into stream errors and moves ``h2``'s own concurrency
 check to twice the advertised limit, enforcing the advertised one here; it also drops unknown SETTINGS
 before ``h2`` stores them. ``h2``'s inbound header validation is off: ``proto/http2_request.py`` does it
 in the pass over the fields it makes anyway (10 µs less per request). The tests pin each behaviour.
@@ -95,19 +95,18 @@ objects); ``python bench/h2_vs_nginx.py --floor`` measures it.
 from __future__ import annotations
 
 from collections import deque
-from typing import Final
 
 from h2 import events as h2e
 from h2.config import H2Configuration
-from h2.connection import ConnectionState, H2Connection
-from h2.errors import ErrorCodes
-from h2.exceptions import H2Error, InvalidBodyLengthError, ProtocolError
-from h2.settings import SettingCodes, Settings
+from h2.connection import ConnectionState
+from h2.exceptions import H2Error
+from h2.settings import SettingCodes
 from hpack import HPACKError
-from hyperframe.frame import DataFrame, Frame, GoAwayFrame, HeadersFrame, SettingsFrame
+from hyperframe.frame import GoAwayFrame
 
 from originlock.errors import DownstreamError
 from originlock.proto.events import Headers
+from originlock.proto.http2_conn import ENCODER_TABLE_SIZE, CeilingSettings, ServerConnection
 from originlock.proto.http2_events import (
     CANCEL,
     DEFAULT_H2_LIMITS,
@@ -148,62 +147,6 @@ __all__ = [
 ]
 
 
-#: The most our HPACK encoder keeps of response fields per connection, whatever the visitor allows (the
-#: protocol's default size; nginx does not index response fields at all).
-ENCODER_TABLE_SIZE: Final = 4096
-
-
-_KNOWN_SETTINGS: Final = frozenset(int(code) for code in SettingCodes)
-
-
-class _Settings(Settings):
-    """Our SETTINGS, whose MAX_CONCURRENT_STREAMS as ``h2`` enforces it is a ceiling above the one sent."""
-
-    ceiling = 0
-
-    @property
-    def max_concurrent_streams(self) -> int:
-        return self.ceiling
-
-    @max_concurrent_streams.setter
-    def max_concurrent_streams(self, value: int) -> None:
-        self[SettingCodes.MAX_CONCURRENT_STREAMS] = value
-
-
-class _Connection(H2Connection):
-    """``h2``'s connection, with the errors RFC 9113 §8.1.1 scopes to a stream kept to that stream."""
-
-    def __init__(self, config: H2Configuration) -> None:
-        super().__init__(config)
-        #: ``(stream_id, reason)`` of the streams reset for a stream error since the server last looked.
-        self.stream_errors: list[tuple[int, str]] = []
-
-    def _receive_frame(self, frame: Frame) -> list[h2e.Event]:
-        if isinstance(frame, SettingsFrame) and frame.settings:
-            # Unknown settings are ignored (RFC 9113 §6.5.2); h2 would keep each one with its own deque:
-            # 400 KB of SETTINGS frames holding every 16-bit identifier cost 50 MB per connection.
-            frame.settings = {key: value for key, value in frame.settings.items() if key in _KNOWN_SETTINGS}
-        known = frame.stream_id in self.streams
-        try:
-            return super()._receive_frame(frame)
-        except InvalidBodyLengthError as exc:
-            reason = f"the body does not match Content-Length: {exc}"
-        except ProtocolError as exc:
-            # A plain ProtocolError for a HEADERS frame that created its stream was raised after the block
-            # was decoded (HPACK state intact): header validation or Content-Length. Anything else stays
-            # a connection error.
-            if type(exc) is not ProtocolError or not isinstance(frame, HeadersFrame) or known:
-                raise
-            if frame.stream_id not in self.streams:
-                raise
-            reason = f"malformed request: {exc}"
-        self.reset_stream(frame.stream_id, ErrorCodes.PROTOCOL_ERROR)
-        if isinstance(frame, DataFrame):
-            self.acknowledge_received_data(frame.flow_controlled_length, frame.stream_id)
-        self.stream_errors.append((frame.stream_id, reason))
-        return []
-
-
 class _Stream:
     """The edge's view of one request stream."""
 
@@ -239,8 +182,8 @@ class H2Server:
             validate_outbound_headers=False,  # response_fields() did it
             normalize_outbound_headers=False,
         )
-        conn = _Connection(config)
-        settings = _Settings(
+        conn = ServerConnection(config)
+        settings = CeilingSettings(
             client=False,
             initial_values={
                 SettingCodes.MAX_CONCURRENT_STREAMS: limits.max_concurrent_streams,

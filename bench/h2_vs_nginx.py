@@ -279,7 +279,11 @@ def main() -> int:
         for proc in (nginx_edge, origin):
             if proc is not None:
                 proc.stop()
-        shutil.rmtree(tmp, ignore_errors=True)  # a --venv lives elsewhere
+        for _ in range(10):  # nginx's workers may still be writing as they exit; a --venv lives elsewhere
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not tmp.exists():
+                break
+            time.sleep(0.5)
 
     keys = ("edge_us_per_req", "rps", "p50_ms", "p99_ms")
     measured = sorted({r["edge"] for r in results})

@@ -4,6 +4,7 @@ and GOAWAY are in test_http2_frames.py."""
 
 from __future__ import annotations
 
+import itertools
 from typing import TypeVar
 
 import h2.config
@@ -11,8 +12,11 @@ import h2.connection
 import h2.events
 import pytest
 from hyperframe.frame import Frame, RstStreamFrame
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from originlock.errors import HeadersTooLarge, MalformedRequest, UnsafeHeaderValue, UriTooLong
+from originlock.proto import http2_request
 from originlock.proto.events import RequestReceived
 from originlock.proto.http2 import (
     CANCEL,
@@ -112,6 +116,13 @@ def test_a_get_becomes_the_request_the_http1_parser_would_give() -> None:
     assert pair.server.open_streams == 1
 
 
+def test_host_alone_is_enough() -> None:
+    request = started(
+        Pair().request([(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"/"), (b"host", b"h.test")])
+    )[0]
+    assert request.headers == [(b"host", b"h.test")]
+
+
 def test_a_host_equal_to_authority_is_kept_once_and_cookies_are_joined() -> None:
     pair = Pair()
     fields = head(b"GET", b"/", b"a.test", (b"host", b"a.test"), (b"cookie", b"a=1"), (b"cookie", b"b=2"))
@@ -158,6 +169,12 @@ def test_connection_specific_fields_are_a_stream_error(field: tuple[bytes, bytes
         [(b"accept", b"*/*"), *head()],  # a pseudo-header field after a regular one
         [*head(), (b":protocol", b"websocket")],  # RFC 8441 is not offered
         [*head(), (b"x-a", b" padded ")],
+        [*head(), (b"x-a", b"nul\0")],
+        [*head(b"GET", b"/", b"a.test"), (b"host", b"a.test"), (b"host", b"a.test")],  # two Host fields
+        [(b":status", b"200"), *head()],  # a response pseudo-header field
+        [(b":method", b"GET"), (b":method", b"GET"), *head()[1:]],  # repeated
+        [(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"/")],  # neither :authority nor Host
+        head(b"GET", b""),  # empty :path
     ],
 )
 def test_malformed_header_blocks_are_a_stream_error(fields: Fields) -> None:
@@ -167,6 +184,17 @@ def test_malformed_header_blocks_are_a_stream_error(fields: Fields) -> None:
     assert started(events) == []
     assert [r.error_code for r in pair.of(h2.events.StreamReset)] == [PROTOCOL_ERROR]
     assert started(pair.request(head()))
+
+
+def test_the_cache_of_valid_field_names_is_bounded() -> None:
+    pair = Pair()
+    fields = [(b"x-n%d" % i, b"v") for i in range(5000)]  # more distinct names than the cache keeps
+    for at in range(0, 5000, 500):
+        assert started(pair.request(head(b"GET", b"/", b"example.com", *fields[at : at + 500])))
+    assert len(http2_request._PLAIN_NAMES) <= http2_request._MAX_NAMES
+    pair.client.config.normalize_outbound_headers = False
+    request = started(pair.request(head(b"GET", b"/", b"example.com", (b"x-n4999", b"w"), (b"X-Up", b"1"))))
+    assert request == []  # past the cache, names are still checked: upper-case is refused
 
 
 def test_te_trailers_is_allowed() -> None:
@@ -188,7 +216,10 @@ def test_body_framing_follows_content_length_or_end_stream() -> None:
 @pytest.mark.parametrize("body", [b"too long", b"shrt"])
 def test_a_body_that_does_not_match_content_length_is_a_stream_error(body: bytes) -> None:
     pair = Pair()
-    events = pair.request(head(b"POST", b"/", b"example.com", (b"content-length", b"6")), body)
+    pair.client.send_headers(1, head(b"POST", b"/", b"example.com", (b"content-length", b"6")))
+    assert isinstance(pair.pump()[0], RequestStarted)
+    pair.client.send_data(1, body, end_stream=True)
+    events = pair.pump()
     assert isinstance(events[-1], StreamReset) and events[-1].error_code == PROTOCOL_ERROR
     assert not any(isinstance(e, StreamEnded) for e in events)
     assert pair.server.open_streams == 0
@@ -335,6 +366,19 @@ def test_a_larger_initial_window_from_the_visitor_releases_held_back_data() -> N
     assert len(pair.body()) == 3000
 
 
+def test_our_hpack_table_stays_small_whatever_the_visitor_allows() -> None:
+    pair = Pair()
+    pair.client.update_settings({h2.settings.SettingCodes.HEADER_TABLE_SIZE: 2**31})
+    pair.client.decoder.max_allowed_table_size = 2**31  # a client that would accept a huge table
+    pair.pump()
+    for sid in range(1, 400, 2):
+        pair.request(head(), stream_id=sid)
+        pair.server.send_response(sid, 200, [(b"x-unique", b"%d" % sid * 100)], end_stream=True)
+        pair.pump()
+    assert len(pair.of(h2.events.ResponseReceived)) == 200
+    assert pair.client.decoder.header_table_size == 4096  # the client's decoder mirrors our encoder
+
+
 def test_large_bodies_are_cut_at_the_visitors_max_frame_size() -> None:
     pair = Pair()
     pair.request(head())
@@ -371,6 +415,14 @@ def test_a_visitor_reset_stops_the_stream_and_gives_its_window_back() -> None:
     pair.server.send_data(1, b"late")  # the edge had not noticed yet: a no-op
     pair.server.acknowledge(1, 60000)
     assert pair.server.data_to_send() == b""
+
+
+def test_a_stream_opened_and_made_invalid_in_one_read_never_reaches_the_edge() -> None:
+    pair = Pair()
+    events = pair.request(head(b"POST", b"/", b"example.com", (b"content-length", b"6")), b"too long")
+    assert events == []
+    assert [r.error_code for r in pair.of(h2.events.StreamReset)] == [PROTOCOL_ERROR]
+    assert pair.server.open_streams == 0
 
 
 def test_the_edge_can_reset_a_stream() -> None:
@@ -432,10 +484,155 @@ def test_data_to_send_is_empty_when_nothing_is_queued() -> None:
     assert server.data_to_send() == b""
 
 
-def test_limits_are_validated() -> None:
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"max_concurrent_streams": 0},
+        {"connection_window": 1000},
+        {"initial_window": 0},
+        {"max_frame_size": 1000},
+        {"max_header_list_size": 100},
+        {"reset_budget": 0},
+        {"max_requests": 0},
+    ],
+)
+def test_limits_are_validated(bad: dict[str, int]) -> None:
     with pytest.raises(ValueError):
-        H2Limits(max_concurrent_streams=0)
-    with pytest.raises(ValueError):
-        H2Limits(max_frame_size=1000)
-    with pytest.raises(ValueError):
-        H2Limits(reset_budget=0)
+        H2Limits(**bad)  # type: ignore[arg-type]
+
+
+def test_a_status_that_is_not_three_digits_is_refused() -> None:
+    pair = Pair()
+    pair.request(head())
+    with pytest.raises(UnsafeHeaderValue):
+        pair.server.send_response(1, 1000, [], end_stream=True)
+
+
+def test_event_reprs() -> None:
+    request = RequestReceived(b"GET", b"/", b"2", [], True, "none", False)
+    assert repr(RequestStarted(1, request)) == "RequestStarted(1, RequestReceived(GET /))"
+    assert repr(RequestRefused(3, UriTooLong())) == "RequestRefused(3, 414)"
+    assert repr(StreamData(1, b"abc")) == "StreamData(1, 3 bytes)"
+    assert repr(StreamEnded(1)) == "StreamEnded(1)"
+    assert repr(StreamReset(1, 8)) == "StreamReset(1, 8)"
+    assert repr(WindowOpened(5)) == "WindowOpened(5)"
+    assert repr(ConnectionEnded(11, "calm")) == "ConnectionEnded(11, 'calm')"
+
+
+# -- property: any well-behaved conversation completes ------------------------------------------------
+
+#: Body sizes around what flow control and framing care about: a frame (16 KiB), a window (64 KiB).
+_SIZES = st.sampled_from([0, 1, 16384, 16385, 65535, 65536, 70000]) | st.integers(0, 70000)
+_ACTIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("get"), _SIZES),
+        st.tuples(st.just("post"), _SIZES, st.booleans()),
+        st.tuples(st.just("reset"), st.integers(0, 10)),
+        st.tuples(st.just("ping"), st.integers(0, 0)),
+        st.tuples(st.just("read"), st.integers(1, 5)),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_ACTIONS, st.lists(st.integers(1, 4000), min_size=1, max_size=8))
+def test_a_well_behaved_client_always_gets_every_answer(actions: list[tuple[object, ...]], cuts: list[int]) -> None:
+    """An h2 client makes requests (bodies up to 70 KB, declared or not), resets some, pings, and reads
+    its responses (bodies up to 70 KB, above its 64 KiB windows) only now and then; the bytes reach the
+    server cut at arbitrary points; the edge side acknowledges body bytes as it gets them and answers
+    each complete request with a body of the asked size. No connection error, every request not reset
+    gets its whole answer, nothing stays open."""
+    server = H2Server()
+    server.initiate()
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    client.initiate_connection()
+    sizes: dict[int, int] = {}  # stream -> response size asked (in the path)
+    received: dict[int, int] = {}
+    finished: set[int] = set()
+    reset: set[int] = set()
+    got: dict[int, list[bytes]] = {}
+    cut_at = itertools.cycle(cuts)
+
+    def to_server() -> None:
+        data = client.data_to_send()
+        while data:
+            size = next(cut_at)
+            for event in server.feed(data[:size]):
+                assert not isinstance(event, (ConnectionEnded, RequestRefused)), event
+                if isinstance(event, RequestStarted):
+                    got[event.stream_id] = []
+                elif isinstance(event, StreamData):
+                    got[event.stream_id].append(event.data)
+                    server.acknowledge(event.stream_id, len(event.data))
+                elif isinstance(event, StreamEnded):
+                    size_asked = sizes[event.stream_id]
+                    server.send_response(
+                        event.stream_id, 200, [(b"content-length", b"%d" % size_asked)], end_stream=False
+                    )
+                    server.send_data(event.stream_id, b"r" * size_asked, end_stream=True)
+                elif isinstance(event, StreamReset):
+                    reset.add(event.stream_id)
+            data = data[size:]
+
+    def to_client() -> None:
+        data = server.data_to_send()
+        if not data:
+            return
+        for event in client.receive_data(data):
+            if isinstance(event, h2.events.DataReceived):
+                received[event.stream_id] = received.get(event.stream_id, 0) + len(event.data or b"")
+                client.acknowledge_received_data(event.flow_controlled_length or 0, event.stream_id)
+            elif isinstance(event, h2.events.StreamEnded):
+                finished.add(event.stream_id)
+            elif isinstance(event, h2.events.StreamReset):
+                reset.add(event.stream_id)
+
+    to_server()
+    to_client()
+    for action in actions:
+        kind = action[0]
+        if kind in ("get", "post"):
+            sid = client.get_next_available_stream_id()
+            sizes[sid] = int(action[1])  # type: ignore[call-overload]
+            path = b"/%d" % sizes[sid]
+            if kind == "get":
+                client.send_headers(sid, head(b"GET", path), end_stream=True)
+            else:
+                body = b"q" * sizes[sid]
+                extra = [(b"content-length", b"%d" % len(body))] if action[2] else []
+                client.send_headers(sid, head(b"POST", path, b"example.com", *extra))
+                stalls = 0
+                while body:  # as much as the client's windows allow now; the rest after the server reads
+                    window = min(client.local_flow_control_window(sid), client.max_outbound_frame_size)
+                    if window == 0:
+                        stalls += 1
+                        assert stalls < 100, "the server never reopened the request's windows"
+                        to_server()
+                        to_client()
+                        continue
+                    client.send_data(sid, body[:window])
+                    body = body[window:]
+                client.end_stream(sid)
+        elif kind == "reset":
+            open_ids = sorted(s for s in sizes if s not in finished and s not in reset)
+            if open_ids:
+                sid = open_ids[int(action[1]) % len(open_ids)]  # type: ignore[call-overload]
+                client.reset_stream(sid)
+                reset.add(sid)
+        elif kind == "ping":
+            client.ping(b"12345678")
+        for _ in range(int(action[1]) if kind == "read" else 1):  # type: ignore[call-overload]
+            to_server()
+            to_client()
+    for _ in range(200):  # read everything
+        to_server()
+        to_client()
+        if all(s in finished or s in reset for s in sizes):
+            break
+    for sid, size in sizes.items():
+        if sid not in reset:
+            assert sid in finished and received.get(sid, 0) == size, (sid, size, received.get(sid))
+    assert server.open_streams == 0
+    assert not server.closed

@@ -1,14 +1,15 @@
 """An HTTP/2 request's header list as the edge's :class:`RequestReceived`, and a response's fields for HPACK.
 
-``h2`` has already checked what RFC 9113 §8.2-8.3 makes a malformed request (pseudo-header fields present,
-known, unrepeated and first; no upper-case names; no CR, LF or NUL, no surrounding whitespace; no
-connection-specific fields; TE only ``trailers``; Host and ``:authority`` equal; a numeric Content-Length)
-and the server turns its refusal into a stream error. :func:`request_from_fields` then applies what the
-HTTP/1 parser applies (``proto/http1.py``), raising the same :class:`~originlock.errors.DownstreamError`
-so that the edge answers the same status over either protocol: a method that is not a token, a ``:path``
-that is not origin-form or does not normalise (``proto/target.py``), bytes in the target or in field values
-that HTTP/1 could not carry (llhttp refuses every control byte but tab), CONNECT, the URL and head size
-limits (414, 431), field names whose underscores read as a field the edge interprets, an unsupported Expect.
+:func:`request_from_fields` checks, in one pass over the fields, what RFC 9113 §8.2-8.3 makes a malformed
+request (pseudo-header fields present, known, unrepeated and first; no upper-case names; no CR, LF or NUL,
+no surrounding whitespace; no connection-specific fields; TE only ``trailers``; Host and ``:authority``
+equal), raising :class:`StreamMalformed` (the server resets the stream; ``h2`` checks that Content-Length
+is a number). It also applies what the HTTP/1 parser applies (``proto/http1.py``), raising the same
+:class:`~originlock.errors.DownstreamError` so that the edge answers the same status over either protocol:
+a method that is not a token, a ``:path`` that is not origin-form or does not normalise
+(``proto/target.py``), bytes in the target or in field values that HTTP/1 could not carry (llhttp refuses
+every control byte but tab), CONNECT, the URL and head size limits (414, 431), field names whose
+underscores read as a field the edge interprets, an unsupported Expect.
 """
 
 from __future__ import annotations
@@ -40,12 +41,46 @@ _STATUS: Final = {status: b"%d" % status for status in range(100, 600)}
 
 
 class StreamMalformed(ValueError):
-    """A request RFC 9113 calls malformed that ``h2`` lets through: a stream error (RST_STREAM)."""
+    """A request RFC 9113 §8.1.1 calls malformed: a stream error (RST_STREAM PROTOCOL_ERROR), not a 4xx."""
+
+
+#: The request pseudo-header fields (RFC 9113 §8.3.1); ``:protocol`` (RFC 8441) is not offered.
+_PSEUDO: Final = frozenset({b":method", b":scheme", b":authority", b":path"})
+#: A field name as HTTP/2 carries it: a token, lower-case (RFC 9113 §8.2.1).
+_NAME: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
+_CR_LF_NUL: Final = re.compile(rb"[\r\n\x00]")
+#: Names the request pass treats apart, each with what it does; any other valid name is just kept.
+_HOST, _LENGTH, _COOKIE, _TE, _EXPECT, _FORBIDDEN, _UNDERSCORE = range(7)
+_SPECIAL: Final = {
+    b"host": _HOST,
+    b"content-length": _LENGTH,
+    b"cookie": _COOKIE,
+    b"te": _TE,
+    b"expect": _EXPECT,
+    **dict.fromkeys(CONNECTION_SPECIFIC - {b"te"}, _FORBIDDEN),
+    **dict.fromkeys(_UNDERSCORED, _UNDERSCORE),
+}
+#: Field names already seen to be valid (lower-case tokens, not special), in requests and responses: a
+#: deployment sees a few dozen, and checking one again costs a regular expression per field. Bounded.
+_PLAIN_NAMES: Final[set[bytes]] = set()
+_MAX_NAMES: Final = 4096
+
+
+def _plain(name: bytes) -> bool:
+    """Whether ``name`` is a lower-case token that needs nothing more than keeping (remembered)."""
+    if _NAME.fullmatch(name) is None or name in _SPECIAL:
+        return False
+    if len(_PLAIN_NAMES) < _MAX_NAMES:
+        _PLAIN_NAMES.add(name)
+    return True
 
 
 def request_from_fields(fields: Headers, ended: bool, limits: Limits) -> RequestReceived:
-    """The request in ``fields`` (pseudo-header fields first, as ``h2`` checked); ``ended``: END_STREAM
-    came with the header block.
+    """The request in the decoded header block ``fields``; ``ended``: END_STREAM came with it.
+
+    One pass over the fields does both jobs: RFC 9113's rules for a request (``h2``'s own checks are off:
+    this pass was needed anyway, and ``h2``'s chain of generators cost more than it) and the HTTP/1
+    parser's (the module docstring). Cookie fields are joined into one (RFC 9113 §8.2.3), for HTTP/1.
 
     Returns a :class:`RequestReceived` with version ``b"2"``, an origin-form ``target`` from ``:path``
     (normalised), the regular fields with a Host field (``:authority``'s value, first, when the request had
@@ -53,43 +88,81 @@ def request_from_fields(fields: Headers, ended: bool, limits: Limits) -> Request
     ``chunked`` (neither: the body's end is END_STREAM), and ``expect_continue`` as HTTP/1 sets it.
 
     Raises:
-        StreamMalformed: a Content-Length above 0 on a request ended by its header block.
+        StreamMalformed: pseudo-header fields missing, repeated, unknown or after a regular field; a name
+            not a lower-case token; CR, LF or NUL in a value, or whitespace around it; a connection-specific
+            field; TE other than ``trailers``; no Host nor ``:authority``, several Host fields, or a Host
+            that differs from ``:authority``; a Content-Length above 0 on a request ended by its header block.
         MalformedRequest: 400, see the module docstring.
         UriTooLong: ``:path`` longer than ``limits.max_url_bytes`` (414).
         HeadersTooLarge: the head, counted as for HTTP/1, above ``limits.max_request_head_bytes`` (431).
     """
-    method = path = authority = b""
+    pseudo: dict[bytes, bytes] = {}
     headers: Headers = []
-    has_host = False
+    host: bytes | None = None
     length: bytes | None = None
+    cookies: list[bytes] = []
     expect = False
     size = 0
     for name, value in fields:
+        if value and (value[0] in (32, 9) or value[-1] in (32, 9)):
+            raise StreamMalformed(f"field {name!r} has whitespace around its value")
+        if _VALUE_BAD.search(value) is not None:
+            if _CR_LF_NUL.search(value) is not None:
+                raise StreamMalformed(f"field {name!r} holds CR, LF or NUL")
+            raise MalformedRequest(f"header field {name.decode('latin-1')!r} holds a control character")
+        if name in _PLAIN_NAMES or _plain(name):
+            size += len(name) + len(value) + _LINE_OVERHEAD
+            headers.append((name, value))
+            continue
         if name[:1] == b":":
-            if name == b":method":
-                method = value
-            elif name == b":path":
-                path = value
-            elif name == b":authority":
-                authority = value
-            continue  # :scheme: the edge knows its own
+            if headers or cookies or host is not None:
+                raise StreamMalformed(f"pseudo-header field {name!r} after a regular field")
+            if name not in _PSEUDO or name in pseudo:
+                raise StreamMalformed(f"unknown or repeated pseudo-header field {name!r}")
+            pseudo[name] = value
+            continue
+        kind = _SPECIAL.get(name)
+        if kind is None:
+            raise StreamMalformed(f"field name {name!r} is not a lower-case token")
         size += len(name) + len(value) + _LINE_OVERHEAD
-        lower = lower_name(name)  # already lower-case (h2 refuses others); the cached object hashes once
-        if lower == b"host":
-            has_host = True
-        elif lower == b"content-length":
+        if kind == _COOKIE:
+            cookies.append(value)
+            continue
+        if kind == _HOST:
+            if host is not None:
+                raise StreamMalformed("more than one Host field")
+            host = value
+        elif kind == _LENGTH:
             length = value
-        elif lower == b"expect":
+        elif kind == _FORBIDDEN:
+            raise StreamMalformed(f"connection-specific field {name!r}")
+        elif kind == _TE:
+            if value != b"trailers":
+                raise StreamMalformed("TE other than trailers")
+        elif kind == _EXPECT:
             if value.lower() != b"100-continue":
                 raise MalformedRequest("unsupported Expect value")
             expect = True
-        elif lower in _UNDERSCORED:
+        else:
             raise MalformedRequest(f"header field name {name.decode('latin-1')!r} reads as one the edge interprets")
-        if _VALUE_BAD.search(value) is not None:
-            raise MalformedRequest(f"header field {name.decode('latin-1')!r} holds a control character")
-        headers.append((lower, value))
+        headers.append((name, value))
+    method = pseudo.get(b":method", b"")
+    path = pseudo.get(b":path", b"")
+    authority = pseudo.get(b":authority")
     if method == b"CONNECT":
         raise MalformedRequest("CONNECT is not supported")
+    if not method or not path or b":scheme" not in pseudo:
+        raise StreamMalformed("a request needs :method, :scheme and :path")
+    if authority is None:
+        if host is None:
+            raise StreamMalformed("neither :authority nor Host")
+        authority = host
+    elif host is None:
+        headers.insert(0, (b"host", authority))
+    elif host != authority:
+        raise StreamMalformed("Host differs from :authority")
+    if cookies:
+        headers.append((b"cookie", b"; ".join(cookies)))
     if _TOKEN.fullmatch(method) is None:
         raise MalformedRequest("the method is not a token")
     if len(path) > limits.max_url_bytes:
@@ -100,10 +173,8 @@ def request_from_fields(fields: Headers, ended: bool, limits: Limits) -> Request
         raise MalformedRequest("the :path is not in origin-form (the asterisk form is not supported)")
     if _TARGET_BAD.search(path) is not None:
         raise MalformedRequest("the :path holds a space or a control character")
-    if b"@" in authority or _TARGET_BAD.search(authority) is not None:
-        raise MalformedRequest("the :authority holds userinfo, a space or a control character")
-    if authority and not has_host:
-        headers.insert(0, (b"host", authority))
+    if not authority or b"@" in authority or _TARGET_BAD.search(authority) is not None:
+        raise MalformedRequest("the :authority is empty or holds userinfo, a space or a control character")
     if ended:
         if length is not None and length != b"0":
             raise StreamMalformed("Content-Length announces a body, and END_STREAM came with the header block")
@@ -119,27 +190,24 @@ def response_fields(status: int, headers: Headers) -> Headers:
 
     Raises:
         UnsafeHeaderValue: a name that is not a token or a value holding CR, LF or NUL (502: nothing is
-            sent for the stream), or the
-            status is not three digits.
+            sent for the stream), or a status that is not three digits.
     """
     code = _STATUS.get(status)
     if code is None:
         raise UnsafeHeaderValue(f"refused to send status {status}")
-    named: set[bytes] = set()
-    for name, value in headers:
-        if lower_name(name) == b"connection":
-            named.update(token.strip().lower() for token in value.split(b","))
     fields: Headers = [(b":status", code)]
+    named: set[bytes] | None = None
     for name, value in headers:
         lower = lower_name(name)
-        if lower in CONNECTION_SPECIFIC or lower in named:
+        if lower in CONNECTION_SPECIFIC:
+            if lower == b"connection":
+                named = (named or set()) | {token.strip().lower() for token in value.split(b",")}
             continue
-        if (
-            _TOKEN.fullmatch(lower) is None
-            or value.find(b"\r") >= 0
-            or value.find(b"\n") >= 0
-            or value.find(b"\0") >= 0
+        if (lower not in _PLAIN_NAMES and not _plain(lower) and _TOKEN.fullmatch(lower) is None) or (
+            _CR_LF_NUL.search(value) is not None
         ):
             raise UnsafeHeaderValue(f"refused to send header field {name.decode('latin-1')!r}")
         fields.append((lower, value))
+    if named:
+        fields = [fields[0], *(field for field in fields[1:] if field[0] not in named)]
     return fields

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import functools
 import logging
 import os
@@ -32,6 +31,7 @@ from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CollectorRegistry
 
 from originlock.cli.api_options import add_api_options, host_port
+from originlock.cli.jobs import start_periodic_jobs
 from originlock.cli.ports import API_BACKLOG, PortInUse, bind_api_socket
 from originlock.edge.config import add_edge_arguments, edge_config_from_args
 from originlock.edge.loops import loop_factory
@@ -40,15 +40,13 @@ from originlock.edge.server import EdgeServer
 from originlock.edge.snapshots import SnapshotFactory, SnapshotSource
 from originlock.edge.worker_stats import WorkerStatsBook
 from originlock.pipeline.builtin.waf import EdgeWaf
-from originlock.server import alerts_job, metrics, rotation_job
-from originlock.server.alerts_job import ExpiryAlerts
+from originlock.server import metrics
 from originlock.server.alerts_notify import WebhookQueueNotifier
 from originlock.server.bootstrap import MASTER_KEY_ENV, bootstrap
 from originlock.server.fleet_node import start_fleet_tasks, stop_tasks
 from originlock.server.last_known_good import LastKnownGood
-from originlock.server.leadership import JobLease, node_id
+from originlock.server.leadership import node_id
 from originlock.server.monitor import add_monitor_arguments, start_origin_monitor, stop_origin_monitor
-from originlock.server.rotation_job import AutoRotation
 from originlock.server.snapshot_health import add_snapshot_health
 from originlock.server.store_snapshots import StoreSnapshotSource, open_store_snapshots
 from originlock.store.db import Store
@@ -148,10 +146,7 @@ async def _edge(args: argparse.Namespace) -> int:
     try:
         await _serve_uvicorn(_health_app(served, edge, worker_stats), args.health)
     finally:
-        await stop_tasks(tasks)
-        edge_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await edge_task
+        await stop_tasks([*tasks, edge_task])
         store.close()
     print("originlock edge stopped", flush=True)
     return 0
@@ -170,15 +165,7 @@ async def _api(args: argparse.Namespace) -> int:
     deployment = bootstrap(Path(args.data_dir), args.store, fips=args.fips)
     store = deployment.store
     node = node_id()
-    alerts = ExpiryAlerts(
-        store,
-        interval=args.alert_interval,
-        lease=JobLease.for_period(store, alerts_job.JOB, node, args.alert_interval),
-    )
-    rotation = AutoRotation(
-        store, lease=JobLease.for_period(store, rotation_job.JOB, node, rotation_job.INTERVAL_SECONDS)
-    )
-    jobs = [asyncio.create_task(alerts.run()), asyncio.create_task(rotation.run())]
+    jobs = start_periodic_jobs(store, node, args.alert_interval)
     monitor = start_origin_monitor(
         args.origin_monitor_interval,
         store,
@@ -195,11 +182,7 @@ async def _api(args: argparse.Namespace) -> int:
     finally:
         await stop_origin_monitor(monitor)
         await stop_tasks(tasks)
-        for job in jobs:
-            job.cancel()
-        for job in jobs:
-            with contextlib.suppress(asyncio.CancelledError):
-                await job
+        await stop_tasks(jobs)
         store.close()
     print("originlock api stopped", flush=True)
     return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import functools
 import logging
 import signal
@@ -18,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from originlock.api.app import create_app
 from originlock.cli.api_options import add_api_options, host_port
+from originlock.cli.jobs import start_periodic_jobs
 from originlock.cli.ports import API_BACKLOG, PortInUse, bind_api_socket, busy_addresses
 from originlock.cli.serve_errors import data_dir_problem, store_problem
 from originlock.dashboard import WafRecorder, attach_waf_recorder
@@ -29,15 +29,12 @@ from originlock.edge.server import EdgeServer
 from originlock.edge.snapshots import SnapshotFactory, SnapshotSource
 from originlock.edge.worker_stats import WorkerStatsBook
 from originlock.pipeline.builtin.waf import EdgeWaf
-from originlock.server import alerts_job, rotation_job
-from originlock.server.alerts_job import ExpiryAlerts
 from originlock.server.alerts_notify import WebhookQueueNotifier
 from originlock.server.bootstrap import Deployment, bootstrap
 from originlock.server.fleet_node import start_fleet_tasks, stop_tasks
-from originlock.server.leadership import JobLease, node_id
+from originlock.server.leadership import node_id
 from originlock.server.metrics import add_edge_collectors
 from originlock.server.monitor import add_monitor_arguments, start_origin_monitor, stop_origin_monitor
-from originlock.server.rotation_job import AutoRotation
 from originlock.server.snapshot_health import add_snapshot_health
 from originlock.server.store_snapshots import local_snapshot_source, open_store_snapshots
 from originlock.store.errors import StoreError
@@ -136,15 +133,8 @@ async def _serve(args: argparse.Namespace) -> int:
         api_sock.close()
         deployment.store.close()
         return 1
-    # Every node runs every periodic job; a lease per job in the shared store picks the one node that does
-    # the work in each period (server/leadership.py), so a fleet sends each alert once and rotates once.
     node = node_id()
-    alerts_lease = JobLease.for_period(deployment.store, alerts_job.JOB, node, args.alert_interval)
-    alerts_task = asyncio.create_task(
-        ExpiryAlerts(deployment.store, interval=args.alert_interval, lease=alerts_lease).run()
-    )
-    rotation_lease = JobLease.for_period(deployment.store, rotation_job.JOB, node, rotation_job.INTERVAL_SECONDS)
-    rotation_task = asyncio.create_task(AutoRotation(deployment.store, lease=rotation_lease).run())
+    jobs = start_periodic_jobs(deployment.store, node, args.alert_interval)
     app = create_app(deployment.store, max_body=args.api_max_body)
     attach_waf_recorder(app, waf)
     edge_state = edge_up.result().state
@@ -190,15 +180,7 @@ async def _serve(args: argparse.Namespace) -> int:
     finally:
         await stop_origin_monitor(monitor_task)
         await stop_tasks(fleet_tasks)
-        edge_task.cancel()
-        alerts_task.cancel()
-        rotation_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await edge_task
-        with contextlib.suppress(asyncio.CancelledError):
-            await alerts_task
-        with contextlib.suppress(asyncio.CancelledError):
-            await rotation_task
+        await stop_tasks([edge_task, *jobs])
         deployment.store.close()
     if not server.started and not stop["signal"]:
         print(f"error: could not listen on {args.api[0]}:{args.api[1]} for the API; is something else there?")

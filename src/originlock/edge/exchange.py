@@ -155,7 +155,11 @@ class Exchange:
             return
         released = False
         try:
-            self._pass_on_queued()
+            try:
+                self._pass_on_queued()
+            except EdgeError as exc:  # a head the stream cannot send (HTTP/2 refuses some fields): 502
+                self.keep_alive = send_error(self.stream, self.request, self.ctx, exc, self.keep_alive)
+                self.keep_alive_from_origin = False
             released = True
             self.state.pool.release(origin, origin.finish_exchange(self.keep_alive_from_origin))
             self.state.book.log(self.ctx, self.request)

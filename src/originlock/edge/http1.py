@@ -100,7 +100,13 @@ class Http1Connection(asyncio.Protocol):
             self._wake()
             return
         if events:
-            if len(events) == 2 and not self._busy and not self._queue and not self.state.visitors.draining:
+            if (
+                len(events) == 2
+                and not self._busy
+                and not self._queue
+                and not self._write_paused
+                and not self.state.visitors.draining
+            ):
                 request = events[0]
                 if isinstance(request, RequestReceived) and request.body == "none":
                     # The usual read: one whole request without a body (its head and its end), nothing
@@ -142,6 +148,8 @@ class Http1Connection(asyncio.Protocol):
         self._write_paused = False
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
+        elif not self._busy and not self._closed and self._queue:
+            self._serve_next()  # requests that waited for the visitor to take its earlier answers
 
     def _pause(self) -> None:
         if not self._read_paused and self.transport is not None and not self._closed:
@@ -169,6 +177,12 @@ class Http1Connection(asyncio.Protocol):
                 return
             if state.visitors.draining:
                 self.close()
+                return
+            if self._write_paused:
+                # The visitor is not taking its answers: pipelined requests wait rather than pile their
+                # responses up in the edge's memory; a visitor that reads nothing for the idle time is closed.
+                if not self._idle.armed:
+                    self._idle.arm(state.idle_timeout)
                 return
             try:
                 event = self._next_event_nowait()

@@ -125,10 +125,16 @@ class Http2Connection(asyncio.Protocol):
             stream.reset_by_visitor()
 
     def pause_writing(self) -> None:
+        # The visitor is not reading: take no new frames (no new streams) until it does. Its own windows do
+        # not bound what the edge queues for it (a visitor picks windows of up to 2 GiB).
         self._write_paused = True
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
         for stream in list(self.streams.values()):
             stream.window_opened()
 

@@ -48,11 +48,12 @@ def start_response(
 
     Over HTTPS, the zone's security headers (HSTS, nosniff: ``security_header``) replace the origin's own
     fields of those names, on every answer alike."""
-    ctx.status = response.status
     route = ctx.route
     if route is not None and route.security_headers and ctx.scheme == "https":
         response.headers = with_security_fields(response.headers, route.security_headers)
-    return stream.send_head(response, request, ctx.ray_id, keep_alive)
+    keep_alive = stream.send_head(response, request, ctx.ray_id, keep_alive)
+    ctx.status = response.status  # once the head is queued: a head the stream refused leaves room for the error
+    return keep_alive
 
 
 def send_local(

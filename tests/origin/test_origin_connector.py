@@ -45,3 +45,34 @@ def test_a_silent_tls_origin_is_525(loop: str) -> None:
 
     RUNNERS[loop](main())
     assert lookups == ["origin.example.test"]  # the literal is never looked up; the name once
+
+
+@pytest.mark.parametrize("loop", sorted(RUNNERS))
+def test_an_origin_speaking_first_is_525(loop: str) -> None:
+    """An origin that greets before the ClientHello (not TLS at all) fails the handshake: 525, no crash."""
+
+    async def lookup(host: str, _port: int) -> list[str]:
+        return [host]
+
+    async def main() -> None:
+        async def greet(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"220 smtp.example.test ESMTP\r\n")
+            await writer.drain()
+            await asyncio.sleep(2)
+            writer.close()
+
+        server = await asyncio.start_server(greet, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        connector = Connector(
+            asyncio.get_running_loop(),
+            Resolver(lookup, time.monotonic),
+            OriginTlsContexts(),
+            OriginTimeouts(connect=5.0, handshake=1.0),
+        )
+        peer = OriginPeer("127.0.0.1", port, True, "a.example.test", VerifyMode.NONE)
+        for _ in range(3):
+            with pytest.raises(OriginHandshakeFailed):
+                await asyncio.wait_for(connector.connect(peer), 10)
+        server.close()
+
+    RUNNERS[loop](main())

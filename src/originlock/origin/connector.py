@@ -97,66 +97,53 @@ class Connector:
                 raise OriginSniUnusable(f"the origin server name (SNI) {peer.sni[:300]!r} cannot be used: {problem}")
         resolver = self._resolver
         address = resolver.resolve_nowait(peer.host) or await resolver.resolve(peer.host, peer.port)
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        conn = await self._tcp_connect(address, peer.port)
+        if not peer.tls:
+            return conn
         try:
-            sock = socket.socket(family, socket.SOCK_STREAM)
-        except OSError as exc:
-            if exc.errno in _EXHAUSTED:
-                raise EdgeOverloaded(f"no socket for the origin connection: {exc.strerror}") from exc
-            raise OriginUnreachable(f"no socket for {address}: {exc}") from exc
-        try:
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            await self._tcp_connect(sock, (address, peer.port))
-            conn, ctx = await self._start(sock, peer)
+            ctx = await self._start_tls(conn, peer)
         except BaseException:
-            sock.close()
+            conn.close()
             raise
-        if ctx is not None:
-            transport = conn.transport
-            ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-            if peer.revoked:  # strict pulls only (pipeline/builtin/origin_select.py); the transport owns sock now
-                _refuse_revoked(conn, peer, ssl_object)
-            # Only once the origin passed every check: a refused origin's session is never offered again.
-            self._contexts.remember(peer, ctx, ssl_object)
+        transport = conn.transport
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        if peer.revoked:  # strict pulls only (pipeline/builtin/origin_select.py)
+            _refuse_revoked(conn, peer, ssl_object)
+        # Only once the origin passed every check: a refused origin's session is never offered again.
+        self._contexts.remember(peer, ctx, ssl_object)
         return conn
 
-    async def _tcp_connect(self, sock: socket.socket, address: tuple[str, int]) -> None:
+    async def _tcp_connect(self, address: str, port: int) -> OriginConnection:
+        """A TCP connection to ``address`` (an IP literal), made by the loop in C: a Python socket object
+        and ``sock_connect`` cost a resumed dial ~10 % more (docs/performance.md, issue 11)."""
+        conn = OriginConnection(self._loop, self._limits)
         try:
             async with asyncio.timeout(self._timeouts.connect):
-                await self._loop.sock_connect(sock, address)
+                await self._loop.create_connection(lambda: conn, address, port)
         except TimeoutError as exc:
-            raise OriginConnectTimeout(f"no answer from {address[0]}:{address[1]}") from exc
+            raise OriginConnectTimeout(f"no answer from {address}:{port}") from exc
         except ConnectionRefusedError as exc:
-            raise OriginRefused(f"{address[0]}:{address[1]} refused the connection") from exc
+            raise OriginRefused(f"{address}:{port} refused the connection") from exc
         except OSError as exc:
             if exc.errno in _UNREACHABLE or isinstance(exc, socket.gaierror):  # gaierror: "::1%bad" scope id
-                raise OriginUnreachable(f"no route to {address[0]}: {exc.strerror}") from exc
+                raise OriginUnreachable(f"no route to {address}: {exc.strerror}") from exc
             if exc.errno in _EXHAUSTED:
-                raise EdgeOverloaded(f"connecting to the origin: {exc.strerror}") from exc
+                raise EdgeOverloaded(f"no socket for the origin connection: {exc.strerror}") from exc
             if exc.errno == errno.ETIMEDOUT:
-                raise OriginConnectTimeout(f"no answer from {address[0]}:{address[1]}") from exc
-            raise OriginRefused(f"connecting to {address[0]}:{address[1]} failed: {exc}") from exc
+                raise OriginConnectTimeout(f"no answer from {address}:{port}") from exc
+            raise OriginRefused(f"connecting to {address}:{port} failed: {exc}") from exc
+        return conn
 
-    async def _start(self, sock: socket.socket, peer: OriginPeer) -> tuple[OriginConnection, DirectSSLContext | None]:
-        """The connection over ``sock``, and the TLS context it was made with (None: plain HTTP)."""
-        loop = self._loop
-        conn = OriginConnection(loop, self._limits)
-        if not peer.tls:
-            await loop.create_connection(lambda: conn, sock=sock)
-            return conn, None
+    async def _start_tls(self, conn: OriginConnection, peer: OriginPeer) -> DirectSSLContext:
+        """TLS over ``conn``'s connected transport; the context it was made with."""
         contexts = self._contexts
         ctx = contexts.for_peer(peer)
         offer = contexts.offer_session(peer, ctx)
         try:
-            # The loop enforces the handshake timeout (ConnectionAbortedError, 525 below): nothing else in
-            # this call can wait, the socket being connected already.
-            await loop.create_connection(
-                lambda: conn,
-                sock=sock,
-                ssl=ctx,
-                server_hostname=peer.sni,
-                ssl_handshake_timeout=self._timeouts.handshake,
+            assert conn.transport is not None
+            # The loop enforces the handshake timeout (ConnectionAbortedError, 525 below).
+            transport = await self._loop.start_tls(
+                conn.transport, conn, ctx, server_hostname=peer.sni, ssl_handshake_timeout=self._timeouts.handshake
             )
         except EdgeError:
             raise
@@ -166,7 +153,10 @@ class Connector:
             raise OriginHandshakeFailed(f"TLS handshake with {peer.sni} failed: {exc}") from exc
         finally:
             ctx.withdraw(offer)
-        return conn, ctx
+        if transport is None:  # the connection closed during the handshake
+            raise OriginHandshakeFailed(f"TLS handshake with {peer.sni} failed: the origin closed the connection")
+        conn.connection_made(transport)  # start_tls hands over the TLS transport without telling the protocol
+        return ctx
 
 
 def _refuse_revoked(conn: OriginConnection, peer: OriginPeer, ssl_object: ssl.SSLObject | None) -> None:

@@ -1,0 +1,49 @@
+"""The last-known-good copy keeps each route's tls_1_3 and security_header fields; a copy saved before they
+existed reads as Cloudflare's defaults (TLS 1.3 on, no fields); a saved field that the builder could not
+have made (a tampered file) is refused rather than sent."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+
+import pytest
+
+from originlock.server.last_known_good import _Codec
+from originlock.snapshot.assembly import ZoneParts
+from originlock.store.sealing import KeySealer
+from originlock.testing.pki import TestPki, make_route
+from originlock.tls.hsts import security_header_fields
+
+FIELDS = security_header_fields(
+    {"strict_transport_security": {"enabled": True, "max_age": 600, "preload": True, "nosniff": True}}
+)
+
+
+def _saved(tls_1_3: bool, fields: tuple[tuple[bytes, bytes], ...]) -> tuple[_Codec, str]:
+    codec = _Codec(KeySealer(os.urandom(32)))
+    route = replace(make_route("www.example.test"), tls_1_3=tls_1_3, security_headers=fields)
+    return codec, codec.zone(ZoneParts(zone_id=route.zone_id, routes={route.hostname: ("t", route)}))
+
+
+def test_the_fields_survive_a_save() -> None:
+    codec, body = _saved(False, FIELDS)
+    route = codec.load_zone("z", body, TestPki().deployment()).routes["www.example.test"][1]
+    assert route.tls_1_3 is False and route.security_headers == FIELDS
+
+
+def test_an_older_copy_reads_as_the_defaults() -> None:
+    codec, body = _saved(False, FIELDS)
+    data = json.loads(body)
+    data["routes"] = [row[:12] for row in data["routes"]]  # as saved before tls_1_3 and security_header
+    route = codec.load_zone("z", json.dumps(data), TestPki().deployment()).routes["www.example.test"][1]
+    assert route.tls_1_3 is True and route.security_headers == ()
+
+
+def test_a_tampered_field_is_refused() -> None:
+    codec, body = _saved(True, FIELDS)
+    data = json.loads(body)
+    data["routes"][0][13] = [["Strict-Transport-Security", "max-age=1\r\nSet-Cookie: a=b"]]
+    with pytest.raises(ValueError):
+        codec.load_zone("z", json.dumps(data), TestPki().deployment())

@@ -188,3 +188,27 @@ def test_the_startup_lock_holds_back_its_own_schema_only(pg_base_url: str, pg_sc
             busy.result(timeout=30).close()
     finally:
         holder.close()
+
+
+def test_a_node_outwaits_a_long_migration_of_another(pg_base_url: str, pg_schema_factory: Any) -> None:
+    """The start-up lock held longer than a request may take (API_TIMEOUTS: 2 s lock, 3 s transaction), as by
+    a node migrating a large schema on a busy machine: the waiting node starts once it is released, instead
+    of failing on its lock or idle-in-transaction timeout."""
+    url = pg_schema_factory("ol_slow")
+    holder = _hold_startup_lock(pg_base_url, url.rsplit("schema=", 1)[1])
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(_open, url)
+            time.sleep(4.5)
+            assert not waiting.done(), waiting.exception() if waiting.done() else None
+            holder.rollback()
+            store = waiting.result(timeout=60)
+        try:
+            with store.read() as conn:
+                assert current_version(conn) == LATEST
+                # The migration's wider limits were for its own transaction: requests keep theirs.
+                assert conn.exec_driver_sql("SHOW statement_timeout").scalar_one() == "3s"
+        finally:
+            store.close()
+    finally:
+        holder.close()

@@ -22,7 +22,14 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from originlock.store import schema
 from originlock.store.breaker import Breaker
 from originlock.store.changes import Change, ChangeTracker, announce, channel_name, detach, install_tracking, record
-from originlock.store.deadline import API_TIMEOUTS, StoreTimeouts, Watchdog, WatchdogTicket
+from originlock.store.deadline import (
+    API_TIMEOUTS,
+    MIGRATION_SECONDS,
+    StoreTimeouts,
+    Watchdog,
+    WatchdogTicket,
+    widen_server_limits,
+)
 from originlock.store.errors import Conflict, StoreUnavailable
 from originlock.store.migrate import migrate, startup_lock
 from originlock.store.sealing import KeySealer
@@ -144,6 +151,7 @@ def _create_schema(engine: Engine, url: str) -> None:
     if search_path is None:
         return
     with engine.begin() as conn:
+        widen_server_limits(conn, MIGRATION_SECONDS)
         # Under the lock: two concurrent CREATE SCHEMA IF NOT EXISTS can both find it missing, and then
         # one fails on pg_namespace's unique index.
         startup_lock(conn)
@@ -206,9 +214,13 @@ class Store:
         self.committed_hooks: list[Callable[[Change], None]] = []
         # Without migrate_schema nothing touches the database here: a node may start while it is unreachable.
         if migrate_schema:
+            # Not within a request's few seconds (API_TIMEOUTS): a migration on a busy machine, or a wait for
+            # another node's start-up lock, takes longer.
             if self.backend == "postgresql":
                 _create_schema(self.engine, url)
-            with self.write() as conn:
+            with self.write(timeout=MIGRATION_SECONDS) as conn:
+                if self.backend == "postgresql":
+                    widen_server_limits(conn, MIGRATION_SECONDS)
                 migrate(conn)
 
     def __repr__(self) -> str:
@@ -259,9 +271,10 @@ class Store:
             conn.rollback()
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """One transaction: commits and bumps the generation on success, rolls everything back on error."""
-        with self._transaction(write=True) as conn:
+    def write(self, timeout: float | None = None) -> Iterator[Connection]:
+        """One transaction: commits and bumps the generation on success, rolls everything back on error;
+        ``timeout`` overrides the store's transaction deadline for this one."""
+        with self._transaction(write=True, timeout=timeout) as conn:
             tracker = ChangeTracker.attach(conn)
             try:
                 yield conn

@@ -26,6 +26,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from sqlalchemy import Connection, text
+
 __all__ = ["API_TIMEOUTS", "SNAPSHOT_TIMEOUTS", "StoreTimeouts", "Watchdog", "WatchdogTicket"]
 
 
@@ -67,6 +69,17 @@ class StoreTimeouts:
 API_TIMEOUTS = StoreTimeouts()
 #: The snapshot builder: a cold compile of 100k hostnames reads for seconds; it has its own pool.
 SNAPSHOT_TIMEOUTS = StoreTimeouts(statement=120.0, transaction=180.0, pool=10.0, ping=2.0)
+#: Schema creation and migrations at start-up: one transaction that may rewrite every row, on a machine that
+#: may be busy, possibly after waiting for another node's start-up lock. Bounded, but not by a request's budget.
+MIGRATION_SECONDS = 900.0
+
+
+def widen_server_limits(conn: Connection, seconds: float) -> None:
+    """Raise the PostgreSQL session's statement, lock and idle-in-transaction limits to ``seconds`` for the
+    current transaction only (``SET LOCAL``): the pooled connection keeps the request limits afterwards."""
+    ms = int(seconds * 1000)
+    for name in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"):
+        conn.execute(text(f"SET LOCAL {name} = {ms}"))
 
 
 @dataclass

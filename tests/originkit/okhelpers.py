@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from originlock.testing.ports import free_port as free_port  # the tests' one source of ports
 from originlock.tls.issue import Issued, issue_ca, issue_leaf
 
 NOW = datetime.now(UTC)
@@ -89,13 +90,6 @@ def make_pki(d: Path) -> Pki:
         _write(d / name, data)
         (d / name).chmod(0o644)
     return pki
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _logs(*logs: Path) -> str:

@@ -8,14 +8,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from originlock.testing.ports import free_port
+
 __all__ = ["NginxProcess", "free_port", "tls_server_block", "wait_for_port"]
-
-
-def free_port() -> int:
-    """An unused TCP port on 127.0.0.1 (free at the time of the call)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:

@@ -186,6 +186,13 @@ class StoreSnapshotSource:
         self._confirmed = time.time()
         try:
             self._full_rebuild_sync()
+            log.info(
+                "snapshot generation %s compiled from the store: %s zones, %s hostnames in %.2f s",
+                self._applied,
+                self._assembly.zone_count if self._assembly else 0,
+                len(self._snapshot.routes),
+                self._last_rebuild,
+            )
         except Exception as exc:
             with long_lived_objects():
                 saved = last_known_good.load() if last_known_good is not None else None

@@ -84,9 +84,9 @@ class Route:
     def template(**values: object) -> dict[str, object]:
         """Every field but the per-hostname ones (``hostname``, ``origin``, ``record_type``), for
         :meth:`for_host`: the fields' defaults, overridden by ``values``."""
-        template = {f.name: f.default for f in fields(Route) if f.default is not MISSING}
+        template = _route_defaults()
         template.update(values)
-        missing = {f.name for f in fields(Route)} - _PER_HOST - template.keys()
+        missing = _ROUTE_SHARED - template.keys()
         if missing:
             raise TypeError(f"Route.template() lacks {sorted(missing)}")
         return template
@@ -108,6 +108,12 @@ class Route:
 
 
 _PER_HOST = frozenset({"hostname", "origin", "record_type"})
+_ROUTE_SHARED = frozenset(f.name for f in fields(Route)) - _PER_HOST
+_ROUTE_DEFAULTS = {f.name: f.default for f in fields(Route) if f.default is not MISSING}
+
+
+def _route_defaults() -> dict[str, object]:
+    return _ROUTE_DEFAULTS.copy()
 
 
 @dataclass(frozen=True)

@@ -184,15 +184,10 @@ class StoreSnapshotSource:
         self._rebuild_total = self._last_rebuild = 0.0
         self._from_disk = False
         self._confirmed = time.time()
+        self._applied: int
+        self._snapshot: Snapshot
         try:
             self._full_rebuild_sync()
-            log.info(
-                "snapshot generation %s compiled from the store: %s zones, %s hostnames in %.2f s",
-                self._applied,
-                self._assembly.zone_count if self._assembly else 0,
-                len(self._snapshot.routes),
-                self._last_rebuild,
-            )
         except Exception as exc:
             with long_lived_objects():
                 saved = last_known_good.load() if last_known_good is not None else None
@@ -209,6 +204,14 @@ class StoreSnapshotSource:
             self._applied = saved.generation
             self._from_disk = True
             self._confirmed = saved.saved_at
+        else:
+            log.info(
+                "snapshot generation %s compiled from the store: %s zones, %s hostnames in %.2f s",
+                self._applied,
+                self._assembly.zone_count if self._assembly else 0,
+                len(self._snapshot.routes),
+                self._last_rebuild,
+            )
 
     def __repr__(self) -> str:
         return f"StoreSnapshotSource(generation={self._applied})"

@@ -249,9 +249,15 @@ def compile_zones(
     waf_source: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
     # Account-level rulesets its account deploys to a zone run before the zone's own (store/account_rulesets.py);
     # kept in waf_source too, so that the last-known-good copy enforces them as well.
+    # The zones of one account share its sources: compiled once, not once per zone (compiled rulesets are
+    # immutable).
+    compiled_sources: dict[tuple[tuple[str, str, str], ...], dict[Any, Any]] = {}
     for zone_id, sources in zone_sources(conn, zone_ids).items():
         waf_source[zone_id] += sources
-        for phase, compiled in compile_sources(sources).items():
+        key = tuple(sources)
+        if key not in compiled_sources:
+            compiled_sources[key] = compile_sources(sources)
+        for phase, compiled in compiled_sources[key].items():
             phases = waf.setdefault(zone_id, {})
             phases[phase] = (*compiled, *phases.get(phase, ()))
     for row in ruleset_rows:

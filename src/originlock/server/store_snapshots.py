@@ -266,6 +266,7 @@ class StoreSnapshotSource:
 
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._wake.set()  # changes notified between the first compile and now are applied at once
         listener = None
         if self._listen:
             listener = ChangeListener(self._store.url, self._store.channel, self.notify, self._recheck)

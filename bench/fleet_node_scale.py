@@ -9,7 +9,8 @@ zone (its hostnames answer ``301`` from the edge, no origin involved), then meas
   stage times;
 - edge latency: one kept-alive connection sending ``GET /`` every ``--interval`` ms for ``--seconds`` s,
   first idle, then while ``--rate`` single-zone changes per second stream in through ``Store.write`` (each
-  announced by NOTIFY, each recompiled by the node): p50 / p99 / p99.9 / max of each phase;
+  announced by NOTIFY, each recompiled by the node), then while four writes the store cannot scope make the
+  node rebuild everything: p50 / p99 / p99.9 / max of each phase;
 - idle CPU: the node's user + system CPU seconds over ``--seconds`` s without changes (``/proc``).
 
     python bench/fleet_node_scale.py --zones 10000 --records 10
@@ -144,7 +145,7 @@ def main() -> int:
     writer = store.companion(SNAPSHOT_TIMEOUTS)
     nodes: list[Node] = []
     try:
-        from sqlalchemy import select
+        from sqlalchemy import select, text
 
         from originlock.store import schema as tables
 
@@ -205,6 +206,23 @@ def main() -> int:
         stop.set()
         thread.join()
         print(f"edge latency, {args.rate:g} single-zone changes/s ({applied[0]} changes): {summary(busy)}")
+
+        # A write the store cannot scope to zones (raw SQL here; a CA change in practice) rebuilds everything.
+        stop.clear()
+        rebuilt = [0]
+
+        def whole_rebuilds() -> None:
+            while not stop.wait(args.seconds / 4):
+                with writer.write() as conn:
+                    conn.execute(text("UPDATE zones SET modified_on = modified_on WHERE id = :z"), {"z": probe_zone})
+                rebuilt[0] += 1
+
+        thread = threading.Thread(target=whole_rebuilds, daemon=True)
+        thread.start()
+        full = latencies(node.http_port, args.seconds, args.interval)
+        stop.set()
+        thread.join()
+        print(f"edge latency, {rebuilt[0]} whole rebuilds in {args.seconds:g} s: {summary(full)}")
         time.sleep(3)
         before = node.cpu_seconds()
         time.sleep(args.seconds)

@@ -9,6 +9,8 @@ import json
 import time
 from pathlib import Path
 
+from sqlalchemy import text
+
 from originlock.server.bootstrap import bootstrap
 from originlock.server.snapshot_health import snapshot_json
 from originlock.server.store_snapshots import StoreSnapshotSource, long_lived_objects
@@ -116,3 +118,27 @@ def test_whole_builds_run_without_the_collector_and_leave_their_objects_frozen()
     finally:
         gc.enable()
         gc.unfreeze()
+
+
+async def test_a_replaced_assembly_is_released_once_the_old_snapshot_is_let_go(store_url: str, tmp_path: Path) -> None:
+    d = bootstrap(tmp_path / "data", store_url)
+    store = d.store
+    with store.write() as conn:
+        zone = zones.create_zone(conn, name="retire.test", account_id=d.account_id).id
+        dns.create_record(conn, zone, dns.RecordInput("A", "www", "127.0.0.1", proxied=True))
+    source = StoreSnapshotSource(store.companion(SNAPSHOT_TIMEOUTS), poll_seconds=30)
+    store.committed_hooks.append(source.notify)
+    task = asyncio.create_task(source.run())
+    try:
+        old = source.current()
+        with store.write() as conn:  # raw SQL: a write the tracker cannot scope, so a whole rebuild
+            conn.execute(text("UPDATE zones SET paused = :p WHERE id = :z"), {"p": True, "z": zone})
+        await _until(lambda: "www.retire.test" not in source.current().routes)
+        assert source.statistics().full_rebuilds == 2
+        await asyncio.sleep(0.7)  # a check or two: the old snapshot is still held here
+        assert len(source._retired) == 1 and old.route_for("www.retire.test") is not None
+        del old
+        await _until(lambda: not source._retired)
+    finally:
+        task.cancel()
+        store.close()

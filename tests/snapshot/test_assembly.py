@@ -132,3 +132,14 @@ def test_next_expiry_follows_replacements_of_the_earliest_zone() -> None:
     assert assembly.next_expiry() == soon
     assembly.replace([], ["a", "c"])
     assert assembly.next_expiry() is None and assembly.zones_expiring(later) == set()
+
+
+def test_dismantle_frees_a_slice_at_a_time_and_leaves_snapshots_intact() -> None:
+    zones = [_zone(f"z{i}", {f"h{j}.z{i}.test": "2024-01-01" for j in range(3)}) for i in range(10)]
+    assembly = SnapshotAssembly(PKI, zones)
+    snap = assembly.snapshot(1)
+    pauses: list[int] = []
+    assembly.dismantle(4, lambda: pauses.append(assembly.zone_count + assembly.route_count))
+    assert assembly.zone_count == assembly.route_count == 0 and assembly.parts() == []
+    assert len(pauses) == 3 + 8 and pauses == sorted(pauses, reverse=True)  # 10 zones, then 30 routes, by 4
+    assert len(snap.routes) == 30 and snap.route_for("h2.z9.test") == _route("h2.z9.test", "z9")

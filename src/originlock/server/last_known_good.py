@@ -21,6 +21,7 @@ import json
 import os
 import sqlite3
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -237,7 +238,9 @@ class LastKnownGood:
     def __init__(self, data_dir: Path, sealer: KeySealer) -> None:
         self.path = data_dir / FILE_NAME
         self._codec = _Codec(sealer)
-        self._saved_zones: dict[str, ZoneParts] = {}
+        #: The parts last written, by zone: weak references, so that this memory never keeps a replaced
+        #: snapshot's objects alive (they are freed a slice at a time by the snapshot source).
+        self._saved_zones: dict[str, weakref.ref[ZoneParts]] = {}
 
     def __repr__(self) -> str:
         return f"LastKnownGood(path={str(self.path)!r})"
@@ -254,7 +257,7 @@ class LastKnownGood:
     def save(self, view: SavedView) -> int:
         """Write what changed since the last save (by identity of each zone's parts); returns zones written."""
         current = {p.zone_id: p for p in view.parts}
-        changed = [p for z, p in current.items() if self._saved_zones.get(z) is not p]
+        changed = [p for z, p in current.items() if (ref := self._saved_zones.get(z)) is None or ref() is not p]
         removed = [z for z in self._saved_zones if z not in current]
         meta = {
             "format": str(_FORMAT),
@@ -275,7 +278,7 @@ class LastKnownGood:
             conn.execute("COMMIT")
         finally:
             conn.close()
-        self._saved_zones = current
+        self._saved_zones = {z: weakref.ref(p) for z, p in current.items()}
         return len(rows)
 
     def load(self) -> Saved | None:

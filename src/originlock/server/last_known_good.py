@@ -272,7 +272,8 @@ class LastKnownGood:
             conn.execute("BEGIN IMMEDIATE")
             if not self._saved_zones:
                 conn.execute("DELETE FROM zones")  # first save of this process: the file may hold zones since deleted
-            conn.executemany("INSERT OR REPLACE INTO zones VALUES (?, ?)", rows)
+            for start in range(0, len(rows), 500):  # slices: each executemany holds the interpreter throughout
+                conn.executemany("INSERT OR REPLACE INTO zones VALUES (?, ?)", rows[start : start + 500])
             conn.executemany("DELETE FROM zones WHERE zone_id = ?", [(z,) for z in removed])
             conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items()))
             conn.execute("COMMIT")

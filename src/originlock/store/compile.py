@@ -80,10 +80,21 @@ def _raw_rows(conn: Connection, query: Any) -> list[tuple[Any, ...]]:
     processing cost four times the fetch itself for the 100k rows of ``dns_records``, and psycopg's
     row-by-row ``fetchone`` (iterating a result) a third of a cold compile."""
     result = conn.execute(query)
+    cursor = result.cursor
     try:
-        return list(result.cursor.fetchall()) if result.cursor is not None else []
+        if cursor is None:
+            return []
+        # In slices: one fetchall of 100k rows is one C call holding the interpreter (and so the edge's event
+        # loop, during a whole rebuild) for tens of milliseconds.
+        rows: list[tuple[Any, ...]] = []
+        while batch := cursor.fetchmany(_FETCH_SLICE):
+            rows += batch
+        return rows
     finally:
         result.close()
+
+
+_FETCH_SLICE = 5000
 
 
 #: Deadline of an incremental refresh's read transaction (a whole compile keeps the store's longer one).

@@ -30,6 +30,7 @@ from typing import Any
 
 from originlock.snapshot.assembly import SnapshotAssembly, ZoneParts
 from originlock.snapshot.model import ClientCert, DeploymentPki, EdgeCert, Route, SslMode
+from originlock.snapshot.pacing import yield_interpreter
 from originlock.store.account_rulesets import SOURCE_PREFIX, compile_sources
 from originlock.store.ruleset_rules import compile_entrypoints
 from originlock.store.sealing import KeySealer
@@ -266,7 +267,11 @@ class LastKnownGood:
             "pki": json.dumps(self._codec.pki(view.pki)),
             "pki_expiry": view.pki_expiry.isoformat() if view.pki_expiry else "",
         }
-        rows = [(p.zone_id, self._codec.zone(p)) for p in changed]
+        rows = []
+        for n, part in enumerate(changed):
+            rows.append((part.zone_id, self._codec.zone(part)))
+            if n % 200 == 199:  # ~10k routes' worth: the save runs beside the edge's event loop
+                yield_interpreter()
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Row, select
 from originlock.snapshot.aop import Candidate, choose_client_cert
 from originlock.snapshot.assembly import SnapshotAssembly, ZoneParts
 from originlock.snapshot.model import ClientCert, DeploymentPki, EdgeCert, Route, Snapshot, SslMode
+from originlock.snapshot.pacing import SLICE, yield_interpreter
 from originlock.store import schema
 from originlock.store.account_rulesets import compile_sources, zone_sources
 from originlock.store.db import Store, from_iso
@@ -89,6 +90,8 @@ def _raw_rows(conn: Connection, query: Any) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = []
         while batch := cursor.fetchmany(_FETCH_SLICE):
             rows += batch
+            if len(batch) == _FETCH_SLICE:
+                yield_interpreter()
         return rows
     finally:
         result.close()
@@ -158,7 +161,9 @@ def _candidates(
     zone_certs: dict[str, list[Candidate]] = defaultdict(list)
     hostname_certs: dict[str, Candidate] = {}
     table = schema.aop_certs
-    for row in conn.execute(_zone_filter(select(table), table.c.zone_id, zone_ids)).all():
+    for n, row in enumerate(conn.execute(_zone_filter(select(table), table.c.zone_id, zone_ids)).all()):
+        if n % SLICE == SLICE - 1:
+            yield_interpreter()
         candidate = Candidate(
             _client_cert(row, sealer.open(bytes(row.key_sealed), row.id), row.kind),
             row.status,
@@ -247,9 +252,11 @@ def compile_zones(
             fips=fips,
         )
 
-    for zone_id, name, content, record_type, proxied, created_on in _raw_rows(
-        conn, _zone_filter(query, records.c.zone_id, zone_ids)
+    for n, (zone_id, name, content, record_type, proxied, created_on) in enumerate(
+        _raw_rows(conn, _zone_filter(query, records.c.zone_id, zone_ids))
     ):
+        if n % SLICE == SLICE - 1:
+            yield_interpreter()
         zone = zones.get(zone_id)
         if zone is None:
             continue

@@ -4,11 +4,18 @@ recompiles that zone only; writes no snapshot depends on rebuild nothing (issue 
 from __future__ import annotations
 
 import asyncio
+import gc
+import json
+import time
 from pathlib import Path
 
+from sqlalchemy import text
+
 from originlock.server.bootstrap import bootstrap
-from originlock.server.store_snapshots import StoreSnapshotSource
+from originlock.server.snapshot_health import snapshot_json
+from originlock.server.store_snapshots import StoreSnapshotSource, long_lived_objects
 from originlock.store import dns, settings, tokens, zones
+from originlock.store.changes import Change, parse_payload
 from originlock.store.deadline import SNAPSHOT_TIMEOUTS
 
 
@@ -48,6 +55,90 @@ async def test_changes_recompile_their_zone_by_hook_or_by_poll(store_url: str, t
             tokens.create_token(conn, "ci", ["*"], None)
         await _until(lambda: source.generation == store.generation())
         assert source.current() is before and source.statistics().rebuilds == 3  # nothing to rebuild
+    finally:
+        task.cancel()
+        store.close()
+
+
+async def test_each_change_served_is_traced_from_its_writers_clock(store_url: str, tmp_path: Path) -> None:
+    d = bootstrap(tmp_path / "data", store_url)
+    store = d.store
+    with store.write() as conn:
+        zone = zones.create_zone(conn, name="trace.test", account_id=d.account_id).id
+        dns.create_record(conn, zone, dns.RecordInput("A", "www", "127.0.0.1", proxied=True))
+    source = StoreSnapshotSource(store.companion(SNAPSHOT_TIMEOUTS), poll_seconds=30)
+    store.committed_hooks.append(source.notify)
+    task = asyncio.create_task(source.run())
+    try:
+        before = time.time()
+        with store.write() as conn:
+            settings.set_setting(conn, zone, "always_use_https", "on")
+        await _until(lambda: source.current().routes["www.trace.test"].always_use_https)
+        stats = source.statistics()
+        (trace,) = stats.recent_changes
+        assert trace.generation == store.generation() == stats.generation and trace.zones == 1
+        assert trace.written is not None and before <= trace.written <= trace.received
+        assert trace.received <= trace.started <= trace.compiled <= trace.installed <= time.time()
+        stages = trace.stages_ms()
+        assert stages["total_ms"] == round((trace.installed - trace.written) * 1000, 2)
+        assert stats.changes_timed == 1 and stats.last_change_delay_seconds == stats.change_delay_seconds_total > 0
+        body = snapshot_json(stats)
+        assert body["recent_changes"] == [stages] and body["generation"] == trace.generation
+    finally:
+        task.cancel()
+        store.close()
+
+
+def test_change_payloads_carry_the_writers_clock_and_older_payloads_still_parse() -> None:
+    change = Change(7, frozenset({"z1", "z2"}), False, 1796450000.25)
+    parsed = parse_payload(change.payload())
+    assert parsed == change and parsed is not None and parsed.at == 1796450000.25
+    older = parse_payload(json.dumps({"g": 8, "z": ["z1"], "a": False}))
+    assert older == Change(8, frozenset({"z1"})) and older is not None and older.at is None
+    # Too many zones for one NOTIFY: "everything", still stamped.
+    wide = parse_payload(Change(9, frozenset(f"zone-{i:05}" for i in range(2000)), False, 5.0).payload())
+    assert wide is not None and wide.everything and wide.at == 5.0
+    for bad in ("[]", '{"g": 1, "z": [], "a": false, "t": "soon"}', "{", '{"g": "x", "z": [], "a": 0}'):
+        result = parse_payload(bad)
+        assert result is None or result.at is None
+
+
+def test_whole_builds_run_without_the_collector_and_leave_their_objects_frozen() -> None:
+    gc.unfreeze()
+    assert gc.isenabled()
+    try:
+        with long_lived_objects():
+            assert not gc.isenabled()
+            kept = [{"n": i} for i in range(1000)]
+        assert gc.isenabled() and gc.get_freeze_count() >= len(kept)
+        gc.disable()
+        with long_lived_objects():
+            pass
+        assert not gc.isenabled()  # a collector someone else turned off stays off
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
+async def test_a_replaced_assembly_is_released_once_the_old_snapshot_is_let_go(store_url: str, tmp_path: Path) -> None:
+    d = bootstrap(tmp_path / "data", store_url)
+    store = d.store
+    with store.write() as conn:
+        zone = zones.create_zone(conn, name="retire.test", account_id=d.account_id).id
+        dns.create_record(conn, zone, dns.RecordInput("A", "www", "127.0.0.1", proxied=True))
+    source = StoreSnapshotSource(store.companion(SNAPSHOT_TIMEOUTS), poll_seconds=30)
+    store.committed_hooks.append(source.notify)
+    task = asyncio.create_task(source.run())
+    try:
+        old = source.current()
+        with store.write() as conn:  # raw SQL: a write the tracker cannot scope, so a whole rebuild
+            conn.execute(text("UPDATE zones SET paused = :p WHERE id = :z"), {"p": True, "z": zone})
+        await _until(lambda: "www.retire.test" not in source.current().routes)
+        assert source.statistics().full_rebuilds == 2
+        await asyncio.sleep(0.7)  # a check or two: the old snapshot is still held here
+        assert len(source._retired) == 1 and old.route_for("www.retire.test") is not None
+        del old
+        await _until(lambda: not source._retired)
     finally:
         task.cancel()
         store.close()

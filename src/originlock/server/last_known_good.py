@@ -21,6 +21,7 @@ import json
 import os
 import sqlite3
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import Any
 
 from originlock.snapshot.assembly import SnapshotAssembly, ZoneParts
 from originlock.snapshot.model import ClientCert, DeploymentPki, EdgeCert, Route, SslMode
+from originlock.snapshot.pacing import yield_interpreter
 from originlock.store.account_rulesets import SOURCE_PREFIX, compile_sources
 from originlock.store.ruleset_rules import compile_entrypoints
 from originlock.store.sealing import KeySealer
@@ -246,7 +248,9 @@ class LastKnownGood:
     def __init__(self, data_dir: Path, sealer: KeySealer) -> None:
         self.path = data_dir / FILE_NAME
         self._codec = _Codec(sealer)
-        self._saved_zones: dict[str, ZoneParts] = {}
+        #: The parts last written, by zone: weak references, so that this memory never keeps a replaced
+        #: snapshot's objects alive (they are freed a slice at a time by the snapshot source).
+        self._saved_zones: dict[str, weakref.ref[ZoneParts]] = {}
 
     def __repr__(self) -> str:
         return f"LastKnownGood(path={str(self.path)!r})"
@@ -263,7 +267,7 @@ class LastKnownGood:
     def save(self, view: SavedView) -> int:
         """Write what changed since the last save (by identity of each zone's parts); returns zones written."""
         current = {p.zone_id: p for p in view.parts}
-        changed = [p for z, p in current.items() if self._saved_zones.get(z) is not p]
+        changed = [p for z, p in current.items() if (ref := self._saved_zones.get(z)) is None or ref() is not p]
         removed = [z for z in self._saved_zones if z not in current]
         meta = {
             "format": str(_FORMAT),
@@ -272,19 +276,24 @@ class LastKnownGood:
             "pki": json.dumps(self._codec.pki(view.pki)),
             "pki_expiry": view.pki_expiry.isoformat() if view.pki_expiry else "",
         }
-        rows = [(p.zone_id, self._codec.zone(p)) for p in changed]
+        rows = []
+        for n, part in enumerate(changed):
+            rows.append((part.zone_id, self._codec.zone(part)))
+            if n % 200 == 199:  # ~10k routes' worth: the save runs beside the edge's event loop
+                yield_interpreter()
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
             if not self._saved_zones:
                 conn.execute("DELETE FROM zones")  # first save of this process: the file may hold zones since deleted
-            conn.executemany("INSERT OR REPLACE INTO zones VALUES (?, ?)", rows)
+            for start in range(0, len(rows), 500):  # slices: each executemany holds the interpreter throughout
+                conn.executemany("INSERT OR REPLACE INTO zones VALUES (?, ?)", rows[start : start + 500])
             conn.executemany("DELETE FROM zones WHERE zone_id = ?", [(z,) for z in removed])
             conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items()))
             conn.execute("COMMIT")
         finally:
             conn.close()
-        self._saved_zones = current
+        self._saved_zones = {z: weakref.ref(p) for z, p in current.items()}
         return len(rows)
 
     def load(self) -> Saved | None:

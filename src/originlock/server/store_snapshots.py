@@ -33,6 +33,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -62,6 +63,10 @@ SQLITE_POLL_SECONDS = 0.1
 SAVE_SECONDS = 1.0
 #: More zones than this in one batch of changes: one whole rebuild is cheaper than many ``IN`` lists.
 MAX_INCREMENTAL_ZONES = 2000
+#: An assembly replaced by a whole rebuild is freed a slice of this many entries at a time, once the edge no
+#: longer holds the snapshot taken from it (or after RETIRE_SECONDS, whoever holds it then).
+RELEASE_SLICE = 2000
+RETIRE_SECONDS = 30.0
 
 
 @contextlib.contextmanager
@@ -177,6 +182,8 @@ class StoreSnapshotSource:
         self._timed = 0
         self._delay_total = self._last_delay = 0.0
         self._pending_lock = threading.Lock()
+        #: Assemblies replaced by whole rebuilds, with a weak reference to the last snapshot taken from them.
+        self._retired: deque[tuple[weakref.ref[Snapshot], SnapshotAssembly, float]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._assembly: SnapshotAssembly | None = None
@@ -184,6 +191,8 @@ class StoreSnapshotSource:
         self._rebuild_total = self._last_rebuild = 0.0
         self._from_disk = False
         self._confirmed = time.time()
+        self._applied: int
+        self._snapshot: Snapshot
         try:
             self._full_rebuild_sync()
         except Exception as exc:
@@ -202,6 +211,14 @@ class StoreSnapshotSource:
             self._applied = saved.generation
             self._from_disk = True
             self._confirmed = saved.saved_at
+        else:
+            log.info(
+                "snapshot generation %s compiled from the store: %s zones, %s hostnames in %.2f s",
+                self._applied,
+                self._assembly.zone_count if self._assembly else 0,
+                len(self._snapshot.routes),
+                self._last_rebuild,
+            )
 
     def __repr__(self) -> str:
         return f"StoreSnapshotSource(generation={self._applied})"
@@ -256,6 +273,7 @@ class StoreSnapshotSource:
 
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._wake.set()  # changes notified between the first compile and now are applied at once
         listener = None
         if self._listen:
             listener = ChangeListener(self._store.url, self._store.channel, self.notify, self._recheck)
@@ -267,6 +285,8 @@ class StoreSnapshotSource:
                 timeout = max(0.0, self._poll - (time.monotonic() - last_poll))
                 if self._unsaved and saving is None:
                     timeout = min(timeout, max(0.0, SAVE_SECONDS - (time.monotonic() - last_save)))
+                if self._retired:
+                    timeout = min(timeout, 0.5)  # until the edge lets go of a replaced snapshot
                 expiry = self._assembly.next_expiry() if self._assembly is not None else None
                 if expiry is not None:
                     timeout = min(timeout, max(0.0, (expiry - datetime.now(UTC)).total_seconds()))
@@ -310,6 +330,7 @@ class StoreSnapshotSource:
         return unique, min((received for _, received in pending), default=None)
 
     def _catch_up(self, poll: bool) -> None:
+        self._release_retired()
         started = time.time()
         taken, received = self._take_pending()
         changes = [c for c in taken if c.generation > self._applied]
@@ -361,8 +382,23 @@ class StoreSnapshotSource:
         with long_lived_objects():
             generation, assembly = compile_assembly(self._store, datetime.now(UTC))
             snapshot = assembly.snapshot(generation)
+        if self._assembly is not None:
+            # Freed later, a slice at a time, rather than all at once by this assignment or, worse, by the
+            # edge's event loop dropping the old snapshot's last reference (_release_retired).
+            self._retired.append((weakref.ref(self._snapshot), self._assembly, time.monotonic()))
         self._assembly = assembly
         self._install(snapshot, generation, time.perf_counter() - started, full=True)
+
+    def _release_retired(self) -> None:
+        """Dismantle replaced assemblies whose last snapshot the edge no longer holds: its drop then only
+        freed a table of references, and the objects themselves go here, between pauses that let the event
+        loop run."""
+        while self._retired:
+            snapshot, assembly, since = self._retired[0]
+            if snapshot() is not None and time.monotonic() - since < RETIRE_SECONDS:
+                return
+            self._retired.popleft()
+            assembly.dismantle(RELEASE_SLICE, lambda: time.sleep(0.001))
 
     def _install(self, snapshot: Snapshot, generation: int, seconds: float, *, full: bool) -> None:
         if self._from_disk:

@@ -16,7 +16,7 @@ Pure: no I/O, no clock; times are passed in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -210,6 +210,18 @@ class SnapshotAssembly:
             waf=MappingProxyType(dict(self._waf)),
             known_fingerprints=self._fingerprints,
         )
+
+    def dismantle(self, slice_size: int, pause: Callable[[], None]) -> None:
+        """Drop everything this assembly holds, ``slice_size`` entries at a time with ``pause()`` between
+        slices: a replaced 100k-hostname assembly freed by one reference drop held the interpreter for
+        70-85 ms. Snapshots taken from it keep their own references and stay intact."""
+        for table in (self._zones, self._routes, self._contested, self._dns_claims, self._fingerprint_zones):
+            while table:
+                for _ in range(min(slice_size, len(table))):
+                    table.popitem()
+                pause()
+        self._waf.clear()
+        self._edge_certs = self._dns_only = self._fingerprints = None
 
     def next_expiry(self) -> datetime | None:
         """The earliest instant at which some route's client certificate choice changes."""

@@ -93,9 +93,9 @@ class Route:
     def template(**values: object) -> dict[str, object]:
         """Every field but the per-hostname ones (``hostname``, ``origin``, ``record_type``), for
         :meth:`for_host`: the fields' defaults, overridden by ``values``."""
-        template = {f.name: f.default for f in fields(Route) if f.default is not MISSING}
+        template = _route_defaults()
         template.update(values)
-        missing = {f.name for f in fields(Route)} - _PER_HOST - template.keys()
+        missing = _ROUTE_SHARED - template.keys()
         if missing:
             raise TypeError(f"Route.template() lacks {sorted(missing)}")
         return template
@@ -123,6 +123,12 @@ class Route:
 _PER_HOST = frozenset({"hostname", "origin", "record_type"})
 #: Routes keep their fields in an instance ``__dict__`` (the interpreted source; not the compiled class).
 _STAMPABLE: Final = Route.__dictoffset__ != 0
+_ROUTE_SHARED = frozenset(f.name for f in fields(Route)) - _PER_HOST
+_ROUTE_DEFAULTS = {f.name: f.default for f in fields(Route) if f.default is not MISSING}
+
+
+def _route_defaults() -> dict[str, object]:
+    return _ROUTE_DEFAULTS.copy()
 
 
 @dataclass(frozen=True)

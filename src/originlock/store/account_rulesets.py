@@ -348,9 +348,11 @@ def zone_sources(conn: Connection, zone_ids: Collection[str] | None = None) -> d
     custom = {r.id: r for r in rows if r.kind == "custom"}
     zones_by_account: dict[str, list[str]] = {}
     wanted = set(zone_ids) if zone_ids is not None else None
-    for z in conn.execute(select(schema.zones.c.id, schema.zones.c.account_id)):
-        if wanted is None or z.id in wanted:
-            zones_by_account.setdefault(z.account_id, []).append(z.id)
+    query = select(schema.zones.c.id, schema.zones.c.account_id)
+    if wanted is not None:  # a change's few zones: not a read of every zone
+        query = query.where(schema.zones.c.id.in_(list(wanted)))
+    for z in conn.execute(query):
+        zones_by_account.setdefault(z.account_id, []).append(z.id)
     out: dict[str, list[tuple[str, str, str]]] = {}
     for root in (r for r in rows if r.kind == "root"):
         sources: list[tuple[str, str, str]] = []

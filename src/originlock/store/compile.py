@@ -8,8 +8,8 @@ way a handful of queries, whatever the number of zones. The AOP precedence lives
 from __future__ import annotations
 
 import json
-from collections import defaultdict
-from collections.abc import Collection
+from collections import ChainMap, defaultdict
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Row, select
 from originlock.snapshot.aop import Candidate, choose_client_cert
 from originlock.snapshot.assembly import SnapshotAssembly, ZoneParts
 from originlock.snapshot.model import ClientCert, DeploymentPki, EdgeCert, Route, Snapshot, SslMode
+from originlock.snapshot.pacing import SLICE, yield_interpreter
 from originlock.store import schema
 from originlock.store.account_rulesets import compile_sources, zone_sources
 from originlock.store.db import Store, from_iso
@@ -81,10 +82,23 @@ def _raw_rows(conn: Connection, query: Any) -> list[tuple[Any, ...]]:
     processing cost four times the fetch itself for the 100k rows of ``dns_records``, and psycopg's
     row-by-row ``fetchone`` (iterating a result) a third of a cold compile."""
     result = conn.execute(query)
+    cursor = result.cursor
     try:
-        return list(result.cursor.fetchall()) if result.cursor is not None else []
+        if cursor is None:
+            return []
+        # In slices: one fetchall of 100k rows is one C call holding the interpreter (and so the edge's event
+        # loop, during a whole rebuild) for tens of milliseconds.
+        rows: list[tuple[Any, ...]] = []
+        while batch := cursor.fetchmany(_FETCH_SLICE):
+            rows += batch
+            if len(batch) == _FETCH_SLICE:
+                yield_interpreter()
+        return rows
     finally:
         result.close()
+
+
+_FETCH_SLICE = 5000
 
 
 #: Deadline of an incremental refresh's read transaction (a whole compile keeps the store's longer one).
@@ -95,15 +109,30 @@ def _zone_filter(query: Any, column: Any, zone_ids: Collection[str] | None) -> A
     return query if zone_ids is None else query.where(column.in_(list(zone_ids)))
 
 
-def _settings(conn: Connection, zone_ids: Collection[str] | None) -> dict[str, dict[str, Any]]:
-    """Every zone's effective settings in one query (one query per zone made a 10k-zone compile slow)."""
+def _settings(conn: Connection, zone_ids: Collection[str] | None) -> dict[str, Mapping[str, Any]]:
+    """Every zone's effective settings in one query (one query per zone made a 10k-zone compile slow).
+
+    Each zone's stored values in front of one shared dict of defaults (a ``ChainMap``: a compile reads a few
+    settings per zone, where merging every default into 10k dicts cost more than reading them); the few
+    distinct scalar values parsed once."""
     table = schema.zone_settings
     stored: dict[str, dict[str, Any]] = defaultdict(dict)
-    for row in conn.execute(_zone_filter(select(table), table.c.zone_id, zone_ids)).all():
-        stored[row.zone_id][row.setting_id] = json.loads(row.value)
+    parsed: dict[str, Any] = {}
+    for zone_id, setting_id, raw in _raw_rows(
+        conn, _zone_filter(select(table.c.zone_id, table.c.setting_id, table.c.value), table.c.zone_id, zone_ids)
+    ):
+        value = parsed.get(raw, _UNPARSED)
+        if value is _UNPARSED:
+            value = json.loads(raw)
+            if value is None or isinstance(value, str | bool | int | float):  # immutable: safe to share
+                parsed[raw] = value
+        stored[zone_id][setting_id] = value
     defaults = {setting_id: spec.default for setting_id, spec in SETTINGS.items()}
     defaults[AOP_ZONE_ENABLED] = False
-    return defaultdict(lambda: dict(defaults), {z: {**defaults, **v} for z, v in stored.items()})
+    return defaultdict(lambda: ChainMap({}, defaults), {z: ChainMap(v, defaults) for z, v in stored.items()})
+
+
+_UNPARSED = object()
 
 
 def _edge_certs(
@@ -133,7 +162,9 @@ def _candidates(
     zone_certs: dict[str, list[Candidate]] = defaultdict(list)
     hostname_certs: dict[str, Candidate] = {}
     table = schema.aop_certs
-    for row in conn.execute(_zone_filter(select(table), table.c.zone_id, zone_ids)).all():
+    for n, row in enumerate(conn.execute(_zone_filter(select(table), table.c.zone_id, zone_ids)).all()):
+        if n % SLICE == SLICE - 1:
+            yield_interpreter()
         candidate = Candidate(
             _client_cert(row, sealer.open(bytes(row.key_sealed), row.id), row.kind),
             row.status,
@@ -225,9 +256,11 @@ def compile_zones(
             fips=fips,
         )
 
-    for zone_id, name, content, record_type, proxied, created_on in _raw_rows(
-        conn, _zone_filter(query, records.c.zone_id, zone_ids)
+    for n, (zone_id, name, content, record_type, proxied, created_on) in enumerate(
+        _raw_rows(conn, _zone_filter(query, records.c.zone_id, zone_ids))
     ):
+        if n % SLICE == SLICE - 1:
+            yield_interpreter()
         zone = zones.get(zone_id)
         if zone is None:
             continue
@@ -253,9 +286,15 @@ def compile_zones(
     waf_source: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
     # Account-level rulesets its account deploys to a zone run before the zone's own (store/account_rulesets.py);
     # kept in waf_source too, so that the last-known-good copy enforces them as well.
+    # The zones of one account share its sources: compiled once, not once per zone (compiled rulesets are
+    # immutable).
+    compiled_sources: dict[tuple[tuple[str, str, str], ...], dict[Any, Any]] = {}
     for zone_id, sources in zone_sources(conn, zone_ids).items():
         waf_source[zone_id] += sources
-        for phase, compiled in compile_sources(sources).items():
+        key = tuple(sources)
+        if key not in compiled_sources:
+            compiled_sources[key] = compile_sources(sources)
+        for phase, compiled in compiled_sources[key].items():
             phases = waf.setdefault(zone_id, {})
             phases[phase] = (*compiled, *phases.get(phase, ()))
     for row in ruleset_rows:

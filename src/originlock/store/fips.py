@@ -7,6 +7,8 @@ docs say for FIPS), and edge-to-origin TLS is limited to approved suites.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy import Connection, select
 
 from originlock.store import schema
@@ -23,7 +25,7 @@ GLOBAL_CERT_REFUSED = (
 )
 
 
-def zone_is_fips(settings: dict[str, object], deployment_fips: bool) -> bool:
+def zone_is_fips(settings: Mapping[str, object], deployment_fips: bool) -> bool:
     return deployment_fips or settings.get(FIPS_SETTING) == "on"
 
 

@@ -21,24 +21,34 @@ FIELDS = security_header_fields(
 )
 
 
-def _saved(tls_1_3: bool, fields: tuple[tuple[bytes, bytes], ...]) -> tuple[_Codec, str]:
+def _saved(tls_1_3: bool, fields: tuple[tuple[bytes, bytes], ...], http2: bool = True) -> tuple[_Codec, str]:
     codec = _Codec(KeySealer(os.urandom(32)))
-    route = replace(make_route("www.example.test"), tls_1_3=tls_1_3, security_headers=fields)
-    return codec, codec.zone(ZoneParts(zone_id=route.zone_id, routes={route.hostname: ("t", route)}))
+    route = replace(make_route("www.example.test"), tls_1_3=tls_1_3, security_headers=fields, http2=http2)
+    return codec, codec.zone(
+        ZoneParts(zone_id=route.zone_id, routes={route.hostname: route}, created={route.hostname: "t"})
+    )
 
 
 def test_the_fields_survive_a_save() -> None:
-    codec, body = _saved(False, FIELDS)
-    route = codec.load_zone("z", body, TestPki().deployment()).routes["www.example.test"][1]
-    assert route.tls_1_3 is False and route.security_headers == FIELDS
+    codec, body = _saved(False, FIELDS, http2=False)
+    route = codec.load_zone("z", body, TestPki().deployment()).routes["www.example.test"]
+    assert route.tls_1_3 is False and route.security_headers == FIELDS and route.http2 is False
 
 
 def test_an_older_copy_reads_as_the_defaults() -> None:
     codec, body = _saved(False, FIELDS)
     data = json.loads(body)
     data["routes"] = [row[:12] for row in data["routes"]]  # as saved before tls_1_3 and security_header
-    route = codec.load_zone("z", json.dumps(data), TestPki().deployment()).routes["www.example.test"][1]
-    assert route.tls_1_3 is True and route.security_headers == ()
+    route = codec.load_zone("z", json.dumps(data), TestPki().deployment()).routes["www.example.test"]
+    assert route.tls_1_3 is True and route.security_headers == () and route.http2 is True
+
+
+def test_a_copy_saved_before_http2_reads_it_as_on() -> None:
+    codec, body = _saved(True, (), http2=False)
+    data = json.loads(body)
+    data["routes"] = [row[:14] for row in data["routes"]]
+    route = codec.load_zone("z", json.dumps(data), TestPki().deployment()).routes["www.example.test"]
+    assert route.http2 is True
 
 
 def test_a_tampered_field_is_refused() -> None:

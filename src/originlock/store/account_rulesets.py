@@ -28,7 +28,7 @@ from originlock.store.ruleset_rules import (
     parse_phase,
     to_waf_rules,
 )
-from originlock.store.zones import new_id
+from originlock.store.stamps import new_id
 from originlock.waf import Phase
 from originlock.waf.rules import CompiledRuleset, RuleError, compile_ruleset
 

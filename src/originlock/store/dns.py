@@ -14,7 +14,8 @@ from originlock.store.db import now_iso
 from originlock.store.dns_query import RecordQuery, apply_query
 from originlock.store.dns_types import PROXIABLE, RECORD_TYPES, normalise, record_name
 from originlock.store.errors import Invalid, NotFound
-from originlock.store.zones import get_zone, new_id
+from originlock.store.stamps import new_id
+from originlock.store.zones import get_zone
 
 __all__ = [
     "RECORD_TYPES",

@@ -26,7 +26,8 @@ from originlock.store import schema
 from originlock.store.db import now_iso
 from originlock.store.errors import Invalid, NotFound
 from originlock.store.ruleset_rules import RulesetInvalid, check_rules, normalize_rule, parse_phase
-from originlock.store.zones import get_zone, new_id
+from originlock.store.stamps import new_id
+from originlock.store.zones import get_zone
 from originlock.waf import Phase
 
 __all__ = [

@@ -19,10 +19,9 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from originlock.store import schema
-from originlock.store.db import from_iso, now_iso, to_iso
 from originlock.store.errors import Invalid, NotFound
+from originlock.store.stamps import from_iso, new_id, now_iso, to_iso
 from originlock.store.token_policies import PERMISSIONS, Policy, flat_policy, policies_from_json, policies_to_json
-from originlock.store.zones import new_id
 
 __all__ = [
     "PERMISSIONS",

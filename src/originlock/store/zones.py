@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, insert, select, update
 
 from originlock.store import schema
 from originlock.store.changes import note_zone
-from originlock.store.db import now_iso
 from originlock.store.errors import Invalid, NotFound
+from originlock.store.stamps import new_id, now_iso
 
 __all__ = [
     "create_account",
@@ -28,11 +27,6 @@ __all__ = [
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _HOSTNAME = re.compile(rf"^{_LABEL}(\.{_LABEL})+$")
 ZONE_TYPES = ("full", "partial", "secondary")
-
-
-def new_id() -> str:
-    """Cloudflare-style identifier: 32 lower-case hex characters."""
-    return uuid.uuid4().hex
 
 
 def normalize_hostname(name: str, *, what: str = "name", wildcard: bool = False) -> str:

@@ -133,10 +133,25 @@ class Engine:
         )
         self._seeds: dict[EngineConfig, dict[str, bytes]] = {}
         for rule in rules.rules():
+            for link in rule.links():
+                only = link.targets.targets if link.targets is not None else []
+                if (
+                    len(only) == 1
+                    and only[0].collection == "TX"
+                    and only[0].selector is not None
+                    and only[0].selector.literal is not None
+                    and not only[0].count
+                    and not link.transforms
+                    and not link.multimatch
+                ):
+                    link.tx_key = only[0].selector.literal.decode("latin-1")
+                    link.tx_name = f"TX:{link.tx_key}"
             operator, targets = rule.operator, rule.targets
             if isinstance(operator, Rx) and operator.set_index >= 0 and not operator.negated and targets:
                 rule.rx_index = operator.set_index
-                rule.rx_keys = tuple((target.text, rule.transform_key, rule.multimatch) for target in targets.positive)
+                rule.rx_keys = tuple(
+                    (target, (target.text, rule.transform_key, rule.multimatch)) for target in targets.positive
+                )
 
     def evaluate(self, request: HttpRequest, config: EngineConfig, *, phases: tuple[int, ...] = (1, 2)) -> Outcome:
         seed = self._seeds.get(config)
@@ -164,11 +179,13 @@ class Engine:
                 if t.removed_tags and not t.removed_tags.isdisjoint(rule.tags):
                     continue
                 if rule.rx_keys:
-                    # The RE2-set prefilter of _link_matches, inline for the usual case (its hits known).
+                    # The RE2-set prefilter of _link_matches, inline: most rules end here.
                     index = rule.rx_index
-                    for hits_key in rule.rx_keys:
+                    for target, hits_key in rule.rx_keys:
                         hits = target_hits.get(hits_key, _UNKNOWN)
-                        if hits is _UNKNOWN or hits is None or index in hits:
+                        if hits is _UNKNOWN:
+                            hits = target_hits[hits_key] = self._target_hits(rule, target, t)
+                        if hits is None or index in hits:
                             break
                     else:
                         continue
@@ -219,7 +236,13 @@ class Engine:
             return False
         pairs: list[Item] | None = None
         extra = self._removed_targets(rule, t) if t.removed_targets else None
-        if targets.cacheable and not extra and not link.multimatch:
+        if link.tx_key and not extra:
+            # One TX variable, no transformation: the paranoia-level and setting checks of every file.
+            tx_value = t.tx.get(link.tx_key)
+            if tx_value is None:
+                return False
+            pairs = [(link.tx_name, tx_value)]
+        elif targets.cacheable and not extra and not link.multimatch:
             cache_key = (targets.key, key)
             pairs = t.transformed.get(cache_key)
             if pairs is None:

@@ -75,7 +75,12 @@ def target_values(t: Transaction, target: Target) -> list[bytes]:
     key = target.text
     values = t.target_values.get(key)
     if values is None:
-        values = t.target_values[key] = [value for _, value in _items(t, target, [])]
+        name = target.collection
+        if target.selector is None and name in _PLAIN:
+            values = [value for _, value in t.keyed(name)]
+        else:
+            values = [value for _, value in _items(t, target, [])]
+        t.target_values[key] = values
     return values
 
 
@@ -203,6 +208,8 @@ def parse_targets(text: str) -> Targets:
     return Targets(targets, excluded, text)
 
 
+_PLAIN = frozenset(KEYED_COLLECTIONS - {"TX", "XML", "MATCHED_VARS", "MATCHED_VARS_NAMES"})
+"""Collections whose values are the values of ``Transaction.keyed``."""
 _VOLATILE = frozenset({"TX", "MATCHED_VAR", "MATCHED_VAR_NAME", "MATCHED_VARS", "MATCHED_VARS_NAMES"})
 """Collections that change while a request is evaluated: never cached."""
 

@@ -281,6 +281,8 @@ class Engine:
                         if not negated:
                             continue
                         captures: tuple[bytes, ...] | None = ()
+                    elif hits is not None and negated:
+                        continue  # the set says the regex matches: a negated one does not
                     else:
                         captures = operator.test(candidate, _no_expand)
                 else:

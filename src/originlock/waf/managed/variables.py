@@ -31,17 +31,21 @@ def _options() -> re2.Options:
 
 
 _OPTIONS = _options()
+_KNOWN_MAX = 4096
 
 
 class Selector:
     """A key selector: an exact (case-insensitive) key or a regex."""
 
-    __slots__ = ("literal", "regex", "text")
+    __slots__ = ("known", "literal", "regex", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.literal: bytes | None = None
         self.regex: re2._Regexp | None = None
+        self.known: dict[bytes, bool] = {}
+        """Regex results by key, kept across requests up to ``_KNOWN_MAX`` keys: the keys a regex
+        selector reads are mostly the same names every request (the CRS's TX variables)."""
         if len(text) >= 2 and text.startswith("/") and text.endswith("/"):
             try:
                 self.regex = re2.compile(text[1:-1].encode("utf-8"), _OPTIONS)
@@ -53,8 +57,13 @@ class Selector:
     def matches(self, key: bytes) -> bool:
         if self.literal is not None:
             return key.lower() == self.literal
-        assert self.regex is not None
-        return self.regex.search(key) is not None
+        known = self.known.get(key)
+        if known is None:
+            assert self.regex is not None
+            known = self.regex.search(key) is not None
+            if len(self.known) < _KNOWN_MAX:
+                self.known[key] = known
+        return known
 
 
 @dataclass(slots=True)

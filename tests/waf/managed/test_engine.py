@@ -76,8 +76,8 @@ def test_bodies_urlencoded_json_multipart_xml() -> None:
     assert 942100 in _ids(_post(b"user=1%27%20or%20%271%27%3D%271", b"application/x-www-form-urlencoded"))
     assert 941100 in _ids(_post(b'{"a": {"b": ["<script>alert(1)</script>"]}}', b"application/json"))
     multipart = (
-        b"--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\n<script>alert(1)</script>\r\n"
-        b"--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"shell.php\"\r\n"
+        b'--XyZ\r\nContent-Disposition: form-data; name="note"\r\n\r\n<script>alert(1)</script>\r\n'
+        b'--XyZ\r\nContent-Disposition: form-data; name="f"; filename="shell.php"\r\n'
         b"Content-Type: application/octet-stream\r\n\r\n<?php echo 1; ?>\r\n--XyZ--\r\n"
     )
     ids = _ids(_post(multipart, b"multipart/form-data; boundary=XyZ"))
@@ -134,7 +134,11 @@ def test_operators() -> None:
 
 def test_seclang_parsing_and_refusals() -> None:
     assert parse_actions("id:1,phase:2,t:none,msg:'a, b',setvar:'tx.x=+%{tx.y}'") == [
-        ("id", "1"), ("phase", "2"), ("t", "none"), ("msg", "a, b"), ("setvar", "tx.x=+%{tx.y}")
+        ("id", "1"),
+        ("phase", "2"),
+        ("t", "none"),
+        ("msg", "a, b"),
+        ("setvar", "tx.x=+%{tx.y}"),
     ]
     directives = parse_directives('SecRule ARGS "@rx \\"x" \\\n    "id:1,pass"\nSecMarker END\n')
     assert [d.name for d in directives] == ["SecRule", "SecMarker"] and directives[0].args[1] == '@rx "x'

@@ -9,6 +9,12 @@ links' ``setvar``/``ctl`` actions run, the rule is recorded with the anomaly sco
 ``skipAfter`` jumps to its marker. A ``deny`` rule (the CRS's blocking evaluation, 949110) ends
 evaluation with the deployment's action for it; so does any rule whose action was overridden to a
 terminating one. Pure: no I/O, no clock.
+
+Most rules match nothing, so a rule first answers a cheaper question: could any value of its targets,
+taken before its exclusions (a superset, shared by every rule reading that target through the same
+chain), match? For a static ``@rx`` the RE2 set's hits answer it (in the rule loop itself); for other
+static operators one pass over the distinct transformed values does. Only a "maybe" reads the rule's
+own values (docs/waf.md, "Cost").
 """
 
 from __future__ import annotations

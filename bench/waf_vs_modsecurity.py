@@ -7,7 +7,8 @@ of ``waf/managed/config.py``), three requests: a browser GET (7 headers, cookies
 urlencoded form POST (220 fields) and a 10 KB JSON POST, all benign (nothing matches).
 
 - originlock: process CPU of ``Engine.evaluate`` on the request (the engine alone, as the edge calls it).
-- ModSecurity: nginx 1 worker with libmodsecurity3 (``SecRuleEngine On``, no audit log) and the same nginx
+- ModSecurity: nginx 1 worker with libmodsecurity3 (``SecRuleEngine On``, ``DetectionOnly`` above PL1 where
+  ordinary requests start to match; no audit log) and the same nginx
   without ``modsecurity on``; each receives the same requests on one keep-alive connection, and the worker's
   CPU (utime + stime from /proc) per request of the first minus the second is ModSecurity's cost.
 
@@ -144,9 +145,13 @@ def main() -> None:
     engine = load_engine()
     for name, request in REQUESTS.items():
         matched = [m.rule_id for m in engine.evaluate(request, config).matches]
-        assert not matched, f"{name} is not benign at PL{args.pl}: {matched}"
+        # At PL1 nothing matches; higher levels flag ordinary text (942200 at PL2: commas in the form),
+        # which both engines then log (DetectionOnly: the same work whatever the score).
+        assert not matched or args.pl > 1, f"{name} is not benign at PL{args.pl}: {matched}"
+        if matched:
+            print(f"{name} at PL{args.pl}: originlock matches {matched}")
     with tempfile.TemporaryDirectory() as tmp:
-        waf = ModSecurityNginx(Path(tmp, "modsec"), config, detection_only=False, audit=False).start()
+        waf = ModSecurityNginx(Path(tmp, "modsec"), config, detection_only=args.pl > 1, audit=False).start()
         bare = ModSecurityNginx(Path(tmp, "bare"), config, audit=False, modsecurity=False).start()
         try:
             results: dict[str, dict[str, list[float]]] = {n: {"ol": [], "ms": [], "bare": []} for n in REQUESTS}

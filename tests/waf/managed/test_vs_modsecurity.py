@@ -8,7 +8,7 @@ threshold, argument limits). Two checks:
   in both engines, and both block exactly the attacks;
 - a deterministic sample of the CRS regression cases (every 5th request-phase case) at paranoia level 4:
   the two engines agree on the rule ids each case judges. The disagreements measured on the whole corpus
-  (docs/waf.md, "Agreement with ModSecurity") are 0.65 % of the cases, in three classes that are known
+  (docs/waf.md, "The peer: nginx + ModSecurity v3") are 0.65 % of the cases, in two classes that are known
   differences of nginx or of ModSecurity 3.0.9 (Debian 12), where the CRS's own expectations side with
   originlock: ModSecurity 3.0.9 inspects XML element names as ``XML:/*`` text, and nginx rewrites an
   absolute-form request-target to its path. A disagreement outside those classes fails the test, and so

@@ -20,7 +20,7 @@ from pathlib import Path
 from .operators import Operator, compile_operator
 from .seclang import Directive, SecLangError, parse_actions
 from .transforms import ALWAYS, TRANSFORMS, TRIGGERS, Transform
-from .variables import Targets, parse_targets
+from .variables import Target, Targets, parse_targets
 
 __all__ = ["CompiledRules", "Macro", "SecRule", "SetVar", "compile_rules"]
 
@@ -61,8 +61,11 @@ class SecRule:
     transform_key: str = ""
     transform_names: tuple[str, ...] = ()
     transform_triggers: int = 0
+    tx_key: str = ""
+    tx_name: str = ""
+    """For a link reading one TX variable without transformations (set by the engine): its key."""
     rx_index: int = -1
-    rx_keys: tuple[tuple[str, str, bool], ...] = ()
+    rx_keys: tuple[tuple[Target, tuple[str, str, bool]], ...] = ()
     """For a rule whose first link is a static @rx (set by the engine): its place in the RE2 set and the
     per-request keys of its targets' hits, so that a rule no value can match costs a few lookups."""
     """The features of a value (``transforms.features``) without which the chain leaves it unchanged."""

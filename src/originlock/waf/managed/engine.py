@@ -9,6 +9,12 @@ links' ``setvar``/``ctl`` actions run, the rule is recorded with the anomaly sco
 ``skipAfter`` jumps to its marker. A ``deny`` rule (the CRS's blocking evaluation, 949110) ends
 evaluation with the deployment's action for it; so does any rule whose action was overridden to a
 terminating one. Pure: no I/O, no clock.
+
+Most rules match nothing, so a rule first answers a cheaper question: could any value of its targets,
+taken before its exclusions (a superset, shared by every rule reading that target through the same
+chain), match? For a static ``@rx`` the RE2 set's hits answer it (in the rule loop itself); for other
+static operators one pass over the distinct transformed values does. Only a "maybe" reads the rule's
+own values (docs/waf.md, "Cost").
 """
 
 from __future__ import annotations
@@ -133,10 +139,25 @@ class Engine:
         )
         self._seeds: dict[EngineConfig, dict[str, bytes]] = {}
         for rule in rules.rules():
+            for link in rule.links():
+                only = link.targets.targets if link.targets is not None else []
+                if (
+                    len(only) == 1
+                    and only[0].collection == "TX"
+                    and only[0].selector is not None
+                    and only[0].selector.literal is not None
+                    and not only[0].count
+                    and not link.transforms
+                    and not link.multimatch
+                ):
+                    link.tx_key = only[0].selector.literal.decode("latin-1")
+                    link.tx_name = f"TX:{link.tx_key}"
             operator, targets = rule.operator, rule.targets
             if isinstance(operator, Rx) and operator.set_index >= 0 and not operator.negated and targets:
                 rule.rx_index = operator.set_index
-                rule.rx_keys = tuple((target.text, rule.transform_key, rule.multimatch) for target in targets.positive)
+                rule.rx_keys = tuple(
+                    (target, (target.text, rule.transform_key, rule.multimatch)) for target in targets.positive
+                )
 
     def evaluate(self, request: HttpRequest, config: EngineConfig, *, phases: tuple[int, ...] = (1, 2)) -> Outcome:
         seed = self._seeds.get(config)
@@ -164,11 +185,13 @@ class Engine:
                 if t.removed_tags and not t.removed_tags.isdisjoint(rule.tags):
                     continue
                 if rule.rx_keys:
-                    # The RE2-set prefilter of _link_matches, inline for the usual case (its hits known).
+                    # The RE2-set prefilter of _link_matches, inline: most rules end here.
                     index = rule.rx_index
-                    for hits_key in rule.rx_keys:
+                    for target, hits_key in rule.rx_keys:
                         hits = target_hits.get(hits_key, _UNKNOWN)
-                        if hits is _UNKNOWN or hits is None or index in hits:
+                        if hits is _UNKNOWN:
+                            hits = target_hits[hits_key] = self._target_hits(rule, target, t)
+                        if hits is None or index in hits:
                             break
                     else:
                         continue
@@ -219,7 +242,13 @@ class Engine:
             return False
         pairs: list[Item] | None = None
         extra = self._removed_targets(rule, t) if t.removed_targets else None
-        if targets.cacheable and not extra and not link.multimatch:
+        if link.tx_key and not extra:
+            # One TX variable, no transformation: the paranoia-level and setting checks of every file.
+            tx_value = t.tx.get(link.tx_key)
+            if tx_value is None:
+                return False
+            pairs = [(link.tx_name, tx_value)]
+        elif targets.cacheable and not extra and not link.multimatch:
             cache_key = (targets.key, key)
             pairs = t.transformed.get(cache_key)
             if pairs is None:
@@ -258,6 +287,8 @@ class Engine:
                         if not negated:
                             continue
                         captures: tuple[bytes, ...] | None = ()
+                    elif hits is not None and negated:
+                        continue  # the set says the regex matches: a negated one does not
                     else:
                         captures = operator.test(candidate, _no_expand)
                 else:
@@ -313,13 +344,39 @@ class Engine:
         raw = t.target_hits.get((target.text, "", False), _UNKNOWN)
         if raw is _UNKNOWN:
             raw = t.target_hits[(target.text, "", False)] = self._hits_of(target_values(t, target), t)
-        if not link.transform_key or raw is None or not target_features(t, target) & link.transform_triggers:
+        key = link.transform_key
+        if not key or raw is None:
             return raw
-        changed = self._candidates(link, target, t, with_unchanged=False)
-        if not changed:
+        # One loop, no helper calls: a GET asks this for ~200 (target, chain) pairs of a few values each.
+        triggers = link.transform_triggers
+        if not target_features(t, target) & triggers:
             return raw
-        hits = self._hits_of(changed, t)
-        return None if hits is None else raw | hits
+        features = t.features
+        cache = t.cache
+        rx_hits = t.rx_hits
+        union = raw
+        for value in target_values(t, target):
+            bits = features.get(value)
+            if bits is None:
+                bits = features[value] = _features(value)
+            if not bits & triggers:
+                continue
+            if link.multimatch:
+                outs = _steps(link, value, t.steps)
+            else:
+                result = cache.get((value, key))
+                if result is None:
+                    result = cache[(value, key)] = _chain(link, value, t.steps)
+                outs = [result]
+            for out in outs:
+                hits = rx_hits.get(out, _UNKNOWN)
+                if hits is _UNKNOWN:
+                    hits = rx_hits[out] = self.rx_set.match(out)
+                if hits is None:
+                    return None
+                if not hits <= union:
+                    union = union | hits
+        return union
 
     @staticmethod
     def _candidates(link: SecRule, target: Target, t: Transaction, *, with_unchanged: bool) -> list[bytes]:

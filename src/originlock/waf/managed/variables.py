@@ -31,17 +31,21 @@ def _options() -> re2.Options:
 
 
 _OPTIONS = _options()
+_KNOWN_MAX = 4096
 
 
 class Selector:
     """A key selector: an exact (case-insensitive) key or a regex."""
 
-    __slots__ = ("literal", "regex", "text")
+    __slots__ = ("known", "literal", "regex", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.literal: bytes | None = None
         self.regex: re2._Regexp | None = None
+        self.known: dict[bytes, bool] = {}
+        """Regex results by key, kept across requests up to ``_KNOWN_MAX`` keys: the keys a regex
+        selector reads are mostly the same names every request (the CRS's TX variables)."""
         if len(text) >= 2 and text.startswith("/") and text.endswith("/"):
             try:
                 self.regex = re2.compile(text[1:-1].encode("utf-8"), _OPTIONS)
@@ -53,8 +57,13 @@ class Selector:
     def matches(self, key: bytes) -> bool:
         if self.literal is not None:
             return key.lower() == self.literal
-        assert self.regex is not None
-        return self.regex.search(key) is not None
+        known = self.known.get(key)
+        if known is None:
+            assert self.regex is not None
+            known = self.regex.search(key) is not None
+            if len(self.known) < _KNOWN_MAX:
+                self.known[key] = known
+        return known
 
 
 @dataclass(slots=True)
@@ -75,7 +84,12 @@ def target_values(t: Transaction, target: Target) -> list[bytes]:
     key = target.text
     values = t.target_values.get(key)
     if values is None:
-        values = t.target_values[key] = [value for _, value in _items(t, target, [])]
+        name = target.collection
+        if target.selector is None and name in _PLAIN:
+            values = [value for _, value in t.keyed(name)]
+        else:
+            values = [value for _, value in _items(t, target, [])]
+        t.target_values[key] = values
     return values
 
 
@@ -203,6 +217,8 @@ def parse_targets(text: str) -> Targets:
     return Targets(targets, excluded, text)
 
 
+_PLAIN = frozenset(KEYED_COLLECTIONS - {"TX", "XML", "MATCHED_VARS", "MATCHED_VARS_NAMES"})
+"""Collections whose values are the values of ``Transaction.keyed``."""
 _VOLATILE = frozenset({"TX", "MATCHED_VAR", "MATCHED_VAR_NAME", "MATCHED_VARS", "MATCHED_VARS_NAMES"})
 """Collections that change while a request is evaluated: never cached."""
 

@@ -43,6 +43,7 @@ from pathlib import Path
 from originlock.server.bootstrap import Deployment
 from originlock.server.last_known_good import LastKnownGood, SavedView
 from originlock.snapshot.assembly import SnapshotAssembly
+from originlock.snapshot.lifetime import Lifetime
 from originlock.snapshot.model import Snapshot
 from originlock.store.changes import Change, read_since
 from originlock.store.compile import REFRESH_DEADLINE, compile_assembly, refresh_assembly
@@ -183,7 +184,7 @@ class StoreSnapshotSource:
         self._delay_total = self._last_delay = 0.0
         self._pending_lock = threading.Lock()
         #: Assemblies replaced by whole rebuilds, with a weak reference to the last snapshot taken from them.
-        self._retired: deque[tuple[weakref.ref[Snapshot], SnapshotAssembly, float]] = deque()
+        self._retired: deque[tuple[weakref.ref[Lifetime], SnapshotAssembly, float]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._assembly: SnapshotAssembly | None = None
@@ -385,7 +386,7 @@ class StoreSnapshotSource:
         if self._assembly is not None:
             # Freed later, a slice at a time, rather than all at once by this assignment or, worse, by the
             # edge's event loop dropping the old snapshot's last reference (_release_retired).
-            self._retired.append((weakref.ref(self._snapshot), self._assembly, time.monotonic()))
+            self._retired.append((weakref.ref(self._snapshot.lifetime), self._assembly, time.monotonic()))
         self._assembly = assembly
         self._install(snapshot, generation, time.perf_counter() - started, full=True)
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Final, Literal
 
+from originlock.snapshot.lifetime import Lifetime
 from originlock.waf import CompiledRuleset, Phase
 
 __all__ = ["ClientCert", "DeploymentPki", "EdgeCert", "Route", "Snapshot", "SslMode", "ZonePhases"]
@@ -95,7 +96,7 @@ class Route:
         :meth:`for_host`: the fields' defaults, overridden by ``values``."""
         template = _route_defaults()
         template.update(values)
-        missing = _ROUTE_SHARED - template.keys()
+        missing = _ROUTE_SHARED.difference(template)  # frozenset - dict_keys is a set: the compiled build checks
         if missing:
             raise TypeError(f"Route.template() lacks {sorted(missing)}")
         return template
@@ -203,8 +204,11 @@ class Snapshot:
     #: leaf): at a swap the edge retires origin connections and TLS contexts of the others, and walking
     #: 100k routes for it on the event loop stalled requests at every change.
     client_fingerprints: frozenset[str] = field(init=False, repr=False, compare=False)
+    #: Held by this snapshot only: ``weakref.ref(snapshot.lifetime)`` says when the edge has let go of it.
+    lifetime: Lifetime = field(init=False, repr=False, compare=False)
 
     def __post_init__(self, known_fingerprints: frozenset[str] | None) -> None:
+        object.__setattr__(self, "lifetime", Lifetime())
         routes = dict(self.routes)
         object.__setattr__(self, "_routes", routes)
         object.__setattr__(self, "routes", MappingProxyType(routes))

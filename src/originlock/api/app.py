@@ -12,7 +12,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from originlock import dashboard
 from originlock._version import __version__
 from originlock.api.audit import AuditLog
 from originlock.api.envelope import fail
@@ -167,9 +166,6 @@ def create_app(
 
     # Prometheus, unauthenticated like /healthz (docs/api.md); `serve` adds the edge pool's collector.
     app.state.metrics = metrics.metrics_registry(store)
-    # The web dashboard (docs/dashboard.md): signs in with an API token, on this same listener.
-    app.include_router(dashboard.router)
-
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:
         return Response(metrics.render(app.state.metrics), media_type=metrics.CONTENT_TYPE)

@@ -153,7 +153,7 @@ async def _edge(args: argparse.Namespace) -> int:
 
 
 async def _api(args: argparse.Namespace) -> int:
-    from originlock.api.app import create_app
+    from originlock.web import control_plane_app
 
     # Bound first, as serve does: a busy --api fails here naming the address, and the listener sheds at the
     # file-descriptor limit (edge/listeners.py).
@@ -174,7 +174,7 @@ async def _api(args: argparse.Namespace) -> int:
         notifier=WebhookQueueNotifier(store),
         node=node,
     )
-    app = create_app(store, max_body=args.api_max_body)
+    app = control_plane_app(store, max_body=args.api_max_body)
     tasks = start_fleet_tasks(store, node, "api", {"api": f"{args.api[0]}:{args.api[1]}"}, None)
     print(f"originlock control plane on http://{args.api[0]}:{args.api[1]}/client/v4 (store: {store.backend})")
     try:

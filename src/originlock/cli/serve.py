@@ -15,7 +15,6 @@ from typing import Any
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
-from originlock.api.app import create_app
 from originlock.cli.api_options import add_api_options, host_port
 from originlock.cli.jobs import start_periodic_jobs
 from originlock.cli.ports import API_BACKLOG, PortInUse, bind_api_socket, busy_addresses
@@ -38,6 +37,7 @@ from originlock.server.monitor import add_monitor_arguments, start_origin_monito
 from originlock.server.snapshot_health import add_snapshot_health
 from originlock.server.store_snapshots import local_snapshot_source, open_store_snapshots
 from originlock.store.errors import StoreError
+from originlock.web import control_plane_app
 
 __all__ = ["add_parser"]
 
@@ -135,7 +135,7 @@ async def _serve(args: argparse.Namespace) -> int:
         return 1
     node = node_id()
     jobs = start_periodic_jobs(deployment.store, node, args.alert_interval)
-    app = create_app(deployment.store, max_body=args.api_max_body)
+    app = control_plane_app(deployment.store, max_body=args.api_max_body)
     attach_waf_recorder(app, waf)
     edge_state = edge_up.result().state
     api_sock.on_shed = lambda count: edge_state.overload.count("accept", count)

@@ -11,9 +11,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from originlock.api.app import create_app
 from originlock.server.bootstrap import bootstrap
 from originlock.store.db import Store
+from originlock.web import control_plane_app
 
 __all__ = ["V4", "ApiEnv", "api_env", "csr_pem"]
 
@@ -57,7 +57,7 @@ def api_env(
     """A bootstrapped deployment (admin token, account, CAs) and a client whose address is ``client``."""
     deployment = bootstrap(data_dir, store_url)
     assert deployment.new_admin_token
-    app = create_app(deployment.store, clock=clock, **app_options)
+    app = control_plane_app(deployment.store, clock=clock, **app_options)
     try:
         with TestClient(app, raise_server_exceptions=False, client=client) as test_client:
             admin = {"Authorization": f"Bearer {deployment.new_admin_token}"}

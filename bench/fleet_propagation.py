@@ -138,6 +138,7 @@ def main() -> int:
         clients = [httpx.Client(base_url=n.api_url + "/client/v4", headers=headers) for n in nodes]
         from_request: list[float] = []
         from_response: list[float] = []
+        requests: list[float] = []
         time.sleep(3.0)  # past each node's first last-known-good save: the steady state is measured
         for n in range(args.changes):
             on = n % 2 == 0
@@ -159,6 +160,7 @@ def main() -> int:
                 print(n, [round((w.seen[n] - answered) * 1000, 1) for w in watchers])
             from_request.append((last - started) * 1000)
             from_response.append((last - answered) * 1000)
+            requests.append((answered - started) * 1000)
             time.sleep(0.05)
         for w in watchers:
             w.stop = True
@@ -171,7 +173,12 @@ def main() -> int:
                 f"node {i}, its last {len(recent)} changes, medians: "
                 + ", ".join(f"{k} {v:.1f}" for k, v in medians.items())
             )
-        for label, values in (("from API request", from_request), ("from API response", from_response)):
+        print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+        for label, values in (
+            ("from API request", from_request),
+            ("from API response", from_response),
+            ("the API request itself", requests),
+        ):
             print(
                 f"{args.nodes} nodes, {len(values)} changes, every edge serving it, {label}: "
                 f"p50 {statistics.median(values):.1f} ms, p99 {percentile(values, 0.99):.1f} ms, "

@@ -18,17 +18,12 @@ from starlette.datastructures import Headers
 from originlock.api.authz import Unauthorized, check_usable
 from originlock.api.envelope import fail
 from originlock.api.failures import store_error_response
+from originlock.api.limits import BODY_TOO_LARGE, DEFAULT_MAX_BODY
 from originlock.store.db import Store
 from originlock.store.errors import Invalid, StoreError
 from originlock.store.tokens import Token, find_token
 
 __all__ = ["BODY_TOO_LARGE", "DEFAULT_MAX_BODY", "ApiGate", "authenticate_headers"]
-
-#: 1 MiB. A certificate upload (leaf, chain and key) is under 20 KB and a ruleset of a thousand rules a few
-#: hundred; nginx's client_max_body_size default is 1 MiB too. ``originlock serve --api-max-body`` changes it.
-DEFAULT_MAX_BODY = 1024 * 1024
-#: Error code of the 413 answer (the 10xxx family app.py uses for HTTP-level refusals, e.g. 10405).
-BODY_TOO_LARGE = 10413
 
 
 def authenticate_headers(store: Store, headers: Headers, client_ip: str | None, now: datetime) -> Token:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from originlock.api.gate import DEFAULT_MAX_BODY
+from originlock.api.limits import DEFAULT_MAX_BODY  # not api.gate: the edge role starts without the API
 
 __all__ = ["add_api_options", "host_port"]
 

@@ -11,12 +11,15 @@ import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from originlock.cli.client import CliError
-from originlock.tls.certs import describe, load_certificates, load_private_key
-from originlock.tls.issue import Issued, issue_ca, issue_leaf, new_key
-from originlock.tls.policy import fips_verdict
+
+if TYPE_CHECKING:
+    from originlock.tls.issue import Issued
+
+# The tls modules (cryptography) are imported by the commands that use them: every other command of the
+# CLI starts without them (cli/main.py).
 
 __all__ = ["add_local_commands"]
 
@@ -38,6 +41,8 @@ def _save(issued: Issued, prefix: str) -> tuple[Path, Path]:
 
 
 def _issue_ca(args: argparse.Namespace) -> int:
+    from originlock.tls.issue import issue_ca, new_key
+
     ca = issue_ca(args.cn, now=datetime.now(UTC), days=args.days, key=new_key(args.key), organization=args.org)
     cert_path, key_path = _save(ca, args.out)
     print(f"CA certificate: {cert_path}  (install it on your origin as the CA it trusts)")
@@ -47,6 +52,9 @@ def _issue_ca(args: argparse.Namespace) -> int:
 
 
 def _issue_client(args: argparse.Namespace) -> int:
+    from originlock.tls.certs import load_certificates, load_private_key
+    from originlock.tls.issue import Issued, issue_leaf, new_key
+
     try:
         ca_cert = load_certificates(Path(args.ca).read_text())[0]
         ca_key = load_private_key(Path(args.ca_key).read_text())
@@ -60,6 +68,9 @@ def _issue_client(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    from originlock.tls.certs import describe, load_certificates
+    from originlock.tls.policy import fips_verdict
+
     try:
         certs = load_certificates(Path(args.file).read_text())
     except (OSError, ValueError) as exc:

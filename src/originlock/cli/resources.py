@@ -8,7 +8,7 @@ from typing import Any
 from originlock.cli.certs_local import add_local_commands
 from originlock.cli.client import ApiClient, CliError, add_api_arguments, client_from_args, read_text
 from originlock.cli.output import emit
-from originlock.store.settings import SETTINGS
+from originlock.store.setting_catalog import SETTINGS  # not store.settings: no SQLAlchemy to start the CLI
 
 __all__ = ["add_parsers"]
 

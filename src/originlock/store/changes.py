@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, event, insert, select, text
+from sqlalchemy import Connection, Engine, delete, event, func, insert, literal, select
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import TextClause
 
@@ -36,7 +36,6 @@ from originlock.store import schema
 __all__ = [
     "Change",
     "ChangeTracker",
-    "announce",
     "channel_name",
     "detach",
     "install_tracking",
@@ -191,26 +190,24 @@ def detach(conn: Connection) -> None:
         conn.info.pop(_TRACKER, None)
 
 
-def announce(conn: Connection, change: Change, channel: str) -> None:
-    """Queue ``change``'s NOTIFY in the transaction (PostgreSQL sends it at commit, never on rollback)."""
-    detach(conn)
-    if conn.dialect.name != "postgresql" or not change.touches_snapshot:
-        return
-    conn.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": change.payload()})
-
-
 #: Generations kept in ``change_log``: a node that fell further behind rebuilds its whole snapshot.
 CHANGE_LOG_KEEP = 5000
 
 
-def record(conn: Connection, change: Change, at: str) -> None:
-    """Log ``change`` in its own transaction (every generation gets a row, so gaps are visible)."""
+def record(conn: Connection, change: Change, at: str, channel: str | None = None) -> None:
+    """Log ``change`` in its transaction (every generation gets a row, so gaps are visible); with
+    ``channel`` (PostgreSQL) also queue its NOTIFY, in the same statement (sent at commit, never on rollback)."""
     table = schema.change_log
-    conn.execute(
-        insert(table).values(
-            generation=change.generation, zones=json.dumps(sorted(change.zones)), everything=change.everything, at=at
-        )
+    row = insert(table).values(
+        generation=change.generation, zones=json.dumps(sorted(change.zones)), everything=change.everything, at=at
     )
+    if channel is not None and conn.dialect.name == "postgresql" and change.touches_snapshot:
+        # One round trip for both, on every write's critical path: the NOTIFY goes out at commit, like the row.
+        logged = row.returning(table.c.generation).cte("logged")
+        notify = func.pg_notify(literal(channel), literal(change.payload()))
+        conn.execute(select(notify).select_from(logged))
+    else:
+        conn.execute(row)
     if change.generation % 100 == 0:  # prune now and then, not on every write
         conn.execute(delete(table).where(table.c.generation <= change.generation - CHANGE_LOG_KEEP))
 

@@ -342,18 +342,17 @@ def _future(pki: DeploymentPki, now: datetime) -> datetime | None:
 
 def refresh_assembly(
     store: Store, assembly: SnapshotAssembly, zone_ids: Collection[str], now: datetime, *, pki: bool = False
-) -> int:
-    """Recompile ``zone_ids`` (and the deployment part when ``pki``) into ``assembly``; returns the
-    generation the read saw (at least that of the change that asked for it). A few zones read in well under a
-    second: a read still running after :data:`REFRESH_DEADLINE` is a hanging store, cut so the caller can retry."""
+) -> None:
+    """Recompile ``zone_ids`` (and the deployment part when ``pki``) into ``assembly``. The caller knows
+    the generation from the changes it applies (no query for it: every round trip is on a change's way to
+    the edge). A few zones read in well under a second: a read still running after :data:`REFRESH_DEADLINE`
+    is a hanging store, cut so the caller can retry."""
     with store.read(timeout=REFRESH_DEADLINE) as conn:
-        generation = read_generation(conn)
         if pki:
             assembly.pki = compile_pki(conn, store, now)
             assembly.pki_expiry = _future(assembly.pki, now)
         parts = compile_zones(conn, store, assembly.pki, now, zone_ids)
     assembly.replace(parts.values(), [z for z in zone_ids if z not in parts])
-    return generation
 
 
 def compile_snapshot(store: Store, now: datetime) -> Snapshot:

@@ -20,7 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from originlock.store import schema
 from originlock.store.breaker import Breaker
-from originlock.store.changes import Change, ChangeTracker, announce, channel_name, detach, install_tracking, record
+from originlock.store.changes import Change, ChangeTracker, channel_name, detach, install_tracking, record
 from originlock.store.deadline import (
     API_TIMEOUTS,
     MIGRATION_SECONDS,
@@ -268,8 +268,7 @@ class Store:
                 generation = conn.execute(bump.returning(schema.generation.c.value)).scalar_one()
                 change = tracker.finish(int(generation), time.time())
                 detach(conn)
-                record(conn, change, now_iso())
-                announce(conn, change, self.channel)
+                record(conn, change, now_iso(), self.channel)  # and its NOTIFY (PostgreSQL)
             finally:
                 detach(conn)
         for hook in self.committed_hooks:

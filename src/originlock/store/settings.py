@@ -46,7 +46,8 @@ def _get_raw(conn: Connection, zone_id: str, setting_id: str) -> tuple[Any, str 
     return (json.loads(row.value), row.modified_on) if row else None
 
 
-def _put_raw(conn: Connection, zone_id: str, setting_id: str, value: Any) -> None:
+def _put_raw(conn: Connection, zone_id: str, setting_id: str, value: Any) -> str:
+    """Store ``value``; returns its ``modified_on``."""
     now = now_iso()
     encoded = json.dumps(value)
     table = schema.zone_settings
@@ -60,6 +61,7 @@ def _put_raw(conn: Connection, zone_id: str, setting_id: str, value: Any) -> Non
         set_={"value": stmt.excluded.value, "modified_on": stmt.excluded.modified_on},
     )
     conn.execute(stmt)
+    return now
 
 
 def _spec(setting_id: str) -> SettingSpec:
@@ -89,8 +91,8 @@ def set_setting(conn: Connection, zone_id: str, setting_id: str, value: Any) -> 
         refused = non_fips_certificates(conn, zone_id)
         if refused:
             raise Invalid(f"FIPS profile: delete or replace the certificates it would refuse first: {refused}", 1419)
-    _put_raw(conn, zone_id, setting_id, value)
-    return get_setting(conn, zone_id, setting_id)
+    # What was just written, without reading it back (two more round trips on every PATCH's critical path).
+    return SettingValue(setting_id, value, _put_raw(conn, zone_id, setting_id, value))
 
 
 def zone_settings_map(conn: Connection, zone_id: str) -> dict[str, Any]:

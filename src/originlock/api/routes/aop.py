@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sqlalchemy import Row
 
-from originlock.api.deps import SslEdit, SslRead, StoreDep, clock
+from originlock.api.deps import SslEdit, SslRead, StoreDep, request_clock
 from originlock.api.envelope import ok
 from originlock.store import aop, identity, settings
 from originlock.store.db import Store
@@ -105,7 +105,7 @@ def put_zone_settings(body: ZoneAopSettings, store: StoreDep, access: SslEdit) -
 
 @router.get(BASE + "/edge_identity")
 def get_edge_identity(
-    store: StoreDep, now: Annotated[Any, Depends(clock)], access: SslRead, hostname: str | None = None
+    store: StoreDep, now: Annotated[Any, Depends(request_clock)], access: SslRead, hostname: str | None = None
 ) -> JSONResponse:
     """originlock extension for the origin kit: what the edge presents on TLS pulls, and the CAs to trust."""
     with store.read() as conn:
@@ -125,20 +125,20 @@ def get_edge_identity(
 
 @router.post(BASE + "/hostnames/certificates")
 def upload_hostname_cert(
-    body: CertUpload, store: StoreDep, now: Annotated[Any, Depends(clock)], access: SslEdit
+    body: CertUpload, store: StoreDep, now: Annotated[Any, Depends(request_clock)], access: SslEdit
 ) -> JSONResponse:
     return _upload(store, access.zone_id, "hostname", body, now)
 
 
 @router.get(BASE + "/hostnames/certificates")
-def list_hostname_certs(store: StoreDep, access: SslRead, now: Annotated[Any, Depends(clock)]) -> JSONResponse:
+def list_hostname_certs(store: StoreDep, access: SslRead, now: Annotated[Any, Depends(request_clock)]) -> JSONResponse:
     with store.read() as conn:
         return ok([cert_json(r, now) for r in aop.list_certs(conn, access.zone_id, "hostname")])
 
 
 @router.get(BASE + "/hostnames/certificates/{certificate_id}")
 def get_hostname_cert(
-    certificate_id: str, store: StoreDep, access: SslRead, now: Annotated[Any, Depends(clock)]
+    certificate_id: str, store: StoreDep, access: SslRead, now: Annotated[Any, Depends(request_clock)]
 ) -> JSONResponse:
     with store.read() as conn:
         return ok(cert_json(aop.get_cert(conn, access.zone_id, "hostname", certificate_id), now))
@@ -146,7 +146,7 @@ def get_hostname_cert(
 
 @router.delete(BASE + "/hostnames/certificates/{certificate_id}")
 def delete_hostname_cert(
-    certificate_id: str, store: StoreDep, access: SslEdit, now: Annotated[Any, Depends(clock)]
+    certificate_id: str, store: StoreDep, access: SslEdit, now: Annotated[Any, Depends(request_clock)]
 ) -> JSONResponse:
     with store.write() as conn:
         row = aop.delete_cert(conn, access.zone_id, "hostname", certificate_id)
@@ -155,7 +155,7 @@ def delete_hostname_cert(
 
 @router.put(BASE + "/hostnames")
 def put_associations(
-    body: AssociationsPut, store: StoreDep, access: SslEdit, now: Annotated[Any, Depends(clock)]
+    body: AssociationsPut, store: StoreDep, access: SslEdit, now: Annotated[Any, Depends(request_clock)]
 ) -> JSONResponse:
     items = [aop.AssociationInput(i.hostname, i.cert_id, i.enabled) for i in body.config]
     with store.write() as conn:
@@ -164,7 +164,7 @@ def put_associations(
 
 @router.get(BASE + "/hostnames/{hostname}")
 def get_association(
-    hostname: str, store: StoreDep, access: SslRead, now: Annotated[Any, Depends(clock)]
+    hostname: str, store: StoreDep, access: SslRead, now: Annotated[Any, Depends(request_clock)]
 ) -> JSONResponse:
     with store.read() as conn:
         return ok(association_json(aop.get_association(conn, access.zone_id, hostname), now))
@@ -175,13 +175,13 @@ def get_association(
 
 @router.post(BASE)
 def upload_zone_cert(
-    body: CertUpload, store: StoreDep, now: Annotated[Any, Depends(clock)], access: SslEdit
+    body: CertUpload, store: StoreDep, now: Annotated[Any, Depends(request_clock)], access: SslEdit
 ) -> JSONResponse:
     return _upload(store, access.zone_id, "zone", body, now)
 
 
 @router.get(BASE)
-def list_zone_certs(store: StoreDep, access: SslRead, now: Annotated[Any, Depends(clock)]) -> JSONResponse:
+def list_zone_certs(store: StoreDep, access: SslRead, now: Annotated[Any, Depends(request_clock)]) -> JSONResponse:
     with store.read() as conn:
         items = [cert_json(r, now) for r in aop.list_certs(conn, access.zone_id, "zone")]
     return ok(
@@ -192,7 +192,7 @@ def list_zone_certs(store: StoreDep, access: SslRead, now: Annotated[Any, Depend
 
 @router.get(BASE + "/{certificate_id}")
 def get_zone_cert(
-    certificate_id: str, store: StoreDep, access: SslRead, now: Annotated[Any, Depends(clock)]
+    certificate_id: str, store: StoreDep, access: SslRead, now: Annotated[Any, Depends(request_clock)]
 ) -> JSONResponse:
     with store.read() as conn:
         return ok(cert_json(aop.get_cert(conn, access.zone_id, "zone", certificate_id), now))
@@ -200,7 +200,7 @@ def get_zone_cert(
 
 @router.delete(BASE + "/{certificate_id}")
 def delete_zone_cert(
-    certificate_id: str, store: StoreDep, access: SslEdit, now: Annotated[Any, Depends(clock)]
+    certificate_id: str, store: StoreDep, access: SslEdit, now: Annotated[Any, Depends(request_clock)]
 ) -> JSONResponse:
     with store.write() as conn:
         row = aop.delete_cert(conn, access.zone_id, "zone", certificate_id)

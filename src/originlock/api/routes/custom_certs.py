@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Row
 
-from originlock.api.deps import SslEdit, SslRead, StoreDep, ZonesPage, clock
+from originlock.api.deps import SslEdit, SslRead, StoreDep, ZonesPage, request_clock
 from originlock.api.envelope import ok, result_info
 from originlock.store import custom_certs
 
@@ -67,7 +67,9 @@ def cert_json(row: Row[Any]) -> dict[str, Any]:
 
 
 @router.post(BASE)
-def upload(body: Upload, store: StoreDep, now: Annotated[datetime, Depends(clock)], access: SslEdit) -> JSONResponse:
+def upload(
+    body: Upload, store: StoreDep, now: Annotated[datetime, Depends(request_clock)], access: SslEdit
+) -> JSONResponse:
     with store.write() as conn:
         row = custom_certs.create(
             conn,
@@ -92,7 +94,7 @@ def list_certs(store: StoreDep, access: SslRead, page: ZonesPage) -> JSONRespons
 
 @router.put(BASE + "/prioritize")
 def prioritize(
-    body: Prioritize, store: StoreDep, now: Annotated[datetime, Depends(clock)], access: SslEdit
+    body: Prioritize, store: StoreDep, now: Annotated[datetime, Depends(request_clock)], access: SslEdit
 ) -> JSONResponse:
     """Set several certificates' priorities at once (all or none); answers the zone's certificates in order."""
     with store.write() as conn:
@@ -110,7 +112,7 @@ def get(certificate_id: str, store: StoreDep, access: SslRead) -> JSONResponse:
 
 @router.patch(BASE + "/{certificate_id}")
 def edit(
-    certificate_id: str, body: Patch, store: StoreDep, now: Annotated[datetime, Depends(clock)], access: SslEdit
+    certificate_id: str, body: Patch, store: StoreDep, now: Annotated[datetime, Depends(request_clock)], access: SslEdit
 ) -> JSONResponse:
     changes = {k: getattr(body, k) for k in body.model_fields_set if getattr(body, k) is not None}
     with store.write() as conn:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, Row
 
 from originlock.api.authz import require_zones
-from originlock.api.deps import Caller, StoreDep, ZonesPage, allow, check_zone_id, clock
+from originlock.api.deps import Caller, StoreDep, ZonesPage, allow, check_zone_id, request_clock
 from originlock.api.envelope import ok, result_info
 from originlock.store import origin_ca
 from originlock.store.tokens import Token
@@ -54,7 +54,7 @@ def _authorize(conn: Connection, token: Token, permission: str, hostnames: list[
 
 @router.post("/certificates")
 def create(
-    body: OriginCertCreate, token: Caller, store: StoreDep, now: Annotated[datetime, Depends(clock)]
+    body: OriginCertCreate, token: Caller, store: StoreDep, now: Annotated[datetime, Depends(request_clock)]
 ) -> JSONResponse:
     with store.write() as conn:
         _authorize(conn, token, "ssl:edit", origin_ca.normalized_hostnames(body.hostnames))

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from originlock.api.deps import SslEdit, SslRead, StoreDep, ZoneRead, clock
+from originlock.api.deps import SslEdit, SslRead, StoreDep, ZoneRead, request_clock
 from originlock.api.envelope import ok
 from originlock.store import auto_rotation, settings
 from originlock.store.auto_rotation import AUTO_SETTING
@@ -65,7 +65,7 @@ def _apply(conn: Any, store: Any, zone_id: str, setting_id: str, new: Any, now: 
 
 @router.patch("/zones/{zone_id}/settings")
 def edit_settings(
-    body: BulkBody, store: StoreDep, access: SslEdit, now: Annotated[datetime, Depends(clock)]
+    body: BulkBody, store: StoreDep, access: SslEdit, now: Annotated[datetime, Depends(request_clock)]
 ) -> JSONResponse:
     """Several settings in one transaction: one invalid value leaves every setting as it was."""
     with store.write() as conn:
@@ -94,16 +94,22 @@ def get_setting(setting_id: str, store: StoreDep, access: SslRead) -> JSONRespon
 
 @router.patch("/zones/{zone_id}/settings/{setting_id}")
 def edit_setting(
-    setting_id: str, body: SettingBody, store: StoreDep, access: SslEdit, now: Annotated[datetime, Depends(clock)]
+    setting_id: str,
+    body: SettingBody,
+    store: StoreDep,
+    access: SslEdit,
+    now: Annotated[datetime, Depends(request_clock)],
 ) -> JSONResponse:
     new = body.enabled if setting_id == "ssl_recommender" and "enabled" in body.model_fields_set else body.value
     if "value" not in body.model_fields_set and new is None:
         raise Invalid(f"Invalid value for zone setting {setting_id}", 1007)
     with store.write() as conn:
         value = _apply(conn, store, access.zone_id, setting_id, new, now)
-        fips = zone_is_fips(settings.zone_settings_map(conn, access.zone_id), store.fips)
+        # Only this setting's answer depends on the zone's FIPS profile: other PATCHes skip the read.
+        warn = setting_id == "tls_client_auth" and value.value == "on"
+        fips = warn and zone_is_fips(settings.zone_settings_map(conn, access.zone_id), store.fips)
     messages = []
-    if setting_id == "tls_client_auth" and value.value == "on" and fips:
+    if warn and fips:
         # Saved as asked, but say now what the edge will do rather than let a 525 explain it later.
         messages.append({"code": 1420, "message": GLOBAL_CERT_REFUSED})
     return ok(setting_json(value), messages=messages)

@@ -36,12 +36,14 @@ from originlock.proto.http2 import (
     ConnectionEnded,
     H2Limits,
     H2Server,
+    NgH2Server,
     RequestRefused,
     RequestStarted,
     StreamData,
     StreamEnded,
     StreamReset,
     WindowOpened,
+    new_h2_server,
 )
 
 __all__ = ["Http2Connection", "Http2Stream"]
@@ -57,7 +59,8 @@ class Http2Connection(asyncio.Protocol):
         self.state = state
         self.visitor = Visitor(scheme)
         self.transport: asyncio.Transport | None = None
-        self.h2 = H2Server(limits or H2Limits(), scheme=scheme.encode())
+        # libnghttp2 when it loads, else the pure-Python codec (proto/http2.py: h2_codec() says which).
+        self.h2: H2Server | NgH2Server = new_h2_server(limits or H2Limits(), scheme=scheme.encode())
         self.streams: dict[int, Http2Stream] = {}
         self.closed = False
         self._write_paused = False
@@ -188,7 +191,7 @@ class Http2Stream:
         self.stream_id = stream_id
         self.request = request
         self.visitor = conn.visitor
-        self._h2 = conn.h2
+        self._h2: H2Server | NgH2Server = conn.h2
         self._body: deque[BodyReceived | MessageEnded] = deque()
         self._ended = request.body == "none"
         self._reset = False

@@ -104,8 +104,9 @@ class _Binding:
         self.ffi = ffi
         self.lib = lib
         self.version = loaded.version
-        from_handle = ffi.from_handle
-        unpack = ffi.unpack
+        # The backend's functions themselves: FFI's methods are Python wrappers around them (a frame per call).
+        from_handle = ffi._backend.from_handle
+        unpack = ffi._backend.unpack
         memmove = ffi.memmove
 
         def failed(exc_type: Any, exc: BaseException | None, tb: Any) -> None:
@@ -300,6 +301,10 @@ class NgH2Server:
         self._announced = False
         self._requests = 0
         self._highest = 0
+        self._pull_later = False  # a WINDOW_UPDATE or SETTINGS came while bytes were held back
+        self._seen = 0  # streams the running mem_recv opened that reached _on_request
+        self._late = 0  # streams opened after our GOAWAY
+        self._blob = b""  # the response fields being submitted (nghttp2 copies them)
         self._fresh: set[int] = set()
         self._dropped: set[int] = set()
 
@@ -559,9 +564,6 @@ class NgH2Server:
         ):
             self._pull_later = True
 
-    _pull_later = False
-    _seen = 0  # streams the running mem_recv opened that reached _on_request
-    _late = 0  # streams opened after our GOAWAY
 
     def _charge_unseen(self, streams: int) -> None:
         """Streams opened on the wire that nghttp2 reset before the edge heard of them (a stream error in their

@@ -211,6 +211,16 @@ class _Binding:
         self.option = option
         self.provider = ffi.new("nghttp2_data_provider *")
         self.provider.read_callback = read_c
+        # Per-request conversions through the backend with their types resolved once (FFI's methods parse the
+        # type string and add a Python frame per call).
+        backend = ffi._backend
+        self.newp = backend.newp
+        self.cast = backend.cast
+        self.from_buffer = backend.from_buffer
+        self.unpack = backend.unpack
+        self.nv_array = ffi.typeof("nghttp2_nv[]")
+        self.uintptr = ffi.typeof("uintptr_t")
+        self.char_array = ffi.typeof("char[]")
 
 
 _binding: _Binding | None = None
@@ -468,17 +478,16 @@ class NgH2Server:
 
     def _nva(self, fields: Headers) -> Any:
         """nghttp2_nv[] for ``fields``: one joined buffer, pointers into it (nghttp2 copies them)."""
-        ffi = self._b.ffi
-        flat = [part for field in fields for part in field]
-        blob = b"".join(flat)
+        b = self._b
+        blob = b"".join([part for field in fields for part in field])
         self._blob = blob  # alive until the submit call returned
-        at = int(ffi.cast("uintptr_t", ffi.from_buffer(blob)))
+        at = int(b.cast(b.uintptr, b.from_buffer(b.char_array, blob, False)))
         entries = []
         for name, value in fields:
             n, v = len(name), len(value)
             entries.append((at, at + n, n, v, 0))
             at += n + v
-        return ffi.new("nghttp2_nv[]", entries)
+        return b.newp(b.nv_array, entries)
 
     def _check(self, rv: int, what: str) -> None:
         if rv < 0:
@@ -487,17 +496,20 @@ class NgH2Server:
 
     def _pull(self) -> None:
         """Move what nghttp2 queued into ``_out``; notice the end of the session."""
-        lib, session, out, buffer = self._lib, self._session, self._sent, self._b.ffi.buffer
+        lib, session, out, unpack = self._lib, self._session, self._sent, self._b.unpack
+        goaway = False
         while True:
             size = lib.nghttp2_session_mem_send(session, out)
             if size <= 0:
                 break
-            self._out.append(buffer(out[0], size)[:])
+            frame = unpack(out[0], size)
+            goaway = goaway or frame[3] == ng.FRAME_GOAWAY  # each answer is one frame (or its continuation)
+            self._out.append(frame)
         if size < 0:
             self._finish(
                 PROTOCOL_ERROR, "nghttp2: " + self._b.ffi.string(lib.nghttp2_strerror(size)).decode(), self._events
             )
-        elif not self._ended and not lib.nghttp2_session_want_read(session):
+        elif goaway and not self._ended and not lib.nghttp2_session_want_read(session):
             # nghttp2 found a connection error and sent its GOAWAY (our own GOAWAYs are not submitted to it)
             code = _goaway_code(b"".join(self._out))
             self._finish(PROTOCOL_ERROR if code is None else code, "nghttp2 ended the connection", self._events)
@@ -628,7 +640,7 @@ class NgH2Server:
                 self._malformed(stream_id, stream)
                 return
         stream.unacked += length
-        self._events.append(StreamData(stream_id, self._b.ffi.unpack(data, length)))
+        self._events.append(StreamData(stream_id, self._b.unpack(data, length)))
 
     def _on_ended(self, stream_id: int, events: list[H2Event]) -> None:
         stream = self._streams.get(stream_id)

@@ -328,7 +328,8 @@ def main() -> int:
         print(json.dumps({**report, "runs": results}, indent=2))
         return 0
     print(
-        f"\nmedians of {args.runs} runs, h2load -c {CLIENTS} -m {STREAMS} -n {args.requests}; load average at the end {load}"
+        f"\nmedians of {args.runs} runs, h2load -c {CLIENTS} -m {STREAMS} -n {args.requests}; "
+        f"load average at the end {load}"
     )
     for edge, values in median.items():
         print(

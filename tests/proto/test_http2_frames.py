@@ -589,3 +589,22 @@ def test_h2_enforces_a_ceiling_above_the_advertised_limit() -> None:
     assert settings.max_concurrent_streams == 10
     settings.max_concurrent_streams = 6  # what h2 would advertise next
     assert settings[SettingsFrame.MAX_CONCURRENT_STREAMS] == 5  # the acknowledged value stays until ACK
+
+
+def test_streams_beyond_the_limit_after_our_settings_are_acknowledged_are_refused_not_fatal() -> None:
+    # Once a client acknowledged SETTINGS_MAX_CONCURRENT_STREAMS, a library that enforces it ends the whole
+    # connection for a stream above it (nghttp2, h2): both codecs keep that check above ours, which refuses
+    # the stream alone (REFUSED_STREAM, safe for the client to retry).
+    server = connected(H2Limits(max_concurrent_streams=3))
+    server.feed(SettingsFrame(0, flags=["ACK"]).serialize())
+    encoder = hpack.Encoder()
+    events = server.feed(b"".join(headers(sid, encoder) for sid in range(1, 20, 2)))
+    assert [e.stream_id for e in events if isinstance(e, RequestStarted)] == [1, 3, 5]
+    assert not server.closed and not any(isinstance(e, ConnectionEnded) for e in events)
+    assert resets(server.data_to_send()) == [(sid, REFUSED_STREAM) for sid in range(7, 20, 2)]
+    for sid in (1, 3, 5):
+        server.send_response(sid, 204, [], end_stream=True)
+    server.data_to_send()
+    events = server.feed(b"".join(headers(sid, encoder) for sid in range(21, 30, 2)))
+    assert [e.stream_id for e in events if isinstance(e, RequestStarted)] == [21, 23, 25]
+    assert resets(server.data_to_send()) == [(27, REFUSED_STREAM), (29, REFUSED_STREAM)]

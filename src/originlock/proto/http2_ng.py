@@ -576,7 +576,6 @@ class NgH2Server:
         ):
             self._pull_later = True
 
-
     def _charge_unseen(self, streams: int) -> None:
         """Streams opened on the wire that nghttp2 reset before the edge heard of them (a stream error in their
         HEADERS frame): each costs a reset, as ours do."""

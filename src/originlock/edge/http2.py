@@ -65,6 +65,10 @@ class Http2Connection(asyncio.Protocol):
         self.closed = False
         self._write_paused = False
         self._goaway_sent = False
+        #: A flush is queued for this event-loop iteration's batch of writes (one per connection, however many
+        #: of its streams finish in the iteration: each further one would cost a pass through the codec).
+        self._flush_queued = False
+        self._flush_later = self._queued_flush
         self._idle = Deadline(state.loop, self._idle_expired)
 
     # -- asyncio callbacks ---------------------------------------------------------------------
@@ -143,6 +147,16 @@ class Http2Connection(asyncio.Protocol):
 
     # -- used by the streams -------------------------------------------------------------------
 
+    def schedule_flush(self) -> None:
+        """Write what the codec queued, once, with this event-loop iteration's other writes."""
+        if not self._flush_queued:
+            self._flush_queued = True
+            self.state.send_soon(self._flush_later)
+
+    def _queued_flush(self) -> None:
+        self._flush_queued = False
+        self.flush()
+
     def flush(self) -> None:
         data = self.h2.data_to_send()
         if data and self.transport is not None and not self.closed:
@@ -150,7 +164,7 @@ class Http2Connection(asyncio.Protocol):
 
     def stream_done(self, stream: Http2Stream) -> None:
         self.streams.pop(stream.stream_id, None)
-        self.state.send_soon(self.flush)
+        self.schedule_flush()
         if not self.streams:
             if self.state.visitors.draining:
                 self.close_if_idle()
@@ -281,7 +295,7 @@ class Http2Stream:
             self._h2.send_data(self.stream_id, self._held, end_stream=True)
             self._held = b""
             self._answered = True
-        self.conn.state.send_soon(self.conn.flush)
+        self.conn.schedule_flush()
 
     def _release(self) -> None:
         if self._held and not self.closed:
@@ -311,7 +325,7 @@ class Http2Stream:
         event = self._body.popleft()
         if isinstance(event, BodyReceived):
             self._h2.acknowledge(self.stream_id, len(event.data))
-            self.conn.state.send_soon(self.conn.flush)
+            self.conn.schedule_flush()
         else:
             self._ended = True
         return event
@@ -361,4 +375,4 @@ class Http2Stream:
         if not self._reset:
             self._reset = True
             self._h2.reset(self.stream_id, code)
-            self.conn.state.send_soon(self.conn.flush)
+            self.conn.schedule_flush()

@@ -3,32 +3,36 @@ interface, events and limits as :class:`~originlock.proto.http2.H2Server` (that 
 contract; what differs is below), at a fraction of the CPU per request.
 
 How it is driven. ``feed`` hands the read to ``nghttp2_session_mem_recv``; ``data_to_send`` drains
-``nghttp2_session_mem_send``; no I/O callbacks. Four callbacks reach Python, each ~1 µs: one per request
-header field (``on_header``: the fields are collected, then checked by ``request_from_fields`` as for the
-``h2`` codec), one per received frame (``on_frame_recv``: a request's header block is complete, END_STREAM,
-a visitor's RST_STREAM or GOAWAY), one per chunk of request body, one per closed stream, plus one per
-response DATA frame (the data provider copies the stream's pending bytes into nghttp2's buffer). Response
-fields go to nghttp2 as one array built from one joined buffer (nghttp2 copies them).
+``nghttp2_session_mem_send``; no I/O callbacks. What reaches Python, each crossing ~1 µs through libffi:
+one callback per header block start and per header field (the fields are collected, then checked by
+``request_from_fields`` as for the ``h2`` codec), one per received frame (a request's header block is
+complete, END_STREAM, a visitor's RST_STREAM or GOAWAY, a window update), one per chunk of request body, one
+per closed stream, and one per response DATA frame (the data provider copies the stream's pending bytes
+into nghttp2's buffer, so response bytes leave the stream in ``data_to_send``, not in ``send_data``).
+Response fields go to nghttp2 as one array built from one joined buffer (nghttp2 copies them).
 
 The policy stays ours, shared with the ``h2`` codec: :class:`~originlock.proto.http2_gate.FrameGate` sees
 every frame header before nghttp2 does (frame size, CONTINUATION floods, rapid reset, control-frame floods),
-``request_from_fields`` decides malformed versus refused, and the concurrency, request and reset budgets
-are counted here. nghttp2's options bound what it keeps: no automatic WINDOW_UPDATE (the edge acknowledges
-body bytes, :meth:`acknowledge` is ``nghttp2_session_consume``), no closed streams kept for priorities,
-a 4 KiB HPACK encoder table whatever the visitor allows, at most 32 entries per SETTINGS frame (more is
-ENHANCE_YOUR_CALM), and the library's limit of 1000 queued ACKs (SETTINGS/PING floods, a fatal error here).
+``request_from_fields`` decides malformed versus refused (nghttp2's own HTTP checks are off, so both codecs
+refuse the same requests the same way; Content-Length against the DATA is counted here), and the
+concurrency, request and reset budgets are counted here. Three things are kept from nghttp2 on purpose:
 
-Differences from the ``h2`` codec, all allowed by RFC 9113:
+- SETTINGS_MAX_CONCURRENT_STREAMS is added to the SETTINGS frame nghttp2 serialised, not given to it: at
+  its limit nghttp2 ends the whole connection, where ours refuses the one stream (REFUSED_STREAM).
+- Our GOAWAY frames are serialised here: after a GOAWAY it sent, nghttp2 would ignore new streams without a
+  word, where both codecs refuse them (REFUSED_STREAM) and count them.
+- The edge acknowledges body bytes itself (no automatic WINDOW_UPDATE; :meth:`acknowledge` is
+  ``nghttp2_session_consume``).
 
-- A stream opened after our final GOAWAY is ignored (its header block decoded, nothing sent): it is above
-  the GOAWAY's last stream identifier, so the client knows it was not processed and retries it elsewhere.
-  The ``h2`` codec answers REFUSED_STREAM.
-- A request nghttp2 itself finds malformed (its HTTP messaging checks: pseudo-header fields, connection-
-  specific fields, TE, Content-Length against the DATA, invalid characters) is reset PROTOCOL_ERROR by the
-  library before the edge hears of it; the reset is charged as ours are.
-- Connection errors found by nghttp2 end with its GOAWAY code (PROTOCOL_ERROR, FLOW_CONTROL_ERROR,
-  COMPRESSION_ERROR, FRAME_SIZE_ERROR...), found in the frames it queued.
-- More than 32 entries in one SETTINGS frame is ENHANCE_YOUR_CALM (``h2`` drops unknown identifiers).
+nghttp2's options bound what it keeps: no closed streams kept for priorities, a 4 KiB HPACK encoder table
+whatever the visitor allows, at most 32 entries per SETTINGS frame, 1000 queued ACKs (SETTINGS/PING floods).
+
+Differences from the ``h2`` codec, all allowed by RFC 9113 and pinned by tests run against both codecs:
+Debian's libnghttp2 stops a header block at 8 CONTINUATION frames (ENHANCE_YOUR_CALM) and decodes HPACK as
+frames arrive (a block may hit the 64 KiB decoded-list limit before the wire limit); a SETTINGS frame with
+more than 32 entries is ENHANCE_YOUR_CALM; an undecodable header block is COMPRESSION_ERROR; DATA beyond a
+stream's window (but not the connection's) resets the stream FLOW_CONTROL_ERROR. Connection errors nghttp2
+finds end with its own GOAWAY, whose code is read from the frames it queued.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 """HTTP/2 visitors: h2load through ``originlock serve`` against h2load through nginx (``listen ... ssl http2``),
 in the same run, both proxying to the same nginx origin that requires the zone's client certificate.
 
-    python bench/h2_vs_nginx.py [--requests 10000] [--runs 3] [--venv DIR] [--nginx-only] [--json]
+    python bench/h2_vs_nginx.py [--requests 10000] [--runs 3] [--venv DIR] [--codecs] [--nginx-only] [--json]
     python bench/h2_vs_nginx.py --floor [--runs 3]
 
 Load: ``h2load -c 10 -m 10 -n N`` (10 connections, 10 concurrent streams each), SNI and ``:authority``
@@ -20,6 +20,10 @@ are reused: a ``pip install .`` venv, zones and the client certificate through t
 ``keepalive_requests`` is 1000000 (NginxProcess); originlock's h2 connections send GOAWAY after
 ``H2Limits.max_requests`` (1000) requests, which ``-n`` up to 1000 times ``-c`` stays within. The box is shared:
 compare ratios from the same run only. Needs nginx, h2load (Debian nghttp2-client) and curl.
+
+``--codecs`` runs a second ``originlock serve`` from the same venv and a copy of the first one's data
+directory (same zones, certificates and CAs) with ``ORIGINLOCK_H2_CODEC=h2``: the pure-Python codec
+(``originlock-h2``) measured in the same run, interleaved, next to libnghttp2's (``originlock``) and nginx.
 
 ``--floor`` measures, in process, what ``proto/http2.py`` alone costs per request (the sans-IO layer over
 ``h2``): a lower bound for the edge's CPU per request over h2.
@@ -135,12 +139,16 @@ def origin_block(tmp: Path, port: int) -> str:
     )
 
 
-def start_product(exe: Path, tmp: Path, https_port: int, origin_port: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_product(
+    exe: Path, tmp: Path, https_port: int, origin_port: int, data: str = "data", codec: str | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     """``originlock serve`` with one worker; returns the process and its API base URL once healthy."""
     api_port = free_port()
-    log = (tmp / "serve.log").open("w")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    args = ["serve", "--data-dir", str(tmp / "data"), "--api", f"127.0.0.1:{api_port}", "--http", "off"]
+    log = (tmp / f"serve-{data}.log").open("w")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ORIGINLOCK_H2_CODEC")}
+    if codec is not None:
+        env["ORIGINLOCK_H2_CODEC"] = codec
+    args = ["serve", "--data-dir", str(tmp / data), "--api", f"127.0.0.1:{api_port}", "--http", "off"]
     args += ["--https", f"127.0.0.1:{https_port}", "--origin-https-port", str(origin_port), "--workers", "1"]
     serve = subprocess.Popen([str(exe), *args], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp)
     base = f"http://127.0.0.1:{api_port}"
@@ -153,11 +161,11 @@ def start_product(exe: Path, tmp: Path, https_port: int, origin_port: int) -> tu
             pass
         if serve.poll() is not None or time.monotonic() > deadline:
             serve.kill()
-            raise RuntimeError((tmp / "serve.log").read_text()[-3000:])
+            raise RuntimeError((tmp / f"serve-{data}.log").read_text()[-3000:])
         time.sleep(0.2)
 
 
-def h2_floor(requests: int = 20000) -> float:
+def h2_floor(requests: int = 20000, codec_name: str = "nghttp2") -> float:
     """CPU µs per request of ``proto/http2.py`` alone, in process (no TLS, no sockets, no pipeline): a GET
     read ten to a read as h2load -m10 sends them, answered with a 200 and a small body. The least any h2
     path through the edge can cost; the rest of the edge's CPU comes on top."""
@@ -165,7 +173,9 @@ def h2_floor(requests: int = 20000) -> float:
     import h2.connection
     import h2.settings
 
-    from originlock.proto.http2 import H2Limits, H2Server, RequestStarted
+    from originlock.proto.http2 import H2Limits, H2Server, NgH2Server, RequestStarted
+
+    codec: type[H2Server | NgH2Server] = NgH2Server if codec_name == "nghttp2" else H2Server
 
     client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
     client.initiate_connection()
@@ -180,7 +190,7 @@ def h2_floor(requests: int = 20000) -> float:
         if n % STREAMS == STREAMS - 1:
             reads.append(client.data_to_send())
     head = [(b"Server", b"originlock"), (b"Content-Type", b"text/plain"), (b"Content-Length", b"13")]
-    server = H2Server(H2Limits(max_requests=requests))
+    server = codec(H2Limits(max_requests=requests))
     server.initiate()
     start = time.process_time()
     for data in reads:
@@ -199,11 +209,13 @@ def main() -> int:
     parser.add_argument("--venv", type=Path, help="reuse this venv (created with `pip install .` if missing)")
     parser.add_argument("--nginx-only", action="store_true", help="measure nginx alone (no product install)")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--floor", action="store_true", help="only the in-process cost of proto/http2.py")
+    parser.add_argument("--floor", action="store_true", help="only the in-process cost of each codec")
+    parser.add_argument("--codecs", action="store_true", help="also measure the product with the h2 codec")
     args = parser.parse_args()
     if args.floor:
-        floors = [h2_floor() for _ in range(args.runs)]
-        print(f"proto/http2.py alone: {statistics.median(floors):.1f} us/request (median of {args.runs}: {floors})")
+        for codec_name in ("nghttp2", "h2"):
+            floors = [round(h2_floor(codec_name=codec_name), 1) for _ in range(args.runs)]
+            print(f"{codec_name} codec alone: {statistics.median(floors):.1f} us/request (of {args.runs}: {floors})")
         return 0
     nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
     if nginx is None or shutil.which("h2load") is None:
@@ -218,6 +230,8 @@ def main() -> int:
     origin_port, nginx_port, ol_port = free_port(), free_port(), free_port()
 
     serve: subprocess.Popen[bytes] | None = None
+    serve_h2: subprocess.Popen[bytes] | None = None
+    h2_port = free_port()
     origin = nginx_edge = None
     results: list[dict[str, Any]] = []
     notes: list[str] = []
@@ -236,6 +250,9 @@ def main() -> int:
             (tmp / "origin.pem").write_text(issued["cert"])
             (tmp / "origin.key").write_text(issued["key"])
             (tmp / "origin-ca.pem").write_text(httpx.get(f"{base}/ca/origin.pem").text)
+            if args.codecs:
+                shutil.copytree(tmp / "data", tmp / "data-h2")
+                serve_h2, _ = start_product(exe, tmp, h2_port, origin_port, data="data-h2", codec="h2")
         origin = NginxProcess(nginx, tmp / "origin", origin_block(tmp, origin_port), ports=[origin_port]).start()
         edge_conf = nginx_edge_block(tmp, nginx_port, origin_port, tmp / "origin-ca.pem")
         nginx_edge = NginxProcess(nginx, tmp / "nginx-edge", edge_conf, ports=[nginx_port]).start()
@@ -245,6 +262,9 @@ def main() -> int:
             alpn = negotiated_alpn(ol_port)
             if alpn == "h2":
                 edges.insert(0, ("originlock", ol_port, [serve.pid]))
+                if serve_h2 is not None:
+                    wait_for_port(h2_port, timeout=30)
+                    edges.insert(1, ("originlock-h2", h2_port, [serve_h2.pid]))
             else:
                 notes.append(f"originlock: ALPN h2 not negotiated (selected {alpn!r}): not measured")
         for edge, port, _ in edges:
@@ -264,18 +284,19 @@ def main() -> int:
                 results.append(result)
                 if not args.json:
                     print(
-                        f"run {run + 1} {edge:<10} rps={result['rps']:>8.1f} p50={result['p50_ms']:.2f}ms "
+                        f"run {run + 1} {edge:<13} rps={result['rps']:>8.1f} p50={result['p50_ms']:.2f}ms "
                         f"p99={result['p99_ms']:.2f}ms cpu={result['edge_us_per_req']:.1f}us/req "
                         f"succeeded={result['succeeded']}/{result['requests']} 2xx={result['ok_2xx']}",
                         flush=True,
                     )
     finally:
-        if serve is not None:
-            serve.terminate()
-            try:
-                serve.wait(30)
-            except subprocess.TimeoutExpired:
-                serve.kill()
+        for product in (serve, serve_h2):
+            if product is not None:
+                product.terminate()
+                try:
+                    product.wait(30)
+                except subprocess.TimeoutExpired:
+                    product.kill()
         for proc in (nginx_edge, origin):
             if proc is not None:
                 proc.stop()
@@ -290,16 +311,29 @@ def main() -> int:
     median = {
         e: {k: round(statistics.median(r[k] for r in results if r["edge"] == e), 2) for k in keys} for e in measured
     }
-    if "originlock" in median and "nginx" in median:
-        median["ratio"] = {k: round(median["originlock"][k] / median["nginx"][k], 2) for k in keys}
-    report = {"requests": args.requests, "clients": CLIENTS, "streams": STREAMS, "median": median, "notes": notes}
+    for edge in ("originlock", "originlock-h2"):
+        if edge in median and "nginx" in median:
+            name = "ratio" if edge == "originlock" else "ratio-h2"
+            median[name] = {k: round(median[edge][k] / median["nginx"][k], 2) for k in keys}
+    load = os.getloadavg()
+    report = {
+        "requests": args.requests,
+        "loadavg": [round(x, 2) for x in load],
+        "clients": CLIENTS,
+        "streams": STREAMS,
+        "median": median,
+        "notes": notes,
+    }
     if args.json:
         print(json.dumps({**report, "runs": results}, indent=2))
         return 0
-    print(f"\nmedians of {args.runs} runs, h2load -c {CLIENTS} -m {STREAMS} -n {args.requests}")
+    print(
+        f"\nmedians of {args.runs} runs, h2load -c {CLIENTS} -m {STREAMS} -n {args.requests}; "
+        f"load average at the end {load}"
+    )
     for edge, values in median.items():
         print(
-            f"{edge:<10} cpu={values['edge_us_per_req']:.2f}{'x' if edge == 'ratio' else 'us/req'} "
+            f"{edge:<13} cpu={values['edge_us_per_req']:.2f}{'x' if edge.startswith('ratio') else 'us/req'} "
             f"rps={values['rps']:.1f} p50={values['p50_ms']:.2f}ms p99={values['p99_ms']:.2f}ms"
         )
     for note in notes:

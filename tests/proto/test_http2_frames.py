@@ -9,6 +9,7 @@ import tracemalloc
 from collections.abc import Iterable
 
 import hpack
+import pytest
 from hyperframe.frame import (
     ContinuationFrame,
     DataFrame,
@@ -42,6 +43,7 @@ from originlock.proto.http2 import (
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + SettingsFrame(0).serialize()
 FLOW_CONTROL_ERROR = 0x3
 FRAME_SIZE_ERROR = 0x6
+COMPRESSION_ERROR = 0x9
 GET = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"example.com"), (b":path", b"/")]
 
 
@@ -169,7 +171,7 @@ def test_a_burst_beyond_the_limit_in_one_read_is_refused_stream_by_stream() -> N
 # -- header blocks: CONTINUATION flood (CVE-2024-27316), HPACK bomb, size ------------------------------
 
 
-def test_a_continuation_flood_is_stopped_after_a_bounded_number_of_frames() -> None:
+def test_a_continuation_flood_is_stopped_after_a_bounded_number_of_frames(h2_codec: str) -> None:
     server = connected()
     block = hpack.Encoder().encode(GET)
     events = server.feed(HeadersFrame(1, data=block[:2]).serialize())
@@ -178,7 +180,9 @@ def test_a_continuation_flood_is_stopped_after_a_bounded_number_of_frames() -> N
     while not events and sent < 10000:
         events = server.feed(ContinuationFrame(1, data=b"\x00").serialize())
         sent += 1
-    assert sent == 17  # 16 CONTINUATION frames are allowed, the 17th is refused
+    # 16 CONTINUATION frames are allowed, the 17th is refused; libnghttp2 (Debian's, patched for the CVE)
+    # stops at 8 itself
+    assert sent == (9 if h2_codec == "nghttp2" else 17)
     assert ended(events).error_code == ENHANCE_YOUR_CALM
     assert "CONTINUATION" in ended(events).reason
     assert goaways(server.data_to_send()) == [(0, ENHANCE_YOUR_CALM)]
@@ -192,7 +196,7 @@ def test_a_continuation_flood_in_one_read_is_refused_at_the_same_frame() -> None
     assert server.open_streams == 0
 
 
-def test_a_header_block_larger_than_the_limit_is_refused_before_it_ends() -> None:
+def test_a_header_block_larger_than_the_limit_is_refused_before_it_ends(h2_codec: str) -> None:
     server = connected()
     chunk = b"\x00" * 16384
     events = server.feed(HeadersFrame(1, data=chunk).serialize())
@@ -200,7 +204,9 @@ def test_a_header_block_larger_than_the_limit_is_refused_before_it_ends() -> Non
     while not events and sent < 10:
         events = server.feed(ContinuationFrame(1, data=chunk).serialize())
         sent += 1
-    assert sent == 4  # 5 frames of 16 KiB: above 64 KiB
+    # 5 frames of 16 KiB: above 64 KiB. nghttp2 decodes as frames arrive: 16 KiB of empty fields (32 bytes
+    # each as HPACK counts them) is already above the 64 KiB list limit.
+    assert sent == (0 if h2_codec == "nghttp2" else 4)
     assert ended(events).error_code == ENHANCE_YOUR_CALM
 
 
@@ -266,7 +272,7 @@ def test_a_ping_flood_is_stopped_and_its_acks_are_bounded() -> None:
     assert sum(isinstance(f, PingFrame) for f in frames(sent)) <= 1000
 
 
-def test_unknown_settings_are_ignored_not_stored() -> None:
+def test_unknown_settings_are_ignored_not_stored(h2_codec: str) -> None:
     def settings_frame(ids: range) -> bytes:  # by hand: hyperframe writes identifiers modulo 256
         payload = b"".join(struct.pack("!HL", i, 1) for i in ids)
         return struct.pack("!L", len(payload))[1:] + b"\x04\x00\x00\x00\x00\x00" + payload
@@ -277,8 +283,11 @@ def test_unknown_settings_are_ignored_not_stored() -> None:
     events = server.feed(wire)
     retained, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert events == [] and not server.closed
     assert retained < 1_000_000  # every 16-bit identifier, kept, was 50 MB
+    if h2_codec == "nghttp2":  # nghttp2 takes at most 32 entries per SETTINGS frame
+        assert ended(events).error_code == ENHANCE_YOUR_CALM
+        return
+    assert events == [] and not server.closed
     acks = [f for f in frames(server.data_to_send()) if isinstance(f, SettingsFrame) and "ACK" in f.flags]
     assert len(acks) == 25
 
@@ -334,11 +343,15 @@ def test_a_stream_window_update_past_the_maximum_resets_that_stream() -> None:
     assert server.open_streams == 0 and not server.closed
 
 
-def test_data_beyond_the_advertised_window_is_a_flow_control_error() -> None:
+def test_data_beyond_the_advertised_window_is_a_flow_control_error(h2_codec: str) -> None:
     server = connected()
     post = [(b":method", b"POST"), *GET[1:]]
     data = b"".join(DataFrame(1, data=b"d" * 16384).serialize() for _ in range(5))  # 80 KiB > 64 KiB
     events = server.feed(headers(1, hpack.Encoder(), post, end=False) + data)
+    if h2_codec == "nghttp2":  # beyond the stream's window only: a stream error (RFC 9113 §5.4.2 allows either)
+        assert events == []  # opened and reset in the same read: the edge never hears of it
+        assert resets(server.data_to_send()) == [(1, FLOW_CONTROL_ERROR)]
+        return
     assert ended(events).error_code == FLOW_CONTROL_ERROR
 
 
@@ -520,11 +533,11 @@ def test_window_opened_only_for_the_streams_that_could_send() -> None:
     server = connected()
     encoder = hpack.Encoder()
     server.feed(headers(1, encoder) + headers(3, encoder))
-    for sid in (1, 3):
+    for sid in (1, 3):  # stream 1 takes the whole connection window, stream 3 gets nothing
         server.send_response(sid, 200, [], end_stream=False)
         server.send_data(sid, b"x" * 70000)  # above the 65535 the visitor allows per stream
+        server.data_to_send()
     assert server.buffered(1) > 0 and server.buffered(3) > 0
-    server.data_to_send()
     events = server.feed(
         WindowUpdateFrame(0, window_increment=1 << 20).serialize()
         + WindowUpdateFrame(3, window_increment=10000).serialize()
@@ -559,13 +572,15 @@ def test_our_max_concurrent_streams_setting_is_what_is_advertised() -> None:
     assert settings_frame.settings[SettingsFrame.ENABLE_PUSH] == 0
 
 
-def test_an_undecodable_header_block_ends_the_connection() -> None:
+def test_an_undecodable_header_block_ends_the_connection(h2_codec: str) -> None:
     server = connected()
     events = server.feed(HeadersFrame(1, data=b"\xff\xff\xff\xff\x0f", flags=["END_HEADERS"]).serialize())
-    assert ended(events).error_code == PROTOCOL_ERROR  # the HPACK state is lost: no stream error can do
+    # the HPACK state is lost: no stream error can do (nghttp2 says COMPRESSION_ERROR, h2 PROTOCOL_ERROR)
+    assert ended(events).error_code == (COMPRESSION_ERROR if h2_codec == "nghttp2" else PROTOCOL_ERROR)
     assert server.open_streams == 0
 
 
+@pytest.mark.codec("h2")
 def test_h2_enforces_a_ceiling_above_the_advertised_limit() -> None:
     # Pins the override proto/http2.py relies on: h2's own check (a connection error) sits at twice the
     # advertised limit, the advertised one is enforced by the server (REFUSED_STREAM).
@@ -574,3 +589,22 @@ def test_h2_enforces_a_ceiling_above_the_advertised_limit() -> None:
     assert settings.max_concurrent_streams == 10
     settings.max_concurrent_streams = 6  # what h2 would advertise next
     assert settings[SettingsFrame.MAX_CONCURRENT_STREAMS] == 5  # the acknowledged value stays until ACK
+
+
+def test_streams_beyond_the_limit_after_our_settings_are_acknowledged_are_refused_not_fatal() -> None:
+    # Once a client acknowledged SETTINGS_MAX_CONCURRENT_STREAMS, a library that enforces it ends the whole
+    # connection for a stream above it (nghttp2, h2): both codecs keep that check above ours, which refuses
+    # the stream alone (REFUSED_STREAM, safe for the client to retry).
+    server = connected(H2Limits(max_concurrent_streams=3))
+    server.feed(SettingsFrame(0, flags=["ACK"]).serialize())
+    encoder = hpack.Encoder()
+    events = server.feed(b"".join(headers(sid, encoder) for sid in range(1, 20, 2)))
+    assert [e.stream_id for e in events if isinstance(e, RequestStarted)] == [1, 3, 5]
+    assert not server.closed and not any(isinstance(e, ConnectionEnded) for e in events)
+    assert resets(server.data_to_send()) == [(sid, REFUSED_STREAM) for sid in range(7, 20, 2)]
+    for sid in (1, 3, 5):
+        server.send_response(sid, 204, [], end_stream=True)
+    server.data_to_send()
+    events = server.feed(b"".join(headers(sid, encoder) for sid in range(21, 30, 2)))
+    assert [e.stream_id for e in events if isinstance(e, RequestStarted)] == [21, 23, 25]
+    assert resets(server.data_to_send()) == [(27, REFUSED_STREAM), (29, REFUSED_STREAM)]

@@ -28,6 +28,7 @@ from originlock.edge.server import EdgeServer
 from originlock.edge.snapshots import SnapshotFactory, SnapshotSource
 from originlock.edge.worker_stats import WorkerStatsBook
 from originlock.pipeline.builtin.waf import EdgeWaf
+from originlock.proto.http2 import h2_codec
 from originlock.server.alerts_notify import WebhookQueueNotifier
 from originlock.server.bootstrap import Deployment, bootstrap
 from originlock.server.fleet_node import start_fleet_tasks, stop_tasks
@@ -77,6 +78,7 @@ def _edge_addresses(edge: EdgeServer) -> list[str]:
 def _edge_lines(edge: EdgeServer, workers: int) -> list[str]:
     lines = _edge_addresses(edge)
     lines.append(f"edge request path: {hot_path_kind()}")
+    lines.append(f"edge HTTP/2 codec: {h2_codec()}")
     processes = f"this one and {workers - 1} worker processes" if workers > 1 else "this one"
     lines.append(f"edge processes: {processes}; event loop: {loop_kind(asyncio.get_running_loop())}")
     return lines

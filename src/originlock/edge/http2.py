@@ -36,12 +36,14 @@ from originlock.proto.http2 import (
     ConnectionEnded,
     H2Limits,
     H2Server,
+    NgH2Server,
     RequestRefused,
     RequestStarted,
     StreamData,
     StreamEnded,
     StreamReset,
     WindowOpened,
+    new_h2_server,
 )
 
 __all__ = ["Http2Connection", "Http2Stream"]
@@ -57,11 +59,16 @@ class Http2Connection(asyncio.Protocol):
         self.state = state
         self.visitor = Visitor(scheme)
         self.transport: asyncio.Transport | None = None
-        self.h2 = H2Server(limits or H2Limits(), scheme=scheme.encode())
+        # libnghttp2 when it loads, else the pure-Python codec (proto/http2.py: h2_codec() says which).
+        self.h2: H2Server | NgH2Server = new_h2_server(limits or H2Limits(), scheme=scheme.encode())
         self.streams: dict[int, Http2Stream] = {}
         self.closed = False
         self._write_paused = False
         self._goaway_sent = False
+        #: A flush is queued for this event-loop iteration's batch of writes (one per connection, however many
+        #: of its streams finish in the iteration: each further one would cost a pass through the codec).
+        self._flush_queued = False
+        self._flush_later = self._queued_flush
         self._idle = Deadline(state.loop, self._idle_expired)
 
     # -- asyncio callbacks ---------------------------------------------------------------------
@@ -140,6 +147,16 @@ class Http2Connection(asyncio.Protocol):
 
     # -- used by the streams -------------------------------------------------------------------
 
+    def schedule_flush(self) -> None:
+        """Write what the codec queued, once, with this event-loop iteration's other writes."""
+        if not self._flush_queued:
+            self._flush_queued = True
+            self.state.send_soon(self._flush_later)
+
+    def _queued_flush(self) -> None:
+        self._flush_queued = False
+        self.flush()
+
     def flush(self) -> None:
         data = self.h2.data_to_send()
         if data and self.transport is not None and not self.closed:
@@ -147,7 +164,7 @@ class Http2Connection(asyncio.Protocol):
 
     def stream_done(self, stream: Http2Stream) -> None:
         self.streams.pop(stream.stream_id, None)
-        self.state.send_soon(self.flush)
+        self.schedule_flush()
         if not self.streams:
             if self.state.visitors.draining:
                 self.close_if_idle()
@@ -188,7 +205,7 @@ class Http2Stream:
         self.stream_id = stream_id
         self.request = request
         self.visitor = conn.visitor
-        self._h2 = conn.h2
+        self._h2: H2Server | NgH2Server = conn.h2
         self._body: deque[BodyReceived | MessageEnded] = deque()
         self._ended = request.body == "none"
         self._reset = False
@@ -278,7 +295,7 @@ class Http2Stream:
             self._h2.send_data(self.stream_id, self._held, end_stream=True)
             self._held = b""
             self._answered = True
-        self.conn.state.send_soon(self.conn.flush)
+        self.conn.schedule_flush()
 
     def _release(self) -> None:
         if self._held and not self.closed:
@@ -308,7 +325,7 @@ class Http2Stream:
         event = self._body.popleft()
         if isinstance(event, BodyReceived):
             self._h2.acknowledge(self.stream_id, len(event.data))
-            self.conn.state.send_soon(self.conn.flush)
+            self.conn.schedule_flush()
         else:
             self._ended = True
         return event
@@ -358,4 +375,4 @@ class Http2Stream:
         if not self._reset:
             self._reset = True
             self._h2.reset(self.stream_id, code)
-            self.conn.state.send_soon(self.conn.flush)
+            self.conn.schedule_flush()

@@ -89,7 +89,9 @@ abandons.
 
 Cost: ``feed`` + ``send_response`` + ``send_data`` of a small GET take about 65-70 µs of CPU per request on
 the (loaded) development box, nearly all of it in ``h2`` and ``hpack`` (state machines, HPACK, frame
-objects); ``python bench/h2_vs_nginx.py --floor`` measures it.
+objects); ``python bench/h2_vs_nginx.py --floor`` measures it. Hence the other codec with this interface,
+:class:`~originlock.proto.http2_ng.NgH2Server` over libnghttp2 (about 19 µs, compiled): :func:`new_h2_server`
+picks it whenever the library loads, and this class is the fallback.
 """
 
 from __future__ import annotations
@@ -125,6 +127,7 @@ from originlock.proto.http2_events import (
     WindowOpened,
 )
 from originlock.proto.http2_gate import FrameGate, GateLimits
+from originlock.proto.http2_ng import NgH2Server
 from originlock.proto.http2_request import StreamMalformed, request_from_fields, response_fields
 
 __all__ = [
@@ -138,12 +141,15 @@ __all__ = [
     "H2Event",
     "H2Limits",
     "H2Server",
+    "NgH2Server",
     "RequestRefused",
     "RequestStarted",
     "StreamData",
     "StreamEnded",
     "StreamReset",
     "WindowOpened",
+    "h2_codec",
+    "new_h2_server",
 ]
 
 
@@ -524,3 +530,24 @@ class H2Server:
         self._ended = True
         self._streams.clear()
         events.append(ConnectionEnded(code, reason))
+
+
+def h2_codec() -> str:
+    """The codec :func:`new_h2_server` uses in this process: ``nghttp2 1.52.0`` (libnghttp2 through cffi) or
+    ``h2`` with why libnghttp2 is not used; said in ``originlock serve``'s banner."""
+    from originlock.proto import http2_ng, nghttp2_lib
+
+    version = http2_ng.available()
+    if version is not None:
+        return f"nghttp2 {version}"
+    return f"h2 (pure Python, several times the CPU per request: {nghttp2_lib.unavailable_reason()})"
+
+
+def new_h2_server(limits: H2Limits = DEFAULT_H2_LIMITS, *, scheme: bytes = b"https") -> H2Server | NgH2Server:
+    """The visitor connection's HTTP/2 server: over libnghttp2 when it loads (``proto/http2_ng.py``), else
+    over ``h2`` (:class:`H2Server`); both keep the same contract, limits and defences."""
+    from originlock.proto import http2_ng
+
+    if http2_ng.available() is not None:
+        return http2_ng.NgH2Server(limits, scheme=scheme)
+    return H2Server(limits, scheme=scheme)

@@ -1,0 +1,45 @@
+"""The HTTP/2 protocol tests run against both codecs: libnghttp2 (``proto/http2_ng.py``, what the edge uses
+where the library loads) and ``h2`` (``proto/http2.py``, the fallback). Each test of the HTTP/2 modules runs
+once per codec; the name ``H2Server`` in the test module is the codec's class. A test that pins one codec's
+internals is marked ``@pytest.mark.codec("h2")``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from originlock.proto import http2_ng
+from originlock.proto.http2 import H2Server, NgH2Server
+from originlock.proto.nghttp2_lib import unavailable_reason
+
+_MODULES = ("test_http2", "test_http2_frames", "test_http2_peers")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "codec(name): the test pins one HTTP/2 codec's behaviour (h2 or nghttp2)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.module.__name__.rsplit(".", 1)[-1] in _MODULES:
+        metafunc.fixturenames.append("h2_codec")
+        metafunc.parametrize("h2_codec", ["nghttp2", "h2"])
+
+
+@pytest.fixture(autouse=True)
+def _h2_codec(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str | None]:
+    callspec = getattr(request.node, "callspec", None)
+    codec: str | None = callspec.params.get("h2_codec") if callspec is not None else None
+    if codec is None:
+        yield None
+        return
+    marker = request.node.get_closest_marker("codec")
+    if marker is not None and marker.args[0] != codec:
+        pytest.skip(f"pins the {marker.args[0]} codec")
+    if codec == "nghttp2" and http2_ng.available() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"libnghttp2 is required under CI: {unavailable_reason()}")
+        pytest.skip(f"libnghttp2 cannot be loaded: {unavailable_reason()}")
+    monkeypatch.setattr(request.module, "H2Server", NgH2Server if codec == "nghttp2" else H2Server)
+    yield codec

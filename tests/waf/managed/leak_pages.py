@@ -14,7 +14,7 @@ LEAKS: Final[tuple[tuple[str, bytes], ...]] = (
     ),
     (
         "postgres.html",
-        b"<html><body>Warning: pg_query(): Query failed: ERROR:  syntax error at or near \"'\" LINE 1: "
+        b'<html><body>Warning: pg_query(): Query failed: ERROR:  syntax error at or near "\'" LINE 1: '
         b"SELECT * FROM users WHERE id = ''' in /var/www/app/db.php on line 12</body></html>",
     ),
     ("mssql.html", b"<p>Microsoft OLE DB Provider for ODBC Drivers error '80040e14' Unclosed quotation mark</p>"),
@@ -36,7 +36,7 @@ LEAKS: Final[tuple[tuple[str, bytes], ...]] = (
         b"\tat org.apache.catalina.core.ApplicationFilterChain.internalDoFilter(ApplicationFilterChain.java:231)"
         b"</pre></body></html>",
     ),
-    ("cgi.txt", b"#!/usr/bin/perl\nuse strict;\nprint \"Content-type: text/html\\n\\n\";\n"),
+    ("cgi.txt", b'#!/usr/bin/perl\nuse strict;\nprint "Content-type: text/html\\n\\n";\n'),
     (
         "aspnet.html",
         b"<html><body><h1>Server Error in '/' Application.</h1><h2><i>Runtime Error</i></h2>"

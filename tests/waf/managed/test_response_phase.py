@@ -106,7 +106,8 @@ def test_outbound_threshold_and_action_are_the_959100_override() -> None:
     verdict = run_response(logged, mysql, GET, None)
     assert verdict.action is None and any(m.ref == "959100" for m in verdict.matches)
     with pytest.raises(ValueError, match="score rules"):
-        engine_config({"id": OWASP_RULESET_ID, "overrides": {"rules": [{"id": rule_id_for(951230), "score_threshold": 3}]}})
+        other = [{"id": rule_id_for(951230), "score_threshold": 3}]
+        engine_config({"id": OWASP_RULESET_ID, "overrides": {"rules": other}})
 
 
 def test_status_rules_follow_the_response_deployments_paranoia_level() -> None:

@@ -79,8 +79,9 @@ class _Loop:
 
 
 def measure(iterations: int, repeats: int) -> list[float]:
-    from originlock.edge.config import EdgeConfig
     from originlock.edge.downstream import DownstreamConnection
+
+    from originlock.edge.config import EdgeConfig
     from originlock.edge.server import EdgeState
     from originlock.edge.snapshots import MemorySnapshotSource
     from originlock.origin.connection import OriginConnection

@@ -1,6 +1,6 @@
 """CPU per request of the OWASP CRS at paranoia level 1: originlock's managed engine vs ModSecurity in nginx.
 
-    python bench/waf_vs_modsecurity.py [--runs 3] [--pl 1]
+    python bench/waf_vs_modsecurity.py [--runs 3] [--pl 1] [--response]
 
 Same run, same CRS files (the package's ``waf/managed/crs``), same settings (threshold 5, the argument limits
 of ``waf/managed/config.py``), three requests: a browser GET (7 headers, cookies, 2 query arguments), a 10 KB
@@ -11,6 +11,12 @@ urlencoded form POST (220 fields) and a 10 KB JSON POST, all benign (nothing mat
   ordinary requests start to match; no audit log) and the same nginx
   without ``modsecurity on``; each receives the same requests on one keep-alive connection, and the worker's
   CPU (utime + stime from /proc) per request of the first minus the second is ModSecurity's cost.
+
+``--response``: the response phase too. The requests are browser GETs of benign HTML pages (20 KB and 100 KB,
+ordinary markup); originlock runs phases 1-4 on one transaction (``Engine.run`` then ``Engine.respond`` with
+the page as the held body, as the edge does); ModSecurity runs with ``SecResponseBodyAccess On`` and
+RESPONSE-*.conf (``ModSecurityNginx(response=True)``), nginx serving the page from a file (the bare nginx
+serves the same file).
 
 Each figure is the median of ``--runs`` runs (interleaved), printed with the ratio originlock / ModSecurity.
 The box is shared: read the ratios, not the absolute numbers.
@@ -33,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from originlock.testing.modsecurity import ModSecurityNginx, module_available
 from originlock.waf.managed import EngineConfig, HttpRequest, load_engine
 from originlock.waf.managed.config import DEFAULT_TX
+from originlock.waf.managed.transaction import HttpResponse
 
 BROWSER = (
     (b"Host", b"shop.example.test"),
@@ -75,6 +82,49 @@ REQUESTS = {
     "10 KB JSON POST": _post(JSON_BODY, b"application/json"),
 }
 COUNTS = {"browser GET": 3000, "10 KB form POST": 600, "10 KB JSON POST": 600}
+
+
+def _page(size: int) -> bytes:
+    """A benign HTML page of about ``size`` bytes: navigation, product cards, a footer."""
+    card = (
+        b'<div class="card"><a href="/products/%d"><img src="/img/%d.webp" alt="Blue cotton shirt"></a>'
+        b"<h3>Blue cotton shirt</h3><p>Soft organic cotton, machine washable at 30 degrees.</p>"
+        b'<span class="price">19.50 EUR</span><button data-sku="SKU-%05d">Add to basket</button></div>\n'
+    )
+    head = b"<!DOCTYPE html><html><head><title>Shop</title><link rel=stylesheet href=/s.css></head><body>\n"
+    cards = b""
+    i = 0
+    while len(head) + len(cards) < size - 40:
+        cards += card % (i, i, i)
+        i += 1
+    return head + cards + b"<footer>Acme 2026</footer></body></html>\n"
+
+
+PAGES = {"20 KB HTML page": ("page20.html", _page(20_000)), "100 KB HTML page": ("page100.html", _page(100_000))}
+PAGE_COUNTS = {"20 KB HTML page": 1500, "100 KB HTML page": 600}
+
+
+def _get(path: str) -> HttpRequest:
+    return HttpRequest(b"GET", f"/{path}".encode(), b"HTTP/1.1", BROWSER, "127.0.0.1")
+
+
+def engine_response_cpu(request: HttpRequest, body: bytes, config: EngineConfig, count: int) -> float:
+    """Phases 1-4 on one transaction per request, the page as the held response body."""
+    engine = load_engine()
+    headers = ((b"Content-Type", b"text/html"), (b"Content-Length", b"%d" % len(body)))
+    response = HttpResponse(200, b"HTTP/1.1", headers, body)
+
+    def once() -> None:
+        t = engine.transaction(request, config)
+        engine.run(t, config, (1, 2))
+        outcome = engine.respond(t, response, config)
+        assert not outcome.matches, outcome.matches
+
+    once()
+    start = time.process_time()
+    for _ in range(count):
+        once()
+    return (time.process_time() - start) / count
 
 
 def _raw(request: HttpRequest) -> bytes:
@@ -138,9 +188,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pl", type=int, default=1)
+    parser.add_argument("--response", action="store_true", help="pages through phases 1-4 (see above)")
     args = parser.parse_args()
     if not module_available():
         sys.exit("libnginx-mod-http-modsecurity is not installed")
+    if args.response:
+        response_main(args.runs, args.pl)
+        return
     config = EngineConfig(paranoia_level=args.pl, threshold=5, tx=DEFAULT_TX)
     engine = load_engine()
     for name, request in REQUESTS.items():
@@ -168,6 +222,39 @@ def main() -> None:
             bare.stop()
     print(f"CRS 4.28.0 at PL{args.pl}, CPU per request, median of {args.runs} (box shared: compare the ratios)")
     print(f"{'request':18s} {'originlock':>11s} {'ModSecurity':>12s} {'(nginx+MS)':>11s} {'(nginx)':>8s} {'ratio':>6s}")
+    for name, series in results.items():
+        ours = statistics.median(series["ol"]) * 1e6
+        with_ms = statistics.median(series["ms"]) * 1e6
+        bare_us = statistics.median(series["bare"]) * 1e6
+        theirs = max(with_ms - bare_us, 1e-3)
+        print(f"{name:18s} {ours:9.0f}us {theirs:10.0f}us {with_ms:9.0f}us {bare_us:6.0f}us {ours / theirs:5.2f}x")
+
+
+def response_main(runs: int, pl: int) -> None:
+    config = EngineConfig(paranoia_level=pl, threshold=5, tx=DEFAULT_TX)
+    with tempfile.TemporaryDirectory() as tmp:
+        waf = ModSecurityNginx(Path(tmp, "modsec"), config, detection_only=pl > 1, audit=False, response=True)
+        bare = ModSecurityNginx(Path(tmp, "bare"), config, audit=False, modsecurity=False, response=True)
+        waf.start()
+        bare.start()
+        try:
+            for server in (waf, bare):
+                for file, body in PAGES.values():
+                    (server.prefix / "www" / file).write_bytes(body)
+            results: dict[str, dict[str, list[float]]] = {n: {"ol": [], "ms": [], "bare": []} for n in PAGES}
+            for _ in range(runs):
+                for name, (file, body) in PAGES.items():
+                    request, count = _get(file), PAGE_COUNTS[name]
+                    raw = _raw(request)
+                    results[name]["bare"].append(nginx_cpu(bare, raw, count))
+                    results[name]["ms"].append(nginx_cpu(waf, raw, count))
+                    results[name]["ol"].append(engine_response_cpu(request, body, config, count))
+            assert waf.error_log().count("ModSecurity: Access denied") == 0, "ModSecurity blocked a benign page"
+        finally:
+            waf.stop()
+            bare.stop()
+    print(f"CRS 4.28.0 at PL{pl}, phases 1-4, CPU per request, median of {runs} (box shared: compare the ratios)")
+    print(f"{'page':18s} {'originlock':>11s} {'ModSecurity':>12s} {'(nginx+MS)':>11s} {'(nginx)':>8s} {'ratio':>6s}")
     for name, series in results.items():
         ours = statistics.median(series["ol"]) * 1e6
         with_ms = statistics.median(series["ms"]) * 1e6

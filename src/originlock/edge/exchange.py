@@ -6,7 +6,8 @@
     ROUTE .. ORIGIN_REQUEST   pure: run_until_origin (pipeline/phases.py) -> answer now, or forward
     ORIGIN_CONNECT    an idle pooled connection, else a dial (or a wait for room under the origin's limit)
     REQUEST_BODY      streamed to the origin as it arrives (after the WAF's look at its first bytes)
-    RESPONSE_HEADERS  RESPONSE_BODY   the origin's events, passed on by the one response writer
+    RESPONSE_HEADERS  RESPONSE_BODY   the origin's events, passed on by the one response writer (for a zone
+                      with WAF response rules: the body's start held and inspected first, edge/response_hold.py)
     LOG               always, once
     ERROR             from any phase: the 52x/1xxx page while nothing was sent, else the response is cut
 
@@ -28,6 +29,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
+from originlock.edge.response_hold import respond_inspected
 from originlock.edge.responses import send_error, send_local, start_response
 from originlock.edge.state import EdgeState
 from originlock.edge.stream import Visitor, VisitorStream
@@ -119,7 +121,8 @@ class Exchange:
 
     def start(self) -> None:
         request, state = self.request, self.state
-        if request.body == "none":
+        # Response rules hold the response's start (edge/response_hold.py): the task path, never the callbacks.
+        if request.body == "none" and self.ctx.response_inspection is None:
             origin = state.pool.acquire_idle(self.forward.peer)
             if origin is not None:
                 # An idle pooled connection: the head goes out with this loop iteration's other writes,
@@ -309,7 +312,12 @@ class Exchange:
         the visitor take it, wait for more."""
         self.origin = origin
         state, stream = self.state, self.stream
-        if self._take(first) or self._pass_on_queued():
+        inspection = self.ctx.response_inspection
+        if inspection is not None:
+            # -- the WAF's response rules (edge/response_hold.py): hold, decide, then stream on ------------
+            if await respond_inspected(self, origin, first, inspection):
+                return
+        elif self._take(first) or self._pass_on_queued():
             return
         while True:
             if not await stream.drain(state.config.write_timeout):

@@ -10,7 +10,7 @@ from originlock.snapshot.model import Route, Snapshot
 from originlock.waf import RouteOverride, Verdict
 
 if TYPE_CHECKING:
-    from originlock.pipeline.decision import BodyInspection
+    from originlock.pipeline.decision import BodyInspection, ResponseInspection
 
 __all__ = ["PipelineSettings", "RequestContext"]
 
@@ -58,6 +58,7 @@ class RequestContext:
         "origin_rule_ids",
         "peer",
         "ray_id",
+        "response_inspection",
         "route",
         "scheme",
         "snapshot",
@@ -107,6 +108,9 @@ class RequestContext:
         #: Set by the WAF when its decision waits for the body's first bytes (managed rules); the exchange
         #: reads them and calls it before connecting to the origin.
         self.body_inspection: BodyInspection | None = None
+        #: Set by the WAF when the zone's response rules inspect the origin's response (managed rules'
+        #: response phase); the exchange then holds the response's start (edge/response_hold.py).
+        self.response_inspection: ResponseInspection | None = None
         #: Origin Rules (``http_request_origin``): the merged ``route`` override and the ids of matching rules.
         self.origin_override: RouteOverride | None = None
         self.origin_rule_ids: tuple[str, ...] = ()

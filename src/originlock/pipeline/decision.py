@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Final, Protocol
 
 from originlock.origin.peer import OriginPeer
-from originlock.proto.events import Headers
+from originlock.proto.events import Headers, ResponseReceived
 
-__all__ = ["CONTINUE", "BodyInspection", "Continue", "Decision", "Forward", "Respond"]
+__all__ = ["CONTINUE", "BodyInspection", "Continue", "Decision", "Forward", "Respond", "ResponseInspection"]
 
 
 # Plain classes, not dataclasses: a Forward is made per request, and compiled by mypyc a frozen dataclass
@@ -79,3 +79,22 @@ class BodyInspection(Protocol):
     def limit(self) -> int: ...
 
     def __call__(self, body: bytes) -> Decision: ...
+
+
+class ResponseInspection(Protocol):
+    """A WAF decision on the origin's response (managed rules' response phase: data leakage).
+
+    Set on ``ctx.response_inspection`` by the WAF hook for a zone that deploys response rules; None (the
+    common case) leaves the response path as it is. At the origin's response head the exchange asks
+    :meth:`holds`: when True it reads body events until ``limit`` bytes (plus the rest of the last piece)
+    or the end, and calls the inspection with them; otherwise it calls it at once with ``None``. Then it
+    either answers with the returned ``Respond`` (nothing of the origin's response was sent) or sends the
+    head, the held bytes, and streams the rest.
+    """
+
+    @property
+    def limit(self) -> int: ...
+
+    def holds(self, response: ResponseReceived) -> bool: ...
+
+    def __call__(self, response: ResponseReceived, body: bytes | None) -> Decision: ...

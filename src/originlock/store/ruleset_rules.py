@@ -40,7 +40,10 @@ SUPPORTED_PHASES: Final = (
     Phase.HTTP_RATELIMIT,
     Phase.HTTP_REQUEST_ORIGIN,
     Phase.HTTP_REQUEST_FIREWALL_MANAGED,
+    Phase.HTTP_RESPONSE_FIREWALL_MANAGED,
 )
+#: Entry points whose execute rules run a managed ruleset (their parameters are checked by waf/managed).
+_MANAGED_PHASES: Final = frozenset({Phase.HTTP_REQUEST_FIREWALL_MANAGED, Phase.HTTP_RESPONSE_FIREWALL_MANAGED})
 
 _ACTIONS: Final = frozenset(a.value for a in Action)
 _RULE_KEYS: Final = ("action_parameters", "ratelimit", "logging")
@@ -196,7 +199,7 @@ def check_rules(phase: Phase, rules: Sequence[Mapping[str, Any]], *, body_index:
     try:
         waf_rules = to_waf_rules(rules)
         compile_ruleset(phase, waf_rules)
-        if phase is Phase.HTTP_REQUEST_FIREWALL_MANAGED:
+        if phase in _MANAGED_PHASES:
             _check_managed(waf_rules)
     except RuleError as exc:
         pointer = exc.pointer
@@ -234,7 +237,7 @@ def compile_entrypoints(rows: Iterable[Any]) -> dict[str, dict[Phase, tuple[Comp
         while True:
             try:
                 compiled = compile_ruleset(phase, rules, ruleset_id=row.id)
-                if phase is Phase.HTTP_REQUEST_FIREWALL_MANAGED:
+                if phase in _MANAGED_PHASES:
                     _check_managed(rules)
                 break
             except RuleError as exc:

@@ -4,7 +4,8 @@
 the foreground on an ephemeral port with one worker. The ModSecurity configuration is the recommended one
 (``modsecurity.conf-recommended``: body access, the XML/JSON body processors chosen by rules 200000/200001,
 128 KB of body without files, processed partially beyond it like originlock's inspection limit) without the
-response phase, then the CRS setup (``SecDefaultAction`` ``log,auditlog,pass`` and the TX settings of
+response phase (``response=True`` adds it with the recommended response settings and ``RESPONSE-*.conf``),
+then the CRS setup (``SecDefaultAction`` ``log,auditlog,pass`` and the TX settings of
 :class:`~originlock.waf.managed.EngineConfig`: paranoia level, threshold, argument limits) and the rule
 files originlock ships (``waf/managed/crs/REQUEST-*.conf``: the same bytes, the same data files).
 
@@ -38,13 +39,23 @@ def module_available() -> bool:
     return MODULE.is_file()
 
 
+_RESPONSE_ON = [
+    "SecResponseBodyAccess On",
+    "SecResponseBodyMimeType text/plain text/html text/xml",
+    "SecResponseBodyLimit 524288",
+    "SecResponseBodyLimitAction ProcessPartial",
+]
+
+
 def _setvars(config: EngineConfig) -> str:
     values = config.seed()
     values.pop("crs_setup_version", None)
     return ",".join(f"setvar:tx.{name}={value.decode('latin-1')}" for name, value in values.items())
 
 
-def modsecurity_conf(prefix: Path, config: EngineConfig, *, detection_only: bool, audit: bool) -> str:
+def modsecurity_conf(
+    prefix: Path, config: EngineConfig, *, detection_only: bool, audit: bool, response: bool = False
+) -> str:
     unicode_map = next((p for p in _UNICODE_MAPS if p.is_file()), None)
     lines = [
         f"SecRuleEngine {'DetectionOnly' if detection_only else 'On'}",
@@ -59,7 +70,8 @@ def modsecurity_conf(prefix: Path, config: EngineConfig, *, detection_only: bool
         "SecRequestBodyJsonDepthLimit 512",
         "SecPcreMatchLimit 1000",
         "SecPcreMatchLimitRecursion 1000",
-        "SecResponseBodyAccess Off",
+        # The response phase: modsecurity.conf-recommended's settings (the edge's defaults are the same).
+        *(_RESPONSE_ON if response else ["SecResponseBodyAccess Off"]),
         f"SecTmpDir {prefix}/tmp",
         f"SecDataDir {prefix}/tmp",
         "SecArgumentSeparator &",
@@ -81,9 +93,15 @@ def modsecurity_conf(prefix: Path, config: EngineConfig, *, detection_only: bool
     lines += [
         'SecDefaultAction "phase:1,log,auditlog,pass"',
         'SecDefaultAction "phase:2,log,auditlog,pass"',
+        *(
+            ['SecDefaultAction "phase:3,log,auditlog,pass"', 'SecDefaultAction "phase:4,log,auditlog,pass"']
+            if response
+            else []
+        ),
         'SecAction "id:900990,phase:1,pass,t:none,nolog,setvar:tx.crs_setup_version=4280"',
         f'SecAction "id:900000,phase:1,pass,t:none,nolog,{_setvars(config)}"',
         f"Include {CRS_DIR}/REQUEST-*.conf",
+        *([f"Include {CRS_DIR}/RESPONSE-*.conf"] if response else []),
     ]
     return "\n".join(lines) + "\n"
 
@@ -103,6 +121,7 @@ class ModSecurityNginx:
         audit: bool = True,
         modsecurity: bool = True,
         binary: str = "nginx",
+        response: bool = False,
     ) -> None:
         self.prefix = prefix
         self.config = config
@@ -110,6 +129,8 @@ class ModSecurityNginx:
         self.audit = audit
         self.modsecurity = modsecurity
         self.binary = binary
+        #: Load RESPONSE-95x and inspect response bodies (``www/`` files, typed by extension).
+        self.response = response
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -123,7 +144,9 @@ class ModSecurityNginx:
             (prefix / sub).mkdir(parents=True, exist_ok=True)
         (prefix / "www" / "index.html").write_text("ok\n")
         (prefix / "modsecurity.conf").write_text(
-            modsecurity_conf(prefix, self.config, detection_only=self.detection_only, audit=self.audit)
+            modsecurity_conf(
+                prefix, self.config, detection_only=self.detection_only, audit=self.audit, response=self.response
+            )
         )
         self.port = free_port()
         waf = f"modsecurity on;\n    modsecurity_rules_file {prefix}/modsecurity.conf;\n" if self.modsecurity else ""
@@ -133,6 +156,7 @@ class ModSecurityNginx:
             f"error_log {prefix}/logs/error.log warn;\nevents {{ worker_connections 1024; }}\n"
             f"http {{\n  access_log off;\n  client_body_temp_path {prefix}/tmp;\n  client_max_body_size 10m;\n"
             f"  keepalive_requests 1000000;\n  default_type text/plain;\n"
+            "  types { text/html html; text/xml xml; application/json json; }\n"
             "  underscores_in_headers on;\n  ignore_invalid_headers off;\n"
             f"  server {{\n    listen 127.0.0.1:{self.port};\n    {waf}    root {prefix}/www;\n"
             "    location / { }\n  }\n}\n"

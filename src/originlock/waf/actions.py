@@ -32,6 +32,8 @@ class Phase(enum.StrEnum):
     HTTP_REQUEST_FIREWALL_CUSTOM = "http_request_firewall_custom"
     HTTP_RATELIMIT = "http_ratelimit"
     HTTP_REQUEST_FIREWALL_MANAGED = "http_request_firewall_managed"
+    HTTP_RESPONSE_FIREWALL_MANAGED = "http_response_firewall_managed"
+    """After the origin's response head: the managed rulesets' response rules (the CRS's RESPONSE-95x)."""
 
 
 PHASE_ORDER: Final = (
@@ -65,6 +67,7 @@ PHASE_ACTIONS: Final = {
         {Action.BLOCK, Action.CHALLENGE, Action.JS_CHALLENGE, Action.MANAGED_CHALLENGE, Action.LOG}
     ),
     Phase.HTTP_REQUEST_FIREWALL_MANAGED: frozenset({Action.EXECUTE, Action.SKIP, Action.LOG}),
+    Phase.HTTP_RESPONSE_FIREWALL_MANAGED: frozenset({Action.EXECUTE, Action.SKIP, Action.LOG}),
 }
 
 _CONTENT_TYPES: Final = frozenset({"text/html", "text/plain", "application/json", "text/xml"})

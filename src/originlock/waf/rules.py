@@ -51,7 +51,12 @@ __all__ = [
 
 _NO_PARAMS: Mapping[str, Any] = MappingProxyType({})
 _SKIPPABLE_PHASES = frozenset(
-    {Phase.HTTP_RATELIMIT.value, Phase.HTTP_REQUEST_FIREWALL_MANAGED.value, "http_request_sbfm"}
+    {
+        Phase.HTTP_RATELIMIT.value,
+        Phase.HTTP_REQUEST_FIREWALL_MANAGED.value,
+        Phase.HTTP_RESPONSE_FIREWALL_MANAGED.value,
+        "http_request_sbfm",
+    }
 )
 
 
@@ -129,6 +134,8 @@ class Verdict:
     skipped_products: frozenset[str] = frozenset()
     score: int | None = None
     """The managed ruleset's inbound anomaly score, when it ran."""
+    outbound_score: int | None = None
+    """The managed ruleset's outbound (response) anomaly score, when its response rules ran."""
 
     @property
     def terminated(self) -> bool:

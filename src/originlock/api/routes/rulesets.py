@@ -3,7 +3,8 @@ the managed phase.
 
 The managed "Cloudflare OWASP Core Ruleset" (``waf/managed``) is listed with the zone's rulesets (first
 page) and readable by its id; it cannot be changed, only deployed by an ``execute`` rule in the zone's
-``http_request_firewall_managed`` entry point.
+``http_request_firewall_managed`` entry point; executed in the ``http_response_firewall_managed`` entry
+point it runs its response rules (data leakage, docs/waf.md).
 
 Writes compile the new rules with the WAF engine first (``store/ruleset_rules.py``); an invalid rule is
 a 400 whose error carries ``source.pointer`` (``/rules/0/expression``), and nothing is stored.

@@ -72,6 +72,8 @@ def access_log_line(ctx: RequestContext, request: RequestReceived | None, now: f
         }
         if verdict.score is not None:
             waf["score"] = verdict.score
+        if verdict.outbound_score is not None:
+            waf["outbound_score"] = verdict.outbound_score
         line += f',"waf":{_dumps(waf)}'
     if ctx.origin_rule_ids:
         line += f',"origin_rules":{_dumps(list(ctx.origin_rule_ids))}'

@@ -14,6 +14,12 @@ with a body the hook decides nothing about the managed phase at the headers; it 
 :class:`_ManagedBody` on ``ctx.body_inspection`` and the exchange calls it with the body prefix before
 connecting to the origin (the prefix is then forwarded and the rest streamed, never buffered whole).
 
+Response rules (``http_response_firewall_managed``, the CRS's RESPONSE-95x) are planned here too: a zone
+whose response entry point executes the OWASP ruleset gets a
+:class:`~originlock.pipeline.builtin.waf_response.ManagedResponse` on ``ctx.response_inspection``, which
+the exchange calls at the origin's response head (holding the body's start for text-like types). Zones
+without response rules leave it None, and their responses take the path they always took.
+
 Rate-limit counters live in one :class:`~originlock.waf.RateLimiter` per hook instance, i.e. per edge
 process (one process is one Cloudflare "colo"; ``--workers N`` counts per process). The clocks are
 injected: pure code reads no time, and tests drive rate limiting without sleeping.
@@ -25,12 +31,26 @@ from collections.abc import Callable
 from typing import Final
 
 from originlock.pipeline.builtin.waf_pages import block_response
+from originlock.pipeline.builtin.waf_response import (
+    DEFAULT_RESPONSE_BODY_LIMIT,
+    DEFAULT_RESPONSE_TYPES,
+    ManagedResponse,
+)
 from originlock.pipeline.context import RequestContext
 from originlock.pipeline.decision import CONTINUE, Decision
 from originlock.proto.events import RequestReceived
 from originlock.proto.target import path_and_query
-from originlock.waf import FieldValues, Phase, RateLimiter, RequestFields, Verdict, evaluate_origin, evaluate_request
-from originlock.waf.managed.phase import ManagedPlan, plan_managed, request_of, run_managed
+from originlock.waf import (
+    CompiledRuleset,
+    FieldValues,
+    Phase,
+    RateLimiter,
+    RequestFields,
+    Verdict,
+    evaluate_origin,
+    evaluate_request,
+)
+from originlock.waf.managed.phase import ManagedPlan, plan_managed, request_of, run_managed_keeping
 from originlock.waf.rules import ManagedHook
 
 __all__ = ["EdgeWaf", "request_fields"]
@@ -38,6 +58,8 @@ __all__ = ["EdgeWaf", "request_fields"]
 _VERSIONS: Final = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
 _MANAGED: Final = Phase.HTTP_REQUEST_FIREWALL_MANAGED
 _MANAGED_NAME: Final = _MANAGED.value
+_RESPONSE: Final = Phase.HTTP_RESPONSE_FIREWALL_MANAGED
+_RESPONSE_NAME: Final = _RESPONSE.value
 #: Cloudflare's WAF inspects the first 128 KB of a request body (docs/waf.md).
 DEFAULT_BODY_LIMIT: Final = 128 * 1024
 
@@ -78,6 +100,9 @@ class EdgeWaf:
         managed: an extra managed-phase hook (tests); the zone's ``http_request_firewall_managed``
             entry point runs either way.
         body_limit: how many body bytes managed rules inspect.
+        response_body_limit: how many bytes of a text-like response body the response rules inspect
+            (the rest streams on uninspected; 0: response rules see the head alone).
+        response_types: the media types whose bodies the response rules inspect.
     """
 
     def __init__(
@@ -86,11 +111,15 @@ class EdgeWaf:
         wall_clock: Callable[[], float],
         managed: ManagedHook | None = None,
         body_limit: int = DEFAULT_BODY_LIMIT,
+        response_body_limit: int = DEFAULT_RESPONSE_BODY_LIMIT,
+        response_types: frozenset[bytes] = DEFAULT_RESPONSE_TYPES,
     ) -> None:
         self.clock = clock
         self.wall_clock = wall_clock
         self.managed = managed
         self.body_limit = body_limit
+        self.response_body_limit = response_body_limit
+        self.response_types = response_types
         self.limiter = RateLimiter()
 
     def __repr__(self) -> str:
@@ -98,10 +127,14 @@ class EdgeWaf:
 
     def __reduce__(
         self,
-    ) -> tuple[type[EdgeWaf], tuple[Callable[[], float], Callable[[], float], ManagedHook | None, int]]:
+    ) -> tuple[
+        type[EdgeWaf],
+        tuple[Callable[[], float], Callable[[], float], ManagedHook | None, int, int, frozenset[bytes]],
+    ]:
         # --workers pickles the hook into each process. Compiled by mypyc, the class has no default
         # reduction; each process starts with its own empty rate limiter either way (one colo each).
-        return (EdgeWaf, (self.clock, self.wall_clock, self.managed, self.body_limit))
+        args = (self.clock, self.wall_clock, self.managed, self.body_limit)
+        return (EdgeWaf, (*args, self.response_body_limit, self.response_types))
 
     def __call__(self, request: RequestReceived, ctx: RequestContext) -> Decision:
         route = ctx.route
@@ -116,22 +149,49 @@ class EdgeWaf:
         if origin:
             ctx.origin_override, ctx.origin_rule_ids = evaluate_origin(values, origin)
         verdict = evaluate_request(values, phases, limiter=self.limiter, now=self.clock(), managed=self.managed)
+        respond: ManagedResponse | None = None
+        response_rules = phases.get(_RESPONSE)
+        if response_rules and not verdict.terminated and _RESPONSE_NAME not in verdict.skipped_phases:
+            respond, verdict = self._plan_response(request, ctx, values, response_rules, verdict)
         managed = phases.get(_MANAGED)
         if managed and not verdict.terminated and _MANAGED_NAME not in verdict.skipped_phases:
             plan, matches = plan_managed(values, managed)
             if plan is not None and request.body != "none":
                 ctx.waf = verdict
                 accept = request.header(b"accept")
-                ctx.body_inspection = _ManagedBody(plan, values, verdict, ctx, accept, self.body_limit)
+                ctx.body_inspection = _ManagedBody(plan, values, verdict, ctx, accept, self.body_limit, respond)
                 return CONTINUE
             if plan is not None:
-                verdict = _merge(verdict, run_managed(plan, request_of(values)))
+                managed_verdict, transaction = run_managed_keeping(plan, request_of(values))
+                verdict = _merge(verdict, managed_verdict)
+                if respond is not None:
+                    respond.transaction = transaction
             elif matches:
                 verdict = _merge(verdict, Verdict(matches=matches))
         ctx.waf = verdict
         if not verdict.terminated:
             return CONTINUE
+        ctx.response_inspection = None
         return block_response(verdict, request.header(b"accept"), ctx.ray_id, ctx.host)
+
+    def _plan_response(
+        self,
+        request: RequestReceived,
+        ctx: RequestContext,
+        values: FieldValues,
+        rulesets: tuple[CompiledRuleset, ...],
+        verdict: Verdict,
+    ) -> tuple[ManagedResponse | None, Verdict]:
+        """The response phase's plan (on ``ctx.response_inspection``), and the verdict with the response
+        entry point's skip/log matches when it does not execute the ruleset."""
+        plan, matches = plan_managed(values, rulesets, _RESPONSE)
+        if plan is None:
+            return None, _merge(verdict, Verdict(matches=matches)) if matches else verdict
+        respond = ManagedResponse(
+            plan, values, ctx, request.header(b"accept"), self.response_body_limit, self.response_types
+        )
+        ctx.response_inspection = respond
+        return respond, verdict
 
 
 def _merge(first: Verdict, managed: Verdict) -> Verdict:
@@ -151,7 +211,7 @@ def _merge(first: Verdict, managed: Verdict) -> Verdict:
 class _ManagedBody:
     """The managed phase of a request with a body, run by the exchange once the body prefix is read."""
 
-    __slots__ = ("accept", "ctx", "earlier", "limit", "plan", "values")
+    __slots__ = ("accept", "ctx", "earlier", "limit", "plan", "respond", "values")
 
     def __init__(
         self,
@@ -161,6 +221,7 @@ class _ManagedBody:
         ctx: RequestContext,
         accept: bytes | None,
         limit: int,
+        respond: ManagedResponse | None = None,
     ) -> None:
         self.plan = plan
         self.values = values
@@ -168,11 +229,17 @@ class _ManagedBody:
         self.ctx = ctx
         self.accept = accept
         self.limit = limit
+        #: The response phase, which continues this request's CRS transaction.
+        self.respond = respond
 
     def __call__(self, body: bytes) -> Decision:
-        verdict = _merge(self.earlier, run_managed(self.plan, request_of(self.values, body[: self.limit])))
+        managed, transaction = run_managed_keeping(self.plan, request_of(self.values, body[: self.limit]))
+        verdict = _merge(self.earlier, managed)
         ctx = self.ctx
         ctx.waf = verdict
+        if self.respond is not None:
+            self.respond.transaction = transaction
         if not verdict.terminated:
             return CONTINUE
+        ctx.response_inspection = None
         return block_response(verdict, self.accept, ctx.ray_id, ctx.host)

@@ -15,6 +15,11 @@ point and configures it through ``action_parameters.overrides`` (Cloudflare's do
 - per-rule ``enabled`` / ``action`` by rule id, and ``enabled`` / ``action`` by any other category
   (CRS tags such as ``attack-sqli``, ``language-php``).
 
+The same ruleset executed in the zone's ``http_response_firewall_managed`` entry point runs its response
+rules (RESPONSE-95x, data leakage) with the same overrides; there the score rule is 959100 ("Outbound
+Anomaly Score Exceeded", CRS default threshold 4), whose override takes ``score_threshold`` and ``action``.
+Cloudflare's own OWASP ruleset has no response rules: this is originlock's extension (docs/waf.md).
+
 ``engine_config`` turns one execute rule's parameters into an :class:`EngineConfig` (validated, cached
 by their JSON text: every zone with the same overrides shares one).
 """
@@ -32,6 +37,7 @@ from .engine import EngineConfig
 from .loader import CRS_VERSION, load_engine
 
 __all__ = [
+    "OUTBOUND_SCORE_RULE_REF",
     "OWASP_RULESET_ID",
     "OWASP_RULESET_NAME",
     "SCORE_RULE_ID",
@@ -47,7 +53,12 @@ OWASP_RULESET_NAME: Final = "Cloudflare OWASP Core Ruleset"
 SCORE_RULE_ID: Final = "6179ae15870a4bb7b2d480d4843b323c"
 """Cloudflare's id of "949110: Inbound Anomaly Score Exceeded", the rule that applies the action."""
 SCORE_RULE_REF: Final = 949110
+OUTBOUND_SCORE_RULE_REF: Final = 959100
+"""The CRS's "Outbound Anomaly Score Exceeded": the response phase's score rule (its id: ``rule_id_for``)."""
+_SCORE_RULES: Final = frozenset({SCORE_RULE_REF, OUTBOUND_SCORE_RULE_REF})
 DEFAULT_THRESHOLD: Final = 40
+DEFAULT_OUTBOUND_THRESHOLD: Final = 4
+"""The CRS's own outbound threshold (Cloudflare's OWASP ruleset has no response rules to take one from)."""
 _LAST_UPDATED: Final = "2026-11-01T00:00:00.000000Z"
 _ACTIONS: Final = frozenset({"block", "log", "challenge", "js_challenge", "managed_challenge"})
 
@@ -85,7 +96,7 @@ def managed_rules() -> tuple[dict[str, Any], ...]:
         if not rule.id or not rule.log:
             continue
         categories = _categories(rule.tags)
-        if rule.id == SCORE_RULE_REF:
+        if rule.id in _SCORE_RULES:
             categories = ["paranoia-level-1"]
         elif not any(c.startswith("paranoia-level-") for c in categories):
             categories.append("paranoia-level-1")
@@ -93,7 +104,7 @@ def managed_rules() -> tuple[dict[str, Any], ...]:
             {
                 "id": rule_id_for(rule.id),
                 "version": "1",
-                "action": "block" if rule.id == SCORE_RULE_REF else "log",
+                "action": "block" if rule.id in _SCORE_RULES else "log",
                 "categories": categories,
                 "description": f"{rule.id}: {rule.msg}" if rule.msg else str(rule.id),
                 "last_updated": _LAST_UPDATED,
@@ -171,6 +182,7 @@ def _config(text: str, skipped_rules: frozenset[str]) -> EngineConfig:
         raise OverrideError("overrides must be an object", "/overrides")
     every = _bool(overrides.get("enabled"), "/overrides/enabled")
     final_action = _action(overrides.get("action"), "/overrides/action") or "block"
+    outbound_action = final_action
     levels = {1: True, 2: False, 3: False, 4: False}
     if every is not None:
         levels = dict.fromkeys(levels, every)
@@ -196,13 +208,14 @@ def _config(text: str, skipped_rules: frozenset[str]) -> EngineConfig:
     disabled: set[int] = set()
     actions: dict[int, str] = {}
     threshold = DEFAULT_THRESHOLD
+    outbound_threshold = DEFAULT_OUTBOUND_THRESHOLD
     for rule in managed_rules():
         crs_id = int(rule["ref"])
         categories = rule["categories"]
         if any(by_category_enabled.get(c) is False for c in categories):
             disabled.add(crs_id)
         level = next((int(c[-1]) for c in categories if c.startswith("paranoia-level-")), 1)
-        if level <= paranoia and not levels[level] and crs_id != SCORE_RULE_REF:
+        if level <= paranoia and not levels[level] and crs_id not in _SCORE_RULES:
             disabled.add(crs_id)  # a lower level switched off on its own: its rules stay off
         for category in categories:
             if category in by_category_action:
@@ -223,16 +236,21 @@ def _config(text: str, skipped_rules: frozenset[str]) -> EngineConfig:
             disabled.discard(crs_id)
         if "score_threshold" in item:
             value = item["score_threshold"]
-            if crs_id != SCORE_RULE_REF:
+            if crs_id not in _SCORE_RULES:
                 raise OverrideError(
-                    "score_threshold can only be set on the score rule (949110)", f"{base}/score_threshold"
+                    "score_threshold can only be set on the score rules (949110, 959100)", f"{base}/score_threshold"
                 )
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise OverrideError("score_threshold must be a positive integer", f"{base}/score_threshold")
-            threshold = value
+            if crs_id == SCORE_RULE_REF:
+                threshold = value
+            else:
+                outbound_threshold = value
         if action is not None:
             if crs_id == SCORE_RULE_REF:
                 final_action = action
+            elif crs_id == OUTBOUND_SCORE_RULE_REF:
+                outbound_action = action
             else:
                 actions[crs_id] = action
     for rule_id in skipped_rules:
@@ -242,9 +260,11 @@ def _config(text: str, skipped_rules: frozenset[str]) -> EngineConfig:
     if paranoia == 0:
         disabled.update(int(rule["ref"]) for rule in managed_rules())
     actions[SCORE_RULE_REF] = final_action
+    actions[OUTBOUND_SCORE_RULE_REF] = outbound_action
     return EngineConfig(
         paranoia_level=max(paranoia, 1),
         threshold=threshold,
+        outbound_threshold=outbound_threshold,
         disabled=frozenset(disabled),
         actions=tuple(sorted(actions.items())),
         tx=DEFAULT_TX,

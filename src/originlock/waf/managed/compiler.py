@@ -22,7 +22,11 @@ from .seclang import Directive, SecLangError, parse_actions
 from .transforms import ALWAYS, TRANSFORMS, TRIGGERS, Transform
 from .variables import Target, Targets, parse_targets
 
-__all__ = ["CompiledRules", "Macro", "SecRule", "SetVar", "compile_rules"]
+__all__ = ["PHASES", "CompiledRules", "Macro", "SecRule", "SetVar", "compile_rules"]
+
+PHASES = (1, 2, 3, 4)
+"""ModSecurity's phases this engine evaluates: request headers, request body, response headers, response
+body. Markers are placed in each (``skipAfter`` jumps within the phase it runs in, as in ModSecurity)."""
 
 _MACRO = re.compile(r"%\{([^}]+)\}")
 
@@ -229,7 +233,7 @@ def compile_rules(files: Iterable[tuple[str, str]], data_dir: Path) -> CompiledR
             if directive.name == "SecMarker":
                 if pending is not None:
                     raise SecLangError(f"{source}:{directive.line}: marker inside a chain")
-                for phase in (1, 2):
+                for phase in PHASES:
                     compiled.phases.setdefault(phase, []).append(directive.args[0])
                 continue
             rule = _build(directive, data_dir)
@@ -242,8 +246,8 @@ def compile_rules(files: Iterable[tuple[str, str]], data_dir: Path) -> CompiledR
             if rule.chain is rule:
                 rule.chain = None
                 pending = rule
-            if rule.phase not in (1, 2):
-                continue  # response and logging phases: not evaluated by this engine (docs/waf.md)
+            if rule.phase not in PHASES:
+                continue  # phase 5 (logging: the 980 reporting rules) is not evaluated (docs/waf.md)
             compiled.phases.setdefault(rule.phase, []).append(rule)
             compiled.by_id[rule.id] = rule
     for rule_id, text in updates:

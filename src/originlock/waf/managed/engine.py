@@ -23,17 +23,22 @@ import contextlib
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
-from .compiler import CompiledRules, Macro, SecRule, SetVar
+from .compiler import CompiledRules, Macro, SecRule, SetVar, Step
 from .operators import Operator, Rx
 from .prefilter import RxSet
-from .transaction import HttpRequest, Item, Transaction
+from .transaction import HttpRequest, HttpResponse, Item, Transaction
 from .transforms import features as _features
 from .variables import Selector, Target, target_features, target_values
 
 __all__ = ["Engine", "EngineConfig", "Match", "Outcome"]
 
-_SCORE_VARS = tuple(f"inbound_anomaly_score_pl{n}" for n in (1, 2, 3, 4))
+_SCORE_VARS = tuple(f"{way}_anomaly_score_pl{n}" for way in ("inbound", "outbound") for n in (1, 2, 3, 4))
+"""What a rule's match adds to: the difference of their sum before and after its actions is its score."""
+_INBOUND: Final = "blocking_inbound_anomaly_score"
+_OUTBOUND: Final = "blocking_outbound_anomaly_score"
+_INIT_SOURCE: Final = "REQUEST-901-INITIALIZATION.conf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +52,20 @@ class EngineConfig:
     """Per rule id, the action a match takes (``log`` keeps scoring; anything else terminates)."""
     tx: tuple[tuple[str, str], ...] = ()
     """Extra TX settings (``max_num_args``, ``allowed_methods``…), as ``crs-setup.conf`` sets them."""
+    outbound_threshold: int = 4
+    """The outbound (response) anomaly threshold: the CRS's default, 4 (one ``ERROR`` leak)."""
 
-    def seed(self) -> dict[str, bytes]:
-        values = {
-            "crs_setup_version": b"4280",
+    def settings(self) -> dict[str, bytes]:
+        """The TX variables of this deployment's settings (paranoia levels and thresholds)."""
+        return {
             "blocking_paranoia_level": str(self.paranoia_level).encode(),
             "detection_paranoia_level": str(self.paranoia_level).encode(),
             "inbound_anomaly_score_threshold": str(self.threshold).encode(),
+            "outbound_anomaly_score_threshold": str(self.outbound_threshold).encode(),
         }
+
+    def seed(self) -> dict[str, bytes]:
+        values = {"crs_setup_version": b"4280", **self.settings()}
         for key, value in self.tx:
             values[key.lower()] = value.encode("latin-1")
         return values
@@ -134,8 +145,20 @@ class Engine:
 
     def __init__(self, rules: CompiledRules) -> None:
         self.rules = rules
+        # One RE2 set per direction: the request's values are never scanned for the response regexes.
         self.rx_set = RxSet(
-            link.operator for rule in rules.rules() for link in rule.links() if isinstance(link.operator, Rx)
+            link.operator
+            for rule in rules.rules()
+            if rule.phase in (1, 2)
+            for link in rule.links()
+            if isinstance(link.operator, Rx)
+        )
+        self.response_rx_set = RxSet(
+            link.operator
+            for rule in rules.rules()
+            if rule.phase in (3, 4)
+            for link in rule.links()
+            if isinstance(link.operator, Rx)
         )
         self._seeds: dict[EngineConfig, dict[str, bytes]] = {}
         for rule in rules.rules():
@@ -160,20 +183,58 @@ class Engine:
                 )
 
     def evaluate(self, request: HttpRequest, config: EngineConfig, *, phases: tuple[int, ...] = (1, 2)) -> Outcome:
+        return self.run(self.transaction(request, config), config, phases)
+
+    def transaction(self, request: HttpRequest, config: EngineConfig) -> Transaction:
+        """A new transaction for ``request``, its TX seeded with ``config``'s settings."""
         seed = self._seeds.get(config)
         if seed is None:
             seed = self._seeds[config] = config.seed()
-        t = Transaction(request, dict(seed))
-        return self.run(t, config, phases)
+        return Transaction(request, dict(seed), self.rx_set)
 
-    def run(self, t: Transaction, config: EngineConfig, phases: tuple[int, ...]) -> Outcome:
-        """Run ``phases`` on an existing transaction (phase 1 at the headers, 2 once the body is read)."""
+    def initialize(self, t: Transaction, config: EngineConfig) -> None:
+        """Only the CRS's initialization (REQUEST-901: TX defaults, scores at 0) on ``t``: what the response
+        phases need of the request phases when a zone deploys the response rules alone."""
+        self.run(t, config, (1,), steps=self._init_steps)
+
+    def respond(self, t: Transaction, response: HttpResponse, config: EngineConfig) -> Outcome:
+        """Phases 3 and 4 for ``response`` on the request's transaction ``t`` (its TX: paranoia level,
+        scores, ``ctl`` removals), with ``config``'s settings (the response deployment's overrides: paranoia
+        level, outbound threshold) replacing the request's. Outcome's score is the outbound one."""
+        t.response = response
+        t.tx.update(config.settings())
+        # The response's regexes are in a set of their own, whose indices the request's hits do not
+        # share; the per-value caches of the request phases are not read again: let them go.
+        t.rx_set = self.response_rx_set
+        for cache in (t.cache, t.steps, t.rx_hits, t.features, t.target_hits, t.group_hits, t.candidates):
+            cache.clear()
+        return self.run(t, config, (3, 4), score=_OUTBOUND)
+
+    @functools.cached_property
+    def _init_steps(self) -> list[Step]:
+        steps = self.rules.phases.get(1, [])
+        return [step for step in steps if isinstance(step, SecRule) and step.source == _INIT_SOURCE]
+
+    def run(
+        self,
+        t: Transaction,
+        config: EngineConfig,
+        phases: tuple[int, ...],
+        *,
+        score: str = _INBOUND,
+        steps: list[Step] | None = None,
+    ) -> Outcome:
+        """Run ``phases`` on an existing transaction (phase 1 at the headers, 2 once the body is read, 3 and
+        4 for the response). ``score``: the TX variable the outcome reports; ``steps``: run these instead
+        of the phase's (the initialization alone)."""
         matches: list[Match] = []
         actions = dict(config.actions)
         target_hits = t.target_hits
+        only = steps
         for phase in phases:
-            steps = self.rules.phases.get(phase, [])
-            markers = self.rules.markers.get(phase, {})
+            steps = only if only is not None else self.rules.phases.get(phase, [])
+            # The initialization alone has one skipAfter (sampling), to its own end.
+            markers = self.rules.markers.get(phase, {}) if only is None else {}
             i, n = 0, len(steps)
             while i < n:
                 rule = steps[i]
@@ -204,12 +265,10 @@ class Engine:
                 if rule.log:
                     matches.append(Match(rule.id, _score(t) - before, rule.msg, action or "log"))
                 if action is not None and action != "log":
-                    return Outcome(
-                        tuple(matches), _to_int(t.tx.get("blocking_inbound_anomaly_score", b"0")), action, rule.id, t.tx
-                    )
+                    return Outcome(tuple(matches), _to_int(t.tx.get(score, b"0")), action, rule.id, t.tx)
                 if rule.skip_after:
                     i = markers.get(rule.skip_after, n)
-        return Outcome(tuple(matches), _to_int(t.tx.get("blocking_inbound_anomaly_score", b"0")), None, None, t.tx)
+        return Outcome(tuple(matches), _to_int(t.tx.get(score, b"0")), None, None, t.tx)
 
     def _matches(self, rule: SecRule, t: Transaction) -> int:
         """-1 when the rule (with its chain) does not match, else the anomaly score before its actions.
@@ -282,7 +341,7 @@ class Engine:
                 if set_index >= 0:
                     hits = rx_hits.get(candidate, _UNKNOWN)
                     if hits is _UNKNOWN:
-                        hits = rx_hits[candidate] = self.rx_set.match(candidate)
+                        hits = rx_hits[candidate] = t.rx_set.match(candidate)
                     if hits is not None and set_index not in hits:
                         if not negated:
                             continue
@@ -315,7 +374,7 @@ class Engine:
         for _name, value in pairs:
             hits = rx_hits.get(value, _UNKNOWN)
             if hits is _UNKNOWN:
-                hits = rx_hits[value] = self.rx_set.match(value)
+                hits = rx_hits[value] = t.rx_set.match(value)
             if hits is None:
                 return None
             union |= hits
@@ -371,7 +430,7 @@ class Engine:
             for out in outs:
                 hits = rx_hits.get(out, _UNKNOWN)
                 if hits is _UNKNOWN:
-                    hits = rx_hits[out] = self.rx_set.match(out)
+                    hits = rx_hits[out] = t.rx_set.match(out)
                 if hits is None:
                     return None
                 if not hits <= union:
@@ -420,7 +479,7 @@ class Engine:
         for value in set(values):
             hits = rx_hits.get(value, _UNKNOWN)
             if hits is _UNKNOWN:
-                hits = rx_hits[value] = self.rx_set.match(value)
+                hits = rx_hits[value] = t.rx_set.match(value)
             if hits is None:
                 return None
             union |= hits

@@ -1,7 +1,8 @@
 """Load the OWASP CRS shipped in this package (``crs/``: rule files, data files, LICENSE) once.
 
-The rule files are the CRS 4.28.0 release's ``REQUEST-*.conf`` (Apache-2.0, ``crs/LICENSE``); the
-response-phase files are not shipped, as this engine evaluates requests only (docs/waf.md).
+The rule files are the CRS 4.28.0 release's ``REQUEST-*.conf`` and ``RESPONSE-95*.conf`` (Apache-2.0,
+``crs/LICENSE``); ``RESPONSE-980-CORRELATION.conf`` (phase 5 reporting for ModSecurity's error log) is not
+shipped: the access log records the scores (docs/waf.md).
 ``load_engine()`` compiles them on first use and returns the same :class:`Engine` afterwards: one
 compiled ruleset per process, shared by every zone that deploys it.
 """
@@ -21,7 +22,8 @@ CRS_VERSION = "4.28.0"
 
 
 def load_rules(directory: Path = CRS_DIR) -> CompiledRules:
-    files = sorted(directory.glob("REQUEST-*.conf"))
+    # ModSecurity's include order: REQUEST-* before RESPONSE-* (they sort that way).
+    files = sorted([*directory.glob("REQUEST-*.conf"), *directory.glob("RESPONSE-95*.conf")])
     return compile_rules(((path.name, path.read_text("utf-8")) for path in files), directory)
 
 

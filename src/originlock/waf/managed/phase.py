@@ -9,12 +9,18 @@ the execution that follows; the first matching ``execute`` of the OWASP ruleset 
 the CRS for the request (with the body prefix when there is one) and returns the verdict: every CRS
 match with its ``ref`` and score, and the terminating action when the anomaly score reached the
 threshold (or a rule overridden to a terminating action matched). Pure: the edge supplies the body.
+
+The ``http_response_firewall_managed`` entry point works the same way (its rules are planned at the
+request headers, with the request's fields: the Rules language has no response fields here); its
+execute runs the CRS's response phases (3 and 4) through :func:`run_response` on the request's
+transaction (:func:`run_managed_keeping` keeps it), or, when the zone deploys the response rules alone,
+on a transaction that ran only the CRS's initialization.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from originlock.waf.actions import Action, Phase
@@ -22,13 +28,22 @@ from originlock.waf.context import FieldValues
 from originlock.waf.rules import CompiledRuleset, RuleMatch, Verdict
 
 from .cloudflare import OWASP_RULESET_ID, OverrideError, engine_config, rule_id_for
-from .engine import Engine, EngineConfig
+from .engine import Engine, EngineConfig, Outcome
 from .loader import load_engine
-from .transaction import HttpRequest
+from .transaction import HttpRequest, HttpResponse, Transaction
 
-__all__ = ["ManagedPlan", "check_managed_rule", "plan_managed", "request_of", "run_managed"]
+__all__ = [
+    "ManagedPlan",
+    "check_managed_rule",
+    "plan_managed",
+    "request_of",
+    "run_managed",
+    "run_managed_keeping",
+    "run_response",
+]
 
 _PHASE = Phase.HTTP_REQUEST_FIREWALL_MANAGED
+_RESPONSE = Phase.HTTP_RESPONSE_FIREWALL_MANAGED
 _ACTIONS = {a.value: a for a in Action}
 
 
@@ -67,9 +82,11 @@ def check_managed_rule(action: Action, params: Mapping[str, Any]) -> None:
 
 
 def plan_managed(
-    values: FieldValues, rulesets: Sequence[CompiledRuleset]
+    values: FieldValues, rulesets: Sequence[CompiledRuleset], phase: Phase = _PHASE
 ) -> tuple[ManagedPlan | None, tuple[RuleMatch, ...]]:
-    """The CRS execution this request gets (None when no execute rule applies) and the rules that matched."""
+    """The CRS execution this request gets (None when no execute rule applies) and the rules that matched.
+
+    ``phase``: the entry point's phase (request or response), recorded on the matches."""
     matches: list[RuleMatch] = []
     skipped_rulesets: set[str] = set()
     skipped_rules: set[str] = set()
@@ -80,14 +97,14 @@ def plan_managed(
                 continue
             params = rule.action_parameters
             if rule.action is Action.SKIP:
-                matches.append(RuleMatch(rule.id, rule.action, _PHASE))
+                matches.append(RuleMatch(rule.id, rule.action, phase))
                 if params.get("ruleset") == "current":
                     return None, tuple(matches)
                 skipped_rulesets.update(params.get("rulesets") or ())
                 for ids in (params.get("rules") or {}).values():
                     skipped_rules.update(ids)
             elif rule.action is Action.LOG:
-                matches.append(RuleMatch(rule.id, rule.action, _PHASE))
+                matches.append(RuleMatch(rule.id, rule.action, phase))
             elif rule.action is Action.EXECUTE:
                 if params.get("id") != OWASP_RULESET_ID or OWASP_RULESET_ID in skipped_rulesets:
                     continue
@@ -112,16 +129,49 @@ def request_of(values: FieldValues, body: bytes | None = None) -> HttpRequest:
 
 def run_managed(plan: ManagedPlan, request: HttpRequest, engine: Engine | None = None) -> Verdict:
     """Evaluate the CRS; the verdict carries every match, the score and any terminating action."""
-    outcome = (engine or load_engine()).evaluate(request, plan.config)
+    return run_managed_keeping(plan, request, engine)[0]
+
+
+def run_managed_keeping(
+    plan: ManagedPlan, request: HttpRequest, engine: Engine | None = None
+) -> tuple[Verdict, Transaction]:
+    """:func:`run_managed`, and the transaction the response phases continue (its TX)."""
+    engine = engine or load_engine()
+    t = engine.transaction(request, plan.config)
+    outcome = engine.run(t, plan.config, (1, 2))
+    return _verdict(plan, outcome, _PHASE), t
+
+
+def run_response(
+    plan: ManagedPlan,
+    response: HttpResponse,
+    request: HttpRequest,
+    transaction: Transaction | None,
+    engine: Engine | None = None,
+) -> Verdict:
+    """The CRS's response phases for ``response``, on the request's ``transaction`` (None when the request
+    phases did not run the CRS: a transaction with the CRS's initialization alone is made for
+    ``request``). The verdict's ``outbound_score`` is the response's anomaly score."""
+    engine = engine or load_engine()
+    t = transaction
+    if t is None:
+        t = engine.transaction(request, plan.config)
+        engine.initialize(t, plan.config)
+    outcome = engine.respond(t, response, plan.config)
+    verdict = _verdict(plan, outcome, _RESPONSE)
+    return replace(verdict, score=None, outbound_score=outcome.score)
+
+
+def _verdict(plan: ManagedPlan, outcome: Outcome, phase: Phase) -> Verdict:
     matches = list(plan.matches)
     for match in outcome.matches:
         action = _ACTIONS.get(match.action, Action.LOG)
-        matches.append(RuleMatch(rule_id_for(match.rule_id), action, _PHASE, str(match.rule_id), match.score))
+        matches.append(RuleMatch(rule_id_for(match.rule_id), action, phase, str(match.rule_id), match.score))
     terminated = outcome.action is not None and outcome.action != "log"
     return Verdict(
         _ACTIONS.get(outcome.action or "", Action.BLOCK) if terminated else None,
         rule_id_for(outcome.rule_id) if terminated and outcome.rule_id is not None else None,
-        _PHASE if terminated else None,
+        phase if terminated else None,
         None,
         tuple(matches),
         score=outcome.score,

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Final
 
 from .bodies import parse_json, parse_multipart, parse_urlencoded, parse_xml, processor_for
+from .prefilter import RxSet
 from .transforms import url_decode
 
-__all__ = ["HttpRequest", "Item", "Transaction"]
+__all__ = ["HttpRequest", "HttpResponse", "Item", "Transaction"]
 
 Item = tuple[str, bytes]
 """(variable name as in ``MATCHED_VAR_NAME``, e.g. ``ARGS:id``; value)."""
@@ -38,6 +39,18 @@ class HttpRequest:
     unique_id: bytes = b""
 
 
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """The origin's response as the response phases (3 and 4) see it."""
+
+    status: int
+    protocol: bytes = b"HTTP/1.1"
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    body: bytes | None = None
+    """The body's first bytes up to the inspection limit (ModSecurity's ``ProcessPartial``), or None
+    when the body is not inspected (not a text-like content type, or no body)."""
+
+
 def _name(key: bytes) -> str:
     return key.decode("latin-1")
 
@@ -45,8 +58,10 @@ def _name(key: bytes) -> str:
 class Transaction:
     """The evaluation state of one request (not shared between requests or threads)."""
 
-    def __init__(self, request: HttpRequest, tx: dict[str, bytes]) -> None:
+    def __init__(self, request: HttpRequest, tx: dict[str, bytes], rx_set: RxSet) -> None:
         self.request = request
+        self.response: HttpResponse | None = None
+        """Set when the response phases start (:meth:`Engine.respond`)."""
         self.tx = tx
         self.matched_var: Item = ("", b"")
         self.matched_vars: list[Item] = []
@@ -73,6 +88,8 @@ class Transaction:
         """Per (value, one transformation): its result (chains share their steps)."""
         self.rx_hits: dict[bytes, frozenset[int] | None] = {}
         """Per distinct inspected value: which of the engine's RE2-set regexes match it."""
+        self.rx_set = rx_set
+        """The RE2 set of the phases running (the request's, then the response's)."""
         self._collections: dict[str, list[tuple[bytes, bytes]]] = {}
         self._indexes: dict[str, dict[bytes, list[tuple[bytes, bytes]]]] = {}
         self._processor: str | None = None
@@ -137,6 +154,14 @@ class Transaction:
             self._xml = parse_xml(body)
 
     # Collections ---------------------------------------------------------------------------------
+
+    def response_header(self, lower_name: bytes) -> bytes | None:
+        response = self.response
+        if response is not None:
+            for name, value in response.headers:
+                if name.lower() == lower_name:
+                    return value
+        return None
 
     def header(self, lower_name: bytes) -> bytes | None:
         for name, value in self.request.headers:
@@ -230,6 +255,8 @@ _KEYED: dict[str, Callable[[Transaction], list[tuple[bytes, bytes]]]] = {
     "FILES": _files,
     "FILES_NAMES": lambda t: [(name, name) for name, _ in _files(t)],
     "MULTIPART_PART_HEADERS": _part_headers,
+    "RESPONSE_HEADERS": lambda t: list(t.response.headers) if t.response is not None else [],
+    "RESPONSE_HEADERS_NAMES": _names("RESPONSE_HEADERS"),
     "TX": _tx,
 }
 _UNCACHED: Final = frozenset({"TX"})
@@ -284,6 +311,11 @@ _SCALARS: dict[str, Callable[[Transaction], bytes | None]] = {
     "REQUEST_BODY_LENGTH": lambda t: str(len(t.request.body or b"")).encode(),
     "REQBODY_PROCESSOR": lambda t: t.processor.encode(),
     "ARGS_COMBINED_SIZE": _combined_size,
+    "RESPONSE_STATUS": lambda t: str(t.response.status).encode() if t.response is not None else None,
+    "RESPONSE_PROTOCOL": lambda t: t.response.protocol if t.response is not None else None,
+    "RESPONSE_BODY": lambda t: t.response.body if t.response is not None else None,
+    "RESPONSE_CONTENT_TYPE": lambda t: t.response_header(b"content-type"),
+    "RESPONSE_CONTENT_LENGTH": lambda t: t.response_header(b"content-length"),
     "FILES_COMBINED_SIZE": _files_size,
 }
 """Single-valued variables; None means absent (a rule on it sees nothing)."""

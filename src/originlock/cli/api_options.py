@@ -6,7 +6,7 @@ import argparse
 
 from originlock.api.limits import DEFAULT_MAX_BODY  # not api.gate: the edge role starts without the API
 
-__all__ = ["add_api_options", "host_port"]
+__all__ = ["add_api_options", "byte_size", "host_port"]
 
 
 def host_port(value: str) -> tuple[str, int]:
@@ -17,7 +17,8 @@ def host_port(value: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def _byte_size(text: str) -> int:
+def byte_size(text: str) -> int:
+    """An argparse type for a size in bytes with an optional k/m suffix (at least 1 KiB)."""
     units = {"k": 1024, "m": 1024 * 1024}
     number, unit = (text[:-1], units[text[-1].lower()]) if text[-1:].lower() in units else (text, 1)
     if not number.isdigit() or int(number) * unit < 1024:
@@ -28,7 +29,7 @@ def _byte_size(text: str) -> int:
 def add_api_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--api-max-body",
-        type=_byte_size,
+        type=byte_size,
         default=DEFAULT_MAX_BODY,
         metavar="BYTES",
         help="largest API request body, e.g. 1048576, 512k or 4m; larger ones get 413 (default 1m)",

@@ -21,7 +21,6 @@ import os
 import signal
 import socket
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +32,13 @@ from prometheus_client import CollectorRegistry
 from originlock.cli.api_options import add_api_options, host_port
 from originlock.cli.jobs import start_periodic_jobs
 from originlock.cli.ports import API_BACKLOG, PortInUse, bind_api_socket
+from originlock.cli.waf_options import add_waf_options, edge_waf_from_args
 from originlock.edge.config import add_edge_arguments, edge_config_from_args
 from originlock.edge.loops import loop_factory
 from originlock.edge.runtime import run_edge
 from originlock.edge.server import EdgeServer
 from originlock.edge.snapshots import SnapshotFactory, SnapshotSource
 from originlock.edge.worker_stats import WorkerStatsBook
-from originlock.pipeline.builtin.waf import EdgeWaf
 from originlock.server import metrics
 from originlock.server.alerts_notify import WebhookQueueNotifier
 from originlock.server.bootstrap import MASTER_KEY_ENV, bootstrap
@@ -124,7 +123,7 @@ async def _edge(args: argparse.Namespace) -> int:
         snapshots = functools.partial(open_store_snapshots, str(data_dir), args.store, False)
     edge_up: asyncio.Future[EdgeServer] = asyncio.get_running_loop().create_future()
     worker_stats = WorkerStatsBook()
-    waf = EdgeWaf(time.monotonic, time.time)
+    waf = edge_waf_from_args(args)
     # With --workers every process builds its own source from the factory (without a last-known-good copy).
     edge_task = asyncio.create_task(
         run_edge(edge_config, snapshots, server_ready=edge_up, waf=waf, worker_stats=worker_stats)
@@ -213,6 +212,7 @@ def add_parsers(sub: Any) -> None:
         help="HOST:PORT for /healthz, /healthz/snapshot and /metrics (default 127.0.0.1:8788)",
     )
     add_edge_arguments(edge)
+    add_waf_options(edge)
     edge.set_defaults(func=functools.partial(_run, _edge))
 
     api: argparse.ArgumentParser = sub.add_parser(

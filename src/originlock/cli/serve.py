@@ -19,6 +19,7 @@ from originlock.cli.api_options import add_api_options, host_port
 from originlock.cli.jobs import start_periodic_jobs
 from originlock.cli.ports import API_BACKLOG, PortInUse, bind_api_socket, busy_addresses
 from originlock.cli.serve_errors import data_dir_problem, store_problem
+from originlock.cli.waf_options import add_waf_options, edge_waf_from_args
 from originlock.dashboard import WafRecorder, attach_waf_recorder
 from originlock.edge.build_info import hot_path_kind
 from originlock.edge.config import add_edge_arguments, edge_config_from_args
@@ -27,7 +28,6 @@ from originlock.edge.runtime import run_edge
 from originlock.edge.server import EdgeServer
 from originlock.edge.snapshots import SnapshotFactory, SnapshotSource
 from originlock.edge.worker_stats import WorkerStatsBook
-from originlock.pipeline.builtin.waf import EdgeWaf
 from originlock.proto.http2 import h2_codec
 from originlock.server.alerts_notify import WebhookQueueNotifier
 from originlock.server.bootstrap import Deployment, bootstrap
@@ -116,7 +116,7 @@ async def _serve(args: argparse.Namespace) -> int:
     edge_up: asyncio.Future[EdgeServer] = asyncio.get_running_loop().create_future()
     # One rate limiter per edge process: workers each count on their own copy of the hook.
     # Wrapped to count WAF matches and keep the latest for the dashboard and /metrics (dashboard/waf_events.py).
-    waf = WafRecorder(EdgeWaf(time.monotonic, time.time), time.time)
+    waf = WafRecorder(edge_waf_from_args(args), time.time)
     # What the --workers processes report (about once a second); /metrics adds it to this process's edge.
     worker_stats = WorkerStatsBook()
     edge_task = asyncio.create_task(
@@ -230,4 +230,5 @@ def add_parser(sub: Any) -> None:
     add_api_options(p)
     add_monitor_arguments(p)
     add_edge_arguments(p)
+    add_waf_options(p)
     p.set_defaults(func=run)

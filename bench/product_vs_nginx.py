@@ -206,6 +206,11 @@ def main() -> int:
     parser.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated subset of {','.join(SHAPES)}")
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure the do-nothing uvloop relay (bench/edge_floor_relay.py) in pooled and new-visitor",
+    )
+    parser.add_argument(
         "--no-tls12-line", action="store_true", help="skip the new-origin shapes against nginx pulling over TLS 1.2"
     )
     args = parser.parse_args()
@@ -230,6 +235,7 @@ def main() -> int:
     pki.write(tmp, "edge", edge_leaf)
 
     api_port, ol_port, nginx_port, nginx12_port = free_port(), free_port(), free_port(), free_port()
+    floor_ports = {"pooled": free_port(), "new-visitor": free_port()}
     origin_ports = {"pooled": free_port(), "resume": free_port(), "full": free_port()}
     data = tmp / "data"
     serve_log = (tmp / "serve.log").open("w")
@@ -259,6 +265,7 @@ def main() -> int:
         cwd=tmp,
     )
     origin = nginx_edge = None
+    floors: dict[str, subprocess.Popen[bytes]] = {}
     results: list[dict[str, Any]] = []
     try:
         base = f"http://127.0.0.1:{api_port}"
@@ -347,6 +354,25 @@ def main() -> int:
         origin.start()
         nginx_edge.start()
         wait_for_port(ol_port, timeout=30)
+        floor_shapes = {"pooled", "new-visitor"} & set(shapes) if args.floor else set()
+        for shape in floor_shapes:
+            # The relay in its own process on uvloop, pulling from the pooled origin as originlock does.
+            floors[shape] = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "import asyncio, sys, uvloop; from pathlib import Path; sys.path.insert(0, sys.argv[1]);"
+                    "import edge_floor_relay as r; uvloop.run(r.serve_relay(Path(sys.argv[2]), int(sys.argv[3]),"
+                    " int(sys.argv[4]), chain='zone-a.pem', server_name='a.bench.test',"
+                    " close_visitors=sys.argv[5] == 'close'))",
+                    str(Path(__file__).resolve().parent),
+                    str(tmp),
+                    str(floor_ports[shape]),
+                    str(origin_ports["pooled"]),
+                    "close" if shape == "new-visitor" else "keep",
+                ]
+            )
+            wait_for_port(floor_ports[shape], timeout=30)
         serve_pids = [serve.pid]
         origin_pids, nginx_pids = origin.worker_pids(), nginx_edge.worker_pids()
         for port, hosts in ((ol_port, HOSTS), (nginx_port, HOSTS), (nginx12_port, HOSTS[1:3])):
@@ -366,6 +392,8 @@ def main() -> int:
                 order = [("originlock", ol_port, serve_pids), ("nginx", nginx_port, nginx_pids)]
                 if shape in tls12_shapes:
                     order.append(("nginx-tls12", nginx12_port, nginx_pids))
+                if shape in floors:
+                    order.append(("floor", floor_ports[shape], [floors[shape].pid]))
                 for edge, port, pids in order if run % 2 == 0 else order[::-1]:
                     r = measure(edge, shape, port, pids, origin_pids, args.duration)
                     results.append(r)
@@ -387,6 +415,9 @@ def main() -> int:
         for proc in (nginx_edge, origin):
             if proc is not None:
                 proc.stop()
+        for floor in floors.values():
+            floor.terminate()
+            floor.wait(10)
         lines = {name: _count_lines(tmp / f"{name}-access.log") for name in ("originlock", "nginx")}
         if args.venv is None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -399,7 +430,7 @@ def main() -> int:
                 k: round(statistics.median(r[k] for r in results if r["shape"] == shape and r["edge"] == edge), 2)
                 for k in keys
             }
-            for edge in ("originlock", "nginx", "nginx-tls12")
+            for edge in ("originlock", "nginx", "nginx-tls12", "floor")
             if any(r["shape"] == shape and r["edge"] == edge for r in results)
         }
         med["ratio"] = {k: round(med["originlock"][k] / med["nginx"][k], 2) if med["nginx"][k] else None for k in keys}
@@ -420,6 +451,13 @@ def main() -> int:
                 f"{med['ratio']['edge_us_per_req']:>6.2f}"
                 f"   {ol['p99_ms']:>6.2f} / {ng['p99_ms']:<6.2f}   {ol['rps']:>8.0f} / {ng['rps']:<8.0f}"
             )
+            if "floor" in med:
+                fl = med["floor"]
+                print(
+                    f"{'  floor relay':<18} {fl['edge_us_per_req']:>11.1f} {'':>8} "
+                    f"{fl['edge_us_per_req'] / ng['edge_us_per_req']:>6.2f}   {fl['p99_ms']:>6.2f} / {'':<6}"
+                    f"   {fl['rps']:>8.0f}"
+                )
             if "nginx-tls12" in med:
                 ng12 = med["nginx-tls12"]
                 print(

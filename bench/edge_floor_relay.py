@@ -6,6 +6,12 @@ only correct because the benchmark's requests and responses each fit in one read
 written in Python on asyncio/uvloop does per request costs at least this much; ``edge_vs_nginx.py
 --floor`` measures it in the same run as the real edge and nginx, so the gap splits into "our code"
 (edge - floor) and "the runtime: uvloop's TLS transport, the interpreter" (floor - nginx).
+
+``close_visitors=True`` is the new-visitor shape's floor (``product_vs_nginx.py --floor``): the origin's
+``Connection: keep-alive`` is turned into ``Connection: close`` (one ``bytes.replace``; the request's
+``Connection: close`` into ``keep-alive``, so the origin connection stays pooled) and the visitor
+connection is closed after the response, so every request pays a visitor TLS handshake (resumed with the
+server context's default session tickets, as the product's are) and nothing else.
 """
 
 from __future__ import annotations
@@ -28,7 +34,11 @@ class _Origin(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         visitor = self.visitor
         if visitor is not None and visitor.transport is not None:
-            visitor.transport.write(data)
+            if self.relay.close_visitors:
+                visitor.transport.write(data.replace(b"Connection: keep-alive", b"Connection: close", 1))
+                visitor.transport.close()
+            else:
+                visitor.transport.write(data)
             self.visitor = None
             self.relay.idle.append(self)
 
@@ -47,6 +57,8 @@ class _Visitor(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         relay = self.relay
+        if relay.close_visitors:  # the visitor's "Connection: close" is not the pooled origin connection's
+            data = data.replace(b"Connection: close", b"Connection: keep-alive", 1)
         if relay.idle:
             origin = relay.idle.pop()
             origin.visitor = self
@@ -57,23 +69,33 @@ class _Visitor(asyncio.Protocol):
 
 
 class _Relay:
-    def __init__(self, directory: Path, origin_port: int) -> None:
+    def __init__(self, directory: Path, origin_port: int, chain: str, server_name: str, close_visitors: bool) -> None:
         self.origin_port = origin_port
+        self.server_name = server_name
+        self.close_visitors = close_visitors
         self.idle: list[_Origin] = []
         self.client = ssl.create_default_context(cafile=str(directory / "origin-ca.pem"))
-        self.client.load_cert_chain(directory / "zone-a-chain.pem", directory / "zone-a.key")
+        self.client.load_cert_chain(directory / chain, directory / "zone-a.key")
 
     async def dial(self, visitor: _Visitor, data: bytes) -> None:
         _, origin = await asyncio.get_running_loop().create_connection(
-            lambda: _Origin(self), "127.0.0.1", self.origin_port, ssl=self.client, server_hostname="a.test"
+            lambda: _Origin(self), "127.0.0.1", self.origin_port, ssl=self.client, server_hostname=self.server_name
         )
         origin.visitor = visitor
         assert origin.transport is not None
         origin.transport.write(data)
 
 
-async def serve_relay(directory: Path, port: int, origin_port: int) -> None:
-    relay = _Relay(directory, origin_port)
+async def serve_relay(
+    directory: Path,
+    port: int,
+    origin_port: int,
+    *,
+    chain: str = "zone-a-chain.pem",
+    server_name: str = "a.test",
+    close_visitors: bool = False,
+) -> None:
+    relay = _Relay(directory, origin_port, chain, server_name, close_visitors)
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(directory / "edge.pem", directory / "edge.key")
     server = await asyncio.get_running_loop().create_server(

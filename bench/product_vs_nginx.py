@@ -13,6 +13,11 @@ Shapes (each a hostname; ``wrk -t1``, CPU per request of the edge process from /
 - ``new-origin-full``:   the same origin without tickets or cache: a full mTLS handshake per request;
 - ``waf25``:         pooled, with 25 custom rules (none matching) in the zone (nginx: 25 ``if`` checks).
 
+nginx pulls from the origin over TLS 1.2 or 1.3 (``proxy_ssl_protocols TLSv1.2 TLSv1.3``, current nginx's
+default), as originlock does: like is compared with like. nginx 1.22's own default pulls over TLS 1.2 only,
+whose resumption skips the key exchange a TLS 1.3 one makes; the new-origin shapes are also measured against
+that (``nginx-tls12``, a second listener of the same nginx), as a secondary line (``--no-tls12-line``: skip).
+
     python bench/product_vs_nginx.py [--duration 5] [--runs 3] [--venv DIR] [--shapes pooled,waf25] [--json]
 
 ``--venv DIR`` reuses (or creates once) a venv holding ``pip install .`` of this checkout; without it a
@@ -200,6 +205,14 @@ def main() -> int:
     parser.add_argument("--venv", type=Path, help="reuse this venv (created with `pip install .` if missing)")
     parser.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated subset of {','.join(SHAPES)}")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure the do-nothing uvloop relay (bench/edge_floor_relay.py) in pooled and new-visitor",
+    )
+    parser.add_argument(
+        "--no-tls12-line", action="store_true", help="skip the new-origin shapes against nginx pulling over TLS 1.2"
+    )
     args = parser.parse_args()
     shapes = [s for s in args.shapes.split(",") if s]
     nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
@@ -221,7 +234,8 @@ def main() -> int:
     edge_leaf = issue_leaf(pki.edge_ca, "a.bench.test", now=pki.now, client=False, server=True, sans=list(HOSTS))
     pki.write(tmp, "edge", edge_leaf)
 
-    api_port, ol_port, nginx_port = free_port(), free_port(), free_port()
+    api_port, ol_port, nginx_port, nginx12_port = free_port(), free_port(), free_port(), free_port()
+    floor_ports = {"pooled": free_port(), "new-visitor": free_port()}
     origin_ports = {"pooled": free_port(), "resume": free_port(), "full": free_port()}
     data = tmp / "data"
     serve_log = (tmp / "serve.log").open("w")
@@ -251,6 +265,7 @@ def main() -> int:
         cwd=tmp,
     )
     origin = nginx_edge = None
+    floors: dict[str, subprocess.Popen[bytes]] = {}
     results: list[dict[str, Any]] = []
     try:
         base = f"http://127.0.0.1:{api_port}"
@@ -304,11 +319,15 @@ def main() -> int:
         )
         waf = "\n    ".join(NGINX_WAF)
 
-        def server(host: str, upstream: str, rules: str = "") -> str:
+        def server(host: str, upstream: str, rules: str = "", port: int = nginx_port, pull: str = "") -> str:
             return (
-                f"server {{ listen 127.0.0.1:{nginx_port} ssl; server_name {host};\n  {proxy}"
+                f"server {{ listen 127.0.0.1:{port} ssl; server_name {host};\n  {proxy}"
+                f"  proxy_ssl_protocols {pull or 'TLSv1.2 TLSv1.3'};\n"
                 f"  location / {{ {rules}\n    proxy_pass https://{upstream}; }} }}\n"
             )
+
+        # nginx 1.22's default proxy_ssl_protocols: the origin pull is TLS 1.2.
+        tls12 = "TLSv1 TLSv1.1 TLSv1.2"
 
         keepalive = "keepalive 256; keepalive_requests 1000000;"
         nginx_edge = NginxProcess(
@@ -327,28 +346,54 @@ def main() -> int:
             + server("a.bench.test", "pooled")
             + server("b.bench.test", "resume")
             + server("c.bench.test", "full")
-            + server("a.waf.test", "pooled", waf),
-            ports=[nginx_port],
+            + server("a.waf.test", "pooled", waf)
+            + server("b.bench.test", "resume", port=nginx12_port, pull=tls12)
+            + server("c.bench.test", "full", port=nginx12_port, pull=tls12),
+            ports=[nginx_port, nginx12_port],
         )
         origin.start()
         nginx_edge.start()
         wait_for_port(ol_port, timeout=30)
+        floor_shapes = {"pooled", "new-visitor"} & set(shapes) if args.floor else set()
+        for shape in floor_shapes:
+            # The relay in its own process on uvloop, pulling from the pooled origin as originlock does.
+            floors[shape] = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "import asyncio, sys, uvloop; from pathlib import Path; sys.path.insert(0, sys.argv[1]);"
+                    "import edge_floor_relay as r; uvloop.run(r.serve_relay(Path(sys.argv[2]), int(sys.argv[3]),"
+                    " int(sys.argv[4]), chain='zone-a.pem', server_name='a.bench.test',"
+                    " close_visitors=sys.argv[5] == 'close'))",
+                    str(Path(__file__).resolve().parent),
+                    str(tmp),
+                    str(floor_ports[shape]),
+                    str(origin_ports["pooled"]),
+                    "close" if shape == "new-visitor" else "keep",
+                ]
+            )
+            wait_for_port(floor_ports[shape], timeout=30)
         serve_pids = [serve.pid]
         origin_pids, nginx_pids = origin.worker_pids(), nginx_edge.worker_pids()
-        for port in (ol_port, nginx_port):
-            for host in HOSTS:
+        for port, hosts in ((ol_port, HOSTS), (nginx_port, HOSTS), (nginx12_port, HOSTS[1:3])):
+            for host in hosts:
                 out = subprocess.run(
                     ["curl", "-sk", "--resolve", f"{host}:{port}:127.0.0.1", f"https://{host}:{port}/"],
                     capture_output=True,
                     text=True,
                 ).stdout
                 assert out.strip() == "ok CN=zone-a", (port, host, out, (tmp / "serve.log").read_text()[-2000:])
+        tls12_shapes = set() if args.no_tls12_line else {"new-origin-resume", "new-origin-full"} & set(shapes)
         for shape in shapes:  # warm-up: pools, contexts, session caches
-            for port in (ol_port, nginx_port):
+            for port in (ol_port, nginx_port, nginx12_port) if shape in tls12_shapes else (ol_port, nginx_port):
                 wrk(f"https://127.0.0.1:{port}/", SHAPES[shape][0], SHAPES[shape][1], 1, SHAPES[shape][2])
         for run in range(args.runs):
             for shape in shapes:
                 order = [("originlock", ol_port, serve_pids), ("nginx", nginx_port, nginx_pids)]
+                if shape in tls12_shapes:
+                    order.append(("nginx-tls12", nginx12_port, nginx_pids))
+                if shape in floors:
+                    order.append(("floor", floor_ports[shape], [floors[shape].pid]))
                 for edge, port, pids in order if run % 2 == 0 else order[::-1]:
                     r = measure(edge, shape, port, pids, origin_pids, args.duration)
                     results.append(r)
@@ -370,6 +415,9 @@ def main() -> int:
         for proc in (nginx_edge, origin):
             if proc is not None:
                 proc.stop()
+        for floor in floors.values():
+            floor.terminate()
+            floor.wait(10)
         lines = {name: _count_lines(tmp / f"{name}-access.log") for name in ("originlock", "nginx")}
         if args.venv is None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -382,9 +430,13 @@ def main() -> int:
                 k: round(statistics.median(r[k] for r in results if r["shape"] == shape and r["edge"] == edge), 2)
                 for k in keys
             }
-            for edge in ("originlock", "nginx")
+            for edge in ("originlock", "nginx", "nginx-tls12", "floor")
+            if any(r["shape"] == shape and r["edge"] == edge for r in results)
         }
         med["ratio"] = {k: round(med["originlock"][k] / med["nginx"][k], 2) if med["nginx"][k] else None for k in keys}
+        if "nginx-tls12" in med:
+            tls12 = med["nginx-tls12"]
+            med["ratio_tls12"] = {k: round(med["originlock"][k] / tls12[k], 2) if tls12[k] else None for k in keys}
         summary[shape] = med
     report = {"runs": results, "median": summary, "origin_session_reused": reused, "access_log_lines": lines}
     if args.json:
@@ -399,6 +451,20 @@ def main() -> int:
                 f"{med['ratio']['edge_us_per_req']:>6.2f}"
                 f"   {ol['p99_ms']:>6.2f} / {ng['p99_ms']:<6.2f}   {ol['rps']:>8.0f} / {ng['rps']:<8.0f}"
             )
+            if "floor" in med:
+                fl = med["floor"]
+                print(
+                    f"{'  floor relay':<18} {fl['edge_us_per_req']:>11.1f} {'':>8} "
+                    f"{fl['edge_us_per_req'] / ng['edge_us_per_req']:>6.2f}   {fl['p99_ms']:>6.2f} / {'':<6}"
+                    f"   {fl['rps']:>8.0f}"
+                )
+            if "nginx-tls12" in med:
+                ng12 = med["nginx-tls12"]
+                print(
+                    f"{'  vs TLS 1.2 pull':<18} {'':>11} {ng12['edge_us_per_req']:>8.1f} "
+                    f"{med['ratio_tls12']['edge_us_per_req']:>6.2f}   {'':>6} / {ng12['p99_ms']:<6.2f}"
+                    f"   {'':>8} / {ng12['rps']:<8.0f}"
+                )
         print(f"origin sessions reused (origin log, by origin port kind): {json.dumps(reused)}")
         print(f"access-log lines written: {json.dumps(lines)}")
     return 0

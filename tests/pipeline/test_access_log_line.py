@@ -4,13 +4,14 @@ compact json.dumps of the same record (same fields, same order, same escaping, s
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from originlock.origin.peer import OriginPeer, VerifyMode
-from originlock.pipeline.builtin.access_log import _millis, access_log_line
+from originlock.pipeline.builtin.access_log import _millis, _thousandths, access_log_line
 from originlock.pipeline.context import RequestContext
 from originlock.proto.events import RequestReceived
 from originlock.testing.pki import TestPki, make_route, make_snapshot
@@ -22,10 +23,23 @@ ROUTE = make_route("a.example.test", zone="example.test")
 SNAPSHOT = make_snapshot(PKI, ROUTE, generation=42)
 
 
+def thousandths(value: float) -> float:
+    """``value`` to the nearest thousandth as the line records it: ``value * 1000`` (a float product)
+    rounded half away from zero, over 1000. It is ``round(value, 3)`` but near a tie (see below)."""
+    if not -1e12 < value < 1e12:
+        return round(value, 3)
+    scaled = value * 1000.0
+    if scaled == 0:
+        return scaled  # 0.0 or -0.0
+    if scaled > 0:
+        return math.floor(scaled + 0.5) / 1000
+    return -(math.floor(0.5 - scaled) / 1000)  # -0.0 when it rounds to zero, as round() gives
+
+
 def reference_line(ctx: RequestContext, request: RequestReceived | None, now: float, wall_time: float) -> str:
     """The record as the edge logged it before this change (a dict through json.dumps): the oracle."""
     record: dict[str, object] = {
-        "time": round(wall_time, 3),
+        "time": thousandths(wall_time),
         "ray_id": ctx.ray_id,
         "client_ip": ctx.client_ip,
         "scheme": ctx.scheme,
@@ -34,7 +48,7 @@ def reference_line(ctx: RequestContext, request: RequestReceived | None, now: fl
         "path": request.target.decode("latin-1") if request else "",
         "status": ctx.status,
         "bytes": ctx.bytes_sent,
-        "duration_ms": round((now - ctx.started) * 1000, 3),
+        "duration_ms": thousandths((now - ctx.started) * 1000.0),
         "zone": ctx.route.zone_name if ctx.route else "",
         "generation": ctx.snapshot.generation,
     }
@@ -118,4 +132,34 @@ def test_any_host_and_target(host: str, target: bytes, now: float, wall: float) 
 @settings(max_examples=2000, deadline=None)
 @given(value=st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from([0.0005, 2.675, -0.0004, 1e12 - 5e-4]))
 def test_milliseconds_render_as_json_renders_the_rounded_float(value: float) -> None:
-    assert _millis(value) == json.dumps(round(value, 3))
+    assert _millis(value) == json.dumps(thousandths(value))
+    # The value is round(value, 3), what json.dumps of the record held before, unless value * 1000 lies
+    # within its own rounding error of a half (the float product, not the exact decimal, is rounded).
+    if not -1e12 < value < 1e12:
+        return
+    scaled = abs(value) * 1000.0
+    if abs(scaled - math.floor(scaled) - 0.5) > scaled * 2.0**-51:
+        assert _millis(value) == json.dumps(round(value, 3))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(n=st.integers(-(10**15) + 1, 10**15 - 1) | st.sampled_from([0, 1, 10, 100, 999, 1000, 1001, -1, -1000]))
+def test_thousandths_render_as_json_renders_the_quotient(n: int) -> None:
+    assert _thousandths(n) == json.dumps(n / 1000)
+
+
+def test_origin_fields_follow_the_peer_not_only_its_host() -> None:
+    """The origin fields are remembered per origin host; another port, scheme or certificate on the same
+    host is another line."""
+    other_cert = PKI.client("other.example.test", id="other")
+    peers = [
+        PEER,
+        OriginPeer("198.51.100.9", 8443, True, "a.example.test", VerifyMode.STRICT, client_cert=PKI.global_client),
+        OriginPeer("198.51.100.9", 8443, False, "a.example.test", VerifyMode.NONE, client_cert=PKI.global_client),
+        OriginPeer("198.51.100.9", 8443, False, "a.example.test", VerifyMode.NONE, client_cert=other_cert),
+        OriginPeer("198.51.100.9", 8443, False, "a.example.test", VerifyMode.NONE),
+        PEER,
+    ]
+    for peer in peers:
+        ctx, request = _context(peer=peer), _request()
+        assert access_log_line(ctx, request, 100.5, 1764849600.5) == reference_line(ctx, request, 100.5, 1764849600.5)

@@ -133,3 +133,41 @@ def test_a_failing_decision_leaves_the_connection_uncapped(tmp_path: Path) -> No
     finally:
         srv.close()
         del cap
+
+
+def test_the_callback_can_be_cleared_and_set_again(server: _Server) -> None:
+    """enable(False) takes the callback off the context (no Python call per handshake while no hostname
+    needs it); enable(True) puts it back."""
+    cap: ClientHelloCap = server.cap  # type: ignore[attr-defined]
+    try:
+        cap.enable(False)
+        assert not cap.active
+        assert _version(server.port, "capped.test") == "TLSv1.3"
+        cap.enable(True)
+        assert cap.active
+        assert _version(server.port, "capped.test") == "TLSv1.2"
+    finally:
+        cap.enable(True)
+
+
+def test_visitor_tls_sets_the_callback_only_while_a_zone_turned_tls13_off() -> None:
+    """The edge's listener context carries the ClientHello callback only while some route has tls_1_3
+    off, following snapshot swaps at the next SNI callback."""
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from originlock.edge.visitor_tls import VisitorTls
+    from originlock.testing.pki import make_route, make_snapshot
+
+    pki = TestPki()
+    route = make_route("a.test")
+    snapshots = [make_snapshot(pki, route)]
+    tls = VisitorTls(lambda: snapshots[-1], lambda: datetime.now(UTC))
+    assert tls.tls_1_3_cap.installed and not tls.tls_1_3_cap.active
+    obj = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO())
+    snapshots.append(make_snapshot(pki, replace(route, tls_1_3=False), generation=2))
+    tls._on_sni(obj, "a.test", tls.context)
+    assert tls.tls_1_3_cap.active
+    snapshots.append(make_snapshot(pki, route, generation=3))
+    tls._on_sni(obj, None, tls.context)  # even without a server name
+    assert not tls.tls_1_3_cap.active

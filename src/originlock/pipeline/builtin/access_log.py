@@ -10,9 +10,11 @@ Origin Rules ids) go through ``json.dumps``.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Final
 
+from originlock.origin.peer import OriginPeer
 from originlock.pipeline.context import RequestContext
 from originlock.proto.events import RequestReceived
 from originlock.waf import RuleMatch
@@ -22,14 +24,102 @@ __all__ = ["access_log_line"]
 #: ``json``'s escaper for ``str`` (the C one where available): quotes included, non-ASCII as ``\uXXXX``.
 _quote: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii
 
+#: ``n / 1000``'s point and digits after it as ``repr`` writes them: no trailing zeros, at least one digit.
+_FRACTIONS: Final = tuple("." + (f"{i:03d}".rstrip("0") or "0") for i in range(1000))
+
+#: Quoted JSON strings of the texts that repeat from request to request (hostnames, zone names, origins,
+#: client-certificate ids, methods, common paths), so that most lines call no escaper: a dict lookup costs
+#: a tenth of an escaper call. Keyed by the text itself, so a hit is exactly what the escaper returns;
+#: cleared when full, so varied paths cost one insertion each and never grow it.
+_QUOTED: Final[dict[str, str]] = {}
+_QUOTED_RAW: Final[dict[bytes, str]] = {}
+_MEMO_SIZE: Final = 4096
+
+
+def _q(text: str) -> str:
+    """``_quote(text)``, remembered."""
+    quoted = _QUOTED.get(text)
+    if quoted is None:
+        quoted = _quote(text)
+        if len(_QUOTED) >= _MEMO_SIZE:
+            _QUOTED.clear()
+        _QUOTED[text] = quoted
+    return quoted
+
+
+def _q_raw(raw: bytes) -> str:
+    """``_quote(raw.decode("latin-1"))`` (a method or target as received), remembered."""
+    quoted = _QUOTED_RAW.get(raw)
+    if quoted is None:
+        quoted = _quote(raw.decode("latin-1"))
+        if len(_QUOTED_RAW) >= _MEMO_SIZE:
+            _QUOTED_RAW.clear()
+        _QUOTED_RAW[raw] = quoted
+    return quoted
+
+
+class _Seconds:
+    """The last whole second rendered: the time field's integer part changes once a second."""
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.text = ""
+
+
+_SECONDS: Final = _Seconds()
+
+
+class _OriginFields:
+    """The origin fields of a line up to ``"origin_reused":``, for one origin host: the same for every
+    request to that origin, so built and escaped once (compared by port, scheme and certificate object,
+    which is immutable)."""
+
+    __slots__ = ("cert", "port", "text", "tls")
+
+    def __init__(self, peer: OriginPeer) -> None:
+        self.port = peer.port
+        self.tls = peer.tls
+        self.cert = peer.client_cert
+        origin = _quote(f"{'https' if peer.tls else 'http'}://{peer.host}:{peer.port}")
+        cert = _quote(peer.client_cert.id) if peer.client_cert is not None else "null"
+        self.text = f',"origin":{origin},"client_cert":{cert},"origin_reused":'
+
+
+_ORIGINS: Final[dict[str, _OriginFields]] = {}
+
+
+def _origin_fields(peer: OriginPeer) -> str:
+    fields = _ORIGINS.get(peer.host)
+    if fields is None or fields.port != peer.port or fields.tls != peer.tls or fields.cert is not peer.client_cert:
+        fields = _OriginFields(peer)
+        if len(_ORIGINS) >= _MEMO_SIZE:
+            _ORIGINS.clear()
+        _ORIGINS[peer.host] = fields
+    return fields.text
+
+
+def _thousandths(n: int) -> str:
+    """``json.dumps(n / 1000)`` for ``|n| < 10**15``, with integer arithmetic: ``n / 1000`` has at most 15
+    significant digits there, so the shortest string naming that double (its repr) is the decimal itself
+    with the trailing zeros dropped (and one kept after the point)."""
+    if n < 0:
+        return "-" + _thousandths(-n)
+    return f"{n // 1000}{_FRACTIONS[n % 1000]}"
+
 
 def _millis(value: float) -> str:
-    """``repr(round(value, 3))``, json's rendering of the rounded number, at less than half the cost: the
-    correctly rounded ``.3f`` format is the decimal ``round`` picks, and below 10**12 (15 significant digits)
-    that decimal without trailing zeros is the shortest string naming the same double, i.e. its repr."""
+    """``value`` to the nearest thousandth, rendered as json renders floats: ``json.dumps(n / 1000)`` where
+    ``n`` is ``value * 1000`` rounded half away from zero. That is ``round(value, 3)`` (what the line held
+    before) except for a value within a rounding error of a half-thousandth (``value * 1000`` is itself
+    rounded), and about twice as cheap as formatting the float (CPython's dtoa: ≈ 3.5k instructions)."""
     if -1e12 < value < 1e12:
-        text = f"{value:.3f}".rstrip("0")
-        return text + "0" if text[-1] == "." else text
+        scaled = value * 1000.0
+        if scaled > 0.0:
+            return _thousandths(int(scaled + 0.5))
+        if scaled < 0.0:
+            # -0.0 when it rounds to zero, as round() gives and json writes.
+            return "-" + _thousandths(int(0.5 - scaled))
+        return "-0.0" if math.copysign(1.0, scaled) < 0.0 else "0.0"
     return repr(round(value, 3))
 
 
@@ -39,27 +129,46 @@ def _dumps(value: object) -> str:
 
 def access_log_line(ctx: RequestContext, request: RequestReceived | None, now: float, wall_time: float) -> str:
     """The access-log record for a finished request (``now`` monotonic, ``wall_time`` Unix seconds)."""
-    q = _quote
     # client_ip (an IP literal from the socket) and scheme ("http"/"https") never need escaping.
-    zone = q(ctx.route.zone_name) if ctx.route is not None else '""'
+    zone = _q(ctx.route.zone_name) if ctx.route is not None else '""'
     if request is not None:
-        method = q(request.method.decode("latin-1"))
-        path = q(request.target.decode("latin-1"))
+        method = _q_raw(request.method)
+        path = _q_raw(request.target)
     else:
         method = path = '""'
-    line = (
-        f'{{"time":{_millis(wall_time)},"ray_id":{q(ctx.ray_id)},"client_ip":"{ctx.client_ip}",'
-        f'"scheme":"{ctx.scheme}","host":{q(ctx.host)},"method":{method},"path":{path},'
-        f'"status":{ctx.status},"bytes":{ctx.bytes_sent},"duration_ms":{_millis((now - ctx.started) * 1000)},'
-        f'"zone":{zone},"generation":{ctx.snapshot.generation}'
-    )
+    # The two numbers with a fraction, from integers (see _millis) and the common case inline: a time of
+    # day in this century (its seconds' digits rendered once a second) and a duration under 10**12 ms.
+    scaled = wall_time * 1000.0
+    if 0.0 < scaled < 1e15:
+        n = int(scaled + 0.5)
+        second = n // 1000
+        seconds = _SECONDS
+        if second != seconds.second:
+            seconds.second = second
+            seconds.text = str(second)
+        time_int, time_frac = seconds.text, _FRACTIONS[n - second * 1000]
+    else:
+        time_int, time_frac = _millis(wall_time), ""
+    scaled = (now - ctx.started) * 1000.0 * 1000.0
+    if 0.0 < scaled < 1e15:
+        n = int(scaled + 0.5)
+        whole = n // 1000
+        duration_int, duration_frac = str(whole), _FRACTIONS[n - whole * 1000]
+    else:
+        duration_int, duration_frac = _millis((now - ctx.started) * 1000.0), ""
     peer = ctx.peer
     if peer is not None:
-        origin = q(f"{'https' if peer.tls else 'http'}://{peer.host}:{peer.port}")
-        cert = q(peer.client_cert.id) if peer.client_cert is not None else "null"
-        line += f',"origin":{origin},"client_cert":{cert},"origin_reused":{"true" if ctx.origin_reused else "false"}'
-        if ctx.origin_retried:
-            line += ',"origin_retried":true'
+        origin = _origin_fields(peer)
+        reused = "true" if ctx.origin_reused else "false"
+        retried = ',"origin_retried":true' if ctx.origin_retried else ""
+    else:
+        origin = reused = retried = ""
+    line = (
+        f'{{"time":{time_int}{time_frac},"ray_id":{_quote(ctx.ray_id)},"client_ip":"{ctx.client_ip}",'
+        f'"scheme":"{ctx.scheme}","host":{_q(ctx.host)},"method":{method},"path":{path},'
+        f'"status":{ctx.status},"bytes":{ctx.bytes_sent},"duration_ms":{duration_int}{duration_frac},'
+        f'"zone":{zone},"generation":{ctx.snapshot.generation}{origin}{reused}{retried}'
+    )
     verdict = ctx.waf
     if verdict is not None and (verdict.matches or verdict.terminated):
         # Every matching rule is logged (log, skip and terminating actions), as users need the full list
@@ -78,7 +187,7 @@ def access_log_line(ctx: RequestContext, request: RequestReceived | None, now: f
     if ctx.origin_rule_ids:
         line += f',"origin_rules":{_dumps(list(ctx.origin_rule_ids))}'
     if ctx.error_code:
-        line += f',"error":{ctx.error_code},"error_detail":{q(ctx.error_detail)}'
+        line += f',"error":{ctx.error_code},"error_detail":{_quote(ctx.error_detail)}'
     return line + "}"
 
 

@@ -2,7 +2,9 @@
 
 :class:`WafRecorder` wraps the edge's WAF hook (a :class:`~originlock.pipeline.hooks.WafHook`): it calls the
 real hook, then looks at the verdict the hook left on the request context. Requests no rule matched (the
-common case) cost one attribute check. It counts in the process that runs it: with ``--workers N`` each
+common case) cost one attribute check. For a zone with response rules it also wraps the response inspection
+the hook planned, so a response the rules block (or match first) is an event too.
+It counts in the process that runs it: with ``--workers N`` each
 worker process has its own copy, and only the serve process's own edge is seen here (the request counters,
 which workers report over their pipes, do include every process).
 """
@@ -19,9 +21,9 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from originlock.pipeline.context import RequestContext
-from originlock.pipeline.decision import Decision
+from originlock.pipeline.decision import CONTINUE, Decision, ResponseInspection
 from originlock.pipeline.hooks import WafHook
-from originlock.proto.events import RequestReceived
+from originlock.proto.events import RequestReceived, ResponseReceived
 
 __all__ = ["RECENT_EVENTS", "WafCollector", "WafEvent", "WafRecorder"]
 
@@ -70,6 +72,9 @@ class WafRecorder:
         verdict = ctx.waf
         if verdict is not None and (verdict.action is not None or verdict.matches):
             self._record(request, ctx)
+        inspection = ctx.response_inspection
+        if inspection is not None:
+            ctx.response_inspection = _RecordedResponse(inspection, self, request, ctx)
         return decision
 
     def _record(self, request: RequestReceived, ctx: RequestContext) -> None:
@@ -110,6 +115,35 @@ class WafRecorder:
         """The latest events, newest first."""
         with self._lock:
             return list(reversed(self._recent))
+
+
+class _RecordedResponse:
+    """The response phase's inspection, recorded like the request's: a block, or the first matches of a
+    request the request phases did not match (one event per request otherwise)."""
+
+    __slots__ = ("ctx", "inner", "recorder", "request")
+
+    def __init__(
+        self, inner: ResponseInspection, recorder: WafRecorder, request: RequestReceived, ctx: RequestContext
+    ) -> None:
+        self.inner, self.recorder, self.request, self.ctx = inner, recorder, request, ctx
+
+    @property
+    def limit(self) -> int:
+        return self.inner.limit
+
+    def holds(self, response: ResponseReceived) -> bool:
+        return self.inner.holds(response)
+
+    def __call__(self, response: ResponseReceived, body: bytes | None) -> Decision:
+        before = self.ctx.waf
+        decision = self.inner(response, body)
+        after = self.ctx.waf
+        seen_before = before is not None and (before.action is not None or bool(before.matches))
+        matched = after is not None and (after.action is not None or bool(after.matches))
+        if after is not None and after is not before and (decision is not CONTINUE or (matched and not seen_before)):
+            self.recorder._record(self.request, self.ctx)
+        return decision
 
 
 class WafCollector(Collector):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cloudflare import Cloudflare
 
@@ -162,6 +163,24 @@ def test_a_leak_in_the_held_prefix_gets_the_block_page(setup: Setup, http2: bool
         assert waf["rule_id"] == rule_id_for(OUTBOUND_SCORE_RULE_REF)
         assert waf["outbound_score"] >= 4 and record["status"] == 403
         assert {"951230", "959100"} <= {m["ref"] for m in waf["matches"]}
+
+
+def _blocks_counted(setup: Setup) -> float:
+    text = httpx.get(f"{setup.serve.api_url}/metrics", timeout=5).text
+    for line in text.splitlines():
+        if line.startswith("originlock_waf_actions_total{") and f'zone="{ZONE}"' in line and 'action="block"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_a_response_block_is_counted_for_metrics_and_the_dashboard(setup: Setup) -> None:
+    """The dashboard's WAF recorder sees the response phase too (``originlock_waf_actions_total``)."""
+    before = _blocks_counted(setup)
+    for _ in range(3):
+        assert setup.get("/static/leak.html")[0] == 403
+    assert _blocks_counted(setup) == before + 3
+    assert setup.get("/static/benign.html")[0] == 200
+    assert _blocks_counted(setup) == before + 3
 
 
 @pytest.mark.parametrize("http2", [False, True], ids=["http1", "http2"])

@@ -58,8 +58,10 @@ def main() -> None:
         if why:
             failures.append((case, why))
     elapsed = time.process_time() - start
-    print(f"{len(cases) - len(failures)}/{len(cases)} passed ({100 * (1 - len(failures) / max(1, len(cases))):.2f} %),"
-          f" {elapsed / max(1, len(cases)) * 1e3:.2f} ms CPU per case")
+    print(
+        f"{len(cases) - len(failures)}/{len(cases)} passed ({100 * (1 - len(failures) / max(1, len(cases))):.2f} %),"
+        f" {elapsed / max(1, len(cases)) * 1e3:.2f} ms CPU per case"
+    )
     by_rule = collections.Counter(c.rule_id for c, _ in failures)
     print("failing rules:", by_rule.most_common(40))
     for case, why in failures[: args.show]:

@@ -2,7 +2,8 @@
 
 One visitor connection and one pooled origin connection with fake transports; each iteration feeds wrk's
 request to the visitor side, runs the grouped sends, feeds nginx's response to the origin side and runs
-them again: exactly the callback path of ``edge/fastpath.py`` the end-to-end benchmark exercises, minus
+them again: exactly the callback path of ``edge/exchange.py`` (an idle pooled connection, a response whole
+in one read: no task, no future) behind ``edge/http1.py`` that the end-to-end benchmark exercises, minus
 the TLS, uvloop and kernel work the do-nothing floor also pays. CPU time of the process is measured (so
 other jobs on the box slow it less than wall time). It is not a replacement for
 ``edge_vs_nginx.py`` (the target is CPU per request end to end), but it moves ~10x less between runs on a
@@ -18,6 +19,7 @@ import asyncio
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"
@@ -43,7 +45,7 @@ class _Transport:
         return False
 
     def close(self) -> None:
-        raise SystemExit("the edge closed a connection: the fast path was not taken")
+        raise SystemExit("the edge closed a connection: the callback path was not taken")
 
     def pause_reading(self) -> None:
         pass
@@ -69,7 +71,11 @@ class _Loop:
         return time.monotonic()
 
     def create_task(self, coro: Any) -> None:
-        raise SystemExit("the task path was taken: this measures the callback path only")
+        coro.close()
+        # Printed as well as raised: the connection closes on the way out, and that guard's exit wins.
+        message = "the task path was taken: this measures the callback path only"
+        print(message, file=sys.stderr)
+        raise SystemExit(message)
 
     def run_soon(self) -> None:
         while self.soon:
@@ -79,11 +85,10 @@ class _Loop:
 
 
 def measure(iterations: int, repeats: int) -> list[float]:
-    from originlock.edge.downstream import DownstreamConnection
-
     from originlock.edge.config import EdgeConfig
-    from originlock.edge.server import EdgeState
+    from originlock.edge.http1 import Http1Connection
     from originlock.edge.snapshots import MemorySnapshotSource
+    from originlock.edge.state import EdgeState
     from originlock.origin.connection import OriginConnection
     from originlock.pipeline import PipelineSettings, RequestContext, run_until_origin
     from originlock.pipeline.builtin.waf import EdgeWaf
@@ -97,10 +102,12 @@ def measure(iterations: int, repeats: int) -> list[float]:
     # ``originlock serve`` always installs the WAF hook; the zone has no rules, as in edge_vs_nginx.py.
     waf = EdgeWaf(time.monotonic, time.time)
     state = EdgeState(loop, EdgeConfig(origin_https_port=9443), MemorySnapshotSource(snapshot), waf=waf)  # type: ignore[arg-type]
-    visitor = DownstreamConnection(state, "https")
-    visitor.connection_made(_Transport({"peername": ("127.0.0.1", 40000)}))  # type: ignore[arg-type]
+    visitor = Http1Connection(state, "https")
+    visitor_transport = _Transport({"peername": ("127.0.0.1", 40000)})
+    visitor.connection_made(visitor_transport)  # type: ignore[arg-type]
     origin = OriginConnection(loop)  # type: ignore[arg-type]
-    origin.connection_made(_Transport({}))  # type: ignore[arg-type]
+    origin_transport = _Transport({})
+    origin.connection_made(origin_transport)  # type: ignore[arg-type]
     request = RequestParser().feed(REQUEST)[0]
     ctx = RequestContext(ray_id="-", snapshot=snapshot, scheme="https", client_ip="", client_port=0, started=0.0)
     forward = run_until_origin(request, ctx, PipelineSettings(origin_https_port=9443))  # type: ignore[arg-type]
@@ -122,6 +129,13 @@ def measure(iterations: int, repeats: int) -> list[float]:
         for _ in range(iterations):
             one()
         results.append((time.process_time() - start) / iterations * 1e6)
+    # Every request went to the origin and its response back to the visitor (not, say, a local error page).
+    requests = iterations // 10 + repeats * iterations
+    if (origin_transport.writes, visitor_transport.writes) != (requests, requests):
+        raise SystemExit(
+            f"{requests} requests, but {origin_transport.writes} writes to the origin and"
+            f" {visitor_transport.writes} to the visitor: not the path this measures"
+        )
     return sorted(results)
 
 
@@ -142,7 +156,9 @@ def main() -> None:
             if not str(originlock.__file__).startswith(args.child):
                 raise SystemExit(f"{args.child} is not what was imported ({originlock.__file__})")
         results = measure(args.iterations, 7)
-        print(f"{results[0]:.2f} {results[3]:.2f}")
+        import originlock
+
+        print(f"{results[0]:.2f} {results[3]:.2f} {Path(originlock.__file__).parent}")
         return
     trees = ["", *args.src]
     for round_ in range(args.rounds):
@@ -150,10 +166,11 @@ def main() -> None:
             out = subprocess.run(
                 [sys.executable, __file__, "--child", tree, "--iterations", str(args.iterations)],
                 check=True,
-                capture_output=True,
+                stdout=subprocess.PIPE,  # the child's stderr passes through: why a guard stopped it
                 text=True,
             ).stdout.split()
-            print(f"round {round_ + 1} {tree or 'installed'}: min {out[0]} median {out[1]} µs/request")
+            # The default tree is whatever the path gives (the installed package, or PYTHONPATH=src).
+            print(f"round {round_ + 1} {tree or out[2]}: min {out[0]} median {out[1]} µs/request")
 
 
 if __name__ == "__main__":

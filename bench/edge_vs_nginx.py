@@ -99,11 +99,11 @@ def _edge_child(directory: str, port: int, origin_port: int, access_log: bool, s
         # installed one: the "baseline" would then be the current code (seen once with /tmp/base).
         if not str(originlock.__file__).startswith(src):
             raise SystemExit(f"--compare-src {src} is not what was imported ({originlock.__file__})")
-    import originlock.edge.fastpath as fastpath
+    import originlock.edge.exchange as exchange
 
     # Say which code this edge runs (a source tree, or compiled modules): a run must never measure the
-    # wrong tree unnoticed.
-    print(f"edge ({'baseline' if src else 'originlock'}) runs {fastpath.__file__}", file=sys.stderr, flush=True)
+    # wrong tree unnoticed. The exchange holds the request path (its callback fast path included).
+    print(f"edge ({'baseline' if src else 'originlock'}) runs {exchange.__file__}", file=sys.stderr, flush=True)
     from originlock.edge.config import EdgeConfig
     from originlock.edge.loops import loop_factory
     from originlock.edge.runtime import run_edge

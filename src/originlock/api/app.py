@@ -166,6 +166,7 @@ def create_app(
 
     # Prometheus, unauthenticated like /healthz (docs/api.md); `serve` adds the edge pool's collector.
     app.state.metrics = metrics.metrics_registry(store)
+
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:
         return Response(metrics.render(app.state.metrics), media_type=metrics.CONTENT_TYPE)

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable
 from typing import Final
 
+from originlock.cache import BoundedCache
 from originlock.origin.peer import OriginPeer
 from originlock.pipeline.context import RequestContext
 from originlock.proto.events import RequestReceived
@@ -28,34 +29,24 @@ _quote: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii
 _FRACTIONS: Final = tuple("." + (f"{i:03d}".rstrip("0") or "0") for i in range(1000))
 
 #: Quoted JSON strings of the texts that repeat from request to request (hostnames, zone names, origins,
-#: client-certificate ids, methods, common paths), so that most lines call no escaper: a dict lookup costs
-#: a tenth of an escaper call. Keyed by the text itself, so a hit is exactly what the escaper returns;
-#: cleared when full, so varied paths cost one insertion each and never grow it.
-_QUOTED: Final[dict[str, str]] = {}
-_QUOTED_RAW: Final[dict[bytes, str]] = {}
+#: client-certificate ids, methods, common paths), so that most lines call no escaper: a lookup costs a
+#: tenth of an escaper call. Keyed by the text itself, so a hit is exactly what the escaper returns;
+#: bounded, so varied paths cost one insertion each and never grow it.
 _MEMO_SIZE: Final = 4096
+_QUOTED: Final = BoundedCache[str, str](_MEMO_SIZE)
+_QUOTED_RAW: Final = BoundedCache[bytes, str](_MEMO_SIZE)
 
 
 def _q(text: str) -> str:
     """``_quote(text)``, remembered."""
     quoted = _QUOTED.get(text)
-    if quoted is None:
-        quoted = _quote(text)
-        if len(_QUOTED) >= _MEMO_SIZE:
-            _QUOTED.clear()
-        _QUOTED[text] = quoted
-    return quoted
+    return quoted if quoted is not None else _QUOTED.put(text, _quote(text))
 
 
 def _q_raw(raw: bytes) -> str:
     """``_quote(raw.decode("latin-1"))`` (a method or target as received), remembered."""
     quoted = _QUOTED_RAW.get(raw)
-    if quoted is None:
-        quoted = _quote(raw.decode("latin-1"))
-        if len(_QUOTED_RAW) >= _MEMO_SIZE:
-            _QUOTED_RAW.clear()
-        _QUOTED_RAW[raw] = quoted
-    return quoted
+    return quoted if quoted is not None else _QUOTED_RAW.put(raw, _quote(raw.decode("latin-1")))
 
 
 class _Seconds:
@@ -85,16 +76,13 @@ class _OriginFields:
         self.text = f',"origin":{origin},"client_cert":{cert},"origin_reused":'
 
 
-_ORIGINS: Final[dict[str, _OriginFields]] = {}
+_ORIGINS: Final = BoundedCache[str, _OriginFields](_MEMO_SIZE)
 
 
 def _origin_fields(peer: OriginPeer) -> str:
     fields = _ORIGINS.get(peer.host)
     if fields is None or fields.port != peer.port or fields.tls != peer.tls or fields.cert is not peer.client_cert:
-        fields = _OriginFields(peer)
-        if len(_ORIGINS) >= _MEMO_SIZE:
-            _ORIGINS.clear()
-        _ORIGINS[peer.host] = fields
+        fields = _ORIGINS.put(peer.host, _OriginFields(peer))
     return fields.text
 
 

@@ -17,6 +17,10 @@ from collections.abc import Callable
 __all__ = ["Deadline"]
 
 
+def _nothing() -> None:
+    return None
+
+
 class Deadline:
     """Calls ``on_expire()`` once when the armed time passes without :meth:`disarm`."""
 
@@ -47,8 +51,13 @@ class Deadline:
         self._at = None
 
     def cancel(self) -> None:
-        """Disarm and drop the scheduled callback (when the owner goes away)."""
+        """Disarm and drop the scheduled callback (when the owner goes away).
+
+        Also forgets ``on_expire``: it is usually a bound method of the owner, which holds this deadline,
+        and that cycle would leave every closed connection to the cyclic garbage collector.
+        """
         self._at = None
+        self._on_expire = _nothing
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None

@@ -25,12 +25,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from . import prefilter
+from .candidates import intermediates, transformed
 from .compiler import CompiledRules, Macro, SecRule, SetVar, Step
-from .operators import Operator, Rx
-from .prefilter import RxSet
+from .operators import Rx
+from .prefilter import UNKNOWN
+from .rx_set import RxSet
 from .transaction import HttpRequest, HttpResponse, Item, Transaction
-from .transforms import features as _features
-from .variables import Selector, Target, target_features, target_values
+from .variables import Selector
 
 __all__ = ["Engine", "EngineConfig", "Match", "Outcome"]
 
@@ -249,9 +251,9 @@ class Engine:
                     # The RE2-set prefilter of _link_matches, inline: most rules end here.
                     index = rule.rx_index
                     for target, hits_key in rule.rx_keys:
-                        hits = target_hits.get(hits_key, _UNKNOWN)
-                        if hits is _UNKNOWN:
-                            hits = target_hits[hits_key] = self._target_hits(rule, target, t)
+                        hits = target_hits.get(hits_key, UNKNOWN)
+                        if hits is UNKNOWN:
+                            hits = target_hits[hits_key] = prefilter.target_hits(rule, target, t)
                         if hits is None or index in hits:
                             break
                     else:
@@ -296,8 +298,8 @@ class Engine:
         # Most rules match nothing. Whether any value of the rule's targets could match is answered from
         # the targets' values before this rule's exclusions (a superset), transformed once per request for
         # all the rules sharing a target and a chain: for @rx by the RE2 set's hits.
-        prefilter = targets.positive and not operator.negated and not operator.dynamic
-        if prefilter and not self._may_match(link, operator, t):
+        may_prefilter = targets.positive and not operator.negated and not operator.dynamic
+        if may_prefilter and not prefilter.may_match(link, operator, t):
             return False
         pairs: list[Item] | None = None
         extra = self._removed_targets(rule, t) if t.removed_targets else None
@@ -314,18 +316,18 @@ class Engine:
                 raw = t.transformed.get((targets.key, ""))
                 if raw is None:
                     raw = t.transformed[(targets.key, "")] = targets.items(t)
-                pairs = t.transformed[cache_key] = self._transformed(link, raw, t)
+                pairs = t.transformed[cache_key] = transformed(link, raw, t)
             if isinstance(operator, Rx) and operator.set_index >= 0 and not operator.negated:
                 # One membership test instead of a loop over every value: the union of the RE2-set hits
                 # of all the values these targets and transformations give (computed once per request).
-                union = t.group_hits.get(cache_key, _UNKNOWN)
-                if union is _UNKNOWN:
-                    union = t.group_hits[cache_key] = self._union(pairs, t)
+                union = t.group_hits.get(cache_key, UNKNOWN)
+                if union is UNKNOWN:
+                    union = t.group_hits[cache_key] = prefilter.union_hits(pairs, t)
                 if union is not None and operator.set_index not in union:
                     return False
         else:
             items = targets.items(t, extra)
-            pairs = items if link.multimatch else self._transformed(link, items, t)
+            pairs = items if link.multimatch else transformed(link, items, t)
         matched: list[Item] = []
         dynamic = operator.dynamic
         set_index = operator.set_index if isinstance(operator, Rx) else -1
@@ -336,11 +338,11 @@ class Engine:
             return _expand(_macro(text), t, rule)
 
         for name, value in pairs:
-            candidates = _steps(link, value, t.steps) if link.multimatch else [value]
+            candidates = intermediates(link, value, t.steps) if link.multimatch else [value]
             for candidate in candidates:
                 if set_index >= 0:
-                    hits = rx_hits.get(candidate, _UNKNOWN)
-                    if hits is _UNKNOWN:
+                    hits = rx_hits.get(candidate, UNKNOWN)
+                    if hits is UNKNOWN:
                         hits = rx_hits[candidate] = t.rx_set.match(candidate)
                     if hits is not None and set_index not in hits:
                         if not negated:
@@ -367,146 +369,6 @@ class Engine:
             return False
         t.matched_vars = matched
         return True
-
-    def _union(self, pairs: list[Item], t: Transaction) -> frozenset[int] | None:
-        union: set[int] = set()
-        rx_hits = t.rx_hits
-        for _name, value in pairs:
-            hits = rx_hits.get(value, _UNKNOWN)
-            if hits is _UNKNOWN:
-                hits = rx_hits[value] = t.rx_set.match(value)
-            if hits is None:
-                return None
-            union |= hits
-        return frozenset(union)
-
-    def _may_match(self, link: SecRule, operator: Operator, t: Transaction) -> bool:
-        assert link.targets is not None
-        index = operator.set_index if isinstance(operator, Rx) else -1
-        for target in link.targets.positive:
-            if index >= 0:
-                hits_key = (target.text, link.transform_key, link.multimatch)
-                hits = t.target_hits.get(hits_key, _UNKNOWN)
-                if hits is _UNKNOWN:
-                    hits = t.target_hits[hits_key] = self._target_hits(link, target, t)
-                if hits is None or index in hits:
-                    return True
-                continue
-            for value in self._candidates(link, target, t, with_unchanged=True):
-                if operator.test(value, _no_expand) is not None:
-                    return True
-        return False
-
-    def _target_hits(self, link: SecRule, target: Target, t: Transaction) -> frozenset[int] | None:
-        """A superset of the RE2-set hits of ``target``'s values under ``link``'s transformations: the hits
-        of every raw value (shared by all chains), plus those of the values the chain changes."""
-        raw = t.target_hits.get((target.text, "", False), _UNKNOWN)
-        if raw is _UNKNOWN:
-            raw = t.target_hits[(target.text, "", False)] = self._hits_of(target_values(t, target), t)
-        key = link.transform_key
-        if not key or raw is None:
-            return raw
-        # One loop, no helper calls: a GET asks this for ~200 (target, chain) pairs of a few values each.
-        triggers = link.transform_triggers
-        if not target_features(t, target) & triggers:
-            return raw
-        features = t.features
-        cache = t.cache
-        rx_hits = t.rx_hits
-        union = raw
-        for value in target_values(t, target):
-            bits = features.get(value)
-            if bits is None:
-                bits = features[value] = _features(value)
-            if not bits & triggers:
-                continue
-            if link.multimatch:
-                outs = _steps(link, value, t.steps)
-            else:
-                result = cache.get((value, key))
-                if result is None:
-                    result = cache[(value, key)] = _chain(link, value, t.steps)
-                outs = [result]
-            for out in outs:
-                hits = rx_hits.get(out, _UNKNOWN)
-                if hits is _UNKNOWN:
-                    hits = rx_hits[out] = t.rx_set.match(out)
-                if hits is None:
-                    return None
-                if not hits <= union:
-                    union = union | hits
-        return union
-
-    @staticmethod
-    def _candidates(link: SecRule, target: Target, t: Transaction, *, with_unchanged: bool) -> list[bytes]:
-        """The distinct values ``link``'s operator may see from ``target``: the transformed values (every
-        intermediate one for ``multiMatch``), and with ``with_unchanged`` the values the chain leaves as
-        they are (which @rx already has the hits of)."""
-        key = (target.text, link.transform_key, link.multimatch, with_unchanged)
-        found = t.candidates.get(key)
-        if found is not None:
-            return found
-        values = list(dict.fromkeys(target_values(t, target)))
-        if not link.transform_key:
-            found = values
-        else:
-            triggers = link.transform_triggers
-            features = t.features
-            out: dict[bytes, None] = {}
-            for value in values:
-                bits = features.get(value)
-                if bits is None:
-                    bits = features[value] = _features(value)
-                if not bits & triggers:
-                    if with_unchanged:
-                        out[value] = None
-                    continue
-                if link.multimatch:
-                    for step in _steps(link, value, t.steps):
-                        out[step] = None
-                else:
-                    result = t.cache.get((value, link.transform_key))
-                    if result is None:
-                        result = t.cache[(value, link.transform_key)] = _chain(link, value, t.steps)
-                    out[result] = None
-            found = list(out)
-        t.candidates[key] = found
-        return found
-
-    def _hits_of(self, values: list[bytes], t: Transaction) -> frozenset[int] | None:
-        union: set[int] = set()
-        rx_hits = t.rx_hits
-        for value in set(values):
-            hits = rx_hits.get(value, _UNKNOWN)
-            if hits is _UNKNOWN:
-                hits = rx_hits[value] = t.rx_set.match(value)
-            if hits is None:
-                return None
-            union |= hits
-        return frozenset(union)
-
-    @staticmethod
-    def _transformed(link: SecRule, items: list[Item], t: Transaction) -> list[Item]:
-        key = link.transform_key
-        if not key:
-            return items
-        cache = t.cache
-        steps = t.steps
-        features = t.features
-        triggers = link.transform_triggers
-        out: list[Item] = []
-        for name, value in items:
-            found = features.get(value)
-            if found is None:
-                found = features[value] = _features(value)
-            if not found & triggers:
-                out.append((name, value))
-                continue
-            cached = cache.get((value, key))
-            if cached is None:
-                cached = cache[(value, key)] = _chain(link, value, steps)
-            out.append((name, cached))
-        return out
 
     def _removed_targets(self, rule: SecRule, t: Transaction) -> list[tuple[str, Selector | None]]:
         out: list[tuple[str, Selector | None]] = []
@@ -551,35 +413,6 @@ class Engine:
                 t.force_body_variable = argument.lower() == "on"
             elif option == "requestbodyprocessor":
                 t.set_processor(argument.upper())
-
-
-_UNKNOWN: frozenset[int] = frozenset({-1})
-
-
-def _chain(link: SecRule, value: bytes, steps: dict[tuple[bytes, str], bytes]) -> bytes:
-    """``value`` through ``link``'s transformations, each step looked up first: chains that share a step on
-    the same input (``t:urlDecodeUni`` opens most CRS chains) compute it once per request."""
-    for name, transform in zip(link.transform_names, link.transforms, strict=True):
-        step = (value, name)
-        result = steps.get(step)
-        if result is None:
-            result = steps[step] = transform(value)
-        value = result
-    return value
-
-
-def _steps(link: SecRule, value: bytes, steps: dict[tuple[bytes, str], bytes]) -> list[bytes]:
-    """``value`` and each different value the chain makes of it (what ``multiMatch`` tests)."""
-    out = [value]
-    for name, transform in zip(link.transform_names, link.transforms, strict=True):
-        step = (value, name)
-        result = steps.get(step)
-        if result is None:
-            result = steps[step] = transform(value)
-        value = result
-        if value != out[-1]:
-            out.append(value)
-    return out
 
 
 @functools.lru_cache(maxsize=256)

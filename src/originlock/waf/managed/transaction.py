@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from .bodies import parse_json, parse_multipart, parse_urlencoded, parse_xml, processor_for
-from .prefilter import RxSet
+from .rx_set import RxSet
 from .transforms import url_decode
 
 __all__ = ["HttpRequest", "HttpResponse", "Item", "Transaction"]

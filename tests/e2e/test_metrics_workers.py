@@ -1,5 +1,6 @@
-"""`GET /metrics` with `originlock serve --workers 2`: requests and origin connections of the worker process
-are counted with the serve process's own, and no edge process outlives `serve`."""
+"""`GET /metrics` with `originlock serve --workers 2`: requests, origin connections and WAF matches of the
+worker process are counted with the serve process's own (and its WAF events are on the dashboard), and no
+edge process outlives `serve`."""
 
 from __future__ import annotations
 
@@ -96,6 +97,9 @@ def add_zone(proc: ServeProcess) -> None:
     zone = api.post("/zones", json={"name": ZONE}).json()["result"]["id"]
     api.post(f"/zones/{zone}/dns_records", json={"type": "A", "name": "www", "content": "127.0.0.1", "proxied": True})
     api.patch(f"/zones/{zone}/settings/ssl", json={"value": "flexible"})  # plain HTTP to the scripted origin
+    rule = {"action": "block", "expression": 'http.request.uri.path eq "/admin"'}
+    phase = f"/zones/{zone}/rulesets/phases/http_request_firewall_custom/entrypoint"
+    assert api.put(phase, json={"rules": [rule]}).status_code == 200
 
 
 def test_metrics_count_the_requests_of_every_worker(tmp_path: Path, origin: ScriptedOrigin) -> None:
@@ -104,6 +108,7 @@ def test_metrics_count_the_requests_of_every_worker(tmp_path: Path, origin: Scri
         workers = wait_workers(proc, 1)
         add_zone(proc)
         sent: Counter[tuple[str, int]] = Counter()  # (zone, status) as the edge should count it
+        rays: list[str] = []
         by_process: Counter[str] = Counter()  # the CF-Ray's first 8 hex digits are per edge process
         deadline = time.monotonic() + 30
         while sent[(ZONE, 200)] < REQUESTS or len(by_process) < 2 or min(by_process.values()) < 5:
@@ -114,6 +119,14 @@ def test_metrics_count_the_requests_of_every_worker(tmp_path: Path, origin: Scri
             assert response.status_code in (200, 530), response.text
             sent[("" if response.status_code == 530 else ZONE, response.status_code)] += 1
             by_process[response.headers["cf-ray"][:8]] += 1
+        blocked: Counter[str] = Counter()  # ray ids of requests the WAF blocked, by process
+        while len(blocked) < 2 or min(blocked.values()) < 3:
+            assert time.monotonic() < deadline, f"blocked by {blocked}"
+            response = httpx.get(f"http://127.0.0.1:{proc.http_port}/admin", headers={"Host": f"www.{ZONE}"})
+            assert response.status_code == 403, response.text
+            sent[(ZONE, 403)] += 1
+            blocked[response.headers["cf-ray"][:8]] += 1
+            rays.append(response.headers["cf-ray"])
         to_origin = sent[(ZONE, 200)]
         expected = {requests_series(zone, status): float(count) for (zone, status), count in sent.items()}
         deadline = time.monotonic() + 10  # workers report about once a second
@@ -124,10 +137,21 @@ def test_metrics_count_the_requests_of_every_worker(tmp_path: Path, origin: Scri
             # connections wait idle in the pool of the process that dialled them.
             pool = [got[f"originlock_origin_pool_{name}"] for name in ("opened_total", "reused_total")]
             pool.append(got['originlock_origin_pool_connections{state="idle"}'])
-            if counted == expected and pool == [origin.connections, to_origin - origin.connections, origin.connections]:
+            waf = got.get(f'originlock_waf_actions_total{{action="block",zone="{ZONE}"}}')
+            if (
+                counted == expected
+                and pool == [origin.connections, to_origin - origin.connections, origin.connections]
+                and waf == len(rays)
+            ):
                 break
-            assert time.monotonic() < deadline, f"/metrics {counted} {pool}, sent {expected} {origin.connections}"
+            assert time.monotonic() < deadline, f"/metrics {counted} {pool} {waf}, sent {expected} {origin.connections}"
             time.sleep(0.2)
+        # The dashboard lists the WAF events of both processes (the ray ids the visitor saw).
+        session = httpx.Client(base_url=proc.api_url)
+        assert session.post("/dashboard/login", data={"token": proc.token}).status_code in (200, 303)
+        live = session.get("/dashboard/live.json").json()
+        listed = {event["ray_id"] for event in live["events"]}
+        assert set(rays) <= listed, (rays, live["events"])
         assert got["originlock_edge_processes"] == 2
         assert origin.connections >= 2  # each process dialled its own
         assert proc.stop() == 0

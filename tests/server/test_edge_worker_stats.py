@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from originlock.edge.worker_stats import ZERO_POOL, WorkerReport, WorkerStatsBook, add_pools, add_requests
+from originlock.edge.worker_stats import ZERO_POOL, WorkerReport, WorkerStatsBook, add_counts, add_pools
 from originlock.origin.pool_state import PoolStatistics
+from originlock.pipeline.waf_activity import RECENT_EVENTS, WafEvent
 
 
 def pool(
@@ -50,7 +51,7 @@ def test_what_is_not_a_report_is_refused(line: bytes) -> None:
 
 
 def test_sums_add_field_by_field() -> None:
-    assert add_requests({("a", 200): 1}, {("a", 200): 2, ("b", 404): 3}, {}) == {("a", 200): 3, ("b", 404): 3}
+    assert add_counts({("a", 200): 1}, {("a", 200): 2, ("b", 404): 3}, {}) == {("a", 200): 3, ("b", 404): 3}
     assert add_pools(pool(1, 2, 3, 4, 5, 6), pool(10, 20, 30, 40, 50, 60)) == pool(11, 22, 33, 44, 55, 66)
     assert add_pools() == ZERO_POOL
 
@@ -119,3 +120,60 @@ def test_retired_workers_accumulate() -> None:
         book.retire(slot)
     assert book.request_counts({("a", 200): 10}) == {("a", 200): 16, ("b", 502): 3}
     assert book.pool_statistics(ZERO_POOL) == pool(closed=6)
+
+
+def event(at: float, zone: str = "a.test", action: str = "block", ray: str = "") -> WafEvent:
+    return WafEvent(
+        at, ray or f"ray{at}", zone, "z1", f"www.{zone}", "GET", "/x", action, "r1", "http_request_firewall_custom"
+    )
+
+
+def test_waf_activity_survives_the_encoding() -> None:
+    events = (event(3.5), event(2.0, action="log"))
+    sent = WorkerReport.of({}, ZERO_POOL, waf={("a.test", "block"): 4, ("a.test", "log"): 1}, waf_events=events)
+    assert WorkerReport.decode(sent.encode()) == sent
+    quiet = WorkerReport.of({("a.test", 200): 1}, ZERO_POOL)
+    assert b"waf" not in quiet.encode()  # nothing matched: the report does not grow
+    assert WorkerReport.decode(quiet.encode()).waf == {}
+
+
+@pytest.mark.parametrize(
+    "waf",
+    [
+        '"waf": [["a", "block", -1]]',
+        '"waf": [["a", 3, 1]]',
+        '"waf": {"a": 1}',
+        '"waf_events": [[1.0, "ray"]]',
+        '"waf_events": [["soon", "r", "z", "i", "h", "GET", "/", "block", "1", "p"]]',
+        '"waf_events": [[true, "r", "z", "i", "h", "GET", "/", "block", "1", "p"]]',
+    ],
+)
+def test_bad_waf_activity_is_refused(waf: str) -> None:
+    line = '{"requests": [], "pool": {"idle":0,"busy":0,"opened":0,"reused":0,"closed":0,"keys":0}, ' + waf + "}"
+    with pytest.raises(ValueError):
+        WorkerReport.decode(line.encode())
+
+
+def test_waf_counts_and_events_are_the_whole_edges() -> None:
+    book = WorkerStatsBook()
+    one, two = book.open_slot(), book.open_slot()
+    book.update(one, WorkerReport.of({}, ZERO_POOL, waf={("a.test", "block"): 2}, waf_events=(event(5), event(1))))
+    book.update(two, WorkerReport.of({}, ZERO_POOL, waf={("b.test", "log"): 1}, waf_events=(event(4, "b.test"),)))
+    local = {("a.test", "block"): 1}
+    assert book.waf_counts(local) == {("a.test", "block"): 3, ("b.test", "log"): 1}
+    assert [e.at for e in book.waf_events([event(3)])] == [5, 4, 3, 1]  # newest first, every process
+    book.retire(one)  # an exited worker's matches still count, and its events are still shown
+    book.update(two, WorkerReport.of({}, ZERO_POOL, waf={("b.test", "log"): 2}, waf_events=(event(6, "b.test"),)))
+    assert book.waf_counts({}) == {("a.test", "block"): 2, ("b.test", "log"): 2}
+    assert [e.at for e in book.waf_events([])] == [6, 5, 1]
+
+
+def test_the_events_shown_are_the_newest_of_all_processes() -> None:
+    book = WorkerStatsBook()
+    slot = book.open_slot()
+    theirs = tuple(event(float(2 * n + 1)) for n in reversed(range(RECENT_EVENTS)))  # odd instants, newest first
+    book.update(slot, WorkerReport.of({}, ZERO_POOL, waf={("a.test", "block"): RECENT_EVENTS}, waf_events=theirs))
+    ours = [event(float(2 * n)) for n in reversed(range(RECENT_EVENTS))]  # even instants
+    shown = book.waf_events(ours)
+    assert len(shown) == RECENT_EVENTS
+    assert [e.at for e in shown] == list(range(2 * RECENT_EVENTS - 1, -1, -1))[:RECENT_EVENTS]

@@ -138,7 +138,7 @@ async def _serve(args: argparse.Namespace) -> int:
     node = node_id()
     jobs = start_periodic_jobs(deployment.store, node, args.alert_interval)
     app = control_plane_app(deployment.store, max_body=args.api_max_body)
-    attach_waf_recorder(app, waf)
+    attach_waf_recorder(app, waf, worker_stats)
     edge_state = edge_up.result().state
     api_sock.on_shed = lambda count: edge_state.overload.count("accept", count)
     # The fleet: /healthz/snapshot and snapshot metrics, the lease keeper, this node's registration.

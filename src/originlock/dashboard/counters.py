@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
-from originlock.dashboard.waf_events import WafEvent, WafRecorder
+from originlock.dashboard.waf_events import EdgeWafActivity, WafEvent
 
 __all__ = ["Counters", "read_counters"]
 
@@ -30,7 +30,7 @@ class Counters:
 
 
 def read_counters(
-    registry: CollectorRegistry, recorder: WafRecorder | None, zones: frozenset[str], waf_zones: frozenset[str]
+    registry: CollectorRegistry, activity: EdgeWafActivity | None, zones: frozenset[str], waf_zones: frozenset[str]
 ) -> Counters:
     """Counts for the zones in ``zones`` (and WAF activity for ``waf_zones``) only."""
     requests: dict[tuple[str, int], int] = {}
@@ -45,7 +45,7 @@ def read_counters(
                 requests[(sample.labels["zone"], int(sample.labels["status"]))] = int(sample.value)
     waf: dict[tuple[str, str], int] = {}
     events: list[WafEvent] = []
-    if recorder is not None:
-        waf = {key: n for key, n in recorder.counts().items() if key[0] in waf_zones}
-        events = [e for e in recorder.recent() if e.zone in waf_zones]
+    if activity is not None:
+        waf = {key: n for key, n in activity.counts().items() if key[0] in waf_zones}
+        events = [e for e in activity.recent() if e.zone in waf_zones]
     return Counters(requests, waf, events, edge_running)

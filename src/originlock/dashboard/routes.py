@@ -21,7 +21,8 @@ from originlock.dashboard.edit import EDITABLE, EditRefused, apply_zone_settings
 from originlock.dashboard.overview import build_overview, visible_zones
 from originlock.dashboard.pages import login_page, overview_page
 from originlock.dashboard.session import COOKIE, SESSION_SECONDS, Sessions
-from originlock.dashboard.waf_events import WafCollector, WafRecorder
+from originlock.dashboard.waf_events import EdgeWafActivity, WafCollector, WafRecorder
+from originlock.edge.worker_stats import WorkerStatsBook
 from originlock.store.db import Store
 from originlock.store.tokens import Token
 
@@ -45,10 +46,12 @@ HEADERS = {
 _sessions_lock = threading.Lock()
 
 
-def attach_waf_recorder(app: FastAPI, recorder: WafRecorder) -> None:
-    """Let the dashboard and ``/metrics`` see the edge's WAF activity (``serve`` calls this)."""
-    app.state.waf_recorder = recorder
-    app.state.metrics.register(WafCollector(recorder))
+def attach_waf_recorder(app: FastAPI, recorder: WafRecorder, workers: WorkerStatsBook | None = None) -> None:
+    """Let the dashboard and ``/metrics`` see the edge's WAF activity: ``recorder``'s, plus what the
+    ``--workers`` processes report into ``workers`` (``serve`` calls this)."""
+    activity = EdgeWafActivity(recorder.activity, workers)
+    app.state.waf_activity = activity
+    app.state.metrics.register(WafCollector(activity))
 
 
 def _sessions(request: Request) -> Sessions:
@@ -72,8 +75,8 @@ def _html(body: str, status: int = 200) -> HTMLResponse:
 def _overview(request: Request, token: Token, notice: str | None = None, status: int = 200) -> Response:
     now = clock(request)
     data = build_overview(request.app.state.store, token, now)
-    recorder = getattr(request.app.state, "waf_recorder", None)
-    counters = read_counters(request.app.state.metrics, recorder, data.zone_names, data.waf_zone_names)
+    activity = getattr(request.app.state, "waf_activity", None)
+    counters = read_counters(request.app.state.metrics, activity, data.zone_names, data.waf_zone_names)
     return _html(overview_page(data, counters, token_name=token.name, now=now, notice=notice), status)
 
 
@@ -151,7 +154,7 @@ def live(request: Request) -> Response:
         return JSONResponse({"error": "sign in at /dashboard"}, status_code=401, headers=HEADERS)
     zones, waf_zones = visible_zones(request.app.state.store, token)
     counters = read_counters(
-        request.app.state.metrics, getattr(request.app.state, "waf_recorder", None), zones, waf_zones
+        request.app.state.metrics, getattr(request.app.state, "waf_activity", None), zones, waf_zones
     )
     statuses: dict[str, int] = {}
     for (_, status), count in counters.requests.items():

@@ -4,50 +4,27 @@
 real hook, then looks at the verdict the hook left on the request context. Requests no rule matched (the
 common case) cost one attribute check. For a zone with response rules it also wraps the response inspection
 the hook planned, so a response the rules block (or match first) is an event too.
-It counts in the process that runs it: with ``--workers N`` each
-worker process has its own copy, and only the serve process's own edge is seen here (the request counters,
-which workers report over their pipes, do include every process).
+It counts in the process that runs it (``pipeline/waf_activity.py``): with ``--workers N`` each worker
+process has its own copy and reports its counts and latest events over its pipe, and :class:`EdgeWafActivity`
+adds them to the serve process's own.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from originlock.edge.worker_stats import WorkerStatsBook
 from originlock.pipeline.context import RequestContext
 from originlock.pipeline.decision import CONTINUE, Decision, ResponseInspection
 from originlock.pipeline.hooks import WafHook
+from originlock.pipeline.waf_activity import RECENT_EVENTS, WafActivity, WafEvent, WafKey
 from originlock.proto.events import RequestReceived, ResponseReceived
 
-__all__ = ["RECENT_EVENTS", "WafCollector", "WafEvent", "WafRecorder"]
-
-#: How many events the dashboard can show: a screenful, and a bounded amount of memory.
-RECENT_EVENTS = 200
-
-
-@dataclass(frozen=True)
-class WafEvent:
-    """One request a WAF rule matched."""
-
-    #: Seconds since the epoch.
-    at: float
-    ray_id: str
-    zone: str
-    zone_id: str
-    host: str
-    method: str
-    path: str
-    #: The terminating action (``block``...) or, for a request that went on, the first matched rule's
-    #: action (``log``, ``skip``).
-    action: str
-    rule_id: str
-    phase: str
+__all__ = ["RECENT_EVENTS", "EdgeWafActivity", "WafCollector", "WafEvent", "WafRecorder"]
 
 
 class WafRecorder:
@@ -56,12 +33,10 @@ class WafRecorder:
     def __init__(self, inner: WafHook, wall_clock: Callable[[], float]) -> None:
         self.inner = inner
         self.wall_clock = wall_clock
-        self._lock = threading.Lock()  # /metrics and the dashboard read from the API's threadpool
-        self._counts: dict[tuple[str, str], int] = {}
-        self._recent: deque[WafEvent] = deque(maxlen=RECENT_EVENTS)
+        self.activity = WafActivity()
 
     def __repr__(self) -> str:
-        return f"WafRecorder({self.inner!r}, events={len(self._recent)})"
+        return f"WafRecorder({self.inner!r}, {self.activity!r})"
 
     def __reduce__(self) -> tuple[type[WafRecorder], tuple[WafHook, Callable[[], float]]]:
         # --workers pickles the hook; each worker starts with empty counts of its own.
@@ -101,20 +76,29 @@ class WafRecorder:
             rule_id=rule_id,
             phase=phase,
         )
-        with self._lock:
-            key = (zone, action)
-            self._counts[key] = self._counts.get(key, 0) + 1
-            self._recent.append(event)
+        self.activity.record(event)
 
-    def counts(self) -> dict[tuple[str, str], int]:
+
+class EdgeWafActivity:
+    """The whole edge's WAF activity: the serve process's recorder plus what every ``--workers`` process
+    reported (counts summed, the newest events of all)."""
+
+    def __init__(self, local: WafActivity, workers: WorkerStatsBook | None = None) -> None:
+        self._local = local
+        self._workers = workers
+
+    def __repr__(self) -> str:
+        return f"EdgeWafActivity({self._local!r}, workers={self._workers!r})"
+
+    def counts(self) -> dict[WafKey, int]:
         """Matched requests so far, by (zone name, action)."""
-        with self._lock:
-            return dict(self._counts)
+        local = self._local.counts()
+        return local if self._workers is None else self._workers.waf_counts(local)
 
     def recent(self) -> list[WafEvent]:
         """The latest events, newest first."""
-        with self._lock:
-            return list(reversed(self._recent))
+        local = self._local.recent()
+        return local if self._workers is None else self._workers.waf_events(local)
 
 
 class _RecordedResponse:
@@ -149,8 +133,8 @@ class _RecordedResponse:
 class WafCollector(Collector):
     """``originlock_waf_actions_total{zone,action}``: requests a WAF rule matched, by the action taken."""
 
-    def __init__(self, recorder: WafRecorder) -> None:
-        self._recorder = recorder
+    def __init__(self, activity: EdgeWafActivity) -> None:
+        self._activity = activity
 
     def __repr__(self) -> str:
         return "WafCollector()"
@@ -158,9 +142,9 @@ class WafCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(
             "originlock_waf_actions",
-            "Requests a WAF rule matched, by zone and action (block, challenge, log, skip...); serve process only",
+            "Requests a WAF rule matched, by zone and action (block, challenge, log, skip...)",
             labels=["zone", "action"],
         )
-        for (zone, action), count in sorted(self._recorder.counts().items()):
+        for (zone, action), count in sorted(self._activity.counts().items()):
             family.add_metric([zone, action], count)
         yield family

@@ -33,6 +33,7 @@ from originlock.edge.state import EdgeState
 from originlock.edge.worker_channel import REPORT_SECONDS, WorkerReporter, WorkerReports
 from originlock.edge.worker_stats import WorkerReport, WorkerStatsBook
 from originlock.pipeline.hooks import WafHook
+from originlock.pipeline.waf_activity import RecordingHook, WafEvent, WafKey
 
 __all__ = ["run_edge", "run_edge_process"]
 
@@ -151,7 +152,12 @@ def run_edge_process(
 
 def _report(state: EdgeState) -> WorkerReport:
     sockets = state.websockets
-    return WorkerReport.of(state.request_counts, state.pool.statistics(), (sockets.active, sockets.upgrades))
+    waf: dict[WafKey, int] = {}
+    events: tuple[WafEvent, ...] = ()
+    if isinstance(state.waf, RecordingHook):  # serve's hook counts WAF matches for the dashboard and /metrics
+        waf, events = state.waf.activity.counts(), tuple(state.waf.activity.recent())
+    websockets = (sockets.active, sockets.upgrades)
+    return WorkerReport.of(state.request_counts, state.pool.statistics(), websockets, waf, events)
 
 
 async def _worker_main(

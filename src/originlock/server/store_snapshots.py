@@ -343,7 +343,9 @@ class StoreSnapshotSource:
         changes = [c for c in taken if c.generation > self._applied]
         contiguous = all(c.generation == self._applied + 1 + i for i, c in enumerate(changes))
         if poll or not contiguous or self._from_disk:
-            with self._store.read(timeout=REFRESH_DEADLINE) as conn:
+            # The generation, then the log up to it: a writer commits both at once, so no transaction is
+            # needed for the two to agree.
+            with self._store.read(timeout=REFRESH_DEADLINE, consistent=False) as conn:
                 _, logged = read_since(conn, self._applied)
             self._confirmed = time.time()
             if logged is None or self._from_disk or self._assembly is None:

@@ -137,9 +137,17 @@ def test_next_expiry_follows_replacements_of_the_earliest_zone() -> None:
 def test_dismantle_frees_a_slice_at_a_time_and_leaves_snapshots_intact() -> None:
     zones = [_zone(f"z{i}", {f"h{j}.z{i}.test": "2024-01-01" for j in range(3)}) for i in range(10)]
     assembly = SnapshotAssembly(PKI, zones)
-    snap = assembly.snapshot(1)
+    assembly.snapshot(1)  # dropped at once: nothing else holds the route table's base
     pauses: list[int] = []
     assembly.dismantle(4, lambda: pauses.append(assembly.zone_count + assembly.route_count))
     assert assembly.zone_count == assembly.route_count == 0 and assembly.parts() == []
-    assert len(pauses) == 3 + 8 and pauses == sorted(pauses, reverse=True)  # 10 zones, then 30 routes, by 4
-    assert len(snap.routes) == 30 and snap.route_for("h2.z9.test") == _route("h2.z9.test", "z9")
+    assert len(pauses) == 8 + 3 and pauses == sorted(pauses, reverse=True)  # 30 routes, then 10 zones, by 4
+    # A snapshot still held (an old request's) shares the base: it is left whole, freed with the snapshot.
+    assembly = SnapshotAssembly(PKI, zones)
+    assembly.replace([_zone("z0", {"new.z0.test": "2024-01-02"})], [])
+    snap = assembly.snapshot(2)
+    pauses.clear()
+    assembly.dismantle(4, lambda: pauses.append(assembly.zone_count))
+    assert assembly.route_count == 0 and len(pauses) == 3
+    assert len(snap.routes) == 28 and snap.route_for("h2.z9.test") == _route("h2.z9.test", "z9")
+    assert snap.route_for("new.z0.test") is not None and snap.route_for("h0.z0.test") is None

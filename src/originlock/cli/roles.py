@@ -24,9 +24,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-from fastapi import FastAPI
-from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CollectorRegistry
 
 from originlock.cli.api_options import add_api_options, host_port
@@ -43,10 +40,10 @@ from originlock.server import metrics
 from originlock.server.alerts_notify import WebhookQueueNotifier
 from originlock.server.bootstrap import MASTER_KEY_ENV, bootstrap
 from originlock.server.fleet_node import start_fleet_tasks, stop_tasks
+from originlock.server.health_http import HealthServer, edge_health_routes
 from originlock.server.last_known_good import LastKnownGood
 from originlock.server.leadership import node_id
 from originlock.server.monitor import add_monitor_arguments, start_origin_monitor, stop_origin_monitor
-from originlock.server.snapshot_health import add_snapshot_health
 from originlock.server.store_snapshots import StoreSnapshotSource, open_store_snapshots
 from originlock.store.db import Store
 from originlock.store.deadline import SNAPSHOT_TIMEOUTS
@@ -57,7 +54,9 @@ __all__ = ["add_parsers"]
 log = logging.getLogger("originlock")
 
 
-async def _serve_uvicorn(app: Any, where: tuple[str, int], sock: socket.socket | None = None) -> uvicorn.Server:
+async def _serve_uvicorn(app: Any, where: tuple[str, int], sock: socket.socket | None = None) -> None:
+    import uvicorn  # the api role's only: the edge role starts without the web stack (server/health_http.py)
+
     config = uvicorn.Config(app, host=where[0], port=where[1], log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
 
@@ -67,17 +66,14 @@ async def _serve_uvicorn(app: Any, where: tuple[str, int], sock: socket.socket |
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     await server.serve(sockets=[sock] if sock is not None else None)
-    return server
 
 
 def _where(address: tuple[str, int] | None) -> str | None:
     return f"{address[0]}:{address[1]}" if address else None
 
 
-def _health_app(source: object, edge: EdgeServer, worker_stats: WorkerStatsBook) -> FastAPI:
-    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+def _health_server(source: object, edge: EdgeServer, worker_stats: WorkerStatsBook) -> HealthServer:
     registry = CollectorRegistry(auto_describe=False)
-    add_snapshot_health(app, registry, source)
     state = edge.state
     metrics.add_edge_collectors(
         registry,
@@ -85,16 +81,19 @@ def _health_app(source: object, edge: EdgeServer, worker_stats: WorkerStatsBook)
         pool=lambda: worker_stats.pool_statistics(state.pool.statistics()),
         processes=lambda: 1 + worker_stats.reporting(),
     )
+    return HealthServer(edge_health_routes(registry, source))
 
-    @app.get("/healthz")
-    def health() -> PlainTextResponse:
-        return PlainTextResponse("ok\n")  # the edge listens and serves a snapshot: /healthz/snapshot says which
 
-    @app.get("/metrics")
-    def prometheus() -> Response:
-        return Response(metrics.render(registry), media_type=metrics.CONTENT_TYPE)
-
-    return app
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
 
 
 async def _edge(args: argparse.Namespace) -> int:
@@ -140,11 +139,20 @@ async def _edge(args: argparse.Namespace) -> int:
         "https": _where(edge.https_address),
         "health": f"{args.health[0]}:{args.health[1]}",
     }
+    health = _health_server(served, edge, worker_stats)
+    try:
+        await health.start(*args.health)
+    except OSError as exc:
+        print(f"error: cannot listen on --health {address['health']}: {exc.strerror or exc}", file=sys.stderr)
+        await stop_tasks([edge_task])
+        store.close()
+        return 1
     print(f"originlock edge node: {address}; generation {source.generation}", flush=True)
     tasks = start_fleet_tasks(store, node_id(), "edge", address, served)
     try:
-        await _serve_uvicorn(_health_app(served, edge, worker_stats), args.health)
+        await _until_signalled()
     finally:
+        await health.close()
         await stop_tasks([*tasks, edge_task])
         store.close()
     print("originlock edge stopped", flush=True)

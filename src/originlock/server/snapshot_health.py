@@ -20,17 +20,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from originlock.server.store_snapshots import SourceStatistics
 
-__all__ = ["SnapshotCollector", "add_snapshot_health", "snapshot_json"]
+if TYPE_CHECKING:  # the edge role answers without FastAPI (server/health_http.py)
+    from fastapi import FastAPI
+
+__all__ = ["SnapshotCollector", "add_snapshot_health", "snapshot_document", "snapshot_json"]
 
 StatsFn = Callable[[], SourceStatistics | None]
 
@@ -105,14 +106,27 @@ def stats_of(source: object) -> StatsFn:
     return statistics if callable(statistics) else (lambda: None)
 
 
-def add_snapshot_health(app: FastAPI, registry: CollectorRegistry, source: object) -> None:
-    """Add the collector to ``registry`` and ``GET /healthz/snapshot`` to ``app``."""
+def snapshot_document(registry: CollectorRegistry, source: object) -> Callable[[], tuple[int, dict[str, Any]]]:
+    """Add the collector to ``registry``; the status and body of ``GET /healthz/snapshot``, as a callable."""
     stats = stats_of(source)
     registry.register(SnapshotCollector(stats))
 
-    @app.get("/healthz/snapshot", include_in_schema=False)
-    def snapshot_health() -> JSONResponse:
+    def document() -> tuple[int, dict[str, Any]]:
         current = stats()
         if current is None:
-            return JSONResponse({"serving": False}, status_code=503)
-        return JSONResponse({"serving": True, **snapshot_json(current)})
+            return 503, {"serving": False}
+        return 200, {"serving": True, **snapshot_json(current)}
+
+    return document
+
+
+def add_snapshot_health(app: FastAPI, registry: CollectorRegistry, source: object) -> None:
+    """Add the collector to ``registry`` and ``GET /healthz/snapshot`` to ``app``."""
+    from fastapi.responses import JSONResponse
+
+    document = snapshot_document(registry, source)
+
+    @app.get("/healthz/snapshot", include_in_schema=False)
+    def snapshot_health() -> JSONResponse:
+        status, body = document()
+        return JSONResponse(body, status_code=status)

@@ -5,8 +5,10 @@ DNS-only names, its uploaded edge certificates, its WAF rulesets, and the next i
 its client certificates expires). A :class:`SnapshotAssembly` keeps the parts of every zone and the
 merged tables the edge looks up (hostname -> route), and :meth:`SnapshotAssembly.replace` swaps the
 parts of a few zones, updating only the entries of their hostnames. :meth:`SnapshotAssembly.snapshot`
-then freezes the current state into a new immutable :class:`Snapshot` (a copy of the route table,
-milliseconds at 100k hostnames), which the edge swaps in atomically.
+then freezes the current state into a new immutable :class:`Snapshot`, which the edge swaps in
+atomically. The route table is a shared base plus an overlay of the names changed since
+(snapshot/routes.py): freezing it copies the overlay, not the 100k-entry base, so a change costs the
+edge's process O(change) and never holds the interpreter lock for a whole-table copy.
 
 A hostname proxied by two zones (possible across accounts) goes to the record created first, as the
 whole-store compile did.
@@ -22,6 +24,7 @@ from datetime import datetime
 from types import MappingProxyType
 
 from originlock.snapshot.model import DeploymentPki, EdgeCert, Route, Snapshot, ZonePhases
+from originlock.snapshot.routes import RouteLayers
 
 __all__ = ["SnapshotAssembly", "ZoneParts"]
 
@@ -47,10 +50,19 @@ class ZoneParts:
     next_expiry: datetime | None = None
     #: Fingerprints of the client certificates the routes present (derived).
     fingerprints: frozenset[str] = field(init=False, repr=False, compare=False)
+    #: Some route has ``tls_1_3`` off (derived).
+    tls12_only: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        found = {r.client_cert.fingerprint for r in self.routes.values() if r.client_cert is not None}
+        found = set()
+        tls12_only = False
+        for route in self.routes.values():
+            if route.client_cert is not None:
+                found.add(route.client_cert.fingerprint)
+            if not route.tls_1_3:
+                tls12_only = True
         object.__setattr__(self, "fingerprints", frozenset(found))
+        object.__setattr__(self, "tls12_only", tls12_only)
 
 
 class SnapshotAssembly:
@@ -62,7 +74,7 @@ class SnapshotAssembly:
         self.pki_expiry: datetime | None = None
         self._zones: dict[str, ZoneParts] = {}
         #: Hostname -> the route served; the zone that owns it is the route's ``zone_id``.
-        self._routes: dict[str, Route] = {}
+        self._routes = RouteLayers()
         #: The rare names more than one zone proxies -> those zones (the winner's route is in ``_routes``).
         self._contested: dict[str, set[str]] = {}
         #: DNS-only name -> how many zones have one, and the snapshot's set (None: to recompute).
@@ -71,8 +83,12 @@ class SnapshotAssembly:
         #: Client certificate fingerprint -> how many zones present it, and the snapshot's set.
         self._fingerprint_zones: dict[str, int] = {}
         self._fingerprints: frozenset[str] | None = frozenset()
+        #: The global leaf's fingerprint included in ``_fingerprints``.
+        self._fingerprints_leaf: str | None = None
         self._edge_certs: tuple[EdgeCert, ...] | None = ()
         self._waf: dict[str, ZonePhases] = {}
+        #: Zones with a route that has ``tls_1_3`` off.
+        self._tls12_zones: set[str] = set()
         #: The earliest zone ``next_expiry`` (None: to recompute), a scan of every zone otherwise.
         self._next_expiry: datetime | None = None
         self._next_expiry_known = True
@@ -88,8 +104,10 @@ class SnapshotAssembly:
                 continue
             self._zones[zone_id] = part
             if part.routes:
-                for name in routes.keys() & part.routes.keys():
-                    contested.setdefault(name, {routes[name].zone_id}).add(zone_id)
+                for name in routes.keys_in(part.routes):
+                    holder = routes.get(name)
+                    assert holder is not None
+                    contested.setdefault(name, {holder.zone_id}).add(zone_id)
                 routes.update(part.routes)
             for name in part.dns_only:
                 self._dns_claims[name] = self._dns_claims.get(name, 0) + 1
@@ -97,6 +115,8 @@ class SnapshotAssembly:
                 self._fingerprint_zones[fingerprint] = self._fingerprint_zones.get(fingerprint, 0) + 1
             if part.waf:
                 self._waf[zone_id] = part.waf
+            if part.tls12_only:
+                self._tls12_zones.add(zone_id)
             if part.edge_certs:
                 self._edge_certs = None
         for name in list(contested):
@@ -141,11 +161,11 @@ class SnapshotAssembly:
             if name in contested:
                 unsettled.append(name)
             elif (route := routes.get(name)) is not None and route.zone_id == zone_id:
-                del routes[name]
+                routes.delete(name)
         for name, route in new_routes.items():
             current = routes.get(name)
             if current is None or (current.zone_id == zone_id and name not in contested):
-                routes[name] = route
+                routes.set(name, route)
             else:
                 contested.setdefault(name, {current.zone_id}).add(zone_id)
                 unsettled.append(name)
@@ -168,6 +188,9 @@ class SnapshotAssembly:
         self._waf.pop(zone_id, None)
         if new is not None and new.waf:
             self._waf[zone_id] = new.waf
+        self._tls12_zones.discard(zone_id)
+        if new is not None and new.tls12_only:
+            self._tls12_zones.add(zone_id)
         old_expiry = old.next_expiry if old else None
         new_expiry = new.next_expiry if new else None
         if old_expiry != new_expiry and self._next_expiry_known:
@@ -181,14 +204,21 @@ class SnapshotAssembly:
         zones = self._zones
         claimants = [z for z in self._contested.pop(name, ()) if z in zones and name in zones[z].routes]
         if not claimants:
-            self._routes.pop(name, None)
+            self._routes.delete(name)
             return
         first = min(claimants, key=lambda z: (zones[z].created.get(name, ""), z))
-        self._routes[name] = zones[first].routes[name]
+        self._routes.set(name, zones[first].routes[name])
         if len(claimants) > 1:
             self._contested[name] = set(claimants)
 
-    def snapshot(self, generation: int) -> Snapshot:
+    @property
+    def overlay_size(self) -> int:
+        """Names changed since the route table's base was made (folded into a new base past ``FOLD_AT``)."""
+        return self._routes.overlay_size
+
+    def snapshot(self, generation: int, pause: Callable[[], None] = lambda: None) -> Snapshot:
+        """Freeze the current state; ``pause()`` is called between the slices of a fold of the route table
+        (a worker thread lets the event loop run there)."""
         if self._edge_certs is None:
             ordered = sorted(
                 (entry for part in self._zones.values() for entry in part.edge_certs),
@@ -199,28 +229,37 @@ class SnapshotAssembly:
         routes = self._routes
         if self._dns_only is None:
             self._dns_only = frozenset(name for name in self._dns_claims if name not in routes)
-        if self._fingerprints is None:
-            self._fingerprints = frozenset(self._fingerprint_zones)
+        leaf = self.pki.global_client.fingerprint if self.pki.global_client is not None else None
+        if self._fingerprints is None or leaf != self._fingerprints_leaf:
+            # With the global leaf's: the snapshot then takes this set as it is, and an unchanged set stays
+            # the same object from one snapshot to the next.
+            found = set(self._fingerprint_zones)
+            if leaf is not None:
+                found.add(leaf)
+            self._fingerprints, self._fingerprints_leaf = frozenset(found), leaf
         return Snapshot(
             generation=generation,
-            routes=routes,
+            routes=routes.table(pause),
             pki=self.pki,
             dns_only=self._dns_only,
             edge_certs=self._edge_certs,
             waf=MappingProxyType(dict(self._waf)),
             known_fingerprints=self._fingerprints,
+            known_tls12_only=bool(self._tls12_zones),
         )
 
     def dismantle(self, slice_size: int, pause: Callable[[], None]) -> None:
         """Drop everything this assembly holds, ``slice_size`` entries at a time with ``pause()`` between
         slices: a replaced 100k-hostname assembly freed by one reference drop held the interpreter for
         70-85 ms. Snapshots taken from it keep their own references and stay intact."""
-        for table in (self._zones, self._routes, self._contested, self._dns_claims, self._fingerprint_zones):
+        self._routes.clear_slices(slice_size, pause)
+        for table in (self._zones, self._contested, self._dns_claims, self._fingerprint_zones):
             while table:
                 for _ in range(min(slice_size, len(table))):
                     table.popitem()
                 pause()
         self._waf.clear()
+        self._tls12_zones.clear()
         self._edge_certs = self._dns_only = self._fingerprints = None
 
     def next_expiry(self) -> datetime | None:

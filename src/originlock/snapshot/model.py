@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Final, Literal
 
 from originlock.snapshot.lifetime import Lifetime
+from originlock.snapshot.routes import RouteTable
 from originlock.waf import CompiledRuleset, Phase
 
 __all__ = ["ClientCert", "DeploymentPki", "EdgeCert", "Route", "Snapshot", "SslMode", "ZonePhases"]
@@ -197,29 +198,51 @@ class Snapshot:
     #: The client certificates the routes present, when the builder already knows them (the assembly
     #: keeps them per zone); else they are collected from the routes.
     known_fingerprints: InitVar[frozenset[str] | None] = None
-    #: The dict behind ``routes``: looked up once per request, and a plain dict's ``get`` is a direct call
-    #: where the read-only proxy's is a generic method call.
-    _routes: dict[str, Route] = field(init=False, repr=False, compare=False)
+    #: Whether some route has ``tls_1_3`` off, when the builder already knows it (the assembly keeps the
+    #: zones that have); else the routes are walked.
+    known_tls12_only: InitVar[bool | None] = None
+    #: The two layers behind ``routes`` (snapshot/routes.py), looked up once per request: a plain dict's
+    #: ``get`` is a direct call where a ``Mapping``'s is a generic method call. ``_overlay`` holds the names
+    #: changed since ``_base`` was made (``None``: removed); it is empty after a whole rebuild.
+    _base: dict[str, Route] = field(init=False, repr=False, compare=False)
+    _overlay: dict[str, Route | None] = field(init=False, repr=False, compare=False)
     #: SHA-256 fingerprints of every client certificate the snapshot may present (routes and the global
     #: leaf): at a swap the edge retires origin connections and TLS contexts of the others, and walking
     #: 100k routes for it on the event loop stalled requests at every change.
     client_fingerprints: frozenset[str] = field(init=False, repr=False, compare=False)
+    #: Some route's zone turned ``tls_1_3`` off: the edge then caps handshakes per server name. Known here
+    #: so that the edge does not walk 100k routes on its event loop at every swap.
+    any_tls12_only: bool = field(init=False, repr=False, compare=False)
     #: Held by this snapshot only: ``weakref.ref(snapshot.lifetime)`` says when the edge has let go of it.
     lifetime: Lifetime = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self, known_fingerprints: frozenset[str] | None) -> None:
+    def __post_init__(self, known_fingerprints: frozenset[str] | None, known_tls12_only: bool | None) -> None:
         object.__setattr__(self, "lifetime", Lifetime())
-        routes = dict(self.routes)
-        object.__setattr__(self, "_routes", routes)
-        object.__setattr__(self, "routes", MappingProxyType(routes))
-        found = (
-            set(known_fingerprints)
-            if known_fingerprints is not None
-            else {r.client_cert.fingerprint for r in routes.values() if r.client_cert is not None}
-        )
-        if self.pki.global_client is not None:
-            found.add(self.pki.global_client.fingerprint)
-        object.__setattr__(self, "client_fingerprints", frozenset(found))
+        # A table from an assembly shares its base with the other snapshots; anything else is copied, so a
+        # caller's dict changed later never changes the snapshot.
+        given = self.routes
+        table = given if isinstance(given, RouteTable) else RouteTable(dict(given))
+        object.__setattr__(self, "routes", table)
+        object.__setattr__(self, "_base", table.base)
+        object.__setattr__(self, "_overlay", table.overlay)
+        leaf = self.pki.global_client
+        if known_fingerprints is not None and (leaf is None or leaf.fingerprint in known_fingerprints):
+            # The assembly's set as it is: copying 10k fingerprints was most of a change's snapshot.
+            fingerprints = known_fingerprints
+        else:
+            found = (
+                set(known_fingerprints)
+                if known_fingerprints is not None
+                else {r.client_cert.fingerprint for r in table.values() if r.client_cert is not None}
+            )
+            if leaf is not None:
+                found.add(leaf.fingerprint)
+            fingerprints = frozenset(found)
+        object.__setattr__(self, "client_fingerprints", fingerprints)
+        tls12_only = known_tls12_only
+        if tls12_only is None:
+            tls12_only = not all(route.tls_1_3 for route in table.values())
+        object.__setattr__(self, "any_tls12_only", tls12_only)
 
     def edge_cert_for(self, host: str, now: datetime) -> EdgeCert | None:
         """The uploaded certificate to serve for ``host``: highest priority among unexpired ones covering it."""
@@ -230,17 +253,24 @@ class Snapshot:
 
     def route_for(self, host: str) -> Route | None:
         """Exact hostname first, then the closest ``*.`` wildcard record (Cloudflare's DNS precedence)."""
-        routes = self._routes
-        route = routes.get(host)  # the edge passes normalised names (zone_router.host_of): one lookup
+        # The edge passes normalised names (zone_router.host_of): one lookup, two while an overlay exists.
+        overlay = self._overlay
+        route = overlay[host] if overlay and host in overlay else self._base.get(host)
         if route is not None:
             return route
         host = host.rstrip(".").lower()
-        route = routes.get(host)
+        route = self._lookup(host)
         if route is not None or host in self.dns_only:
             return route
         labels = host.split(".")
         for i in range(1, len(labels)):
-            route = routes.get("*." + ".".join(labels[i:]))
+            route = self._lookup("*." + ".".join(labels[i:]))
             if route is not None:
                 return route
         return None
+
+    def _lookup(self, name: str) -> Route | None:
+        overlay = self._overlay
+        if overlay and name in overlay:
+            return overlay[name]
+        return self._base.get(name)

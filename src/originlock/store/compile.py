@@ -347,7 +347,9 @@ def refresh_assembly(
     the generation from the changes it applies (no query for it: every round trip is on a change's way to
     the edge). A few zones read in well under a second: a read still running after :data:`REFRESH_DEADLINE`
     is a hanging store, cut so the caller can retry."""
-    with store.read(timeout=REFRESH_DEADLINE) as conn:
+    # Not one transaction: a write committed between two of these queries is notified after its commit,
+    # and its zones are then read again (Store.read, consistent=False).
+    with store.read(timeout=REFRESH_DEADLINE, consistent=False) as conn:
         if pki:
             assembly.pki = compile_pki(conn, store, now)
             assembly.pki_expiry = _future(assembly.pki, now)

@@ -42,6 +42,8 @@ UNAVAILABLE_CODE = 10503
 CONFLICT_CODE = 10409
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+#: Key in a pooled connection's ``info``: when its last use ended (``StoreTimeouts.ping_idle``).
+_USED_AT = "originlock_used_at"
 
 
 # Both backends spell "INSERT ... ON CONFLICT" the same way (SQLite since 3.24, PostgreSQL since 9.5), but
@@ -113,8 +115,20 @@ def _postgres_engine(url: str, timeouts: StoreTimeouts, watchdog: Watchdog) -> E
         max_overflow=10,
     )
 
+    @event.listens_for(engine, "connect")
+    def _connected(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_USED_AT] = time.monotonic()  # a new connection needs no ping
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_conn: Any, record: Any) -> None:
+        # An invalidated connection (a failure, the watchdog's cut) loses its ``info``: it is pinged again.
+        record.info[_USED_AT] = time.monotonic()
+
     @event.listens_for(engine, "checkout")
     def _ping(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        used_at = record.info.get(_USED_AT)
+        if used_at is not None and time.monotonic() - used_at < timeouts.ping_idle:
+            return
         # SQLAlchemy's pool_pre_ping, under a deadline: its ping waits forever on a hanging network.
         ticket = watchdog.arm(dbapi_conn.pgconn.socket, timeouts.ping)
         try:
@@ -218,7 +232,9 @@ class Store:
         return Store(self.url, self.sealer, fips=self.fips, timeouts=timeouts, migrate_schema=False)
 
     @contextmanager
-    def _transaction(self, *, write: bool, timeout: float | None = None) -> Iterator[Connection]:
+    def _transaction(
+        self, *, write: bool, timeout: float | None = None, autocommit: bool = False
+    ) -> Iterator[Connection]:
         if self.breaker.is_open:
             raise StoreUnavailable("the store is unreachable; retry shortly", UNAVAILABLE_CODE)
         ticket: WatchdogTicket | None = None
@@ -230,6 +246,10 @@ class Store:
                 dbapi = conn.connection.dbapi_connection
                 fd = dbapi.pgconn.socket if self.backend == "postgresql" and dbapi is not None else None
                 ticket = self._watchdog.arm(fd, self.timeouts.transaction if timeout is None else timeout)
+                if autocommit:
+                    # Each statement is its own transaction: no BEGIN and no ROLLBACK round trips.
+                    yield conn.execution_options(isolation_level="AUTOCOMMIT")
+                    return
                 with conn.begin() as tx:
                     yield conn
                     if time.monotonic() >= ticket.deadline:
@@ -285,9 +305,17 @@ class Store:
             yield conn
 
     @contextmanager
-    def read(self, timeout: float | None = None) -> Iterator[Connection]:
-        """A read transaction; ``timeout`` overrides the store's transaction deadline for this one."""
-        with self._transaction(write=False, timeout=timeout) as conn:
+    def read(self, timeout: float | None = None, *, consistent: bool = True) -> Iterator[Connection]:
+        """A read transaction; ``timeout`` overrides the store's transaction deadline for this one.
+
+        ``consistent=False``: on PostgreSQL the statements run without a transaction (two fewer round
+        trips), each seeing what was committed when it ran, so two of them may see different states. For
+        readers that a later change corrects anyway: an incremental refresh reads a zone that a write
+        committed meanwhile changed, and that write's own notification makes it read the zone again.
+        SQLite keeps the transaction (no round trips to save).
+        """
+        autocommit = not consistent and self.backend == "postgresql"
+        with self._transaction(write=False, timeout=timeout, autocommit=autocommit) as conn:
             yield conn
 
     def generation(self) -> int:

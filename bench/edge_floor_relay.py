@@ -12,6 +12,14 @@ written in Python on asyncio/uvloop does per request costs at least this much; `
 ``Connection: close`` into ``keep-alive``, so the origin connection stays pooled) and the visitor
 connection is closed after the response, so every request pays a visitor TLS handshake (resumed with the
 server context's default session tickets, as the product's are) and nothing else.
+
+``dial_origins=True`` is the new-origin shapes' floor: every request dials the origin (TCP connect and the
+mTLS handshake in one ``create_connection``), the origin's ``Connection: close`` is turned into
+``keep-alive`` for the visitor (whose connection stays open, as the product's does), and the origin
+connection is closed after its response. Each dial offers the previous connection's TLS session through
+the product's own :class:`~originlock.tls.direct.DirectSSLContext` (the one way to resume a client session
+under uvloop), so against an origin that offers resumption the floor resumes as the product does, and
+against one that does not it makes the same full handshake.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ import asyncio
 import ssl
 from pathlib import Path
 from typing import cast
+
+from originlock.tls.direct import DirectSSLContext
 
 
 class _Origin(asyncio.Protocol):
@@ -33,6 +43,13 @@ class _Origin(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         visitor = self.visitor
+        if self.relay.dial_origins:
+            if visitor is not None and visitor.transport is not None:
+                visitor.transport.write(data.replace(b"Connection: close", b"Connection: keep-alive", 1))
+            self.visitor = None
+            if self.transport is not None:
+                self.transport.close()
+            return
         if visitor is not None and visitor.transport is not None:
             if self.relay.close_visitors:
                 visitor.transport.write(data.replace(b"Connection: keep-alive", b"Connection: close", 1))
@@ -59,7 +76,7 @@ class _Visitor(asyncio.Protocol):
         relay = self.relay
         if relay.close_visitors:  # the visitor's "Connection: close" is not the pooled origin connection's
             data = data.replace(b"Connection: close", b"Connection: keep-alive", 1)
-        if relay.idle:
+        if relay.idle and not relay.dial_origins:
             origin = relay.idle.pop()
             origin.visitor = self
             assert origin.transport is not None
@@ -69,18 +86,35 @@ class _Visitor(asyncio.Protocol):
 
 
 class _Relay:
-    def __init__(self, directory: Path, origin_port: int, chain: str, server_name: str, close_visitors: bool) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        origin_port: int,
+        chain: str,
+        server_name: str,
+        close_visitors: bool,
+        dial_origins: bool = False,
+    ) -> None:
         self.origin_port = origin_port
         self.server_name = server_name
         self.close_visitors = close_visitors
+        self.dial_origins = dial_origins
         self.idle: list[_Origin] = []
-        self.client = ssl.create_default_context(cafile=str(directory / "origin-ca.pem"))
+        self.client = DirectSSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self.client.load_verify_locations(cafile=str(directory / "origin-ca.pem"))
         self.client.load_cert_chain(directory / chain, directory / "zone-a.key")
+        #: The TLS object of the last origin connection: its session is offered to the next dial.
+        self.last: ssl.SSLObject | None = None
 
     async def dial(self, visitor: _Visitor, data: bytes) -> None:
-        _, origin = await asyncio.get_running_loop().create_connection(
-            lambda: _Origin(self), "127.0.0.1", self.origin_port, ssl=self.client, server_hostname=self.server_name
-        )
+        offer = self.client.offer_session(self.server_name, self.last)
+        try:
+            transport, origin = await asyncio.get_running_loop().create_connection(
+                lambda: _Origin(self), "127.0.0.1", self.origin_port, ssl=self.client, server_hostname=self.server_name
+            )
+        finally:
+            self.client.withdraw(offer)
+        self.last = transport.get_extra_info("ssl_object")
         origin.visitor = visitor
         assert origin.transport is not None
         origin.transport.write(data)
@@ -94,8 +128,9 @@ async def serve_relay(
     chain: str = "zone-a-chain.pem",
     server_name: str = "a.test",
     close_visitors: bool = False,
+    dial_origins: bool = False,
 ) -> None:
-    relay = _Relay(directory, origin_port, chain, server_name, close_visitors)
+    relay = _Relay(directory, origin_port, chain, server_name, close_visitors, dial_origins)
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(directory / "edge.pem", directory / "edge.key")
     server = await asyncio.get_running_loop().create_server(

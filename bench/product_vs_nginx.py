@@ -208,7 +208,7 @@ def main() -> int:
     parser.add_argument(
         "--floor",
         action="store_true",
-        help="also measure the do-nothing uvloop relay (bench/edge_floor_relay.py) in pooled and new-visitor",
+        help="also measure the do-nothing uvloop relay (bench/edge_floor_relay.py) in every shape but waf25",
     )
     parser.add_argument(
         "--no-tls12-line", action="store_true", help="skip the new-origin shapes against nginx pulling over TLS 1.2"
@@ -235,7 +235,14 @@ def main() -> int:
     pki.write(tmp, "edge", edge_leaf)
 
     api_port, ol_port, nginx_port, nginx12_port = free_port(), free_port(), free_port(), free_port()
-    floor_ports = {"pooled": free_port(), "new-visitor": free_port()}
+    #: The floor relay per shape: its origin (an origin_ports key) and mode (edge_floor_relay.serve_relay).
+    floor_modes = {
+        "pooled": ("pooled", "keep"),
+        "new-visitor": ("pooled", "close"),
+        "new-origin-resume": ("resume", "dial"),
+        "new-origin-full": ("full", "dial"),
+    }
+    floor_ports = {shape: free_port() for shape in floor_modes}
     origin_ports = {"pooled": free_port(), "resume": free_port(), "full": free_port()}
     data = tmp / "data"
     serve_log = (tmp / "serve.log").open("w")
@@ -354,23 +361,27 @@ def main() -> int:
         origin.start()
         nginx_edge.start()
         wait_for_port(ol_port, timeout=30)
-        floor_shapes = {"pooled", "new-visitor"} & set(shapes) if args.floor else set()
+        floor_shapes = set(floor_modes) & set(shapes) if args.floor else set()
         for shape in floor_shapes:
-            # The relay in its own process on uvloop, pulling from the pooled origin as originlock does.
+            # The relay in its own process on uvloop, pulling from the shape's origin as originlock does
+            # (pooled, or a dial per request where the shape makes one).
+            origin_kind, mode = floor_modes[shape]
             floors[shape] = subprocess.Popen(
                 [
                     sys.executable,
                     "-c",
-                    "import asyncio, sys, uvloop; from pathlib import Path; sys.path.insert(0, sys.argv[1]);"
-                    "import edge_floor_relay as r; uvloop.run(r.serve_relay(Path(sys.argv[2]), int(sys.argv[3]),"
-                    " int(sys.argv[4]), chain='zone-a.pem', server_name='a.bench.test',"
-                    " close_visitors=sys.argv[5] == 'close'))",
+                    "import asyncio, sys, uvloop; from pathlib import Path; sys.path[:0] = sys.argv[1:3];"
+                    "import edge_floor_relay as r; uvloop.run(r.serve_relay(Path(sys.argv[3]), int(sys.argv[4]),"
+                    " int(sys.argv[5]), chain='zone-a.pem', server_name='a.bench.test',"
+                    " close_visitors=sys.argv[6] == 'close', dial_origins=sys.argv[6] == 'dial'))",
                     str(Path(__file__).resolve().parent),
+                    str(ROOT / "src"),
                     str(tmp),
                     str(floor_ports[shape]),
-                    str(origin_ports["pooled"]),
-                    "close" if shape == "new-visitor" else "keep",
-                ]
+                    str(origin_ports[origin_kind]),
+                    mode,
+                ],
+                env=env,
             )
             wait_for_port(floor_ports[shape], timeout=30)
         serve_pids = [serve.pid]
@@ -434,6 +445,10 @@ def main() -> int:
             if any(r["shape"] == shape and r["edge"] == edge for r in results)
         }
         med["ratio"] = {k: round(med["originlock"][k] / med["nginx"][k], 2) if med["nginx"][k] else None for k in keys}
+        if "floor" in med:
+            floor = med["floor"]
+            med["ratio_floor"] = {k: round(med["originlock"][k] / floor[k], 2) if floor[k] else None for k in keys}
+            med["floor_vs_nginx"] = {k: round(floor[k] / med["nginx"][k], 2) if med["nginx"][k] else None for k in keys}
         if "nginx-tls12" in med:
             tls12 = med["nginx-tls12"]
             med["ratio_tls12"] = {k: round(med["originlock"][k] / tls12[k], 2) if tls12[k] else None for k in keys}
@@ -457,6 +472,10 @@ def main() -> int:
                     f"{'  floor relay':<18} {fl['edge_us_per_req']:>11.1f} {'':>8} "
                     f"{fl['edge_us_per_req'] / ng['edge_us_per_req']:>6.2f}   {fl['p99_ms']:>6.2f} / {'':<6}"
                     f"   {fl['rps']:>8.0f}"
+                )
+                print(
+                    f"{'  originlock/floor':<18} {'':>11} {'':>8} "
+                    f"{ol['edge_us_per_req'] / fl['edge_us_per_req']:>6.2f}   (the product's own share above the floor)"
                 )
             if "nginx-tls12" in med:
                 ng12 = med["nginx-tls12"]

@@ -89,3 +89,25 @@ def test_sessions_resume_per_identity_and_not_after_rotation(env: Env) -> None:
             assert "dn=CN=zone-a-rotated" not in body, body  # the new identity is never resumed at first
             assert time.monotonic() < deadline, body
         assert get(env, edge, "a.example.test") == "reused=r dn=CN=zone-a-rotated"
+
+
+def test_a_revoked_client_certificate_is_never_resumed_even_when_reinstated(env: Env) -> None:
+    # The zone's certificate is revoked (deleted: the zone falls back to another identity), then the very same
+    # certificate comes back. Its sessions went with it: the first dial under it is a full handshake, though
+    # the origin (which keeps its ticket keys) would still accept the old session.
+    cert_c = env.pki.client("zone-c", id="c")
+    source = MemorySnapshotSource(snapshot(env, cert_c))
+    config = EdgeConfig(http=None, https=("127.0.0.1", 0), origin_https_port=env.port)
+    with EdgeThread(config, source) as edge:
+        assert get(env, edge, "a.example.test") == "reused=. dn=CN=zone-c"
+        assert get(env, edge, "a.example.test") == "reused=r dn=CN=zone-c"  # resumption works for it
+        source.swap(snapshot(env, env.cert_b, generation=2))  # zone-c's certificate revoked
+        deadline = time.monotonic() + 10
+        while get(env, edge, "a.example.test") != "reused=r dn=CN=zone-b":  # the swap has landed
+            assert time.monotonic() < deadline
+        source.swap(snapshot(env, cert_c, generation=3))  # the same certificate again
+        deadline = time.monotonic() + 10
+        while (body := get(env, edge, "a.example.test")) != "reused=. dn=CN=zone-c":
+            assert body == "reused=r dn=CN=zone-b", body  # zone-c's old session is never offered
+            assert time.monotonic() < deadline, body
+        assert get(env, edge, "a.example.test") == "reused=r dn=CN=zone-c"

@@ -140,6 +140,9 @@ class Http1Connection(asyncio.Protocol):
         self.state.visitors.open.discard(self)
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
+        # The llhttp parser holds the request parser's bound callbacks: without this every closed connection
+        # would wait for the cyclic garbage collector (issue 11). Events already queued stay readable.
+        self.parser.release()
 
     def pause_writing(self) -> None:
         self._write_paused = True

@@ -54,6 +54,10 @@ STREAM_HIGH_WATER: Final = 256 * 1024
 _REFUSED: Final = RequestReceived(b"GET", b"/", b"2", [], True, "none", False)
 
 
+def _nothing() -> None:
+    return None
+
+
 class Http2Connection(asyncio.Protocol):
     def __init__(self, state: EdgeState, scheme: str, limits: H2Limits | None = None) -> None:
         self.state = state
@@ -130,6 +134,9 @@ class Http2Connection(asyncio.Protocol):
         self.state.visitors.open.discard(self)
         for stream in list(self.streams.values()):
             stream.reset_by_visitor()
+        # A bound method of this connection kept on it is a reference cycle: without this every closed
+        # connection would wait for the cyclic garbage collector (issue 11).
+        self._flush_later = _nothing
 
     def pause_writing(self) -> None:
         # The visitor is not reading: take no new frames (no new streams) until it does. Its own windows do

@@ -18,7 +18,7 @@ import hashlib
 import ssl
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from originlock.edge.ticket_keys import TicketKeys
 from originlock.snapshot.model import Snapshot
@@ -34,6 +34,8 @@ __all__ = ["VisitorTls"]
 EDGE_CERT_DAYS = 90
 #: Cached hostname contexts (each holds one certificate and key).
 MAX_CACHED = 10_000
+#: A cached hostname context is replaced this long before its certificate expires.
+_RENEW_BEFORE = timedelta(days=1)
 #: Name on the certificate served when SNI is absent or unknown.
 FALLBACK_NAME = "originlock-edge.invalid"
 _VERSIONS = {"TLSv1.2": "1.2", "TLSv1.3": "1.3"}
@@ -87,8 +89,11 @@ class VisitorTls:
     ) -> None:
         self._snapshots = snapshots
         self._clock = clock
+        #: (host, certificate identity, http2) -> (context, when to replace it: a day before its expiry)
         self._cache: dict[tuple[str, str, bool], tuple[ssl.SSLContext, datetime]] = {}
-        self._ca: tuple[bytes, Issued] | None = None
+        #: The edge CA's PEM, its identity (a hash of the PEM, computed once: the SNI callback asks for it at
+        #: every handshake) and the loaded CA.
+        self._ca: tuple[bytes, str, Issued] | None = None
         self.context = _server_context()
         self.context.sni_callback = self._on_sni
         # Tickets are encrypted with the listener context's key even after the SNI callback switched the
@@ -103,15 +108,17 @@ class VisitorTls:
         self._fallback_name = FALLBACK_NAME
         self._install(self.context, FALLBACK_NAME, self._snapshots())
 
-    def _edge_ca(self, snapshot: Snapshot) -> tuple[str, Issued]:
+    def _edge_ca(self, snapshot: Snapshot) -> tuple[bytes, str, Issued]:
         pki = snapshot.pki
-        if self._ca is None or self._ca[0] != pki.edge_ca_cert_pem:
-            ca = Issued(load_certificates(pki.edge_ca_cert_pem)[0], load_private_key(pki.edge_ca_key_pem))
-            self._ca = (pki.edge_ca_cert_pem, ca)
-        return hashlib.sha256(self._ca[0]).hexdigest()[:16], self._ca[1]
+        known = self._ca
+        if known is None or (known[0] is not pki.edge_ca_cert_pem and known[0] != pki.edge_ca_cert_pem):
+            pem = pki.edge_ca_cert_pem
+            ca = Issued(load_certificates(pem)[0], load_private_key(pki.edge_ca_key_pem))
+            known = self._ca = (pem, hashlib.sha256(pem).hexdigest()[:16], ca)
+        return known
 
     def _install(self, ctx: ssl.SSLContext, host: str, snapshot: Snapshot) -> datetime:
-        _, ca = self._edge_ca(snapshot)
+        ca = self._edge_ca(snapshot)[2]
         leaf = issue_leaf(ca, host, now=self._clock(), days=EDGE_CERT_DAYS, client=False, server=True, sans=[host])
         load_chain_from_memory(ctx, (leaf.cert_pem + ca.cert_pem).encode(), leaf.key_pem)
         return leaf.cert.not_valid_after_utc
@@ -122,9 +129,9 @@ class VisitorTls:
         # An uploaded certificate replaces the edge CA's; keyed by fingerprint so a replaced upload is re-read.
         # ALPN follows the zone's http2 setting: OpenSSL selects the protocol after the SNI callback, from the
         # context the connection was switched to.
-        key = (host, uploaded.fingerprint if uploaded is not None else self._edge_ca(snapshot)[0], http2)
+        key = (host, uploaded.fingerprint if uploaded is not None else self._edge_ca(snapshot)[1], http2)
         hit = self._cache.get(key)
-        if hit is not None and (hit[1] - now).days >= 1:
+        if hit is not None and now < hit[1]:
             return hit[0]
         ctx = _server_context(http2)
         if uploaded is not None:
@@ -134,7 +141,7 @@ class VisitorTls:
             not_after = self._install(ctx, host, snapshot)
         if len(self._cache) >= MAX_CACHED:
             self._cache.pop(next(iter(self._cache)))
-        self._cache[key] = (ctx, not_after)
+        self._cache[key] = (ctx, not_after - _RENEW_BEFORE)
         return ctx
 
     def _tls12_only(self, host: str) -> bool:

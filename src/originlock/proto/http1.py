@@ -116,6 +116,17 @@ def _framing(headers: Headers) -> str:
     return "close"
 
 
+class _NoCallbacks:
+    """The owner of the released parsers below: defines no llhttp callback, so feeding that parser produces nothing."""
+
+
+#: What a released parser holds instead of its own llhttp parser (see :meth:`RequestParser.release`): shared
+#: instances, so releasing allocates nothing, and the attribute keeps its type (no ``None`` check per
+#: feed on the request path).
+_RELEASED_REQUESTS: Final = httptools.HttpRequestParser(_NoCallbacks())
+_RELEASED_RESPONSES: Final = httptools.HttpResponseParser(_NoCallbacks())
+
+
 class RequestParser:
     """Parses requests sent by a visitor; one instance per downstream connection."""
 
@@ -194,6 +205,13 @@ class RequestParser:
             if events[end - 1] is _ENDED:
                 return events[:end]
         return []
+
+    def release(self) -> None:
+        """Drop the llhttp parser (the connection closed): it holds this object's bound callbacks, a
+        reference cycle that would leave every closed connection to the cyclic garbage collector."""
+        self._parser = _RELEASED_REQUESTS
+        self._closed = True  # feed() returns nothing from now on
+        self._events = []
 
     # -- llhttp callbacks ----------------------------------------------------------------------
 
@@ -313,6 +331,7 @@ class ResponseParser:
         self._limits = limits
         self._events: list[Event] = []
         self._parser = httptools.HttpResponseParser(self)
+        self._released = False
         self._head_request = False
         self._reset_message()
         self.received_any = False
@@ -338,10 +357,11 @@ class ResponseParser:
 
     def start(self, method: bytes) -> None:
         """Prepare for the response to a request with ``method``."""
-        if self._head_request or not self._done or self._events:
+        if (self._head_request or not self._done or self._events) and not self._released:
             # llhttp still expects the body announced to a HEAD request, or stopped mid-message: start
             # over. After a complete non-HEAD response llhttp is ready for the next message, and keeping
-            # it saves a parser allocation per exchange.
+            # it saves a parser allocation per exchange. (Not after release(): the connection is closed,
+            # and feed() refuses.)
             self._parser = httptools.HttpResponseParser(self)
         self._head_request = method == b"HEAD"
         self._reset_message()
@@ -349,6 +369,12 @@ class ResponseParser:
         self.extra_data = False
         if self._events:  # left over from an abandoned exchange (feed hands out the list it fills)
             self._events = []
+
+    def release(self) -> None:
+        """Drop the llhttp parser (the connection closed); see :meth:`RequestParser.release`. A response
+        fed after this is refused (520): there is no parser any more to read it."""
+        self._parser = _RELEASED_RESPONSES
+        self._released = True
 
     @property
     def done(self) -> bool:
@@ -363,6 +389,8 @@ class ResponseParser:
                 self._version = data[5:8]
         if self._done:
             raise OriginBadResponse("the origin sent data after its response")
+        if self._released:
+            raise OriginBadResponse("the origin connection is closed")
         if self._in_head:
             self._head_bytes += len(data)
         try:

@@ -46,6 +46,7 @@ from originlock.pipeline.decision import CONTINUE, Decision
 from originlock.proto.events import RequestReceived
 from originlock.proto.target import path_and_query
 from originlock.waf import (
+    NO_MATCH,
     CompiledRuleset,
     FieldValues,
     Phase,
@@ -69,8 +70,6 @@ _MANAGED_NAME: Final = _MANAGED.value
 _RESPONSE: Final = Phase.HTTP_RESPONSE_FIREWALL_MANAGED
 _RESPONSE_NAME: Final = _RESPONSE.value
 _NO_PHASES: Final[Mapping[Phase, tuple[CompiledRuleset, ...]]] = MappingProxyType({})
-#: The verdict of a request no phase evaluated or matched (what evaluate_request returns then).
-_NOTHING: Final = Verdict()
 #: Cloudflare's WAF inspects the first 128 KB of a request body (docs/waf.md).
 DEFAULT_BODY_LIMIT: Final = 128 * 1024
 
@@ -193,7 +192,7 @@ class EdgeWaf:
                 values = FieldValues(request_fields(request, ctx, self.wall_clock()))
                 outcome = evaluate_origin(values, origin)
             ctx.origin_override, ctx.origin_rule_ids = outcome
-        verdict = _NOTHING
+        verdict = NO_MATCH
         if self.managed is not None or phases.get(_CUSTOM) or phases.get(_RATELIMIT):
             if values is None:
                 values = FieldValues(request_fields(request, ctx, self.wall_clock()))

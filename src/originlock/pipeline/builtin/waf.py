@@ -192,6 +192,9 @@ class EdgeWaf:
                 values = FieldValues(request_fields(request, ctx, self.wall_clock()))
                 outcome = evaluate_origin(values, origin)
             ctx.origin_override, ctx.origin_rule_ids = outcome
+            if len(phases) == 1 and self.managed is None:
+                ctx.waf = NO_MATCH  # Origin Rules alone (the common ruleset): no other phase to look up
+                return CONTINUE
         verdict = NO_MATCH
         if self.managed is not None or phases.get(_CUSTOM) or phases.get(_RATELIMIT):
             if values is None:

@@ -6,7 +6,10 @@ fields (the benchmark's usual line), run N times with the log writing to ``/dev/
 buffer and the batched ``write``) and N times with it off; the difference, divided by N, is the access
 log's own cost. Each is counted at two iteration counts and subtracted, so start-up drops out.
 
-    python bench/edge_access_log.py [--src DIR ...]   # DIR: a src/ tree (e.g. an unpacked wheel); default: installed
+    python bench/edge_access_log.py [--src DIR ...] [--verdict]   # DIR: a src/ tree (e.g. an unpacked wheel)
+
+``--verdict``: the request's zone has WAF rules that matched nothing (``ctx.waf`` set), as for the product
+benchmark's zone with Origin Rules.
 
 Needs valgrind. Rough conversion on this box: 1 µs ≈ 4,500-5,000 instructions of the edge's compiled code.
 """
@@ -23,7 +26,7 @@ from pathlib import Path
 
 _CHILD = """
 import sys
-tree, iterations, logging = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "on"
+tree, iterations, logging, verdict = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "on", sys.argv[4] == "verdict"
 if tree:
     sys.path.insert(0, tree)
 import originlock
@@ -45,6 +48,11 @@ import time
 ctx = RequestContext("8c3a5f0e12d94b7a-OLK", snapshot, "https", "127.0.0.1", 50123, time.monotonic())
 ctx.host, ctx.route, ctx.status, ctx.bytes_sent = "a.bench.test", route, 200, 16
 ctx.peer, ctx.origin_reused = peer, True
+if verdict:
+    # A zone with rules, none matching (the product benchmark's zone has Origin Rules): the shared no-match
+    # verdict where the tree has one, else an empty one as evaluate_request returned.
+    import originlock.waf
+    ctx.waf = getattr(originlock.waf, "NO_MATCH", None) or originlock.waf.Verdict()
 book = RequestBook(AccessLog("/dev/null" if logging else None))
 log = book.log
 for _ in range(iterations):
@@ -53,7 +61,7 @@ book.access_log.close()
 """
 
 
-def instructions(tree: str, iterations: int, logging: bool) -> int:
+def instructions(tree: str, iterations: int, logging: bool, verdict: bool = False) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         child = Path(tmp) / "child.py"
         child.write_text(_CHILD)
@@ -68,6 +76,7 @@ def instructions(tree: str, iterations: int, logging: bool) -> int:
                 tree,
                 str(iterations),
                 "on" if logging else "off",
+                "verdict" if verdict else "none",
             ],
             capture_output=True,
             text=True,
@@ -84,12 +93,18 @@ def instructions(tree: str, iterations: int, logging: bool) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--src", action="append", default=[], help="a src/ tree to measure (default: installed)")
+    parser.add_argument(
+        "--verdict", action="store_true", help="the request's zone has WAF rules, none matching (ctx.waf set)"
+    )
     parser.add_argument("--iterations", type=int, default=20000, help="extra lines in the longer run")
     args = parser.parse_args()
     for tree in [os.path.abspath(t) for t in args.src] or [""]:
         short, long = 2000, 2000 + args.iterations
         per = {
-            logging: (instructions(tree, long, logging) - instructions(tree, short, logging)) / (long - short)
+            logging: (
+                instructions(tree, long, logging, args.verdict) - instructions(tree, short, logging, args.verdict)
+            )
+            / (long - short)
             for logging in (True, False)
         }
         print(

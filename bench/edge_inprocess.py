@@ -9,13 +9,21 @@ other jobs on the box slow it less than wall time). It is not a replacement for
 ``edge_vs_nginx.py`` (the target is CPU per request end to end), but it moves ~10x less between runs on a
 shared box, so it shows sub-microsecond steps the end-to-end numbers cannot.
 
-    python bench/edge_inprocess.py [--src DIR ...]   # DIR: another src/ tree to compare, alternating
+``--product`` runs the request path as ``originlock serve`` configures it, so that the profile is what
+users run: the snapshot compiled from a store configured through the v4 API exactly as
+``bench/product_vs_nginx.py`` configures it (zone, proxied records, Full (strict), the zone's client
+certificate, the zone's two Origin Rules), the access log on (to a temporary file), and the WAF hook
+wrapped in the dashboard's ``WafRecorder`` as ``serve`` wires it. Without it: a memory snapshot with one
+route, no access log and the bare hook (the edge's own floor).
+
+    python bench/edge_inprocess.py [--src DIR ...] [--product]   # DIR: another src/ tree to compare, alternating
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import subprocess
 import sys
 import time
@@ -23,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"
+#: What wrk sends to the product benchmark's pooled hostname.
+PRODUCT_REQUEST = b"GET / HTTP/1.1\r\nHost: a.bench.test\r\n\r\n"
 #: What the benchmark's nginx origin answers (the echoed client DN is the body).
 RESPONSE = (
     b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Mon, 01 Jan 2026 00:00:00 GMT\r\n"
@@ -84,7 +94,34 @@ class _Loop:
                 callback()
 
 
-def measure(iterations: int, repeats: int) -> list[float]:
+def product_snapshot(tmp: Path) -> Any:
+    """The snapshot ``originlock serve`` runs for ``bench/product_vs_nginx.py``'s configuration: a real
+    store (SQLite under ``tmp``), configured through the v4 API by that benchmark's own ``configure``."""
+    import warnings
+    from datetime import UTC, datetime
+
+    from product_vs_nginx import V4, configure
+
+    warnings.simplefilter("ignore", DeprecationWarning)  # starlette's TestClient over httpx: not ours to fix
+
+    from originlock.store.compile import compile_snapshot
+    from originlock.testing.api_env import api_env
+    from originlock.testing.pki import TestPki
+    from originlock.tls.issue import issue_leaf
+
+    pki = TestPki()
+    leaf = issue_leaf(pki.origin_pull_ca, "zone-a", now=pki.now)
+    with api_env(f"sqlite:///{tmp / 'store.db'}", tmp / "data") as env:
+        env.client.base_url = env.client.base_url.join(V4)  # configure() speaks paths under /client/v4
+        env.client.headers.update(env.admin)
+        # The no-keep-alive origins' ports only appear in the Origin Rules (never dialled here).
+        configure(env.client, {"pooled": 9443, "resume": 9444, "full": 9445}, (leaf.cert_pem, leaf.key_pem.decode()))
+        return compile_snapshot(env.store, datetime.now(UTC))
+
+
+def measure(iterations: int, repeats: int, product: bool = False) -> list[float]:
+    import tempfile
+
     from originlock.edge.config import EdgeConfig
     from originlock.edge.http1 import Http1Connection
     from originlock.edge.snapshots import MemorySnapshotSource
@@ -96,19 +133,30 @@ def measure(iterations: int, repeats: int) -> list[float]:
     from originlock.snapshot.model import SslMode
     from originlock.testing.pki import TestPki, make_route, make_snapshot
 
-    pki = TestPki()
-    snapshot = make_snapshot(pki, make_route("a.test", ssl_mode=SslMode.STRICT, client_cert=pki.client("zone-a")))
-    loop = _Loop()
+    tmp = Path(tempfile.mkdtemp(prefix="edge-inprocess-"))
+    config = EdgeConfig(origin_https_port=9443)
+    request_bytes = REQUEST
     # ``originlock serve`` always installs the WAF hook; the zone has no rules, as in edge_vs_nginx.py.
-    waf = EdgeWaf(time.monotonic, time.time)
-    state = EdgeState(loop, EdgeConfig(origin_https_port=9443), MemorySnapshotSource(snapshot), waf=waf)  # type: ignore[arg-type]
+    waf: Any = EdgeWaf(time.monotonic, time.time)
+    if product:
+        from originlock.dashboard import WafRecorder
+
+        snapshot = product_snapshot(tmp)
+        config = EdgeConfig(origin_https_port=9443, access_log=str(tmp / "access.log"))
+        request_bytes = PRODUCT_REQUEST
+        waf = WafRecorder(waf, time.time)  # as cli/serve.py wires it
+    else:
+        pki = TestPki()
+        snapshot = make_snapshot(pki, make_route("a.test", ssl_mode=SslMode.STRICT, client_cert=pki.client("zone-a")))
+    loop = _Loop()
+    state = EdgeState(loop, config, MemorySnapshotSource(snapshot), waf=waf)  # type: ignore[arg-type]
     visitor = Http1Connection(state, "https")
     visitor_transport = _Transport({"peername": ("127.0.0.1", 40000)})
     visitor.connection_made(visitor_transport)  # type: ignore[arg-type]
     origin = OriginConnection(loop)  # type: ignore[arg-type]
     origin_transport = _Transport({})
     origin.connection_made(origin_transport)  # type: ignore[arg-type]
-    request = RequestParser().feed(REQUEST)[0]
+    request = RequestParser().feed(request_bytes)[0]
     ctx = RequestContext(ray_id="-", snapshot=snapshot, scheme="https", client_ip="", client_port=0, started=0.0)
     forward = run_until_origin(request, ctx, PipelineSettings(origin_https_port=9443))  # type: ignore[arg-type]
     origin.key = forward.peer.pool_key()  # type: ignore[union-attr]
@@ -116,7 +164,7 @@ def measure(iterations: int, repeats: int) -> list[float]:
     state.pool.release(origin, True)
 
     def one() -> None:
-        visitor.data_received(REQUEST)
+        visitor.data_received(request_bytes)
         loop.run_soon()  # the request head is written to the origin
         origin.data_received(RESPONSE)
         loop.run_soon()  # the response is flushed to the visitor
@@ -136,6 +184,12 @@ def measure(iterations: int, repeats: int) -> list[float]:
             f"{requests} requests, but {origin_transport.writes} writes to the origin and"
             f" {visitor_transport.writes} to the visitor: not the path this measures"
         )
+    if product:
+        state.book.access_log.close()
+        lines = (tmp / "access.log").read_bytes().count(b"\n")
+        if lines != requests:
+            raise SystemExit(f"{requests} requests but {lines} access-log lines: the log was not on")
+    shutil.rmtree(tmp, ignore_errors=True)
     return sorted(results)
 
 
@@ -144,6 +198,7 @@ def main() -> None:
     parser.add_argument("--src", action="append", default=[], help="also measure this src/ tree (alternating)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--iterations", type=int, default=30000)
+    parser.add_argument("--product", action="store_true", help="the product's configuration (see above)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
@@ -155,7 +210,7 @@ def main() -> None:
             # installed one (it happened with a half-extracted /tmp/base during this work).
             if not str(originlock.__file__).startswith(args.child):
                 raise SystemExit(f"{args.child} is not what was imported ({originlock.__file__})")
-        results = measure(args.iterations, 7)
+        results = measure(args.iterations, 7, args.product)
         import originlock
 
         print(f"{results[0]:.2f} {results[3]:.2f} {Path(originlock.__file__).parent}")
@@ -164,7 +219,8 @@ def main() -> None:
     for round_ in range(args.rounds):
         for tree in trees:
             out = subprocess.run(
-                [sys.executable, __file__, "--child", tree, "--iterations", str(args.iterations)],
+                [sys.executable, __file__, "--child", tree, "--iterations", str(args.iterations)]
+                + (["--product"] if args.product else []),
                 check=True,
                 stdout=subprocess.PIPE,  # the child's stderr passes through: why a guard stopped it
                 text=True,

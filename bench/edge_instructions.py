@@ -9,7 +9,10 @@ development box moved by up to 1.6x between identical runs: this is how sub-micr
 apart (docs/performance.md, step 7). It is a proxy: the target is CPU per request end to end
 (``bench/edge_vs_nginx.py``), and the harness's own fake loop and transports (interpreted) are included.
 
-    python bench/edge_instructions.py [--src DIR ...]   # DIR: a src/ tree (e.g. a compiled one); default: installed
+    python bench/edge_instructions.py [--src DIR ...] [--product]   # DIR: a src/ tree (e.g. a compiled one)
+
+``--product``: edge_inprocess.py's product configuration (the API-built snapshot, the access log on, the
+dashboard's WafRecorder), i.e. what ``originlock serve`` runs per request.
 
 Needs valgrind (Debian: apt-get install valgrind). Takes about 30 s per tree.
 """
@@ -27,7 +30,7 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 _CHILD = """
 import sys
-tree, iterations = sys.argv[1], int(sys.argv[2])
+tree, iterations, product = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "product"
 if tree:
     sys.path.insert(0, tree)
 sys.path.insert(0, {bench!r})
@@ -35,11 +38,11 @@ import originlock
 if tree and not originlock.__file__.startswith(tree):
     raise SystemExit(f"{{tree}} is not what was imported ({{originlock.__file__}})")
 import edge_inprocess
-edge_inprocess.measure(iterations, 1)
+edge_inprocess.measure(iterations, 1, product)
 """
 
 
-def instructions(tree: str, iterations: int) -> int:
+def instructions(tree: str, iterations: int, product: bool = False) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         child = Path(tmp) / "child.py"
         child.write_text(_CHILD.format(bench=str(_HERE)))
@@ -54,6 +57,7 @@ def instructions(tree: str, iterations: int) -> int:
                 str(child),
                 tree,
                 str(iterations),
+                "product" if product else "floor",
             ],
             capture_output=True,
             text=True,
@@ -71,12 +75,18 @@ def instructions(tree: str, iterations: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--src", action="append", default=[], help="a src/ tree to measure (default: installed)")
+    parser.add_argument(
+        "--product",
+        action="store_true",
+        help="the product's configuration: API-built snapshot, access log, WafRecorder (edge_inprocess.py)",
+    )
     parser.add_argument("--iterations", type=int, default=5000, help="requests in the longer run, minus 1000")
     args = parser.parse_args()
     for tree in args.src or [""]:
         short, long = 1000, 1000 + args.iterations
         # measure() runs a tenth of the iterations as warm-up first: 1.1 requests per iteration.
-        per_request = (instructions(tree, long) - instructions(tree, short)) / (1.1 * (long - short))
+        counts = [instructions(tree, n, args.product) for n in (long, short)]
+        per_request = (counts[0] - counts[1]) / (1.1 * (long - short))
         print(f"{tree or 'installed'}: {per_request:,.0f} instructions per request")
 
 

@@ -49,6 +49,10 @@ HOT_MODULES = (
     "originlock/snapshot/model.py",
     # `originlock serve` always installs the WAF hook: a zone without rules costs one call into it.
     "originlock/pipeline/builtin/waf.py",
+    # Origin Rules that route by hostname: remembered per host, asked by the WAF hook per request.
+    "originlock/pipeline/builtin/origin_rules_memo.py",
+    # `originlock serve` wraps the hook in the dashboard's recorder: one call per request.
+    "originlock/dashboard/waf_recorder.py",
     # On by default: the access-log line and its buffer run once per request.
     "originlock/pipeline/builtin/access_log.py",
     "originlock/edge/access_log.py",

@@ -112,3 +112,29 @@ def test_origin_rules_override_address_port_sni_and_host() -> None:
     sni_peer = run_until_origin(_request(), sni_only, SETTINGS)
     assert isinstance(sni_peer, Forward) and sni_peer.peer.sni == "other.test"
     assert sni_peer.peer.pool_key() != plain_peer.peer.pool_key()  # same address and port, other SNI
+
+
+def test_request_fields_fills_every_field_of_the_dataclass() -> None:
+    from originlock.pipeline.builtin.waf import FILLED_FIELDS
+    from originlock.waf import RequestFields
+
+    assert tuple(f.name for f in dataclasses.fields(RequestFields)) == FILLED_FIELDS
+    ctx = _ctx()
+    ctx.host = "app.example.test"
+    fields = request_fields(_request(b"/p?q=1", [(b"User-Agent", b"ua")]), ctx, 2.0)
+    built = RequestFields(
+        method="GET",
+        host="app.example.test",
+        path="/p",
+        query="q=1",
+        headers=((b"Host", b"app.example.test"), (b"User-Agent", b"ua")),
+        ip="192.0.2.7",
+        scheme="https",
+        ssl=True,
+        http_version="HTTP/1.1",
+        timestamp=2.0,
+        extra={"cf.ray_id": b"ray-OLK", "cf.tls_version": b"TLSv1.3"},
+    )
+    assert fields == built and hash(fields.headers) == hash(built.headers)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fields.host = "other"  # type: ignore[misc]

@@ -23,6 +23,7 @@ from .printer import to_source
 from .ratelimit import RateLimiter, RateLimitSpec
 from .request import RequestFields
 from .rules import (
+    NO_MATCH,
     CompiledRuleset,
     Rule,
     RuleError,
@@ -36,6 +37,7 @@ from .rules import (
 __all__ = [
     "MAX_EXPRESSION_LENGTH",
     "MAX_NESTING_DEPTH",
+    "NO_MATCH",
     "PHASE_ORDER",
     "Action",
     "BlockResponse",

@@ -12,7 +12,7 @@ Every node records its ``span`` (start, end offsets in the source) for error mes
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 
 from .types import BOOL, Type, array_of
 
@@ -42,6 +42,7 @@ __all__ = [
     "Rhs",
     "SetLit",
     "WildcardLit",
+    "field_names",
 ]
 
 Span = tuple[int, int]
@@ -276,3 +277,18 @@ class Combining:
 
 LogicalExpr = Comparison | Not | Parenthesized | Combining
 Argument = IndexExpr | Literal | LogicalExpr
+
+
+def field_names(node: object) -> frozenset[str]:
+    """Every field ``node`` reads, at any depth (function arguments included).
+
+    Functions are pure functions of their arguments and lists are resolved when the expression is compiled,
+    so an expression's value depends on these fields alone: what lets the edge remember the outcome of rules
+    that read only ``http.host`` (pipeline/builtin/origin_rules_memo.py)."""
+    if isinstance(node, FieldRef):
+        return frozenset((node.name,))
+    if isinstance(node, tuple):
+        return frozenset().union(*(field_names(item) for item in node))
+    if is_dataclass(node) and not isinstance(node, type):
+        return frozenset().union(*(field_names(getattr(node, f.name)) for f in fields(node)))
+    return frozenset()

@@ -37,6 +37,7 @@ from .ratelimit import RateLimiter, RateLimitSpec
 from .request import RequestFields
 
 __all__ = [
+    "NO_MATCH",
     "CompiledRule",
     "CompiledRuleset",
     "ManagedHook",
@@ -242,8 +243,10 @@ _RATELIMIT: Final = Phase.HTTP_RATELIMIT
 _MANAGED: Final = Phase.HTTP_REQUEST_FIREWALL_MANAGED
 _RATELIMIT_NAME: Final = _RATELIMIT.value
 _MANAGED_NAME: Final = _MANAGED.value
-_CONTINUE: Final = Verdict()
-"""The verdict of a request that matched nothing (shared: verdicts are frozen)."""
+NO_MATCH: Final = Verdict()
+"""The verdict of a request that matched nothing (shared: verdicts are frozen); readers on the request path
+(the access log, the dashboard's recorder) tell it by identity before reading any attribute."""
+_CONTINUE: Final = NO_MATCH
 
 
 class _Run:

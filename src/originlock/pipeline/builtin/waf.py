@@ -6,8 +6,11 @@ Theory of operation. The snapshot carries each zone's compiled entry-point rules
 order (spec §2.5): ``http_request_origin`` (Origin Rules: the merged ``route`` override is stored on the
 context and applied by ORIGIN_SELECT), ``http_request_firewall_custom``, ``http_ratelimit`` and
 ``http_request_firewall_managed`` (the OWASP CRS, ``waf/managed``, compiled once per process and shared by
-every zone). A terminating verdict becomes the rule's custom response or a 1020/1015 page; the verdict
-and matching rule ids are kept on the context for the access log.
+every zone). Field values are built only when a phase reads them: Origin Rules that read nothing but
+``http.host`` are remembered per host and snapshot (``origin_rules_memo.py``), and a zone without custom,
+rate-limit or managed rules never calls ``evaluate_request``. A terminating verdict becomes the rule's
+custom response or a 1020/1015 page; the verdict and matching rule ids are kept on the context for the
+access log.
 
 Managed rules inspect the body's first ``body_limit`` bytes (128 KB, as Cloudflare's WAF): for a request
 with a body the hook decides nothing about the managed phase at the headers; it leaves a
@@ -27,9 +30,11 @@ injected: pure code reads no time, and tests drive rate limiting without sleepin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Final
 
+from originlock.pipeline.builtin.origin_rules_memo import OriginRulesMemo
 from originlock.pipeline.builtin.waf_pages import block_response
 from originlock.pipeline.builtin.waf_response import (
     DEFAULT_RESPONSE_BODY_LIMIT,
@@ -41,6 +46,7 @@ from originlock.pipeline.decision import CONTINUE, Decision
 from originlock.proto.events import RequestReceived
 from originlock.proto.target import path_and_query
 from originlock.waf import (
+    NO_MATCH,
     CompiledRuleset,
     FieldValues,
     Phase,
@@ -56,10 +62,14 @@ from originlock.waf.rules import ManagedHook
 __all__ = ["EdgeWaf", "request_fields"]
 
 _VERSIONS: Final = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
+_ORIGIN: Final = Phase.HTTP_REQUEST_ORIGIN
+_CUSTOM: Final = Phase.HTTP_REQUEST_FIREWALL_CUSTOM
+_RATELIMIT: Final = Phase.HTTP_RATELIMIT
 _MANAGED: Final = Phase.HTTP_REQUEST_FIREWALL_MANAGED
 _MANAGED_NAME: Final = _MANAGED.value
 _RESPONSE: Final = Phase.HTTP_RESPONSE_FIREWALL_MANAGED
 _RESPONSE_NAME: Final = _RESPONSE.value
+_NO_PHASES: Final[Mapping[Phase, tuple[CompiledRuleset, ...]]] = MappingProxyType({})
 #: Cloudflare's WAF inspects the first 128 KB of a request body (docs/waf.md).
 DEFAULT_BODY_LIMIT: Final = 128 * 1024
 
@@ -73,19 +83,44 @@ def request_fields(request: RequestReceived, ctx: RequestContext, wall_time: flo
     if ctx.route is not None:
         # What account-level rulesets select zones by (store/account_rulesets.py).
         extra["cf.zone.name"] = ctx.route.zone_name.encode()
-    return RequestFields(
-        method=request.method.decode("latin-1"),
-        host=ctx.host,
-        path=path.decode("latin-1"),
-        query=query.decode("latin-1"),
-        headers=tuple(request.headers),
-        ip=ctx.client_ip,
-        scheme=ctx.scheme,
-        ssl=ctx.scheme == "https",
-        http_version=_VERSIONS.get(request.version, "HTTP/1.1"),
-        timestamp=wall_time,
-        extra=extra,  # type: ignore[arg-type]
-    )
+    # RequestFields is a frozen dataclass: its generated __init__ is interpreted and sets each field through
+    # object.__setattr__ (≈ 24k instructions per request from here, docs/performance.md). The same is done
+    # directly, every field (tests/pipeline/test_pipeline_waf.py checks none is missed).
+    fields: RequestFields = _new(RequestFields)
+    _set(fields, "method", request.method.decode("latin-1"))
+    _set(fields, "host", ctx.host)
+    _set(fields, "path", path.decode("latin-1"))
+    _set(fields, "query", query.decode("latin-1"))
+    _set(fields, "headers", tuple(request.headers))
+    _set(fields, "ip", ctx.client_ip)
+    _set(fields, "scheme", ctx.scheme)
+    _set(fields, "ssl", ctx.scheme == "https")
+    _set(fields, "http_version", _VERSIONS.get(request.version, "HTTP/1.1"))
+    _set(fields, "body", None)
+    _set(fields, "body_size", None)
+    _set(fields, "timestamp", wall_time)
+    _set(fields, "extra", extra)
+    return fields
+
+
+#: What request_fields fills, in RequestFields' own order (a test compares it with the dataclass's fields).
+FILLED_FIELDS: Final = (
+    "method",
+    "host",
+    "path",
+    "query",
+    "headers",
+    "ip",
+    "scheme",
+    "ssl",
+    "http_version",
+    "body",
+    "body_size",
+    "timestamp",
+    "extra",
+)
+_new: Final = object.__new__
+_set: Final = object.__setattr__
 
 
 class EdgeWaf:
@@ -121,6 +156,8 @@ class EdgeWaf:
         self.response_body_limit = response_body_limit
         self.response_types = response_types
         self.limiter = RateLimiter()
+        #: Origin Rules' outcomes per host for zones whose rules read only the host (per snapshot).
+        self.origin_memo = OriginRulesMemo()
 
     def __repr__(self) -> str:
         return f"EdgeWaf(rate_limit_keys={len(self.limiter)})"
@@ -143,18 +180,36 @@ class EdgeWaf:
         phases = ctx.snapshot.waf.get(route.zone_id)
         if not phases and self.managed is None:
             return CONTINUE  # the common case for zones without rules: no field values computed at all
-        phases = phases or {}
-        values = FieldValues(request_fields(request, ctx, self.wall_clock()))
-        origin = phases.get(Phase.HTTP_REQUEST_ORIGIN)
+        phases = phases or _NO_PHASES
+        # Field values are built only for the phases that read them: Origin Rules that route by hostname
+        # are remembered per host (origin_rules_memo.py), and a zone without custom, rate-limit or managed
+        # rules skips evaluate_request altogether.
+        values: FieldValues | None = None
+        origin = phases.get(_ORIGIN)
         if origin:
-            ctx.origin_override, ctx.origin_rule_ids = evaluate_origin(values, origin)
-        verdict = evaluate_request(values, phases, limiter=self.limiter, now=self.clock(), managed=self.managed)
+            outcome = self.origin_memo.outcome(ctx.snapshot, route.zone_id, origin, ctx.host)
+            if outcome is None:
+                values = FieldValues(request_fields(request, ctx, self.wall_clock()))
+                outcome = evaluate_origin(values, origin)
+            ctx.origin_override, ctx.origin_rule_ids = outcome
+            if len(phases) == 1 and self.managed is None:
+                ctx.waf = NO_MATCH  # Origin Rules alone (the common ruleset): no other phase to look up
+                return CONTINUE
+        verdict = NO_MATCH
+        if self.managed is not None or phases.get(_CUSTOM) or phases.get(_RATELIMIT):
+            if values is None:
+                values = FieldValues(request_fields(request, ctx, self.wall_clock()))
+            verdict = evaluate_request(values, phases, limiter=self.limiter, now=self.clock(), managed=self.managed)
         respond: ManagedResponse | None = None
         response_rules = phases.get(_RESPONSE)
         if response_rules and not verdict.terminated and _RESPONSE_NAME not in verdict.skipped_phases:
+            if values is None:
+                values = FieldValues(request_fields(request, ctx, self.wall_clock()))
             respond, verdict = self._plan_response(request, ctx, values, response_rules, verdict)
         managed = phases.get(_MANAGED)
         if managed and not verdict.terminated and _MANAGED_NAME not in verdict.skipped_phases:
+            if values is None:
+                values = FieldValues(request_fields(request, ctx, self.wall_clock()))
             plan, matches = plan_managed(values, managed)
             if plan is not None and request.body != "none":
                 ctx.waf = verdict

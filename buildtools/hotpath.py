@@ -15,7 +15,7 @@ import shlex
 import shutil
 import sys
 import sysconfig
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,15 @@ OPTED_OUT = "opted-out"
 MYPY_FLAGS = ("--ignore-missing-imports", "--config-file=", "--no-warn-unused-ignores")
 
 
+#: The HTTP/2 codec's C shim over libnghttp2 (docs/performance.md, "HTTP/2 codec: a compiled shim"). Built
+#: with the compiled modules; optional: it needs only the runtime library (libnghttp2.so.14, its prototypes
+#: are declared in the file), and a wheel without it runs the same codec through cffi
+#: (``originlock serve`` says which).
+SHIM_SOURCE = "originlock/proto/_ngshim.c"
+SHIM_MODULE = "originlock.proto._ngshim"
+NGHTTP2_LIBRARY = "nghttp2"
+
+
 class HotPathBuildError(RuntimeError):
     """mypyc or the C compiler failed although compilation was expected: the build fails rather than
     installing a silently slower edge."""
@@ -129,6 +138,40 @@ def extensions(src: Path, kind: str | None, modules: Sequence[str] = HOT_MODULES
             f"mypyc could not compile the request path (exit {exc.code}; errors above). "
             f"Set {PURE_ENV}=1 to install it interpreted (about twice the CPU per request)."
         ) from None
+
+
+def nghttp2_link_args(found: str | None = "") -> list[str] | None:
+    """How to link the shim against the runtime libnghttp2 (no ``-dev`` package: no ``libnghttp2.so``
+    symlink, so the versioned file is named), or None when the library is not installed."""
+    if found == "":
+        import ctypes.util
+
+        found = ctypes.util.find_library(NGHTTP2_LIBRARY)
+    if not found:
+        return None
+    return [found] if os.path.isabs(found) else [f"-l:{found}"]
+
+
+def shim_extensions(src: Path, kind: str | None, find: Callable[[], list[str] | None] = nghttp2_link_args) -> list[Any]:
+    """The shim's extension when ``kind`` is :data:`COMPILED` and libnghttp2 is installed (``find``), else []
+    (the codec then runs through cffi). Optional: a compile error warns and leaves it out."""
+    if kind != COMPILED:
+        return []
+    args = find()
+    if args is None:
+        _warn("libnghttp2 not found: building without the HTTP/2 shim (the codec runs through cffi)")
+        return []
+    from setuptools import Extension
+
+    return [
+        Extension(
+            SHIM_MODULE,
+            [str(src / SHIM_SOURCE)],
+            extra_compile_args=["-O2"],
+            extra_link_args=args,
+            optional=True,
+        )
+    ]
 
 
 def strict_build_ext(base: Any) -> Any:

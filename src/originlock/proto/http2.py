@@ -533,21 +533,23 @@ class H2Server:
 
 
 def h2_codec() -> str:
-    """The codec :func:`new_h2_server` uses in this process: ``nghttp2 1.52.0`` (libnghttp2 through cffi) or
-    ``h2`` with why libnghttp2 is not used; said in ``originlock serve``'s banner."""
+    """The codec :func:`new_h2_server` uses in this process, said in ``originlock serve``'s banner:
+    ``nghttp2 1.52.0 (compiled shim)``, ``nghttp2 1.52.0 (cffi ABI mode, ...: why not the shim)``, or ``h2``
+    with why libnghttp2 is not used."""
     from originlock.proto import http2_ng, nghttp2_lib
 
-    version = http2_ng.available()
-    if version is not None:
-        return f"nghttp2 {version}"
+    described = http2_ng.codec_description()
+    if described is not None:
+        return described
     return f"h2 (pure Python, several times the CPU per request: {nghttp2_lib.unavailable_reason()})"
 
 
 def new_h2_server(limits: H2Limits = DEFAULT_H2_LIMITS, *, scheme: bytes = b"https") -> H2Server | NgH2Server:
-    """The visitor connection's HTTP/2 server: over libnghttp2 when it loads (``proto/http2_ng.py``), else
-    over ``h2`` (:class:`H2Server`); both keep the same contract, limits and defences."""
+    """The visitor connection's HTTP/2 server: over libnghttp2 when it loads (``proto/http2_ng.py``, through
+    the compiled shim or cffi), else over ``h2`` (:class:`H2Server`); all keep the same contract, limits and
+    defences."""
     from originlock.proto import http2_ng
 
-    if http2_ng.available() is not None:
+    if http2_ng.session_kind() is not None:
         return http2_ng.NgH2Server(limits, scheme=scheme)
     return H2Server(limits, scheme=scheme)

@@ -52,11 +52,13 @@ HOT_MODULES = (
     # On by default: the access-log line and its buffer run once per request.
     "originlock/pipeline/builtin/access_log.py",
     "originlock/edge/access_log.py",
-    # HTTP/2 visitors: the connection and its streams, the libnghttp2 codec's Python side (its callbacks run
-    # per header field and per frame), the request/response field passes and the frame gate. The h2 codec
-    # (proto/http2.py, http2_conn.py) subclasses h2's classes and stays interpreted: it is the fallback.
+    # HTTP/2 visitors: the connection and its streams, the libnghttp2 codec's Python side (it handles the
+    # session's events per read), the shared policy, the request/response field passes and the frame gate.
+    # The h2 codec (proto/http2.py, http2_conn.py) subclasses h2's classes and stays interpreted, as does the
+    # cffi session (proto/nghttp2_cffi.py): both are fallbacks.
     "originlock/proto/http2_events.py",
     "originlock/proto/http2_gate.py",
+    "originlock/proto/http2_policy.py",
     "originlock/proto/http2_request.py",
     "originlock/proto/http2_ng.py",
     "originlock/edge/http2.py",

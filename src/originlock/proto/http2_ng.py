@@ -45,7 +45,6 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from originlock.errors import DownstreamError
 from originlock.proto import nghttp2_cffi
 from originlock.proto import nghttp2_lib as ng
 from originlock.proto.events import Headers
@@ -55,7 +54,6 @@ from originlock.proto.http2_events import (
     ENHANCE_YOUR_CALM,
     NO_ERROR,
     PROTOCOL_ERROR,
-    REFUSED_STREAM,
     ConnectionEnded,
     H2Event,
     H2Limits,
@@ -66,8 +64,8 @@ from originlock.proto.http2_events import (
     StreamReset,
     WindowOpened,
 )
-from originlock.proto.http2_gate import FrameGate, GateLimits
-from originlock.proto.http2_request import StreamMalformed, request_from_fields, response_fields
+from originlock.proto.http2_policy import RESET, START, StreamPolicy
+from originlock.proto.http2_request import response_fields
 
 __all__ = ["CFFI", "SHIM", "NgH2Server", "available", "codec_description", "session_kind", "set_session_kind"]
 
@@ -161,15 +159,6 @@ def _goaway_code(frames: bytes) -> int | None:
     return code
 
 
-def _content_length(fields: Headers) -> int:
-    """The request's Content-Length, -1 if it is not a number or its values differ."""
-    values = {value for name, value in fields if name == b"content-length"}
-    if len(values) != 1:
-        return -1
-    (value,) = values
-    return int(value) if value.isdigit() and len(value) < 19 else -1
-
-
 def _goaway_frame(last_stream: int, code: int) -> bytes:
     return b"\x00\x00\x08\x07\x00\x00\x00\x00\x00" + last_stream.to_bytes(4) + code.to_bytes(4)
 
@@ -198,27 +187,15 @@ class NgH2Server:
         self._strerror: Any = shim.strerror if shim is not None else nghttp2_cffi.strerror
         self._limits = limits
         self.scheme = scheme
-        self._gate = FrameGate(
-            GateLimits(
-                limits.max_frame_size,
-                limits.max_header_block_bytes,
-                limits.max_continuation_frames,
-                limits.control_frame_budget,
-                limits.reset_budget,
-            )
-        )
+        self._policy = StreamPolicy(limits)
+        self._gate = self._policy.gate
         self._streams: dict[int, _Stream] = {}
         self._out: list[bytes] = []
         self._events: list[H2Event] = []  # the running feed's list (for _pull's connection end)
         self._visitor_resets: set[int] = set()
         self._ended = False
-        self._goaway_last: int | None = None
-        self._announced = False
-        self._requests = 0
-        self._highest = 0
         self._pull_later = False  # a WINDOW_UPDATE or SETTINGS came while a response was sending
         self._seen = 0  # streams the running mem_recv opened that reached _on_request
-        self._late = 0  # streams opened after our GOAWAY
         self._fresh: set[int] = set()
         self._dropped: set[int] = set()
 
@@ -251,7 +228,7 @@ class NgH2Server:
 
     @property
     def closed(self) -> bool:
-        return self._ended or (self._goaway_last is not None and not self._streams)
+        return self._policy.closed(self._ended, len(self._streams))
 
     def data_to_send(self) -> bytes:
         if not self._ended:
@@ -264,14 +241,11 @@ class NgH2Server:
         return joined
 
     def goaway(self, *, final: bool = True) -> None:
-        if self._ended or self._goaway_last is not None or (self._announced and not final):
+        last = self._policy.goaway(final=final, ended=self._ended)
+        if last is None:
             return
-        self._announced = True
         # Serialised here, not submitted: nghttp2 would ignore streams opened after it without a word, where
         # both codecs refuse them (REFUSED_STREAM) and count them.
-        last = self._highest if final else 2**31 - 1
-        if final:
-            self._goaway_last = last
         self._pull()  # frames already queued go first
         self._out.append(_goaway_frame(last, NO_ERROR))
 
@@ -429,8 +403,9 @@ class NgH2Server:
             self._pull()
         if self._ended:
             return False
-        if self._gate.resets_left < 0:
-            self._end(ENHANCE_YOUR_CALM, "too many streams reset, malformed or refused (rapid reset)", events)
+        over = self._policy.over_budget()
+        if over is not None:
+            self._end(*over, events)
             return False
         return True
 
@@ -455,49 +430,26 @@ class NgH2Server:
                 self._pull_later = any(stream.provider for stream in self._streams.values())
 
     def _on_request(self, stream_id: int, fields: Headers, ended: bool, events: list[H2Event]) -> None:
-        s = self._s
         self._seen += 1
-        if stream_id > self._highest:
-            self._highest = stream_id
-        if self._goaway_last is not None and stream_id > self._goaway_last:
-            s.rst(stream_id, REFUSED_STREAM)  # the client retries elsewhere
-            self._late += 1
-            if self._late > self._limits.max_concurrent_streams:  # more than could have been in flight
+        act = self._policy.on_request(stream_id, fields, ended, len(self._streams))
+        if act.kind == RESET:
+            self._s.rst(stream_id, act.reset_code)
+            if act.charge:
                 self._gate.charge_reset()
             return
-        if len(self._streams) >= self._limits.max_concurrent_streams:
-            s.rst(stream_id, REFUSED_STREAM)
-            self._gate.charge_reset()
-            return
-        self._gate.refund_control()
-        try:
-            request = request_from_fields(fields, ended, self._limits.head_limits)
-        except StreamMalformed:
-            s.rst(stream_id, PROTOCOL_ERROR)
-            self._gate.charge_reset()
-            return
-        except DownstreamError as exc:
-            stream = self._streams[stream_id] = _Stream(refused=True)
-            stream.request_ended = ended
-            self._fresh.add(stream_id)
-            events.append(RequestRefused(stream_id, exc))
-            return
-        stream = _Stream(refused=False)
-        if request.body == "length":
-            remaining = _content_length(request.headers)
-            if remaining < 0:
-                s.rst(stream_id, PROTOCOL_ERROR)
-                self._gate.charge_reset()
-                return
-            stream.remaining = remaining
-        self._streams[stream_id] = stream
+        stream = self._streams[stream_id] = _Stream(refused=act.kind != START)
         self._fresh.add(stream_id)
-        events.append(RequestStarted(stream_id, request))
+        if act.request is None:  # REFUSE: the edge answers the 4xx; the body is dropped
+            stream.request_ended = ended
+            if act.error is not None:
+                events.append(RequestRefused(stream_id, act.error))
+            return
+        stream.remaining = act.remaining
+        events.append(RequestStarted(stream_id, act.request))
         if ended:
             stream.request_ended = True
             events.append(StreamEnded(stream_id))
-        self._requests += 1
-        if self._requests >= self._limits.max_requests:
+        if act.goaway:
             self.goaway()
 
     def _on_data(self, stream_id: int, data: bytes, events: list[H2Event]) -> None:
@@ -554,11 +506,11 @@ class NgH2Server:
         """The response's last frame is queued; True if a reset was queued after it."""
         stream.response_ended = True
         stream.end_pending = False
-        self._gate.refund_reset()
         del self._streams[stream_id]
         self._release(stream_id, stream)
-        if not stream.request_ended:
-            self._s.rst(stream_id, NO_ERROR)
+        code = self._policy.on_response_ended(stream.request_ended)
+        if code is not None:
+            self._s.rst(stream_id, code)
             return True
         return False
 
@@ -573,7 +525,7 @@ class NgH2Server:
         """Our connection error: GOAWAY with ``code`` after what nghttp2 had queued (``pull``: unless the
         session failed inside a callback)."""
         if not self._ended:
-            last = self._highest  # the last stream the edge may have worked on
+            last = self._policy.highest  # the last stream the edge may have worked on
             if pull:
                 self._pull()
                 if self._ended:

@@ -224,6 +224,7 @@ class CffiSession:
             raise MemoryError("nghttp2_session_server_new2")
         self._session = ffi.gc(holder[0], self._lib.nghttp2_session_del)
         self._sent = ffi.new("const char **")
+        self._blob = b""
 
     def recv(self, data: bytes) -> tuple[int, list[tuple[int, int, int, Any]], bool]:
         self.overflow = False
@@ -248,33 +249,32 @@ class CffiSession:
         data = frames[0] if len(frames) == 1 else b"".join(frames)
         return min(size, 0), data, ended, self.data_frames, goaway, events
 
-    def _nva(self, fields: list[tuple[bytes, bytes]]) -> tuple[Any, bytes]:
-        """nghttp2_nv[] for ``fields``: one joined buffer (returned: alive until the submit returned)."""
+    def _nva(self, fields: list[tuple[bytes, bytes]]) -> Any:
+        """nghttp2_nv[] for ``fields``: pointers into one joined buffer, kept in ``_blob`` until the next
+        submit (nghttp2 copies the fields; a local would not do: compiled by mypyc, a value is released
+        after its last use, before the submit call)."""
         b = self._b
         blob = b"".join([part for field in fields for part in field])
+        self._blob = blob
         at = int(b.cast(b.uintptr, b.from_buffer(b.char_array, blob, False)))
         entries = []
         for name, value in fields:
             n, v = len(name), len(value)
             entries.append((at, at + n, n, v, 0))
             at += n + v
-        return b.newp(b.nv_array, entries), blob
+        return b.newp(b.nv_array, entries)
 
     def submit_response(self, stream_id: int, fields: list[tuple[bytes, bytes]], body: bool) -> int:
-        nva, blob = self._nva(fields)
+        nva = self._nva(fields)
         if body:
             self.queues[stream_id] = _Queue()
         provider = self._b.provider if body else self._b.ffi.NULL
-        rv: int = self._lib.nghttp2_submit_response(self._session, stream_id, nva, len(fields), provider)
-        del blob
-        return rv
+        return int(self._lib.nghttp2_submit_response(self._session, stream_id, nva, len(fields), provider))
 
     def submit_headers(self, stream_id: int, fields: list[tuple[bytes, bytes]]) -> int:
-        nva, blob = self._nva(fields)
+        nva = self._nva(fields)
         null = self._b.ffi.NULL
-        rv: int = self._lib.nghttp2_submit_headers(self._session, 0, stream_id, null, nva, len(fields), null)
-        del blob
-        return rv
+        return int(self._lib.nghttp2_submit_headers(self._session, 0, stream_id, null, nva, len(fields), null))
 
     def push(self, stream_id: int, data: bytes, end: bool) -> bool:
         queue = self.queues.get(stream_id)

@@ -24,9 +24,11 @@ compare ratios from the same run only. Needs nginx, h2load (Debian nghttp2-clien
 ``--codecs`` runs a second ``originlock serve`` from the same venv and a copy of the first one's data
 directory (same zones, certificates and CAs) with ``ORIGINLOCK_H2_CODEC=h2``: the pure-Python codec
 (``originlock-h2``) measured in the same run, interleaved, next to libnghttp2's (``originlock``) and nginx.
+``--cffi`` likewise runs one with ``ORIGINLOCK_H2_SHIM=0`` (``originlock-cffi``): libnghttp2 through cffi, the
+compiled shim's fallback. Each product's banner line naming its codec is printed, so a run says what it ran.
 
-``--floor`` measures, in process, what ``proto/http2.py`` alone costs per request (the sans-IO layer over
-``h2``): a lower bound for the edge's CPU per request over h2.
+``--floor`` measures, in process, what each codec path alone costs per request (the sans-IO layer: the
+compiled shim, cffi, ``h2``): a lower bound for the edge's CPU per request over h2.
 """
 
 from __future__ import annotations
@@ -62,6 +64,12 @@ from originlock.tls.issue import issue_leaf  # noqa: E402
 HOST = "a.bench.test"
 HOSTS = ("a.bench.test", "b.bench.test", "c.bench.test", "a.waf.test")  # what configure() sets up
 CLIENTS, STREAMS = 10, 10
+CODEC_ENV = ("ORIGINLOCK_H2_CODEC", "ORIGINLOCK_H2_SHIM")
+#: The products measured besides ``originlock`` (the default codec): name, flag, environment.
+VARIANTS = (
+    ("originlock-cffi", "cffi", {"ORIGINLOCK_H2_SHIM": "0"}),
+    ("originlock-h2", "codecs", {"ORIGINLOCK_H2_CODEC": "h2"}),
+)
 
 
 def negotiated_alpn(port: int) -> str | None:
@@ -140,14 +148,14 @@ def origin_block(tmp: Path, port: int) -> str:
 
 
 def start_product(
-    exe: Path, tmp: Path, https_port: int, origin_port: int, data: str = "data", codec: str | None = None
+    exe: Path, tmp: Path, https_port: int, origin_port: int, data: str = "data", codec: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """``originlock serve`` with one worker; returns the process and its API base URL once healthy."""
+    """``originlock serve`` with one worker (``codec``: environment that picks its HTTP/2 codec); returns the
+    process and its API base URL once healthy."""
     api_port = free_port()
     log = (tmp / f"serve-{data}.log").open("w")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ORIGINLOCK_H2_CODEC")}
-    if codec is not None:
-        env["ORIGINLOCK_H2_CODEC"] = codec
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", *CODEC_ENV)}
+    env.update(codec or {})
     args = ["serve", "--data-dir", str(tmp / data), "--api", f"127.0.0.1:{api_port}", "--http", "off"]
     args += ["--https", f"127.0.0.1:{https_port}", "--origin-https-port", str(origin_port), "--workers", "1"]
     serve = subprocess.Popen([str(exe), *args], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp)
@@ -165,7 +173,7 @@ def start_product(
         time.sleep(0.2)
 
 
-def h2_floor(requests: int = 20000, codec_name: str = "nghttp2") -> float:
+def h2_floor(requests: int = 20000, codec_name: str = "shim") -> float:
     """CPU µs per request of ``proto/http2.py`` alone, in process (no TLS, no sockets, no pipeline): a GET
     read ten to a read as h2load -m10 sends them, answered with a 200 and a small body. The least any h2
     path through the edge can cost; the rest of the edge's CPU comes on top."""
@@ -174,8 +182,6 @@ def h2_floor(requests: int = 20000, codec_name: str = "nghttp2") -> float:
     import h2.settings
 
     from originlock.proto.http2 import H2Limits, H2Server, NgH2Server, RequestStarted
-
-    codec: type[H2Server | NgH2Server] = NgH2Server if codec_name == "nghttp2" else H2Server
 
     client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
     client.initiate_connection()
@@ -190,7 +196,8 @@ def h2_floor(requests: int = 20000, codec_name: str = "nghttp2") -> float:
         if n % STREAMS == STREAMS - 1:
             reads.append(client.data_to_send())
     head = [(b"Server", b"originlock"), (b"Content-Type", b"text/plain"), (b"Content-Length", b"13")]
-    server = codec(H2Limits(max_requests=requests))
+    limits = H2Limits(max_requests=requests)
+    server = H2Server(limits) if codec_name == "h2" else NgH2Server(limits, session=codec_name)
     server.initiate()
     start = time.process_time()
     for data in reads:
@@ -211,9 +218,15 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--floor", action="store_true", help="only the in-process cost of each codec")
     parser.add_argument("--codecs", action="store_true", help="also measure the product with the h2 codec")
+    parser.add_argument("--cffi", action="store_true", help="also measure the product without the compiled shim")
     args = parser.parse_args()
     if args.floor:
-        for codec_name in ("nghttp2", "h2"):
+        from originlock.proto import nghttp2_lib
+
+        for codec_name in ("shim", "cffi", "h2"):
+            if codec_name == "shim" and nghttp2_lib.load_shim() is None:
+                print(f"shim: not built here ({nghttp2_lib.shim_unavailable_reason()})")
+                continue
             floors = [round(h2_floor(codec_name=codec_name), 1) for _ in range(args.runs)]
             print(f"{codec_name} codec alone: {statistics.median(floors):.1f} us/request (of {args.runs}: {floors})")
         return 0
@@ -230,8 +243,7 @@ def main() -> int:
     origin_port, nginx_port, ol_port = free_port(), free_port(), free_port()
 
     serve: subprocess.Popen[bytes] | None = None
-    serve_h2: subprocess.Popen[bytes] | None = None
-    h2_port = free_port()
+    variants: list[tuple[str, int, subprocess.Popen[bytes]]] = []
     origin = nginx_edge = None
     results: list[dict[str, Any]] = []
     notes: list[str] = []
@@ -250,9 +262,12 @@ def main() -> int:
             (tmp / "origin.pem").write_text(issued["cert"])
             (tmp / "origin.key").write_text(issued["key"])
             (tmp / "origin-ca.pem").write_text(httpx.get(f"{base}/ca/origin.pem").text)
-            if args.codecs:
-                shutil.copytree(tmp / "data", tmp / "data-h2")
-                serve_h2, _ = start_product(exe, tmp, h2_port, origin_port, data="data-h2", codec="h2")
+            for name, flag, env in VARIANTS:
+                if getattr(args, flag):
+                    shutil.copytree(tmp / "data", tmp / f"data-{name}")
+                    port = free_port()
+                    product, _ = start_product(exe, tmp, port, origin_port, data=f"data-{name}", codec=env)
+                    variants.append((name, port, product))
         origin = NginxProcess(nginx, tmp / "origin", origin_block(tmp, origin_port), ports=[origin_port]).start()
         edge_conf = nginx_edge_block(tmp, nginx_port, origin_port, tmp / "origin-ca.pem")
         nginx_edge = NginxProcess(nginx, tmp / "nginx-edge", edge_conf, ports=[nginx_port]).start()
@@ -262,9 +277,13 @@ def main() -> int:
             alpn = negotiated_alpn(ol_port)
             if alpn == "h2":
                 edges.insert(0, ("originlock", ol_port, [serve.pid]))
-                if serve_h2 is not None:
-                    wait_for_port(h2_port, timeout=30)
-                    edges.insert(1, ("originlock-h2", h2_port, [serve_h2.pid]))
+                for at, (name, port, product) in enumerate(variants, start=1):
+                    wait_for_port(port, timeout=30)
+                    edges.insert(at, (name, port, [product.pid]))
+                for name, data in (("originlock", "data"), *((v[0], f"data-{v[0]}") for v in variants)):
+                    banner = (tmp / f"serve-{data}.log").read_text()
+                    codec_line = next((line for line in banner.splitlines() if "HTTP/2 codec" in line), "?")
+                    print(f"# {name}: {codec_line.strip()}", file=sys.stderr)
             else:
                 notes.append(f"originlock: ALPN h2 not negotiated (selected {alpn!r}): not measured")
         for edge, port, _ in edges:
@@ -290,7 +309,7 @@ def main() -> int:
                         flush=True,
                     )
     finally:
-        for product in (serve, serve_h2):
+        for product in (serve, *(v[2] for v in variants)):
             if product is not None:
                 product.terminate()
                 try:
@@ -311,9 +330,9 @@ def main() -> int:
     median = {
         e: {k: round(statistics.median(r[k] for r in results if r["edge"] == e), 2) for k in keys} for e in measured
     }
-    for edge in ("originlock", "originlock-h2"):
+    for edge in ("originlock", *(v[0] for v in VARIANTS)):
         if edge in median and "nginx" in median:
-            name = "ratio" if edge == "originlock" else "ratio-h2"
+            name = "ratio" if edge == "originlock" else "ratio-" + edge.removeprefix("originlock-")
             median[name] = {k: round(median[edge][k] / median["nginx"][k], 2) for k in keys}
     load = os.getloadavg()
     report = {

@@ -15,7 +15,7 @@ import shlex
 import shutil
 import sys
 import sysconfig
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +56,17 @@ HOT_MODULES = (
     # On by default: the access-log line and its buffer run once per request.
     "originlock/pipeline/builtin/access_log.py",
     "originlock/edge/access_log.py",
-    # HTTP/2 visitors: the connection and its streams, the libnghttp2 codec's Python side (its callbacks run
-    # per header field and per frame), the request/response field passes and the frame gate. The h2 codec
-    # (proto/http2.py, http2_conn.py) subclasses h2's classes and stays interpreted: it is the fallback.
+    # HTTP/2 visitors: the connection and its streams, the libnghttp2 codec's Python side (it handles the
+    # session's events per read), the shared policy, the request/response field passes and the frame gate.
+    # The cffi session (proto/nghttp2_cffi.py, the shim's fallback) is compiled too: its callbacks run per
+    # header field and per frame. The h2 codec (proto/http2.py, http2_conn.py) subclasses h2's classes and
+    # stays interpreted: it is the last fallback.
     "originlock/proto/http2_events.py",
     "originlock/proto/http2_gate.py",
+    "originlock/proto/http2_policy.py",
     "originlock/proto/http2_request.py",
     "originlock/proto/http2_ng.py",
+    "originlock/proto/nghttp2_cffi.py",
     "originlock/edge/http2.py",
 )
 
@@ -81,6 +85,15 @@ OPTED_OUT = "opted-out"
 #: The build environment has mypy but not the runtime dependencies: their types are unknown (Any) there,
 #: which costs nothing on the hot path, whose own types are all declared.
 MYPY_FLAGS = ("--ignore-missing-imports", "--config-file=", "--no-warn-unused-ignores")
+
+
+#: The HTTP/2 codec's C shim over libnghttp2 (docs/performance.md, "HTTP/2 codec: a compiled shim"). Built
+#: with the compiled modules; optional: it needs only the runtime library (libnghttp2.so.14, its prototypes
+#: are declared in the file), and a wheel without it runs the same codec through cffi
+#: (``originlock serve`` says which).
+SHIM_SOURCE = "originlock/proto/_ngshim.c"
+SHIM_MODULE = "originlock.proto._ngshim"
+NGHTTP2_LIBRARY = "nghttp2"
 
 
 class HotPathBuildError(RuntimeError):
@@ -133,6 +146,40 @@ def extensions(src: Path, kind: str | None, modules: Sequence[str] = HOT_MODULES
             f"mypyc could not compile the request path (exit {exc.code}; errors above). "
             f"Set {PURE_ENV}=1 to install it interpreted (about twice the CPU per request)."
         ) from None
+
+
+def nghttp2_link_args(found: str | None = "") -> list[str] | None:
+    """How to link the shim against the runtime libnghttp2 (no ``-dev`` package: no ``libnghttp2.so``
+    symlink, so the versioned file is named), or None when the library is not installed."""
+    if found == "":
+        import ctypes.util
+
+        found = ctypes.util.find_library(NGHTTP2_LIBRARY)
+    if not found:
+        return None
+    return [found] if os.path.isabs(found) else [f"-l:{found}"]
+
+
+def shim_extensions(src: Path, kind: str | None, find: Callable[[], list[str] | None] = nghttp2_link_args) -> list[Any]:
+    """The shim's extension when ``kind`` is :data:`COMPILED` and libnghttp2 is installed (``find``), else []
+    (the codec then runs through cffi). Optional: a compile error warns and leaves it out."""
+    if kind != COMPILED:
+        return []
+    args = find()
+    if args is None:
+        _warn("libnghttp2 not found: building without the HTTP/2 shim (the codec runs through cffi)")
+        return []
+    from setuptools import Extension
+
+    return [
+        Extension(
+            SHIM_MODULE,
+            [str(src / SHIM_SOURCE)],
+            extra_compile_args=["-O2"],
+            extra_link_args=args,
+            optional=True,
+        )
+    ]
 
 
 def strict_build_ext(base: Any) -> Any:

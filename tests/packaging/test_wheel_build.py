@@ -25,6 +25,8 @@ from hotpath import (  # noqa: E402
     HotPathBuildError,
     build_kind,
     extensions,
+    nghttp2_link_args,
+    shim_extensions,
 )
 
 
@@ -88,3 +90,31 @@ def test_serve_says_why_the_path_is_interpreted(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(build_info, "_build_record", lambda: record)
     assert build_info.hot_path_kind().startswith("interpreted (")
     assert says in build_info.hot_path_kind()
+
+
+def test_the_users_wheel_holds_the_http2_shim_and_serve_runs_it(user_wheel: Path, wheel_tree: Path) -> None:
+    tag = f"cpython-{sys.version_info.major}{sys.version_info.minor}"
+    with zipfile.ZipFile(user_wheel) as archive:
+        names = archive.namelist()
+    assert any(n.startswith(f"originlock/proto/_ngshim.{tag}") for n in names), "the HTTP/2 shim is not built"
+    probe = "from originlock.proto.http2 import h2_codec; print(h2_codec())"
+    env = {"PYTHONPATH": str(wheel_tree)}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith("(compiled shim)"), out.stdout
+    env["ORIGINLOCK_H2_SHIM"] = "0"
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert "cffi ABI mode" in out.stdout and "ORIGINLOCK_H2_SHIM=0" in out.stdout, out.stdout
+
+
+def test_the_shim_needs_only_the_runtime_library() -> None:
+    # Debian ships no libnghttp2.so without -dev: the versioned soname is linked by name.
+    assert nghttp2_link_args("libnghttp2.so.14") == ["-l:libnghttp2.so.14"]
+    assert nghttp2_link_args("/opt/lib/libnghttp2.14.dylib") == ["/opt/lib/libnghttp2.14.dylib"]
+    assert nghttp2_link_args(None) is None
+
+
+def test_without_libnghttp2_the_wheel_leaves_the_shim_out() -> None:
+    assert shim_extensions(Path("src"), COMPILED, lambda: None) == []
+    assert shim_extensions(Path("src"), NO_COMPILER, lambda: ["-l:libnghttp2.so.14"]) == []
+    (extension,) = shim_extensions(Path("src"), COMPILED, lambda: ["-l:libnghttp2.so.14"])
+    assert extension.name == "originlock.proto._ngshim" and extension.optional

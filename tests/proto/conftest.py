@@ -1,7 +1,12 @@
-"""The HTTP/2 protocol tests run against both codecs: libnghttp2 (``proto/http2_ng.py``, what the edge uses
-where the library loads) and ``h2`` (``proto/http2.py``, the fallback). Each test of the HTTP/2 modules runs
-once per codec; the name ``H2Server`` in the test module is the codec's class. A test that pins one codec's
-internals is marked ``@pytest.mark.codec("h2")``."""
+"""The HTTP/2 protocol tests run against every codec path: libnghttp2 (``proto/http2_ng.py``, what the edge
+uses where the library loads) through the compiled shim (``nghttp2``) and through cffi (``nghttp2-cffi``),
+and ``h2`` (``proto/http2.py``, the fallback). Each test of the HTTP/2 modules runs once per path; the name
+``H2Server`` in the test module is the codec's class. A test that pins one codec's internals is marked
+``@pytest.mark.codec("h2")`` (``nghttp2`` covers both of its sessions).
+
+The shim exists only where it was built (a wheel, or ``python buildtools/build_shim.py`` in a checkout):
+elsewhere its runs are skipped, except in a compiled-wheel run (``ORIGINLOCK_EXPECT_COMPILED=1``), where a
+missing shim fails."""
 
 from __future__ import annotations
 
@@ -10,9 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from originlock.proto import http2_ng
+from originlock.proto import http2_ng, nghttp2_cffi
 from originlock.proto.http2 import H2Server, NgH2Server
-from originlock.proto.nghttp2_lib import unavailable_reason
+from originlock.proto.nghttp2_lib import load_shim, shim_unavailable_reason, unavailable_reason
 
 _MODULES = ("test_http2", "test_http2_frames", "test_http2_peers")
 
@@ -24,7 +29,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if metafunc.module.__name__.rsplit(".", 1)[-1] in _MODULES:
         metafunc.fixturenames.append("h2_codec")
-        metafunc.parametrize("h2_codec", ["nghttp2", "h2"])
+        metafunc.parametrize("h2_codec", ["nghttp2", "nghttp2-cffi", "h2"])
 
 
 @pytest.fixture(autouse=True)
@@ -35,11 +40,19 @@ def _h2_codec(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
         yield None
         return
     marker = request.node.get_closest_marker("codec")
-    if marker is not None and marker.args[0] != codec:
+    if marker is not None and marker.args[0] != codec.split("-")[0]:
         pytest.skip(f"pins the {marker.args[0]} codec")
-    if codec == "nghttp2" and http2_ng.available() is None:
+    if codec.startswith("nghttp2") and nghttp2_cffi.binding_version() is None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"libnghttp2 is required under CI: {unavailable_reason()}")
         pytest.skip(f"libnghttp2 cannot be loaded: {unavailable_reason()}")
-    monkeypatch.setattr(request.module, "H2Server", NgH2Server if codec == "nghttp2" else H2Server)
-    yield codec
+    if codec == "nghttp2" and load_shim() is None:
+        if os.environ.get("ORIGINLOCK_EXPECT_COMPILED") == "1":
+            pytest.fail(f"the compiled wheel has no HTTP/2 shim: {shim_unavailable_reason()}")
+        pytest.skip(f"the HTTP/2 shim is not built here: {shim_unavailable_reason()}")
+    http2_ng.set_session_kind({"nghttp2": http2_ng.SHIM, "nghttp2-cffi": http2_ng.CFFI}.get(codec))
+    monkeypatch.setattr(request.module, "H2Server", H2Server if codec == "h2" else NgH2Server)
+    try:
+        yield codec
+    finally:
+        http2_ng.set_session_kind(None)

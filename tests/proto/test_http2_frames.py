@@ -182,7 +182,7 @@ def test_a_continuation_flood_is_stopped_after_a_bounded_number_of_frames(h2_cod
         sent += 1
     # 16 CONTINUATION frames are allowed, the 17th is refused; libnghttp2 (Debian's, patched for the CVE)
     # stops at 8 itself
-    assert sent == (9 if h2_codec == "nghttp2" else 17)
+    assert sent == (9 if h2_codec.startswith("nghttp2") else 17)
     assert ended(events).error_code == ENHANCE_YOUR_CALM
     assert "CONTINUATION" in ended(events).reason
     assert goaways(server.data_to_send()) == [(0, ENHANCE_YOUR_CALM)]
@@ -206,7 +206,7 @@ def test_a_header_block_larger_than_the_limit_is_refused_before_it_ends(h2_codec
         sent += 1
     # 5 frames of 16 KiB: above 64 KiB. nghttp2 decodes as frames arrive: 16 KiB of empty fields (32 bytes
     # each as HPACK counts them) is already above the 64 KiB list limit.
-    assert sent == (0 if h2_codec == "nghttp2" else 4)
+    assert sent == (0 if h2_codec.startswith("nghttp2") else 4)
     assert ended(events).error_code == ENHANCE_YOUR_CALM
 
 
@@ -284,7 +284,7 @@ def test_unknown_settings_are_ignored_not_stored(h2_codec: str) -> None:
     retained, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert retained < 1_000_000  # every 16-bit identifier, kept, was 50 MB
-    if h2_codec == "nghttp2":  # nghttp2 takes at most 32 entries per SETTINGS frame
+    if h2_codec.startswith("nghttp2"):  # nghttp2 takes at most 32 entries per SETTINGS frame
         assert ended(events).error_code == ENHANCE_YOUR_CALM
         return
     assert events == [] and not server.closed
@@ -348,7 +348,7 @@ def test_data_beyond_the_advertised_window_is_a_flow_control_error(h2_codec: str
     post = [(b":method", b"POST"), *GET[1:]]
     data = b"".join(DataFrame(1, data=b"d" * 16384).serialize() for _ in range(5))  # 80 KiB > 64 KiB
     events = server.feed(headers(1, hpack.Encoder(), post, end=False) + data)
-    if h2_codec == "nghttp2":  # beyond the stream's window only: a stream error (RFC 9113 §5.4.2 allows either)
+    if h2_codec.startswith("nghttp2"):  # beyond the stream's window only: a stream error (RFC 9113 §5.4.2: either)
         assert events == []  # opened and reset in the same read: the edge never hears of it
         assert resets(server.data_to_send()) == [(1, FLOW_CONTROL_ERROR)]
         return
@@ -576,7 +576,7 @@ def test_an_undecodable_header_block_ends_the_connection(h2_codec: str) -> None:
     server = connected()
     events = server.feed(HeadersFrame(1, data=b"\xff\xff\xff\xff\x0f", flags=["END_HEADERS"]).serialize())
     # the HPACK state is lost: no stream error can do (nghttp2 says COMPRESSION_ERROR, h2 PROTOCOL_ERROR)
-    assert ended(events).error_code == (COMPRESSION_ERROR if h2_codec == "nghttp2" else PROTOCOL_ERROR)
+    assert ended(events).error_code == (COMPRESSION_ERROR if h2_codec.startswith("nghttp2") else PROTOCOL_ERROR)
     assert server.open_streams == 0
 
 

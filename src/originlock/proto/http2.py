@@ -106,7 +106,6 @@ from h2.settings import SettingCodes
 from hpack import HPACKError
 from hyperframe.frame import GoAwayFrame
 
-from originlock.errors import DownstreamError
 from originlock.proto.events import Headers
 from originlock.proto.http2_conn import ENCODER_TABLE_SIZE, CeilingSettings, ServerConnection
 from originlock.proto.http2_events import (
@@ -126,9 +125,9 @@ from originlock.proto.http2_events import (
     StreamReset,
     WindowOpened,
 )
-from originlock.proto.http2_gate import FrameGate, GateLimits
 from originlock.proto.http2_ng import NgH2Server
-from originlock.proto.http2_request import StreamMalformed, request_from_fields, response_fields
+from originlock.proto.http2_policy import RESET, START, StreamPolicy
+from originlock.proto.http2_request import response_fields
 
 __all__ = [
     "CANCEL",
@@ -204,22 +203,11 @@ class H2Server:
         conn.max_inbound_frame_size = limits.max_frame_size
         conn.decoder.max_header_list_size = limits.max_header_list_size
         self._conn = conn
-        self._gate = FrameGate(
-            GateLimits(
-                limits.max_frame_size,
-                limits.max_header_block_bytes,
-                limits.max_continuation_frames,
-                limits.control_frame_budget,
-                limits.reset_budget,
-            )
-        )
+        self._policy = StreamPolicy(limits)
+        self._gate = self._policy.gate
         self._streams: dict[int, _Stream] = {}
         self._out: list[bytes] = []
         self._ended = False
-        self._goaway_last: int | None = None
-        self._announced = False  # a GOAWAY went out (the first step, or the final one)
-        self._requests = 0
-        self._late = 0  # streams opened after our GOAWAY
         self._fresh: set[int] = set()  # streams opened by the bytes being fed
         self._dropped: set[int] = set()  # ... and reset by them too
 
@@ -240,7 +228,7 @@ class H2Server:
     @property
     def closed(self) -> bool:
         """Nothing more will happen: write :meth:`data_to_send`, then close the connection."""
-        return self._ended or (self._goaway_last is not None and not self._streams)
+        return self._policy.closed(self._ended, len(self._streams))
 
     def data_to_send(self) -> bytes:
         """Every frame queued so far, b"" if none."""
@@ -261,12 +249,12 @@ class H2Server:
                 their way are still served; call ``goaway()`` again about a round trip later (the edge
                 has the clock) to name the last one.
         """
-        if self._ended or self._goaway_last is not None or (self._announced and not final):
+        policy = self._policy
+        # h2's count includes streams it reset before the policy heard of them
+        policy.highest = max(policy.highest, self._conn.highest_inbound_stream_id)
+        last = policy.goaway(final=final, ended=self._ended)
+        if last is None:
             return
-        last = self._conn.highest_inbound_stream_id if final else 2**31 - 1
-        if final:
-            self._goaway_last = last
-        self._announced = True
         self._out.append(self._conn.data_to_send())  # frames already queued go first
         self._out.append(GoAwayFrame(0, last_stream_id=last, error_code=NO_ERROR).serialize())
 
@@ -405,8 +393,9 @@ class H2Server:
                     self._flush(stream_id, stream)
                     if stream.pending_size < before:
                         events.append(WindowOpened(stream_id))
-        if self._gate.resets_left < 0:
-            self._end(ENHANCE_YOUR_CALM, "too many streams refused (rapid reset)", events)
+        over = self._policy.over_budget()
+        if over is not None:
+            self._end(*over, events)
             return False
         return True
 
@@ -423,34 +412,23 @@ class H2Server:
     def _on_request(self, event: h2e.RequestReceived, events: list[H2Event]) -> None:
         stream_id = event.stream_id
         conn = self._conn
-        if self._goaway_last is not None and stream_id > self._goaway_last:
-            conn.reset_stream(stream_id, REFUSED_STREAM)  # after our GOAWAY: the client retries elsewhere
-            self._late += 1
-            if self._late > self._limits.max_concurrent_streams:  # more than could have been in flight
+        act = self._policy.on_request(
+            stream_id, event.headers or [], event.stream_ended is not None, len(self._streams)
+        )
+        if act.kind == RESET:
+            conn.reset_stream(stream_id, act.reset_code)
+            if act.reset_code == PROTOCOL_ERROR:
+                conn.stream_errors.append((stream_id, "malformed request"))  # charged with h2's own stream errors
+            elif act.charge:
                 self._gate.charge_reset()
             return
-        if len(self._streams) >= self._limits.max_concurrent_streams:
-            conn.reset_stream(stream_id, REFUSED_STREAM)
-            self._gate.charge_reset()
-            return
-        self._gate.refund_control()
-        ended = event.stream_ended is not None
-        try:
-            request = request_from_fields(event.headers or [], ended, self._limits.head_limits)
-        except StreamMalformed as exc:
-            conn.reset_stream(stream_id, PROTOCOL_ERROR)
-            conn.stream_errors.append((stream_id, str(exc)))  # charged with h2's own stream errors
-            return
-        except DownstreamError as exc:
-            self._streams[stream_id] = _Stream(refused=True)
-            self._fresh.add(stream_id)
-            events.append(RequestRefused(stream_id, exc))
-            return
-        self._streams[stream_id] = _Stream(refused=False)
+        self._streams[stream_id] = _Stream(refused=act.kind != START)
         self._fresh.add(stream_id)
-        events.append(RequestStarted(stream_id, request))  # h2's StreamEnded follows when ``ended``
-        self._requests += 1
-        if self._requests >= self._limits.max_requests:
+        if act.request is not None:
+            events.append(RequestStarted(stream_id, act.request))  # h2's StreamEnded follows when ended
+        elif act.error is not None:
+            events.append(RequestRefused(stream_id, act.error))
+        if act.goaway:
             self.goaway()
 
     def _on_data(self, event: h2e.DataReceived, events: list[H2Event]) -> None:
@@ -502,11 +480,11 @@ class H2Server:
     def _response_ended(self, stream_id: int, stream: _Stream) -> None:
         stream.response_ended = True
         stream.end_pending = False
-        self._gate.refund_reset()
-        if not stream.request_ended:
+        code = self._policy.on_response_ended(stream.request_ended)
+        if code is not None:
             # The answer is complete before the request (an early error, a refused request): the edge no
             # longer wants the body (RFC 9113 §8.1 allows RST_STREAM NO_ERROR here).
-            self._conn.reset_stream(stream_id, NO_ERROR)
+            self._conn.reset_stream(stream_id, code)
         del self._streams[stream_id]
         self._release(stream_id, stream)
 
@@ -533,21 +511,23 @@ class H2Server:
 
 
 def h2_codec() -> str:
-    """The codec :func:`new_h2_server` uses in this process: ``nghttp2 1.52.0`` (libnghttp2 through cffi) or
-    ``h2`` with why libnghttp2 is not used; said in ``originlock serve``'s banner."""
+    """The codec :func:`new_h2_server` uses in this process, said in ``originlock serve``'s banner:
+    ``nghttp2 1.52.0 (compiled shim)``, ``nghttp2 1.52.0 (cffi ABI mode, ...: why not the shim)``, or ``h2``
+    with why libnghttp2 is not used."""
     from originlock.proto import http2_ng, nghttp2_lib
 
-    version = http2_ng.available()
-    if version is not None:
-        return f"nghttp2 {version}"
+    described = http2_ng.codec_description()
+    if described is not None:
+        return described
     return f"h2 (pure Python, several times the CPU per request: {nghttp2_lib.unavailable_reason()})"
 
 
 def new_h2_server(limits: H2Limits = DEFAULT_H2_LIMITS, *, scheme: bytes = b"https") -> H2Server | NgH2Server:
-    """The visitor connection's HTTP/2 server: over libnghttp2 when it loads (``proto/http2_ng.py``), else
-    over ``h2`` (:class:`H2Server`); both keep the same contract, limits and defences."""
+    """The visitor connection's HTTP/2 server: over libnghttp2 when it loads (``proto/http2_ng.py``, through
+    the compiled shim or cffi), else over ``h2`` (:class:`H2Server`); all keep the same contract, limits and
+    defences."""
     from originlock.proto import http2_ng
 
-    if http2_ng.available() is not None:
+    if http2_ng.session_kind() is not None:
         return http2_ng.NgH2Server(limits, scheme=scheme)
     return H2Server(limits, scheme=scheme)

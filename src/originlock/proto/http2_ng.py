@@ -3,13 +3,19 @@ interface, events and limits as :class:`~originlock.proto.http2.H2Server` (that 
 contract; what differs is below), at a fraction of the CPU per request.
 
 How it is driven. ``feed`` hands the read to ``nghttp2_session_mem_recv``; ``data_to_send`` drains
-``nghttp2_session_mem_send``; no I/O callbacks. What reaches Python, each crossing ~1 µs through libffi:
-one callback per header block start and per header field (the fields are collected, then checked by
-``request_from_fields`` as for the ``h2`` codec), one per received frame (a request's header block is
-complete, END_STREAM, a visitor's RST_STREAM or GOAWAY, a window update), one per chunk of request body, one
-per closed stream, and one per response DATA frame (the data provider copies the stream's pending bytes
-into nghttp2's buffer, so response bytes leave the stream in ``data_to_send``, not in ``send_data``).
-Response fields go to nghttp2 as one array built from one joined buffer (nghttp2 copies them).
+``nghttp2_session_mem_send``; no I/O callbacks. The session is one of two with the same interface:
+
+- the compiled shim (``proto/_ngshim.c``, built with the wheel): nghttp2's callbacks are C functions that
+  append event tuples to one list, so one read is one call into C and one list back, and response bytes
+  wait in C-side queues that the data provider copies from without calling Python;
+- its fallback, cffi in ABI mode (``proto/nghttp2_cffi.py``: no compiler, no headers), whose callbacks are
+  Python functions behind libffi closures (about ten crossings per request) recording the same events.
+
+``ORIGINLOCK_H2_SHIM=0`` forces the fallback; :func:`codec_description` says which one runs. Either way the
+events are handled here, in order, after ``mem_recv`` returned: a request's header block (its fields
+checked by ``request_from_fields`` as for the ``h2`` codec), END_STREAM, a visitor's RST_STREAM or GOAWAY, a
+window update, a chunk of request body, a closed stream. Response fields go to nghttp2 as one array
+(nghttp2 copies them); response bytes leave the stream in ``data_to_send``, not in ``send_data``.
 
 The policy stays ours, shared with the ``h2`` codec: :class:`~originlock.proto.http2_gate.FrameGate` sees
 every frame header before nghttp2 does (frame size, CONTINUATION floods, rapid reset, control-frame floods),
@@ -37,10 +43,9 @@ finds end with its own GOAWAY, whose code is read from the frames it queued.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any, Final
 
-from originlock.errors import DownstreamError
+from originlock.proto import nghttp2_cffi
 from originlock.proto import nghttp2_lib as ng
 from originlock.proto.events import Headers
 from originlock.proto.http2_events import (
@@ -49,7 +54,6 @@ from originlock.proto.http2_events import (
     ENHANCE_YOUR_CALM,
     NO_ERROR,
     PROTOCOL_ERROR,
-    REFUSED_STREAM,
     ConnectionEnded,
     H2Event,
     H2Limits,
@@ -60,189 +64,88 @@ from originlock.proto.http2_events import (
     StreamReset,
     WindowOpened,
 )
-from originlock.proto.http2_gate import FrameGate, GateLimits
-from originlock.proto.http2_request import StreamMalformed, request_from_fields, response_fields
+from originlock.proto.http2_policy import RESET, START, StreamPolicy
+from originlock.proto.http2_request import response_fields
 
-__all__ = ["NgH2Server", "available"]
+__all__ = ["CFFI", "SHIM", "NgH2Server", "available", "codec_description", "session_kind", "set_session_kind"]
 
-_ENCODER_TABLE_SIZE: Final = 4096
-_MAX_SETTINGS: Final = 32
-_MAX_OUTBOUND_ACK: Final = 1000
+SHIM: Final = "shim"
+CFFI: Final = "cffi"
+# The event kinds of both sessions (_ngshim.c's EV_* values).
+_EV_REQUEST: Final = 1
+_EV_HEADERS: Final = 2
+_EV_DATA_END: Final = 3
+_EV_RST: Final = 4
+_EV_GOAWAY: Final = 5
+_EV_WINDOW: Final = 6
+_EV_CHUNK: Final = 7
+_EV_CLOSE: Final = 8
+_FLAG_END_STREAM: Final = 1
+
+#: A session kind forced for this process (tests run every codec path); empty: the best that loads.
+_forced: list[str] = []
+
+
+def set_session_kind(kind: str | None) -> None:
+    """Force :data:`SHIM` or :data:`CFFI` for the servers made from now on (None: the best that loads)."""
+    _forced.clear()
+    if kind is not None:
+        _forced.append(kind)
+
+
+def session_kind() -> str | None:
+    """The session new servers get: the compiled shim where it loads, else cffi, else None (no libnghttp2)."""
+    if _forced:
+        return _forced[0]
+    if ng.load_shim() is not None:
+        return SHIM
+    if nghttp2_cffi.binding_version() is not None:
+        return CFFI
+    return None
+
+
+def available() -> str | None:
+    """libnghttp2's version if this codec can run, else None (``nghttp2_lib.unavailable_reason`` says why)."""
+    kind = session_kind()
+    if kind == SHIM:
+        shim = ng.load_shim()
+        return None if shim is None else str(shim.version)
+    return nghttp2_cffi.binding_version() if kind == CFFI else None
+
+
+def codec_description() -> str | None:
+    """What ``originlock serve`` says of this codec: the version and which session runs it (and why not the
+    shim); None when libnghttp2 cannot be used."""
+    version = available()
+    if version is None:
+        return None
+    if session_kind() == SHIM:
+        return f"nghttp2 {version} (compiled shim)"
+    return f"nghttp2 {version} (cffi ABI mode, the compiled shim's fallback: {ng.shim_unavailable_reason()})"
+
+
+def _new_session(kind: str, max_header_list: int) -> Any:
+    if kind == SHIM:
+        shim = ng.load_shim()
+        if shim is None:
+            raise RuntimeError(f"the compiled shim is not available: {ng.shim_unavailable_reason()}")
+        return shim.Session(max_header_list)
+    return nghttp2_cffi.CffiSession(max_header_list)
 
 
 class _Stream:
-    """The edge's view of one request stream."""
+    """The edge's view of one request stream (its response bytes wait in the session)."""
 
-    __slots__ = (
-        "deferred",
-        "end_pending",
-        "pending",
-        "pending_size",
-        "provider",
-        "refused",
-        "remaining",
-        "request_ended",
-        "response_ended",
-        "unacked",
-    )
+    __slots__ = ("end_pending", "provider", "refused", "remaining", "request_ended", "response_ended", "unacked")
 
     def __init__(self, refused: bool) -> None:
         self.refused = refused
         self.request_ended = False
         self.response_ended = False
-        self.end_pending = False  # END_STREAM waits behind the pending bytes
-        self.provider = False  # the response was submitted with our data provider
-        self.deferred = False  # the provider said "nothing yet": resume it when bytes come
-        self.pending: deque[bytes] = deque()
-        self.pending_size = 0
+        self.end_pending = False  # END_STREAM was asked for, behind the queued bytes
+        self.provider = False  # the response was submitted with the data provider
         self.unacked = 0  # body bytes handed out and not yet acknowledged
         self.remaining = -1  # body bytes Content-Length still announces (-1: none announced)
-
-
-class _Binding:
-    """The library, the shared callbacks (one set per process: each server finds itself from ``user_data``),
-    the options and the data provider."""
-
-    def __init__(self, loaded: ng.NgLib) -> None:
-        ffi, lib = loaded.ffi, loaded.lib
-        self.ffi = ffi
-        self.lib = lib
-        self.version = loaded.version
-        # The backend's functions themselves: FFI's methods are Python wrappers around them (a frame per call).
-        from_handle = ffi._backend.from_handle
-        unpack = ffi._backend.unpack
-        memmove = ffi.memmove
-
-        def failed(exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-            # A bug of ours inside a callback: the session fails (CALLBACK_FAILURE); keep the reason.
-            user = tb.tb_frame.f_locals.get("user") if tb is not None else None
-            if user is not None:
-                from_handle(user)._failure = f"{exc_type.__name__}: {exc}"
-
-        def on_header(
-            session: Any, frame: Any, name: Any, namelen: int, value: Any, valuelen: int, flags: int, user: Any
-        ) -> int:
-            server: NgH2Server = from_handle(user)
-            size = server._block_size + namelen + valuelen + 32
-            server._block_size = size
-            if size > server._limits.max_header_list_size:
-                server._failure = "a header list above SETTINGS_MAX_HEADER_LIST_SIZE (HPACK bomb?)"
-                server._failure_code = ENHANCE_YOUR_CALM
-                return ng.ERR_CALLBACK_FAILURE
-            server._fields.append((unpack(name, namelen), unpack(value, valuelen)))
-            return 0
-
-        def on_begin_headers(session: Any, frame: Any, user: Any) -> int:
-            # A block nghttp2 found malformed midway never reaches on_frame_recv: start each one afresh.
-            server: NgH2Server = from_handle(user)
-            server._fields = []
-            server._block_size = 0
-            return 0
-
-        def on_frame_recv(session: Any, frame: Any, user: Any) -> int:
-            hd = frame.hd
-            from_handle(user)._on_frame(hd.type, hd.flags, hd.stream_id, frame)
-            return 0
-
-        def on_data(session: Any, flags: int, stream_id: int, data: Any, length: int, user: Any) -> int:
-            from_handle(user)._on_data(stream_id, data, length)
-            return 0
-
-        def on_close(session: Any, stream_id: int, error_code: int, user: Any) -> int:
-            from_handle(user)._on_close(stream_id, error_code)
-            return 0
-
-        def read(session: Any, stream_id: int, buf: Any, length: int, flags: Any, source: Any, user: Any) -> int:
-            server: NgH2Server = from_handle(user)
-            stream = server._streams.get(stream_id)
-            if stream is None:
-                return ng.ERR_DEFERRED  # reset meanwhile; nghttp2 drops the stream's item
-            pending = stream.pending
-            done = 0
-            while pending and done < length:
-                chunk = pending[0]
-                room = length - done
-                if len(chunk) > room:
-                    memmove(buf + done, chunk[:room], room)
-                    pending[0] = chunk[room:]
-                    done = length
-                else:
-                    memmove(buf + done, chunk, len(chunk))
-                    pending.popleft()
-                    done += len(chunk)
-            stream.pending_size -= done
-            if not pending and stream.end_pending:
-                flags[0] |= ng.DATA_FLAG_EOF
-                server._response_ended(stream_id, stream)
-            elif not done:
-                stream.deferred = True
-                return ng.ERR_DEFERRED
-            server._gate.refund_control()
-            return done
-
-        def callback(kind: str, function: Any) -> Any:
-            return ffi.callback(kind, function, error=ng.ERR_CALLBACK_FAILURE, onerror=failed)
-
-        on_header_c = callback("nghttp2_on_header_callback", on_header)
-        on_begin_headers_c = callback("nghttp2_on_begin_headers_callback", on_begin_headers)
-        on_frame_recv_c = callback("nghttp2_on_frame_recv_callback", on_frame_recv)
-        on_data_c = callback("nghttp2_on_data_chunk_recv_callback", on_data)
-        on_close_c = callback("nghttp2_on_stream_close_callback", on_close)
-        read_c = callback("nghttp2_data_source_read_callback", read)
-        self.callbacks_keep = (on_header_c, on_begin_headers_c, on_frame_recv_c, on_data_c, on_close_c, read_c)
-        holder = ffi.new("nghttp2_session_callbacks **")
-        if lib.nghttp2_session_callbacks_new(holder) != 0:
-            raise MemoryError("nghttp2_session_callbacks_new")
-        callbacks = holder[0]  # one per process, never freed
-        lib.nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers_c)
-        lib.nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header_c)
-        lib.nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv_c)
-        lib.nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_c)
-        lib.nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_close_c)
-        self.callbacks = callbacks
-        option_holder = ffi.new("nghttp2_option **")
-        if lib.nghttp2_option_new(option_holder) != 0:
-            raise MemoryError("nghttp2_option_new")
-        option = option_holder[0]
-        lib.nghttp2_option_set_no_auto_window_update(option, 1)
-        lib.nghttp2_option_set_no_closed_streams(option, 1)
-        # Request checks are request_from_fields' (the same 400s as HTTP/1 and as the h2 codec), Content-Length
-        # against the DATA is counted here.
-        lib.nghttp2_option_set_no_http_messaging(option, 1)
-        lib.nghttp2_option_set_max_deflate_dynamic_table_size(option, _ENCODER_TABLE_SIZE)
-        lib.nghttp2_option_set_max_outbound_ack(option, _MAX_OUTBOUND_ACK)
-        lib.nghttp2_option_set_max_settings(option, _MAX_SETTINGS)
-        self.option = option
-        self.provider = ffi.new("nghttp2_data_provider *")
-        self.provider.read_callback = read_c
-        # Per-request conversions through the backend with their types resolved once (FFI's methods parse the
-        # type string and add a Python frame per call).
-        backend = ffi._backend
-        self.newp = backend.newp
-        self.cast = backend.cast
-        self.from_buffer = backend.from_buffer
-        self.unpack = backend.unpack
-        self.nv_array = ffi.typeof("nghttp2_nv[]")
-        self.uintptr = ffi.typeof("uintptr_t")
-        self.char_array = ffi.typeof("char[]")
-
-
-_binding: _Binding | None = None
-
-
-def _bind() -> _Binding | None:
-    global _binding
-    if _binding is None:
-        loaded = ng.load()
-        if loaded is not None:
-            _binding = _Binding(loaded)
-    return _binding
-
-
-def available() -> str | None:
-    """libnghttp2's version if this codec can run, else None (``nghttp2_lib.unavailable_reason`` says why)."""
-    binding = _bind()
-    return None if binding is None else binding.version
 
 
 def _goaway_code(frames: bytes) -> int | None:
@@ -256,15 +159,6 @@ def _goaway_code(frames: bytes) -> int | None:
     return code
 
 
-def _content_length(fields: Headers) -> int:
-    """The request's Content-Length, -1 if it is not a number or its values differ."""
-    values = {value for name, value in fields if name == b"content-length"}
-    if len(values) != 1:
-        return -1
-    (value,) = values
-    return int(value) if value.isdigit() and len(value) < 19 else -1
-
-
 def _goaway_frame(last_stream: int, code: int) -> bytes:
     return b"\x00\x00\x08\x07\x00\x00\x00\x00\x00" + last_stream.to_bytes(4) + code.to_bytes(4)
 
@@ -272,53 +166,36 @@ def _goaway_frame(last_stream: int, code: int) -> bytes:
 class NgH2Server:
     """One visitor's HTTP/2 connection over libnghttp2 (see :class:`~originlock.proto.http2.H2Server`).
 
+    Args:
+        session: :data:`SHIM` or :data:`CFFI`; None: :func:`session_kind`'s choice.
+
     Raises:
         RuntimeError: libnghttp2 cannot be loaded (check :func:`available` first).
     """
 
     codec = "nghttp2"
 
-    def __init__(self, limits: H2Limits = DEFAULT_H2_LIMITS, *, scheme: bytes = b"https") -> None:
-        binding = _bind()
-        if binding is None:
+    def __init__(
+        self, limits: H2Limits = DEFAULT_H2_LIMITS, *, scheme: bytes = b"https", session: str | None = None
+    ) -> None:
+        kind = session or session_kind()
+        if kind is None:
             raise RuntimeError(f"libnghttp2 is not available: {ng.unavailable_reason()}")
-        self._b = binding
-        self._lib = binding.lib
+        self.session = kind
+        self._s: Any = _new_session(kind, limits.max_header_list_size)
+        shim = ng.load_shim() if kind == SHIM else None
+        self._strerror: Any = shim.strerror if shim is not None else nghttp2_cffi.strerror
         self._limits = limits
         self.scheme = scheme
-        ffi = binding.ffi
-        self._handle = ffi.new_handle(self)
-        holder = ffi.new("nghttp2_session **")
-        if self._lib.nghttp2_session_server_new2(holder, binding.callbacks, self._handle, binding.option) != 0:
-            raise MemoryError("nghttp2_session_server_new2")
-        self._session = ffi.gc(holder[0], self._lib.nghttp2_session_del)
-        self._sent = ffi.new("const char **")  # mem_send's answer (per server: threads may each run one)
-        self._gate = FrameGate(
-            GateLimits(
-                limits.max_frame_size,
-                limits.max_header_block_bytes,
-                limits.max_continuation_frames,
-                limits.control_frame_budget,
-                limits.reset_budget,
-            )
-        )
+        self._policy = StreamPolicy(limits)
+        self._gate = self._policy.gate
         self._streams: dict[int, _Stream] = {}
         self._out: list[bytes] = []
-        self._events: list[H2Event] = []  # where the callbacks put events (the running feed's list)
-        self._fields: Headers = []  # the header block being decoded
-        self._block_size = 0
-        self._failure: str | None = None
-        self._failure_code = PROTOCOL_ERROR
+        self._events: list[H2Event] = []  # the running feed's list (for _pull's connection end)
         self._visitor_resets: set[int] = set()
         self._ended = False
-        self._goaway_last: int | None = None
-        self._announced = False
-        self._requests = 0
-        self._highest = 0
-        self._pull_later = False  # a WINDOW_UPDATE or SETTINGS came while bytes were held back
+        self._pull_later = False  # a WINDOW_UPDATE or SETTINGS came while a response was sending
         self._seen = 0  # streams the running mem_recv opened that reached _on_request
-        self._late = 0  # streams opened after our GOAWAY
-        self._blob = b""  # the response fields being submitted (nghttp2 copies them)
         self._fresh: set[int] = set()
         self._dropped: set[int] = set()
 
@@ -332,9 +209,7 @@ class NgH2Server:
             (ng.SETTINGS_MAX_FRAME_SIZE, limits.max_frame_size),
             (ng.SETTINGS_ENABLE_PUSH, 0),
         ]
-        ffi, lib = self._b.ffi, self._lib
-        iv = ffi.new("nghttp2_settings_entry[]", entries)
-        self._check(lib.nghttp2_submit_settings(self._session, 0, iv, len(entries)), "submit_settings")
+        self._check(self._s.settings(entries), "submit_settings")
         # MAX_CONCURRENT_STREAMS is advertised but not given to nghttp2: at its limit nghttp2 ends the whole
         # connection, where the limit is ours to enforce with REFUSED_STREAM (a stream the client may retry;
         # a browser may open streams before our SETTINGS reach it). So the entry is added to the frame here.
@@ -345,8 +220,7 @@ class NgH2Server:
         entry = ng.SETTINGS_MAX_CONCURRENT_STREAMS.to_bytes(2) + limits.max_concurrent_streams.to_bytes(4)
         self._out[0] = (len(frame) - 9 + 6).to_bytes(3) + frame[3:] + entry
         if limits.connection_window > 65535:
-            rv = lib.nghttp2_session_set_local_window_size(self._session, 0, 0, limits.connection_window)
-            self._check(rv, "set_local_window_size")
+            self._check(self._s.set_local_window(limits.connection_window), "set_local_window_size")
 
     @property
     def open_streams(self) -> int:
@@ -354,43 +228,35 @@ class NgH2Server:
 
     @property
     def closed(self) -> bool:
-        return self._ended or (self._goaway_last is not None and not self._streams)
+        return self._policy.closed(self._ended, len(self._streams))
 
     def data_to_send(self) -> bytes:
-        if self._ended:
-            out = b"".join(self._out)
-            self._out.clear()
-            return out
-        self._pull()
-        if len(self._out) == 1:
-            return self._out.pop()
-        out = b"".join(self._out)
-        self._out.clear()
-        return out
+        if not self._ended:
+            self._pull()
+        out = self._out
+        if len(out) == 1:
+            return out.pop()
+        joined = b"".join(out)
+        out.clear()
+        return joined
 
     def goaway(self, *, final: bool = True) -> None:
-        if self._ended or self._goaway_last is not None or (self._announced and not final):
+        last = self._policy.goaway(final=final, ended=self._ended)
+        if last is None:
             return
-        self._announced = True
         # Serialised here, not submitted: nghttp2 would ignore streams opened after it without a word, where
         # both codecs refuse them (REFUSED_STREAM) and count them.
-        last = self._highest if final else 2**31 - 1
-        if final:
-            self._goaway_last = last
         self._pull()  # frames already queued go first
         self._out.append(_goaway_frame(last, NO_ERROR))
 
     def feed(self, data: bytes) -> list[H2Event]:
         if self._ended:
             return []
-        events: list[H2Event] = self._events
-        self._events = events = [*events] if events else []
+        events: list[H2Event] = []
+        self._events = events
         self._fresh.clear()
         self._dropped.clear()
-        try:
-            self._feed(data, events)
-        finally:
-            self._events = []
+        self._feed(data, events)
         if self._dropped:
             dropped = self._dropped
             events = [e for e in events if getattr(e, "stream_id", 0) not in dropped]
@@ -423,44 +289,31 @@ class NgH2Server:
         if stream is None or stream.response_ended or self._ended:
             return
         fields = response_fields(status, headers)
-        nva = self._nva(fields)
-        lib = self._lib
+        s = self._s
         if status < 200:
-            rv = lib.nghttp2_submit_headers(
-                self._session, 0, stream_id, self._b.ffi.NULL, nva, len(fields), self._b.ffi.NULL
-            )
-            self._check(rv, "submit_headers")
+            self._check(s.submit_headers(stream_id, fields), "submit_headers")
             return
         if end_stream and stream.request_ended:
-            self._check(
-                lib.nghttp2_submit_response(self._session, stream_id, nva, len(fields), self._b.ffi.NULL),
-                "submit_response",
-            )
+            self._check(s.submit_response(stream_id, fields, False), "submit_response")
             self._response_ended(stream_id, stream)
             return
         # With a body, or ending before the request did: the provider sends END_STREAM (and then the
         # NO_ERROR reset, which must follow the response: nghttp2 sends resets before queued HEADERS).
         stream.provider = True
         stream.end_pending = end_stream
-        self._check(
-            lib.nghttp2_submit_response(self._session, stream_id, nva, len(fields), self._b.provider), "submit_response"
-        )
+        self._check(s.submit_response(stream_id, fields, True), "submit_response")
+        if end_stream:
+            s.push(stream_id, b"", True)
 
     def send_data(self, stream_id: int, data: bytes, *, end_stream: bool = False) -> None:
         stream = self._streams.get(stream_id)
         if stream is None or stream.response_ended or stream.end_pending or self._ended or not stream.provider:
             return
-        if data:
-            stream.pending.append(data)
-            stream.pending_size += len(data)
         stream.end_pending = end_stream
-        if stream.deferred:
-            stream.deferred = False
-            self._lib.nghttp2_session_resume_data(self._session, stream_id)
+        self._s.push(stream_id, data, end_stream)
 
     def buffered(self, stream_id: int) -> int:
-        stream = self._streams.get(stream_id)
-        return 0 if stream is None else stream.pending_size
+        return int(self._s.buffered(stream_id)) if stream_id in self._streams else 0
 
     def acknowledge(self, stream_id: int, size: int) -> None:
         stream = self._streams.get(stream_id)
@@ -469,205 +322,172 @@ class NgH2Server:
         size = min(size, stream.unacked)
         stream.unacked -= size
         if size:
-            self._lib.nghttp2_session_consume(self._session, stream_id, size)
+            self._s.consume(stream_id, size)
 
     def reset(self, stream_id: int, error_code: int = CANCEL) -> None:
         stream = self._streams.pop(stream_id, None)
         if stream is None or self._ended:
             return
-        self._lib.nghttp2_submit_rst_stream(self._session, 0, stream_id, error_code)
+        self._s.rst(stream_id, error_code)
         self._release(stream_id, stream)
 
     # -- inside --------------------------------------------------------------------------------
 
-    def _nva(self, fields: Headers) -> Any:
-        """nghttp2_nv[] for ``fields``: one joined buffer, pointers into it (nghttp2 copies them)."""
-        b = self._b
-        blob = b"".join([part for field in fields for part in field])
-        self._blob = blob  # alive until the submit call returned
-        at = int(b.cast(b.uintptr, b.from_buffer(b.char_array, blob, False)))
-        entries = []
-        for name, value in fields:
-            n, v = len(name), len(value)
-            entries.append((at, at + n, n, v, 0))
-            at += n + v
-        return b.newp(b.nv_array, entries)
-
     def _check(self, rv: int, what: str) -> None:
         if rv < 0:
-            reason = self._b.ffi.string(self._lib.nghttp2_strerror(rv)).decode()
-            raise RuntimeError(f"nghttp2_{what}: {reason}")
+            raise RuntimeError(f"nghttp2_{what}: {self._strerror(rv)}")
 
     def _pull(self) -> None:
-        """Move what nghttp2 queued into ``_out``; notice the end of the session."""
-        lib, session, out, unpack = self._lib, self._session, self._sent, self._b.unpack
-        goaway = False
+        """Move what nghttp2 queued into ``_out``; finish the responses the provider ended; notice the end of
+        the session."""
+        s = self._s
         while True:
-            size = lib.nghttp2_session_mem_send(session, out)
-            if size <= 0:
-                break
-            frame = unpack(out[0], size)
-            goaway = goaway or frame[3] == ng.FRAME_GOAWAY  # each answer is one frame (or its continuation)
-            self._out.append(frame)
-        if size < 0:
-            self._finish(
-                PROTOCOL_ERROR, "nghttp2: " + self._b.ffi.string(lib.nghttp2_strerror(size)).decode(), self._events
-            )
-        elif goaway and not self._ended and not lib.nghttp2_session_want_read(session):
-            # nghttp2 found a connection error and sent its GOAWAY (our own GOAWAYs are not submitted to it)
-            code = _goaway_code(b"".join(self._out))
-            self._finish(PROTOCOL_ERROR if code is None else code, "nghttp2 ended the connection", self._events)
+            rv, frames, ended, data_frames, goaway, closed = s.send()
+            if frames:
+                self._out.append(frames)
+            for _ in range(data_frames):
+                self._gate.refund_control()
+            if rv < 0:
+                self._finish(PROTOCOL_ERROR, f"nghttp2: {self._strerror(rv)}", self._events)
+                return
+            if goaway and not self._ended and not s.want_read():
+                # nghttp2 found a connection error and sent its GOAWAY (our own GOAWAYs are not submitted to it)
+                code = _goaway_code(b"".join(self._out))
+                self._finish(PROTOCOL_ERROR if code is None else code, "nghttp2 ended the connection", self._events)
+                return
+            again = False
+            for stream_id in ended:  # before the closes: a stream both ends finished closes as it ends
+                stream = self._streams.get(stream_id)
+                if stream is not None and self._response_ended(stream_id, stream):
+                    again = True
+            if closed:
+                self._dispatch(closed, self._events)
+            if not again or self._ended:
+                return
 
     def _receive(self, data: bytes, events: list[H2Event], opened: int) -> bool:
-        """Feed ``data`` (in which ``opened`` header blocks open new streams) to nghttp2, then collect what it
-        queued; False once the connection has ended."""
-        lib = self._lib
+        """Feed ``data`` (in which ``opened`` header blocks open new streams) to nghttp2, handle the events,
+        then collect what it queued; False once the connection has ended."""
         self._seen = 0
         if data:
-            rv = lib.nghttp2_session_mem_recv(self._session, data, len(data))
+            rv, received, overflow = self._s.recv(data)
+            if received:
+                self._dispatch(received, events)
             if rv < 0:
-                if self._ended:  # a visitor GOAWAY or our own end, reached from a callback
+                if self._ended:  # a visitor GOAWAY, or our own end, before the failure
                     return False
-                reason = self._failure or "nghttp2: " + self._b.ffi.string(lib.nghttp2_strerror(rv)).decode()
-                code = (
-                    self._failure_code
-                    if self._failure
-                    else (
-                        ENHANCE_YOUR_CALM if rv in (ng.ERR_FLOODED, ng.ERR_TOO_MANY_CONTINUATIONS) else PROTOCOL_ERROR
-                    )
-                )
-                self._end(code, reason, events)
+                if overflow:
+                    reason = "a header list above SETTINGS_MAX_HEADER_LIST_SIZE (HPACK bomb?)"
+                    self._end(ENHANCE_YOUR_CALM, reason, events, pull=False)
+                    return False
+                flood = rv in (ng.ERR_FLOODED, ng.ERR_TOO_MANY_CONTINUATIONS)
+                self._end(ENHANCE_YOUR_CALM if flood else PROTOCOL_ERROR, f"nghttp2: {self._strerror(rv)}", events)
                 return False
         if self._ended:
             return False
         if opened > self._seen:
-            self._charge_unseen(opened - self._seen)
+            # Streams opened on the wire that nghttp2 reset before the edge heard of them (a stream error in
+            # their HEADERS frame): each costs a reset, as ours do.
+            for _ in range(opened - self._seen):
+                self._gate.charge_reset()
         if self._pull_later:
             # A WINDOW_UPDATE or SETTINGS came: held-back bytes may go now; say which streams moved.
             self._pull_later = False
-            before = {sid: stream.pending_size for sid, stream in self._streams.items() if stream.pending_size}
+            s = self._s
+            before = {sid: s.buffered(sid) for sid, stream in self._streams.items() if stream.provider}
             self._pull()
             for sid, size in before.items():
-                stream = self._streams.get(sid)
-                if stream is not None and stream.pending_size < size:
+                if size and sid in self._streams and s.buffered(sid) < size:
                     events.append(WindowOpened(sid))
         else:
             self._pull()
         if self._ended:
             return False
-        if self._gate.resets_left < 0:
-            self._end(ENHANCE_YOUR_CALM, "too many streams reset, malformed or refused (rapid reset)", events)
+        over = self._policy.over_budget()
+        if over is not None:
+            self._end(*over, events)
             return False
         return True
 
-    def _on_frame(self, kind: int, flags: int, stream_id: int, frame: Any) -> None:
-        events = self._events
-        if kind == ng.FRAME_HEADERS:
-            fields = self._fields
-            if frame.headers.cat == ng.HCAT_REQUEST:
-                self._on_request(stream_id, fields, flags & ng.FLAG_END_STREAM != 0, events)
-            elif flags & ng.FLAG_END_STREAM:
-                self._on_ended(stream_id, events)  # trailers: dropped
-        elif kind == ng.FRAME_DATA:
-            if flags & ng.FLAG_END_STREAM:
-                self._on_ended(stream_id, events)
-        elif kind == ng.FRAME_RST_STREAM:
-            self._visitor_resets.add(stream_id)  # charged by the gate already
-        elif kind == ng.FRAME_GOAWAY:
-            self._finish(int(frame.goaway.error_code), "the visitor sent GOAWAY", events)
-        elif kind in (ng.FRAME_WINDOW_UPDATE, ng.FRAME_SETTINGS) and any(
-            stream.pending_size for stream in self._streams.values()
-        ):
-            self._pull_later = True
-
-    def _charge_unseen(self, streams: int) -> None:
-        """Streams opened on the wire that nghttp2 reset before the edge heard of them (a stream error in their
-        HEADERS frame): each costs a reset, as ours do."""
-        for _ in range(streams):
-            self._gate.charge_reset()
+    def _dispatch(self, received: list[tuple[int, int, int, Any]], events: list[H2Event]) -> None:
+        """Act on the session's events of one read, in the order nghttp2 produced them."""
+        for kind, stream_id, value, obj in received:
+            if self._ended:
+                return
+            if kind == _EV_CHUNK:
+                self._on_data(stream_id, obj, events)
+            elif kind == _EV_REQUEST:
+                self._on_request(stream_id, obj, value & _FLAG_END_STREAM != 0, events)
+            elif kind in (_EV_DATA_END, _EV_HEADERS):
+                self._on_ended(stream_id, events)  # (trailers are dropped)
+            elif kind == _EV_CLOSE:
+                self._on_close(stream_id, value, events)
+            elif kind == _EV_RST:
+                self._visitor_resets.add(stream_id)  # charged by the gate already
+            elif kind == _EV_GOAWAY:
+                self._finish(value, "the visitor sent GOAWAY", events)
+            elif kind == _EV_WINDOW and not self._pull_later:
+                self._pull_later = any(stream.provider for stream in self._streams.values())
 
     def _on_request(self, stream_id: int, fields: Headers, ended: bool, events: list[H2Event]) -> None:
-        lib, session = self._lib, self._session
         self._seen += 1
-        if stream_id > self._highest:
-            self._highest = stream_id
-        if self._goaway_last is not None and stream_id > self._goaway_last:
-            lib.nghttp2_submit_rst_stream(session, 0, stream_id, REFUSED_STREAM)  # the client retries elsewhere
-            self._late += 1
-            if self._late > self._limits.max_concurrent_streams:  # more than could have been in flight
+        act = self._policy.on_request(stream_id, fields, ended, len(self._streams))
+        if act.kind == RESET:
+            self._s.rst(stream_id, act.reset_code)
+            if act.charge:
                 self._gate.charge_reset()
             return
-        if len(self._streams) >= self._limits.max_concurrent_streams:
-            lib.nghttp2_submit_rst_stream(session, 0, stream_id, REFUSED_STREAM)
-            self._gate.charge_reset()
-            return
-        self._gate.refund_control()
-        try:
-            request = request_from_fields(fields, ended, self._limits.head_limits)
-        except StreamMalformed:
-            lib.nghttp2_submit_rst_stream(session, 0, stream_id, PROTOCOL_ERROR)
-            self._gate.charge_reset()
-            return
-        except DownstreamError as exc:
-            stream = self._streams[stream_id] = _Stream(refused=True)
-            stream.request_ended = ended
-            self._fresh.add(stream_id)
-            events.append(RequestRefused(stream_id, exc))
-            return
-        stream = _Stream(refused=False)
-        if request.body == "length":
-            remaining = _content_length(request.headers)
-            if remaining < 0:
-                lib.nghttp2_submit_rst_stream(session, 0, stream_id, PROTOCOL_ERROR)
-                self._gate.charge_reset()
-                return
-            stream.remaining = remaining
-        self._streams[stream_id] = stream
+        stream = self._streams[stream_id] = _Stream(refused=act.kind != START)
         self._fresh.add(stream_id)
-        events.append(RequestStarted(stream_id, request))
+        if act.request is None:  # REFUSE: the edge answers the 4xx; the body is dropped
+            stream.request_ended = ended
+            if act.error is not None:
+                events.append(RequestRefused(stream_id, act.error))
+            return
+        stream.remaining = act.remaining
+        events.append(RequestStarted(stream_id, act.request))
         if ended:
             stream.request_ended = True
             events.append(StreamEnded(stream_id))
-        self._requests += 1
-        if self._requests >= self._limits.max_requests:
+        if act.goaway:
             self.goaway()
 
-    def _on_data(self, stream_id: int, data: Any, length: int) -> None:
+    def _on_data(self, stream_id: int, data: bytes, events: list[H2Event]) -> None:
         stream = self._streams.get(stream_id)
         if stream is None or stream.refused or stream.response_ended:
-            self._lib.nghttp2_session_consume(self._session, stream_id, length)  # nobody wants these bytes
+            self._s.consume(stream_id, len(data))  # nobody wants these bytes
             return
         if stream.remaining >= 0:
-            stream.remaining -= length
+            stream.remaining -= len(data)
             if stream.remaining < 0:
-                self._malformed(stream_id, stream)
+                self._malformed(stream_id, stream, events)
                 return
-        stream.unacked += length
-        self._events.append(StreamData(stream_id, self._b.unpack(data, length)))
+        stream.unacked += len(data)
+        events.append(StreamData(stream_id, data))
 
     def _on_ended(self, stream_id: int, events: list[H2Event]) -> None:
         stream = self._streams.get(stream_id)
         if stream is None or stream.request_ended:
             return
         if stream.remaining > 0:
-            self._malformed(stream_id, stream)
+            self._malformed(stream_id, stream, events)
             return
         stream.request_ended = True
         if not stream.refused:
             events.append(StreamEnded(stream_id))
 
-    def _malformed(self, stream_id: int, stream: _Stream) -> None:
+    def _malformed(self, stream_id: int, stream: _Stream, events: list[H2Event]) -> None:
         """The body does not match Content-Length (RFC 9113 §8.1.1): a stream error."""
         del self._streams[stream_id]
-        self._lib.nghttp2_submit_rst_stream(self._session, 0, stream_id, PROTOCOL_ERROR)
+        self._s.rst(stream_id, PROTOCOL_ERROR)
         self._gate.charge_reset()
         self._release(stream_id, stream)
         if stream_id in self._fresh:
             self._dropped.add(stream_id)
         else:
-            self._events.append(StreamReset(stream_id, PROTOCOL_ERROR))
+            events.append(StreamReset(stream_id, PROTOCOL_ERROR))
 
-    def _on_close(self, stream_id: int, code: int) -> None:
+    def _on_close(self, stream_id: int, code: int, events: list[H2Event]) -> None:
         visitor = stream_id in self._visitor_resets
         if visitor:
             self._visitor_resets.discard(stream_id)
@@ -680,29 +500,33 @@ class NgH2Server:
         if stream_id in self._fresh:
             self._dropped.add(stream_id)
         elif not stream.refused:
-            self._events.append(StreamReset(stream_id, code))
+            events.append(StreamReset(stream_id, code))
 
-    def _response_ended(self, stream_id: int, stream: _Stream) -> None:
+    def _response_ended(self, stream_id: int, stream: _Stream) -> bool:
+        """The response's last frame is queued; True if a reset was queued after it."""
         stream.response_ended = True
         stream.end_pending = False
-        self._gate.refund_reset()
-        if not stream.request_ended:
-            self._lib.nghttp2_submit_rst_stream(self._session, 0, stream_id, NO_ERROR)
         del self._streams[stream_id]
         self._release(stream_id, stream)
+        code = self._policy.on_response_ended(stream.request_ended)
+        if code is not None:
+            self._s.rst(stream_id, code)
+            return True
+        return False
 
     def _release(self, stream_id: int, stream: _Stream) -> None:
-        stream.pending.clear()
-        stream.pending_size = 0
+        if stream.provider:
+            self._s.forget(stream_id)
         if stream.unacked:
-            self._lib.nghttp2_session_consume(self._session, stream_id, stream.unacked)
+            self._s.consume(stream_id, stream.unacked)
             stream.unacked = 0
 
-    def _end(self, code: int, reason: str, events: list[H2Event]) -> None:
-        """Our connection error: GOAWAY with ``code`` after what nghttp2 had queued."""
+    def _end(self, code: int, reason: str, events: list[H2Event], *, pull: bool = True) -> None:
+        """Our connection error: GOAWAY with ``code`` after what nghttp2 had queued (``pull``: unless the
+        session failed inside a callback)."""
         if not self._ended:
-            last = self._highest  # the last stream the edge may have worked on
-            if self._failure is None:
+            last = self._policy.highest  # the last stream the edge may have worked on
+            if pull:
                 self._pull()
                 if self._ended:
                     return  # nghttp2 ended it first, with its own GOAWAY

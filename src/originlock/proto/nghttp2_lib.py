@@ -17,12 +17,24 @@ from __future__ import annotations
 import os
 from typing import Any, Final
 
-__all__ = ["DISABLE_ENV", "MIN_VERSION", "NgLib", "load", "unavailable_reason"]
+__all__ = [
+    "DISABLE_ENV",
+    "MIN_VERSION",
+    "SHIM_ENV",
+    "NgLib",
+    "load",
+    "load_shim",
+    "shim_unavailable_reason",
+    "unavailable_reason",
+]
 
 #: 1.52.0 is Debian 12's; older releases lack options relied on (max outbound ACKs, max SETTINGS entries).
 MIN_VERSION: Final = 0x013400
 #: ``ORIGINLOCK_H2_CODEC=h2`` makes the edge use the pure-Python codec even where libnghttp2 loads.
 DISABLE_ENV: Final = "ORIGINLOCK_H2_CODEC"
+#: ``ORIGINLOCK_H2_SHIM=0`` makes the libnghttp2 codec use cffi (this module) even where the compiled shim
+#: (``proto/_ngshim.c``, built with the wheel) loads.
+SHIM_ENV: Final = "ORIGINLOCK_H2_SHIM"
 _SONAMES: Final = ("libnghttp2.so.14", "libnghttp2.so", "libnghttp2.14.dylib", "libnghttp2.dylib")
 
 CDEF: Final = """
@@ -173,3 +185,36 @@ def unavailable_reason() -> str | None:
     """Why :func:`load` returned None (None when it loaded or was not tried)."""
     load()
     return _reason
+
+
+_shim: Any = None
+_shim_reason: str | None = None
+
+
+def _load_shim() -> Any:
+    if os.environ.get(DISABLE_ENV, "").lower() == "h2":
+        raise ImportError(f"{DISABLE_ENV}=h2")
+    if os.environ.get(SHIM_ENV, "") == "0":
+        raise ImportError(f"{SHIM_ENV}=0")
+    from originlock.proto import _ngshim  # type: ignore[attr-defined]
+
+    return _ngshim
+
+
+def load_shim() -> Any:
+    """The compiled shim module (``_ngshim``), loaded once per process; None if it is not installed (a source
+    tree, a wheel built without a compiler), does not load (libnghttp2 missing or older than 1.52), or
+    :data:`SHIM_ENV` turns it off (:func:`shim_unavailable_reason` says which)."""
+    global _shim, _shim_reason
+    if _shim is None and _shim_reason is None:
+        try:
+            _shim = _load_shim()
+        except ImportError as exc:
+            _shim_reason = str(exc)
+    return _shim
+
+
+def shim_unavailable_reason() -> str | None:
+    """Why :func:`load_shim` returned None (None when it loaded)."""
+    load_shim()
+    return _shim_reason

@@ -24,16 +24,7 @@ UNKNOWN: frozenset[int] = frozenset({-1})
 
 
 def union_hits(pairs: list[Item], t: Transaction) -> frozenset[int] | None:
-    union: set[int] = set()
-    rx_hits = t.rx_hits
-    for _name, value in pairs:
-        hits = rx_hits.get(value, UNKNOWN)
-        if hits is UNKNOWN:
-            hits = rx_hits[value] = t.rx_set.match(value)
-        if hits is None:
-            return None
-        union |= hits
-    return frozenset(union)
+    return hits_of([value for _name, value in pairs], t)
 
 
 def may_match(link: SecRule, operator: Operator, t: Transaction) -> bool:

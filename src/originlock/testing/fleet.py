@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import http.client
-import os
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,35 +10,20 @@ from pathlib import Path
 
 import httpx
 
-from originlock.testing.serve import free_port
+from originlock.testing.node_process import NodeProcess, launch
+from originlock.testing.ports import free_port
 
 __all__ = ["EdgeProcess", "Load", "start_edge"]
 
 
 @dataclass
-class EdgeProcess:
-    proc: subprocess.Popen[str]
-    data_dir: Path
-    log_path: Path
+class EdgeProcess(NodeProcess):
     http_port: int
     health_url: str
 
     def snapshot(self) -> dict[str, object]:
         body: dict[str, object] = httpx.get(f"{self.health_url}/healthz/snapshot", timeout=2).json()
         return body
-
-    def stop(self, sig: int = 15) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-    def output(self) -> str:
-        return self.log_path.read_text()
 
 
 def start_edge(
@@ -51,25 +33,13 @@ def start_edge(
     health, http_port, https_port = free_port(), free_port(), free_port()
     log_path = data_dir.parent / f"{data_dir.name}-edge-{health}.log"
     args = [
-        sys.executable, "-m", "originlock", "edge", "--store", store, "--data-dir", str(data_dir),
+        "--store", store, "--data-dir", str(data_dir),
         "--health", f"127.0.0.1:{health}", "--http", f"127.0.0.1:{http_port}", "--https", f"127.0.0.1:{https_port}",
         "--workers", "1", *(extra_args or []),
     ]  # fmt: skip
-    log = log_path.open("w")
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{health}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"originlock edge exited: {log_path.read_text()}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return EdgeProcess(proc, data_dir, log_path, http_port, url)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"originlock edge did not come up: {log_path.read_text()}")
+    proc = launch("edge", args, log_path, url, env)
+    return EdgeProcess(proc, data_dir, log_path, http_port, url)
 
 
 @dataclass

@@ -1,0 +1,58 @@
+"""An `originlock` role (`serve`, `edge`) as a real subprocess: started as a user starts it, ready once its
+health endpoint answers, stopped with a signal and waited for."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+__all__ = ["NodeProcess", "launch"]
+
+
+@dataclass
+class NodeProcess:
+    proc: subprocess.Popen[str]
+    data_dir: Path
+    log_path: Path
+
+    def stop(self, sig: int = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+
+def launch(
+    role: str, args: list[str], log_path: Path, health_url: str, env: dict[str, str] | None
+) -> subprocess.Popen[str]:
+    """Run ``originlock ROLE ARGS`` with its output in ``log_path``; return once ``health_url``/healthz says 200.
+    Raises with the log if the process exits or is not up within 30 s (and kills it then)."""
+    log = log_path.open("w")
+    command = [sys.executable, "-m", "originlock", role, *args]
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"originlock {role} exited: {log_path.read_text()}")
+        try:
+            if httpx.get(f"{health_url}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    raise RuntimeError(f"originlock {role} did not come up: {log_path.read_text()}")

@@ -17,7 +17,7 @@ import sqlite3
 
 from originlock.store.db import Store
 
-__all__ = ["CommitWatch", "commit_watch"]
+__all__ = ["CommitWatch", "sqlite_file"]
 
 
 class CommitWatch:
@@ -62,12 +62,12 @@ class CommitWatch:
         self._conn.close()
 
 
-def commit_watch(store: Store) -> CommitWatch | None:
-    """A watch on ``store``'s file when it is a SQLite file; ``None`` for PostgreSQL (it has ``NOTIFY``)
-    and for an in-memory database (no other connection sees it)."""
+def sqlite_file(store: Store) -> str | None:
+    """The file to watch when ``store`` is a SQLite file; ``None`` for PostgreSQL (it has ``NOTIFY``) and
+    for an in-memory database (no other connection sees it)."""
     if store.backend != "sqlite":
         return None
     path = store.engine.url.database
     if not path or path == ":memory:" or path.startswith("file::memory:"):
         return None
-    return CommitWatch(path)
+    return path

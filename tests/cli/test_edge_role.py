@@ -63,3 +63,6 @@ def test_the_edge_role_answers_health_and_metrics_without_fastapi(tmp_path: Path
     # (cli/roles.py itself is imported by importlib.import_module, which the log does not show; its imports are.)
     assert {"originlock.server.health_http", "originlock.edge.runtime"} <= imported
     assert not {"fastapi", "uvicorn", "starlette", "pydantic"} & imported, sorted(imported)
+    # Nor the control plane's jobs and the origin monitor, which only serve and api run.
+    control_plane = {"originlock.cli.jobs", "originlock.server.monitor", "originlock.server.alerts_job"}
+    assert not control_plane & imported, sorted(control_plane & imported)

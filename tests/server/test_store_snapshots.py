@@ -142,3 +142,34 @@ async def test_a_replaced_assembly_is_released_once_the_old_snapshot_is_let_go(s
     finally:
         task.cancel()
         store.close()
+
+
+async def test_sqlite_commits_by_other_processes_are_seen_without_reading_the_log_while_idle(tmp_path: Path) -> None:
+    d = bootstrap(tmp_path / "data", f"sqlite:///{tmp_path / 'store.db'}")
+    store = d.store
+    with store.write() as conn:
+        zone = zones.create_zone(conn, name="watch.test", account_id=d.account_id).id
+        dns.create_record(conn, zone, dns.RecordInput("A", "www", "127.0.0.1", proxied=True))
+    # No hook: the writes below stand for another process's (a --workers edge sees them this way).
+    source = StoreSnapshotSource(store.companion(SNAPSHOT_TIMEOUTS))
+    looks: list[bool] = []
+    catch_up = source._catch_up
+
+    def counted(poll: bool) -> None:
+        looks.append(poll)
+        catch_up(poll)
+
+    source._catch_up = counted  # type: ignore[method-assign]
+    task = asyncio.create_task(source.run())
+    try:
+        await _until(lambda: len(looks) >= 1)  # the first look reads the log
+        await asyncio.sleep(0.6)
+        assert len(looks) == 1  # idle: data_version unchanged, no thread hop, no query (was one every 0.1 s)
+        assert source.statistics().stale_seconds(time.time()) < 0.5  # still known to be current
+        with store.write() as conn:
+            settings.set_setting(conn, zone, "always_use_https", "on")
+        took = await _until(lambda: source.current().routes["www.watch.test"].always_use_https)
+        assert took < 2.0 and looks[-1] is True  # long before the 10-s fallback poll
+    finally:
+        task.cancel()
+        store.close()

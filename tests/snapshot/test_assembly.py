@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from originlock.edge.state import certificates_gone
 from originlock.snapshot.assembly import SnapshotAssembly, ZoneParts
 from originlock.snapshot.model import ClientCert, DeploymentPki, Route, Snapshot, SslMode
 
@@ -77,7 +78,7 @@ def test_route_for_host_equals_the_constructed_route_and_the_template_needs_ever
 
 def _zone_with(zone: str, names: dict[str, str], certs: dict[str, str | None], **kw: object) -> ZoneParts:
     routes = {
-        name: dataclasses.replace(_route(name, zone), client_cert=_fp(certs[name]) if certs.get(name) else None)
+        name: dataclasses.replace(_route(name, zone), client_cert=_fp(fp) if (fp := certs.get(name)) else None)
         for name in names
     }
     return ZoneParts(zone, routes, names, **kw)  # type: ignore[arg-type]
@@ -108,6 +109,24 @@ def test_contested_names_follow_the_oldest_record_through_replacements_and_snaps
     # What the assembly keeps is what a snapshot collects from its routes.
     collected = Snapshot(generation=6, routes=snap.routes, pki=PKI)
     assert snap.client_fingerprints == collected.client_fingerprints == {"fa2"}
+
+
+def test_the_edge_compares_certificate_sets_only_when_a_change_touched_them() -> None:
+    a = _zone_with("a", {"a.test": "2024-01"}, {"a.test": "fa"})
+    b = _zone_with("b", {"b.test": "2024-01"}, {"b.test": "fb"})
+    assembly = SnapshotAssembly(PKI, [a, b])
+    first = assembly.snapshot(1)
+    # A change without certificates keeps the set object: the edge's swap is an identity check.
+    assembly.replace([_zone_with("b", {"b.test": "2024-01", "b2.test": "2024-02"}, {"b.test": "fb"})], [])
+    second = assembly.snapshot(2)
+    assert second.client_fingerprints is first.client_fingerprints
+    assert not certificates_gone(first, second)
+    # A new certificate retires nothing; a certificate gone does.
+    assembly.replace([_zone_with("c", {"c.test": "2024-01"}, {"c.test": "fc"})], [])
+    third = assembly.snapshot(3)
+    assert not certificates_gone(second, third)
+    assembly.replace([], ["a"])
+    assert certificates_gone(third, assembly.snapshot(4))
 
 
 def test_dns_only_names_hidden_by_a_route_come_back_when_it_goes() -> None:

@@ -15,7 +15,7 @@ import logging
 import re
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from starlette.concurrency import run_in_threadpool
 
 from originlock.store import schema
@@ -81,11 +81,19 @@ async def _empty() -> dict[str, Any]:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
+#: Where a route leaves what it changed as it was before (``request.state``), read in its own write
+#: transaction: for these writes the audit log does not read "before" through the app first.
+BEFORE_STATE = "audit_before"
+
+
 class AuditLog:
     def __init__(self, app: Any, prefix: str, store: Store) -> None:
         self.app = app
         self.prefix = prefix
         self.store = store
+        # A setting's PATCH: reading "before" was a whole second request through the app (its dependencies,
+        # a thread hop, a store checkout) on the way of every setting change to the edges.
+        self._route_reads_before = re.compile(re.escape(prefix) + r"/zones/[^/]+/settings/[^/]+")
 
     async def _read(self, scope: Any) -> Any:
         """The resource as the caller could read it now (None when there is no GET for this path)."""
@@ -109,10 +117,11 @@ class AuditLog:
             await self.app(scope, receive, send)
             return
         store = self.store
-        before = await self._read(scope) if scope["method"] != "POST" else None
+        route_reads = scope["method"] == "PATCH" and self._route_reads_before.fullmatch(scope["path"]) is not None
+        before = await self._read(scope) if scope["method"] != "POST" and not route_reads else None
         # Who and which zone: read before a DELETE (it may remove the zone), after the answer otherwise, so
         # that a write's critical path (and a change's way to every edge) carries one read transaction less.
-        who = await run_in_threadpool(_who, store, scope) if scope["method"] == "DELETE" else None
+        who = await run_in_threadpool(_who_now, store, scope) if scope["method"] == "DELETE" else None
         status = 0
         chunks: list[bytes] = []
 
@@ -125,6 +134,8 @@ class AuditLog:
             await send(message)
 
         await self.app(scope, receive, forward)
+        if route_reads:
+            before = scope.get("state", {}).get(BEFORE_STATE)
         if 200 <= status < 300:
             try:
                 await run_in_threadpool(_write, store, scope, who, before, _result(b"".join(chunks)))
@@ -132,21 +143,25 @@ class AuditLog:
                 log.error("audit entry for %s %s not recorded: %s", scope["method"], scope["path"], type(exc).__name__)
 
 
-def _who(store: Store, scope: Any) -> tuple[str | None, str | None, str | None, str | None]:
+def _who_now(store: Store, scope: Any) -> tuple[str | None, str | None, str | None, str | None]:
+    with store.read() as conn:
+        return _who(conn, scope)
+
+
+def _who(conn: Connection, scope: Any) -> tuple[str | None, str | None, str | None, str | None]:
     """(token id, account id, zone id, zone name)."""
     path = scope["path"]
     zone = _ZONE.search(path)
     account = _ACCOUNT.search(path)
-    with store.read() as conn:
-        token = scope.get("state", {}).get("token")  # ApiGate's (every request reaching this middleware has one)
-        if not isinstance(token, Token):
-            headers = dict(scope["headers"])
-            scheme, _, secret = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-            token = find_token(conn, secret.strip()) if scheme.lower() == "bearer" and secret.strip() else None
-        zone_row = None
-        if zone is not None:
-            z = schema.zones
-            zone_row = conn.execute(select(z.c.id, z.c.name, z.c.account_id).where(z.c.id == zone.group(1))).first()
+    token = scope.get("state", {}).get("token")  # ApiGate's (every request reaching this middleware has one)
+    if not isinstance(token, Token):
+        headers = dict(scope["headers"])
+        scheme, _, secret = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+        token = find_token(conn, secret.strip()) if scheme.lower() == "bearer" and secret.strip() else None
+    zone_row = None
+    if zone is not None:
+        z = schema.zones
+        zone_row = conn.execute(select(z.c.id, z.c.name, z.c.account_id).where(z.c.id == zone.group(1))).first()
     account_id = zone_row.account_id if zone_row is not None else (account.group(1) if account else None)
     return (
         token.id if token is not None else None,
@@ -157,7 +172,13 @@ def _who(store: Store, scope: Any) -> tuple[str | None, str | None, str | None, 
 
 
 def _write(store: Store, scope: Any, who: tuple[str | None, ...] | None, before: Any, after: Any) -> None:
-    token_id, account_id, zone_id, zone_name = who if who is not None else _who(store, scope)
+    # Who and which zone are read in the entry's own transaction: one transaction after the answer, not two.
+    with store.status_write() as conn:
+        record(conn, _event(scope, who if who is not None else _who(conn, scope), before, after))
+
+
+def _event(scope: Any, who: tuple[str | None, ...], before: Any, after: Any) -> AuditEvent:
+    token_id, account_id, zone_id, zone_name = who
     path = scope["path"]
     token_path = "/tokens" in path
     if account_id is None and isinstance(after, dict) and isinstance(after.get("account"), dict):
@@ -166,7 +187,7 @@ def _write(store: Store, scope: Any, who: tuple[str | None, ...] | None, before:
     method = scope["method"]
     resource_type, resource_id = _resource(path, after)
     client = scope.get("client")
-    event = AuditEvent(
+    return AuditEvent(
         account_id=account_id,
         zone_id=zone_id,
         zone_name=zone_name,
@@ -180,5 +201,3 @@ def _write(store: Store, scope: Any, who: tuple[str | None, ...] | None, before:
         old_value=_bounded(redact(before, token_path=token_path)) if before is not None else None,
         new_value=_bounded(redact(after, token_path=token_path)) if method != "DELETE" and after is not None else None,
     )
-    with store.status_write() as conn:
-        record(conn, event)

@@ -38,7 +38,8 @@ def authenticate_headers(store: Store, headers: Headers, client_ip: str | None, 
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise Invalid("Invalid format for Authorization header", 6111)
-    with store.read() as conn:
+    # One statement: no transaction around it (on PostgreSQL, two round trips fewer on every request).
+    with store.read(consistent=False) as conn:
         token = find_token(conn, secret.strip())
     if token is None:
         raise Unauthorized("Invalid API Token", 1000)

@@ -46,9 +46,15 @@ class WebSocketStats:
         self.upgrades = 0
 
 
-def _fingerprints(snapshot: Snapshot) -> frozenset[str]:
-    # Kept by the snapshot: walking 100k routes here, on the event loop, stalled requests at every swap.
-    return snapshot.client_fingerprints
+def certificates_gone(old: Snapshot, new: Snapshot) -> bool:
+    """Whether ``old`` may present a client certificate that ``new`` no longer has.
+
+    The sets are kept by the snapshots (walking 100k routes here, on the event loop, stalled requests at
+    every swap), and a snapshot reuses its predecessor's set while no certificate changed: the identity
+    check skips comparing 10k fingerprints (~0.2 ms on the loop) at nearly every swap.
+    """
+    gone, kept = old.client_fingerprints, new.client_fingerprints
+    return gone is not kept and not gone <= kept
 
 
 class EdgeState:
@@ -115,10 +121,12 @@ class EdgeState:
     def _swapped(self, snap: Snapshot) -> None:
         old = self._snapshot
         self._snapshot = snap
-        keep = _fingerprints(snap)
-        if _fingerprints(old) - keep:
+        if certificates_gone(old, snap):
+            keep = snap.client_fingerprints
             self.pool.retire(keep)
             self.contexts.retire(keep)
+        if snap.pki is old.pki:
+            return
         # A new origin CA or revocation set: connections verified under the old one are never checked out
         # again (their keys differ); close them now rather than when the next strict dial notices.
         trust = strict_pool_trust(snap.pki)

@@ -29,10 +29,12 @@ def start_fleet_tasks(
 
     registration = NodeRegistration(store, node, role, address, generation)
     loop = asyncio.get_running_loop()
-    return [
-        loop.create_task(LeaseKeeper().run(), name="originlock-lease-keeper"),
-        loop.create_task(registration.run(), name="originlock-node-registration"),
-    ]
+    tasks = [loop.create_task(registration.run(), name="originlock-node-registration")]
+    if store.backend == "postgresql":
+        # A SQLite file is one machine's: no fleet whose failover short leases speed up, and on an idle node
+        # the renewals were a write (and an fsync) every 2 s. Its leases keep their job periods' lifetimes.
+        tasks.append(loop.create_task(LeaseKeeper().run(), name="originlock-lease-keeper"))
+    return tasks
 
 
 async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:

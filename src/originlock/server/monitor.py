@@ -24,7 +24,6 @@ key material.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import functools
@@ -42,8 +41,8 @@ from originlock.originkit.memcert import KeyMaterialError
 from originlock.originkit.report import CheckReport
 from originlock.server.leadership import LEASE_PERIODS, JobLease
 from originlock.server.monitor_notify import LogNotifier, Notifier
+from originlock.server.monitor_options import add_monitor_arguments
 from originlock.server.monitor_policy import (
-    DEFAULT_INTERVAL,
     CheckTarget,
     MonitorConfig,
     PreviousCheck,
@@ -323,28 +322,6 @@ class OriginMonitor:
 
 
 # -- `originlock serve` wiring -----------------------------------------------------------------------
-
-
-def _interval(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
-    if seconds < 0:
-        raise argparse.ArgumentTypeError("the interval cannot be negative (0 disables the monitor)")
-    return seconds
-
-
-def add_monitor_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--origin-monitor-interval SECONDS`` for ``originlock serve``."""
-    parser.add_argument(
-        "--origin-monitor-interval",
-        type=_interval,
-        default=DEFAULT_INTERVAL,
-        metavar="SECONDS",
-        help=f"check every proxied origin this often, 0 to disable (default {DEFAULT_INTERVAL:g}; "
-        "zones opt out with the setting origin_exposure_monitor=off)",
-    )
 
 
 def lease_ttl(config: MonitorConfig) -> float:

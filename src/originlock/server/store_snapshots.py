@@ -46,6 +46,7 @@ from originlock.snapshot.assembly import SnapshotAssembly
 from originlock.snapshot.lifetime import Lifetime
 from originlock.snapshot.model import Snapshot
 from originlock.store.changes import Change, read_since
+from originlock.store.commit_watch import CommitWatch, sqlite_file
 from originlock.store.compile import REFRESH_DEADLINE, compile_assembly, refresh_assembly
 from originlock.store.db import Store
 from originlock.store.deadline import SNAPSHOT_TIMEOUTS
@@ -57,9 +58,14 @@ log = logging.getLogger("originlock.snapshots")
 
 #: Fallback poll of the change log when notifications are delivered (PostgreSQL): catches a lost NOTIFY.
 POLL_SECONDS = 2.0
-#: Poll of the change log on SQLite, where other processes (``--workers``) have no other signal; a local
-#: indexed read, cheap at this rate.
-SQLITE_POLL_SECONDS = 0.1
+#: On SQLite, other processes' commits (``--workers``) are noticed by ``PRAGMA data_version``
+#: (``store/commit_watch.py``), read on the event loop this often; the change log is read only when it moved,
+#: and every SQLITE_POLL_SECONDS as a fallback. Reading the log itself ten times a second was most of an
+#: idle node's CPU.
+WATCH_SECONDS = 0.1
+SQLITE_POLL_SECONDS = 10.0
+#: An in-memory SQLite store (no file to watch): the change log itself, this often.
+MEMORY_POLL_SECONDS = 0.1
 #: The last-known-good file is written at most this often (incrementally: the zones changed since).
 SAVE_SECONDS = 1.0
 #: More zones than this in one batch of changes: one whole rebuild is cheaper than many ``IN`` lists.
@@ -180,7 +186,11 @@ class StoreSnapshotSource:
         last_known_good: LastKnownGood | None = None,
     ) -> None:
         self._store = store
-        self._poll = poll_seconds or (SQLITE_POLL_SECONDS if store.backend == "sqlite" else POLL_SECONDS)
+        self._watch_path = sqlite_file(store)
+        sqlite_poll = SQLITE_POLL_SECONDS if self._watch_path is not None else MEMORY_POLL_SECONDS
+        self._poll = poll_seconds or (sqlite_poll if store.backend == "sqlite" else POLL_SECONDS)
+        #: The listener reconnected: the next look reads the log whatever the watch says.
+        self._poll_now = False
         self._listen = listen and store.backend == "postgresql"
         self._lkg = last_known_good
         self._unsaved = False
@@ -271,6 +281,7 @@ class StoreSnapshotSource:
 
     def _recheck(self) -> None:
         """The listener reconnected: whatever was notified meanwhile must be read from the log."""
+        self._poll_now = True
         self._poke()
 
     # --- the loop ---------------------------------------------------------------------------------
@@ -287,9 +298,13 @@ class StoreSnapshotSource:
             listener.start()
         last_poll = last_save = time.monotonic()
         saving: asyncio.Future[None] | None = None
+        watch = CommitWatch(self._watch_path) if self._watch_path is not None else None
+        self._poll_now = True  # what other processes committed since the first compile
         try:
             while True:
                 timeout = max(0.0, self._poll - (time.monotonic() - last_poll))
+                if watch is not None:
+                    timeout = min(timeout, WATCH_SECONDS)
                 if self._unsaved and saving is None:
                     timeout = min(timeout, max(0.0, SAVE_SECONDS - (time.monotonic() - last_save)))
                 if self._retired:
@@ -297,16 +312,34 @@ class StoreSnapshotSource:
                 expiry = self._assembly.next_expiry() if self._assembly is not None else None
                 if expiry is not None:
                     timeout = min(timeout, max(0.0, (expiry - datetime.now(UTC)).total_seconds()))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                # A timer handle rather than wait_for's task per wait: this runs ten times a second on SQLite.
+                timer = self._loop.call_later(timeout, self._wake.set)
+                try:
+                    await self._wake.wait()
+                finally:
+                    timer.cancel()
                 self._wake.clear()
-                poll = time.monotonic() - last_poll >= self._poll
+                poll = self._poll_now or time.monotonic() - last_poll >= self._poll
+                if not poll and watch is not None:
+                    poll = watch.changed()
+                    if not poll:
+                        self._confirmed = time.time()  # nothing committed since the last look: current
                 if poll:
                     last_poll = time.monotonic()
-                try:
-                    await asyncio.to_thread(self._catch_up, poll)
-                except Exception as exc:  # the store may be unreachable: keep serving what we have
-                    log.warning("snapshot refresh failed, serving generation %s: %s", self._applied, type(exc).__name__)
+                    self._poll_now = False
+                with self._pending_lock:
+                    notified = bool(self._pending)
+                due = expiry is not None and expiry <= datetime.now(UTC)
+                if poll or notified or due or self._retired:
+                    try:
+                        await asyncio.to_thread(self._catch_up, poll)
+                    except Exception as exc:  # the store may be unreachable: keep serving what we have
+                        log.warning(
+                            "snapshot refresh failed, serving generation %s: %s", self._applied, type(exc).__name__
+                        )
+                    else:
+                        if poll and watch is not None:
+                            watch.settle()
                 if saving is not None and saving.done():
                     saving = None
                 if self._unsaved and saving is None and time.monotonic() - last_save >= SAVE_SECONDS:
@@ -318,6 +351,8 @@ class StoreSnapshotSource:
         finally:
             if listener is not None:
                 listener.stop()
+            if watch is not None:
+                watch.close()
             if saving is not None and not saving.done():
                 with contextlib.suppress(Exception):
                     await asyncio.shield(saving)
@@ -351,7 +386,9 @@ class StoreSnapshotSource:
             if logged is None or self._from_disk or self._assembly is None:
                 self._full_rebuild_sync()
                 return
-            changes = logged
+            # The log has no writer's clock: a change also notified keeps the notification's, for its trace.
+            notified = {c.generation: c for c in taken}
+            changes = [notified.get(c.generation, c) for c in logged]
         now = datetime.now(UTC)
         assert self._assembly is not None
         expiring = self._assembly.zones_expiring(now)

@@ -19,7 +19,8 @@ Dials (``--kinds``):
     python bench/origin_dial_instructions.py [--kinds product,floor] [--dials 40,140] [--syscalls]
 
 ``--syscalls`` also counts the system calls per dial (``strace -f -c``, the same two counts, outside
-valgrind). Run it with the interpreter whose ``originlock`` is measured (e.g. a venv with ``pip install .``).
+valgrind). The measured ``originlock`` is the one the interpreter running this script imports, or
+``--python``'s (e.g. a venv with ``pip install .`` of another tree: main's and a branch's back to back).
 Needs valgrind and nginx (and strace for ``--syscalls``).
 """
 
@@ -123,9 +124,15 @@ with asyncio.Runner(loop_factory=loop_factory("uvloop")) as runner:
 """
 
 
+#: The interpreter of the measured process (``--python``); this one's by default.
+CHILD_PYTHON: list[str] = []
+
+
 def _interpreter() -> str:
     """The interpreter itself where ``sys.executable`` is a launcher script (pyenv's shims are shell
     scripts); a venv's own path otherwise, so that its site-packages are the ones imported."""
+    if CHILD_PYTHON:
+        return CHILD_PYTHON[0]
     with open(sys.executable, "rb") as f:
         return os.path.realpath(sys.executable) if f.read(2) == b"#!" else sys.executable
 
@@ -182,7 +189,10 @@ def main() -> None:
     parser.add_argument("--dials", default="40,140", help="the two dial counts, low,high")
     parser.add_argument("--syscalls", action="store_true")
     parser.add_argument("--origins", default="full,resume")
+    parser.add_argument("--python", help="the measured interpreter (a venv's bin/python); default: this one")
     args = parser.parse_args()
+    if args.python:
+        CHILD_PYTHON.append(args.python)
     low, high = (int(n) for n in args.dials.split(","))
     pki = TestPki()
     client = pki.client("zone-a")

@@ -14,9 +14,14 @@ Dials (``--kinds``):
   as the edge does for every request in the new-origin shapes;
 - ``floor``: the do-nothing relay's dial (bench/edge_floor_relay.py): one ``create_connection(ssl=...)``,
   a protocol that writes the request and waits for the origin to close, the same context and session offer;
-- ``two-step``: the floor's protocol dialled as the product used to dial, TCP first and then ``start_tls``.
+- ``two-step``: the floor's protocol dialled as the product used to dial, TCP first and then ``start_tls``;
+- ``floor-cafile``: the floor's dial through the floor relay's own context (the origin CA alone, where the
+  product's strict context also holds the system store).
 
-    python bench/origin_dial_instructions.py [--kinds product,floor] [--dials 40,140] [--syscalls]
+``--verify strict`` dials as a Full (strict) zone does (product_vs_nginx.py's configuration): the origin's
+chain and name checked against the system store plus the origin CA; ``none`` (default) checks nothing.
+
+    python bench/origin_dial_instructions.py [--kinds product,floor] [--dials 40,140] [--syscalls] [--verify strict]
 
 ``--syscalls`` also counts the system calls per dial (``strace -f -c``, the same two counts, outside
 valgrind). The measured ``originlock`` is the one the interpreter running this script imports, or
@@ -37,25 +42,40 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 _CHILD = r"""
-import asyncio, hashlib, sys, time
+import asyncio, hashlib, ssl, sys, time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from originlock.edge.loops import loop_factory
 from originlock.origin.connector import Connector, OriginTimeouts
-from originlock.origin.peer import OriginPeer, VerifyMode
+from originlock.origin.peer import OriginPeer, VerifyMode, trust_id
+from originlock.tls.direct import DirectSSLContext
 from originlock.origin.resolve import Resolver, getaddrinfo_lookup
 from originlock.origin.tls import OriginTlsContexts
 from originlock.proto.events import MessageEnded
 from originlock.snapshot.model import ClientCert
 
 kind, port, dials, directory = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
+strict = sys.argv[5] == "strict"
 REQUEST = b"GET / HTTP/1.1\r\nHost: origin.test\r\nConnection: close\r\n\r\n"
 chain = (directory / "client-chain.pem").read_bytes()
 der_hex = (directory / "client.fp").read_text().strip()
 client = ClientCert(id="zone-a", source="zone", fingerprint=der_hex, chain_pem=chain,
                     key_pem=(directory / "client.key").read_bytes(), not_after=datetime(2099, 1, 1, tzinfo=UTC))
-peer = OriginPeer("127.0.0.1", port, True, "origin.test", VerifyMode.NONE, client_cert=client)
+if strict:  # Full (strict), as product_vs_nginx.py configures the zone: the system store and the origin CA
+    origin_ca = (directory / "origin-ca.pem").read_bytes()
+    peer = OriginPeer("127.0.0.1", port, True, "origin.test", VerifyMode.STRICT, trust=trust_id(origin_ca),
+                      client_cert=client, origin_ca_pem=origin_ca)
+else:
+    peer = OriginPeer("127.0.0.1", port, True, "origin.test", VerifyMode.NONE, client_cert=client)
+#: The floor relay's own context (bench/edge_floor_relay.py): the origin CA alone, the client certificate.
+cafile = DirectSSLContext(ssl.PROTOCOL_TLS_CLIENT)
+if strict:
+    cafile.load_verify_locations(cadata=origin_ca.decode())
+else:
+    cafile.check_hostname = False
+    cafile.verify_mode = ssl.CERT_NONE
+cafile.load_cert_chain(directory / "client-chain.pem", directory / "client.key")
 
 
 class Bare(asyncio.Protocol):
@@ -85,10 +105,13 @@ async def product(connector, contexts):
     conn.close()
 
 
-async def bare(connector, contexts, one_step):
+last = []
+
+
+async def bare(connector, contexts, one_step, own=False):
     loop = asyncio.get_running_loop()
-    ctx = contexts.for_peer(peer)
-    offer = contexts.offer_session(peer, ctx)
+    ctx = cafile if own else contexts.for_peer(peer)
+    offer = ctx.offer_session(peer.sni, last[-1] if last else None) if own else contexts.offer_session(peer, ctx)
     done = loop.create_future()
     proto = Bare(done)
     try:
@@ -101,7 +124,10 @@ async def bare(connector, contexts, one_step):
             proto.connection_made(transport)
     finally:
         ctx.withdraw(offer)
-    contexts.remember(peer, ctx, transport.get_extra_info("ssl_object"))
+    if own:
+        last[:] = [transport.get_extra_info("ssl_object")]
+    else:
+        contexts.remember(peer, ctx, transport.get_extra_info("ssl_object"))
     transport.write(REQUEST)
     await done
     transport.close()
@@ -114,7 +140,7 @@ async def main():
     if kind == "product":
         dial = lambda: product(connector, contexts)
     else:
-        dial = lambda: bare(connector, contexts, kind == "floor")
+        dial = lambda: bare(connector, contexts, kind != "two-step", own=kind == "floor-cafile")
     for _ in range(dials):
         await dial()
     await asyncio.sleep(0.05)
@@ -137,9 +163,13 @@ def _interpreter() -> str:
         return os.path.realpath(sys.executable) if f.read(2) == b"#!" else sys.executable
 
 
+#: ``--verify``: "none" or "strict".
+VERIFY: list[str] = ["none"]
+
+
 def _run(tool: list[str], out: Path, child: Path, kind: str, port: int, dials: int, tmp: Path) -> str:
     run = subprocess.run(
-        [*tool, _interpreter(), str(child), kind, str(port), str(dials), str(tmp)],
+        [*tool, _interpreter(), str(child), kind, str(port), str(dials), str(tmp), VERIFY[0]],
         capture_output=True,
         text=True,
         check=False,
@@ -190,9 +220,11 @@ def main() -> None:
     parser.add_argument("--syscalls", action="store_true")
     parser.add_argument("--origins", default="full,resume")
     parser.add_argument("--python", help="the measured interpreter (a venv's bin/python); default: this one")
+    parser.add_argument("--verify", default="none", choices=["none", "strict"])
     args = parser.parse_args()
     if args.python:
         CHILD_PYTHON.append(args.python)
+    VERIFY[0] = args.verify
     low, high = (int(n) for n in args.dials.split(","))
     pki = TestPki()
     client = pki.client("zone-a")
@@ -201,6 +233,7 @@ def main() -> None:
         (tmp / "client-chain.pem").write_bytes(client.chain_pem)
         (tmp / "client.key").write_bytes(client.key_pem)
         (tmp / "client.fp").write_text(client.fingerprint)
+        (tmp / "origin-ca.pem").write_text(pki.origin_ca.cert_pem)
         child = tmp / "child.py"
         child.write_text(_CHILD)
         for origin in args.origins.split(","):

@@ -14,6 +14,11 @@ difference divided by the difference in N removes start-up (imports, snapshot, k
 ``proxy_pass`` over pooled mTLS connections to the same origin), its worker's system calls counted by
 attaching ``strace -c`` for the N connections only.
 
+``--cpu``: CPU per request from /proc of ``EdgeServer`` alone (this child: no API, no store polling, no
+access log) and of nginx as the edge, under ``wrk -c20`` with ``Connection: close`` (product_vs_nginx.py's
+new-visitor shape), medians of 3 runs of 4 s in the same run: how much of that shape's ratio is the edge itself
+and how much the rest of ``originlock serve``'s process.
+
 The measured ``originlock`` is the one this interpreter imports, or ``--python``'s (a venv's python).
 Needs valgrind and nginx (and strace for ``--syscalls``).
 """
@@ -24,6 +29,7 @@ import argparse
 import re
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -207,12 +213,103 @@ def nginx_syscalls(tmp: Path, connections: int) -> dict[str, int]:
     return counts
 
 
+WRK = ["wrk", "-t1", "-c20", "-d4s", "-H", "Host: a.example.test", "-H", "Connection: close"]
+
+
+def _ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def _wrk_cpu(pids: list[int], port: int) -> float:
+    """CPU µs per request of ``pids`` over one 4 s wrk run (10 ms ticks)."""
+    before = sum(map(_ticks, pids))
+    out = subprocess.run(
+        [*WRK, f"https://127.0.0.1:{port}/"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    spent = sum(map(_ticks, pids)) - before
+    match = re.search(r"(\d+) requests in", out)
+    assert match is not None, out
+    return spent / 100 / int(match.group(1)) * 1e6
+
+
+def edge_alone_cpu(tmp: Path) -> tuple[list[float], list[float]]:
+    """(EdgeServer's, nginx's) CPU µs per request, three runs each, interleaved."""
+    from origin_dial import NginxProcess, require_executable
+
+    from originlock.testing.pki import TestPki
+
+    nginx = require_executable("nginx")
+    origin_port, edge_port, nginx_port, nginx_origin_port = (_free_port() for _ in range(4))
+    child = tmp / "child.py"
+    child.write_text(_CHILD)
+    proc = subprocess.Popen(
+        [_interpreter(), str(child), str(tmp), str(origin_port), str(edge_port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        raise SystemExit("the edge did not start")
+    # nginx's client certificate comes from a PKI of its own: an origin listener trusting that one's pull CA.
+    pki = TestPki()
+    pki.write(tmp, "edge", pki.server("a.example.test", ca=pki.edge_ca))
+    client = pki.client("zone-a")
+    (tmp / "zone-a.pem").write_bytes(client.chain_pem)
+    (tmp / "zone-a.key").write_bytes(client.key_pem)
+    (tmp / "nginx-pull-ca.pem").write_text(pki.origin_pull_ca.cert_pem)
+    listen = f"ssl_certificate {tmp}/origin.pem; ssl_certificate_key {tmp}/origin.key; ssl_verify_client on;"
+    origin = NginxProcess(
+        nginx,
+        tmp / "cpu-origin",
+        f"server {{ listen 127.0.0.1:{origin_port} ssl; {listen} ssl_client_certificate {tmp}/pull-ca.pem;\n"
+        '  keepalive_timeout 75s; location / { return 200 "ok\\n"; } }\n'
+        f"server {{ listen 127.0.0.1:{nginx_origin_port} ssl; {listen}\n"
+        f"  ssl_client_certificate {tmp}/nginx-pull-ca.pem;\n"
+        '  keepalive_timeout 75s; location / { return 200 "ok\\n"; } }\n',
+        ports=[origin_port, nginx_origin_port],
+    ).start()
+    edge = NginxProcess(
+        nginx,
+        tmp / "cpu-edge",
+        "ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:EDGE:10m; keepalive_timeout 75s;\n"
+        f"upstream o {{ server 127.0.0.1:{nginx_origin_port}; keepalive 256; }}\n"
+        f"server {{ listen 127.0.0.1:{nginx_port} ssl; server_name a.example.test;\n"
+        f"  ssl_certificate {tmp}/edge.pem; ssl_certificate_key {tmp}/edge.key;\n"
+        '  proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host;\n'
+        f"  proxy_ssl_certificate {tmp}/zone-a.pem; proxy_ssl_certificate_key {tmp}/zone-a.key;\n"
+        "  proxy_ssl_session_reuse on; location / { proxy_pass https://o; } }\n",
+        ports=[nginx_port],
+    ).start()
+    try:
+        assert edge.proc is not None
+        found = subprocess.run(["pgrep", "-P", str(edge.proc.pid)], capture_output=True, text=True).stdout
+        nginx_pids = [int(pid) for pid in found.split()]
+        _wrk_cpu([proc.pid], edge_port)  # warm: pools, contexts, session caches
+        _wrk_cpu(nginx_pids, nginx_port)
+        ours, theirs = [], []
+        for _ in range(3):
+            ours.append(_wrk_cpu([proc.pid], edge_port))
+            theirs.append(_wrk_cpu(nginx_pids, nginx_port))
+        return ours, theirs
+    finally:
+        edge.stop()
+        origin.stop()
+        proc.communicate("")
+
+
 def main() -> None:
     sys.path.insert(0, str(ROOT / "src"))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--connections", default="30,130", help="the two connection counts, low,high")
     parser.add_argument("--syscalls", action="store_true")
     parser.add_argument("--nginx-syscalls", action="store_true")
+    parser.add_argument("--cpu", action="store_true", help="EdgeServer alone against nginx, CPU per request")
     parser.add_argument("--python", help="the measured interpreter (a venv's bin/python); default: this one")
     args = parser.parse_args()
     if args.python:
@@ -220,6 +317,12 @@ def main() -> None:
     low, high = (int(n) for n in args.connections.split(","))
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
+        if args.cpu:
+            ours, theirs = edge_alone_cpu(tmp)
+            a, b = statistics.median(ours), statistics.median(theirs)
+            runs = f"{[round(x) for x in ours]} / {[round(x) for x in theirs]}"
+            print(f"EdgeServer alone {a:.1f} µs/request, nginx {b:.1f}: ratio {a / b:.2f} (runs {runs})")
+            return
         if args.nginx_syscalls:
             counts = nginx_syscalls(tmp, high - low)
             shown = sorted(((v / (high - low), k) for k, v in counts.items() if v / (high - low) >= 0.3), reverse=True)

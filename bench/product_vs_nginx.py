@@ -20,6 +20,10 @@ that (``nginx-tls12``, a second listener of the same nginx), as a secondary line
 
     python bench/product_vs_nginx.py [--duration 5] [--runs 3] [--venv DIR] [--shapes pooled,waf25] [--json]
 
+Also printed: each edge's idle CPU (ms per second with no request, ``--idle`` seconds), and what that is
+per request at the measured rates: ``originlock serve`` polls its store and runs its jobs in the serving
+process, a cost every per-request figure includes and nginx does not have.
+
 ``--venv DIR`` reuses (or creates once) a venv holding ``pip install .`` of this checkout; without it a
 temporary one is built and removed. The box is shared and noisy: take medians of several runs, compare
 ratios from the same run only. Needs nginx, wrk and curl. Report: CPU µs/request (edge process,
@@ -210,6 +214,7 @@ def main() -> int:
         action="store_true",
         help="also measure the do-nothing uvloop relay (bench/edge_floor_relay.py) in every shape but waf25",
     )
+    parser.add_argument("--idle", type=float, default=5.0, help="seconds of idle CPU measured per edge")
     parser.add_argument(
         "--no-tls12-line", action="store_true", help="skip the new-origin shapes against nginx pulling over TLS 1.2"
     )
@@ -398,6 +403,9 @@ def main() -> int:
         for shape in shapes:  # warm-up: pools, contexts, session caches
             for port in (ol_port, nginx_port, nginx12_port) if shape in tls12_shapes else (ol_port, nginx_port):
                 wrk(f"https://127.0.0.1:{port}/", SHAPES[shape][0], SHAPES[shape][1], 1, SHAPES[shape][2])
+        # What each edge spends with no request at all: originlock serve's store polling and jobs run in the
+        # serving process, so this share is in every per-request figure above (idle ms/s / req/s).
+        idle = {"originlock": idle_cpu(serve_pids, args.idle), "nginx": idle_cpu(nginx_pids, args.idle)}
         for run in range(args.runs):
             for shape in shapes:
                 order = [("originlock", ol_port, serve_pids), ("nginx", nginx_port, nginx_pids)]
@@ -453,7 +461,13 @@ def main() -> int:
             tls12 = med["nginx-tls12"]
             med["ratio_tls12"] = {k: round(med["originlock"][k] / tls12[k], 2) if tls12[k] else None for k in keys}
         summary[shape] = med
-    report = {"runs": results, "median": summary, "origin_session_reused": reused, "access_log_lines": lines}
+    report = {
+        "runs": results,
+        "median": summary,
+        "origin_session_reused": reused,
+        "access_log_lines": lines,
+        "idle_ms_per_s": idle,
+    }
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -486,7 +500,23 @@ def main() -> int:
                 )
         print(f"origin sessions reused (origin log, by origin port kind): {json.dumps(reused)}")
         print(f"access-log lines written: {json.dumps(lines)}")
+        print(
+            f"idle CPU, ms per second with no request ({args.idle} s): originlock {idle['originlock']:.1f}, "
+            f"nginx {idle['nginx']:.1f}; per request at the medians' req/s: "
+            + ", ".join(
+                f"{shape} {idle['originlock'] * 1000 / med['originlock']['rps']:.0f} µs"
+                for shape, med in summary.items()
+                if med["originlock"]["rps"]
+            )
+        )
     return 0
+
+
+def idle_cpu(pids: list[int], seconds: float) -> float:
+    """CPU milliseconds per second that ``pids`` spend with no request (10 ms ticks: coarse)."""
+    before = sum(map(ticks, pids))
+    time.sleep(seconds)
+    return (sum(map(ticks, pids)) - before) / CLK_TCK * 1000 / seconds
 
 
 def _count_lines(path: Path) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import uvloop
 
-from originlock.errors import OriginHandshakeFailed
+from originlock.errors import OriginConnectTimeout, OriginHandshakeFailed, OriginRefused
 from originlock.origin.connector import Connector, OriginTimeouts
 from originlock.origin.peer import OriginPeer, VerifyMode
 from originlock.origin.resolve import Resolver
@@ -74,5 +74,72 @@ def test_an_origin_speaking_first_is_525(loop: str) -> None:
             with pytest.raises(OriginHandshakeFailed):
                 await asyncio.wait_for(connector.connect(peer), 10)
         server.close()
+
+    RUNNERS[loop](main())
+
+
+@pytest.mark.parametrize("loop", sorted(RUNNERS))
+def test_tls_dials_tell_a_connect_timeout_from_a_handshake_timeout_and_a_refusal(loop: str) -> None:
+    """A TLS origin is dialled in one step (TCP and TLS in one ``create_connection``), yet: no SYN+ACK within
+    the connect timeout is 522; a TCP connection made whose handshake outlasts the (shorter) connect timeout
+    is 525 after the handshake timeout, not 522; a refused connection is 521."""
+
+    async def lookup(host: str, _port: int) -> list[str]:
+        return [host]
+
+    async def main() -> None:
+        connector = Connector(
+            asyncio.get_running_loop(),
+            Resolver(lookup, time.monotonic),
+            OriginTlsContexts(),
+            OriginTimeouts(connect=0.3, handshake=1.0),
+        )
+        with socket.socket() as full, socket.socket() as silent, socket.socket() as closed:
+            full.bind(("127.0.0.1", 0))
+            full.listen(0)
+            fillers = [socket.socket() for _ in range(4)]
+            try:
+                for filler in fillers:  # fill the accept queue: further SYNs are dropped
+                    filler.setblocking(False)
+                    filler.connect_ex(full.getsockname())
+                peer = OriginPeer("127.0.0.1", full.getsockname()[1], True, "a.example.test", VerifyMode.NONE)
+                with pytest.raises(OriginConnectTimeout) as timed_out:
+                    await asyncio.wait_for(connector.connect(peer), 10)
+                assert timed_out.value.status_hint == 522
+            finally:
+                for filler in fillers:
+                    filler.close()
+
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(8)  # the kernel accepts; nobody ever answers the ClientHello
+            peer = OriginPeer("127.0.0.1", silent.getsockname()[1], True, "a.example.test", VerifyMode.NONE)
+            with pytest.raises(OriginHandshakeFailed) as slow:
+                await asyncio.wait_for(connector.connect(peer), 10)
+            assert slow.value.status_hint == 525
+
+            closed.bind(("127.0.0.1", 0))  # bound, not listening: the kernel answers with a reset
+            peer = OriginPeer("127.0.0.1", closed.getsockname()[1], True, "a.example.test", VerifyMode.NONE)
+            with pytest.raises(OriginRefused) as refused:
+                await asyncio.wait_for(connector.connect(peer), 10)
+            assert refused.value.status_hint == 521
+
+        # A dial cancelled from outside (the visitor left) stays a cancellation, not a 522.
+        with socket.socket() as full:
+            full.bind(("127.0.0.1", 0))
+            full.listen(0)
+            fillers = [socket.socket() for _ in range(4)]
+            try:
+                for filler in fillers:
+                    filler.setblocking(False)
+                    filler.connect_ex(full.getsockname())
+                peer = OriginPeer("127.0.0.1", full.getsockname()[1], True, "a.example.test", VerifyMode.NONE)
+                dial = asyncio.ensure_future(connector.connect(peer))
+                await asyncio.sleep(0.1)
+                dial.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await dial
+            finally:
+                for filler in fillers:
+                    filler.close()
 
     RUNNERS[loop](main())

@@ -1,15 +1,18 @@
-"""Origin TLS sessions go only to the dial they were kept for: every dial offers what it resumes (or a full
-handshake), so a dial without a session never takes the session another dial to the same server name
-offered (another origin port behind the same SNI); and dials through the FIPS and the ordinary context to
-one origin, one after the other and at once, all complete, each resuming only its own context's session."""
+"""Origin TLS sessions go only to the dial they were kept for: a dial's offer travels in its own task's
+context, so a dial without a session never takes the session another dial to the same server name
+offered (another origin port behind the same SNI), whatever order their TLS starts in; and dials
+through the FIPS and the ordinary context to one origin, one after the other and at once, all complete,
+each resuming only its own context's session."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvloop
@@ -72,42 +75,49 @@ def test_a_dial_without_a_session_does_not_take_another_dials_offer(tmp_path: Pa
     assert session is not None and session.id
     contexts.remember(at_a, ctx, client.obj)
 
-    # The loop starts b's TLS before a's (both scheduled in the order the dials made their offers).
-    offer_b = contexts.offer_session(at_b, ctx)
-    offer_a = contexts.offer_session(at_a, ctx)
-    tls_b = _Tls(ctx, server_side=False).obj
-    tls_a = _Tls(ctx, server_side=False).obj
+    # Each dial runs in its own task, so in its own context; the loop starts a dial's TLS in that context
+    # (tls/direct.py), in whatever order the TCP connections complete: here b's first.
+    dial_a, dial_b = contextvars.copy_context(), contextvars.copy_context()
+    offer_a = dial_a.run(contexts.offer_session, at_a, ctx)
+    offer_b = dial_b.run(contexts.offer_session, at_b, ctx)
+    tls_b = dial_b.run(_Tls, ctx, server_side=False).obj
+    tls_a = dial_a.run(_Tls, ctx, server_side=False).obj
     assert tls_b.session is None  # origin b is never offered origin a's session
     assert tls_a.session is not None and tls_a.session.id == session.id
     assert offer_a.taken and offer_b.taken
-    ctx.withdraw(offer_a)
-    ctx.withdraw(offer_b)
+    # A second TLS start in a dial's context (none is made) would not take the offer again.
+    assert dial_a.run(_Tls, ctx, server_side=False).obj.session is None
+    dial_a.run(ctx.withdraw, offer_a)
+    dial_b.run(ctx.withdraw, offer_b)
 
-    # An offer whose dial never started its TLS is withdrawn and does not reach the next dial.
-    stale = contexts.offer_session(at_a, ctx)
-    ctx.withdraw(stale)
-    contexts.offer_session(at_b, ctx)
-    tls_next = _Tls(ctx, server_side=False).obj
-    assert tls_next.session is None
+    # A TLS start outside any dial's context takes no offer, even while one is pending elsewhere.
+    pending = dial_a.run(contexts.offer_session, at_a, ctx)
+    assert _Tls(ctx, server_side=False).obj.session is None
+    assert not pending.taken
+    # A withdrawn offer is not taken by a later TLS start in its context.
+    dial_a.run(ctx.withdraw, pending)
+    assert dial_a.run(_Tls, ctx, server_side=False).obj.session is None
 
 
 @pytest.fixture(scope="module")
-def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """nginx offering a FIPS suite and a non-FIPS one over TLS 1.2, with tickets and a session cache."""
+def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
+    """nginx offering a FIPS suite and a non-FIPS one over TLS 1.2, with tickets and a session cache, on two
+    ports that share them (either port would resume the other's sessions if offered)."""
     nginx = require_executable("nginx")
     tmp = tmp_path_factory.mktemp("offers")
     pki = TestPki()
     cert, key = pki.write(tmp, "origin", pki.server(SNI))
-    port = free_port()
+    port, other = free_port(), free_port()
     block = (
-        f"  server {{ listen 127.0.0.1:{port} ssl; ssl_certificate {cert}; ssl_certificate_key {key};\n"
+        f"  server {{ listen 127.0.0.1:{port} ssl; listen 127.0.0.1:{other} ssl;\n"
+        f"    ssl_certificate {cert}; ssl_certificate_key {key};\n"
         "    ssl_protocols TLSv1.2; ssl_session_cache shared:O:1m; ssl_session_tickets on;\n"
         "    ssl_ciphers ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256;\n"
         '    location / { return 200 "ok\\n"; } }\n'
     )
-    proc = NginxProcess(nginx, tmp / "nginx", block, ports=[port]).start()
+    proc = NginxProcess(nginx, tmp / "nginx", block, ports=[port, other]).start()
     try:
-        yield port
+        yield port, other
     finally:
         proc.stop()
 
@@ -138,11 +148,45 @@ async def _dial_all(port: int) -> list[tuple[bool, bool, str]]:
     return results
 
 
-def test_fips_and_plain_dials_to_one_origin_each_resume_their_own(origin: int) -> None:
-    results = uvloop.run(_dial_all(origin))
+def test_fips_and_plain_dials_to_one_origin_each_resume_their_own(origin: tuple[int, int]) -> None:
+    results = uvloop.run(_dial_all(origin[0]))
     assert len(results) == 44
     for fips, _, cipher in results:
         assert ("GCM" in cipher) if fips else ("CHACHA20" in cipher or "GCM" in cipher), (fips, cipher)
     # The first dial of each context is a full handshake; the next of each resumes its own session.
     assert [reused for _, reused, _ in results[:4]] == [False, False, True, True]
     assert all(reused for _, reused, _ in results[4:])
+
+
+@pytest.mark.parametrize("run", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])
+def test_concurrent_dials_to_another_port_never_resume_the_first_ports_session(
+    origin: tuple[int, int], run: Callable[[Coroutine[Any, Any, list[tuple[int, bool]]]], list[tuple[int, bool]]]
+) -> None:
+    """Dials made in one step start their TLS when their TCP connection completes, in any order, in a loop
+    callback: each dial to the first port still resumes (its offer reached its own TLS start through its
+    task's context on both loops), and a dial to the second port (no session of its own yet) is never
+    given the first port's session, which the shared ticket keys would let it resume."""
+    first, second = origin
+
+    async def main() -> list[tuple[int, bool]]:
+        async def lookup(host: str, _port: int) -> list[str]:
+            return [host]
+
+        loop = asyncio.get_running_loop()
+        connector = Connector(loop, Resolver(lookup, time.monotonic), OriginTlsContexts(), OriginTimeouts())
+        at = {port: OriginPeer("127.0.0.1", port, True, SNI, VerifyMode.NONE) for port in origin}
+        results: list[tuple[int, bool]] = []
+
+        async def dial(port: int) -> None:
+            conn = await connector.connect(at[port])
+            assert conn.transport is not None
+            results.append((port, conn.transport.get_extra_info("ssl_object").session_reused))
+            conn.close()
+
+        await dial(first)
+        await asyncio.gather(*(dial(port) for port in (second, first) * 6))
+        return results
+
+    results = run(main())
+    assert results[0] == (first, False)
+    assert sorted(results[1:]) == sorted([(first, True)] * 6 + [(second, False)] * 6)

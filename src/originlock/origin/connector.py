@@ -2,8 +2,13 @@
 
 The one place where socket and TLS exceptions of the *connect* step become edge errors (spec §7):
 ECONNREFUSED -> 521, connect timeout -> 522, EHOSTUNREACH/ENETUNREACH -> 523, certificate validation
-failure (strict modes) -> 526, any other handshake failure or timeout -> 525. TCP connect and TLS
-handshake are separate steps so that a slow handshake is not reported as 522.
+failure (strict modes) -> 526, any other handshake failure or timeout -> 525. A TLS origin is dialled in
+one step (``create_connection(ssl=...)``): dialling TCP first and then calling ``start_tls`` costs uvloop a
+second transport, a protocol switch and two more event-loop registrations per dial (docs/performance.md,
+issue 11, dial2). A slow handshake is still not reported as 522: the session offer every dial makes is
+taken when its TLS starts, i.e. once its TCP connection is made (tls/direct.py), so the connect timeout
+only fires while the offer is untaken, the loop's handshake timeout runs from the TLS start, and a failure
+is mapped as a TCP one (521-523) or a TLS one (525, 526) by the same mark.
 
 Revocation (strict modes): OpenSSL has accepted the chain, but an Origin CA certificate revoked through
 ``DELETE /certificates/{id}`` must no longer be trusted (Cloudflare answers 526). The snapshot lists the
@@ -38,7 +43,7 @@ from originlock.origin.resolve import Resolver
 from originlock.origin.server_name import check_port, server_name_error
 from originlock.origin.tls import OriginTlsContexts
 from originlock.proto.http1 import DEFAULT_LIMITS, Limits
-from originlock.tls.direct import DirectSSLContext
+from originlock.tls.direct import DirectSSLContext, SessionOffer
 
 __all__ = ["Connector", "OriginTimeouts"]
 
@@ -97,14 +102,9 @@ class Connector:
                 raise OriginSniUnusable(f"the origin server name (SNI) {peer.sni[:300]!r} cannot be used: {problem}")
         resolver = self._resolver
         address = resolver.resolve_nowait(peer.host) or await resolver.resolve(peer.host, peer.port)
-        conn = await self._tcp_connect(address, peer.port)
         if not peer.tls:
-            return conn
-        try:
-            ctx = await self._start_tls(conn, peer)
-        except BaseException:
-            conn.close()
-            raise
+            return await self._tcp_connect(address, peer.port)
+        conn, ctx = await self._tls_connect(address, peer)
         transport = conn.transport
         ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
         if peer.revoked:  # strict pulls only (pipeline/builtin/origin_select.py)
@@ -122,41 +122,99 @@ class Connector:
                 await self._loop.create_connection(lambda: conn, address, port)
         except TimeoutError as exc:
             raise OriginConnectTimeout(f"no answer from {address}:{port}") from exc
-        except ConnectionRefusedError as exc:
-            raise OriginRefused(f"{address}:{port} refused the connection") from exc
         except OSError as exc:
-            if exc.errno in _UNREACHABLE or isinstance(exc, socket.gaierror):  # gaierror: "::1%bad" scope id
-                raise OriginUnreachable(f"no route to {address}: {exc.strerror}") from exc
-            if exc.errno in _EXHAUSTED:
-                raise EdgeOverloaded(f"no socket for the origin connection: {exc.strerror}") from exc
-            if exc.errno == errno.ETIMEDOUT:
-                raise OriginConnectTimeout(f"no answer from {address}:{port}") from exc
-            raise OriginRefused(f"connecting to {address}:{port} failed: {exc}") from exc
+            raise _tcp_error(exc, address, port) from exc
         return conn
 
-    async def _start_tls(self, conn: OriginConnection, peer: OriginPeer) -> DirectSSLContext:
-        """TLS over ``conn``'s connected transport; the context it was made with."""
+    async def _tls_connect(self, address: str, peer: OriginPeer) -> tuple[OriginConnection, DirectSSLContext]:
+        """TCP and TLS to ``address`` in one step; the connection and the context it was made with."""
+        loop = self._loop
         contexts = self._contexts
         ctx = contexts.for_peer(peer)
+        conn = OriginConnection(loop, self._limits)
+        timer = _ConnectTimer(loop)
         offer = contexts.offer_session(peer, ctx)
+        timer.start(self._timeouts.connect, offer)
         try:
-            assert conn.transport is not None
-            # The loop enforces the handshake timeout (ConnectionAbortedError, 525 below).
-            transport = await self._loop.start_tls(
-                conn.transport, conn, ctx, server_hostname=peer.sni, ssl_handshake_timeout=self._timeouts.handshake
+            # The loop enforces the handshake timeout from the TLS start (ConnectionAbortedError, 525).
+            await loop.create_connection(
+                lambda: conn,
+                address,
+                peer.port,
+                ssl=ctx,
+                server_hostname=peer.sni,
+                ssl_handshake_timeout=self._timeouts.handshake,
             )
-        except EdgeError:
+        except asyncio.CancelledError as exc:
+            conn.close()
+            if timer.expired_now():
+                raise OriginConnectTimeout(f"no answer from {address}:{peer.port}") from exc
             raise
-        except ssl.SSLCertVerificationError as exc:
-            raise OriginCertInvalid(f"origin certificate for {peer.sni}: {exc.verify_message}") from exc
-        except (ssl.SSLError, OSError, TimeoutError, EOFError) as exc:
-            raise OriginHandshakeFailed(f"TLS handshake with {peer.sni} failed: {exc}") from exc
+        except BaseException as exc:
+            conn.close()
+            if not isinstance(exc, Exception) or isinstance(exc, EdgeError):
+                raise
+            if not offer.taken:  # the TCP connection was never made
+                if isinstance(exc, OSError):
+                    raise _tcp_error(exc, address, peer.port) from exc
+                raise
+            if isinstance(exc, ssl.SSLCertVerificationError):
+                raise OriginCertInvalid(f"origin certificate for {peer.sni}: {exc.verify_message}") from exc
+            if isinstance(exc, (ssl.SSLError, OSError, TimeoutError, EOFError)):
+                raise OriginHandshakeFailed(f"TLS handshake with {peer.sni} failed: {exc}") from exc
+            raise
         finally:
+            timer.cancel()
             ctx.withdraw(offer)
-        if transport is None:  # the connection closed during the handshake
+        if conn.transport is None:  # the connection closed as the handshake finished
+            conn.close()
             raise OriginHandshakeFailed(f"TLS handshake with {peer.sni} failed: the origin closed the connection")
-        conn.connection_made(transport)  # start_tls hands over the TLS transport without telling the protocol
-        return ctx
+        return conn, ctx
+
+
+class _ConnectTimer:
+    """The connect timeout of a one-step TLS dial: cancels the dialling task when it fires before the dial's
+    TLS started (its session offer untaken), and does nothing after (the loop's handshake timeout runs
+    then). Told apart from other cancellations as ``asyncio.timeout`` does, by the task's cancel count."""
+
+    __slots__ = ("_cancelling", "_expired", "_handle", "_loop", "_offer", "_task")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._expired = False
+
+    def start(self, delay: float, offer: SessionOffer) -> None:
+        task = asyncio.current_task(self._loop)
+        assert task is not None, "dial from a task"
+        self._task = task
+        self._cancelling = task.cancelling()
+        self._offer = offer
+        self._handle = self._loop.call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        if not self._offer.taken:
+            self._expired = True
+            self._task.cancel()
+
+    def expired_now(self) -> bool:
+        """True when this timer's cancellation is the one being raised (and it is absorbed)."""
+        return self._expired and self._task.uncancel() <= self._cancelling
+
+    def cancel(self) -> None:
+        self._handle.cancel()
+
+
+def _tcp_error(exc: OSError, address: str, port: int) -> EdgeError:
+    """The edge error for a failed TCP connect."""
+    if isinstance(exc, ConnectionRefusedError):
+        return OriginRefused(f"{address}:{port} refused the connection")
+    if exc.errno in _UNREACHABLE or isinstance(exc, socket.gaierror):  # gaierror: "::1%bad" scope id
+        return OriginUnreachable(f"no route to {address}: {exc.strerror}")
+    if exc.errno in _EXHAUSTED:
+        return EdgeOverloaded(f"no socket for the origin connection: {exc.strerror}")
+    if exc.errno == errno.ETIMEDOUT:
+        return OriginConnectTimeout(f"no answer from {address}:{port}")
+    return OriginRefused(f"connecting to {address}:{port} failed: {exc}")
 
 
 def _refuse_revoked(conn: OriginConnection, peer: OriginPeer, ssl_object: ssl.SSLObject | None) -> None:

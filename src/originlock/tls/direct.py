@@ -12,13 +12,14 @@ Measured in docs/performance.md, step 7.
 
 Client TLS sessions: the event loops call ``wrap_bio`` without ``session=`` (and uvloop insists on a plain
 ``str`` server name), so a dial *offers* what to resume first (:meth:`offer_session`: the TLS object of an
-earlier connection through this context) and the next ``wrap_bio`` for that server name takes it. Offers
-are taken in the order made, which is the order in which the loops call ``wrap_bio``: both schedule the
-TLS start with ``call_soon`` in the same step that the dial makes its offer. That only pairs each offer
-with its own dial if *every* dial through the context makes one, with ``None`` when it has nothing to
-resume: a dial without an offer would take the offer of a later dial to the same server name (another
-origin address or port behind the same SNI, whose session it must not be given). An offer whose
-connection never reached ``wrap_bio`` is withdrawn by its maker, so offers cannot drift to a later dial.
+earlier connection through this context, or ``None`` for a full handshake) and the ``wrap_bio`` that starts
+its own TLS takes it. The offer travels in a context variable: both loops start a connection's TLS in a
+callback that runs in the context of the task that dialled (uvloop copies it when ``create_connection`` is
+called, asyncio's ``call_soon`` when the transport is made), so a ``wrap_bio`` only ever sees the offer of
+the dial it belongs to, whatever order concurrent dials' TCP connections complete in; a ``wrap_bio`` with
+no offer in its context, or another context's or server name's, makes a full handshake. An offer is taken
+once, and being taken tells the dial that its TCP connection was made (the TLS start follows it): the
+connector tells a connect timeout (522) from a handshake timeout (525) by it while dialling in one step.
 
 The session moves from the earlier connection to the new one in C (tls/libssl.py: ``SSL_get1_session``,
 ``SSL_set_session``). Python's ``session`` attribute would do it too, but both its getter and its setter
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+from contextvars import ContextVar, Token
 from typing import Any
 
 from originlock.tls.libssl import openssl
@@ -42,47 +44,56 @@ _FORWARDED = ("read", "write", "pending")
 
 
 class SessionOffer:
-    """What the next client connection to a server name resumes: the session of the TLS object
-    ``resume_from`` (``None``: a full handshake); ``taken`` once used."""
+    """What the dial that made it resumes: the session of the TLS object ``resume_from`` (``None``: a full
+    handshake), through ``context`` to ``server_hostname``; ``taken`` once that dial's TLS started (its TCP
+    connection was made), ``withdrawn`` once the dial is over."""
 
-    __slots__ = ("resume_from", "server_hostname", "taken")
+    __slots__ = ("_token", "context", "resume_from", "server_hostname", "taken", "withdrawn")
 
-    def __init__(self, server_hostname: str, resume_from: ssl.SSLObject | None) -> None:
+    def __init__(self, context: DirectSSLContext, server_hostname: str, resume_from: ssl.SSLObject | None) -> None:
+        self.context = context
         self.server_hostname = server_hostname
         self.resume_from = resume_from
         self.taken = False
+        self.withdrawn = False
+        self._token: Token[SessionOffer | None] | None = None
+
+
+#: The offer of the dial whose task this code runs for (see the module docstring).
+_DIAL_OFFER: ContextVar[SessionOffer | None] = ContextVar("originlock_dial_offer", default=None)
 
 
 class DirectSSLContext(ssl.SSLContext):
-    _offers: list[SessionOffer]
     #: This context's ``SSL_CTX *`` once checked (0: the C path is not usable).
     _pointer: int
 
     def offer_session(self, server_hostname: str, resume_from: ssl.SSLObject | None) -> SessionOffer:
         """Resume the session of ``resume_from`` (a connection through this context; ``None`` for a full
-        handshake) on the next ``wrap_bio`` for ``server_hostname``; :meth:`withdraw` the offer when the
-        connection attempt is over. Every client dial through this context must make one (see the module
-        docstring)."""
-        offer = SessionOffer(server_hostname, resume_from)
-        try:
-            self._offers.append(offer)
-        except AttributeError:
-            self._offers = [offer]
+        handshake) on the ``wrap_bio`` for ``server_hostname`` that the calling task's dial makes next;
+        :meth:`withdraw` the offer when the connection attempt is over, in the same task."""
+        offer = SessionOffer(self, server_hostname, resume_from)
+        offer._token = _DIAL_OFFER.set(offer)
         return offer
 
     def withdraw(self, offer: SessionOffer) -> None:
-        if not offer.taken:
-            self._offers.remove(offer)
+        """End ``offer``: later connections started in this task's context do not see it."""
+        offer.withdrawn = True
+        token, offer._token = offer._token, None
+        if token is not None:
+            try:
+                _DIAL_OFFER.reset(token)
+            except ValueError:  # withdrawn from another context than it was made in
+                if _DIAL_OFFER.get() is offer:
+                    _DIAL_OFFER.set(None)
 
     def _take_offer(self, server_hostname: str | bytes | None) -> ssl.SSLObject | None:
-        offers: list[SessionOffer] | None = getattr(self, "_offers", None)
-        if offers:
-            for index, offer in enumerate(offers):
-                if offer.server_hostname == server_hostname:
-                    del offers[index]
-                    offer.taken = True
-                    return offer.resume_from
-        return None
+        offer = _DIAL_OFFER.get()
+        if offer is None or offer.taken or offer.withdrawn or offer.context is not self:
+            return None
+        if offer.server_hostname != server_hostname:
+            return None
+        offer.taken = True
+        return offer.resume_from
 
     def _resume(self, obj: ssl.SSLObject, resume_from: ssl.SSLObject) -> None:
         """Give ``obj`` (not yet started) the session of ``resume_from`` when it can be resumed."""

@@ -1,0 +1,345 @@
+#!/usr/bin/env python3
+"""Instructions and system calls per new visitor TLS connection, counted in the edge process: repeatable.
+
+A profiling aid for issue 11's "new visitor connection per request" shape. The edge (``EdgeServer`` on
+uvloop, in one child process) proxies to a real nginx origin that requires the client certificate, over
+pooled connections; this script, outside the edge, opens N TLS 1.3 connections one after the other, each
+resuming the previous one's session (as wrk and browsers do) and sending one ``Connection: close``
+request. The child runs under ``valgrind --tool=cachegrind`` (or ``strace -f -c``) twice, with two N; the
+difference divided by the difference in N removes start-up (imports, snapshot, key generation).
+
+    python bench/visitor_conn_instructions.py [--connections 30,130] [--syscalls] [--nginx-syscalls]
+
+``--nginx-syscalls``: nginx as the edge doing the same job (TLS 1.3 listener with a session cache,
+``proxy_pass`` over pooled mTLS connections to the same origin), its worker's system calls counted by
+attaching ``strace -c`` for the N connections only.
+
+``--cpu``: CPU per request from /proc of ``EdgeServer`` alone (this child: no API, no store polling, no
+access log) and of nginx as the edge, under ``wrk -c20`` with ``Connection: close`` (product_vs_nginx.py's
+new-visitor shape), medians of 3 runs of 4 s in the same run: how much of that shape's ratio is the edge itself
+and how much the rest of ``originlock serve``'s process.
+
+The measured ``originlock`` is the one this interpreter imports, or ``--python``'s (a venv's python).
+Needs valgrind and nginx (and strace for ``--syscalls``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from origin_dial_instructions import CHILD_PYTHON, _interpreter
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_CHILD = r"""
+import asyncio, sys, threading
+from pathlib import Path
+
+from originlock.edge.config import EdgeConfig
+from originlock.edge.loops import loop_factory
+from originlock.edge.server import EdgeServer
+from originlock.edge.snapshots import MemorySnapshotSource
+from originlock.testing.pki import TestPki, make_route, make_snapshot
+
+directory, origin_port, edge_port = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+pki = TestPki()
+cert, key = pki.write(directory, "origin", pki.server("origin.test", "*.example.test", "127.0.0.1"))
+(directory / "pull-ca.pem").write_text(pki.origin_pull_ca.cert_pem)
+source = MemorySnapshotSource(make_snapshot(pki, make_route("a.example.test", client_cert=pki.client("zone-a"))))
+config = EdgeConfig(http=None, https=("127.0.0.1", edge_port), origin_https_port=origin_port, loop="uvloop")
+
+
+async def main():
+    server = EdgeServer(config, source)
+    await server.start()
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    threading.Thread(target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(task.cancel)), daemon=True).start()
+    print("ready", flush=True)
+    try:
+        await server.serve()
+    except asyncio.CancelledError:
+        pass
+
+with asyncio.Runner(loop_factory=loop_factory("uvloop")) as runner:
+    runner.run(main())
+"""
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: a.example.test\r\nConnection: close\r\n\r\n"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _connections(port: int, count: int) -> None:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["http/1.1"])
+    session = None
+    for _ in range(count):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=120)
+        with ctx.wrap_socket(raw, server_hostname="a.example.test", session=session) as tls:
+            tls.sendall(REQUEST)
+            data = b""
+            while chunk := tls.recv(65536):
+                data += chunk
+            if not data.startswith(b"HTTP/1.1 200"):
+                raise SystemExit(f"unexpected response: {data[:200]!r}")
+            session = tls.session
+
+
+def _run(tool: list[str], tmp: Path, connections: int) -> None:
+    from origin_dial import NginxProcess, require_executable
+
+    origin_port, edge_port = _free_port(), _free_port()
+    child = tmp / "child.py"
+    child.write_text(_CHILD)
+    proc = subprocess.Popen(
+        [*tool, _interpreter(), str(child), str(tmp), str(origin_port), str(edge_port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    if proc.stdout.readline().strip() != "ready":
+        raise SystemExit(f"the edge did not start:\n{proc.communicate()[1][-3000:]}")
+    block = (
+        f"server {{ listen 127.0.0.1:{origin_port} ssl; ssl_certificate {tmp}/origin.pem;\n"
+        f"  ssl_certificate_key {tmp}/origin.key; ssl_client_certificate {tmp}/pull-ca.pem;\n"
+        '  ssl_verify_client on; location / { return 200 "ok\\n"; } }\n'
+    )
+    nginx = NginxProcess(require_executable("nginx"), tmp / f"nginx-{connections}", block, ports=[origin_port])
+    nginx.start()
+    try:
+        _connections(edge_port, 5)  # warm: the origin pool, the hostname's context, the session
+        _connections(edge_port, connections)
+    finally:
+        nginx.stop()
+        _, err = proc.communicate(timeout=300)  # closes stdin: the edge stops
+        if proc.returncode != 0:
+            raise SystemExit(f"the edge failed:\n{err[-3000:]}")
+
+
+def instructions(tmp: Path, connections: int) -> int:
+    out = tmp / f"cg-{connections}"
+    _run(["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={out}"], tmp, connections)
+    match = re.search(r"^summary:\s+(\d+)", out.read_text(), re.MULTILINE)
+    if match is None:
+        raise SystemExit(f"no summary in {out}")
+    return int(match.group(1))
+
+
+def syscalls(tmp: Path, connections: int) -> dict[str, int]:
+    out = tmp / f"st-{connections}"
+    _run(["strace", "-f", "-c", "-o", str(out)], tmp, connections)
+    counts: dict[str, int] = {}
+    for line in out.read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[0][0].isdigit() and fields[-1] != "total":
+            counts[fields[-1]] = int(fields[3])
+    return counts
+
+
+def nginx_syscalls(tmp: Path, connections: int) -> dict[str, int]:
+    """System calls of nginx, as the edge, for ``connections`` new visitor connections."""
+    import time
+
+    from origin_dial import NginxProcess, require_executable
+
+    from originlock.testing.pki import TestPki
+
+    pki = TestPki()
+    pki.write(tmp, "origin", pki.server("origin.test", "*.example.test", "127.0.0.1"))
+    edge_leaf = pki.server("a.example.test", ca=pki.edge_ca)
+    pki.write(tmp, "edge", edge_leaf)
+    client = pki.client("zone-a")
+    (tmp / "zone-a.pem").write_bytes(client.chain_pem)
+    (tmp / "zone-a.key").write_bytes(client.key_pem)
+    (tmp / "pull-ca.pem").write_text(pki.origin_pull_ca.cert_pem)
+    origin_port, edge_port = _free_port(), _free_port()
+    nginx = require_executable("nginx")
+    origin = NginxProcess(
+        nginx,
+        tmp / "n-origin",
+        f"server {{ listen 127.0.0.1:{origin_port} ssl; ssl_certificate {tmp}/origin.pem;\n"
+        f"  ssl_certificate_key {tmp}/origin.key; ssl_client_certificate {tmp}/pull-ca.pem;\n"
+        '  ssl_verify_client on; location / { return 200 "ok\\n"; } }\n',
+        ports=[origin_port],
+    ).start()
+    edge = NginxProcess(
+        nginx,
+        tmp / "n-edge",
+        "ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:EDGE:10m;\n"
+        f"upstream o {{ server 127.0.0.1:{origin_port}; keepalive 64; }}\n"
+        f"server {{ listen 127.0.0.1:{edge_port} ssl; server_name a.example.test;\n"
+        f"  ssl_certificate {tmp}/edge.pem; ssl_certificate_key {tmp}/edge.key;\n"
+        '  proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host;\n'
+        f"  proxy_ssl_certificate {tmp}/zone-a.pem; proxy_ssl_certificate_key {tmp}/zone-a.key;\n"
+        "  proxy_ssl_session_reuse on; location / { proxy_pass https://o; } }\n",
+        ports=[edge_port],
+    ).start()
+    out = tmp / "st-nginx"
+    try:
+        _connections(edge_port, 5)
+        workers = subprocess.run(["pgrep", "-P", str(edge.proc.pid)], capture_output=True, text=True).stdout.split()
+        strace = subprocess.Popen(["strace", "-c", "-o", str(out), "-p", workers[0]], stderr=subprocess.DEVNULL)
+        time.sleep(1.0)  # attached
+        _connections(edge_port, connections)
+        time.sleep(0.5)
+        strace.send_signal(2)
+        strace.wait(30)
+    finally:
+        edge.stop()
+        origin.stop()
+    counts: dict[str, int] = {}
+    for line in out.read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[0][0].isdigit() and fields[-1] != "total":
+            counts[fields[-1]] = int(fields[3])
+    return counts
+
+
+WRK = ["wrk", "-t1", "-c20", "-d4s", "-H", "Host: a.example.test", "-H", "Connection: close"]
+
+
+def _ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def _wrk_cpu(pids: list[int], port: int) -> float:
+    """CPU µs per request of ``pids`` over one 4 s wrk run (10 ms ticks)."""
+    before = sum(map(_ticks, pids))
+    out = subprocess.run(
+        [*WRK, f"https://127.0.0.1:{port}/"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    spent = sum(map(_ticks, pids)) - before
+    match = re.search(r"(\d+) requests in", out)
+    assert match is not None, out
+    return spent / 100 / int(match.group(1)) * 1e6
+
+
+def edge_alone_cpu(tmp: Path) -> tuple[list[float], list[float]]:
+    """(EdgeServer's, nginx's) CPU µs per request, three runs each, interleaved."""
+    from origin_dial import NginxProcess, require_executable
+
+    from originlock.testing.pki import TestPki
+
+    nginx = require_executable("nginx")
+    origin_port, edge_port, nginx_port, nginx_origin_port = (_free_port() for _ in range(4))
+    child = tmp / "child.py"
+    child.write_text(_CHILD)
+    proc = subprocess.Popen(
+        [_interpreter(), str(child), str(tmp), str(origin_port), str(edge_port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        raise SystemExit("the edge did not start")
+    # nginx's client certificate comes from a PKI of its own: an origin listener trusting that one's pull CA.
+    pki = TestPki()
+    pki.write(tmp, "edge", pki.server("a.example.test", ca=pki.edge_ca))
+    client = pki.client("zone-a")
+    (tmp / "zone-a.pem").write_bytes(client.chain_pem)
+    (tmp / "zone-a.key").write_bytes(client.key_pem)
+    (tmp / "nginx-pull-ca.pem").write_text(pki.origin_pull_ca.cert_pem)
+    listen = f"ssl_certificate {tmp}/origin.pem; ssl_certificate_key {tmp}/origin.key; ssl_verify_client on;"
+    origin = NginxProcess(
+        nginx,
+        tmp / "cpu-origin",
+        f"server {{ listen 127.0.0.1:{origin_port} ssl; {listen} ssl_client_certificate {tmp}/pull-ca.pem;\n"
+        '  keepalive_timeout 75s; location / { return 200 "ok\\n"; } }\n'
+        f"server {{ listen 127.0.0.1:{nginx_origin_port} ssl; {listen}\n"
+        f"  ssl_client_certificate {tmp}/nginx-pull-ca.pem;\n"
+        '  keepalive_timeout 75s; location / { return 200 "ok\\n"; } }\n',
+        ports=[origin_port, nginx_origin_port],
+    ).start()
+    edge = NginxProcess(
+        nginx,
+        tmp / "cpu-edge",
+        "ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:EDGE:10m; keepalive_timeout 75s;\n"
+        f"upstream o {{ server 127.0.0.1:{nginx_origin_port}; keepalive 256; }}\n"
+        f"server {{ listen 127.0.0.1:{nginx_port} ssl; server_name a.example.test;\n"
+        f"  ssl_certificate {tmp}/edge.pem; ssl_certificate_key {tmp}/edge.key;\n"
+        '  proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host;\n'
+        f"  proxy_ssl_certificate {tmp}/zone-a.pem; proxy_ssl_certificate_key {tmp}/zone-a.key;\n"
+        "  proxy_ssl_session_reuse on; location / { proxy_pass https://o; } }\n",
+        ports=[nginx_port],
+    ).start()
+    try:
+        assert edge.proc is not None
+        found = subprocess.run(["pgrep", "-P", str(edge.proc.pid)], capture_output=True, text=True).stdout
+        nginx_pids = [int(pid) for pid in found.split()]
+        _wrk_cpu([proc.pid], edge_port)  # warm: pools, contexts, session caches
+        _wrk_cpu(nginx_pids, nginx_port)
+        ours, theirs = [], []
+        for _ in range(3):
+            ours.append(_wrk_cpu([proc.pid], edge_port))
+            theirs.append(_wrk_cpu(nginx_pids, nginx_port))
+        return ours, theirs
+    finally:
+        edge.stop()
+        origin.stop()
+        proc.communicate("")
+
+
+def main() -> None:
+    sys.path.insert(0, str(ROOT / "src"))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--connections", default="30,130", help="the two connection counts, low,high")
+    parser.add_argument("--syscalls", action="store_true")
+    parser.add_argument("--nginx-syscalls", action="store_true")
+    parser.add_argument("--cpu", action="store_true", help="EdgeServer alone against nginx, CPU per request")
+    parser.add_argument("--python", help="the measured interpreter (a venv's bin/python); default: this one")
+    args = parser.parse_args()
+    if args.python:
+        CHILD_PYTHON.append(args.python)
+    low, high = (int(n) for n in args.connections.split(","))
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        if args.cpu:
+            ours, theirs = edge_alone_cpu(tmp)
+            a, b = statistics.median(ours), statistics.median(theirs)
+            runs = f"{[round(x) for x in ours]} / {[round(x) for x in theirs]}"
+            print(f"EdgeServer alone {a:.1f} µs/request, nginx {b:.1f}: ratio {a / b:.2f} (runs {runs})")
+            return
+        if args.nginx_syscalls:
+            counts = nginx_syscalls(tmp, high - low)
+            shown = sorted(((v / (high - low), k) for k, v in counts.items() if v / (high - low) >= 0.3), reverse=True)
+            total = sum(counts.values()) / (high - low)
+            print(
+                f"nginx, new visitor connection: {total:5.1f} syscalls: " + " ".join(f"{k}={v:.1f}" for v, k in shown)
+            )
+            return
+        per = (instructions(tmp, high) - instructions(tmp, low)) / (high - low)
+        line = f"new visitor connection: {per:12,.0f} instructions"
+        if args.syscalls:
+            a, b = syscalls(tmp, low), syscalls(tmp, high)
+            diff = {k: (b.get(k, 0) - a.get(k, 0)) / (high - low) for k in set(a) | set(b)}
+            shown = sorted(((v, k) for k, v in diff.items() if v >= 0.3), reverse=True)
+            line += f"  {sum(diff.values()):5.1f} syscalls: " + " ".join(f"{k}={v:.1f}" for v, k in shown)
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()

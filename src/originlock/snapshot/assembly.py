@@ -74,7 +74,7 @@ class SnapshotAssembly:
         self.pki_expiry: datetime | None = None
         self._zones: dict[str, ZoneParts] = {}
         #: Hostname -> the route served; the zone that owns it is the route's ``zone_id``.
-        self._routes = RouteLayers()
+        self._routes: RouteLayers[Route] = RouteLayers()
         #: The rare names more than one zone proxies -> those zones (the winner's route is in ``_routes``).
         self._contested: dict[str, set[str]] = {}
         #: DNS-only name -> how many zones have one, and the snapshot's set (None: to recompute).

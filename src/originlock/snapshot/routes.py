@@ -20,10 +20,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from itertools import islice
-from typing import TYPE_CHECKING, Final
-
-if TYPE_CHECKING:
-    from originlock.snapshot.model import Route
+from typing import Final, Generic, TypeVar
 
 __all__ = ["FOLD_AT", "FOLD_SLICE", "RouteLayers", "RouteTable"]
 
@@ -32,6 +29,9 @@ __all__ = ["FOLD_AT", "FOLD_SLICE", "RouteLayers", "RouteTable"]
 FOLD_AT: Final = 4096
 #: Base entries copied per slice of a fold: well under a millisecond holding the interpreter lock.
 FOLD_SLICE: Final = 5000
+
+#: What a name maps to (a snapshot's ``Route``): these layers only store and look it up.
+R = TypeVar("R")
 
 
 def _no_pause() -> None:
@@ -44,7 +44,7 @@ class _BaseToken:
     __slots__ = ("__weakref__",)
 
 
-class RouteTable(Mapping[str, "Route"]):
+class RouteTable(Mapping[str, R]):
     """An immutable hostname -> route mapping over a shared base and a private overlay.
 
     ``base`` must never be mutated after it is handed over; ``overlay`` maps a changed name to its route
@@ -55,28 +55,28 @@ class RouteTable(Mapping[str, "Route"]):
 
     def __init__(
         self,
-        base: dict[str, Route],
-        overlay: dict[str, Route | None] | None = None,
+        base: dict[str, R],
+        overlay: dict[str, R | None] | None = None,
         length: int | None = None,
         token: object = None,
     ) -> None:
         self.base = base
         self._token = token
-        self.overlay: dict[str, Route | None] = overlay if overlay is not None else {}
+        self.overlay: dict[str, R | None] = overlay if overlay is not None else {}
         if length is None:
             length = len(base)
             for name, route in self.overlay.items():
                 length += (route is not None) - (name in base)
         self._len = length
 
-    def get(self, name: str, default: Route | None = None) -> Route | None:  # type: ignore[override]
+    def get(self, name: str, default: R | None = None) -> R | None:  # type: ignore[override]
         overlay = self.overlay
         if name in overlay:
             route = overlay[name]
             return default if route is None else route
         return self.base.get(name, default)
 
-    def __getitem__(self, name: str) -> Route:
+    def __getitem__(self, name: str) -> R:
         route = self.get(name)
         if route is None:
             raise KeyError(name)
@@ -107,7 +107,7 @@ class RouteTable(Mapping[str, "Route"]):
         return f"RouteTable(routes={self._len}, overlay={len(self.overlay)})"
 
 
-class RouteLayers:
+class RouteLayers(Generic[R]):
     """The writable route table of an assembly; :meth:`table` freezes its current state.
 
     While no table shares the base (the first fill, or right after a fold) writes go to the base itself;
@@ -117,8 +117,8 @@ class RouteLayers:
     __slots__ = ("_base", "_len", "_overlay", "_shared", "_token")
 
     def __init__(self) -> None:
-        self._base: dict[str, Route] = {}
-        self._overlay: dict[str, Route | None] = {}
+        self._base: dict[str, R] = {}
+        self._overlay: dict[str, R | None] = {}
         #: Whether a :class:`RouteTable` handed out holds ``_base``.
         self._shared = False
         self._len = 0
@@ -135,7 +135,7 @@ class RouteLayers:
     def overlay_size(self) -> int:
         return len(self._overlay)
 
-    def get(self, name: str) -> Route | None:
+    def get(self, name: str) -> R | None:
         overlay = self._overlay
         if name in overlay:
             return overlay[name]
@@ -150,7 +150,7 @@ class RouteLayers:
             return list(self._base.keys() & names.keys())
         return [name for name in names if self.get(name) is not None]
 
-    def set(self, name: str, route: Route) -> None:
+    def set(self, name: str, route: R) -> None:
         if not self._shared:
             base = self._base
             self._len += name not in base
@@ -170,7 +170,7 @@ class RouteLayers:
         else:
             del self._overlay[name]
 
-    def update(self, routes: Mapping[str, Route]) -> None:
+    def update(self, routes: Mapping[str, R]) -> None:
         """Set many names (the first fill: one C-level ``dict.update`` while the base is not shared)."""
         if self._shared or self._overlay:
             for name, route in routes.items():
@@ -180,7 +180,7 @@ class RouteLayers:
         self._base.update(routes)
         self._len += len(self._base) - before
 
-    def table(self, pause: Callable[[], None] = _no_pause) -> RouteTable:
+    def table(self, pause: Callable[[], None] = _no_pause) -> RouteTable[R]:
         """The current routes as an immutable table; folds the overlay first when it is over :data:`FOLD_AT`."""
         if len(self._overlay) > FOLD_AT:
             self.fold(pause)
@@ -196,7 +196,7 @@ class RouteLayers:
         between slices; the old base stays intact for the tables that share it."""
         overlay = self._overlay
         if self._shared:
-            base: dict[str, Route] = {}
+            base: dict[str, R] = {}
             source = iter(self._base.items())
             while chunk := dict(islice(source, FOLD_SLICE)):
                 base.update(chunk)

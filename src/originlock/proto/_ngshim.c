@@ -14,7 +14,8 @@
  * against the runtime library, libnghttp2.so.14. If it cannot be built or loaded, the cffi path runs.
  *
  * Events (tuples of four: kind, stream id, an int, an object), in the order nghttp2 produced them:
- *   (EV_REQUEST, sid, flags, fields)   a request header block is complete; fields: list of (name, value)
+ *   (EV_REQUEST, sid, flags, fields)   a request header block is complete; fields: list of (name, value);
+ *                                      flags: the frame's, plus BLOCK_* bits for the checks every field passed
  *   (EV_HEADERS, sid, flags, None)     any other header block (trailers)
  *   (EV_DATA_END, sid, flags, None)    a DATA frame with END_STREAM
  *   (EV_RST, sid, 0, None)             the visitor's RST_STREAM
@@ -93,6 +94,20 @@ extern int nghttp2_submit_rst_stream(nghttp2_session *, uint8_t, int32_t, uint32
 #define FLAG_END_STREAM 0x01
 #define HCAT_REQUEST 0
 enum { F_DATA = 0, F_HEADERS = 1, F_RST_STREAM = 3, F_SETTINGS = 4, F_GOAWAY = 7, F_WINDOW_UPDATE = 8 };
+/* EV_REQUEST's flags above the frame's own (one byte): what every field of the block was checked to be, so
+ * that the request pass (proto/http2_request.py) skips those checks. Only certifies: a block without a bit
+ * gets the full checks in Python, which decide and say why. */
+#define BLOCK_FIELDS_CLEAN 0x100 /* regular names are lower-case tokens; values: no control byte but tab,
+                                    no DEL, no space or tab around them */
+#define BLOCK_PSEUDO_CLEAN 0x200 /* pseudo-header values: no space, control byte or DEL (a target's bytes) */
+/* Byte classes for those checks and for the response fields (RFC 9110 §5.6.2 tchar; what llhttp refuses). */
+#define C_TOKEN_LOWER 1 /* a token character that is not an upper-case letter */
+#define C_VALUE_BAD 2   /* a control byte other than tab, or DEL */
+#define C_TARGET_BAD 4  /* a space, a control byte or DEL */
+#define C_CR_LF_NUL 8
+static unsigned char byte_class[256];
+/* respond()'s answer when the fields need the general path (proto/http2_request.py's response_fields). */
+#define NEEDS_PYTHON 1
 enum { EV_REQUEST = 1, EV_HEADERS = 2, EV_DATA_END = 3, EV_RST = 4, EV_GOAWAY = 5, EV_WINDOW = 6, EV_CHUNK = 7,
        EV_CLOSE = 8 };
 
@@ -129,6 +144,7 @@ typedef struct {
     PyObject *ended;     /* list: streams whose END_STREAM the provider sent during the running send */
     Py_ssize_t block_size;
     Py_ssize_t max_header_list;
+    int block_flags;     /* BLOCK_* bits the header block being decoded still has */
     long data_frames;    /* DATA frames the provider filled during the running send */
     int overflow;        /* a header list went above max_header_list (the recv failed for it) */
     int failed;          /* a Python allocation failed inside a callback */
@@ -137,14 +153,81 @@ typedef struct {
 static nghttp2_session_callbacks *callbacks;
 static nghttp2_option *option;
 
+/* Field names (and pseudo-header values) that requests carry over and over, as shared bytes objects: no
+ * allocation per field, and their hash, computed once, serves every dict and set lookup that follows. */
+static const char *const KNOWN_NAMES[] = {
+    ":method", ":scheme", ":authority", ":path", "user-agent", "accept", "accept-encoding", "accept-language",
+    "cookie", "host", "content-length", "content-type", "referer", "origin", "cache-control", "pragma", "te",
+    "priority", "authorization", "if-none-match", "if-modified-since", "upgrade-insecure-requests",
+    "sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest", "sec-fetch-user", "sec-ch-ua", "sec-ch-ua-mobile",
+    "sec-ch-ua-platform", "x-requested-with", "dnt", NULL};
+static const char *const KNOWN_PSEUDO_VALUES[] = {"GET", "POST", "HEAD", "https", "http", "/", NULL};
+#define MAX_KNOWN 40
+static PyObject *known_names[MAX_KNOWN], *known_values[MAX_KNOWN];
+
+static int intern_table(const char *const *texts, PyObject **objects) {
+    for (int i = 0; texts[i] != NULL; i++)
+        if ((objects[i] = PyBytes_FromString(texts[i])) == NULL)
+            return -1;
+    return 0;
+}
+
+/* A new reference: the shared object when ``data`` is one of ``objects``, else a new bytes object. */
+static PyObject *bytes_of(PyObject **objects, const uint8_t *data, size_t len) {
+    for (int i = 0; objects[i] != NULL; i++)
+        if ((size_t)PyBytes_GET_SIZE(objects[i]) == len && memcmp(PyBytes_AS_STRING(objects[i]), data, len) == 0) {
+            Py_INCREF(objects[i]);
+            return objects[i];
+        }
+    return PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)len);
+}
+
+static void init_byte_classes(void) {
+    for (int c = 0; c < 256; c++) {
+        unsigned char k = 0;
+        if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL))
+            k |= C_TOKEN_LOWER;
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            k |= C_VALUE_BAD;
+        if (c <= 0x20 || c == 0x7f)
+            k |= C_TARGET_BAD;
+        if (c == '\r' || c == '\n' || c == 0)
+            k |= C_CR_LF_NUL;
+        byte_class[c] = k;
+    }
+}
+
+/* The classes of all of ``data``'s bytes, or-ed. */
+static unsigned char classes_of(const uint8_t *data, size_t len) {
+    unsigned char seen = 0;
+    for (size_t i = 0; i < len; i++)
+        seen |= byte_class[data[i]];
+    return seen;
+}
+
 static int add_event(Session *s, int kind, int32_t sid, long value, PyObject *obj) {
-    PyObject *event = Py_BuildValue("(iilO)", kind, (int)sid, value, obj ? obj : Py_None);
-    if (event == NULL || PyList_Append(s->events, event) < 0) {
+    PyObject *event = PyTuple_New(4);
+    PyObject *k = PyLong_FromLong(kind), *id = PyLong_FromLong(sid), *v = PyLong_FromLong(value);
+    if (event == NULL || k == NULL || id == NULL || v == NULL) {
         Py_XDECREF(event);
+        Py_XDECREF(k);
+        Py_XDECREF(id);
+        Py_XDECREF(v);
         s->failed = 1;
         return ERR_CALLBACK_FAILURE;
     }
+    obj = obj ? obj : Py_None;
+    Py_INCREF(obj);
+    PyTuple_SET_ITEM(event, 0, k);
+    PyTuple_SET_ITEM(event, 1, id);
+    PyTuple_SET_ITEM(event, 2, v);
+    PyTuple_SET_ITEM(event, 3, obj);
+    int rv = PyList_Append(s->events, event);
     Py_DECREF(event);
+    if (rv < 0) {
+        s->failed = 1;
+        return ERR_CALLBACK_FAILURE;
+    }
     return 0;
 }
 
@@ -157,6 +240,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     }
     Py_XSETREF(s->fields, fields); /* a block found malformed midway never completes: start afresh */
     s->block_size = 0;
+    s->block_flags = BLOCK_FIELDS_CLEAN | BLOCK_PSEUDO_CLEAN;
     return 0;
 }
 
@@ -168,13 +252,38 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         s->overflow = 1; /* an HPACK bomb: stop decoding, the connection ends */
         return ERR_CALLBACK_FAILURE;
     }
-    PyObject *field = Py_BuildValue("(y#y#)", name, (Py_ssize_t)namelen, value, (Py_ssize_t)valuelen);
-    if (field == NULL || s->fields == NULL || PyList_Append(s->fields, field) < 0) {
+    int pseudo = namelen > 0 && name[0] == ':';
+    unsigned char seen = classes_of(value, valuelen);
+    if (pseudo && (seen & C_TARGET_BAD))
+        s->block_flags &= ~BLOCK_PSEUDO_CLEAN;
+    if ((seen & C_VALUE_BAD) || namelen == 0 ||
+        (valuelen && (value[0] == ' ' || value[0] == '\t' || value[valuelen - 1] == ' ' || value[valuelen - 1] == '\t')))
+        s->block_flags &= ~BLOCK_FIELDS_CLEAN;
+    else if (!pseudo)
+        for (size_t i = 0; i < namelen; i++)
+            if (!(byte_class[name[i]] & C_TOKEN_LOWER)) {
+                s->block_flags &= ~BLOCK_FIELDS_CLEAN;
+                break;
+            }
+    PyObject *field = PyTuple_New(2);
+    PyObject *n = bytes_of(known_names, name, namelen);
+    PyObject *v = pseudo ? bytes_of(known_values, value, valuelen)
+                         : PyBytes_FromStringAndSize((const char *)value, (Py_ssize_t)valuelen);
+    if (field == NULL || n == NULL || v == NULL || s->fields == NULL) {
         Py_XDECREF(field);
+        Py_XDECREF(n);
+        Py_XDECREF(v);
         s->failed = 1;
         return ERR_CALLBACK_FAILURE;
     }
+    PyTuple_SET_ITEM(field, 0, n);
+    PyTuple_SET_ITEM(field, 1, v);
+    int rv = PyList_Append(s->fields, field);
     Py_DECREF(field);
+    if (rv < 0) {
+        s->failed = 1;
+        return ERR_CALLBACK_FAILURE;
+    }
     return 0;
 }
 
@@ -184,7 +293,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     switch (hd->type) {
     case F_HEADERS:
         if (frame->headers.cat == HCAT_REQUEST) {
-            int rv = add_event(s, EV_REQUEST, hd->stream_id, hd->flags, s->fields ? s->fields : Py_None);
+            int rv = add_event(s, EV_REQUEST, hd->stream_id, hd->flags | s->block_flags, s->fields ? s->fields : Py_None);
             Py_CLEAR(s->fields);
             return rv;
         }
@@ -398,6 +507,21 @@ fail:
     return PyErr_Occurred() ? NULL : PyErr_NoMemory();
 }
 
+/* A body queue for the stream, for the data provider to copy from. */
+static int add_queue(Session *s, int sid) {
+    OutQueue *q = PyObject_New(OutQueue, &OutQueueType);
+    PyObject *key = PyLong_FromLong(sid);
+    if (q != NULL) {
+        q->chunks = PyList_New(0);
+        q->head = q->offset = q->size = 0;
+        q->eof = q->deferred = 0;
+    }
+    int rv = (q == NULL || key == NULL || q->chunks == NULL) ? -1 : PyDict_SetItem(s->queues, key, (PyObject *)q);
+    Py_XDECREF(q);
+    Py_XDECREF(key);
+    return rv;
+}
+
 /* Fields for nghttp2: pointers into the caller's bytes (nghttp2 copies them before returning). */
 static nghttp2_nv *make_nva(PyObject *fields, Py_ssize_t *count) {
     PyObject *seq = PySequence_Fast(fields, "fields must be a sequence");
@@ -441,22 +565,9 @@ static PyObject *session_submit_response(Session *s, PyObject *args) {
     nghttp2_nv *nva = make_nva(fields, &n);
     if (nva == NULL)
         return NULL;
-    if (body) {
-        OutQueue *q = PyObject_New(OutQueue, &OutQueueType);
-        PyObject *key = PyLong_FromLong(sid);
-        if (q != NULL) {
-            q->chunks = PyList_New(0);
-            q->head = q->offset = q->size = 0;
-            q->eof = q->deferred = 0;
-        }
-        if (q == NULL || key == NULL || q->chunks == NULL || PyDict_SetItem(s->queues, key, (PyObject *)q) < 0) {
-            Py_XDECREF(q);
-            Py_XDECREF(key);
-            PyMem_Free(nva);
-            return NULL;
-        }
-        Py_DECREF(q);
-        Py_DECREF(key);
+    if (body && add_queue(s, sid) < 0) {
+        PyMem_Free(nva);
+        return NULL;
     }
     int rv = nghttp2_submit_response(s->session, sid, nva, (size_t)n, body ? &provider : NULL);
     PyMem_Free(nva);
@@ -630,6 +741,11 @@ PyMODINIT_FUNC PyInit__ngshim(void) {
         nghttp2_option_set_max_deflate_dynamic_table_size(option, 4096);
         nghttp2_option_set_max_outbound_ack(option, 1000);
         nghttp2_option_set_max_settings(option, 32);
+    }
+    if (known_names[0] == NULL) {
+        init_byte_classes();
+        if (intern_table(KNOWN_NAMES, known_names) < 0 || intern_table(KNOWN_PSEUDO_VALUES, known_values) < 0)
+            return NULL;
     }
     if (PyType_Ready(&OutQueueType) < 0 || PyType_Ready(&SessionType) < 0)
         return NULL;

@@ -65,7 +65,7 @@ from originlock.proto.http2_events import (
     WindowOpened,
 )
 from originlock.proto.http2_policy import RESET, START, StreamPolicy
-from originlock.proto.http2_request import response_fields
+from originlock.proto.http2_request import FIELDS_CHECKED, PSEUDO_CHECKED, response_fields
 
 __all__ = ["CFFI", "SHIM", "NgH2Server", "available", "codec_description", "session_kind", "set_session_kind"]
 
@@ -81,6 +81,8 @@ _EV_WINDOW: Final = 6
 _EV_CHUNK: Final = 7
 _EV_CLOSE: Final = 8
 _FLAG_END_STREAM: Final = 1
+#: The request checks the shim made of a header block's bytes (EV_REQUEST's flags above the frame's byte).
+_CHECKED: Final = FIELDS_CHECKED | PSEUDO_CHECKED
 
 #: A session kind forced for this process (tests run every codec path); empty: the best that loads.
 _forced: list[str] = []
@@ -417,7 +419,7 @@ class NgH2Server:
             if kind == _EV_CHUNK:
                 self._on_data(stream_id, obj, events)
             elif kind == _EV_REQUEST:
-                self._on_request(stream_id, obj, value & _FLAG_END_STREAM != 0, events)
+                self._on_request(stream_id, obj, value, events)
             elif kind in (_EV_DATA_END, _EV_HEADERS):
                 self._on_ended(stream_id, events)  # (trailers are dropped)
             elif kind == _EV_CLOSE:
@@ -429,9 +431,11 @@ class NgH2Server:
             elif kind == _EV_WINDOW and not self._pull_later:
                 self._pull_later = any(stream.provider for stream in self._streams.values())
 
-    def _on_request(self, stream_id: int, fields: Headers, ended: bool, events: list[H2Event]) -> None:
+    def _on_request(self, stream_id: int, fields: Headers, flags: int, events: list[H2Event]) -> None:
+        """``flags``: the HEADERS frame's, with the shim's checks (``request_from_fields``'s ``checked``)."""
         self._seen += 1
-        act = self._policy.on_request(stream_id, fields, ended, len(self._streams))
+        ended = flags & _FLAG_END_STREAM != 0
+        act = self._policy.on_request(stream_id, fields, ended, len(self._streams), flags & _CHECKED)
         if act.kind == RESET:
             self._s.rst(stream_id, act.reset_code)
             if act.charge:

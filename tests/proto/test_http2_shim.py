@@ -1,21 +1,30 @@
 """What the compiled shim (``proto/_ngshim.c``) does in C instead of Python, held to the Python it stands for.
 
-The bits it sets on a request header block (``FIELDS_CHECKED``, ``PSEUDO_CHECKED``) let
+Request side: the bits it sets on a header block (``FIELDS_CHECKED``, ``PSEUDO_CHECKED``) let
 ``request_from_fields`` skip its byte checks, so for every byte, in names and values, a bit may be set only
-where ``http2_request``'s own regular expressions find nothing to refuse.
+where ``http2_request``'s own regular expressions find nothing to refuse. Response side: ``respond`` builds
+an origin's fields in HTTP/2 form, which must be exactly what ``response_fields`` makes of them after the
+edge's drops (``visitor_response_headers``), or else hand them back (nothing queued) for that general path.
 """
 
 from __future__ import annotations
 
 import os
 
+import h2.config
+import h2.connection
+import h2.events
 import hpack
 import pytest
 
-from originlock.errors import MalformedRequest
-from originlock.proto import http2_request
+from originlock.edge.http2 import _DROPPED
+from originlock.errors import MalformedRequest, UnsafeHeaderValue
+from originlock.pipeline.builtin.forwarding import visitor_response_headers
+from originlock.proto import http2_ng, http2_request
+from originlock.proto.events import ResponseReceived
 from originlock.proto.http1 import Limits
-from originlock.proto.http2_request import FIELDS_CHECKED, PSEUDO_CHECKED
+from originlock.proto.http2 import NgH2Server, RequestStarted
+from originlock.proto.http2_request import FIELDS_CHECKED, PSEUDO_CHECKED, response_fields
 from originlock.proto.nghttp2_lib import load_shim, shim_unavailable_reason
 
 Fields = list[tuple[bytes, bytes]]
@@ -106,3 +115,86 @@ def test_the_host_field_is_checked_even_when_the_pseudo_fields_were() -> None:
     fields = [(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"/"), (b"host", b"a b")]
     with pytest.raises(MalformedRequest):
         http2_request.request_from_fields(fields, True, Limits(), FIELDS_CHECKED | PSEUDO_CHECKED)
+
+
+# -- responses ---------------------------------------------------------------------------------------------
+
+
+class _Client:
+    """An ``h2`` client of an :class:`NgH2Server` on the shim, one GET open on stream 1."""
+
+    def __init__(self) -> None:
+        http2_ng.set_session_kind(http2_ng.SHIM)
+        try:
+            self.server = NgH2Server()
+        finally:
+            http2_ng.set_session_kind(None)
+        self.server.initiate()
+        self.client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+        self.client.initiate_connection()
+        self.client.send_headers(1, _head(), end_stream=True)
+        events = self.server.feed(self.client.data_to_send())
+        assert any(isinstance(e, RequestStarted) for e in events)
+        self.client.receive_data(self.server.data_to_send())
+
+    def head(self) -> Fields:
+        self.server.send_data(1, b"", end_stream=True)
+        events = self.client.receive_data(self.server.data_to_send())
+        (response,) = [e for e in events if isinstance(e, h2.events.ResponseReceived)]
+        return list(response.headers)
+
+
+_RAY = "8f0e1d2c3b4a5968-EDG"
+
+
+def _general(status: int, headers: Fields) -> Fields:
+    """The edge's general path: what ``visitor_response_headers`` hands ``send_response``."""
+    response = ResponseReceived(status, b"", b"1.1", headers, True, "length")
+    return visitor_response_headers(response, ray_id=_RAY, chunked=False, close=False)
+
+
+_RESPONSES: list[tuple[int, Fields]] = [
+    (200, [(b"Server", b"nginx"), (b"Content-Type", b"text/plain"), (b"Content-Length", b"0")]),
+    (404, [(b"X-Mixed-CASE", b"v"), (b"set-cookie", b"a=1"), (b"Set-Cookie", b"b=2"), (b"empty", b"")]),
+    (200, [(n.title(), b"x") for n in _DROPPED] + [(b"Date", b"Mon, 01 Jan 2026 00:00:00 GMT")]),
+    (200, [(b"Server", b"nginx"), (b"Connection", b"keep-alive")]),  # what a pooled origin says
+    # named fields that are dropped anyway or absent: nothing more to drop
+    (200, [(b"Connection", b"close, X-Absent,\tUpgrade , "), (b"Upgrade", b"h2c"), (b"connection", b"TE")]),
+    (599, [(b"x-tab", b"a\tb"), (b"x-high", bytes(range(0x80, 0x100))), (b"CF-Ray", b"origin's own")]),
+]
+
+
+@pytest.mark.parametrize(("status", "headers"), _RESPONSES)
+def test_respond_makes_the_fields_response_fields_makes(shim: object, status: int, headers: Fields) -> None:
+    raw, general = _Client(), _Client()
+    assert raw.server.send_raw_response(1, status, headers, _DROPPED, (b"cf-ray", _RAY.encode()))
+    general.server.send_response(1, status, _general(status, headers), end_stream=False)
+    assert raw.head() == general.head() == response_fields(status, _general(status, headers))
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [
+        (200, [(b"Connection", b"keep-alive, X-Hop"), (b"x-hop", b"1")]),  # the fields Connection names go too
+        (200, [(b"x-hop", b"1"), (b"Connection", b"x-" + b"h" * 70)]),  # a token longer than the shim reads
+        (200, [(b"bad name", b"v")]),
+        (200, [(b"x-a", b"b\r\nx-injected: 1")]),
+        (200, [(b"x-nul", b"\0")]),
+        (200, [(b"", b"v")]),
+        (100, []),  # interim
+        (600, []),
+        (99, []),
+    ],
+)
+def test_respond_hands_back_what_needs_the_general_path(shim: object, status: int, headers: Fields) -> None:
+    client = _Client()
+    assert not client.server.send_raw_response(1, status, headers, _DROPPED, (b"cf-ray", b"r"))
+    assert client.server.data_to_send() == b""  # nothing queued
+    if status == 200 and b"Connection" not in dict(headers):
+        with pytest.raises(UnsafeHeaderValue):
+            response_fields(status, headers)
+
+
+def test_a_ray_id_that_could_inject_a_field_is_handed_back(shim: object) -> None:
+    client = _Client()
+    assert not client.server.send_raw_response(1, 200, [], _DROPPED, (b"cf-ray", b"r\r\nx: 1"))

@@ -45,11 +45,16 @@ from originlock.proto.http2 import (
     WindowOpened,
     new_h2_server,
 )
+from originlock.proto.http2_request import CONNECTION_SPECIFIC
+from originlock.proto.serialize import HOP_BY_HOP
 
 __all__ = ["Http2Connection", "Http2Stream"]
 
 #: Response bytes of one stream held back by flow control above which its exchange stops reading the origin.
 STREAM_HIGH_WATER: Final = 256 * 1024
+#: The origin's fields an HTTP/2 visitor never gets: what ``visitor_response_headers`` (hop-by-hop, the
+#: origin's CF-Ray) and ``response_fields`` (connection-specific) drop between them, lower-case.
+_DROPPED: Final = tuple(sorted(HOP_BY_HOP | CONNECTION_SPECIFIC | {b"cf-ray"}))
 #: Stands for a request the protocol layer refused (414, 431, a bad target...), when its error is written.
 _REFUSED: Final = RequestReceived(b"GET", b"/", b"2", [], True, "none", False)
 
@@ -284,8 +289,13 @@ class Http2Stream:
 
     def send_head(self, response: ResponseReceived, request: RequestReceived, ray_id: str, keep_alive: bool) -> bool:
         if not self.closed:
-            fields = visitor_response_headers(response, ray_id=ray_id, chunked=False, close=False)
-            self._h2.send_response(self.stream_id, response.status, fields, end_stream=False)
+            h2 = self._h2
+            # The usual head goes to the codec as parsed (the shim lower-cases, checks and drops in C); what
+            # it leaves (a Connection field, a field it refuses) takes the general path, to the same fields.
+            extra = (b"cf-ray", ray_id.encode())
+            if not h2.send_raw_response(self.stream_id, response.status, response.headers, _DROPPED, extra):
+                fields = visitor_response_headers(response, ray_id=ray_id, chunked=False, close=False)
+                h2.send_response(self.stream_id, response.status, fields, end_stream=False)
         return True
 
     def send_data(self, data: bytes) -> None:

@@ -589,6 +589,143 @@ static PyObject *session_submit_headers(Session *s, PyObject *args) {
     return PyLong_FromLong(rv);
 }
 
+/* Whether the ``len`` bytes at ``name`` are one of the bytes objects of the tuple ``names``. */
+static int among(PyObject *names, const char *name, size_t len) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        PyObject *one = PyTuple_GET_ITEM(names, i);
+        if (PyBytes_Check(one) && (size_t)PyBytes_GET_SIZE(one) == len && memcmp(PyBytes_AS_STRING(one), name, len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Whether one of ``headers`` has the name ``token`` (``len`` lower-case bytes), in any case. */
+static int has_field(PyObject *headers, const char *token, size_t len) {
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
+        PyObject *name = PyTuple_GET_ITEM(PyList_GET_ITEM(headers, i), 0);
+        const char *raw = PyBytes_AS_STRING(name);
+        size_t j = 0;
+        if ((size_t)PyBytes_GET_SIZE(name) != len)
+            continue;
+        while (j < len && ((raw[j] >= 'A' && raw[j] <= 'Z') ? raw[j] + 32 : raw[j]) == token[j])
+            j++;
+        if (j == len)
+            return 1;
+    }
+    return 0;
+}
+
+static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+
+/* Whether a Connection field's ``value`` names a field of ``headers`` that ``dropped`` does not drop anyway
+ * (that field must go too: the general path does it). Tokens as forwarding.py's _named_tokens reads them:
+ * split on commas, ASCII whitespace stripped, lower-cased. */
+static int names_a_field(PyObject *headers, PyObject *dropped, PyObject *value) {
+    const char *at = PyBytes_AS_STRING(value), *end = at + PyBytes_GET_SIZE(value);
+    char token[64];
+    while (at <= end) {
+        const char *comma = memchr(at, ',', (size_t)(end - at));
+        const char *stop = comma ? comma : end, *start = at;
+        while (start < stop && is_space(*start))
+            start++;
+        while (stop > start && is_space(stop[-1]))
+            stop--;
+        size_t len = (size_t)(stop - start);
+        if (len > sizeof token)
+            return 1; /* longer than any name worth a fast path: let Python decide */
+        for (size_t j = 0; j < len; j++)
+            token[j] = (start[j] >= 'A' && start[j] <= 'Z') ? (char)(start[j] + 32) : start[j];
+        if (!among(dropped, token, len) && has_field(headers, token, len))
+            return 1;
+        if (comma == NULL)
+            break;
+        at = comma + 1;
+    }
+    return 0;
+}
+
+/* respond(sid, status, headers, dropped, extra_name, extra_value) -> rv, with a body to come (the data provider).
+ *
+ * A response head whose fields are not in HTTP/2 form yet (the origin's, as parsed): the names lower-cased
+ * and checked to be tokens, those in the tuple ``dropped`` (lower-case) left out, the values checked for CR,
+ * LF and NUL, ``extra`` added last; the same fields proto/http2_request.py's response_fields makes, without
+ * a Python object per field. NEEDS_PYTHON, with nothing queued, for anything else: a status outside
+ * 200-599, a Connection field naming a field that is there (it must go too), a name or value the checks
+ * refuse. */
+static PyObject *session_respond(Session *s, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "respond(sid, status, headers, dropped, extra_name, extra_value)");
+        return NULL;
+    }
+    long sid = PyLong_AsLong(args[0]), status = PyLong_AsLong(args[1]);
+    PyObject *headers = args[2], *dropped = args[3], *extra_name = args[4], *extra_value = args[5];
+    if ((sid == -1 || status == -1) && PyErr_Occurred())
+        return NULL;
+    if (status < 200 || status > 599 || !PyList_Check(headers) || !PyTuple_Check(dropped) ||
+        !PyBytes_Check(extra_name) || !PyBytes_Check(extra_value))
+        return PyLong_FromLong(NEEDS_PYTHON);
+    Py_ssize_t n = PyList_GET_SIZE(headers), names_size = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *field = PyList_GET_ITEM(headers, i);
+        if (!PyTuple_Check(field) || PyTuple_GET_SIZE(field) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(field, 0)) ||
+            !PyBytes_Check(PyTuple_GET_ITEM(field, 1)))
+            return PyLong_FromLong(NEEDS_PYTHON);
+        names_size += PyBytes_GET_SIZE(PyTuple_GET_ITEM(field, 0));
+    }
+    nghttp2_nv *nva = PyMem_Malloc(sizeof(nghttp2_nv) * (size_t)(n + 2));
+    char *names = PyMem_Malloc((size_t)names_size + 1);
+    if (nva == NULL || names == NULL) {
+        PyMem_Free(nva);
+        PyMem_Free(names);
+        return PyErr_NoMemory();
+    }
+    char code[3] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10), (char)('0' + status % 10)};
+    nva[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)code, 7, 3, 0};
+    Py_ssize_t count = 1, at = 0;
+    long rv = 0;
+    for (Py_ssize_t i = 0; i < n && rv == 0; i++) {
+        PyObject *field = PyList_GET_ITEM(headers, i);
+        PyObject *name = PyTuple_GET_ITEM(field, 0), *value = PyTuple_GET_ITEM(field, 1);
+        const char *raw = PyBytes_AS_STRING(name);
+        size_t len = (size_t)PyBytes_GET_SIZE(name);
+        char *lower = names + at;
+        unsigned char seen = C_TOKEN_LOWER;
+        for (size_t j = 0; j < len; j++) {
+            char c = raw[j];
+            lower[j] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+            seen &= byte_class[(unsigned char)lower[j]];
+        }
+        if (len == 10 && memcmp(lower, "connection", 10) == 0 && names_a_field(headers, dropped, value))
+            rv = NEEDS_PYTHON;
+        else if (among(dropped, lower, len))
+            continue;
+        else if (!len || !(seen & C_TOKEN_LOWER) ||
+                 classes_of((const uint8_t *)PyBytes_AS_STRING(value), (size_t)PyBytes_GET_SIZE(value)) & C_CR_LF_NUL)
+            rv = NEEDS_PYTHON;
+        else {
+            nva[count++] = (nghttp2_nv){(uint8_t *)lower, (uint8_t *)PyBytes_AS_STRING(value), len,
+                                        (size_t)PyBytes_GET_SIZE(value), 0};
+            at += (Py_ssize_t)len;
+        }
+    }
+    if (rv == 0 && (classes_of((const uint8_t *)PyBytes_AS_STRING(extra_value), (size_t)PyBytes_GET_SIZE(extra_value)) &
+                    C_CR_LF_NUL))
+        rv = NEEDS_PYTHON;
+    if (rv == 0) {
+        nva[count++] = (nghttp2_nv){(uint8_t *)PyBytes_AS_STRING(extra_name), (uint8_t *)PyBytes_AS_STRING(extra_value),
+                                    (size_t)PyBytes_GET_SIZE(extra_name), (size_t)PyBytes_GET_SIZE(extra_value), 0};
+        if (add_queue(s, (int)sid) < 0)
+            rv = -1;
+        else
+            rv = nghttp2_submit_response(s->session, (int32_t)sid, nva, (size_t)count, &provider);
+    }
+    PyMem_Free(nva);
+    PyMem_Free(names);
+    if (rv == -1 && PyErr_Occurred())
+        return NULL;
+    return PyLong_FromLong(rv);
+}
+
 /* push(sid, data, end) -> bool: queue response bytes (False: no such queue) */
 static PyObject *session_push(Session *s, PyObject *args) {
     int sid, end;
@@ -685,6 +822,7 @@ static PyMethodDef session_methods[] = {
     {"send", (PyCFunction)session_send, METH_NOARGS, "(rv, frames, ended, DATA frames, GOAWAY sent, events)."},
     {"submit_response", (PyCFunction)session_submit_response, METH_VARARGS, "Queue a response head."},
     {"submit_headers", (PyCFunction)session_submit_headers, METH_VARARGS, "Queue an interim head."},
+    {"respond", (PyCFunction)(void (*)(void))session_respond, METH_FASTCALL, "Queue a head from raw fields."},
     {"push", (PyCFunction)session_push, METH_VARARGS, "Queue response-body bytes."},
     {"buffered", (PyCFunction)session_buffered, METH_O, "Response bytes queued on the stream."},
     {"forget", (PyCFunction)session_forget, METH_O, "Drop the stream's queued bytes."},

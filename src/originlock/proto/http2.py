@@ -308,6 +308,13 @@ class H2Server:
         if end_stream:
             self._response_ended(stream_id, stream)
 
+    def send_raw_response(
+        self, stream_id: int, status: int, headers: Headers, dropped: tuple[bytes, ...], extra: tuple[bytes, bytes]
+    ) -> bool:
+        """libnghttp2's shortcut for fields not in HTTP/2 form yet (``NgH2Server.send_raw_response``); this
+        codec has none: always False (nothing queued), the caller uses :meth:`send_response`."""
+        return False
+
     def send_data(self, stream_id: int, data: bytes, *, end_stream: bool = False) -> None:
         """Queue response-body bytes; what flow control does not allow yet is held back (see :meth:`buffered`)
         and sent when the visitor opens its windows. A no-op for a stream that is reset or unknown."""

@@ -81,6 +81,8 @@ _EV_WINDOW: Final = 6
 _EV_CHUNK: Final = 7
 _EV_CLOSE: Final = 8
 _FLAG_END_STREAM: Final = 1
+#: The shim's ``respond``: these fields need ``response_fields`` (_ngshim.c's NEEDS_PYTHON).
+_NEEDS_PYTHON: Final = 1
 #: The request checks the shim made of a header block's bytes (EV_REQUEST's flags above the frame's byte).
 _CHECKED: Final = FIELDS_CHECKED | PSEUDO_CHECKED
 
@@ -185,6 +187,7 @@ class NgH2Server:
             raise RuntimeError(f"libnghttp2 is not available: {ng.unavailable_reason()}")
         self.session = kind
         self._s: Any = _new_session(kind, limits.max_header_list_size)
+        self._raw = kind == SHIM  # the session builds response fields itself (send_raw_response)
         shim = ng.load_shim() if kind == SHIM else None
         self._strerror: Any = shim.strerror if shim is not None else nghttp2_cffi.strerror
         self._limits = limits
@@ -306,6 +309,27 @@ class NgH2Server:
         self._check(s.submit_response(stream_id, fields, True), "submit_response")
         if end_stream:
             s.push(stream_id, b"", True)
+
+    def send_raw_response(
+        self, stream_id: int, status: int, headers: Headers, dropped: tuple[bytes, ...], extra: tuple[bytes, bytes]
+    ) -> bool:
+        """``send_response(end_stream=False)`` for fields not in HTTP/2 form yet (an origin's, as parsed), in
+        one call into the shim: names lower-cased and checked, those in ``dropped`` left out, values checked,
+        ``extra`` added last, which are the fields ``response_fields`` would make of them. False when they
+        need that general path (a Connection field, a field it refuses, an interim status, the cffi
+        session): nothing was queued then."""
+        if not self._raw:
+            return False
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.response_ended or self._ended:
+            return True
+        rv = self._s.respond(stream_id, status, headers, dropped, extra[0], extra[1])
+        if rv == _NEEDS_PYTHON:
+            return False
+        stream.provider = True
+        stream.end_pending = False
+        self._check(rv, "submit_response")
+        return True
 
     def send_data(self, stream_id: int, data: bytes, *, end_stream: bool = False) -> None:
         stream = self._streams.get(stream_id)

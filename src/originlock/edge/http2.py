@@ -114,7 +114,8 @@ class Http2Connection(asyncio.Protocol):
                     else:
                         self.h2.acknowledge(event.stream_id, len(event.data))
                 elif isinstance(event, StreamEnded):
-                    if target is not None:
+                    # (A request whose head ended the stream has no body to end: the usual GET.)
+                    if target is not None and target.request.body != "none":
                         target.received(MessageEnded())
                 elif isinstance(event, StreamReset):
                     if target is not None:
@@ -218,7 +219,8 @@ class Http2Stream:
         self.request = request
         self.visitor = conn.visitor
         self._h2: H2Server | NgH2Server = conn.h2
-        self._body: deque[BodyReceived | MessageEnded] = deque()
+        #: The request body's events not yet taken (made with the first one: most requests have none).
+        self._body: deque[BodyReceived | MessageEnded] | None = None
         self._ended = request.body == "none"
         self._reset = False
         #: END_STREAM was sent: the response is complete.
@@ -249,7 +251,10 @@ class Http2Stream:
     # -- events from the connection --------------------------------------------------------------
 
     def received(self, event: BodyReceived | MessageEnded) -> None:
-        self._body.append(event)
+        body = self._body
+        if body is None:
+            body = self._body = deque()
+        body.append(event)
         self._wake()
 
     def reset_by_visitor(self) -> None:
@@ -337,9 +342,10 @@ class Http2Stream:
         pass  # an HTTP/2 visitor sends its body without waiting for 100 Continue's go-ahead from the edge
 
     def body_event_nowait(self) -> BodyReceived | MessageEnded | None:
-        if not self._body:
+        body = self._body
+        if not body:
             return None
-        event = self._body.popleft()
+        event = body.popleft()
         if isinstance(event, BodyReceived):
             self._h2.acknowledge(self.stream_id, len(event.data))
             self.conn.schedule_flush()

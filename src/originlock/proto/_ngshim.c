@@ -28,6 +28,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/types.h>
 
 /* ---- nghttp2.h's ABI, the part used ---------------------------------------------------------------- */
@@ -91,6 +92,7 @@ extern int nghttp2_submit_rst_stream(nghttp2_session *, uint8_t, int32_t, uint32
 #define ERR_DEFERRED (-508)
 #define ERR_CALLBACK_FAILURE (-902)
 #define DATA_FLAG_EOF 0x01
+#define NV_FLAG_NO_INDEX 0x01
 #define FLAG_END_STREAM 0x01
 #define HCAT_REQUEST 0
 enum { F_DATA = 0, F_HEADERS = 1, F_RST_STREAM = 3, F_SETTINGS = 4, F_GOAWAY = 7, F_WINDOW_UPDATE = 8 };
@@ -175,7 +177,8 @@ static int intern_table(const char *const *texts, PyObject **objects) {
 /* A new reference: the shared object when ``data`` is one of ``objects``, else a new bytes object. */
 static PyObject *bytes_of(PyObject **objects, const uint8_t *data, size_t len) {
     for (int i = 0; objects[i] != NULL; i++)
-        if ((size_t)PyBytes_GET_SIZE(objects[i]) == len && memcmp(PyBytes_AS_STRING(objects[i]), data, len) == 0) {
+        if ((size_t)PyBytes_GET_SIZE(objects[i]) == len && len && (uint8_t)PyBytes_AS_STRING(objects[i])[0] == data[0] &&
+            memcmp(PyBytes_AS_STRING(objects[i]), data, len) == 0) {
             Py_INCREF(objects[i]);
             return objects[i];
         }
@@ -522,6 +525,13 @@ static int add_queue(Session *s, int sid) {
     return rv;
 }
 
+/* CF-Ray: a value no other response repeats. HPACK-indexing it (nghttp2's default) only evicts the fields
+ * that do repeat (Server, Date, Content-Type...), which then go out as literals again: measured, about 5k
+ * instructions per response more (docs/performance.md, issue 12 h2perf). */
+static int is_unique_per_response(const uint8_t *name, size_t len) {
+    return len == 6 && (name[0] | 0x20) == 'c' && strncasecmp((const char *)name, "cf-ray", 6) == 0;
+}
+
 /* Fields for nghttp2: pointers into the caller's bytes (nghttp2 copies them before returning). */
 static nghttp2_nv *make_nva(PyObject *fields, Py_ssize_t *count) {
     PyObject *seq = PySequence_Fast(fields, "fields must be a sequence");
@@ -548,7 +558,7 @@ static nghttp2_nv *make_nva(PyObject *fields, Py_ssize_t *count) {
         nva[i].namelen = (size_t)PyBytes_GET_SIZE(name);
         nva[i].value = (uint8_t *)PyBytes_AS_STRING(value);
         nva[i].valuelen = (size_t)PyBytes_GET_SIZE(value);
-        nva[i].flags = 0;
+        nva[i].flags = is_unique_per_response(nva[i].name, nva[i].namelen) ? NV_FLAG_NO_INDEX : 0;
     }
     *count = n;
     Py_DECREF(seq); /* the tuples stay alive in ``fields``, which the caller holds */
@@ -593,7 +603,8 @@ static PyObject *session_submit_headers(Session *s, PyObject *args) {
 static int among(PyObject *names, const char *name, size_t len) {
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
         PyObject *one = PyTuple_GET_ITEM(names, i);
-        if (PyBytes_Check(one) && (size_t)PyBytes_GET_SIZE(one) == len && memcmp(PyBytes_AS_STRING(one), name, len) == 0)
+        if (PyBytes_Check(one) && (size_t)PyBytes_GET_SIZE(one) == len && len &&
+            PyBytes_AS_STRING(one)[0] == name[0] && memcmp(PyBytes_AS_STRING(one), name, len) == 0)
             return 1;
     }
     return 0;
@@ -713,7 +724,8 @@ static PyObject *session_respond(Session *s, PyObject *const *args, Py_ssize_t n
         rv = NEEDS_PYTHON;
     if (rv == 0) {
         nva[count++] = (nghttp2_nv){(uint8_t *)PyBytes_AS_STRING(extra_name), (uint8_t *)PyBytes_AS_STRING(extra_value),
-                                    (size_t)PyBytes_GET_SIZE(extra_name), (size_t)PyBytes_GET_SIZE(extra_value), 0};
+                                    (size_t)PyBytes_GET_SIZE(extra_name), (size_t)PyBytes_GET_SIZE(extra_value),
+                                    NV_FLAG_NO_INDEX};
         if (add_queue(s, (int)sid) < 0)
             rv = -1;
         else

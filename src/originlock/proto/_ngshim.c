@@ -776,11 +776,10 @@ static PyObject *session_buffered(Session *s, PyObject *arg) {
 
 /* forget(sid): the stream left the edge's table; its queued bytes are dropped */
 static PyObject *session_forget(Session *s, PyObject *arg) {
-    if (PyDict_DelItem(s->queues, arg) < 0) {
-        if (!PyErr_ExceptionMatches(PyExc_KeyError))
-            return NULL;
-        PyErr_Clear();
-    }
+    /* Asked first: a missing key would raise a KeyError to clear (the provider dropped the queue at its end). */
+    int found = PyDict_Contains(s->queues, arg);
+    if (found < 0 || (found && PyDict_DelItem(s->queues, arg) < 0))
+        return NULL;
     Py_RETURN_NONE;
 }
 

@@ -59,7 +59,7 @@ HOT_MODULES = (
     # HTTP/2 visitors: the connection and its streams, the libnghttp2 codec's Python side (it handles the
     # session's events per read), the shared policy, the request/response field passes and the frame gate.
     # The cffi session (proto/nghttp2_cffi.py, the shim's fallback) is compiled too: its callbacks run per
-    # header field and per frame. The h2 codec (proto/http2.py, http2_conn.py) subclasses h2's classes and
+    # header field and per frame. The h2 codec (proto/http2_h2.py, http2_conn.py) subclasses h2's classes and
     # stays interpreted: it is the last fallback.
     "originlock/proto/http2_events.py",
     "originlock/proto/http2_gate.py",

@@ -45,11 +45,16 @@ from originlock.proto.http2 import (
     WindowOpened,
     new_h2_server,
 )
+from originlock.proto.http2_request import CONNECTION_SPECIFIC
+from originlock.proto.serialize import HOP_BY_HOP
 
 __all__ = ["Http2Connection", "Http2Stream"]
 
 #: Response bytes of one stream held back by flow control above which its exchange stops reading the origin.
 STREAM_HIGH_WATER: Final = 256 * 1024
+#: The origin's fields an HTTP/2 visitor never gets: what ``visitor_response_headers`` (hop-by-hop, the
+#: origin's CF-Ray) and ``response_fields`` (connection-specific) drop between them, lower-case.
+_DROPPED: Final = tuple(sorted(HOP_BY_HOP | CONNECTION_SPECIFIC | {b"cf-ray"}))
 #: Stands for a request the protocol layer refused (414, 431, a bad target...), when its error is written.
 _REFUSED: Final = RequestReceived(b"GET", b"/", b"2", [], True, "none", False)
 
@@ -109,7 +114,8 @@ class Http2Connection(asyncio.Protocol):
                     else:
                         self.h2.acknowledge(event.stream_id, len(event.data))
                 elif isinstance(event, StreamEnded):
-                    if target is not None:
+                    # (A request whose head ended the stream has no body to end: the usual GET.)
+                    if target is not None and target.request.body != "none":
                         target.received(MessageEnded())
                 elif isinstance(event, StreamReset):
                     if target is not None:
@@ -213,7 +219,8 @@ class Http2Stream:
         self.request = request
         self.visitor = conn.visitor
         self._h2: H2Server | NgH2Server = conn.h2
-        self._body: deque[BodyReceived | MessageEnded] = deque()
+        #: The request body's events not yet taken (made with the first one: most requests have none).
+        self._body: deque[BodyReceived | MessageEnded] | None = None
         self._ended = request.body == "none"
         self._reset = False
         #: END_STREAM was sent: the response is complete.
@@ -244,7 +251,10 @@ class Http2Stream:
     # -- events from the connection --------------------------------------------------------------
 
     def received(self, event: BodyReceived | MessageEnded) -> None:
-        self._body.append(event)
+        body = self._body
+        if body is None:
+            body = self._body = deque()
+        body.append(event)
         self._wake()
 
     def reset_by_visitor(self) -> None:
@@ -284,8 +294,13 @@ class Http2Stream:
 
     def send_head(self, response: ResponseReceived, request: RequestReceived, ray_id: str, keep_alive: bool) -> bool:
         if not self.closed:
-            fields = visitor_response_headers(response, ray_id=ray_id, chunked=False, close=False)
-            self._h2.send_response(self.stream_id, response.status, fields, end_stream=False)
+            h2 = self._h2
+            # The usual head goes to the codec as parsed (the shim lower-cases, checks and drops in C); what
+            # it leaves (a Connection field, a field it refuses) takes the general path, to the same fields.
+            extra = (b"cf-ray", ray_id.encode())
+            if not h2.send_raw_response(self.stream_id, response.status, response.headers, _DROPPED, extra):
+                fields = visitor_response_headers(response, ray_id=ray_id, chunked=False, close=False)
+                h2.send_response(self.stream_id, response.status, fields, end_stream=False)
         return True
 
     def send_data(self, data: bytes) -> None:
@@ -327,9 +342,10 @@ class Http2Stream:
         pass  # an HTTP/2 visitor sends its body without waiting for 100 Continue's go-ahead from the edge
 
     def body_event_nowait(self) -> BodyReceived | MessageEnded | None:
-        if not self._body:
+        body = self._body
+        if not body:
             return None
-        event = self._body.popleft()
+        event = body.popleft()
         if isinstance(event, BodyReceived):
             self._h2.acknowledge(self.stream_id, len(event.data))
             self.conn.schedule_flush()

@@ -14,7 +14,8 @@
  * against the runtime library, libnghttp2.so.14. If it cannot be built or loaded, the cffi path runs.
  *
  * Events (tuples of four: kind, stream id, an int, an object), in the order nghttp2 produced them:
- *   (EV_REQUEST, sid, flags, fields)   a request header block is complete; fields: list of (name, value)
+ *   (EV_REQUEST, sid, flags, fields)   a request header block is complete; fields: list of (name, value);
+ *                                      flags: the frame's, plus BLOCK_* bits for the checks every field passed
  *   (EV_HEADERS, sid, flags, None)     any other header block (trailers)
  *   (EV_DATA_END, sid, flags, None)    a DATA frame with END_STREAM
  *   (EV_RST, sid, 0, None)             the visitor's RST_STREAM
@@ -27,6 +28,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/types.h>
 
 /* ---- nghttp2.h's ABI, the part used ---------------------------------------------------------------- */
@@ -90,9 +92,24 @@ extern int nghttp2_submit_rst_stream(nghttp2_session *, uint8_t, int32_t, uint32
 #define ERR_DEFERRED (-508)
 #define ERR_CALLBACK_FAILURE (-902)
 #define DATA_FLAG_EOF 0x01
+#define NV_FLAG_NO_INDEX 0x01
 #define FLAG_END_STREAM 0x01
 #define HCAT_REQUEST 0
 enum { F_DATA = 0, F_HEADERS = 1, F_RST_STREAM = 3, F_SETTINGS = 4, F_GOAWAY = 7, F_WINDOW_UPDATE = 8 };
+/* EV_REQUEST's flags above the frame's own (one byte): what every field of the block was checked to be, so
+ * that the request pass (proto/http2_request.py) skips those checks. Only certifies: a block without a bit
+ * gets the full checks in Python, which decide and say why. */
+#define BLOCK_FIELDS_CLEAN 0x100 /* regular names are lower-case tokens; values: no control byte but tab,
+                                    no DEL, no space or tab around them */
+#define BLOCK_PSEUDO_CLEAN 0x200 /* pseudo-header values: no space, control byte or DEL (a target's bytes) */
+/* Byte classes for those checks and for the response fields (RFC 9110 §5.6.2 tchar; what llhttp refuses). */
+#define C_TOKEN_LOWER 1 /* a token character that is not an upper-case letter */
+#define C_VALUE_BAD 2   /* a control byte other than tab, or DEL */
+#define C_TARGET_BAD 4  /* a space, a control byte or DEL */
+#define C_CR_LF_NUL 8
+static unsigned char byte_class[256];
+/* respond()'s answer when the fields need the general path (proto/http2_request.py's response_fields). */
+#define NEEDS_PYTHON 1
 enum { EV_REQUEST = 1, EV_HEADERS = 2, EV_DATA_END = 3, EV_RST = 4, EV_GOAWAY = 5, EV_WINDOW = 6, EV_CHUNK = 7,
        EV_CLOSE = 8 };
 
@@ -129,6 +146,7 @@ typedef struct {
     PyObject *ended;     /* list: streams whose END_STREAM the provider sent during the running send */
     Py_ssize_t block_size;
     Py_ssize_t max_header_list;
+    int block_flags;     /* BLOCK_* bits the header block being decoded still has */
     long data_frames;    /* DATA frames the provider filled during the running send */
     int overflow;        /* a header list went above max_header_list (the recv failed for it) */
     int failed;          /* a Python allocation failed inside a callback */
@@ -137,14 +155,82 @@ typedef struct {
 static nghttp2_session_callbacks *callbacks;
 static nghttp2_option *option;
 
+/* Field names (and pseudo-header values) that requests carry over and over, as shared bytes objects: no
+ * allocation per field, and their hash, computed once, serves every dict and set lookup that follows. */
+static const char *const KNOWN_NAMES[] = {
+    ":method", ":scheme", ":authority", ":path", "user-agent", "accept", "accept-encoding", "accept-language",
+    "cookie", "host", "content-length", "content-type", "referer", "origin", "cache-control", "pragma", "te",
+    "priority", "authorization", "if-none-match", "if-modified-since", "upgrade-insecure-requests",
+    "sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest", "sec-fetch-user", "sec-ch-ua", "sec-ch-ua-mobile",
+    "sec-ch-ua-platform", "x-requested-with", "dnt", NULL};
+static const char *const KNOWN_PSEUDO_VALUES[] = {"GET", "POST", "HEAD", "https", "http", "/", NULL};
+#define MAX_KNOWN 40
+static PyObject *known_names[MAX_KNOWN], *known_values[MAX_KNOWN];
+
+static int intern_table(const char *const *texts, PyObject **objects) {
+    for (int i = 0; texts[i] != NULL; i++)
+        if ((objects[i] = PyBytes_FromString(texts[i])) == NULL)
+            return -1;
+    return 0;
+}
+
+/* A new reference: the shared object when ``data`` is one of ``objects``, else a new bytes object. */
+static PyObject *bytes_of(PyObject **objects, const uint8_t *data, size_t len) {
+    for (int i = 0; objects[i] != NULL; i++)
+        if ((size_t)PyBytes_GET_SIZE(objects[i]) == len && len && (uint8_t)PyBytes_AS_STRING(objects[i])[0] == data[0] &&
+            memcmp(PyBytes_AS_STRING(objects[i]), data, len) == 0) {
+            Py_INCREF(objects[i]);
+            return objects[i];
+        }
+    return PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)len);
+}
+
+static void init_byte_classes(void) {
+    for (int c = 0; c < 256; c++) {
+        unsigned char k = 0;
+        if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL))
+            k |= C_TOKEN_LOWER;
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            k |= C_VALUE_BAD;
+        if (c <= 0x20 || c == 0x7f)
+            k |= C_TARGET_BAD;
+        if (c == '\r' || c == '\n' || c == 0)
+            k |= C_CR_LF_NUL;
+        byte_class[c] = k;
+    }
+}
+
+/* The classes of all of ``data``'s bytes, or-ed. */
+static unsigned char classes_of(const uint8_t *data, size_t len) {
+    unsigned char seen = 0;
+    for (size_t i = 0; i < len; i++)
+        seen |= byte_class[data[i]];
+    return seen;
+}
+
 static int add_event(Session *s, int kind, int32_t sid, long value, PyObject *obj) {
-    PyObject *event = Py_BuildValue("(iilO)", kind, (int)sid, value, obj ? obj : Py_None);
-    if (event == NULL || PyList_Append(s->events, event) < 0) {
+    PyObject *event = PyTuple_New(4);
+    PyObject *k = PyLong_FromLong(kind), *id = PyLong_FromLong(sid), *v = PyLong_FromLong(value);
+    if (event == NULL || k == NULL || id == NULL || v == NULL) {
         Py_XDECREF(event);
+        Py_XDECREF(k);
+        Py_XDECREF(id);
+        Py_XDECREF(v);
         s->failed = 1;
         return ERR_CALLBACK_FAILURE;
     }
+    obj = obj ? obj : Py_None;
+    Py_INCREF(obj);
+    PyTuple_SET_ITEM(event, 0, k);
+    PyTuple_SET_ITEM(event, 1, id);
+    PyTuple_SET_ITEM(event, 2, v);
+    PyTuple_SET_ITEM(event, 3, obj);
+    int rv = PyList_Append(s->events, event);
     Py_DECREF(event);
+    if (rv < 0) {
+        s->failed = 1;
+        return ERR_CALLBACK_FAILURE;
+    }
     return 0;
 }
 
@@ -157,6 +243,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     }
     Py_XSETREF(s->fields, fields); /* a block found malformed midway never completes: start afresh */
     s->block_size = 0;
+    s->block_flags = BLOCK_FIELDS_CLEAN | BLOCK_PSEUDO_CLEAN;
     return 0;
 }
 
@@ -168,13 +255,38 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         s->overflow = 1; /* an HPACK bomb: stop decoding, the connection ends */
         return ERR_CALLBACK_FAILURE;
     }
-    PyObject *field = Py_BuildValue("(y#y#)", name, (Py_ssize_t)namelen, value, (Py_ssize_t)valuelen);
-    if (field == NULL || s->fields == NULL || PyList_Append(s->fields, field) < 0) {
+    int pseudo = namelen > 0 && name[0] == ':';
+    unsigned char seen = classes_of(value, valuelen);
+    if (pseudo && (seen & C_TARGET_BAD))
+        s->block_flags &= ~BLOCK_PSEUDO_CLEAN;
+    if ((seen & C_VALUE_BAD) || namelen == 0 ||
+        (valuelen && (value[0] == ' ' || value[0] == '\t' || value[valuelen - 1] == ' ' || value[valuelen - 1] == '\t')))
+        s->block_flags &= ~BLOCK_FIELDS_CLEAN;
+    else if (!pseudo)
+        for (size_t i = 0; i < namelen; i++)
+            if (!(byte_class[name[i]] & C_TOKEN_LOWER)) {
+                s->block_flags &= ~BLOCK_FIELDS_CLEAN;
+                break;
+            }
+    PyObject *field = PyTuple_New(2);
+    PyObject *n = bytes_of(known_names, name, namelen);
+    PyObject *v = pseudo ? bytes_of(known_values, value, valuelen)
+                         : PyBytes_FromStringAndSize((const char *)value, (Py_ssize_t)valuelen);
+    if (field == NULL || n == NULL || v == NULL || s->fields == NULL) {
         Py_XDECREF(field);
+        Py_XDECREF(n);
+        Py_XDECREF(v);
         s->failed = 1;
         return ERR_CALLBACK_FAILURE;
     }
+    PyTuple_SET_ITEM(field, 0, n);
+    PyTuple_SET_ITEM(field, 1, v);
+    int rv = PyList_Append(s->fields, field);
     Py_DECREF(field);
+    if (rv < 0) {
+        s->failed = 1;
+        return ERR_CALLBACK_FAILURE;
+    }
     return 0;
 }
 
@@ -184,7 +296,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     switch (hd->type) {
     case F_HEADERS:
         if (frame->headers.cat == HCAT_REQUEST) {
-            int rv = add_event(s, EV_REQUEST, hd->stream_id, hd->flags, s->fields ? s->fields : Py_None);
+            int rv = add_event(s, EV_REQUEST, hd->stream_id, hd->flags | s->block_flags, s->fields ? s->fields : Py_None);
             Py_CLEAR(s->fields);
             return rv;
         }
@@ -398,6 +510,28 @@ fail:
     return PyErr_Occurred() ? NULL : PyErr_NoMemory();
 }
 
+/* A body queue for the stream, for the data provider to copy from. */
+static int add_queue(Session *s, int sid) {
+    OutQueue *q = PyObject_New(OutQueue, &OutQueueType);
+    PyObject *key = PyLong_FromLong(sid);
+    if (q != NULL) {
+        q->chunks = PyList_New(0);
+        q->head = q->offset = q->size = 0;
+        q->eof = q->deferred = 0;
+    }
+    int rv = (q == NULL || key == NULL || q->chunks == NULL) ? -1 : PyDict_SetItem(s->queues, key, (PyObject *)q);
+    Py_XDECREF(q);
+    Py_XDECREF(key);
+    return rv;
+}
+
+/* CF-Ray: a value no other response repeats. HPACK-indexing it (nghttp2's default) only evicts the fields
+ * that do repeat (Server, Date, Content-Type...), which then go out as literals again: measured, about 5k
+ * instructions per response more (docs/performance.md, issue 12 h2perf). */
+static int is_unique_per_response(const uint8_t *name, size_t len) {
+    return len == 6 && (name[0] | 0x20) == 'c' && strncasecmp((const char *)name, "cf-ray", 6) == 0;
+}
+
 /* Fields for nghttp2: pointers into the caller's bytes (nghttp2 copies them before returning). */
 static nghttp2_nv *make_nva(PyObject *fields, Py_ssize_t *count) {
     PyObject *seq = PySequence_Fast(fields, "fields must be a sequence");
@@ -424,7 +558,7 @@ static nghttp2_nv *make_nva(PyObject *fields, Py_ssize_t *count) {
         nva[i].namelen = (size_t)PyBytes_GET_SIZE(name);
         nva[i].value = (uint8_t *)PyBytes_AS_STRING(value);
         nva[i].valuelen = (size_t)PyBytes_GET_SIZE(value);
-        nva[i].flags = 0;
+        nva[i].flags = is_unique_per_response(nva[i].name, nva[i].namelen) ? NV_FLAG_NO_INDEX : 0;
     }
     *count = n;
     Py_DECREF(seq); /* the tuples stay alive in ``fields``, which the caller holds */
@@ -441,22 +575,9 @@ static PyObject *session_submit_response(Session *s, PyObject *args) {
     nghttp2_nv *nva = make_nva(fields, &n);
     if (nva == NULL)
         return NULL;
-    if (body) {
-        OutQueue *q = PyObject_New(OutQueue, &OutQueueType);
-        PyObject *key = PyLong_FromLong(sid);
-        if (q != NULL) {
-            q->chunks = PyList_New(0);
-            q->head = q->offset = q->size = 0;
-            q->eof = q->deferred = 0;
-        }
-        if (q == NULL || key == NULL || q->chunks == NULL || PyDict_SetItem(s->queues, key, (PyObject *)q) < 0) {
-            Py_XDECREF(q);
-            Py_XDECREF(key);
-            PyMem_Free(nva);
-            return NULL;
-        }
-        Py_DECREF(q);
-        Py_DECREF(key);
+    if (body && add_queue(s, sid) < 0) {
+        PyMem_Free(nva);
+        return NULL;
     }
     int rv = nghttp2_submit_response(s->session, sid, nva, (size_t)n, body ? &provider : NULL);
     PyMem_Free(nva);
@@ -475,6 +596,145 @@ static PyObject *session_submit_headers(Session *s, PyObject *args) {
         return NULL;
     int rv = nghttp2_submit_headers(s->session, 0, sid, NULL, nva, (size_t)n, NULL);
     PyMem_Free(nva);
+    return PyLong_FromLong(rv);
+}
+
+/* Whether the ``len`` bytes at ``name`` are one of the bytes objects of the tuple ``names``. */
+static int among(PyObject *names, const char *name, size_t len) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        PyObject *one = PyTuple_GET_ITEM(names, i);
+        if (PyBytes_Check(one) && (size_t)PyBytes_GET_SIZE(one) == len && len &&
+            PyBytes_AS_STRING(one)[0] == name[0] && memcmp(PyBytes_AS_STRING(one), name, len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Whether one of ``headers`` has the name ``token`` (``len`` lower-case bytes), in any case. */
+static int has_field(PyObject *headers, const char *token, size_t len) {
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
+        PyObject *name = PyTuple_GET_ITEM(PyList_GET_ITEM(headers, i), 0);
+        const char *raw = PyBytes_AS_STRING(name);
+        size_t j = 0;
+        if ((size_t)PyBytes_GET_SIZE(name) != len)
+            continue;
+        while (j < len && ((raw[j] >= 'A' && raw[j] <= 'Z') ? raw[j] + 32 : raw[j]) == token[j])
+            j++;
+        if (j == len)
+            return 1;
+    }
+    return 0;
+}
+
+static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+
+/* Whether a Connection field's ``value`` names a field of ``headers`` that ``dropped`` does not drop anyway
+ * (that field must go too: the general path does it). Tokens as forwarding.py's _named_tokens reads them:
+ * split on commas, ASCII whitespace stripped, lower-cased. */
+static int names_a_field(PyObject *headers, PyObject *dropped, PyObject *value) {
+    const char *at = PyBytes_AS_STRING(value), *end = at + PyBytes_GET_SIZE(value);
+    char token[64];
+    while (at <= end) {
+        const char *comma = memchr(at, ',', (size_t)(end - at));
+        const char *stop = comma ? comma : end, *start = at;
+        while (start < stop && is_space(*start))
+            start++;
+        while (stop > start && is_space(stop[-1]))
+            stop--;
+        size_t len = (size_t)(stop - start);
+        if (len > sizeof token)
+            return 1; /* longer than any name worth a fast path: let Python decide */
+        for (size_t j = 0; j < len; j++)
+            token[j] = (start[j] >= 'A' && start[j] <= 'Z') ? (char)(start[j] + 32) : start[j];
+        if (!among(dropped, token, len) && has_field(headers, token, len))
+            return 1;
+        if (comma == NULL)
+            break;
+        at = comma + 1;
+    }
+    return 0;
+}
+
+/* respond(sid, status, headers, dropped, extra_name, extra_value) -> rv, with a body to come (the data provider).
+ *
+ * A response head whose fields are not in HTTP/2 form yet (the origin's, as parsed): the names lower-cased
+ * and checked to be tokens, those in the tuple ``dropped`` (lower-case) left out, the values checked for CR,
+ * LF and NUL, ``extra`` added last; the same fields proto/http2_request.py's response_fields makes, without
+ * a Python object per field. NEEDS_PYTHON, with nothing queued, for anything else: a status outside
+ * 200-599, a Connection field naming a field that is there (it must go too), a name or value the checks
+ * refuse. */
+static PyObject *session_respond(Session *s, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "respond(sid, status, headers, dropped, extra_name, extra_value)");
+        return NULL;
+    }
+    long sid = PyLong_AsLong(args[0]), status = PyLong_AsLong(args[1]);
+    PyObject *headers = args[2], *dropped = args[3], *extra_name = args[4], *extra_value = args[5];
+    if ((sid == -1 || status == -1) && PyErr_Occurred())
+        return NULL;
+    if (status < 200 || status > 599 || !PyList_Check(headers) || !PyTuple_Check(dropped) ||
+        !PyBytes_Check(extra_name) || !PyBytes_Check(extra_value))
+        return PyLong_FromLong(NEEDS_PYTHON);
+    Py_ssize_t n = PyList_GET_SIZE(headers), names_size = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *field = PyList_GET_ITEM(headers, i);
+        if (!PyTuple_Check(field) || PyTuple_GET_SIZE(field) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(field, 0)) ||
+            !PyBytes_Check(PyTuple_GET_ITEM(field, 1)))
+            return PyLong_FromLong(NEEDS_PYTHON);
+        names_size += PyBytes_GET_SIZE(PyTuple_GET_ITEM(field, 0));
+    }
+    nghttp2_nv *nva = PyMem_Malloc(sizeof(nghttp2_nv) * (size_t)(n + 2));
+    char *names = PyMem_Malloc((size_t)names_size + 1);
+    if (nva == NULL || names == NULL) {
+        PyMem_Free(nva);
+        PyMem_Free(names);
+        return PyErr_NoMemory();
+    }
+    char code[3] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10), (char)('0' + status % 10)};
+    nva[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)code, 7, 3, 0};
+    Py_ssize_t count = 1, at = 0;
+    long rv = 0;
+    for (Py_ssize_t i = 0; i < n && rv == 0; i++) {
+        PyObject *field = PyList_GET_ITEM(headers, i);
+        PyObject *name = PyTuple_GET_ITEM(field, 0), *value = PyTuple_GET_ITEM(field, 1);
+        const char *raw = PyBytes_AS_STRING(name);
+        size_t len = (size_t)PyBytes_GET_SIZE(name);
+        char *lower = names + at;
+        unsigned char seen = C_TOKEN_LOWER;
+        for (size_t j = 0; j < len; j++) {
+            char c = raw[j];
+            lower[j] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+            seen &= byte_class[(unsigned char)lower[j]];
+        }
+        if (len == 10 && memcmp(lower, "connection", 10) == 0 && names_a_field(headers, dropped, value))
+            rv = NEEDS_PYTHON;
+        else if (among(dropped, lower, len))
+            continue;
+        else if (!len || !(seen & C_TOKEN_LOWER) ||
+                 classes_of((const uint8_t *)PyBytes_AS_STRING(value), (size_t)PyBytes_GET_SIZE(value)) & C_CR_LF_NUL)
+            rv = NEEDS_PYTHON;
+        else {
+            nva[count++] = (nghttp2_nv){(uint8_t *)lower, (uint8_t *)PyBytes_AS_STRING(value), len,
+                                        (size_t)PyBytes_GET_SIZE(value), 0};
+            at += (Py_ssize_t)len;
+        }
+    }
+    if (rv == 0 && (classes_of((const uint8_t *)PyBytes_AS_STRING(extra_value), (size_t)PyBytes_GET_SIZE(extra_value)) &
+                    C_CR_LF_NUL))
+        rv = NEEDS_PYTHON;
+    if (rv == 0) {
+        nva[count++] = (nghttp2_nv){(uint8_t *)PyBytes_AS_STRING(extra_name), (uint8_t *)PyBytes_AS_STRING(extra_value),
+                                    (size_t)PyBytes_GET_SIZE(extra_name), (size_t)PyBytes_GET_SIZE(extra_value),
+                                    NV_FLAG_NO_INDEX};
+        if (add_queue(s, (int)sid) < 0)
+            rv = -1;
+        else
+            rv = nghttp2_submit_response(s->session, (int32_t)sid, nva, (size_t)count, &provider);
+    }
+    PyMem_Free(nva);
+    PyMem_Free(names);
+    if (rv == -1 && PyErr_Occurred())
+        return NULL;
     return PyLong_FromLong(rv);
 }
 
@@ -516,11 +776,10 @@ static PyObject *session_buffered(Session *s, PyObject *arg) {
 
 /* forget(sid): the stream left the edge's table; its queued bytes are dropped */
 static PyObject *session_forget(Session *s, PyObject *arg) {
-    if (PyDict_DelItem(s->queues, arg) < 0) {
-        if (!PyErr_ExceptionMatches(PyExc_KeyError))
-            return NULL;
-        PyErr_Clear();
-    }
+    /* Asked first: a missing key would raise a KeyError to clear (the provider dropped the queue at its end). */
+    int found = PyDict_Contains(s->queues, arg);
+    if (found < 0 || (found && PyDict_DelItem(s->queues, arg) < 0))
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -574,6 +833,7 @@ static PyMethodDef session_methods[] = {
     {"send", (PyCFunction)session_send, METH_NOARGS, "(rv, frames, ended, DATA frames, GOAWAY sent, events)."},
     {"submit_response", (PyCFunction)session_submit_response, METH_VARARGS, "Queue a response head."},
     {"submit_headers", (PyCFunction)session_submit_headers, METH_VARARGS, "Queue an interim head."},
+    {"respond", (PyCFunction)(void (*)(void))session_respond, METH_FASTCALL, "Queue a head from raw fields."},
     {"push", (PyCFunction)session_push, METH_VARARGS, "Queue response-body bytes."},
     {"buffered", (PyCFunction)session_buffered, METH_O, "Response bytes queued on the stream."},
     {"forget", (PyCFunction)session_forget, METH_O, "Drop the stream's queued bytes."},
@@ -630,6 +890,11 @@ PyMODINIT_FUNC PyInit__ngshim(void) {
         nghttp2_option_set_max_deflate_dynamic_table_size(option, 4096);
         nghttp2_option_set_max_outbound_ack(option, 1000);
         nghttp2_option_set_max_settings(option, 32);
+    }
+    if (known_names[0] == NULL) {
+        init_byte_classes();
+        if (intern_table(KNOWN_NAMES, known_names) < 0 || intern_table(KNOWN_PSEUDO_VALUES, known_values) < 0)
+            return NULL;
     }
     if (PyType_Ready(&OutQueueType) < 0 || PyType_Ready(&SessionType) < 0)
         return NULL;

@@ -158,13 +158,14 @@ class FrameGate:
                 at = min(end, at + need)
                 if len(self._head) < 9:
                     break
-                head = bytes(self._head)
+                head, h = bytes(self._head), 0
                 self._head.clear()
             else:
-                head = data[at : at + 9]
+                head, h = data, at  # read in place: no slice per frame
                 at += 9
-            length = (head[0] << 16) | (head[1] << 8) | head[2]
-            error = self._frame(length, head[3], head[4], int.from_bytes(head[5:9]) & 0x7FFFFFFF)
+            length = (head[h] << 16) | (head[h + 1] << 8) | head[h + 2]
+            stream = ((head[h + 5] & 0x7F) << 24) | (head[h + 6] << 16) | (head[h + 7] << 8) | head[h + 8]
+            error = self._frame(length, head[h + 3], head[h + 4], stream)
             if error is not None:
                 return Scan(max(start, 0), opened, error)
             taken = min(length, end - at)

@@ -3,19 +3,13 @@ interface, events and limits as :class:`~originlock.proto.http2.H2Server` (that 
 contract; what differs is below), at a fraction of the CPU per request.
 
 How it is driven. ``feed`` hands the read to ``nghttp2_session_mem_recv``; ``data_to_send`` drains
-``nghttp2_session_mem_send``; no I/O callbacks. The session is one of two with the same interface:
-
-- the compiled shim (``proto/_ngshim.c``, built with the wheel): nghttp2's callbacks are C functions that
-  append event tuples to one list, so one read is one call into C and one list back, and response bytes
-  wait in C-side queues that the data provider copies from without calling Python;
-- its fallback, cffi in ABI mode (``proto/nghttp2_cffi.py``: no compiler, no headers), whose callbacks are
-  Python functions behind libffi closures (about ten crossings per request) recording the same events.
-
-``ORIGINLOCK_H2_SHIM=0`` forces the fallback; :func:`codec_description` says which one runs. Either way the
-events are handled here, in order, after ``mem_recv`` returned: a request's header block (its fields
-checked by ``request_from_fields`` as for the ``h2`` codec), END_STREAM, a visitor's RST_STREAM or GOAWAY, a
-window update, a chunk of request body, a closed stream. Response fields go to nghttp2 as one array
-(nghttp2 copies them); response bytes leave the stream in ``data_to_send``, not in ``send_data``.
+``nghttp2_session_mem_send``; no I/O callbacks. The session is the compiled shim or its cffi fallback
+(``proto/nghttp2_sessions.py`` says which and how they differ); their callbacks only record events, handled
+here in order after ``mem_recv`` returned: a request's header block (its fields checked by
+``request_from_fields`` as for the ``h2`` codec), END_STREAM, a visitor's RST_STREAM or GOAWAY, a window
+update, a chunk of request body, a closed stream. Response fields go to nghttp2 as one array (nghttp2 copies
+them; the shim can build it from an origin's fields itself, :meth:`NgH2Server.send_raw_response`); response
+bytes leave the stream in ``data_to_send``, not in ``send_data``.
 
 The policy stays ours, shared with the ``h2`` codec: :class:`~originlock.proto.http2_gate.FrameGate` sees
 every frame header before nghttp2 does (frame size, CONTINUATION floods, rapid reset, control-frame floods),
@@ -65,12 +59,20 @@ from originlock.proto.http2_events import (
     WindowOpened,
 )
 from originlock.proto.http2_policy import RESET, START, StreamPolicy
-from originlock.proto.http2_request import response_fields
+from originlock.proto.http2_request import FIELDS_CHECKED, PSEUDO_CHECKED, response_fields
+from originlock.proto.http2_wire import goaway_code, goaway_frame, with_setting
+from originlock.proto.nghttp2_sessions import (
+    CFFI,
+    SHIM,
+    available,
+    codec_description,
+    new_session,
+    session_kind,
+    set_session_kind,
+)
 
 __all__ = ["CFFI", "SHIM", "NgH2Server", "available", "codec_description", "session_kind", "set_session_kind"]
 
-SHIM: Final = "shim"
-CFFI: Final = "cffi"
 # The event kinds of both sessions (_ngshim.c's EV_* values).
 _EV_REQUEST: Final = 1
 _EV_HEADERS: Final = 2
@@ -81,56 +83,10 @@ _EV_WINDOW: Final = 6
 _EV_CHUNK: Final = 7
 _EV_CLOSE: Final = 8
 _FLAG_END_STREAM: Final = 1
-
-#: A session kind forced for this process (tests run every codec path); empty: the best that loads.
-_forced: list[str] = []
-
-
-def set_session_kind(kind: str | None) -> None:
-    """Force :data:`SHIM` or :data:`CFFI` for the servers made from now on (None: the best that loads)."""
-    _forced.clear()
-    if kind is not None:
-        _forced.append(kind)
-
-
-def session_kind() -> str | None:
-    """The session new servers get: the compiled shim where it loads, else cffi, else None (no libnghttp2)."""
-    if _forced:
-        return _forced[0]
-    if ng.load_shim() is not None:
-        return SHIM
-    if nghttp2_cffi.binding_version() is not None:
-        return CFFI
-    return None
-
-
-def available() -> str | None:
-    """libnghttp2's version if this codec can run, else None (``nghttp2_lib.unavailable_reason`` says why)."""
-    kind = session_kind()
-    if kind == SHIM:
-        shim = ng.load_shim()
-        return None if shim is None else str(shim.version)
-    return nghttp2_cffi.binding_version() if kind == CFFI else None
-
-
-def codec_description() -> str | None:
-    """What ``originlock serve`` says of this codec: the version and which session runs it (and why not the
-    shim); None when libnghttp2 cannot be used."""
-    version = available()
-    if version is None:
-        return None
-    if session_kind() == SHIM:
-        return f"nghttp2 {version} (compiled shim)"
-    return f"nghttp2 {version} (cffi ABI mode, the compiled shim's fallback: {ng.shim_unavailable_reason()})"
-
-
-def _new_session(kind: str, max_header_list: int) -> Any:
-    if kind == SHIM:
-        shim = ng.load_shim()
-        if shim is None:
-            raise RuntimeError(f"the compiled shim is not available: {ng.shim_unavailable_reason()}")
-        return shim.Session(max_header_list)
-    return nghttp2_cffi.CffiSession(max_header_list)
+#: The shim's ``respond``: these fields need ``response_fields`` (_ngshim.c's NEEDS_PYTHON).
+_NEEDS_PYTHON: Final = 1
+#: The request checks the shim made of a header block's bytes (EV_REQUEST's flags above the frame's byte).
+_CHECKED: Final = FIELDS_CHECKED | PSEUDO_CHECKED
 
 
 class _Stream:
@@ -146,21 +102,6 @@ class _Stream:
         self.provider = False  # the response was submitted with the data provider
         self.unacked = 0  # body bytes handed out and not yet acknowledged
         self.remaining = -1  # body bytes Content-Length still announces (-1: none announced)
-
-
-def _goaway_code(frames: bytes) -> int | None:
-    """The error code of the last GOAWAY among serialised ``frames`` (the rare path: nghttp2 ended)."""
-    at, code = 0, None
-    while at + 9 <= len(frames):
-        length = int.from_bytes(frames[at : at + 3])
-        if frames[at + 3] == ng.FRAME_GOAWAY and at + 17 <= len(frames):
-            code = int.from_bytes(frames[at + 13 : at + 17])
-        at += 9 + length
-    return code
-
-
-def _goaway_frame(last_stream: int, code: int) -> bytes:
-    return b"\x00\x00\x08\x07\x00\x00\x00\x00\x00" + last_stream.to_bytes(4) + code.to_bytes(4)
 
 
 class NgH2Server:
@@ -182,7 +123,8 @@ class NgH2Server:
         if kind is None:
             raise RuntimeError(f"libnghttp2 is not available: {ng.unavailable_reason()}")
         self.session = kind
-        self._s: Any = _new_session(kind, limits.max_header_list_size)
+        self._s: Any = new_session(kind, limits.max_header_list_size)
+        self._raw = kind == SHIM  # the session builds response fields itself (send_raw_response)
         shim = ng.load_shim() if kind == SHIM else None
         self._strerror: Any = shim.strerror if shim is not None else nghttp2_cffi.strerror
         self._limits = limits
@@ -214,11 +156,9 @@ class NgH2Server:
         # connection, where the limit is ours to enforce with REFUSED_STREAM (a stream the client may retry;
         # a browser may open streams before our SETTINGS reach it). So the entry is added to the frame here.
         self._pull()
-        frame = self._out[0]
-        if len(self._out) != 1 or frame[3] != ng.FRAME_SETTINGS or int.from_bytes(frame[:3]) + 9 != len(frame):
+        if len(self._out) != 1:
             raise RuntimeError("nghttp2 did not queue exactly our SETTINGS frame")
-        entry = ng.SETTINGS_MAX_CONCURRENT_STREAMS.to_bytes(2) + limits.max_concurrent_streams.to_bytes(4)
-        self._out[0] = (len(frame) - 9 + 6).to_bytes(3) + frame[3:] + entry
+        self._out[0] = with_setting(self._out[0], ng.SETTINGS_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams)
         if limits.connection_window > 65535:
             self._check(self._s.set_local_window(limits.connection_window), "set_local_window_size")
 
@@ -247,7 +187,7 @@ class NgH2Server:
         # Serialised here, not submitted: nghttp2 would ignore streams opened after it without a word, where
         # both codecs refuse them (REFUSED_STREAM) and count them.
         self._pull()  # frames already queued go first
-        self._out.append(_goaway_frame(last, NO_ERROR))
+        self._out.append(goaway_frame(last, NO_ERROR))
 
     def feed(self, data: bytes) -> list[H2Event]:
         if self._ended:
@@ -305,6 +245,27 @@ class NgH2Server:
         if end_stream:
             s.push(stream_id, b"", True)
 
+    def send_raw_response(
+        self, stream_id: int, status: int, headers: Headers, dropped: tuple[bytes, ...], extra: tuple[bytes, bytes]
+    ) -> bool:
+        """``send_response(end_stream=False)`` for fields not in HTTP/2 form yet (an origin's, as parsed), in
+        one call into the shim: names lower-cased and checked, those in ``dropped`` left out, values checked,
+        ``extra`` added last, which are the fields ``response_fields`` would make of them. False when they
+        need that general path (a Connection field, a field it refuses, an interim status, the cffi
+        session): nothing was queued then."""
+        if not self._raw:
+            return False
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.response_ended or self._ended:
+            return True
+        rv = self._s.respond(stream_id, status, headers, dropped, extra[0], extra[1])
+        if rv == _NEEDS_PYTHON:
+            return False
+        stream.provider = True
+        stream.end_pending = False
+        self._check(rv, "submit_response")
+        return True
+
     def send_data(self, stream_id: int, data: bytes, *, end_stream: bool = False) -> None:
         stream = self._streams.get(stream_id)
         if stream is None or stream.response_ended or stream.end_pending or self._ended or not stream.provider:
@@ -352,7 +313,7 @@ class NgH2Server:
                 return
             if goaway and not self._ended and not s.want_read():
                 # nghttp2 found a connection error and sent its GOAWAY (our own GOAWAYs are not submitted to it)
-                code = _goaway_code(b"".join(self._out))
+                code = goaway_code(b"".join(self._out))
                 self._finish(PROTOCOL_ERROR if code is None else code, "nghttp2 ended the connection", self._events)
                 return
             again = False
@@ -417,7 +378,7 @@ class NgH2Server:
             if kind == _EV_CHUNK:
                 self._on_data(stream_id, obj, events)
             elif kind == _EV_REQUEST:
-                self._on_request(stream_id, obj, value & _FLAG_END_STREAM != 0, events)
+                self._on_request(stream_id, obj, value, events)
             elif kind in (_EV_DATA_END, _EV_HEADERS):
                 self._on_ended(stream_id, events)  # (trailers are dropped)
             elif kind == _EV_CLOSE:
@@ -429,9 +390,11 @@ class NgH2Server:
             elif kind == _EV_WINDOW and not self._pull_later:
                 self._pull_later = any(stream.provider for stream in self._streams.values())
 
-    def _on_request(self, stream_id: int, fields: Headers, ended: bool, events: list[H2Event]) -> None:
+    def _on_request(self, stream_id: int, fields: Headers, flags: int, events: list[H2Event]) -> None:
+        """``flags``: the HEADERS frame's, with the shim's checks (``request_from_fields``'s ``checked``)."""
         self._seen += 1
-        act = self._policy.on_request(stream_id, fields, ended, len(self._streams))
+        ended = flags & _FLAG_END_STREAM != 0
+        act = self._policy.on_request(stream_id, fields, ended, len(self._streams), flags & _CHECKED)
         if act.kind == RESET:
             self._s.rst(stream_id, act.reset_code)
             if act.charge:
@@ -507,6 +470,8 @@ class NgH2Server:
         stream.response_ended = True
         stream.end_pending = False
         del self._streams[stream_id]
+        if stream.provider:
+            stream.provider = False  # its queue went with its last byte
         self._release(stream_id, stream)
         code = self._policy.on_response_ended(stream.request_ended)
         if code is not None:
@@ -530,7 +495,7 @@ class NgH2Server:
                 self._pull()
                 if self._ended:
                     return  # nghttp2 ended it first, with its own GOAWAY
-            self._out.append(_goaway_frame(last, code))
+            self._out.append(goaway_frame(last, code))
         self._finish(code, reason, events)
 
     def _finish(self, code: int, reason: str, events: list[H2Event]) -> None:

@@ -96,9 +96,12 @@ class StreamPolicy:
         self.goaway_last: int | None = None  # the last stream our final GOAWAY named
         self.announced = False  # a GOAWAY went out (the first step, or the final one)
 
-    def on_request(self, stream_id: int, fields: Headers, ended: bool, open_streams: int) -> CodecActions:
+    def on_request(
+        self, stream_id: int, fields: Headers, ended: bool, open_streams: int, checked: int = 0
+    ) -> CodecActions:
         """A complete request header block opened ``stream_id`` (``ended``: END_STREAM came with it) while
-        ``open_streams`` streams are in the adapter's table."""
+        ``open_streams`` streams are in the adapter's table; ``checked``: what the codec checked of its bytes
+        (``request_from_fields``)."""
         if stream_id > self.highest:
             self.highest = stream_id
         limits = self.limits
@@ -110,7 +113,7 @@ class StreamPolicy:
             return CodecActions(RESET, reset_code=REFUSED_STREAM, charge=True)
         self.gate.refund_control()  # a request is useful work
         try:
-            request = request_from_fields(fields, ended, limits.head_limits)
+            request = request_from_fields(fields, ended, limits.head_limits, checked)
         except StreamMalformed:
             return CodecActions(RESET, reset_code=PROTOCOL_ERROR, charge=True)
         except DownstreamError as exc:

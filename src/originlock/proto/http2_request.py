@@ -10,6 +10,12 @@ a method that is not a token, a ``:path`` that is not origin-form or does not no
 (``proto/target.py``), bytes in the target or in field values that HTTP/1 could not carry (llhttp refuses
 every control byte but tab), CONNECT, the URL and head size limits (414, 431), field names whose
 underscores read as a field the edge interprets, an unsupported Expect.
+
+A codec that already checked the bytes says so with ``checked`` (the compiled shim, ``proto/_ngshim.c``, looks
+at each byte as nghttp2 hands it the field, at a fraction of a regular expression's cost): with
+:data:`FIELDS_CHECKED` the per-field byte checks are skipped, with :data:`PSEUDO_CHECKED` those of ``:path``
+and ``:authority``. The bits only ever skip checks that passed; a block without them is checked here, and
+every refusal (and its reason) comes from this module either way.
 """
 
 from __future__ import annotations
@@ -22,7 +28,20 @@ from originlock.proto.events import Headers, RequestReceived, lower_name
 from originlock.proto.http1 import _LINE_OVERHEAD, _UNDERSCORED, Limits
 from originlock.proto.target import normalize_target
 
-__all__ = ["CONNECTION_SPECIFIC", "StreamMalformed", "request_from_fields", "response_fields"]
+__all__ = [
+    "CONNECTION_SPECIFIC",
+    "FIELDS_CHECKED",
+    "PSEUDO_CHECKED",
+    "StreamMalformed",
+    "request_from_fields",
+    "response_fields",
+]
+
+#: ``checked`` bit: every regular field name is a lower-case token, and no value holds a control byte other
+#: than tab, DEL, or space or tab at either end.
+FIELDS_CHECKED: Final = 0x100
+#: ``checked`` bit: no pseudo-header field value holds a space, a control byte or DEL.
+PSEUDO_CHECKED: Final = 0x200
 
 #: RFC 9113 §8.2.2: fields that only mean something on an HTTP/1 connection. Dropped from responses (the
 #: edge builds them as for HTTP/1; an HTTP/2 client must treat them as malformed), refused in requests
@@ -38,14 +57,14 @@ _TARGET_BAD: Final = re.compile(rb"[\x00-\x20\x7f]")
 #: Control bytes other than tab in a field value: ``h2`` refuses CR, LF and NUL only, llhttp all of them.
 _VALUE_BAD: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _STATUS: Final = {status: b"%d" % status for status in range(100, 600)}
+#: Methods known to be tokens (the regular expression is for the others).
+_METHODS: Final = frozenset({b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"TRACE"})
 
 
 class StreamMalformed(ValueError):
     """A request RFC 9113 §8.1.1 calls malformed: a stream error (RST_STREAM PROTOCOL_ERROR), not a 4xx."""
 
 
-#: The request pseudo-header fields (RFC 9113 §8.3.1); ``:protocol`` (RFC 8441) is not offered.
-_PSEUDO: Final = frozenset({b":method", b":scheme", b":authority", b":path"})
 #: A field name as HTTP/2 carries it: a token, lower-case (RFC 9113 §8.2.1).
 _NAME: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
 _CR_LF_NUL: Final = re.compile(rb"[\r\n\x00]")
@@ -75,8 +94,9 @@ def _plain(name: bytes) -> bool:
     return True
 
 
-def request_from_fields(fields: Headers, ended: bool, limits: Limits) -> RequestReceived:
-    """The request in the decoded header block ``fields``; ``ended``: END_STREAM came with it.
+def request_from_fields(fields: Headers, ended: bool, limits: Limits, checked: int = 0) -> RequestReceived:
+    """The request in the decoded header block ``fields``; ``ended``: END_STREAM came with it; ``checked``:
+    the codec's :data:`FIELDS_CHECKED` and :data:`PSEUDO_CHECKED` bits (the module docstring).
 
     One pass over the fields does both jobs: RFC 9113's rules for a request (``h2``'s own checks are off:
     this pass was needed anyway, and ``h2``'s chain of generators cost more than it) and the HTTP/1
@@ -96,30 +116,51 @@ def request_from_fields(fields: Headers, ended: bool, limits: Limits) -> Request
         UriTooLong: ``:path`` longer than ``limits.max_url_bytes`` (414).
         HeadersTooLarge: the head, counted as for HTTP/1, above ``limits.max_request_head_bytes`` (431).
     """
-    pseudo: dict[bytes, bytes] = {}
+    method: bytes | None = None
+    path: bytes | None = None
+    authority: bytes | None = None
+    scheme = False
     headers: Headers = []
     host: bytes | None = None
     length: bytes | None = None
     cookies: list[bytes] = []
     expect = False
     size = 0
+    fields_checked = checked & FIELDS_CHECKED != 0
     for name, value in fields:
-        if value and (value[0] in (32, 9) or value[-1] in (32, 9)):
-            raise StreamMalformed(f"field {name!r} has whitespace around its value")
-        if _VALUE_BAD.search(value) is not None:
-            if _CR_LF_NUL.search(value) is not None:
-                raise StreamMalformed(f"field {name!r} holds CR, LF or NUL")
-            raise MalformedRequest(f"header field {name.decode('latin-1')!r} holds a control character")
-        if name in _PLAIN_NAMES or _plain(name):
-            size += len(name) + len(value) + _LINE_OVERHEAD
-            headers.append((name, value))
-            continue
+        if fields_checked:
+            # Lower-case tokens or pseudo-header names, values without forbidden bytes: what is left is
+            # whether the name is one the pass treats apart.
+            if name[:1] != b":" and name not in _SPECIAL:
+                size += len(name) + len(value) + _LINE_OVERHEAD
+                headers.append((name, value))
+                continue
+        else:
+            if value and (value[0] in (32, 9) or value[-1] in (32, 9)):
+                raise StreamMalformed(f"field {name!r} has whitespace around its value")
+            if _VALUE_BAD.search(value) is not None:
+                if _CR_LF_NUL.search(value) is not None:
+                    raise StreamMalformed(f"field {name!r} holds CR, LF or NUL")
+                raise MalformedRequest(f"header field {name.decode('latin-1')!r} holds a control character")
+            if name in _PLAIN_NAMES or _plain(name):
+                size += len(name) + len(value) + _LINE_OVERHEAD
+                headers.append((name, value))
+                continue
         if name[:1] == b":":
             if headers or cookies or host is not None:
                 raise StreamMalformed(f"pseudo-header field {name!r} after a regular field")
-            if name not in _PSEUDO or name in pseudo:
+            # The request pseudo-header fields (RFC 9113 §8.3.1; ``:protocol``, RFC 8441, is not offered), in
+            # locals: four compares cost less than a set, a dict and four lookups per request.
+            if name == b":method" and method is None:
+                method = value
+            elif name == b":path" and path is None:
+                path = value
+            elif name == b":authority" and authority is None:
+                authority = value
+            elif name == b":scheme" and not scheme:
+                scheme = True
+            else:
                 raise StreamMalformed(f"unknown or repeated pseudo-header field {name!r}")
-            pseudo[name] = value
             continue
         kind = _SPECIAL.get(name)
         if kind is None:
@@ -146,12 +187,11 @@ def request_from_fields(fields: Headers, ended: bool, limits: Limits) -> Request
         else:
             raise MalformedRequest(f"header field name {name.decode('latin-1')!r} reads as one the edge interprets")
         headers.append((name, value))
-    method = pseudo.get(b":method", b"")
-    path = pseudo.get(b":path", b"")
-    authority = pseudo.get(b":authority")
+    # PSEUDO_CHECKED covers ``:path`` and ``:authority``, not an authority taken from Host.
+    target_checked = checked & PSEUDO_CHECKED != 0 and authority is not None
     if method == b"CONNECT":
         raise MalformedRequest("CONNECT is not supported")
-    if not method or not path or b":scheme" not in pseudo:
+    if not method or not path or not scheme:
         raise StreamMalformed("a request needs :method, :scheme and :path")
     if authority is None:
         if host is None:
@@ -163,7 +203,7 @@ def request_from_fields(fields: Headers, ended: bool, limits: Limits) -> Request
         raise StreamMalformed("Host differs from :authority")
     if cookies:
         headers.append((b"cookie", b"; ".join(cookies)))
-    if _TOKEN.fullmatch(method) is None:
+    if method not in _METHODS and _TOKEN.fullmatch(method) is None:
         raise MalformedRequest("the method is not a token")
     if len(path) > limits.max_url_bytes:
         raise UriTooLong()
@@ -171,9 +211,10 @@ def request_from_fields(fields: Headers, ended: bool, limits: Limits) -> Request
         raise HeadersTooLarge()
     if path[:1] != b"/":
         raise MalformedRequest("the :path is not in origin-form (the asterisk form is not supported)")
-    if _TARGET_BAD.search(path) is not None:
+    if not target_checked and _TARGET_BAD.search(path) is not None:
         raise MalformedRequest("the :path holds a space or a control character")
-    if not authority or b"@" in authority or _TARGET_BAD.search(authority) is not None:
+    # ``find``, not ``in``: bytes' ``in`` first tries its operand as an int (an exception raised and cleared).
+    if not authority or authority.find(b"@") >= 0 or (not target_checked and _TARGET_BAD.search(authority)):
         raise MalformedRequest("the :authority is empty or holds userinfo, a space or a control character")
     if ended:
         if length is not None and length != b"0":

@@ -62,7 +62,7 @@ class _Binding:
         def on_header(
             session: Any, frame: Any, name: Any, namelen: int, value: Any, valuelen: int, flags: int, user: Any
         ) -> int:
-            s: CffiSession = from_handle(user)
+            s: _Record = from_handle(user)
             s.block_size += namelen + valuelen + 32
             if s.block_size > s.max_header_list:
                 s.overflow = True  # an HPACK bomb: stop decoding, the connection ends
@@ -71,13 +71,13 @@ class _Binding:
             return 0
 
         def on_begin_headers(session: Any, frame: Any, user: Any) -> int:
-            s: CffiSession = from_handle(user)
+            s: _Record = from_handle(user)
             s.fields = []  # a block found malformed midway never completes: start afresh
             s.block_size = 0
             return 0
 
         def on_frame_recv(session: Any, frame: Any, user: Any) -> int:
-            s: CffiSession = from_handle(user)
+            s: _Record = from_handle(user)
             hd = frame.hd
             kind, flags, sid = hd.type, hd.flags, hd.stream_id
             if kind == ng.FRAME_HEADERS:
@@ -106,7 +106,7 @@ class _Binding:
             return 0
 
         def read(session: Any, stream_id: int, buf: Any, length: int, flags: Any, source: Any, user: Any) -> int:
-            s: CffiSession = from_handle(user)
+            s: _Record = from_handle(user)
             queue = s.queues.get(stream_id)
             if queue is None:
                 return ng.ERR_DEFERRED  # reset meanwhile; nghttp2 drops the stream's item
@@ -200,6 +200,23 @@ def strerror(code: int) -> str:
     return "?" if binding is None else str(binding.ffi.string(binding.lib.nghttp2_strerror(code)).decode())
 
 
+class _Record:
+    """What a session's callbacks record (the events of the running call, the header block being decoded,
+    the response-body queues): what its user-data handle refers to."""
+
+    __slots__ = ("block_size", "data_frames", "ended", "events", "fields", "max_header_list", "overflow", "queues")
+
+    def __init__(self, max_header_list: int) -> None:
+        self.max_header_list = max_header_list
+        self.events: list[tuple[int, int, int, Any]] = []
+        self.fields: list[tuple[bytes, bytes]] = []
+        self.block_size = 0
+        self.overflow = False
+        self.queues: dict[int, _Queue] = {}
+        self.ended: list[int] = []
+        self.data_frames = 0
+
+
 class CffiSession:
     """One server session (the interface of ``_ngshim.Session``; see that file for each method)."""
 
@@ -210,15 +227,11 @@ class CffiSession:
         self._b = binding
         self._lib = binding.lib
         ffi = binding.ffi
-        self.max_header_list = max_header_list
-        self.events: list[tuple[int, int, int, Any]] = []
-        self.fields: list[tuple[bytes, bytes]] = []
-        self.block_size = 0
-        self.overflow = False
-        self.queues: dict[int, _Queue] = {}
-        self.ended: list[int] = []
-        self.data_frames = 0
-        self._handle = ffi.new_handle(self)
+        # What the callbacks write lives apart, behind the session's user-data handle: a handle to the
+        # session itself, kept on it, would be a reference cycle (each closed connection's session left
+        # to the cyclic garbage collector).
+        self._r = _Record(max_header_list)
+        self._handle = ffi.new_handle(self._r)
         holder = ffi.new("nghttp2_session **")
         if self._lib.nghttp2_session_server_new2(holder, binding.callbacks, self._handle, binding.option) != 0:
             raise MemoryError("nghttp2_session_server_new2")
@@ -227,14 +240,14 @@ class CffiSession:
         self._blob = b""
 
     def recv(self, data: bytes) -> tuple[int, list[tuple[int, int, int, Any]], bool]:
-        self.overflow = False
+        self._r.overflow = False
         rv = self._lib.nghttp2_session_mem_recv(self._session, data, len(data))
-        events, self.events = self.events, []
-        return rv, events, self.overflow
+        events, self._r.events = self._r.events, []
+        return rv, events, self._r.overflow
 
     def send(self) -> tuple[int, bytes, list[int], int, bool, list[tuple[int, int, int, Any]]]:
         lib, session, out, unpack = self._lib, self._session, self._sent, self._b.unpack
-        self.data_frames = 0
+        self._r.data_frames = 0
         frames: list[bytes] = []
         goaway = False
         while True:
@@ -244,10 +257,10 @@ class CffiSession:
             frame = unpack(out[0], size)
             goaway = goaway or frame[3] == ng.FRAME_GOAWAY  # each answer is one frame (or its continuation)
             frames.append(frame)
-        ended, self.ended = self.ended, []
-        events, self.events = self.events, []
+        ended, self._r.ended = self._r.ended, []
+        events, self._r.events = self._r.events, []
         data = frames[0] if len(frames) == 1 else b"".join(frames)
-        return min(size, 0), data, ended, self.data_frames, goaway, events
+        return min(size, 0), data, ended, self._r.data_frames, goaway, events
 
     def _nva(self, fields: list[tuple[bytes, bytes]]) -> Any:
         """nghttp2_nv[] for ``fields``: pointers into one joined buffer, kept in ``_blob`` until the next
@@ -267,7 +280,7 @@ class CffiSession:
     def submit_response(self, stream_id: int, fields: list[tuple[bytes, bytes]], body: bool) -> int:
         nva = self._nva(fields)
         if body:
-            self.queues[stream_id] = _Queue()
+            self._r.queues[stream_id] = _Queue()
         provider = self._b.provider if body else self._b.ffi.NULL
         return int(self._lib.nghttp2_submit_response(self._session, stream_id, nva, len(fields), provider))
 
@@ -277,7 +290,7 @@ class CffiSession:
         return int(self._lib.nghttp2_submit_headers(self._session, 0, stream_id, null, nva, len(fields), null))
 
     def push(self, stream_id: int, data: bytes, end: bool) -> bool:
-        queue = self.queues.get(stream_id)
+        queue = self._r.queues.get(stream_id)
         if queue is None:
             return False
         if data:
@@ -290,11 +303,11 @@ class CffiSession:
         return True
 
     def buffered(self, stream_id: int) -> int:
-        queue = self.queues.get(stream_id)
+        queue = self._r.queues.get(stream_id)
         return 0 if queue is None else queue.size
 
     def forget(self, stream_id: int) -> None:
-        self.queues.pop(stream_id, None)
+        self._r.queues.pop(stream_id, None)
 
     def rst(self, stream_id: int, code: int) -> int:
         return int(self._lib.nghttp2_submit_rst_stream(self._session, 0, stream_id, code))

@@ -116,6 +116,37 @@ def _framing(headers: Headers) -> str:
     return "close"
 
 
+def _raw_fields(wire: bytes, reason_length: int, headers: Headers) -> bytes:
+    """The field lines of the response head at the start of ``wire``, as one slice, when every line is
+    exactly ``name: value\r\n`` (what ``add_parsed_field`` writes); else ``b""``.
+
+    ``headers`` are llhttp's fields of that head, so only the offsets need checking, not the bytes: llhttp
+    (strict) allows no CR inside a reason phrase or a field value and no space before the colon, and a
+    field name starts its line. So when the status line is ``HTTP/x.y DDD `` + reason + CRLF and, for each
+    field in turn, the line that starts where the last one ended has ``": "`` right after the name and
+    CRLF exactly ``len(value)`` bytes later, that line is the name, ``": "``, the value and CRLF: the value
+    llhttp reported lies inside the line after the colon, the line holds no other CR, so a CR found where a
+    value of that length ends is the line's own end, and the bytes between are the value itself. Any other
+    spacing (``name:value``, two spaces, an empty value without its space) shifts an offset and gives
+    ``b""``. The checks are a few byte reads per field, where serialising the fields costs four parts
+    each in the head's join (docs/performance.md, issue 11, pooled3).
+    """
+    size = len(wire)
+    start = 15 + reason_length  # "HTTP/1.1 200 " + reason + CRLF
+    if size < start + 2 or wire[8] != 32 or wire[12] != 32 or wire[start - 2] != 13 or wire[start - 1] != 10:
+        return b""
+    at = start
+    for name, value in headers:
+        colon = at + len(name)
+        end = colon + len(value) + 4
+        if end + 2 > size or wire[colon] != 58 or wire[colon + 1] != 32 or wire[end - 2] != 13 or wire[end - 1] != 10:
+            return b""
+        at = end
+    if wire[at] != 13 or wire[at + 1] != 10:  # the empty line ends the head there
+        return b""
+    return wire[start:at]
+
+
 class _NoCallbacks:
     """The owner of the released parsers below: defines no llhttp callback, so feeding that parser produces nothing."""
 
@@ -347,6 +378,8 @@ class ResponseParser:
     def _reset_message(self) -> None:
         #: The response's version from its status line when the exchange's first read starts with it.
         self._version = b""
+        #: That first read while it is being parsed (see _raw_fields), else b"".
+        self._wire = b""
         self._headers: Headers = []
         self._reason = b""
         self._head_bytes = 0
@@ -387,6 +420,7 @@ class ResponseParser:
             self.received_any = True
             if data.startswith(b"HTTP/"):  # the status line (llhttp checks the rest)
                 self._version = data[5:8]
+                self._wire = data
         if self._done:
             raise OriginBadResponse("the origin sent data after its response")
         if self._released:
@@ -409,6 +443,7 @@ class ResponseParser:
             if not self._done:
                 raise OriginBadResponse(f"unparsable origin response: {exc}") from exc
             self.extra_data = True
+        self._wire = b""
         if self._in_head and self._head_bytes > self._limits.max_response_head_bytes:
             raise OriginBadResponse("origin response headers are larger than 128 KiB")
         events, self._events = self._events, []
@@ -448,6 +483,7 @@ class ResponseParser:
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self._skip = True  # interim response: wait for the final one
+            self._wire = b""  # the final head does not start the read
             return
         self._in_head = False
         headers = self._headers
@@ -464,7 +500,14 @@ class ResponseParser:
         if not version:
             text = parser.get_http_version()
             version = _VERSIONS.get(text) or text.encode()
-        self._events.append(ResponseReceived(status, self._reason, version, headers, keep_alive, framing))
+        response = ResponseReceived(status, self._reason, version, headers, keep_alive, framing)
+        wire = self._wire
+        if wire:
+            raw = _raw_fields(wire, len(self._reason), headers)
+            if raw:
+                response.raw_fields = raw
+                response.raw_of = headers
+        self._events.append(response)
         if framing == "none" and self._head_request:
             self._done = True
             self._events.append(_ENDED)

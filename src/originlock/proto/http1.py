@@ -108,11 +108,14 @@ def _framing(headers: Headers) -> str:
     for name, value in headers:
         if not _FRAMING_NAMES.may_be(name):
             continue
-        lower = lower_name(name)
+        # The usual spelling compared as it is: lower_name hashes the parser's new bytes object.
+        lower = b"content-length" if name == b"Content-Length" else lower_name(name)
         if lower == b"transfer-encoding" and b"chunked" in value.lower():
             return "chunked"
         if lower == b"content-length":
-            return "length" if value.strip() != b"0" else "none"
+            if value and value[-1] in (32, 9):  # llhttp keeps trailing whitespace; leading is never there
+                value = value.strip()
+            return "length" if value != b"0" else "none"
     return "close"
 
 
@@ -137,9 +140,9 @@ def _raw_fields(wire: bytes, reason_length: int, headers: Headers) -> bytes:
         return b""
     at = start
     for name, value in headers:
-        colon = at + len(name)
+        colon = at + len(name)  # the colon is there: llhttp ended this line's name at it
         end = colon + len(value) + 4
-        if end + 2 > size or wire[colon] != 58 or wire[colon + 1] != 32 or wire[end - 2] != 13 or wire[end - 1] != 10:
+        if end + 2 > size or wire[colon + 1] != 32 or wire[end - 2] != 13 or wire[end - 1] != 10:
             return b""
         at = end
     if wire[at] != 13 or wire[at + 1] != 10:  # the empty line ends the head there

@@ -64,6 +64,7 @@ _SCHEME_FIELDS: Final = {
 #: ``Connection`` value -> the names it lists that are not hop-by-hop anyway. Peers repeat a few values
 #: (nginx: "keep-alive"); a plain dict, since calling an ``lru_cache`` wrapper costs twice a lookup.
 _TOKENS: Final = BoundedCache[bytes, frozenset[bytes]](256)
+_NONE_NAMED: Final[frozenset[bytes]] = frozenset()
 
 
 def _named_tokens(connection: bytes) -> frozenset[bytes]:
@@ -72,6 +73,8 @@ def _named_tokens(connection: bytes) -> frozenset[bytes]:
     The fields are collected in the main pass and only this rare remainder needs a second pass: a
     separate pass over all fields for ``Connection`` first was ≈ 3 % of edge samples (docs/performance.md).
     """
+    if connection == b"keep-alive":  # what nginx and browsers send: no hash of a new bytes object for it
+        return _NONE_NAMED
     named = _TOKENS.get(connection)
     if named is None:
         named = _TOKENS.put(connection, frozenset(t.strip().lower() for t in connection.split(b",")) - HOP_BY_HOP)
@@ -271,7 +274,7 @@ def _add_fields(parts: list[bytes], headers: Headers, drop: frozenset[bytes], dr
         if not droppable.may_be(name):
             add_parsed_field(parts, name, field[1])
             continue
-        lower = lower_name(name)
+        lower = b"connection" if name == b"Connection" else lower_name(name)  # see _framing in proto/http1.py
         if lower in drop:
             if lower == b"connection":
                 connection = field[1] if connection is None else connection + b"," + field[1]
@@ -292,7 +295,7 @@ def _copy_raw_fields(
         name = field[0]
         end = at + len(name) + len(field[1]) + 4
         if droppable.may_be(name):
-            lower = lower_name(name)
+            lower = b"connection" if name == b"Connection" else lower_name(name)  # see _framing in proto/http1.py
             if lower in drop:
                 if lower == b"connection":
                     connection = field[1] if connection is None else connection + b"," + field[1]

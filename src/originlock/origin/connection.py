@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections import deque
 from collections.abc import Callable
 from typing import Final, cast
 
@@ -36,7 +35,9 @@ class OriginConnection(asyncio.Protocol):
         self.key: PoolKey | None = None
         self.exchanges = 0
         self.closed = False
-        self._events: deque[Event] = deque()
+        #: Parsed events of the current exchange not consumed yet: a list, usually the very list the parser
+        #: returned (a complete response in one read is handed over, not copied into a queue).
+        self._events: list[Event] = []
         self._buffered = 0
         self._waiter: asyncio.Future[None] | None = None
         self._error: EdgeError | None = None
@@ -65,7 +66,10 @@ class OriginConnection(asyncio.Protocol):
             self._fail(exc)
             return
         if events:
-            self._events.extend(events)
+            if self._events:
+                self._events.extend(events)
+            else:
+                self._events = events  # the parser made it for this read and keeps no reference
             self._buffered += len(data)
             if self._buffered > READ_HIGH_WATER and not self._read_paused and self.transport is not None:
                 self._read_paused = True
@@ -152,7 +156,7 @@ class OriginConnection(asyncio.Protocol):
             self.listener()
 
     @property
-    def pending(self) -> deque[Event]:
+    def pending(self) -> list[Event]:
         """Parsed events of the current exchange not consumed yet (read-only use)."""
         return self._events
 
@@ -215,7 +219,7 @@ class OriginConnection(asyncio.Protocol):
 
     def next_event_nowait(self) -> Event | None:
         if self._events:
-            event = self._events.popleft()
+            event = self._events.pop(0)  # short: reading pauses above READ_HIGH_WATER
             if not self._events:
                 self._drained()
             return event

@@ -27,6 +27,10 @@ __all__ = ["OriginConnection"]
 READ_HIGH_WATER: Final = 256 * 1024
 
 
+def _nothing() -> None:
+    return None
+
+
 class OriginConnection(asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop, limits: Limits = DEFAULT_LIMITS) -> None:
         self._loop = loop
@@ -49,6 +53,10 @@ class OriginConnection(asyncio.Protocol):
         #: Callback-driven exchanges (``edge/exchange.py``) are told about new events, errors and the
         #: read timeout through this instead of a future: no task switch per response.
         self.listener: Callable[[], None] | None = None
+        #: What :meth:`write_soon` writes when the grouped sends run, and the method that does it, bound
+        #: once per connection (:meth:`_release` drops it: it holds this connection).
+        self._soon = b""
+        self._write_soon_bound: Callable[[], None] = self._write_queued
 
     # -- asyncio callbacks ---------------------------------------------------------------------
 
@@ -102,6 +110,7 @@ class OriginConnection(asyncio.Protocol):
         protocol. Events already parsed, the error and ``parser.done`` stay readable."""
         self.parser.release()
         self._read_deadline.cancel()
+        self._write_soon_bound = _nothing
         self.transport = None
 
     def pause_writing(self) -> None:
@@ -189,6 +198,17 @@ class OriginConnection(asyncio.Protocol):
         if self.closed or self.transport is None:
             raise self._error or self._relabel(OriginBadResponse("the origin connection is closed"), None)
         self.transport.write(data)
+
+    def write_soon(self, data: bytes, send_soon: Callable[[Callable[[], None]], None]) -> None:
+        """Write ``data`` with this event-loop iteration's grouped sends (``send_soon``); nothing is written
+        if the connection closes before they run (its listener hears of it)."""
+        self._soon = data
+        send_soon(self._write_soon_bound)
+
+    def _write_queued(self) -> None:
+        data, self._soon = self._soon, b""
+        if data and not self.closed and self.transport is not None:
+            self.transport.write(data)
 
     async def drain(self, timeout: float) -> None:
         """Wait until the origin accepted buffered request bytes (Proxy Write Timeout -> 524)."""

@@ -39,6 +39,7 @@ from originlock.proto.events import (
     ResponseReceived,
     lower_name,
 )
+from originlock.proto.field_lines import field_lines
 from originlock.proto.serialize import HOP_BY_HOP
 from originlock.proto.target import normalize_target, resolve_target
 
@@ -117,37 +118,6 @@ def _framing(headers: Headers) -> str:
                 value = value.strip()
             return "length" if value != b"0" else "none"
     return "close"
-
-
-def _raw_fields(wire: bytes, reason_length: int, headers: Headers) -> bytes:
-    """The field lines of the response head at the start of ``wire``, as one slice, when every line is
-    exactly ``name: value\r\n`` (what ``add_parsed_field`` writes); else ``b""``.
-
-    ``headers`` are llhttp's fields of that head, so only the offsets need checking, not the bytes: llhttp
-    (strict) allows no CR inside a reason phrase or a field value and no space before the colon, and a
-    field name starts its line. So when the status line is ``HTTP/x.y DDD `` + reason + CRLF and, for each
-    field in turn, the line that starts where the last one ended has ``": "`` right after the name and
-    CRLF exactly ``len(value)`` bytes later, that line is the name, ``": "``, the value and CRLF: the value
-    llhttp reported lies inside the line after the colon, the line holds no other CR, so a CR found where a
-    value of that length ends is the line's own end, and the bytes between are the value itself. Any other
-    spacing (``name:value``, two spaces, an empty value without its space) shifts an offset and gives
-    ``b""``. The checks are a few byte reads per field, where serialising the fields costs four parts
-    each in the head's join (docs/performance.md, issue 11, pooled3).
-    """
-    size = len(wire)
-    start = 15 + reason_length  # "HTTP/1.1 200 " + reason + CRLF
-    if size < start + 2 or wire[8] != 32 or wire[12] != 32 or wire[start - 2] != 13 or wire[start - 1] != 10:
-        return b""
-    at = start
-    for name, value in headers:
-        colon = at + len(name)  # the colon is there: llhttp ended this line's name at it
-        end = colon + len(value) + 4
-        if end + 2 > size or wire[colon + 1] != 32 or wire[end - 2] != 13 or wire[end - 1] != 10:
-            return b""
-        at = end
-    if wire[at] != 13 or wire[at + 1] != 10:  # the empty line ends the head there
-        return b""
-    return wire[start:at]
 
 
 class _NoCallbacks:
@@ -381,7 +351,7 @@ class ResponseParser:
     def _reset_message(self) -> None:
         #: The response's version from its status line when the exchange's first read starts with it.
         self._version = b""
-        #: That first read while it is being parsed (see _raw_fields), else b"".
+        #: That first read while it is being parsed (see proto/field_lines.py), else b"".
         self._wire = b""
         self._headers: Headers = []
         self._reason = b""
@@ -506,7 +476,7 @@ class ResponseParser:
         response = ResponseReceived(status, self._reason, version, headers, keep_alive, framing)
         wire = self._wire
         if wire:
-            raw = _raw_fields(wire, len(self._reason), headers)
+            raw = field_lines(wire, len(self._reason), headers)
             if raw:
                 response.raw_fields = raw
                 response.raw_of = headers

@@ -287,7 +287,7 @@ def _copy_raw_fields(
     parts: list[bytes], raw: bytes, headers: Headers, drop: frozenset[bytes], droppable: NameFilter
 ) -> bytes | None:
     """What :func:`_add_fields` writes, as slices of the origin's field lines ``raw`` (each line is
-    ``name: value\r\n``, see ``ResponseReceived.raw_fields``): the runs of kept lines between dropped ones,
+    ``name: value\\r\\n``, see ``ResponseReceived.raw_fields``): the runs of kept lines between dropped ones,
     usually one or two parts where field-by-field serialising gave four per field."""
     connection: bytes | None = None
     at = kept = 0  # where the current line starts; where the run of kept lines starts

@@ -25,6 +25,7 @@ HOT_MODULES = (
     "originlock/cache.py",
     "originlock/proto/events.py",
     "originlock/proto/http1.py",
+    "originlock/proto/field_lines.py",
     "originlock/proto/serialize.py",
     "originlock/proto/target.py",
     "originlock/pipeline/context.py",

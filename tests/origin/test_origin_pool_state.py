@@ -114,3 +114,26 @@ def test_a_retired_key_is_forgotten_with_its_last_connection() -> None:
     state.retire(lambda key: False)
     state.discard(B)
     assert not state._retired and state.statistics().keys == 0
+
+
+@pytest.mark.parametrize("drop", ["expire", "checkin-unusable", "retire", "drain"])
+def test_the_remembered_slot_goes_with_its_key(drop: str) -> None:
+    """The last key's slot is remembered by identity (pooled3); once the key's entry is gone, the same key
+    object gets a new entry that an equal key (another snapshot's object) and the statistics see."""
+    state: PoolState[tuple[object, ...], str] = PoolState(max_idle_per_key=4, idle_timeout=10)
+    state.opened(A)
+    if drop == "checkin-unusable":
+        assert list(state.checkin(A, "c1", 0, False)) == ["c1"]
+    else:
+        state.checkin(A, "c1", 0, True)
+        assert out(state.checkout(A, 1, usable)) == ("c1", [])  # looked up: A's slot is remembered
+        state.checkin(A, "c1", 1, True)
+        closed = {"expire": lambda: state.expire(20), "retire": lambda: state.retire(lambda key: False)}.get(
+            drop, state.drain
+        )()
+        assert closed == ["c1"]
+    assert state.statistics().keys == 0
+    state.opened(A)
+    state.checkin(A, "c2", 30, True)
+    assert state.statistics().keys == 1 and state.statistics().idle == 1
+    assert out(state.checkout(tuple(list(A)), 31, usable)) == ("c2", [])  # an equal key, another object

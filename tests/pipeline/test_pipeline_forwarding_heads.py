@@ -19,6 +19,7 @@ from originlock.pipeline.builtin.forwarding import (
     visitor_response_headers,
 )
 from originlock.proto.events import RequestReceived, ResponseReceived
+from originlock.proto.http1 import ResponseParser
 from originlock.proto.serialize import request_head, response_head
 
 NAMES = [
@@ -76,3 +77,56 @@ def test_forwarded_fields_are_per_visitor_address_and_scheme() -> None:
         head = origin_request_head(request, client_ip=ip, scheme=scheme, ray_id="r")
         assert f"CF-Connecting-IP: {ip}\r\n".encode() in head and f"X-Forwarded-For: {ip}\r\n".encode() in head
         assert f'CF-Visitor: {{"scheme":"{scheme}"}}'.encode() in head
+
+
+#: How a field line may be spelled on the wire: only ``": "`` gives the parser's raw field lines (the head
+#: writer's copy path); the others take the field-by-field path. Both must send the reference's bytes.
+SEPARATORS = [b": ", b": ", b":", b":  ", b":\t"]
+STATUS_LINES = [b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 200 \r\n", b"HTTP/1.1 200\r\n", b"HTTP/1.1 200  Fine \r\n"]
+#: Framing fields are the parser's business (tests/proto): here one Content-Length, anywhere.
+WIRE_NAMES = [n for n in NAMES if n.lower() not in (b"content-length", b"transfer-encoding")]
+
+
+@given(
+    fields=st.lists(
+        st.tuples(st.sampled_from(WIRE_NAMES), st.sampled_from(SEPARATORS), st.sampled_from(VALUES)), max_size=8
+    ),
+    length_at=st.integers(0, 8),
+    status_line=st.sampled_from(STATUS_LINES),
+    split=st.sampled_from([None, 10, 40]),
+    chunked=st.booleans(),
+    close=st.booleans(),
+    keep_alive_1_0=st.booleans(),
+)
+def test_visitor_head_from_the_wire_matches_the_reference(
+    fields: list[tuple[bytes, bytes, bytes]],
+    length_at: int,
+    status_line: bytes,
+    split: int | None,
+    chunked: bool,
+    close: bool,
+    keep_alive_1_0: bool,
+) -> None:
+    """A response parsed from the wire, in one read (the copy of its field lines) or in two: the visitor's
+    head is the reference serialisation of the reference field rewrite, whatever the spelling."""
+    lines = [name + separator + value + b"\r\n" for name, separator, value in fields]
+    lines.insert(length_at, b"Content-Length: 2\r\n")
+    wire = status_line + b"".join(lines) + b"\r\nok"
+    parser = ResponseParser()
+    parser.start(b"GET")
+    events = parser.feed(wire) if split is None else parser.feed(wire[:split]) + parser.feed(wire[split:])
+    response = events[0]
+    assert isinstance(response, ResponseReceived)
+    # A status line without the space before its (empty) reason is one byte off the offsets assumed.
+    canonical = status_line != b"HTTP/1.1 200\r\n" and all(separator == b": " for _, separator, _ in fields)
+    assert bool(response.raw_fields) == (canonical and split is None)
+    reference = visitor_response_headers(response, ray_id="r-OLK", chunked=chunked, close=close)
+    if keep_alive_1_0:
+        reference.append((b"Connection", b"keep-alive"))
+    built = visitor_response_head(response, ray_id="r-OLK", chunked=chunked, close=close, keep_alive_1_0=keep_alive_1_0)
+    assert built == response_head(200, reference, response.reason)
+    response.headers = list(response.headers)  # fields replaced (as edge/responses.py does): no copy
+    assert (
+        visitor_response_head(response, ray_id="r-OLK", chunked=chunked, close=close, keep_alive_1_0=keep_alive_1_0)
+        == built
+    )

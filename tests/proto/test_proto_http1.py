@@ -222,3 +222,48 @@ def test_only_the_upgrade_request_closes_the_connection_when_pipelined() -> None
     )
     heads = [e for e in RequestParser().feed(raw) if isinstance(e, RequestReceived)]
     assert [(h.target, h.keep_alive) for h in heads] == [(b"/a", True), (b"/ws", False)]
+
+
+_NGINX_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Mon, 01 Jan 2026 00:00:00 GMT\r\nContent-Length: 2\r\n"
+    b"Connection: keep-alive\r\n\r\nok"
+)
+
+
+def test_a_usual_head_whole_in_one_read_comes_with_its_field_lines() -> None:
+    """``raw_fields``: the field lines as the origin wrote them, for the head writer to copy (pooled3)."""
+    parser = ResponseParser()
+    parser.start(b"GET")
+    response = parser.feed(_NGINX_RESPONSE)[0]
+    assert isinstance(response, ResponseReceived)
+    lines = _NGINX_RESPONSE[len(b"HTTP/1.1 200 OK\r\n") : _NGINX_RESPONSE.index(b"\r\n\r\n") + 2]
+    assert response.raw_fields == lines and response.raw_of is response.headers
+    assert lines == b"".join(b"%s: %s\r\n" % field for field in response.headers)
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        b"HTTP/1.1 200 OK\r\nServer:nginx\r\nContent-Length: 2\r\n\r\nok",  # no space after the colon
+        b"HTTP/1.1 200 OK\r\nServer:  nginx\r\nContent-Length: 2\r\n\r\nok",  # two
+        b"HTTP/1.1 200 OK\r\nServer:\tnginx\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nX-Empty:\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok",  # no reason phrase, no space before it
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",  # not at the read's start
+    ],
+)
+def test_other_spellings_of_a_head_give_no_field_lines(wire: bytes) -> None:
+    parser = ResponseParser()
+    parser.start(b"GET")
+    response = parser.feed(wire)[0]
+    assert isinstance(response, ResponseReceived) and response.raw_fields == b""
+
+
+def test_a_head_in_pieces_gives_no_field_lines_and_a_later_exchange_does() -> None:
+    parser = ResponseParser()
+    parser.start(b"GET")
+    events = parser.feed(_NGINX_RESPONSE[:20]) + parser.feed(_NGINX_RESPONSE[20:])
+    assert isinstance(events[0], ResponseReceived) and events[0].raw_fields == b""
+    parser.start(b"GET")
+    response = parser.feed(_NGINX_RESPONSE)[0]
+    assert isinstance(response, ResponseReceived) and response.raw_fields

@@ -130,17 +130,19 @@ class Exchange:
                 self.ctx.origin_reused = True
                 self.origin = origin
                 origin.start_exchange(request.method)
-                origin.listener = self._on_origin
+                # The exchange itself is the listener (``__call__``) and the connection writes the head
+                # through a method it bound once: no bound method made per request for either.
+                origin.listener = self
                 origin.arm_read_timeout(state.origin_read_timeout)
-                state.send_soon(self._write_head)
+                # A connection that closes meanwhile writes nothing and tells the listener, whose task
+                # sees the error (and retries).
+                origin.write_soon(self.forward.head, state.send_soon)
                 return
         self.stream.run(self.run())
 
-    def _write_head(self) -> None:
-        origin = self.origin
-        # A connection that closed meanwhile already told _on_origin, whose task sees the error (and retries).
-        if origin is not None and not origin.closed:
-            origin.write(self.forward.head)
+    def __call__(self) -> None:
+        """The pooled connection's listener: see :meth:`_on_origin`."""
+        self._on_origin()
 
     def _on_origin(self) -> None:
         """The pooled connection has news: the whole response (answered here), or anything else (a task

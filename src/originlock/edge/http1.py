@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Final, cast
 
 from originlock.edge.exchange import Relay, begin, new_context
@@ -51,6 +51,10 @@ class _Closed:
 _CLOSED: Final = _Closed()
 
 
+def _nothing() -> None:
+    return None
+
+
 class Http1Connection(asyncio.Protocol):
     def __init__(self, state: EdgeState, scheme: str) -> None:
         self.state = state
@@ -75,6 +79,9 @@ class Http1Connection(asyncio.Protocol):
         self._idle = Deadline(state.loop, self._idle_expired)
         #: Bytes of the next request head have arrived (the header timeout runs, not the idle one).
         self._head_started = False
+        #: ``flush`` bound once for the grouped sends (one bound method per request otherwise); it holds
+        #: this connection, so connection_lost drops it as it drops the parser.
+        self._flush_soon: Callable[[], None] = self.flush
 
     @property
     def closed(self) -> bool:
@@ -143,6 +150,7 @@ class Http1Connection(asyncio.Protocol):
         # The llhttp parser holds the request parser's bound callbacks: without this every closed connection
         # would wait for the cyclic garbage collector (issue 11). Events already queued stay readable.
         self.parser.release()
+        self._flush_soon = _nothing
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -376,7 +384,7 @@ class Http1Connection(asyncio.Protocol):
         if self._rechunk:
             self._out.append(LAST_CHUNK)
         # A later write on this connection (the next pipelined answer) flushes it earlier, in order.
-        self.state.send_soon(self.flush)
+        self.state.send_soon(self._flush_soon)
 
     def flush(self) -> None:
         out = self._out

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections import deque
 from collections.abc import Callable
 from typing import Final, cast
 
@@ -28,6 +27,10 @@ __all__ = ["OriginConnection"]
 READ_HIGH_WATER: Final = 256 * 1024
 
 
+def _nothing() -> None:
+    return None
+
+
 class OriginConnection(asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop, limits: Limits = DEFAULT_LIMITS) -> None:
         self._loop = loop
@@ -36,7 +39,9 @@ class OriginConnection(asyncio.Protocol):
         self.key: PoolKey | None = None
         self.exchanges = 0
         self.closed = False
-        self._events: deque[Event] = deque()
+        #: Parsed events of the current exchange not consumed yet: a list, usually the very list the parser
+        #: returned (a complete response in one read is handed over, not copied into a queue).
+        self._events: list[Event] = []
         self._buffered = 0
         self._waiter: asyncio.Future[None] | None = None
         self._error: EdgeError | None = None
@@ -48,6 +53,10 @@ class OriginConnection(asyncio.Protocol):
         #: Callback-driven exchanges (``edge/exchange.py``) are told about new events, errors and the
         #: read timeout through this instead of a future: no task switch per response.
         self.listener: Callable[[], None] | None = None
+        #: What :meth:`write_soon` writes when the grouped sends run, and the method that does it, bound
+        #: once per connection (:meth:`_release` drops it: it holds this connection).
+        self._soon = b""
+        self._write_soon_bound: Callable[[], None] = self._write_queued
 
     # -- asyncio callbacks ---------------------------------------------------------------------
 
@@ -65,7 +74,10 @@ class OriginConnection(asyncio.Protocol):
             self._fail(exc)
             return
         if events:
-            self._events.extend(events)
+            if self._events:
+                self._events.extend(events)
+            else:
+                self._events = events  # the parser made it for this read and keeps no reference
             self._buffered += len(data)
             if self._buffered > READ_HIGH_WATER and not self._read_paused and self.transport is not None:
                 self._read_paused = True
@@ -98,6 +110,7 @@ class OriginConnection(asyncio.Protocol):
         protocol. Events already parsed, the error and ``parser.done`` stay readable."""
         self.parser.release()
         self._read_deadline.cancel()
+        self._write_soon_bound = _nothing
         self.transport = None
 
     def pause_writing(self) -> None:
@@ -152,7 +165,7 @@ class OriginConnection(asyncio.Protocol):
             self.listener()
 
     @property
-    def pending(self) -> deque[Event]:
+    def pending(self) -> list[Event]:
         """Parsed events of the current exchange not consumed yet (read-only use)."""
         return self._events
 
@@ -186,6 +199,17 @@ class OriginConnection(asyncio.Protocol):
             raise self._error or self._relabel(OriginBadResponse("the origin connection is closed"), None)
         self.transport.write(data)
 
+    def write_soon(self, data: bytes, send_soon: Callable[[Callable[[], None]], None]) -> None:
+        """Write ``data`` with this event-loop iteration's grouped sends (``send_soon``); nothing is written
+        if the connection closes before they run (its listener hears of it)."""
+        self._soon = data
+        send_soon(self._write_soon_bound)
+
+    def _write_queued(self) -> None:
+        data, self._soon = self._soon, b""
+        if data and not self.closed and self.transport is not None:
+            self.transport.write(data)
+
     async def drain(self, timeout: float) -> None:
         """Wait until the origin accepted buffered request bytes (Proxy Write Timeout -> 524)."""
         if not self._write_paused or self.closed:
@@ -215,7 +239,7 @@ class OriginConnection(asyncio.Protocol):
 
     def next_event_nowait(self) -> Event | None:
         if self._events:
-            event = self._events.popleft()
+            event = self._events.pop(0)  # short: reading pauses above READ_HIGH_WATER
             if not self._events:
                 self._drained()
             return event

@@ -125,7 +125,7 @@ class RequestReceived:
 class ResponseReceived:
     """A complete (final, non-1xx) response head arrived from the origin."""
 
-    __slots__ = ("body", "headers", "keep_alive", "reason", "status", "version")
+    __slots__ = ("body", "headers", "keep_alive", "raw_fields", "raw_of", "reason", "status", "version")
 
     def __init__(
         self, status: int, reason: bytes, version: bytes, headers: Headers, keep_alive: bool, body: str
@@ -137,6 +137,13 @@ class ResponseReceived:
         self.keep_alive = keep_alive
         #: ``chunked``, ``length``, ``none`` (no body by method/status) or ``close`` (read until EOF).
         self.body = body
+        #: The field lines of ``raw_of`` exactly as :func:`~originlock.proto.serialize.add_parsed_field`
+        #: writes them (``name: value\r\n`` each, in order), when the parser saw them so on the wire (the
+        #: usual head, whole in one read): a head writer may copy runs of them instead of re-serialising
+        #: each field. ``b""`` when unknown. Valid only while ``headers is raw_of``: whoever changes the
+        #: fields assigns a new list (``edge/responses.py`` does), which turns it off.
+        self.raw_fields = b""
+        self.raw_of: Headers | None = None
 
     def _fields(self) -> tuple[object, ...]:
         return (self.status, self.reason, self.version, self.headers, self.keep_alive, self.body)

@@ -39,6 +39,7 @@ from originlock.proto.events import (
     ResponseReceived,
     lower_name,
 )
+from originlock.proto.field_lines import field_lines
 from originlock.proto.serialize import HOP_BY_HOP
 from originlock.proto.target import normalize_target, resolve_target
 
@@ -108,11 +109,14 @@ def _framing(headers: Headers) -> str:
     for name, value in headers:
         if not _FRAMING_NAMES.may_be(name):
             continue
-        lower = lower_name(name)
+        # The usual spelling compared as it is: lower_name hashes the parser's new bytes object.
+        lower = b"content-length" if name == b"Content-Length" else lower_name(name)
         if lower == b"transfer-encoding" and b"chunked" in value.lower():
             return "chunked"
         if lower == b"content-length":
-            return "length" if value.strip() != b"0" else "none"
+            if value and value[-1] in (32, 9):  # llhttp keeps trailing whitespace; leading is never there
+                value = value.strip()
+            return "length" if value != b"0" else "none"
     return "close"
 
 
@@ -347,6 +351,8 @@ class ResponseParser:
     def _reset_message(self) -> None:
         #: The response's version from its status line when the exchange's first read starts with it.
         self._version = b""
+        #: That first read while it is being parsed (see proto/field_lines.py), else b"".
+        self._wire = b""
         self._headers: Headers = []
         self._reason = b""
         self._head_bytes = 0
@@ -387,6 +393,7 @@ class ResponseParser:
             self.received_any = True
             if data.startswith(b"HTTP/"):  # the status line (llhttp checks the rest)
                 self._version = data[5:8]
+                self._wire = data
         if self._done:
             raise OriginBadResponse("the origin sent data after its response")
         if self._released:
@@ -409,6 +416,7 @@ class ResponseParser:
             if not self._done:
                 raise OriginBadResponse(f"unparsable origin response: {exc}") from exc
             self.extra_data = True
+        self._wire = b""
         if self._in_head and self._head_bytes > self._limits.max_response_head_bytes:
             raise OriginBadResponse("origin response headers are larger than 128 KiB")
         events, self._events = self._events, []
@@ -448,6 +456,7 @@ class ResponseParser:
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self._skip = True  # interim response: wait for the final one
+            self._wire = b""  # the final head does not start the read
             return
         self._in_head = False
         headers = self._headers
@@ -464,7 +473,14 @@ class ResponseParser:
         if not version:
             text = parser.get_http_version()
             version = _VERSIONS.get(text) or text.encode()
-        self._events.append(ResponseReceived(status, self._reason, version, headers, keep_alive, framing))
+        response = ResponseReceived(status, self._reason, version, headers, keep_alive, framing)
+        wire = self._wire
+        if wire:
+            raw = field_lines(wire, len(self._reason), headers)
+            if raw:
+                response.raw_fields = raw
+                response.raw_of = headers
+        self._events.append(response)
         if framing == "none" and self._head_request:
             self._done = True
             self._events.append(_ENDED)

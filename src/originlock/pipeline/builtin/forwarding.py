@@ -64,6 +64,7 @@ _SCHEME_FIELDS: Final = {
 #: ``Connection`` value -> the names it lists that are not hop-by-hop anyway. Peers repeat a few values
 #: (nginx: "keep-alive"); a plain dict, since calling an ``lru_cache`` wrapper costs twice a lookup.
 _TOKENS: Final = BoundedCache[bytes, frozenset[bytes]](256)
+_NONE_NAMED: Final[frozenset[bytes]] = frozenset()
 
 
 def _named_tokens(connection: bytes) -> frozenset[bytes]:
@@ -72,6 +73,8 @@ def _named_tokens(connection: bytes) -> frozenset[bytes]:
     The fields are collected in the main pass and only this rare remainder needs a second pass: a
     separate pass over all fields for ``Connection`` first was ≈ 3 % of edge samples (docs/performance.md).
     """
+    if connection == b"keep-alive":  # what nginx and browsers send: no hash of a new bytes object for it
+        return _NONE_NAMED
     named = _TOKENS.get(connection)
     if named is None:
         named = _TOKENS.put(connection, frozenset(t.strip().lower() for t in connection.split(b",")) - HOP_BY_HOP)
@@ -241,20 +244,13 @@ def visitor_response_head(
     """The response head sent to the visitor: ``response_head`` of :func:`visitor_response_headers`, plus
     ``Connection: keep-alive`` for an HTTP/1.0 visitor whose connection stays open, built in one pass."""
     parts = start_response(response.status, response.reason)
-    connection: bytes | None = None
     drop = _DROP_CHUNKED if chunked else _DROP_TO_VISITOR
     droppable = _DROP_NAMES_CHUNKED if chunked else _DROP_NAMES
-    for field in response.headers:
-        name = field[0]
-        if not droppable.may_be(name):
-            add_parsed_field(parts, name, field[1])
-            continue
-        lower = lower_name(name)
-        if lower in drop:
-            if lower == b"connection":
-                connection = field[1] if connection is None else connection + b"," + field[1]
-            continue
-        add_parsed_field(parts, name, field[1])
+    raw = response.raw_fields
+    if raw and response.headers is response.raw_of:
+        connection = _copy_raw_fields(parts, raw, response.headers, drop, droppable)
+    else:
+        connection = _add_fields(parts, response.headers, drop, droppable)
     if connection is not None and _named_tokens(connection):
         headers = visitor_response_headers(response, ray_id=ray_id, chunked=chunked, close=close)
         if keep_alive_1_0:
@@ -268,3 +264,47 @@ def visitor_response_head(
     parts.append(ray_id.encode())
     parts.append(b"\r\nConnection: keep-alive\r\n\r\n" if keep_alive_1_0 else b"\r\n\r\n")
     return b"".join(parts)
+
+
+def _add_fields(parts: list[bytes], headers: Headers, drop: frozenset[bytes], droppable: NameFilter) -> bytes | None:
+    """The fields not in ``drop``, one by one; returns the joined ``Connection`` values (None: none)."""
+    connection: bytes | None = None
+    for field in headers:
+        name = field[0]
+        if not droppable.may_be(name):
+            add_parsed_field(parts, name, field[1])
+            continue
+        lower = b"connection" if name == b"Connection" else lower_name(name)  # see _framing in proto/http1.py
+        if lower in drop:
+            if lower == b"connection":
+                connection = field[1] if connection is None else connection + b"," + field[1]
+            continue
+        add_parsed_field(parts, name, field[1])
+    return connection
+
+
+def _copy_raw_fields(
+    parts: list[bytes], raw: bytes, headers: Headers, drop: frozenset[bytes], droppable: NameFilter
+) -> bytes | None:
+    """What :func:`_add_fields` writes, as slices of the origin's field lines ``raw`` (each line is
+    ``name: value\\r\\n``, see ``ResponseReceived.raw_fields``): the runs of kept lines between dropped ones,
+    usually one or two parts where field-by-field serialising gave four per field."""
+    connection: bytes | None = None
+    at = kept = 0  # where the current line starts; where the run of kept lines starts
+    for field in headers:
+        name = field[0]
+        end = at + len(name) + len(field[1]) + 4
+        if droppable.may_be(name):
+            lower = b"connection" if name == b"Connection" else lower_name(name)  # see _framing in proto/http1.py
+            if lower in drop:
+                if lower == b"connection":
+                    connection = field[1] if connection is None else connection + b"," + field[1]
+                if kept < at:
+                    parts.append(raw[kept:at])
+                kept = end
+        at = end
+    if kept == 0:
+        parts.append(raw)
+    elif kept < at:
+        parts.append(raw[kept:at])
+    return connection

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
-from originlock.edge.response_hold import respond_inspected
+from originlock.edge.response_hold import hold_and_inspect
 from originlock.edge.responses import send_error, send_local, start_response
 from originlock.edge.state import EdgeState
 from originlock.edge.stream import Visitor, VisitorStream
@@ -317,7 +317,15 @@ class Exchange:
         inspection = self.ctx.response_inspection
         if inspection is not None:
             # -- the WAF's response rules (edge/response_hold.py): hold, decide, then stream on ------------
-            if await respond_inspected(self, origin, first, inspection):
+            self.ctx.response_inspection = None  # decided once per request
+            block, events = await hold_and_inspect(origin, first, inspection, state.origin_read_timeout)
+            if block is not None:
+                self.keep_alive_from_origin = False
+                origin.close()
+                self.keep_alive = send_local(stream, self.request, self.ctx, block, self.keep_alive)
+                return
+            # In order, and stopping at the end of the response (any() stops at the first True).
+            if any(self._take(event) for event in events):
                 return
         elif self._take(first) or self._pass_on_queued():
             return

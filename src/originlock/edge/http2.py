@@ -28,7 +28,7 @@ from originlock.edge.state import EdgeState
 from originlock.edge.stream import Visitor
 from originlock.errors import DownstreamError
 from originlock.origin.deadline import Deadline
-from originlock.pipeline.builtin.forwarding import visitor_response_headers
+from originlock.pipeline.builtin.forwarding import DROP_TO_VISITOR, visitor_response_headers
 from originlock.proto.events import BodyReceived, MessageEnded, RequestReceived, ResponseReceived
 from originlock.proto.http2 import (
     CANCEL,
@@ -46,7 +46,6 @@ from originlock.proto.http2 import (
     new_h2_server,
 )
 from originlock.proto.http2_request import CONNECTION_SPECIFIC
-from originlock.proto.serialize import HOP_BY_HOP
 
 __all__ = ["Http2Connection", "Http2Stream"]
 
@@ -54,7 +53,7 @@ __all__ = ["Http2Connection", "Http2Stream"]
 STREAM_HIGH_WATER: Final = 256 * 1024
 #: The origin's fields an HTTP/2 visitor never gets: what ``visitor_response_headers`` (hop-by-hop, the
 #: origin's CF-Ray) and ``response_fields`` (connection-specific) drop between them, lower-case.
-_DROPPED: Final = tuple(sorted(HOP_BY_HOP | CONNECTION_SPECIFIC | {b"cf-ray"}))
+_DROPPED: Final = tuple(sorted(DROP_TO_VISITOR | CONNECTION_SPECIFIC))
 #: Stands for a request the protocol layer refused (414, 431, a bad target...), when its error is written.
 _REFUSED: Final = RequestReceived(b"GET", b"/", b"2", [], True, "none", False)
 

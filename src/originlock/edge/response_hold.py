@@ -10,42 +10,34 @@ requests to the task path). For HTTP/1.1 and HTTP/2 visitors alike: this speaks 
    ``limit`` bytes or the end (at most one event past the limit is held; a Content-Length or chunked body,
    or one read until the origin closes, alike). Nothing is sent to the visitor meanwhile.
 2. Call the inspection with the head and the held bytes (None when not held).
-3. ``Respond``: the block page goes out through ``send_local``; the origin connection is closed (the rest of
-   its body is never read), so it is not reused. Otherwise the head, the held events and then the rest of
-   the body stream on as on the normal path.
+3. ``Respond`` (the exchange does this): the block page goes out through ``send_local``; the origin
+   connection is closed (the rest of its body is never read), so it is not reused. Otherwise the head, the
+   held events and then the rest of the body stream on as on the normal path.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from originlock.edge.responses import send_local
 from originlock.origin.connection import OriginConnection
 from originlock.pipeline.decision import Respond, ResponseInspection
 from originlock.proto.events import BodyReceived, Event, MessageEnded, ResponseReceived
 
-if TYPE_CHECKING:
-    from originlock.edge.exchange import Exchange
-
-__all__ = ["respond_inspected"]
+__all__ = ["hold_and_inspect"]
 
 
-async def respond_inspected(
-    exchange: Exchange, origin: OriginConnection, first: Event, inspection: ResponseInspection
-) -> bool:
-    """The response phases of ``exchange`` with the WAF's response inspection (see the module doc), up to
-    the held events passed on; True when the response is complete (blocked, or it ended), False when the
-    rest of its body is to be streamed as usual."""
-    ctx, state = exchange.ctx, exchange.state
-    ctx.response_inspection = None  # decided once per request
+async def hold_and_inspect(
+    origin: OriginConnection, first: Event, inspection: ResponseInspection, read_timeout: float
+) -> tuple[Respond | None, list[Event]]:
+    """Steps 1 and 2 of the module doc: the WAF's decision on the response that starts with ``first``
+    (a ``Respond`` to answer with instead, or None), and the origin's events to pass on in order when it
+    lets the response through (``first`` and the held ones)."""
     assert isinstance(first, ResponseReceived)
-    held: list[Event] = []
+    held: list[Event] = [first]
     body: bytes | None = None
     if inspection.holds(first):
         size, limit, ended = 0, inspection.limit, False
         pieces: list[bytes] = []
         while size < limit and not ended:
-            event = await origin.next_event(state.origin_read_timeout)
+            event = await origin.next_event(read_timeout)
             held.append(event)
             if isinstance(event, BodyReceived):
                 pieces.append(event.data)
@@ -55,9 +47,5 @@ async def respond_inspected(
         body = b"".join(pieces)
     decision = inspection(first, body)
     if isinstance(decision, Respond):
-        exchange.keep_alive_from_origin = False
-        origin.close()
-        exchange.keep_alive = send_local(exchange.stream, exchange.request, ctx, decision, exchange.keep_alive)
-        return True
-    # In order, and stopping at the end of the response (any() stops at the first True).
-    return any(exchange._take(event) for event in (first, *held))
+        return decision, []
+    return None, held

@@ -41,6 +41,7 @@ from originlock.proto.serialize import (
 )
 
 __all__ = [
+    "DROP_TO_VISITOR",
     "origin_request_head",
     "origin_request_headers",
     "override_host",
@@ -204,9 +205,10 @@ def origin_request_head(
     return b"".join(parts)
 
 
-_DROP_TO_VISITOR: Final = HOP_BY_HOP | {b"cf-ray"}
-_DROP_CHUNKED: Final = _DROP_TO_VISITOR | {b"content-length"}
-_DROP_NAMES: Final = NameFilter(_DROP_TO_VISITOR)
+#: The origin's fields a visitor never gets (lower-case): hop-by-hop ones and the origin's own CF-Ray.
+DROP_TO_VISITOR: Final = HOP_BY_HOP | {b"cf-ray"}
+_DROP_CHUNKED: Final = DROP_TO_VISITOR | {b"content-length"}
+_DROP_NAMES: Final = NameFilter(DROP_TO_VISITOR)
 _DROP_NAMES_CHUNKED: Final = NameFilter(_DROP_CHUNKED)
 
 
@@ -218,7 +220,7 @@ def visitor_response_headers(response: ResponseReceived, *, ray_id: str, chunked
     """
     out: Headers = []
     connection: bytes | None = None
-    drop = _DROP_CHUNKED if chunked else _DROP_TO_VISITOR
+    drop = _DROP_CHUNKED if chunked else DROP_TO_VISITOR
     for field in response.headers:
         lower = lower_name(field[0])
         if lower in drop:
@@ -244,7 +246,7 @@ def visitor_response_head(
     """The response head sent to the visitor: ``response_head`` of :func:`visitor_response_headers`, plus
     ``Connection: keep-alive`` for an HTTP/1.0 visitor whose connection stays open, built in one pass."""
     parts = start_response(response.status, response.reason)
-    drop = _DROP_CHUNKED if chunked else _DROP_TO_VISITOR
+    drop = _DROP_CHUNKED if chunked else DROP_TO_VISITOR
     droppable = _DROP_NAMES_CHUNKED if chunked else _DROP_NAMES
     raw = response.raw_fields
     if raw and response.headers is response.raw_of:

@@ -13,7 +13,7 @@ Nothing in this package reads a clock, opens a socket or imports asyncio: the ed
 request, the rate-limit state and the time in.
 """
 
-from .actions import PHASE_ORDER, Action, BlockResponse, Phase, RouteOverride
+from .actions import Action, BlockResponse, Phase, RouteOverride
 from .ast import LogicalExpr
 from .compiler import CompileError, Predicate, compile_expression
 from .context import FieldValues
@@ -38,7 +38,6 @@ __all__ = [
     "MAX_EXPRESSION_LENGTH",
     "MAX_NESTING_DEPTH",
     "NO_MATCH",
-    "PHASE_ORDER",
     "Action",
     "BlockResponse",
     "CompileError",

@@ -16,7 +16,6 @@ from originlock.wire_syntax import MAX_HOSTNAME, check_field_value, check_host, 
 
 __all__ = [
     "PHASE_ACTIONS",
-    "PHASE_ORDER",
     "TERMINATING",
     "Action",
     "BlockResponse",
@@ -34,15 +33,6 @@ class Phase(enum.StrEnum):
     HTTP_REQUEST_FIREWALL_MANAGED = "http_request_firewall_managed"
     HTTP_RESPONSE_FIREWALL_MANAGED = "http_response_firewall_managed"
     """After the origin's response head: the managed rulesets' response rules (the CRS's RESPONSE-95x)."""
-
-
-PHASE_ORDER: Final = (
-    Phase.HTTP_REQUEST_ORIGIN,
-    Phase.HTTP_REQUEST_FIREWALL_CUSTOM,
-    Phase.HTTP_RATELIMIT,
-    Phase.HTTP_REQUEST_FIREWALL_MANAGED,
-)
-"""Cloudflare's request-phase order restricted to the phases we run (spec §2.5)."""
 
 
 class Action(enum.StrEnum):

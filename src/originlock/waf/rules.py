@@ -339,7 +339,8 @@ def evaluate_request(
     now: float = 0.0,
     managed: ManagedHook | None = None,
 ) -> Verdict:
-    """Run custom rules, rate limiting and the managed hook, in Cloudflare's order.
+    """Run custom rules, rate limiting and the managed hook, in Cloudflare's order (spec §2.5; Origin Rules,
+    ``evaluate_origin``, run before all three). This function is where that order lives.
 
     Args:
         request: the request, or ``FieldValues`` already built for it (to share the field cache

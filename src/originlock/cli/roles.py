@@ -27,6 +27,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from originlock.cli.api_options import add_api_options, host_port
+from originlock.cli.log_setup import configure_logging
 from originlock.cli.ports import API_BACKLOG, PortInUse, bind_api_socket
 from originlock.cli.waf_options import add_waf_options, edge_waf_from_args
 from originlock.edge.config import add_edge_arguments, edge_config_from_args
@@ -199,7 +200,7 @@ async def _api(args: argparse.Namespace) -> int:
 
 
 def _run(main: Any, args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    configure_logging()
     # uvloop for both roles, as for serve and every --workers process (edge/loops.py).
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         result: int = runner.run(main(args))

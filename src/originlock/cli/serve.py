@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from originlock.cli.api_options import add_api_options, host_port
 from originlock.cli.jobs import start_periodic_jobs
+from originlock.cli.log_setup import configure_logging
 from originlock.cli.ports import API_BACKLOG, PortInUse, bind_api_socket, busy_addresses
 from originlock.cli.serve_errors import data_dir_problem, store_problem
 from originlock.cli.waf_options import add_waf_options, edge_waf_from_args
@@ -194,7 +195,7 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    configure_logging()
     # The edge shares this loop with the control plane: uvloop, like every --workers process.
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         return runner.run(_serve(args))

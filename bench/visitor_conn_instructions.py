@@ -73,6 +73,62 @@ with asyncio.Runner(loop_factory=loop_factory("uvloop")) as runner:
     runner.run(main())
 """
 
+#: The do-nothing relay (bench/edge_floor_relay.py, ``close_visitors``) in the product's place: the same
+#: origin, PKI and visitor certificate chain (a leaf of the edge CA, sent with the CA as the product does),
+#: the same uvloop; what differs per connection is the product's own work.
+_FLOOR_CHILD = r"""
+import sys
+from pathlib import Path
+
+import uvloop
+
+sys.path.insert(0, sys.argv[4])
+import edge_floor_relay as relay
+from originlock.testing.pki import TestPki
+
+directory, origin_port, edge_port = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+pki = TestPki()
+pki.write(directory, "origin", pki.server("origin.test", "*.example.test", "127.0.0.1"))
+(directory / "pull-ca.pem").write_text(pki.origin_pull_ca.cert_pem)
+(directory / "origin-ca.pem").write_text(pki.origin_ca.cert_pem)
+leaf = pki.server("a.example.test", ca=pki.edge_ca)
+(directory / "edge.pem").write_text(leaf.cert_pem + pki.edge_ca.cert_pem)
+(directory / "edge.key").write_bytes(leaf.key_pem)
+client = pki.client("zone-a")
+(directory / "zone-a-chain.pem").write_bytes(client.chain_pem)
+(directory / "zone-a.key").write_bytes(client.key_pem)
+
+
+async def main():
+    import asyncio, threading
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    threading.Thread(target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(task.cancel)), daemon=True).start()
+    serve = relay.serve_relay(directory, edge_port, origin_port, server_name="origin.test", close_visitors=True)
+    serving = loop.create_task(serve)
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", edge_port)):
+                break
+        except OSError:
+            await asyncio.sleep(0.05)
+    print("ready", flush=True)
+    try:
+        await serving
+    except asyncio.CancelledError:
+        pass
+
+import socket
+uvloop.run(main())
+"""
+
+#: Set by --kind: which edge runs in the measured child.
+KIND = ["product"]
+#: The server name the client sends (--sni): wrk sends its URL's host, 127.0.0.1 in product_vs_nginx.py.
+SNI = ["a.example.test"]
+#: Connections of the last _connections call that resumed their TLS session.
+RESUMED = [0]
+
 REQUEST = b"GET / HTTP/1.1\r\nHost: a.example.test\r\nConnection: close\r\n\r\n"
 
 
@@ -89,15 +145,17 @@ def _connections(port: int, count: int) -> None:
     ctx.verify_mode = ssl.CERT_NONE
     ctx.set_alpn_protocols(["http/1.1"])
     session = None
+    RESUMED[0] = 0
     for _ in range(count):
         raw = socket.create_connection(("127.0.0.1", port), timeout=120)
-        with ctx.wrap_socket(raw, server_hostname="a.example.test", session=session) as tls:
+        with ctx.wrap_socket(raw, server_hostname=SNI[0], session=session) as tls:
             tls.sendall(REQUEST)
             data = b""
             while chunk := tls.recv(65536):
                 data += chunk
             if not data.startswith(b"HTTP/1.1 200"):
                 raise SystemExit(f"unexpected response: {data[:200]!r}")
+            RESUMED[0] += tls.session_reused
             session = tls.session
 
 
@@ -106,9 +164,9 @@ def _run(tool: list[str], tmp: Path, connections: int) -> None:
 
     origin_port, edge_port = _free_port(), _free_port()
     child = tmp / "child.py"
-    child.write_text(_CHILD)
+    child.write_text(_FLOOR_CHILD if KIND[0] == "floor" else _CHILD)
     proc = subprocess.Popen(
-        [*tool, _interpreter(), str(child), str(tmp), str(origin_port), str(edge_port)],
+        [*tool, _interpreter(), str(child), str(tmp), str(origin_port), str(edge_port), str(ROOT / "bench")],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -141,6 +199,56 @@ def instructions(tmp: Path, connections: int) -> int:
     if match is None:
         raise SystemExit(f"no summary in {out}")
     return int(match.group(1))
+
+
+def _object_group(path: str) -> str:
+    """A shared object's group in the per-object table."""
+    name = Path(path).name
+    for prefix, group in (
+        ("libcrypto", "libcrypto"),
+        ("libssl", "libssl"),
+        ("libc.so", "libc"),
+        ("libc-", "libc"),
+        ("ld-linux", "ld.so"),
+        ("python", "python"),
+        ("libpython", "python"),
+        ("_ssl.", "_ssl (CPython)"),
+        ("loop.cpython", "uvloop (+libuv)"),
+        ("vgpreload", "valgrind"),
+        ("libffi", "ctypes/libffi"),
+        ("_ctypes", "ctypes/libffi"),
+    ):
+        if name.startswith(prefix):
+            return group
+    if "__mypyc" in name:
+        return "originlock (mypyc)"
+    if name.startswith(("_http", "parser.cpython", "url_parser")):
+        return "httptools"
+    return name
+
+
+def instructions_by_object(tmp: Path, connections: int) -> dict[str, int]:
+    """Self instructions of the edge process by shared object (callgrind, one run of ``connections``)."""
+    out = tmp / f"callgrind-{KIND[0]}-{connections}"
+    tool = ["valgrind", "--tool=callgrind", "--compress-strings=no", "--compress-pos=no", f"--callgrind-out-file={out}"]
+    _run(tool, tmp, connections)
+    totals: dict[str, int] = {}
+    current = "?"
+    skip = False
+    with out.open() as f:
+        for line in f:
+            if line[0].isdigit() or line[0] in "+-*":
+                if skip:  # the inclusive cost of the call just named: not this function's own
+                    skip = False
+                    continue
+                fields = line.split()
+                if len(fields) >= 2:
+                    totals[current] = totals.get(current, 0) + int(fields[1])
+            elif line.startswith("ob="):
+                current = _object_group(line[3:].strip())
+            elif line.startswith("calls="):
+                skip = True
+    return totals
 
 
 def syscalls(tmp: Path, connections: int) -> dict[str, int]:
@@ -310,6 +418,19 @@ def main() -> None:
     parser.add_argument("--syscalls", action="store_true")
     parser.add_argument("--nginx-syscalls", action="store_true")
     parser.add_argument("--cpu", action="store_true", help="EdgeServer alone against nginx, CPU per request")
+    parser.add_argument(
+        "--kind",
+        default="product",
+        help="comma-separated edges to count: product (EdgeServer), floor (bench/edge_floor_relay.py)",
+    )
+    parser.add_argument(
+        "--by-object",
+        action="store_true",
+        help="instructions per connection by shared object (callgrind: slower than the cachegrind total)",
+    )
+    parser.add_argument(
+        "--sni", default="a.example.test", help="server name sent (127.0.0.1: what wrk sends in product_vs_nginx.py)"
+    )
     parser.add_argument("--python", help="the measured interpreter (a venv's bin/python); default: this one")
     args = parser.parse_args()
     if args.python:
@@ -331,14 +452,30 @@ def main() -> None:
                 f"nginx, new visitor connection: {total:5.1f} syscalls: " + " ".join(f"{k}={v:.1f}" for v, k in shown)
             )
             return
-        per = (instructions(tmp, high) - instructions(tmp, low)) / (high - low)
-        line = f"new visitor connection: {per:12,.0f} instructions"
-        if args.syscalls:
-            a, b = syscalls(tmp, low), syscalls(tmp, high)
-            diff = {k: (b.get(k, 0) - a.get(k, 0)) / (high - low) for k in set(a) | set(b)}
-            shown = sorted(((v, k) for k, v in diff.items() if v >= 0.3), reverse=True)
-            line += f"  {sum(diff.values()):5.1f} syscalls: " + " ".join(f"{k}={v:.1f}" for v, k in shown)
-        print(line, flush=True)
+        SNI[0] = args.sni
+        for kind in args.kind.split(","):
+            KIND[0] = kind
+            _count(kind, tmp, low, high, args.syscalls, args.by_object)
+
+
+def _count(kind: str, tmp: Path, low: int, high: int, with_syscalls: bool, by_object: bool) -> None:
+    n = high - low
+    if by_object:
+        a = instructions_by_object(tmp, low)
+        b = instructions_by_object(tmp, high)
+        diff = {k: (b.get(k, 0) - a.get(k, 0)) / n for k in set(a) | set(b)}
+        print(f"{kind}: new visitor connection: {sum(diff.values()):12,.0f} instructions (callgrind, self cost)")
+        for v, k in sorted(((v, k) for k, v in diff.items() if abs(v) >= 500), reverse=True):
+            print(f"  {k:<28} {v:12,.0f}")
+    else:
+        per = (instructions(tmp, high) - instructions(tmp, low)) / n
+        print(f"{kind}: new visitor connection: {per:12,.0f} instructions", flush=True)
+    print(f"  resumed TLS sessions: {RESUMED[0]} of {high}")
+    if with_syscalls:
+        sa, sb = syscalls(tmp, low), syscalls(tmp, high)
+        sdiff = {k: (sb.get(k, 0) - sa.get(k, 0)) / n for k in set(sa) | set(sb)}
+        shown = sorted(((v, k) for k, v in sdiff.items() if v >= 0.3), reverse=True)
+        print(f"  {sum(sdiff.values()):5.1f} syscalls: " + " ".join(f"{k}={v:.1f}" for v, k in shown), flush=True)
 
 
 if __name__ == "__main__":

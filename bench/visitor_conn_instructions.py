@@ -54,11 +54,25 @@ pki = TestPki()
 cert, key = pki.write(directory, "origin", pki.server("origin.test", "*.example.test", "127.0.0.1"))
 (directory / "pull-ca.pem").write_text(pki.origin_pull_ca.cert_pem)
 source = MemorySnapshotSource(make_snapshot(pki, make_route("a.example.test", client_cert=pki.client("zone-a"))))
-config = EdgeConfig(http=None, https=("127.0.0.1", edge_port), origin_https_port=origin_port, loop="uvloop")
+serve_like = len(sys.argv) > 5 and sys.argv[5] == "serve-like"
+config = EdgeConfig(
+    http=None,
+    https=("127.0.0.1", edge_port),
+    origin_https_port=origin_port,
+    loop="uvloop",
+    access_log=str(directory / "access.log") if serve_like else None,
+)
+waf = None
+if serve_like:  # what `originlock serve` adds to the edge: the WAF hook wrapped by the dashboard's recorder
+    import time
+    from originlock.dashboard.waf_recorder import WafRecorder
+    from originlock.pipeline.builtin.waf import EdgeWaf
+
+    waf = WafRecorder(EdgeWaf(time.monotonic, time.time), time.time)
 
 
 async def main():
-    server = EdgeServer(config, source)
+    server = EdgeServer(config, source, waf=waf)
     await server.start()
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
@@ -126,6 +140,15 @@ uvloop.run(main())
 KIND = ["product"]
 #: The server name the client sends (--sni): wrk sends its URL's host, 127.0.0.1 in product_vs_nginx.py.
 SNI = ["a.example.test"]
+#: --serve-like: the product child adds the access log file and the WAF recorder hook, as ``serve`` does.
+SERVE_LIKE = [False]
+WRK_C4 = ["wrk", "-t1", "-c4", "--timeout", "60s", "-H", "Host: a.example.test", "-H", "Connection: close"]
+#: --wrk: wrk's connections instead of this script's client (--connections are then seconds).
+WRK_LOAD: list[bool] = []
+#: --cpu --syscalls: system calls per request under wrk instead of CPU.
+WRK_SYSCALLS: list[bool] = []
+#: --cpu: the floor relay's CPU µs per request, measured in the same run.
+FLOOR_CPU: list[float] = []
 #: Connections of the last _connections call that resumed their TLS session.
 RESUMED = [0]
 
@@ -166,7 +189,16 @@ def _run(tool: list[str], tmp: Path, connections: int) -> None:
     child = tmp / "child.py"
     child.write_text(_FLOOR_CHILD if KIND[0] == "floor" else _CHILD)
     proc = subprocess.Popen(
-        [*tool, _interpreter(), str(child), str(tmp), str(origin_port), str(edge_port), str(ROOT / "bench")],
+        [
+            *tool,
+            _interpreter(),
+            str(child),
+            str(tmp),
+            str(origin_port),
+            str(edge_port),
+            str(ROOT / "bench"),
+            "serve-like" if SERVE_LIKE[0] else "-",
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -184,7 +216,20 @@ def _run(tool: list[str], tmp: Path, connections: int) -> None:
     nginx.start()
     try:
         _connections(edge_port, 5)  # warm: the origin pool, the hostname's context, the session
-        _connections(edge_port, connections)
+        if WRK_LOAD:
+            # wrk's own client (as product_vs_nginx.py runs it) for ``connections`` seconds; the requests it
+            # made are the count (RESUMED holds them), the caller divides by their difference.
+            out = subprocess.run(
+                [*WRK_C4, f"-d{connections}s", f"https://127.0.0.1:{edge_port}/"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            match = re.search(r"(\d+) requests in", out)
+            assert match is not None and "Non-2xx" not in out, out
+            RESUMED[0] = int(match.group(1))
+        else:
+            _connections(edge_port, connections)
     finally:
         nginx.stop()
         _, err = proc.communicate(timeout=300)  # closes stdin: the edge stops
@@ -325,13 +370,22 @@ WRK = ["wrk", "-t1", "-c20", "-d4s", "-H", "Host: a.example.test", "-H", "Connec
 
 
 def _ticks(pid: int) -> int:
+    return sum(_user_sys(pid))
+
+
+def _user_sys(pid: int) -> tuple[int, int]:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
+    return int(fields[11]), int(fields[12])
+
+
+#: (pids, user µs, system µs per request) of each _wrk_cpu run.
+SPLITS: list[tuple[list[int], float, float]] = []
 
 
 def _wrk_cpu(pids: list[int], port: int) -> float:
     """CPU µs per request of ``pids`` over one 4 s wrk run (10 ms ticks)."""
     before = sum(map(_ticks, pids))
+    split = [_user_sys(pid) for pid in pids]
     out = subprocess.run(
         [*WRK, f"https://127.0.0.1:{port}/"],
         capture_output=True,
@@ -341,7 +395,33 @@ def _wrk_cpu(pids: list[int], port: int) -> float:
     spent = sum(map(_ticks, pids)) - before
     match = re.search(r"(\d+) requests in", out)
     assert match is not None, out
+    after = [_user_sys(pid) for pid in pids]
+    scale = 1e6 / 100 / int(match.group(1))
+    user = sum(a[0] - b[0] for a, b in zip(after, split, strict=True)) * scale
+    system = sum(a[1] - b[1] for a, b in zip(after, split, strict=True)) * scale
+    SPLITS.append((pids, user, system))
     return spent / 100 / int(match.group(1)) * 1e6
+
+
+def _wrk_strace(pid: int, port: int) -> dict[str, float]:
+    """System calls per request of ``pid`` (its threads too) over one wrk run, strace attached."""
+    import time
+
+    out = Path(tempfile.mkdtemp()) / "strace"
+    strace = subprocess.Popen(["strace", "-f", "-c", "-o", str(out), "-p", str(pid)], stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached
+    result = subprocess.run([*WRK, f"https://127.0.0.1:{port}/"], capture_output=True, text=True, check=True).stdout
+    strace.send_signal(2)
+    strace.wait(30)
+    match = re.search(r"(\d+) requests in", result)
+    assert match is not None, result
+    requests = int(match.group(1))
+    counts: dict[str, float] = {}
+    for line in out.read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[0][0].isdigit() and fields[-1] != "total":
+            counts[fields[-1]] = int(fields[3]) / requests
+    return counts
 
 
 def edge_alone_cpu(tmp: Path) -> tuple[list[float], list[float]]:
@@ -364,6 +444,29 @@ def edge_alone_cpu(tmp: Path) -> tuple[list[float], list[float]]:
     assert proc.stdout is not None
     if proc.stdout.readline().strip() != "ready":
         raise SystemExit("the edge did not start")
+    # The floor relay in its own directory (its own PKI, written by the child) and origin server block.
+    floor_dir = tmp / "floor"
+    floor_dir.mkdir()
+    floor_origin_port, floor_port = _free_port(), _free_port()
+    floor_child = tmp / "floor_child.py"
+    floor_child.write_text(_FLOOR_CHILD)
+    floor = subprocess.Popen(
+        [
+            _interpreter(),
+            str(floor_child),
+            str(floor_dir),
+            str(floor_origin_port),
+            str(floor_port),
+            str(ROOT / "bench"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert floor.stdout is not None
+    if floor.stdout.readline().strip() != "ready":
+        raise SystemExit("the floor relay did not start")
     # nginx's client certificate comes from a PKI of its own: an origin listener trusting that one's pull CA.
     pki = TestPki()
     pki.write(tmp, "edge", pki.server("a.example.test", ca=pki.edge_ca))
@@ -379,8 +482,12 @@ def edge_alone_cpu(tmp: Path) -> tuple[list[float], list[float]]:
         '  keepalive_timeout 75s; location / { return 200 "ok\\n"; } }\n'
         f"server {{ listen 127.0.0.1:{nginx_origin_port} ssl; {listen}\n"
         f"  ssl_client_certificate {tmp}/nginx-pull-ca.pem;\n"
+        '  keepalive_timeout 75s; location / { return 200 "ok\\n"; } }\n'
+        f"server {{ listen 127.0.0.1:{floor_origin_port} ssl; ssl_certificate {floor_dir}/origin.pem;\n"
+        f"  ssl_certificate_key {floor_dir}/origin.key; ssl_verify_client on;\n"
+        f"  ssl_client_certificate {floor_dir}/pull-ca.pem;\n"
         '  keepalive_timeout 75s; location / { return 200 "ok\\n"; } }\n',
-        ports=[origin_port, nginx_origin_port],
+        ports=[origin_port, nginx_origin_port, floor_origin_port],
     ).start()
     edge = NginxProcess(
         nginx,
@@ -400,15 +507,28 @@ def edge_alone_cpu(tmp: Path) -> tuple[list[float], list[float]]:
         nginx_pids = [int(pid) for pid in found.split()]
         _wrk_cpu([proc.pid], edge_port)  # warm: pools, contexts, session caches
         _wrk_cpu(nginx_pids, nginx_port)
+        _wrk_cpu([floor.pid], floor_port)
+        if WRK_SYSCALLS:
+            for name, pid, port in (("product", proc.pid, edge_port), ("floor", floor.pid, floor_port)):
+                counts = _wrk_strace(pid, port)
+                shown = sorted(((v, k) for k, v in counts.items() if v >= 0.05), reverse=True)
+                total = sum(counts.values())
+                print(
+                    f"{name} under wrk -c20: {total:5.1f} syscalls/request: "
+                    + " ".join(f"{k}={v:.2f}" for v, k in shown)
+                )
+            return [], []
         ours, theirs = [], []
         for _ in range(3):
             ours.append(_wrk_cpu([proc.pid], edge_port))
             theirs.append(_wrk_cpu(nginx_pids, nginx_port))
+            FLOOR_CPU.append(_wrk_cpu([floor.pid], floor_port))
         return ours, theirs
     finally:
         edge.stop()
         origin.stop()
         proc.communicate("")
+        floor.communicate("")
 
 
 def main() -> None:
@@ -431,6 +551,10 @@ def main() -> None:
     parser.add_argument(
         "--sni", default="a.example.test", help="server name sent (127.0.0.1: what wrk sends in product_vs_nginx.py)"
     )
+    parser.add_argument(
+        "--serve-like", action="store_true", help="product: with an access log file and the WAF recorder, as serve"
+    )
+    parser.add_argument("--wrk", action="store_true", help="--by-object under wrk -c4 (--connections: seconds)")
     parser.add_argument("--python", help="the measured interpreter (a venv's bin/python); default: this one")
     args = parser.parse_args()
     if args.python:
@@ -439,10 +563,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         if args.cpu:
+            if args.syscalls:
+                WRK_SYSCALLS.append(True)
+                edge_alone_cpu(tmp)
+                return
             ours, theirs = edge_alone_cpu(tmp)
             a, b = statistics.median(ours), statistics.median(theirs)
             runs = f"{[round(x) for x in ours]} / {[round(x) for x in theirs]}"
             print(f"EdgeServer alone {a:.1f} µs/request, nginx {b:.1f}: ratio {a / b:.2f} (runs {runs})")
+            for pids, user, system in SPLITS[3:]:
+                print(f"  pids {pids}: user {user:.0f} µs, system {system:.0f} µs per request")
+            f = statistics.median(FLOOR_CPU)
+            print(
+                f"floor relay {f:.1f} µs/request (runs {[round(x) for x in FLOOR_CPU]}): EdgeServer/floor {a / f:.2f}"
+            )
             return
         if args.nginx_syscalls:
             counts = nginx_syscalls(tmp, high - low)
@@ -453,6 +587,9 @@ def main() -> None:
             )
             return
         SNI[0] = args.sni
+        if args.wrk:
+            WRK_LOAD.append(True)
+        SERVE_LIKE[0] = args.serve_like
         for kind in args.kind.split(","):
             KIND[0] = kind
             _count(kind, tmp, low, high, args.syscalls, args.by_object)
@@ -462,7 +599,11 @@ def _count(kind: str, tmp: Path, low: int, high: int, with_syscalls: bool, by_ob
     n = high - low
     if by_object:
         a = instructions_by_object(tmp, low)
+        n_low = RESUMED[0]
         b = instructions_by_object(tmp, high)
+        if WRK_LOAD:
+            n = RESUMED[0] - n_low
+            print(f"  wrk requests: {n_low}, {RESUMED[0]}")
         diff = {k: (b.get(k, 0) - a.get(k, 0)) / n for k in set(a) | set(b)}
         print(f"{kind}: new visitor connection: {sum(diff.values()):12,.0f} instructions (callgrind, self cost)")
         for v, k in sorted(((v, k) for k, v in diff.items() if abs(v) >= 500), reverse=True):

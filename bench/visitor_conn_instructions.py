@@ -238,12 +238,25 @@ def _run(tool: list[str], tmp: Path, connections: int) -> None:
 
 
 def instructions(tmp: Path, connections: int) -> int:
-    out = tmp / f"cg-{connections}"
-    _run(["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={out}"], tmp, connections)
-    match = re.search(r"^summary:\s+(\d+)", out.read_text(), re.MULTILINE)
-    if match is None:
+    return cache_events(tmp, connections)["Ir"]
+
+
+#: --keep DIR: the callgrind outputs are copied there (for callgrind_annotate).
+KEEP: list[str] = []
+#: --cache-sim: cachegrind simulates the caches (Ir, I1mr, ILmr, Dr, D1mr, DLmr, Dw, D1mw, DLmw).
+CACHE_SIM: list[bool] = []
+
+
+def cache_events(tmp: Path, connections: int) -> dict[str, int]:
+    out = tmp / f"cg-{KIND[0]}-{connections}"
+    sim = "--cache-sim=yes" if CACHE_SIM else "--cache-sim=no"
+    _run(["valgrind", "--tool=cachegrind", sim, f"--cachegrind-out-file={out}"], tmp, connections)
+    text = out.read_text()
+    events = re.search(r"^events:\s+(.+)$", text, re.MULTILINE)
+    summary = re.search(r"^summary:\s+(.+)$", text, re.MULTILINE)
+    if events is None or summary is None:
         raise SystemExit(f"no summary in {out}")
-    return int(match.group(1))
+    return dict(zip(events.group(1).split(), map(int, summary.group(1).split()), strict=True))
 
 
 def _object_group(path: str) -> str:
@@ -277,6 +290,10 @@ def instructions_by_object(tmp: Path, connections: int) -> dict[str, int]:
     out = tmp / f"callgrind-{KIND[0]}-{connections}"
     tool = ["valgrind", "--tool=callgrind", "--compress-strings=no", "--compress-pos=no", f"--callgrind-out-file={out}"]
     _run(tool, tmp, connections)
+    if KEEP:
+        import shutil
+
+        shutil.copy(out, Path(KEEP[0]) / out.name)
     totals: dict[str, int] = {}
     current = "?"
     skip = False
@@ -554,6 +571,8 @@ def main() -> None:
     parser.add_argument(
         "--serve-like", action="store_true", help="product: with an access log file and the WAF recorder, as serve"
     )
+    parser.add_argument("--keep", help="--by-object: copy the callgrind outputs into this directory")
+    parser.add_argument("--cache-sim", action="store_true", help="cachegrind's simulated cache misses too")
     parser.add_argument("--wrk", action="store_true", help="--by-object under wrk -c4 (--connections: seconds)")
     parser.add_argument("--python", help="the measured interpreter (a venv's bin/python); default: this one")
     args = parser.parse_args()
@@ -587,6 +606,10 @@ def main() -> None:
             )
             return
         SNI[0] = args.sni
+        if args.keep:
+            KEEP.append(args.keep)
+        if args.cache_sim:
+            CACHE_SIM.append(True)
         if args.wrk:
             WRK_LOAD.append(True)
         SERVE_LIKE[0] = args.serve_like
@@ -608,6 +631,11 @@ def _count(kind: str, tmp: Path, low: int, high: int, with_syscalls: bool, by_ob
         print(f"{kind}: new visitor connection: {sum(diff.values()):12,.0f} instructions (callgrind, self cost)")
         for v, k in sorted(((v, k) for k, v in diff.items() if abs(v) >= 500), reverse=True):
             print(f"  {k:<28} {v:12,.0f}")
+    elif CACHE_SIM:
+        ea = cache_events(tmp, low)
+        eb = cache_events(tmp, high)
+        per_event = {k: (eb[k] - ea[k]) / n for k in ea}
+        print(f"{kind}: new visitor connection: " + " ".join(f"{k}={v:,.0f}" for k, v in per_event.items()))
     else:
         per = (instructions(tmp, high) - instructions(tmp, low)) / n
         print(f"{kind}: new visitor connection: {per:12,.0f} instructions", flush=True)

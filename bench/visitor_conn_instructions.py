@@ -178,7 +178,7 @@ def _connections(port: int, count: int) -> None:
                 data += chunk
             if not data.startswith(b"HTTP/1.1 200"):
                 raise SystemExit(f"unexpected response: {data[:200]!r}")
-            RESUMED[0] += tls.session_reused
+            RESUMED[0] += bool(tls.session_reused)
             session = tls.session
 
 
@@ -365,6 +365,7 @@ def nginx_syscalls(tmp: Path, connections: int) -> dict[str, int]:
     out = tmp / "st-nginx"
     try:
         _connections(edge_port, 5)
+        assert edge.proc is not None
         workers = subprocess.run(["pgrep", "-P", str(edge.proc.pid)], capture_output=True, text=True).stdout.split()
         strace = subprocess.Popen(["strace", "-c", "-o", str(out), "-p", workers[0]], stderr=subprocess.DEVNULL)
         time.sleep(1.0)  # attached

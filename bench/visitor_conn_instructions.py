@@ -183,7 +183,8 @@ def _connections(port: int, count: int) -> None:
 
 
 def _run(tool: list[str], tmp: Path, connections: int) -> None:
-    from origin_dial import NginxProcess, require_executable
+    from originlock.testing.nginx import NginxProcess
+    from originlock.testing.require import require_executable
 
     origin_port, edge_port = _free_port(), _free_port()
     child = tmp / "child.py"
@@ -328,9 +329,9 @@ def nginx_syscalls(tmp: Path, connections: int) -> dict[str, int]:
     """System calls of nginx, as the edge, for ``connections`` new visitor connections."""
     import time
 
-    from origin_dial import NginxProcess, require_executable
-
+    from originlock.testing.nginx import NginxProcess
     from originlock.testing.pki import TestPki
+    from originlock.testing.require import require_executable
 
     pki = TestPki()
     pki.write(tmp, "origin", pki.server("origin.test", "*.example.test", "127.0.0.1"))
@@ -444,9 +445,9 @@ def _wrk_strace(pid: int, port: int) -> dict[str, float]:
 
 def edge_alone_cpu(tmp: Path) -> tuple[list[float], list[float]]:
     """(EdgeServer's, nginx's) CPU µs per request, three runs each, interleaved."""
-    from origin_dial import NginxProcess, require_executable
-
+    from originlock.testing.nginx import NginxProcess
     from originlock.testing.pki import TestPki
+    from originlock.testing.require import require_executable
 
     nginx = require_executable("nginx")
     origin_port, edge_port, nginx_port, nginx_origin_port = (_free_port() for _ in range(4))

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from originlock.api.app import create_app
 from originlock.server.bootstrap import bootstrap
 from originlock.store.db import Store
+from originlock.testing.api_env import FUNCTIONAL_TIMEOUTS
 
 
 @dataclass
@@ -29,7 +30,7 @@ class ApiEnv:
 @pytest.fixture
 def api(store_url: str, tmp_path, monkeypatch) -> Iterator[ApiEnv]:  # type: ignore[no-untyped-def]
     monkeypatch.delenv("ORIGINLOCK_ADMIN_TOKEN", raising=False)
-    deployment = bootstrap(tmp_path / "data", store_url)
+    deployment = bootstrap(tmp_path / "data", store_url, timeouts=FUNCTIONAL_TIMEOUTS)
     assert deployment.new_admin_token
     with TestClient(create_app(deployment.store), raise_server_exceptions=False) as client:
         yield ApiEnv(

@@ -12,6 +12,7 @@ from sqlalchemy import insert, select
 
 from originlock.store import schema
 from originlock.store.db import Store
+from originlock.store.deadline import API_TIMEOUTS, StoreTimeouts
 from originlock.store.migrate import startup_lock
 from originlock.store.pki import ensure_pki
 from originlock.store.sealing import KeySealer, load_or_create_master_key
@@ -75,7 +76,12 @@ def prepare_data_dir(data_dir: Path) -> None:
 
 
 def bootstrap(
-    data_dir: Path, store_url: str | None = None, now: datetime | None = None, *, fips: bool = False
+    data_dir: Path,
+    store_url: str | None = None,
+    now: datetime | None = None,
+    *,
+    fips: bool = False,
+    timeouts: StoreTimeouts = API_TIMEOUTS,
 ) -> Deployment:
     now = now or datetime.now(UTC)
     prepare_data_dir(data_dir)
@@ -86,7 +92,7 @@ def bootstrap(
             # Create it 0600 ourselves; SQLite gives its -wal and -shm files the same mode.
             os.close(os.open(db_file, os.O_WRONLY | os.O_CREAT, 0o600))
     store_url = store_url or default_store_url(data_dir)
-    store = Store(store_url, KeySealer(master), fips=fips)
+    store = Store(store_url, KeySealer(master), fips=fips, timeouts=timeouts)
     token_path = data_dir / "admin-token"
     from_env = os.environ.get(ADMIN_TOKEN_ENV, "").strip() or None
     new_token: str | None = None

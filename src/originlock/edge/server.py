@@ -141,6 +141,8 @@ class EdgeServer:
             while True:
                 await asyncio.sleep(TICK_SECONDS)
                 _tick(state)
+                if self.visitor_tls is not None:
+                    self.visitor_tls.tick()
         finally:
             if refresher is not None:
                 refresher.cancel()

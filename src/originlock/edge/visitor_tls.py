@@ -107,6 +107,10 @@ class VisitorTls:
         # A certificate for handshakes without (usable) SNI, so that the visitor at least gets a page.
         self._fallback_name = FALLBACK_NAME
         self._install(self.context, FALLBACK_NAME, self._snapshots())
+        #: server name as the visitor sent it -> (the hostname's context, its zone's min_tls_version when it
+        #: is above the listener's 1.2, else None), for the snapshot ``_capped_for`` and until the next
+        #: :meth:`tick`: a returning hostname costs the SNI callback one dict look-up (issue 11).
+        self._answers: dict[str, tuple[ssl.SSLContext, str | None]] = {}
 
     def _edge_ca(self, snapshot: Snapshot) -> tuple[bytes, str, Issued]:
         pki = snapshot.pki
@@ -154,24 +158,43 @@ class VisitorTls:
         does. Seen at the first SNI callback under the snapshot, so the handshake that notices a change
         is not yet capped by it (one connection, as if it had arrived just before the change)."""
         self._capped_for = snapshot
+        self._answers.clear()
         self.tls_1_3_cap.enable(_any_tls12_only(snapshot))
 
+    def tick(self) -> None:
+        """Once a second (the edge's housekeeping): install the ticket key of the current period, and
+        forget the remembered answers, so that what follows the clock (a hostname context renewed a day
+        before its certificate expires, an uploaded certificate's validity) is seen within a second."""
+        self.tickets.rotate()
+        self._answers.clear()
+
     def _on_sni(self, ssl_obj: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> int | None:
-        self.tickets.rotate()  # a clock read when the period is not over
+        # Runs inside every handshake, between the crypto: the ticket key is rotated by tick(), and a
+        # hostname seen since the last tick is answered from _answers (no route look-up, clock read or
+        # context cache key).
         snapshot = self._snapshots()
         if snapshot is not self._capped_for:
             self._follow(snapshot)
         if not server_name:
             return None
-        host = server_name.rstrip(".").lower()
-        route = snapshot.route_for(host)
-        if route is None:
-            return None  # fallback certificate; the request gets the 1001 page
-        negotiated = _VERSIONS.get(ssl_obj.version() or "")
-        if negotiated is not None and negotiated < route.min_tls_version:
-            return ssl.ALERT_DESCRIPTION_PROTOCOL_VERSION
-        try:
-            ssl_obj.context = self._context_for(host, snapshot, route.http2)
-        except (ValueError, ssl.SSLError, OSError):
-            return ssl.ALERT_DESCRIPTION_INTERNAL_ERROR
+        answer = self._answers.get(server_name)
+        if answer is None:
+            host = server_name.rstrip(".").lower()
+            route = snapshot.route_for(host)
+            if route is None:
+                return None  # fallback certificate; the request gets the 1001 page
+            try:
+                ctx = self._context_for(host, snapshot, route.http2)
+            except (ValueError, ssl.SSLError, OSError):
+                return ssl.ALERT_DESCRIPTION_INTERNAL_ERROR
+            # Unknown names are not remembered: a visitor sending random names cannot grow the table.
+            if len(self._answers) >= MAX_CACHED:
+                self._answers.clear()
+            minimum = route.min_tls_version if route.min_tls_version > "1.2" else None  # the listener's is 1.2
+            answer = self._answers[server_name] = (ctx, minimum)
+        if answer[1] is not None:
+            negotiated = _VERSIONS.get(ssl_obj.version() or "")
+            if negotiated is not None and negotiated < answer[1]:
+                return ssl.ALERT_DESCRIPTION_PROTOCOL_VERSION
+        ssl_obj.context = answer[0]
         return None

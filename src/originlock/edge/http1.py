@@ -4,7 +4,8 @@ its requests one after another, each as the connection's one :class:`~originlock
 Parsing happens in ``data_received`` (pipelined requests queue up as events, in order). One request is
 served at a time, so responses are always written in request order and never interleave; the exchange
 (``edge/exchange.py``) calls :meth:`Http1Connection.finished` when it is done, and the next queued request is
-taken. The idle timeout is a :class:`~originlock.origin.deadline.Deadline`. Reading pauses when more than
+taken. The idle and header timeouts are one :class:`~originlock.origin.deadline.WheelDeadline` on the
+process's timer wheel (no loop timer of its own per connection). Reading pauses when more than
 :data:`READ_HIGH_WATER` bytes of parsed events are waiting (a visitor that uploads faster than the origin
 accepts is slowed down rather than buffered). A protocol error is queued after the events that preceded
 it, so earlier requests are still answered before the 400.
@@ -27,7 +28,6 @@ from originlock.edge.state import EdgeState
 from originlock.edge.stream import Visitor
 from originlock.edge.websocket import relay, wants_relay
 from originlock.errors import DownstreamError, EdgeError
-from originlock.origin.deadline import Deadline
 from originlock.pipeline.builtin.forwarding import visitor_response_head
 from originlock.pipeline.context import RequestContext
 from originlock.pipeline.decision import Forward
@@ -76,7 +76,7 @@ class Http1Connection(asyncio.Protocol):
         self._request_ended = False
         #: The response being written re-chunks its body.
         self._rechunk = False
-        self._idle = Deadline(state.loop, self._idle_expired)
+        self._idle = state.timers.deadline(self._idle_expired)
         #: Bytes of the next request head have arrived (the header timeout runs, not the idle one).
         self._head_started = False
         #: ``flush`` bound once for the grouped sends (one bound method per request otherwise); it holds

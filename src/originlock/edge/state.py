@@ -4,7 +4,8 @@
 - the origin side: resolver, connector, TLS contexts and the pool;
 - :class:`~originlock.edge.visitors.Visitors` (open connections, capacity, draining);
 - :class:`~originlock.edge.request_book.RequestBook` (counts and access log: LOG);
-- :class:`~originlock.edge.ray_ids.RayIds`, :class:`~originlock.edge.write_batch.WriteBatch`;
+- :class:`~originlock.edge.ray_ids.RayIds`, :class:`~originlock.edge.write_batch.WriteBatch`, the timer wheel
+  of the visitors' deadlines;
 - the counters the tick and /metrics read (overload events, WebSockets).
 
 The listeners, the tick and shutdown are ``edge/server.py``'s; the request's phases ``edge/exchange.py``'s.
@@ -25,6 +26,7 @@ from originlock.edge.snapshots import SnapshotSource
 from originlock.edge.visitors import Visitors
 from originlock.edge.write_batch import WriteBatch
 from originlock.origin.connector import Connector
+from originlock.origin.deadline import TimerWheel
 from originlock.origin.peer import strict_pool_trust
 from originlock.origin.pool import OriginPool
 from originlock.origin.resolve import Resolver, getaddrinfo_lookup
@@ -80,6 +82,8 @@ class EdgeState:
         # frozen config each time.
         self.idle_timeout = config.idle_timeout
         self.header_timeout = config.header_timeout
+        #: The visitor connections' idle and header deadlines, behind one loop timer.
+        self.timers = TimerWheel(loop)
         self.origin_read_timeout = config.origin_timeouts.read
         self.contexts = OriginTlsContexts()
         resolver = Resolver(getaddrinfo_lookup(loop), time.monotonic)

@@ -32,12 +32,20 @@ Needs valgrind and nginx (and strace for ``--syscalls``).
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from valgrind_counts import (
+    cachegrind_command,
+    cachegrind_events,
+    describe_syscalls,
+    interpreter,
+    per_unit,
+    run_child,
+    strace_command,
+    strace_counts,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -150,62 +158,23 @@ with asyncio.Runner(loop_factory=loop_factory("uvloop")) as runner:
 """
 
 
-#: The interpreter of the measured process (``--python``); this one's by default.
-CHILD_PYTHON: list[str] = []
-
-
-def _interpreter() -> str:
-    """The interpreter itself where ``sys.executable`` is a launcher script (pyenv's shims are shell
-    scripts); a venv's own path otherwise, so that its site-packages are the ones imported."""
-    if CHILD_PYTHON:
-        return CHILD_PYTHON[0]
-    with open(sys.executable, "rb") as f:
-        return os.path.realpath(sys.executable) if f.read(2) == b"#!" else sys.executable
-
-
-#: ``--verify``: "none" or "strict".
-VERIFY: list[str] = ["none"]
-
-
-def _run(tool: list[str], out: Path, child: Path, kind: str, port: int, dials: int, tmp: Path) -> str:
-    run = subprocess.run(
-        [*tool, _interpreter(), str(child), kind, str(port), str(dials), str(tmp), VERIFY[0]],
-        capture_output=True,
-        text=True,
-        check=False,
+def _count(tool: list[str], child: Path, kind: str, port: int, dials: int, tmp: Path, args: argparse.Namespace) -> None:
+    run_child(
+        [*tool, interpreter(args.python), str(child), kind, str(port), str(dials), str(tmp), args.verify],
+        f"{kind} with {dials} dials",
     )
-    if run.returncode != 0:
-        raise SystemExit(f"{kind} with {dials} dials failed:\n{run.stderr[-3000:]}")
-    return run.stderr
 
 
-def instructions(child: Path, kind: str, port: int, dials: int, tmp: Path) -> int:
+def instructions(child: Path, kind: str, port: int, dials: int, tmp: Path, args: argparse.Namespace) -> int:
     out = tmp / f"cg-{kind}-{dials}"
-    _run(
-        ["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={out}"],
-        out,
-        child,
-        kind,
-        port,
-        dials,
-        tmp,
-    )
-    match = re.search(r"^summary:\s+(\d+)", out.read_text(), re.MULTILINE)
-    if match is None:
-        raise SystemExit(f"no summary in {out}")
-    return int(match.group(1))
+    _count(cachegrind_command(out), child, kind, port, dials, tmp, args)
+    return cachegrind_events(out)["Ir"]
 
 
-def syscalls(child: Path, kind: str, port: int, dials: int, tmp: Path) -> dict[str, int]:
+def syscalls(child: Path, kind: str, port: int, dials: int, tmp: Path, args: argparse.Namespace) -> dict[str, float]:
     out = tmp / f"st-{kind}-{dials}"
-    _run(["strace", "-f", "-c", "-o", str(out)], out, child, kind, port, dials, tmp)
-    counts: dict[str, int] = {}
-    for line in out.read_text().splitlines():
-        fields = line.split()
-        # "% time  seconds  usecs/call  calls  [errors]  syscall"
-        if len(fields) >= 5 and fields[0][0].isdigit() and fields[-1] != "total":
-            counts[fields[-1]] = int(fields[3])
-    return counts
+    _count(strace_command(out), child, kind, port, dials, tmp, args)
+    return strace_counts(out)
 
 
 def main() -> None:
@@ -222,9 +191,6 @@ def main() -> None:
     parser.add_argument("--python", help="the measured interpreter (a venv's bin/python); default: this one")
     parser.add_argument("--verify", default="none", choices=["none", "strict"])
     args = parser.parse_args()
-    if args.python:
-        CHILD_PYTHON.append(args.python)
-    VERIFY[0] = args.verify
     low, high = (int(n) for n in args.dials.split(","))
     pki = TestPki()
     client = pki.client("zone-a")
@@ -240,16 +206,12 @@ def main() -> None:
             nginx, port = start_origin(tmp / origin, pki, resumption=origin == "resume")
             try:
                 for kind in args.kinds.split(","):
-                    per = (instructions(child, kind, port, high, tmp) - instructions(child, kind, port, low, tmp)) / (
-                        high - low
-                    )
-                    line = f"{origin:6} {kind:9} {per:12,.0f} instructions/dial"
+                    a, b = (instructions(child, kind, port, n, tmp, args) for n in (low, high))
+                    line = f"{origin:6} {kind:9} {(b - a) / (high - low):12,.0f} instructions/dial"
                     if args.syscalls:
-                        a, b = syscalls(child, kind, port, low, tmp), syscalls(child, kind, port, high, tmp)
-                        diff = {k: (b.get(k, 0) - a.get(k, 0)) / (high - low) for k in set(a) | set(b)}
-                        shown = sorted(((v, k) for k, v in diff.items() if v >= 0.5), reverse=True)
-                        line += f"  {sum(diff.values()):5.1f} syscalls/dial: " + " ".join(
-                            f"{k}={v:.1f}" for v, k in shown
+                        sa, sb = (syscalls(child, kind, port, n, tmp, args) for n in (low, high))
+                        line += "  " + describe_syscalls(per_unit(sa, sb, high - low), 0.5).replace(
+                            "syscalls:", "syscalls/dial:"
                         )
                     print(line, flush=True)
             finally:

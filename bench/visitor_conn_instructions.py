@@ -27,15 +27,36 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import socket
 import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from origin_dial_instructions import CHILD_PYTHON, _interpreter
+from valgrind_counts import (
+    cachegrind_command,
+    cachegrind_events,
+    callgrind_by_object,
+    callgrind_command,
+    describe_syscalls,
+    free_port,
+    interpreter,
+    nginx_edge_block,
+    origin_block,
+    per_unit,
+    start_ready,
+    strace_command,
+    strace_counts,
+)
+
+if TYPE_CHECKING:
+    from originlock.testing.nginx import NginxProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,90 +157,75 @@ import socket
 uvloop.run(main())
 """
 
-#: Set by --kind: which edge runs in the measured child.
-KIND = ["product"]
-#: The server name the client sends (--sni): wrk sends its URL's host, 127.0.0.1 in product_vs_nginx.py.
-SNI = ["a.example.test"]
-#: --serve-like: the product child adds the access log file and the WAF recorder hook, as ``serve`` does.
-SERVE_LIKE = [False]
-WRK_C4 = ["wrk", "-t1", "-c4", "--timeout", "60s", "-H", "Host: a.example.test", "-H", "Connection: close"]
-#: --wrk: wrk's connections instead of this script's client (--connections are then seconds).
-WRK_LOAD: list[bool] = []
-#: --cpu --syscalls: system calls per request under wrk instead of CPU.
-WRK_SYSCALLS: list[bool] = []
-#: --cpu: the floor relay's CPU µs per request, measured in the same run.
-FLOOR_CPU: list[float] = []
-#: Connections of the last _connections call that resumed their TLS session.
-RESUMED = [0]
-
 REQUEST = b"GET / HTTP/1.1\r\nHost: a.example.test\r\nConnection: close\r\n\r\n"
+WRK_C4 = ["wrk", "-t1", "-c4", "--timeout", "60s", "-H", "Host: a.example.test", "-H", "Connection: close"]
+WRK = ["wrk", "-t1", "-c20", "-d4s", "-H", "Host: a.example.test", "-H", "Connection: close"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+@dataclass
+class Options:
+    """How the measured edge runs and is driven (the command line's flags)."""
+
+    python: str | None = None
+    #: Which edge runs in the measured child: product (EdgeServer) or floor (edge_floor_relay.py).
+    kind: str = "product"
+    #: The server name the client sends: wrk sends its URL's host, 127.0.0.1 in product_vs_nginx.py.
+    sni: str = "a.example.test"
+    #: The product child adds the access log file and the WAF recorder hook, as ``serve`` does.
+    serve_like: bool = False
+    #: wrk's connections instead of this script's client (the counts are then seconds).
+    wrk: bool = False
+    #: cachegrind simulates the caches (Ir, I1mr, ILmr, Dr, D1mr, DLmr, Dw, D1mw, DLmw).
+    cache_sim: bool = False
+    #: The callgrind outputs are copied into this directory (for callgrind_annotate).
+    keep: str | None = None
+    #: Set by each run: the connections that resumed their TLS session (under wrk: the requests made).
+    resumed: int = 0
+
+    def child(self, tmp: Path, kind: str, origin_port: int, edge_port: int) -> list[str]:
+        """The command line of an edge child (the product or the floor relay) in ``tmp``."""
+        script = tmp / f"{kind}_child.py"
+        script.write_text(_FLOOR_CHILD if kind == "floor" else _CHILD)
+        serve_like = "serve-like" if self.serve_like else "-"
+        ports = [str(origin_port), str(edge_port)]
+        return [interpreter(self.python), str(script), str(tmp), *ports, str(ROOT / "bench"), serve_like]
 
 
-def _connections(port: int, count: int) -> None:
+def _connections(options: Options, port: int, count: int) -> None:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     ctx.set_alpn_protocols(["http/1.1"])
     session = None
-    RESUMED[0] = 0
+    options.resumed = 0
     for _ in range(count):
         raw = socket.create_connection(("127.0.0.1", port), timeout=120)
-        with ctx.wrap_socket(raw, server_hostname=SNI[0], session=session) as tls:
+        with ctx.wrap_socket(raw, server_hostname=options.sni, session=session) as tls:
             tls.sendall(REQUEST)
             data = b""
             while chunk := tls.recv(65536):
                 data += chunk
             if not data.startswith(b"HTTP/1.1 200"):
                 raise SystemExit(f"unexpected response: {data[:200]!r}")
-            RESUMED[0] += bool(tls.session_reused)
+            options.resumed += bool(tls.session_reused)
             session = tls.session
 
 
-def _run(tool: list[str], tmp: Path, connections: int) -> None:
+def _run(options: Options, tool: list[str], tmp: Path, connections: int) -> None:
+    """One measured run of the edge child under ``tool``, driven with ``connections`` connections."""
     from originlock.testing.nginx import NginxProcess
     from originlock.testing.require import require_executable
 
-    origin_port, edge_port = _free_port(), _free_port()
-    child = tmp / "child.py"
-    child.write_text(_FLOOR_CHILD if KIND[0] == "floor" else _CHILD)
-    proc = subprocess.Popen(
-        [
-            *tool,
-            _interpreter(),
-            str(child),
-            str(tmp),
-            str(origin_port),
-            str(edge_port),
-            str(ROOT / "bench"),
-            "serve-like" if SERVE_LIKE[0] else "-",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None and proc.stdin is not None
-    if proc.stdout.readline().strip() != "ready":
-        raise SystemExit(f"the edge did not start:\n{proc.communicate()[1][-3000:]}")
-    block = (
-        f"server {{ listen 127.0.0.1:{origin_port} ssl; ssl_certificate {tmp}/origin.pem;\n"
-        f"  ssl_certificate_key {tmp}/origin.key; ssl_client_certificate {tmp}/pull-ca.pem;\n"
-        '  ssl_verify_client on; location / { return 200 "ok\\n"; } }\n'
-    )
+    origin_port, edge_port = free_port(), free_port()
+    proc = start_ready([*tool, *options.child(tmp, options.kind, origin_port, edge_port)], "the edge")
+    block = origin_block(origin_port, tmp, tmp / "pull-ca.pem")
     nginx = NginxProcess(require_executable("nginx"), tmp / f"nginx-{connections}", block, ports=[origin_port])
     nginx.start()
     try:
-        _connections(edge_port, 5)  # warm: the origin pool, the hostname's context, the session
-        if WRK_LOAD:
+        _connections(options, edge_port, 5)  # warm: the origin pool, the hostname's context, the session
+        if options.wrk:
             # wrk's own client (as product_vs_nginx.py runs it) for ``connections`` seconds; the requests it
-            # made are the count (RESUMED holds them), the caller divides by their difference.
+            # made are the count (``resumed`` holds them), the caller divides by their difference.
             out = subprocess.run(
                 [*WRK_C4, f"-d{connections}s", f"https://127.0.0.1:{edge_port}/"],
                 capture_output=True,
@@ -228,9 +234,9 @@ def _run(tool: list[str], tmp: Path, connections: int) -> None:
             ).stdout
             match = re.search(r"(\d+) requests in", out)
             assert match is not None and "Non-2xx" not in out, out
-            RESUMED[0] = int(match.group(1))
+            options.resumed = int(match.group(1))
         else:
-            _connections(edge_port, connections)
+            _connections(options, edge_port, connections)
     finally:
         nginx.stop()
         _, err = proc.communicate(timeout=300)  # closes stdin: the edge stops
@@ -238,158 +244,83 @@ def _run(tool: list[str], tmp: Path, connections: int) -> None:
             raise SystemExit(f"the edge failed:\n{err[-3000:]}")
 
 
-def instructions(tmp: Path, connections: int) -> int:
-    return cache_events(tmp, connections)["Ir"]
+def cache_events(options: Options, tmp: Path, connections: int) -> dict[str, int]:
+    out = tmp / f"cg-{options.kind}-{connections}"
+    _run(options, cachegrind_command(out, cache_sim=options.cache_sim), tmp, connections)
+    return cachegrind_events(out)
 
 
-#: --keep DIR: the callgrind outputs are copied there (for callgrind_annotate).
-KEEP: list[str] = []
-#: --cache-sim: cachegrind simulates the caches (Ir, I1mr, ILmr, Dr, D1mr, DLmr, Dw, D1mw, DLmw).
-CACHE_SIM: list[bool] = []
-
-
-def cache_events(tmp: Path, connections: int) -> dict[str, int]:
-    out = tmp / f"cg-{KIND[0]}-{connections}"
-    sim = "--cache-sim=yes" if CACHE_SIM else "--cache-sim=no"
-    _run(["valgrind", "--tool=cachegrind", sim, f"--cachegrind-out-file={out}"], tmp, connections)
-    text = out.read_text()
-    events = re.search(r"^events:\s+(.+)$", text, re.MULTILINE)
-    summary = re.search(r"^summary:\s+(.+)$", text, re.MULTILINE)
-    if events is None or summary is None:
-        raise SystemExit(f"no summary in {out}")
-    return dict(zip(events.group(1).split(), map(int, summary.group(1).split()), strict=True))
-
-
-def _object_group(path: str) -> str:
-    """A shared object's group in the per-object table."""
-    name = Path(path).name
-    for prefix, group in (
-        ("libcrypto", "libcrypto"),
-        ("libssl", "libssl"),
-        ("libc.so", "libc"),
-        ("libc-", "libc"),
-        ("ld-linux", "ld.so"),
-        ("python", "python"),
-        ("libpython", "python"),
-        ("_ssl.", "_ssl (CPython)"),
-        ("loop.cpython", "uvloop (+libuv)"),
-        ("vgpreload", "valgrind"),
-        ("libffi", "ctypes/libffi"),
-        ("_ctypes", "ctypes/libffi"),
-    ):
-        if name.startswith(prefix):
-            return group
-    if "__mypyc" in name:
-        return "originlock (mypyc)"
-    if name.startswith(("_http", "parser.cpython", "url_parser")):
-        return "httptools"
-    return name
-
-
-def instructions_by_object(tmp: Path, connections: int) -> dict[str, int]:
+def instructions_by_object(options: Options, tmp: Path, connections: int) -> dict[str, int]:
     """Self instructions of the edge process by shared object (callgrind, one run of ``connections``)."""
-    out = tmp / f"callgrind-{KIND[0]}-{connections}"
-    tool = ["valgrind", "--tool=callgrind", "--compress-strings=no", "--compress-pos=no", f"--callgrind-out-file={out}"]
-    _run(tool, tmp, connections)
-    if KEEP:
-        import shutil
-
-        shutil.copy(out, Path(KEEP[0]) / out.name)
-    totals: dict[str, int] = {}
-    current = "?"
-    skip = False
-    with out.open() as f:
-        for line in f:
-            if line[0].isdigit() or line[0] in "+-*":
-                if skip:  # the inclusive cost of the call just named: not this function's own
-                    skip = False
-                    continue
-                fields = line.split()
-                if len(fields) >= 2:
-                    totals[current] = totals.get(current, 0) + int(fields[1])
-            elif line.startswith("ob="):
-                current = _object_group(line[3:].strip())
-            elif line.startswith("calls="):
-                skip = True
-    return totals
+    out = tmp / f"callgrind-{options.kind}-{connections}"
+    _run(options, callgrind_command(out), tmp, connections)
+    if options.keep:
+        shutil.copy(out, Path(options.keep) / out.name)
+    return callgrind_by_object(out)
 
 
-def syscalls(tmp: Path, connections: int) -> dict[str, int]:
+def syscalls(options: Options, tmp: Path, connections: int) -> dict[str, float]:
     out = tmp / f"st-{connections}"
-    _run(["strace", "-f", "-c", "-o", str(out)], tmp, connections)
-    counts: dict[str, int] = {}
-    for line in out.read_text().splitlines():
-        fields = line.split()
-        if len(fields) >= 5 and fields[0][0].isdigit() and fields[-1] != "total":
-            counts[fields[-1]] = int(fields[3])
-    return counts
+    _run(options, strace_command(out), tmp, connections)
+    return strace_counts(out)
 
 
-def nginx_syscalls(tmp: Path, connections: int) -> dict[str, int]:
-    """System calls of nginx, as the edge, for ``connections`` new visitor connections."""
-    import time
+def _strace_attached(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    strace = subprocess.Popen(["strace", "-f", "-c", "-o", str(out), "-p", str(pid)], stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached
+    return strace
 
-    from originlock.testing.nginx import NginxProcess
+
+def _stop_strace(strace: subprocess.Popen[bytes]) -> None:
+    strace.send_signal(2)
+    strace.wait(30)
+
+
+def _nginx_workers(edge: NginxProcess) -> list[int]:
+    assert edge.proc is not None
+    found = subprocess.run(["pgrep", "-P", str(edge.proc.pid)], capture_output=True, text=True).stdout
+    return [int(pid) for pid in found.split()]
+
+
+def _write_nginx_edge_files(tmp: Path) -> Path:
+    """nginx-as-edge's certificate and client certificate, from a PKI of its own; returns its pull CA."""
     from originlock.testing.pki import TestPki
-    from originlock.testing.require import require_executable
 
     pki = TestPki()
-    pki.write(tmp, "origin", pki.server("origin.test", "*.example.test", "127.0.0.1"))
-    edge_leaf = pki.server("a.example.test", ca=pki.edge_ca)
-    pki.write(tmp, "edge", edge_leaf)
+    pki.write(tmp, "edge", pki.server("a.example.test", ca=pki.edge_ca))
     client = pki.client("zone-a")
     (tmp / "zone-a.pem").write_bytes(client.chain_pem)
     (tmp / "zone-a.key").write_bytes(client.key_pem)
-    (tmp / "pull-ca.pem").write_text(pki.origin_pull_ca.cert_pem)
-    origin_port, edge_port = _free_port(), _free_port()
+    pull_ca = tmp / "nginx-pull-ca.pem"
+    pull_ca.write_text(pki.origin_pull_ca.cert_pem)
+    if not (tmp / "origin.pem").exists():
+        pki.write(tmp, "origin", pki.server("origin.test", "*.example.test", "127.0.0.1"))
+    return pull_ca
+
+
+def nginx_syscalls(options: Options, tmp: Path, connections: int) -> dict[str, float]:
+    """System calls of nginx, as the edge, for ``connections`` new visitor connections."""
+    from originlock.testing.nginx import NginxProcess
+    from originlock.testing.require import require_executable
+
+    pull_ca = _write_nginx_edge_files(tmp)
+    origin_port, edge_port = free_port(), free_port()
     nginx = require_executable("nginx")
-    origin = NginxProcess(
-        nginx,
-        tmp / "n-origin",
-        f"server {{ listen 127.0.0.1:{origin_port} ssl; ssl_certificate {tmp}/origin.pem;\n"
-        f"  ssl_certificate_key {tmp}/origin.key; ssl_client_certificate {tmp}/pull-ca.pem;\n"
-        '  ssl_verify_client on; location / { return 200 "ok\\n"; } }\n',
-        ports=[origin_port],
-    ).start()
-    edge = NginxProcess(
-        nginx,
-        tmp / "n-edge",
-        "ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:EDGE:10m;\n"
-        f"upstream o {{ server 127.0.0.1:{origin_port}; keepalive 64; }}\n"
-        f"server {{ listen 127.0.0.1:{edge_port} ssl; server_name a.example.test;\n"
-        f"  ssl_certificate {tmp}/edge.pem; ssl_certificate_key {tmp}/edge.key;\n"
-        '  proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host;\n'
-        f"  proxy_ssl_certificate {tmp}/zone-a.pem; proxy_ssl_certificate_key {tmp}/zone-a.key;\n"
-        "  proxy_ssl_session_reuse on; location / { proxy_pass https://o; } }\n",
-        ports=[edge_port],
-    ).start()
+    origin = NginxProcess(nginx, tmp / "n-origin", origin_block(origin_port, tmp, pull_ca), ports=[origin_port])
+    origin.start()
+    block = nginx_edge_block(edge_port, origin_port, tmp, keepalive=64)
+    edge = NginxProcess(nginx, tmp / "n-edge", block, ports=[edge_port]).start()
     out = tmp / "st-nginx"
     try:
-        _connections(edge_port, 5)
-        assert edge.proc is not None
-        workers = subprocess.run(["pgrep", "-P", str(edge.proc.pid)], capture_output=True, text=True).stdout.split()
-        strace = subprocess.Popen(["strace", "-c", "-o", str(out), "-p", workers[0]], stderr=subprocess.DEVNULL)
-        time.sleep(1.0)  # attached
-        _connections(edge_port, connections)
+        _connections(options, edge_port, 5)
+        strace = _strace_attached(_nginx_workers(edge)[0], out)
+        _connections(options, edge_port, connections)
         time.sleep(0.5)
-        strace.send_signal(2)
-        strace.wait(30)
+        _stop_strace(strace)
     finally:
         edge.stop()
         origin.stop()
-    counts: dict[str, int] = {}
-    for line in out.read_text().splitlines():
-        fields = line.split()
-        if len(fields) >= 5 and fields[0][0].isdigit() and fields[-1] != "total":
-            counts[fields[-1]] = int(fields[3])
-    return counts
-
-
-WRK = ["wrk", "-t1", "-c20", "-d4s", "-H", "Host: a.example.test", "-H", "Connection: close"]
-
-
-def _ticks(pid: int) -> int:
-    return sum(_user_sys(pid))
+    return strace_counts(out)
 
 
 def _user_sys(pid: int) -> tuple[int, int]:
@@ -397,157 +328,113 @@ def _user_sys(pid: int) -> tuple[int, int]:
     return int(fields[11]), int(fields[12])
 
 
-#: (pids, user µs, system µs per request) of each _wrk_cpu run.
-SPLITS: list[tuple[list[int], float, float]] = []
-
-
-def _wrk_cpu(pids: list[int], port: int) -> float:
-    """CPU µs per request of ``pids`` over one 4 s wrk run (10 ms ticks)."""
-    before = sum(map(_ticks, pids))
-    split = [_user_sys(pid) for pid in pids]
-    out = subprocess.run(
-        [*WRK, f"https://127.0.0.1:{port}/"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    spent = sum(map(_ticks, pids)) - before
+def _wrk_requests(port: int) -> int:
+    out = subprocess.run([*WRK, f"https://127.0.0.1:{port}/"], capture_output=True, text=True, check=True).stdout
     match = re.search(r"(\d+) requests in", out)
     assert match is not None, out
+    return int(match.group(1))
+
+
+def _wrk_cpu(pids: list[int], port: int) -> tuple[float, float]:
+    """(user, system) CPU µs per request of ``pids`` over one 4 s wrk run (10 ms ticks)."""
+    before = [_user_sys(pid) for pid in pids]
+    requests = _wrk_requests(port)
     after = [_user_sys(pid) for pid in pids]
-    scale = 1e6 / 100 / int(match.group(1))
-    user = sum(a[0] - b[0] for a, b in zip(after, split, strict=True)) * scale
-    system = sum(a[1] - b[1] for a, b in zip(after, split, strict=True)) * scale
-    SPLITS.append((pids, user, system))
-    return spent / 100 / int(match.group(1)) * 1e6
+    scale = 1e6 / 100 / requests
+    user = sum(a[0] - b[0] for a, b in zip(after, before, strict=True)) * scale
+    system = sum(a[1] - b[1] for a, b in zip(after, before, strict=True)) * scale
+    return user, system
 
 
 def _wrk_strace(pid: int, port: int) -> dict[str, float]:
     """System calls per request of ``pid`` (its threads too) over one wrk run, strace attached."""
-    import time
-
     out = Path(tempfile.mkdtemp()) / "strace"
-    strace = subprocess.Popen(["strace", "-f", "-c", "-o", str(out), "-p", str(pid)], stderr=subprocess.DEVNULL)
-    time.sleep(1.0)  # attached
-    result = subprocess.run([*WRK, f"https://127.0.0.1:{port}/"], capture_output=True, text=True, check=True).stdout
-    strace.send_signal(2)
-    strace.wait(30)
-    match = re.search(r"(\d+) requests in", result)
-    assert match is not None, result
-    requests = int(match.group(1))
-    counts: dict[str, float] = {}
-    for line in out.read_text().splitlines():
-        fields = line.split()
-        if len(fields) >= 5 and fields[0][0].isdigit() and fields[-1] != "total":
-            counts[fields[-1]] = int(fields[3]) / requests
-    return counts
+    strace = _strace_attached(pid, out)
+    requests = _wrk_requests(port)
+    _stop_strace(strace)
+    return strace_counts(out, requests)
 
 
-def edge_alone_cpu(tmp: Path) -> tuple[list[float], list[float]]:
-    """(EdgeServer's, nginx's) CPU µs per request, three runs each, interleaved."""
+def edge_alone_cpu(options: Options, tmp: Path, with_syscalls: bool) -> None:
+    """EdgeServer's, nginx's and the floor relay's CPU µs per request (three runs each, interleaved), or
+    with ``with_syscalls`` the product's and the floor's system calls per request under wrk."""
     from originlock.testing.nginx import NginxProcess
-    from originlock.testing.pki import TestPki
     from originlock.testing.require import require_executable
 
     nginx = require_executable("nginx")
-    origin_port, edge_port, nginx_port, nginx_origin_port = (_free_port() for _ in range(4))
-    child = tmp / "child.py"
-    child.write_text(_CHILD)
-    proc = subprocess.Popen(
-        [_interpreter(), str(child), str(tmp), str(origin_port), str(edge_port)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    if proc.stdout.readline().strip() != "ready":
-        raise SystemExit("the edge did not start")
+    origin_port, edge_port, nginx_port, nginx_origin_port = (free_port() for _ in range(4))
+    product = start_ready(options.child(tmp, "product", origin_port, edge_port), "the edge", stderr=subprocess.DEVNULL)
     # The floor relay in its own directory (its own PKI, written by the child) and origin server block.
     floor_dir = tmp / "floor"
     floor_dir.mkdir()
-    floor_origin_port, floor_port = _free_port(), _free_port()
-    floor_child = tmp / "floor_child.py"
-    floor_child.write_text(_FLOOR_CHILD)
-    floor = subprocess.Popen(
-        [
-            _interpreter(),
-            str(floor_child),
-            str(floor_dir),
-            str(floor_origin_port),
-            str(floor_port),
-            str(ROOT / "bench"),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert floor.stdout is not None
-    if floor.stdout.readline().strip() != "ready":
-        raise SystemExit("the floor relay did not start")
-    # nginx's client certificate comes from a PKI of its own: an origin listener trusting that one's pull CA.
-    pki = TestPki()
-    pki.write(tmp, "edge", pki.server("a.example.test", ca=pki.edge_ca))
-    client = pki.client("zone-a")
-    (tmp / "zone-a.pem").write_bytes(client.chain_pem)
-    (tmp / "zone-a.key").write_bytes(client.key_pem)
-    (tmp / "nginx-pull-ca.pem").write_text(pki.origin_pull_ca.cert_pem)
-    listen = f"ssl_certificate {tmp}/origin.pem; ssl_certificate_key {tmp}/origin.key; ssl_verify_client on;"
+    floor_origin_port, floor_port = free_port(), free_port()
+    floor_argv = options.child(floor_dir, "floor", floor_origin_port, floor_port)
+    floor = start_ready(floor_argv, "the floor relay", stderr=subprocess.DEVNULL)
+    nginx_pull_ca = _write_nginx_edge_files(tmp)
+    keepalive = "keepalive_timeout 75s; "
     origin = NginxProcess(
         nginx,
         tmp / "cpu-origin",
-        f"server {{ listen 127.0.0.1:{origin_port} ssl; {listen} ssl_client_certificate {tmp}/pull-ca.pem;\n"
-        '  keepalive_timeout 75s; location / { return 200 "ok\\n"; } }\n'
-        f"server {{ listen 127.0.0.1:{nginx_origin_port} ssl; {listen}\n"
-        f"  ssl_client_certificate {tmp}/nginx-pull-ca.pem;\n"
-        '  keepalive_timeout 75s; location / { return 200 "ok\\n"; } }\n'
-        f"server {{ listen 127.0.0.1:{floor_origin_port} ssl; ssl_certificate {floor_dir}/origin.pem;\n"
-        f"  ssl_certificate_key {floor_dir}/origin.key; ssl_verify_client on;\n"
-        f"  ssl_client_certificate {floor_dir}/pull-ca.pem;\n"
-        '  keepalive_timeout 75s; location / { return 200 "ok\\n"; } }\n',
+        origin_block(origin_port, tmp, tmp / "pull-ca.pem", keepalive)
+        + origin_block(nginx_origin_port, tmp, nginx_pull_ca, keepalive)
+        + origin_block(floor_origin_port, floor_dir, floor_dir / "pull-ca.pem", keepalive),
         ports=[origin_port, nginx_origin_port, floor_origin_port],
     ).start()
-    edge = NginxProcess(
-        nginx,
-        tmp / "cpu-edge",
-        "ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:EDGE:10m; keepalive_timeout 75s;\n"
-        f"upstream o {{ server 127.0.0.1:{nginx_origin_port}; keepalive 256; }}\n"
-        f"server {{ listen 127.0.0.1:{nginx_port} ssl; server_name a.example.test;\n"
-        f"  ssl_certificate {tmp}/edge.pem; ssl_certificate_key {tmp}/edge.key;\n"
-        '  proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host;\n'
-        f"  proxy_ssl_certificate {tmp}/zone-a.pem; proxy_ssl_certificate_key {tmp}/zone-a.key;\n"
-        "  proxy_ssl_session_reuse on; location / { proxy_pass https://o; } }\n",
-        ports=[nginx_port],
-    ).start()
+    edge_block = nginx_edge_block(nginx_port, nginx_origin_port, tmp, keepalive=256, extra="keepalive_timeout 75s;")
+    edge = NginxProcess(nginx, tmp / "cpu-edge", edge_block, ports=[nginx_port]).start()
+    edges = {"product": ([product.pid], edge_port), "nginx": (_nginx_workers(edge), nginx_port)}
+    edges["floor"] = ([floor.pid], floor_port)
     try:
-        assert edge.proc is not None
-        found = subprocess.run(["pgrep", "-P", str(edge.proc.pid)], capture_output=True, text=True).stdout
-        nginx_pids = [int(pid) for pid in found.split()]
-        _wrk_cpu([proc.pid], edge_port)  # warm: pools, contexts, session caches
-        _wrk_cpu(nginx_pids, nginx_port)
-        _wrk_cpu([floor.pid], floor_port)
-        if WRK_SYSCALLS:
-            for name, pid, port in (("product", proc.pid, edge_port), ("floor", floor.pid, floor_port)):
-                counts = _wrk_strace(pid, port)
-                shown = sorted(((v, k) for k, v in counts.items() if v >= 0.05), reverse=True)
-                total = sum(counts.values())
-                print(
-                    f"{name} under wrk -c20: {total:5.1f} syscalls/request: "
-                    + " ".join(f"{k}={v:.2f}" for v, k in shown)
-                )
-            return [], []
-        ours, theirs = [], []
+        for pids, port in edges.values():
+            _wrk_cpu(pids, port)  # warm: pools, contexts, session caches
+        if with_syscalls:
+            for name in ("product", "floor"):
+                pids, port = edges[name]
+                print(f"{name} under wrk -c20: " + describe_syscalls(_wrk_strace(pids[0], port), 0.05))
+            return
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in edges}
         for _ in range(3):
-            ours.append(_wrk_cpu([proc.pid], edge_port))
-            theirs.append(_wrk_cpu(nginx_pids, nginx_port))
-            FLOOR_CPU.append(_wrk_cpu([floor.pid], floor_port))
-        return ours, theirs
+            for name, (pids, port) in edges.items():
+                runs[name].append(_wrk_cpu(pids, port))
+        cpu = {name: [user + system for user, system in split] for name, split in runs.items()}
+        a, b, f = (statistics.median(cpu[name]) for name in ("product", "nginx", "floor"))
+        shown = f"{[round(x) for x in cpu['product']]} / {[round(x) for x in cpu['nginx']]}"
+        print(f"EdgeServer alone {a:.1f} µs/request, nginx {b:.1f}: ratio {a / b:.2f} (runs {shown})")
+        for name in edges:
+            for user, system in runs[name]:
+                print(f"  pids {edges[name][0]}: user {user:.0f} µs, system {system:.0f} µs per request")
+        print(f"floor relay {f:.1f} µs/request (runs {[round(x) for x in cpu['floor']]}): EdgeServer/floor {a / f:.2f}")
     finally:
         edge.stop()
         origin.stop()
-        proc.communicate("")
+        product.communicate("")
         floor.communicate("")
+
+
+def _count(options: Options, tmp: Path, low: int, high: int, with_syscalls: bool, by_object: bool) -> None:
+    n = high - low
+    kind = options.kind
+    if by_object:
+        a = instructions_by_object(options, tmp, low)
+        n_low = options.resumed
+        b = instructions_by_object(options, tmp, high)
+        if options.wrk:
+            n = options.resumed - n_low
+            print(f"  wrk requests: {n_low}, {options.resumed}")
+        diff = per_unit(a, b, n)
+        print(f"{kind}: new visitor connection: {sum(diff.values()):12,.0f} instructions (callgrind, self cost)")
+        for v, k in sorted(((v, k) for k, v in diff.items() if abs(v) >= 500), reverse=True):
+            print(f"  {k:<28} {v:12,.0f}")
+    elif options.cache_sim:
+        ea, eb = cache_events(options, tmp, low), cache_events(options, tmp, high)
+        print(f"{kind}: new visitor connection: " + " ".join(f"{k}={v:,.0f}" for k, v in per_unit(ea, eb, n).items()))
+    else:
+        per = (cache_events(options, tmp, high)["Ir"] - cache_events(options, tmp, low)["Ir"]) / n
+        print(f"{kind}: new visitor connection: {per:12,.0f} instructions", flush=True)
+    print(f"  resumed TLS sessions: {options.resumed} of {high}")
+    if with_syscalls:
+        sdiff = per_unit(syscalls(options, tmp, low), syscalls(options, tmp, high), n)
+        print("  " + describe_syscalls(sdiff, 0.3), flush=True)
 
 
 def main() -> None:
@@ -578,75 +465,27 @@ def main() -> None:
     parser.add_argument("--wrk", action="store_true", help="--by-object under wrk -c4 (--connections: seconds)")
     parser.add_argument("--python", help="the measured interpreter (a venv's bin/python); default: this one")
     args = parser.parse_args()
-    if args.python:
-        CHILD_PYTHON.append(args.python)
+    options = Options(
+        python=args.python,
+        sni=args.sni,
+        serve_like=args.serve_like,
+        wrk=args.wrk,
+        cache_sim=args.cache_sim,
+        keep=args.keep,
+    )
     low, high = (int(n) for n in args.connections.split(","))
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         if args.cpu:
-            if args.syscalls:
-                WRK_SYSCALLS.append(True)
-                edge_alone_cpu(tmp)
-                return
-            ours, theirs = edge_alone_cpu(tmp)
-            a, b = statistics.median(ours), statistics.median(theirs)
-            runs = f"{[round(x) for x in ours]} / {[round(x) for x in theirs]}"
-            print(f"EdgeServer alone {a:.1f} µs/request, nginx {b:.1f}: ratio {a / b:.2f} (runs {runs})")
-            for pids, user, system in SPLITS[3:]:
-                print(f"  pids {pids}: user {user:.0f} µs, system {system:.0f} µs per request")
-            f = statistics.median(FLOOR_CPU)
-            print(
-                f"floor relay {f:.1f} µs/request (runs {[round(x) for x in FLOOR_CPU]}): EdgeServer/floor {a / f:.2f}"
-            )
-            return
-        if args.nginx_syscalls:
-            counts = nginx_syscalls(tmp, high - low)
-            shown = sorted(((v / (high - low), k) for k, v in counts.items() if v / (high - low) >= 0.3), reverse=True)
-            total = sum(counts.values()) / (high - low)
-            print(
-                f"nginx, new visitor connection: {total:5.1f} syscalls: " + " ".join(f"{k}={v:.1f}" for v, k in shown)
-            )
-            return
-        SNI[0] = args.sni
-        if args.keep:
-            KEEP.append(args.keep)
-        if args.cache_sim:
-            CACHE_SIM.append(True)
-        if args.wrk:
-            WRK_LOAD.append(True)
-        SERVE_LIKE[0] = args.serve_like
-        for kind in args.kind.split(","):
-            KIND[0] = kind
-            _count(kind, tmp, low, high, args.syscalls, args.by_object)
-
-
-def _count(kind: str, tmp: Path, low: int, high: int, with_syscalls: bool, by_object: bool) -> None:
-    n = high - low
-    if by_object:
-        a = instructions_by_object(tmp, low)
-        n_low = RESUMED[0]
-        b = instructions_by_object(tmp, high)
-        if WRK_LOAD:
-            n = RESUMED[0] - n_low
-            print(f"  wrk requests: {n_low}, {RESUMED[0]}")
-        diff = {k: (b.get(k, 0) - a.get(k, 0)) / n for k in set(a) | set(b)}
-        print(f"{kind}: new visitor connection: {sum(diff.values()):12,.0f} instructions (callgrind, self cost)")
-        for v, k in sorted(((v, k) for k, v in diff.items() if abs(v) >= 500), reverse=True):
-            print(f"  {k:<28} {v:12,.0f}")
-    elif CACHE_SIM:
-        ea = cache_events(tmp, low)
-        eb = cache_events(tmp, high)
-        per_event = {k: (eb[k] - ea[k]) / n for k in ea}
-        print(f"{kind}: new visitor connection: " + " ".join(f"{k}={v:,.0f}" for k, v in per_event.items()))
-    else:
-        per = (instructions(tmp, high) - instructions(tmp, low)) / n
-        print(f"{kind}: new visitor connection: {per:12,.0f} instructions", flush=True)
-    print(f"  resumed TLS sessions: {RESUMED[0]} of {high}")
-    if with_syscalls:
-        sa, sb = syscalls(tmp, low), syscalls(tmp, high)
-        sdiff = {k: (sb.get(k, 0) - sa.get(k, 0)) / n for k in set(sa) | set(sb)}
-        shown = sorted(((v, k) for k, v in sdiff.items() if v >= 0.3), reverse=True)
-        print(f"  {sum(sdiff.values()):5.1f} syscalls: " + " ".join(f"{k}={v:.1f}" for v, k in shown), flush=True)
+            edge_alone_cpu(options, tmp, args.syscalls)
+        elif args.nginx_syscalls:
+            counts = nginx_syscalls(options, tmp, high - low)
+            per = {k: v / (high - low) for k, v in counts.items()}
+            print("nginx, new visitor connection: " + describe_syscalls(per, 0.3))
+        else:
+            for kind in args.kind.split(","):
+                options.kind = kind
+                _count(options, tmp, low, high, args.syscalls, args.by_object)
 
 
 if __name__ == "__main__":

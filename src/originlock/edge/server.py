@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import socket
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Final
 
@@ -37,12 +39,19 @@ __all__ = ["EdgeServer"]
 TICK_SECONDS: Final = 1.0
 
 
-def _accept(state: EdgeState, scheme: str) -> asyncio.Protocol:
-    """The protocol for a newly accepted visitor connection: a 503-and-close one beyond the capacity."""
-    if state.visitors.full():
-        state.overload.count("shed")
-        return ShedConnection()
-    return Admission(lambda transport: _visitor_protocol(state, scheme, transport), state.visitors.admitting)
+def _acceptor(state: EdgeState, scheme: str) -> Callable[[], asyncio.Protocol]:
+    """A listener's protocol factory. What follows the handshake is made by one function built here, once
+    per listener, rather than a closure per accepted connection."""
+    make = functools.partial(_visitor_protocol, state, scheme)
+
+    def accept() -> asyncio.Protocol:
+        """The protocol for a newly accepted visitor connection: a 503-and-close one beyond the capacity."""
+        if state.visitors.full():
+            state.overload.count("shed")
+            return ShedConnection()
+        return Admission(make, state.visitors.admitting)
+
+    return accept
 
 
 def _visitor_protocol(state: EdgeState, scheme: str, transport: asyncio.BaseTransport) -> asyncio.Protocol:
@@ -115,15 +124,13 @@ class EdgeServer:
         # ``backlog`` again: create_server calls listen() itself, with 100 unless told otherwise.
         backlog = self.config.limits.backlog
         if http_sock is not None:
-            self._servers.append(
-                await loop.create_server(lambda: _accept(state, "http"), sock=http_sock, backlog=backlog)
-            )
+            self._servers.append(await loop.create_server(_acceptor(state, "http"), sock=http_sock, backlog=backlog))
         if https_sock is not None:
             tls = VisitorTls(state.snapshot, lambda: datetime.now(UTC), ticket_secret=self.config.ticket_secret)
             self.visitor_tls = tls
             self._servers.append(
                 await loop.create_server(
-                    lambda: _accept(state, "https"),
+                    _acceptor(state, "https"),
                     sock=https_sock,
                     backlog=backlog,
                     ssl=tls.context,

@@ -73,7 +73,8 @@ class _OpenSsl:
 
 
 class TicketKeys:
-    """Installs the current period's key on a server context; :meth:`rotate` when a period may be over."""
+    """Installs the current period's key on a server context; :meth:`rotate` when a period may be over
+    (the edge calls it from its once-a-second tick, ``VisitorTls.tick``, not from handshakes)."""
 
     def __init__(self, ctx: ssl.SSLContext, secret: bytes, clock: Callable[[], float]) -> None:
         self._ctx = ctx

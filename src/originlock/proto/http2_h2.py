@@ -150,7 +150,7 @@ class H2Server:
         """
         if self._ended:
             return []
-        return self._policy.feed(self, data, [])
+        return self._policy.feed(self, data, len(self._streams), [])
 
     # -- streams -------------------------------------------------------------------------------
 

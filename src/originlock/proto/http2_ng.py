@@ -178,7 +178,7 @@ class NgH2Server:
             return []
         events: list[H2Event] = []
         self._events = events
-        return self._policy.feed(self, data, events)
+        return self._policy.feed(self, data, len(self._streams), events)
 
     # -- streams -------------------------------------------------------------------------------
 

@@ -88,9 +88,6 @@ def content_length(fields: Headers) -> int:
 class CodecAdapter(Protocol):
     """What :meth:`StreamPolicy.feed` asks of a codec adapter (``H2Server``, ``NgH2Server``)."""
 
-    @property
-    def open_streams(self) -> int: ...
-
     def _receive(self, data: bytes, events: list[H2Event], opened: int) -> bool:
         """Hand ``data``, in which ``opened`` header blocks open new streams, to the codec and translate what
         it reports into ``events``; False once the connection has ended."""
@@ -129,17 +126,17 @@ class StreamPolicy:
         self._fresh: set[int] = set()  # streams opened by the read being fed
         self._dropped: set[int] = set()  # ... and reset by it too
 
-    def feed(self, adapter: CodecAdapter, data: bytes, events: list[H2Event]) -> list[H2Event]:
-        """Hand a read from the visitor to ``adapter`` through the frame gate; return ``events`` without those
-        of the streams opened and reset within this read: the edge never starts work for them (rapid reset
-        sends exactly that)."""
+    def feed(self, adapter: CodecAdapter, data: bytes, open_streams: int, events: list[H2Event]) -> list[H2Event]:
+        """Hand a read from the visitor to ``adapter``, whose table holds ``open_streams`` streams, through the
+        frame gate; return ``events`` without those of the streams opened and reset within this read: the edge
+        never starts work for them (rapid reset sends exactly that)."""
         self._fresh.clear()
         self._dropped.clear()
         scan = self.gate.scan(data)
         if scan.error is not None:
             data = data[: scan.accepted]
         opened = scan.opened
-        if opened and adapter.open_streams + len(opened) > self.limits.max_concurrent_streams:
+        if opened and open_streams + len(opened) > self.limits.max_concurrent_streams:
             # Near the limit: one opened stream at a time, so that each stream one too many is refused (by
             # on_request) before the next reaches the codec, whose own limit would end the whole connection.
             start = 0

@@ -207,3 +207,10 @@ def test_resets_beyond_the_budget_during_a_read_end_the_connection() -> None:
     policy.feed(adapter, PREFACE + _headers(1) + _headers(3), 1, [])
     assert adapter.calls == ["before", "receive", "before", "receive", "end"]
     assert adapter.ended is not None and adapter.ended[0] == ENHANCE_YOUR_CALM
+
+
+def test_the_settings_both_codecs_advertise_come_from_the_limits() -> None:
+    limits = H2Limits(max_concurrent_streams=7, initial_window=70000, max_header_list_size=9000, max_frame_size=20000)
+    settings = StreamPolicy(limits).settings()
+    assert settings[0] == (0x3, 7)  # MAX_CONCURRENT_STREAMS first: the nghttp2 adapter adds it itself
+    assert dict(settings) == {0x3: 7, 0x4: 70000, 0x6: 9000, 0x5: 20000, 0x2: 0}

@@ -74,22 +74,14 @@ class H2Server:
             normalize_outbound_headers=False,
         )
         conn = ServerConnection(config)
-        settings = CeilingSettings(
-            client=False,
-            initial_values={
-                SettingCodes.MAX_CONCURRENT_STREAMS: limits.max_concurrent_streams,
-                SettingCodes.INITIAL_WINDOW_SIZE: limits.initial_window,
-                SettingCodes.MAX_HEADER_LIST_SIZE: limits.max_header_list_size,
-                SettingCodes.MAX_FRAME_SIZE: limits.max_frame_size,
-                SettingCodes.ENABLE_PUSH: 0,
-            },
-        )
+        self._policy = StreamPolicy(limits)
+        advertised = {SettingCodes(code): value for code, value in self._policy.settings()}
+        settings = CeilingSettings(client=False, initial_values=advertised)
         settings.ceiling = 2 * limits.max_concurrent_streams
         conn.local_settings = settings
         conn.max_inbound_frame_size = limits.max_frame_size
         conn.decoder.max_header_list_size = limits.max_header_list_size
         self._conn = conn
-        self._policy = StreamPolicy(limits)
         self._gate = self._policy.gate
         self._streams: dict[int, _Stream] = {}
         self._out: list[bytes] = []

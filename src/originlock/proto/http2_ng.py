@@ -116,7 +116,6 @@ class NgH2Server:
         self._raw = kind == SHIM  # the session builds response fields itself (send_raw_response)
         shim = ng.load_shim() if kind == SHIM else None
         self._strerror: Any = shim.strerror if shim is not None else nghttp2_cffi.strerror
-        self._limits = limits
         self.scheme = scheme
         self._policy = StreamPolicy(limits)
         self._gate = self._policy.gate
@@ -131,21 +130,16 @@ class NgH2Server:
     # -- connection ----------------------------------------------------------------------------
 
     def initiate(self) -> None:
-        limits = self._limits
-        entries = [
-            (ng.SETTINGS_INITIAL_WINDOW_SIZE, limits.initial_window),
-            (ng.SETTINGS_MAX_HEADER_LIST_SIZE, limits.max_header_list_size),
-            (ng.SETTINGS_MAX_FRAME_SIZE, limits.max_frame_size),
-            (ng.SETTINGS_ENABLE_PUSH, 0),
-        ]
-        self._check(self._s.settings(entries), "submit_settings")
-        # MAX_CONCURRENT_STREAMS is advertised, not given to nghttp2 (see the module docstring)
+        entries = self._policy.settings()
+        self._check(self._s.settings(entries[1:]), "submit_settings")
+        # MAX_CONCURRENT_STREAMS (entries[0]) is advertised, not given to nghttp2 (see the module docstring)
         self._pull()
         if len(self._out) != 1:
             raise RuntimeError("nghttp2 did not queue exactly our SETTINGS frame")
-        self._out[0] = with_setting(self._out[0], ng.SETTINGS_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams)
-        if limits.connection_window > 65535:
-            self._check(self._s.set_local_window(limits.connection_window), "set_local_window_size")
+        self._out[0] = with_setting(self._out[0], entries[0][0], entries[0][1])
+        window = self._policy.limits.connection_window
+        if window > 65535:
+            self._check(self._s.set_local_window(window), "set_local_window_size")
 
     @property
     def open_streams(self) -> int:

@@ -39,6 +39,12 @@ START: Final = 0
 REFUSE: Final = 1
 RESET: Final = 2
 _LAST_STREAM: Final = 2**31 - 1
+#: SETTINGS identifiers (RFC 9113 §6.5.2).
+_ENABLE_PUSH: Final = 0x2
+_MAX_CONCURRENT_STREAMS: Final = 0x3
+_INITIAL_WINDOW_SIZE: Final = 0x4
+_MAX_FRAME_SIZE: Final = 0x5
+_MAX_HEADER_LIST_SIZE: Final = 0x6
 
 
 class CodecActions:
@@ -125,6 +131,18 @@ class StreamPolicy:
         self.announced = False  # a GOAWAY went out (the first step, or the final one)
         self._fresh: set[int] = set()  # streams opened by the read being fed
         self._dropped: set[int] = set()  # ... and reset by it too
+
+    def settings(self) -> list[tuple[int, int]]:
+        """What our SETTINGS frame advertises, as ``(identifier, value)``; MAX_CONCURRENT_STREAMS first (the
+        nghttp2 adapter adds it to the frame itself)."""
+        limits = self.limits
+        return [
+            (_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams),
+            (_INITIAL_WINDOW_SIZE, limits.initial_window),
+            (_MAX_HEADER_LIST_SIZE, limits.max_header_list_size),
+            (_MAX_FRAME_SIZE, limits.max_frame_size),
+            (_ENABLE_PUSH, 0),
+        ]
 
     def feed(self, adapter: CodecAdapter, data: bytes, open_streams: int, events: list[H2Event]) -> list[H2Event]:
         """Hand a read from the visitor to ``adapter``, whose table holds ``open_streams`` streams, through the

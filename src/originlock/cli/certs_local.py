@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from originlock.cli.client import CliError
+from originlock.cli.parsers import subcommand
 
 if TYPE_CHECKING:
     from originlock.tls.issue import Issued
@@ -103,16 +104,8 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def add_local_commands(certs: Any) -> None:
-    def command(name: str, help_text: str, example: str) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = certs.add_parser(
-            name,
-            help=help_text,
-            description=f"{help_text}\n\nexample:\n  {example}",
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        return parser
-
-    p = command(
+    p = subcommand(
+        certs,
         "issue-ca",
         "create a private CA for AOP client certificates",
         "originlock certs issue-ca --cn example.test --out example-ca",
@@ -124,7 +117,8 @@ def add_local_commands(certs: Any) -> None:
     p.add_argument("--out", default="aop-ca", help="output prefix: writes PREFIX.pem and PREFIX.key")
     p.set_defaults(func=_issue_ca)
 
-    p = command(
+    p = subcommand(
+        certs,
         "issue-client",
         "issue an AOP client certificate from a private CA",
         "originlock certs issue-client --ca aop-ca.pem --ca-key aop-ca.key --cn app.example.test",
@@ -137,8 +131,11 @@ def add_local_commands(certs: Any) -> None:
     p.add_argument("--out", default="aop-client", help="output prefix: writes PREFIX.pem and PREFIX.key")
     p.set_defaults(func=_issue_client)
 
-    p = command(
-        "inspect", "show what the API would record for a certificate file", "originlock certs inspect aop-client.pem"
+    p = subcommand(
+        certs,
+        "inspect",
+        "show what the API would record for a certificate file",
+        "originlock certs inspect aop-client.pem",
     )
     p.add_argument("file")
     p.add_argument("--json", action="store_true")

@@ -8,6 +8,7 @@ from typing import Any
 from originlock.cli.certs_local import add_local_commands
 from originlock.cli.client import ApiClient, CliError, add_api_arguments, client_from_args, read_text
 from originlock.cli.output import emit
+from originlock.cli.parsers import subcommand
 from originlock.store.setting_catalog import SETTINGS  # not store.settings: no SQLAlchemy to start the CLI
 
 __all__ = ["add_parsers"]
@@ -19,12 +20,7 @@ TOKEN_COLUMNS = ("id", "name", "status", "permissions", "zones")
 
 
 def _command(parent: Any, name: str, help_text: str, example: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = parent.add_parser(
-        name,
-        help=help_text,
-        description=f"{help_text}\n\nexample:\n  {example}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = subcommand(parent, name, help_text, example)
     add_api_arguments(parser)
     return parser
 

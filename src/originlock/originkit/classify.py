@@ -123,12 +123,17 @@ def classify_edge_response(status: int, body_head: bytes) -> tuple[Outcome, str]
     return outcome, detail.replace("TLS completed, then", "the edge passed through")
 
 
-def _edge_failure_verdict(edge: ProbeResult, refused_how: str) -> tuple[Verdict, list[str]]:
-    """Probe 3 went through the edge and the edge answered with an error page (or could not be reached)."""
-    strangers = [
+def _strangers_refused(refused_how: str) -> list[str]:
+    """The reasons when probes 1 and 2 were refused: strangers do not get in."""
+    return [
         f"refuses requests without a client certificate ({refused_how})",
         "refuses certificates from an unrelated CA",
     ]
+
+
+def _edge_failure_verdict(edge: ProbeResult, refused_how: str) -> tuple[Verdict, list[str]]:
+    """Probe 3 went through the edge and the edge answered with an error page (or could not be reached)."""
+    strangers = _strangers_refused(refused_how)
     if edge.status is None:
         return Verdict.UNREACHABLE, [*strangers, f"but the edge itself could not be reached: {edge.detail}"]
     config_problem = EDGE_FAILURES.get(edge.status, ("", False))[1]
@@ -160,27 +165,13 @@ def decide(probes: dict[ProbeKind, ProbeResult]) -> tuple[Verdict, list[str], li
             f"the edge's own certificate was not tested ({why}); LOCKED here means only that strangers are "
             "refused, not that the edge gets in"
         )
-        return (
-            Verdict.LOCKED,
-            [
-                f"refuses requests without a client certificate ({refused_how})",
-                "refuses certificates from an unrelated CA",
-            ],
-            notes,
-        )
+        return Verdict.LOCKED, _strangers_refused(refused_how), notes
     if edge.outcome is Outcome.ERROR and edge.via == "edge":
         verdict, reasons = _edge_failure_verdict(edge, refused_how)
         return verdict, reasons, notes
     if edge.outcome is Outcome.ERROR:
         notes.append(f"the edge-certificate probe failed: {edge.detail}")
-        return (
-            Verdict.LOCKED,
-            [
-                f"refuses requests without a client certificate ({refused_how})",
-                "refuses certificates from an unrelated CA",
-            ],
-            notes,
-        )
+        return Verdict.LOCKED, _strangers_refused(refused_how), notes
     if edge.outcome.refused and edge.via == "none":
         return (
             Verdict.MISCONFIGURED,
@@ -197,12 +188,4 @@ def decide(probes: dict[ProbeKind, ProbeResult]) -> tuple[Verdict, list[str], li
             else f"requests through the edge will get the origin's {edge.status or 'error'} response"
         )
         return Verdict.MISCONFIGURED, [f"rejects the edge's own certificate: {effect}"], notes
-    return (
-        Verdict.LOCKED,
-        [
-            f"refuses requests without a client certificate ({refused_how})",
-            "refuses certificates from an unrelated CA",
-            "accepts the edge's certificate",
-        ],
-        notes,
-    )
+    return Verdict.LOCKED, [*_strangers_refused(refused_how), "accepts the edge's certificate"], notes

@@ -30,7 +30,6 @@ from originlock.proto.http2_events import (
     RequestStarted,
     StreamData,
     StreamEnded,
-    StreamReset,
     WindowOpened,
 )
 from originlock.proto.http2_policy import RESET, START, StreamPolicy
@@ -75,28 +74,18 @@ class H2Server:
             normalize_outbound_headers=False,
         )
         conn = ServerConnection(config)
-        settings = CeilingSettings(
-            client=False,
-            initial_values={
-                SettingCodes.MAX_CONCURRENT_STREAMS: limits.max_concurrent_streams,
-                SettingCodes.INITIAL_WINDOW_SIZE: limits.initial_window,
-                SettingCodes.MAX_HEADER_LIST_SIZE: limits.max_header_list_size,
-                SettingCodes.MAX_FRAME_SIZE: limits.max_frame_size,
-                SettingCodes.ENABLE_PUSH: 0,
-            },
-        )
+        self._policy = StreamPolicy(limits)
+        advertised = {SettingCodes(code): value for code, value in self._policy.settings()}
+        settings = CeilingSettings(client=False, initial_values=advertised)
         settings.ceiling = 2 * limits.max_concurrent_streams
         conn.local_settings = settings
         conn.max_inbound_frame_size = limits.max_frame_size
         conn.decoder.max_header_list_size = limits.max_header_list_size
         self._conn = conn
-        self._policy = StreamPolicy(limits)
         self._gate = self._policy.gate
         self._streams: dict[int, _Stream] = {}
         self._out: list[bytes] = []
         self._ended = False
-        self._fresh: set[int] = set()  # streams opened by the bytes being fed
-        self._dropped: set[int] = set()  # ... and reset by them too
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -153,31 +142,7 @@ class H2Server:
         """
         if self._ended:
             return []
-        events: list[H2Event] = []
-        self._fresh.clear()
-        self._dropped.clear()
-        self._feed(data, events)
-        if self._dropped:
-            dropped = self._dropped
-            events = [e for e in events if getattr(e, "stream_id", 0) not in dropped]
-        return events
-
-    def _feed(self, data: bytes, events: list[H2Event]) -> None:
-        scan = self._gate.scan(data)
-        if scan.error is not None:
-            data = data[: scan.accepted]
-        opened = scan.opened
-        if opened and len(self._streams) + len(opened) > self._limits.max_concurrent_streams:
-            # Near the limit: hand h2 one opened stream at a time, refusing each that is one too many
-            # before the next arrives, so h2's own check (a connection error) never fires.
-            start = 0
-            for cut in opened:
-                if not self._receive(data[start:cut], events):
-                    return
-                start = cut
-            data = data[start:]
-        if self._receive(data, events) and scan.error is not None:
-            self._end(*scan.error, events)
+        return self._policy.feed(self, data, len(self._streams), [])
 
     # -- streams -------------------------------------------------------------------------------
 
@@ -238,8 +203,8 @@ class H2Server:
 
     # -- inside --------------------------------------------------------------------------------
 
-    def _receive(self, data: bytes, events: list[H2Event]) -> bool:
-        """Feed ``data`` to h2 and translate; False once the connection has ended."""
+    def _receive(self, data: bytes, events: list[H2Event], opened: int) -> bool:
+        """Feed ``data`` to h2 and translate (``CodecAdapter``; h2 reports the streams it resets itself)."""
         conn = self._conn
         try:
             received = conn.receive_data(data)
@@ -287,21 +252,18 @@ class H2Server:
                     self._flush(stream_id, stream)
                     if stream.pending_size < before:
                         events.append(WindowOpened(stream_id))
-        over = self._policy.over_budget()
-        if over is not None:
-            self._end(*over, events)
-            return False
         return True
+
+    def _before_opening(self) -> None:
+        """Nothing to do (``CodecAdapter``): h2's own concurrency check is at twice the advertised limit
+        (``proto/http2_conn.py``), out of reach while the policy refuses at the limit."""
 
     def _stream_reset(self, stream_id: int, code: int, events: list[H2Event]) -> None:
         stream = self._streams.pop(stream_id, None)
         if stream is None:
             return
         self._release(stream_id, stream)
-        if stream_id in self._fresh:
-            self._dropped.add(stream_id)  # opened in this same read: the edge never hears of it
-        elif not stream.refused:
-            events.append(StreamReset(stream_id, code))
+        self._policy.on_stream_reset(stream_id, code, stream.refused, events)
 
     def _on_request(self, event: h2e.RequestReceived, events: list[H2Event]) -> None:
         stream_id = event.stream_id
@@ -317,7 +279,6 @@ class H2Server:
                 self._gate.charge_reset()
             return
         self._streams[stream_id] = _Stream(refused=act.kind != START)
-        self._fresh.add(stream_id)
         if act.request is not None:
             events.append(RequestStarted(stream_id, act.request))  # h2's StreamEnded follows when ended
         elif act.error is not None:

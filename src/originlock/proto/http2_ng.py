@@ -11,14 +11,14 @@ update, a chunk of request body, a closed stream. Response fields go to nghttp2 
 them; the shim can build it from an origin's fields itself, :meth:`NgH2Server.send_raw_response`); response
 bytes leave the stream in ``data_to_send``, not in ``send_data``.
 
-The policy stays ours, shared with the ``h2`` codec: :class:`~originlock.proto.http2_gate.FrameGate` sees
-every frame header before nghttp2 does (frame size, CONTINUATION floods, rapid reset, control-frame floods),
-``request_from_fields`` decides malformed versus refused (nghttp2's own HTTP checks are off, so both codecs
-refuse the same requests the same way; Content-Length against the DATA is counted here), and the
-concurrency, request and reset budgets are counted here. Three things are kept from nghttp2 on purpose:
+The policy stays ours, shared with the ``h2`` codec (``proto/http2_policy.py``: the frame gate sees every
+frame header before nghttp2 does, malformed versus refused, the concurrency, request and reset budgets);
+nghttp2's own HTTP checks are off, so both codecs refuse the same requests the same way, and Content-Length
+against the DATA is counted here. Three things are kept from nghttp2 on purpose:
 
 - SETTINGS_MAX_CONCURRENT_STREAMS is added to the SETTINGS frame nghttp2 serialised, not given to it: at
-  its limit nghttp2 ends the whole connection, where ours refuses the one stream (REFUSED_STREAM).
+  its limit nghttp2 ends the whole connection, where ours refuses the one stream (REFUSED_STREAM, which a
+  client may retry; a browser may open streams before our SETTINGS reach it).
 - Our GOAWAY frames are serialised here: after a GOAWAY it sent, nghttp2 would ignore new streams without a
   word, where both codecs refuse them (REFUSED_STREAM) and count them.
 - The edge acknowledges body bytes itself (no automatic WINDOW_UPDATE; :meth:`acknowledge` is
@@ -55,7 +55,6 @@ from originlock.proto.http2_events import (
     RequestStarted,
     StreamData,
     StreamEnded,
-    StreamReset,
     WindowOpened,
 )
 from originlock.proto.http2_policy import RESET, START, StreamPolicy
@@ -73,16 +72,6 @@ from originlock.proto.nghttp2_sessions import (
 
 __all__ = ["CFFI", "SHIM", "NgH2Server", "available", "codec_description", "session_kind", "set_session_kind"]
 
-# The event kinds of both sessions (_ngshim.c's EV_* values).
-_EV_REQUEST: Final = 1
-_EV_HEADERS: Final = 2
-_EV_DATA_END: Final = 3
-_EV_RST: Final = 4
-_EV_GOAWAY: Final = 5
-_EV_WINDOW: Final = 6
-_EV_CHUNK: Final = 7
-_EV_CLOSE: Final = 8
-_FLAG_END_STREAM: Final = 1
 #: The shim's ``respond``: these fields need ``response_fields`` (_ngshim.c's NEEDS_PYTHON).
 _NEEDS_PYTHON: Final = 1
 #: The request checks the shim made of a header block's bytes (EV_REQUEST's flags above the frame's byte).
@@ -127,7 +116,6 @@ class NgH2Server:
         self._raw = kind == SHIM  # the session builds response fields itself (send_raw_response)
         shim = ng.load_shim() if kind == SHIM else None
         self._strerror: Any = shim.strerror if shim is not None else nghttp2_cffi.strerror
-        self._limits = limits
         self.scheme = scheme
         self._policy = StreamPolicy(limits)
         self._gate = self._policy.gate
@@ -138,29 +126,20 @@ class NgH2Server:
         self._ended = False
         self._pull_later = False  # a WINDOW_UPDATE or SETTINGS came while a response was sending
         self._seen = 0  # streams the running mem_recv opened that reached _on_request
-        self._fresh: set[int] = set()
-        self._dropped: set[int] = set()
 
     # -- connection ----------------------------------------------------------------------------
 
     def initiate(self) -> None:
-        limits = self._limits
-        entries = [
-            (ng.SETTINGS_INITIAL_WINDOW_SIZE, limits.initial_window),
-            (ng.SETTINGS_MAX_HEADER_LIST_SIZE, limits.max_header_list_size),
-            (ng.SETTINGS_MAX_FRAME_SIZE, limits.max_frame_size),
-            (ng.SETTINGS_ENABLE_PUSH, 0),
-        ]
-        self._check(self._s.settings(entries), "submit_settings")
-        # MAX_CONCURRENT_STREAMS is advertised but not given to nghttp2: at its limit nghttp2 ends the whole
-        # connection, where the limit is ours to enforce with REFUSED_STREAM (a stream the client may retry;
-        # a browser may open streams before our SETTINGS reach it). So the entry is added to the frame here.
+        entries = self._policy.settings()
+        self._check(self._s.settings(entries[1:]), "submit_settings")
+        # MAX_CONCURRENT_STREAMS (entries[0]) is advertised, not given to nghttp2 (see the module docstring)
         self._pull()
         if len(self._out) != 1:
             raise RuntimeError("nghttp2 did not queue exactly our SETTINGS frame")
-        self._out[0] = with_setting(self._out[0], ng.SETTINGS_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams)
-        if limits.connection_window > 65535:
-            self._check(self._s.set_local_window(limits.connection_window), "set_local_window_size")
+        self._out[0] = with_setting(self._out[0], entries[0][0], entries[0][1])
+        window = self._policy.limits.connection_window
+        if window > 65535:
+            self._check(self._s.set_local_window(window), "set_local_window_size")
 
     @property
     def open_streams(self) -> int:
@@ -184,8 +163,7 @@ class NgH2Server:
         last = self._policy.goaway(final=final, ended=self._ended)
         if last is None:
             return
-        # Serialised here, not submitted: nghttp2 would ignore streams opened after it without a word, where
-        # both codecs refuse them (REFUSED_STREAM) and count them.
+        # serialised here, not submitted to nghttp2 (see the module docstring)
         self._pull()  # frames already queued go first
         self._out.append(goaway_frame(last, NO_ERROR))
 
@@ -194,33 +172,7 @@ class NgH2Server:
             return []
         events: list[H2Event] = []
         self._events = events
-        self._fresh.clear()
-        self._dropped.clear()
-        self._feed(data, events)
-        if self._dropped:
-            dropped = self._dropped
-            events = [e for e in events if getattr(e, "stream_id", 0) not in dropped]
-        return events
-
-    def _feed(self, data: bytes, events: list[H2Event]) -> None:
-        scan = self._gate.scan(data)
-        if scan.error is not None:
-            data = data[: scan.accepted]
-        opened = scan.opened
-        if opened and len(self._streams) + len(opened) > self._limits.max_concurrent_streams:
-            # Near the limit: one opened stream at a time, with nghttp2's queued frames (resets of refused
-            # streams, finished responses) sent in between, so that nghttp2's count of open streams never
-            # reaches the advertised limit (above it nghttp2 ends the connection) before ours refuses.
-            start = 0
-            for cut in opened:
-                self._pull()
-                if not self._receive(data[start:cut], events, 1):
-                    return
-                start = cut
-            data = data[start:]
-            opened = []
-        if self._receive(data, events, len(opened)) and scan.error is not None:
-            self._end(*scan.error, events)
+        return self._policy.feed(self, data, len(self._streams), events)
 
     # -- streams -------------------------------------------------------------------------------
 
@@ -362,38 +314,38 @@ class NgH2Server:
                     events.append(WindowOpened(sid))
         else:
             self._pull()
-        if self._ended:
-            return False
-        over = self._policy.over_budget()
-        if over is not None:
-            self._end(*over, events)
-            return False
-        return True
+        return not self._ended
+
+    def _before_opening(self) -> None:
+        """Send nghttp2's queued frames (resets of refused streams, finished responses) first, so that its count
+        of open streams never reaches the advertised limit (above it nghttp2 ends the connection) before the
+        policy refuses."""
+        self._pull()
 
     def _dispatch(self, received: list[tuple[int, int, int, Any]], events: list[H2Event]) -> None:
         """Act on the session's events of one read, in the order nghttp2 produced them."""
         for kind, stream_id, value, obj in received:
             if self._ended:
                 return
-            if kind == _EV_CHUNK:
+            if kind == nghttp2_cffi.EV_CHUNK:
                 self._on_data(stream_id, obj, events)
-            elif kind == _EV_REQUEST:
+            elif kind == nghttp2_cffi.EV_REQUEST:
                 self._on_request(stream_id, obj, value, events)
-            elif kind in (_EV_DATA_END, _EV_HEADERS):
+            elif kind in (nghttp2_cffi.EV_DATA_END, nghttp2_cffi.EV_HEADERS):
                 self._on_ended(stream_id, events)  # (trailers are dropped)
-            elif kind == _EV_CLOSE:
+            elif kind == nghttp2_cffi.EV_CLOSE:
                 self._on_close(stream_id, value, events)
-            elif kind == _EV_RST:
+            elif kind == nghttp2_cffi.EV_RST:
                 self._visitor_resets.add(stream_id)  # charged by the gate already
-            elif kind == _EV_GOAWAY:
+            elif kind == nghttp2_cffi.EV_GOAWAY:
                 self._finish(value, "the visitor sent GOAWAY", events)
-            elif kind == _EV_WINDOW and not self._pull_later:
+            elif kind == nghttp2_cffi.EV_WINDOW and not self._pull_later:
                 self._pull_later = any(stream.provider for stream in self._streams.values())
 
     def _on_request(self, stream_id: int, fields: Headers, flags: int, events: list[H2Event]) -> None:
         """``flags``: the HEADERS frame's, with the shim's checks (``request_from_fields``'s ``checked``)."""
         self._seen += 1
-        ended = flags & _FLAG_END_STREAM != 0
+        ended = flags & ng.FLAG_END_STREAM != 0
         act = self._policy.on_request(stream_id, fields, ended, len(self._streams), flags & _CHECKED)
         if act.kind == RESET:
             self._s.rst(stream_id, act.reset_code)
@@ -401,7 +353,6 @@ class NgH2Server:
                 self._gate.charge_reset()
             return
         stream = self._streams[stream_id] = _Stream(refused=act.kind != START)
-        self._fresh.add(stream_id)
         if act.request is None:  # REFUSE: the edge answers the 4xx; the body is dropped
             stream.request_ended = ended
             if act.error is not None:
@@ -445,10 +396,7 @@ class NgH2Server:
         self._s.rst(stream_id, PROTOCOL_ERROR)
         self._gate.charge_reset()
         self._release(stream_id, stream)
-        if stream_id in self._fresh:
-            self._dropped.add(stream_id)
-        else:
-            events.append(StreamReset(stream_id, PROTOCOL_ERROR))
+        self._policy.on_stream_reset(stream_id, PROTOCOL_ERROR, False, events)
 
     def _on_close(self, stream_id: int, code: int, events: list[H2Event]) -> None:
         visitor = stream_id in self._visitor_resets
@@ -460,10 +408,7 @@ class NgH2Server:
         if not visitor:
             self._gate.charge_reset()  # nghttp2 reset it (a stream error it found)
         self._release(stream_id, stream)
-        if stream_id in self._fresh:
-            self._dropped.add(stream_id)
-        elif not stream.refused:
-            events.append(StreamReset(stream_id, code))
+        self._policy.on_stream_reset(stream_id, code, stream.refused, events)
 
     def _response_ended(self, stream_id: int, stream: _Stream) -> bool:
         """The response's last frame is queued; True if a reset was queued after it."""

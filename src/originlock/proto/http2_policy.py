@@ -1,9 +1,12 @@
-"""The HTTP/2 server's policy, shared by both codec adapters: what to do with each new stream, each finished
-response, a graceful shutdown, and when the reset budget ends the connection.
+"""The HTTP/2 server's policy, shared by both codec adapters: how a read reaches the codec, what to do with
+each new stream, each reset one, each finished response, a graceful shutdown, and when the reset budget ends
+the connection.
 
-The adapters (``proto/http2.py`` over ``h2``, ``proto/http2_ng.py`` over libnghttp2) own the codec and the
-stream table; they ask this module and apply the answer, a plain value (:class:`CodecActions`): "reset the
-stream with this code (and charge the reset budget)", "refuse the request with this 4xx", or "start it".
+The adapters (``proto/http2_h2.py`` over ``h2``, ``proto/http2_ng.py`` over libnghttp2) own the codec and the
+stream table and only translate the codec's events: :meth:`StreamPolicy.feed` runs each read through the
+frame gate and hands it to the adapter (:class:`CodecAdapter`); for each new stream they ask this module and
+apply the answer, a plain value (:class:`CodecActions`): "reset the stream with this code (and charge the
+reset budget)", "refuse the request with this 4xx", or "start it".
 So the limits (:class:`~originlock.proto.http2_events.H2Limits`: 128 streams, 1000 requests, the budgets)
 and the defences (:class:`~originlock.proto.http2_gate.FrameGate`: frame size, CONTINUATION floods, rapid
 reset, control-frame floods; the HPACK-bomb limit is the header-list size each codec's decoder enforces)
@@ -13,21 +16,35 @@ Pure: no I/O, no codec import.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Protocol
 
 from originlock.errors import DownstreamError
 from originlock.proto.events import Headers, RequestReceived
-from originlock.proto.http2_events import ENHANCE_YOUR_CALM, NO_ERROR, PROTOCOL_ERROR, REFUSED_STREAM, H2Limits
+from originlock.proto.http2_events import (
+    ENHANCE_YOUR_CALM,
+    NO_ERROR,
+    PROTOCOL_ERROR,
+    REFUSED_STREAM,
+    H2Event,
+    H2Limits,
+    StreamReset,
+)
 from originlock.proto.http2_gate import FrameGate, GateLimits
 from originlock.proto.http2_request import StreamMalformed, request_from_fields
 
-__all__ = ["REFUSE", "RESET", "START", "CodecActions", "StreamPolicy", "content_length"]
+__all__ = ["REFUSE", "RESET", "START", "CodecActions", "CodecAdapter", "StreamPolicy", "content_length"]
 
 #: :attr:`CodecActions.kind`: start the request / answer ``error.status_hint`` on it / reset the stream.
 START: Final = 0
 REFUSE: Final = 1
 RESET: Final = 2
 _LAST_STREAM: Final = 2**31 - 1
+#: SETTINGS identifiers (RFC 9113 §6.5.2).
+_ENABLE_PUSH: Final = 0x2
+_MAX_CONCURRENT_STREAMS: Final = 0x3
+_INITIAL_WINDOW_SIZE: Final = 0x4
+_MAX_FRAME_SIZE: Final = 0x5
+_MAX_HEADER_LIST_SIZE: Final = 0x6
 
 
 class CodecActions:
@@ -74,10 +91,27 @@ def content_length(fields: Headers) -> int:
     return int(value) if value.isdigit() and len(value) < 19 else -1
 
 
+class CodecAdapter(Protocol):
+    """What :meth:`StreamPolicy.feed` asks of a codec adapter (``H2Server``, ``NgH2Server``)."""
+
+    def _receive(self, data: bytes, events: list[H2Event], opened: int) -> bool:
+        """Hand ``data``, in which ``opened`` header blocks open new streams, to the codec and translate what
+        it reports into ``events``; False once the connection has ended."""
+        ...
+
+    def _before_opening(self) -> None:
+        """Near the concurrency limit, before each piece of a read that opens one stream."""
+        ...
+
+    def _end(self, code: int, reason: str, events: list[H2Event]) -> None:
+        """Our connection error: GOAWAY with ``code``, then :class:`ConnectionEnded`."""
+        ...
+
+
 class StreamPolicy:
     """One connection's policy state: the frame gate and its budgets, the requests counted, the GOAWAY sent."""
 
-    __slots__ = ("announced", "gate", "goaway_last", "highest", "late", "limits", "requests")
+    __slots__ = ("_dropped", "_fresh", "announced", "gate", "goaway_last", "highest", "late", "limits", "requests")
 
     def __init__(self, limits: H2Limits) -> None:
         self.limits = limits
@@ -95,13 +129,76 @@ class StreamPolicy:
         self.highest = 0  # the highest stream that reached the policy
         self.goaway_last: int | None = None  # the last stream our final GOAWAY named
         self.announced = False  # a GOAWAY went out (the first step, or the final one)
+        self._fresh: set[int] = set()  # streams opened by the read being fed
+        self._dropped: set[int] = set()  # ... and reset by it too
+
+    def settings(self) -> list[tuple[int, int]]:
+        """What our SETTINGS frame advertises, as ``(identifier, value)``; MAX_CONCURRENT_STREAMS first (the
+        nghttp2 adapter adds it to the frame itself)."""
+        limits = self.limits
+        return [
+            (_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams),
+            (_INITIAL_WINDOW_SIZE, limits.initial_window),
+            (_MAX_HEADER_LIST_SIZE, limits.max_header_list_size),
+            (_MAX_FRAME_SIZE, limits.max_frame_size),
+            (_ENABLE_PUSH, 0),
+        ]
+
+    def feed(self, adapter: CodecAdapter, data: bytes, open_streams: int, events: list[H2Event]) -> list[H2Event]:
+        """Hand a read from the visitor to ``adapter``, whose table holds ``open_streams`` streams, through the
+        frame gate; return ``events`` without those of the streams opened and reset within this read: the edge
+        never starts work for them (rapid reset sends exactly that)."""
+        self._fresh.clear()
+        self._dropped.clear()
+        scan = self.gate.scan(data)
+        if scan.error is not None:
+            data = data[: scan.accepted]
+        opened = scan.opened
+        if opened and open_streams + len(opened) > self.limits.max_concurrent_streams:
+            # Near the limit: one opened stream at a time, so that each stream one too many is refused (by
+            # on_request) before the next reaches the codec, whose own limit would end the whole connection.
+            start = 0
+            for cut in opened:
+                adapter._before_opening()
+                if not self._received(adapter, data[start:cut], events, 1):
+                    return self._reported(events)
+                start = cut
+            data = data[start:]
+            opened = []
+        if self._received(adapter, data, events, len(opened)) and scan.error is not None:
+            adapter._end(*scan.error, events)
+        return self._reported(events)
+
+    def _received(self, adapter: CodecAdapter, data: bytes, events: list[H2Event], opened: int) -> bool:
+        if not adapter._receive(data, events, opened):
+            return False
+        over = self.over_budget()
+        if over is not None:
+            adapter._end(*over, events)
+            return False
+        return True
+
+    def _reported(self, events: list[H2Event]) -> list[H2Event]:
+        if not self._dropped:
+            return events
+        dropped = self._dropped
+        return [e for e in events if getattr(e, "stream_id", 0) not in dropped]
+
+    def on_stream_reset(self, stream_id: int, code: int, refused: bool, events: list[H2Event]) -> None:
+        """A stream in the adapter's table was reset (by the visitor, the codec or the adapter): tell the edge
+        (:class:`StreamReset`) unless it refused the request (``refused``) or never heard of the stream."""
+        if stream_id in self._fresh:
+            self._dropped.add(stream_id)  # opened in the read being fed: its events are dropped
+        elif not refused:
+            events.append(StreamReset(stream_id, code))
 
     def on_request(
         self, stream_id: int, fields: Headers, ended: bool, open_streams: int, checked: int = 0
     ) -> CodecActions:
         """A complete request header block opened ``stream_id`` (``ended``: END_STREAM came with it) while
         ``open_streams`` streams are in the adapter's table; ``checked``: what the codec checked of its bytes
-        (``request_from_fields``)."""
+        (``request_from_fields``). A stream started or refused (the adapter puts it in its table) counts as
+        opened by the read being fed (:meth:`on_stream_reset`)."""
         if stream_id > self.highest:
             self.highest = stream_id
         limits = self.limits
@@ -117,6 +214,7 @@ class StreamPolicy:
         except StreamMalformed:
             return CodecActions(RESET, reset_code=PROTOCOL_ERROR, charge=True)
         except DownstreamError as exc:
+            self._fresh.add(stream_id)
             return CodecActions(REFUSE, error=exc)
         remaining = -1
         if request.body == "length":
@@ -124,6 +222,7 @@ class StreamPolicy:
             if remaining < 0:
                 return CodecActions(RESET, reset_code=PROTOCOL_ERROR, charge=True)
         self.requests += 1
+        self._fresh.add(stream_id)
         return CodecActions(START, request=request, remaining=remaining, goaway=self.requests >= limits.max_requests)
 
     def on_response_ended(self, request_ended: bool) -> int | None:

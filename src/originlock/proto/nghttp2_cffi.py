@@ -26,7 +26,15 @@ __all__ = [
     "binding_version",
 ]
 
-EV_REQUEST, EV_HEADERS, EV_DATA_END, EV_RST, EV_GOAWAY, EV_WINDOW, EV_CHUNK, EV_CLOSE = 1, 2, 3, 4, 5, 6, 7, 8
+#: The event kinds of both sessions (_ngshim.c's EV_* values); Final, so that compiled code inlines them.
+EV_REQUEST: Final = 1
+EV_HEADERS: Final = 2
+EV_DATA_END: Final = 3
+EV_RST: Final = 4
+EV_GOAWAY: Final = 5
+EV_WINDOW: Final = 6
+EV_CHUNK: Final = 7
+EV_CLOSE: Final = 8
 _ENCODER_TABLE_SIZE: Final = 4096
 _MAX_SETTINGS: Final = 32
 _MAX_OUTBOUND_ACK: Final = 1000

@@ -254,8 +254,7 @@ class Snapshot:
     def route_for(self, host: str) -> Route | None:
         """Exact hostname first, then the closest ``*.`` wildcard record (Cloudflare's DNS precedence)."""
         # The edge passes normalised names (zone_router.host_of): one lookup, two while an overlay exists.
-        overlay = self._overlay
-        route = overlay[host] if overlay and host in overlay else self._base.get(host)
+        route = self._lookup(host)
         if route is not None:
             return route
         host = host.rstrip(".").lower()

@@ -20,7 +20,7 @@ from typing import Final
 
 import re2
 
-__all__ = ["RegexError", "check_pattern", "compile_regex"]
+__all__ = ["RegexError", "check_pattern", "compile_regex", "re2_options"]
 
 _REJECTED_ESCAPES: Final = {
     "Q": "unrecognized escape sequence",
@@ -46,12 +46,19 @@ class RegexError(ValueError):
     pass
 
 
-def _options() -> re2.Options:
+def re2_options(max_mem: int | None = None, *, case_sensitive: bool = True, never_capture: bool = False) -> re2.Options:
+    """RE2's options for every regex of the WAF (the Rules language's and the managed rules'): bytes as Latin-1
+    (byte-oriented matching, as Cloudflare's Rust ``regex`` does), errors returned, never printed; ``max_mem``
+    None keeps RE2's default (8 MiB)."""
     options = re2.Options()
     options.encoding = re2.Options.Encoding.LATIN1
     options.log_errors = False
-    options.never_capture = True
-    options.max_mem = _RE2_MAX_MEM
+    if max_mem is not None:
+        options.max_mem = max_mem
+    if not case_sensitive:
+        options.case_sensitive = False
+    if never_capture:
+        options.never_capture = True
     return options
 
 
@@ -115,7 +122,7 @@ def _compile_re2(pattern: str) -> re2._Regexp:
     # which is what Rust's utf8(false) engine does with a literal "é".
     source = pattern.encode("utf-8", "surrogatepass")
     try:
-        return re2.compile(source, _options())
+        return re2.compile(source, re2_options(_RE2_MAX_MEM, never_capture=True))
     except re2.error as exc:
         detail = exc.args[0] if exc.args else exc
         if isinstance(detail, bytes):

@@ -142,26 +142,25 @@ def _to_int(raw: bytes) -> int:
         return 0
 
 
+def _rx_set(rules: CompiledRules, phases: tuple[int, ...]) -> RxSet:
+    """The ``@rx`` operators of the rules of ``phases`` (each rule's chain links too) in one RE2 set."""
+    return RxSet(
+        link.operator
+        for rule in rules.rules()
+        if rule.phase in phases
+        for link in rule.links()
+        if isinstance(link.operator, Rx)
+    )
+
+
 class Engine:
     """The compiled CRS: build once, evaluate any number of requests (from any zone)."""
 
     def __init__(self, rules: CompiledRules) -> None:
         self.rules = rules
         # One RE2 set per direction: the request's values are never scanned for the response regexes.
-        self.rx_set = RxSet(
-            link.operator
-            for rule in rules.rules()
-            if rule.phase in (1, 2)
-            for link in rule.links()
-            if isinstance(link.operator, Rx)
-        )
-        self.response_rx_set = RxSet(
-            link.operator
-            for rule in rules.rules()
-            if rule.phase in (3, 4)
-            for link in rule.links()
-            if isinstance(link.operator, Rx)
-        )
+        self.rx_set = _rx_set(rules, (1, 2))
+        self.response_rx_set = _rx_set(rules, (3, 4))
         self._seeds: dict[EngineConfig, dict[str, bytes]] = {}
         for rule in rules.rules():
             for link in rule.links():

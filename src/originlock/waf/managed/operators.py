@@ -21,7 +21,9 @@ import ahocorasick
 import libinjection
 import re2
 
-__all__ = ["Expand", "Operator", "OperatorError", "Rx", "compile_operator", "re2_options"]
+from originlock.waf.regex import re2_options
+
+__all__ = ["Expand", "Operator", "OperatorError", "Rx", "compile_operator"]
 
 Expand = Callable[[str], str]
 """Expands ``%{...}`` macros in an operator argument for the current request."""
@@ -31,15 +33,7 @@ class OperatorError(ValueError):
     pass
 
 
-def re2_options(max_mem: int = 64 << 20) -> re2.Options:
-    options = re2.Options()
-    options.encoding = re2.Options.Encoding.LATIN1
-    options.log_errors = False
-    options.max_mem = max_mem
-    return options
-
-
-_OPTIONS = re2_options()
+_OPTIONS = re2_options(64 << 20)
 
 
 class Operator:

@@ -15,7 +15,9 @@ from collections.abc import Iterable
 
 import re2
 
-from .operators import Rx, re2_options
+from originlock.waf.regex import re2_options
+
+from .operators import Rx
 
 __all__ = ["RxSet"]
 

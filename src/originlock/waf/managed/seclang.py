@@ -51,6 +51,23 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     return out
 
 
+def _quoted(text: str, start: int) -> tuple[str, int]:
+    """The quoted string whose quote character is ``text[start - 1]``, from ``start``: its value (a backslash
+    before that quote escapes it; other backslashes stay) and the index of the closing quote (``len(text)``
+    when there is none)."""
+    quote = text[start - 1]
+    chars: list[str] = []
+    i, n = start, len(text)
+    while i < n and text[i] != quote:
+        if text[i] == "\\" and i + 1 < n and text[i + 1] == quote:
+            chars.append(quote)
+            i += 2
+            continue
+        chars.append(text[i])
+        i += 1
+    return "".join(chars), i
+
+
 def _split_args(line: str) -> list[str]:
     args: list[str] = []
     i, n = 0, len(line)
@@ -59,19 +76,11 @@ def _split_args(line: str) -> list[str]:
             i += 1
             continue
         if line[i] == '"':
-            i += 1
-            chars: list[str] = []
-            while i < n and line[i] != '"':
-                if line[i] == "\\" and i + 1 < n and line[i + 1] == '"':
-                    chars.append('"')
-                    i += 2
-                    continue
-                chars.append(line[i])
-                i += 1
+            value, i = _quoted(line, i + 1)
             if i >= n:
                 raise SecLangError("unterminated quoted argument")
             i += 1
-            args.append("".join(chars))
+            args.append(value)
         else:
             j = i
             while j < n and not line[j].isspace():
@@ -119,16 +128,7 @@ def parse_actions(text: str) -> list[tuple[str, str]]:
             while j < n and text[j] == " ":
                 j += 1
             if j < n and text[j] == "'":
-                k = j + 1
-                chars: list[str] = []
-                while k < n and text[k] != "'":
-                    if text[k] == "\\" and k + 1 < n and text[k + 1] == "'":
-                        chars.append("'")
-                        k += 2
-                        continue
-                    chars.append(text[k])
-                    k += 1
-                value = "".join(chars)
+                value, k = _quoted(text, j + 1)
                 j = k + 1
             else:
                 k = j

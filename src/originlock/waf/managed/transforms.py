@@ -70,7 +70,10 @@ def url_decode(data: bytes) -> bytes:
 _C_ESCAPES = {ord("a"): 7, ord("b"): 8, ord("f"): 12, ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("v"): 11}
 
 
-def js_decode(data: bytes) -> bytes:
+def _backslash_decode(data: bytes, js: bool) -> bytes:
+    """Backslash escapes, JavaScript's (``js``) or ANSI C's (``escapeSeqDecode``): ``\\xHH``, octal up to three
+    digits, the C letters (``\\n``...); JavaScript adds ``\\uHHHH`` and drops the backslash of any other
+    escape, where C decodes only ``\\\\ \\? \\' \\"`` and keeps the others as they are."""
     if b"\\" not in data:
         return data
     out = bytearray()
@@ -82,7 +85,7 @@ def js_decode(data: bytes) -> bytes:
             i += 1
             continue
         d = data[i + 1]
-        if d in b"uU" and _is_hex(data, i + 2, 4):
+        if js and d in b"uU" and _is_hex(data, i + 2, 4):
             out.append(_unicode_byte(int(data[i + 2 : i + 6], 16)))
             i += 6
         elif d in b"xX" and _is_hex(data, i + 2, 2):
@@ -94,10 +97,17 @@ def js_decode(data: bytes) -> bytes:
                 j += 1
             out.append(int(data[i + 1 : j], 8) & 0xFF)
             i = j
-        else:
+        elif js or d in _C_ESCAPES or d in b"\\?'\"":
             out.append(_C_ESCAPES.get(d, d))
             i += 2
+        else:
+            out.append(c)
+            i += 1
     return bytes(out)
+
+
+def js_decode(data: bytes) -> bytes:
+    return _backslash_decode(data, True)
 
 
 _ENTITIES = {b"quot": 34, b"amp": 38, b"lt": 60, b"gt": 62, b"nbsp": 160}
@@ -230,36 +240,7 @@ def normalize_path_win(data: bytes) -> bytes:
 
 
 def escape_seq_decode(data: bytes) -> bytes:
-    if b"\\" not in data:
-        return data
-    out = bytearray()
-    i, n = 0, len(data)
-    while i < n:
-        c = data[i]
-        if c != 0x5C or i + 1 >= n:
-            out.append(c)
-            i += 1
-            continue
-        d = data[i + 1]
-        if d in _C_ESCAPES:
-            out.append(_C_ESCAPES[d])
-            i += 2
-        elif d in b"\\?'\"":
-            out.append(d)
-            i += 2
-        elif d in b"xX" and _is_hex(data, i + 2, 2):
-            out.append(int(data[i + 2 : i + 4], 16))
-            i += 4
-        elif 0x30 <= d <= 0x37:
-            j = i + 1
-            while j < n and j < i + 4 and 0x30 <= data[j] <= 0x37:
-                j += 1
-            out.append(int(data[i + 1 : j], 8) & 0xFF)
-            i = j
-        else:
-            out.append(c)
-            i += 1
-    return bytes(out)
+    return _backslash_decode(data, False)
 
 
 def base64_decode(data: bytes) -> bytes:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import re2
 
+from originlock.waf.regex import re2_options
+
 from .transaction import KEYED_COLLECTIONS, SCALAR_VARIABLES, Item, Transaction
 from .transforms import features as _features
 
@@ -22,15 +24,7 @@ class TargetError(ValueError):
     pass
 
 
-def _options() -> re2.Options:
-    options = re2.Options()
-    options.encoding = re2.Options.Encoding.LATIN1
-    options.log_errors = False
-    options.case_sensitive = False
-    return options
-
-
-_OPTIONS = _options()
+_OPTIONS = re2_options(case_sensitive=False)
 _KNOWN_MAX = 4096
 
 

@@ -39,11 +39,12 @@ def launch(
     role: str, args: list[str], log_path: Path, health_url: str, env: dict[str, str] | None
 ) -> subprocess.Popen[str]:
     """Run ``originlock ROLE ARGS`` with its output in ``log_path``; return once ``health_url``/healthz says 200.
-    Raises with the log if the process exits or is not up within 30 s (and kills it then)."""
+    Raises with the log if the process exits or is not up within 60 s (and kills it then): a start takes
+    1-3 s, but three nodes starting together on a loaded 2-core machine took over 30 s once."""
     log = log_path.open("w")
     command = [sys.executable, "-m", "originlock", role, *args]
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"originlock {role} exited: {log_path.read_text()}")

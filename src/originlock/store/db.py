@@ -31,6 +31,7 @@ from originlock.store.deadline import (
 )
 from originlock.store.errors import Conflict, StoreUnavailable
 from originlock.store.migrate import migrate, startup_lock
+from originlock.store.request_scope import request_started
 from originlock.store.sealing import KeySealer
 from originlock.store.stamps import from_iso, now_iso, to_iso  # the store's moments; re-exported
 
@@ -113,6 +114,9 @@ def _postgres_engine(url: str, timeouts: StoreTimeouts, watchdog: Watchdog) -> E
         pool_timeout=timeouts.pool,
         pool_size=10,
         max_overflow=10,
+        # The connection returned last is handed out first: an API request's next checkout usually gets
+        # the one its token lookup just used, and skips the ping (store/request_scope.py).
+        pool_use_lifo=True,
     )
 
     @event.listens_for(engine, "connect")
@@ -129,6 +133,9 @@ def _postgres_engine(url: str, timeouts: StoreTimeouts, watchdog: Watchdog) -> E
         used_at = record.info.get(_USED_AT)
         if used_at is not None and time.monotonic() - used_at < timeouts.ping_idle:
             return
+        started = request_started()
+        if used_at is not None and started is not None and used_at >= started:
+            return  # the store answered on it during this API request (store/request_scope.py)
         # SQLAlchemy's pool_pre_ping, under a deadline: its ping waits forever on a hanging network.
         ticket = watchdog.arm(dbapi_conn.pgconn.socket, timeouts.ping)
         try:

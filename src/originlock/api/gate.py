@@ -74,9 +74,16 @@ class ApiGate:
             await self.app(scope, receive, send)
             return
         # The token lookup's checkout pings the store; the request's later checkouts (its route, the audit
-        # entry) trust a connection it answered on since (store/request_scope.py).
-        with request_scope():
-            await self._gated(scope, receive, send)
+        # entry) trust a connection it answered on since (store/request_scope.py). A write's refresh of this
+        # process's edge runs once the response's last byte is handed to the server, not on its way.
+        with request_scope() as request:
+
+            async def send_then_refresh(message: dict[str, Any]) -> None:
+                await send(message)
+                if message["type"] == "http.response.body" and not message.get("more_body", False):
+                    request.run_deferred()
+
+            await self._gated(scope, receive, send_then_refresh)
 
     async def _gated(self, scope: Any, receive: Any, send: Any) -> None:
         headers = Headers(scope=scope)

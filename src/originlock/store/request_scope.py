@@ -19,23 +19,58 @@ threads the request's store work runs in (anyio and Starlette copy the context i
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-__all__ = ["request_scope", "request_started"]
+__all__ = ["RequestScope", "after_response", "request_scope", "request_started"]
 
 _STARTED: ContextVar[float | None] = ContextVar("originlock_request_started", default=None)
+_SCOPE: ContextVar[RequestScope | None] = ContextVar("originlock_request_scope", default=None)
+
+
+class RequestScope:
+    """Work a request's store calls leave for after its response: this process's snapshot refresh for a
+    write it committed (``Store.committed_hooks``), which otherwise competed with the response for the
+    interpreter on its way out (issue 15). The write has committed before it is queued here."""
+
+    def __init__(self) -> None:
+        self._after: list[Callable[[], None]] = []
+
+    def __repr__(self) -> str:
+        return f"RequestScope(after_response={len(self._after)})"
+
+    def defer(self, call: Callable[[], None]) -> None:
+        self._after.append(call)
+
+    def run_deferred(self) -> None:
+        """Run what was deferred (once: called when the response is out, and again when the request ends)."""
+        calls, self._after = self._after, []
+        for call in calls:
+            call()
 
 
 @contextmanager
-def request_scope() -> Iterator[None]:
-    """Mark the store work inside as one API request's (for the pool's ping: module docstring)."""
-    token = _STARTED.set(time.monotonic())
+def request_scope() -> Iterator[RequestScope]:
+    """Mark the store work inside as one API request's (module docstring); what it defers runs at the
+    latest when the scope ends."""
+    scope = RequestScope()
+    started, current = _STARTED.set(time.monotonic()), _SCOPE.set(scope)
     try:
-        yield
+        yield scope
     finally:
-        _STARTED.reset(token)
+        _SCOPE.reset(current)
+        _STARTED.reset(started)
+        scope.run_deferred()
+
+
+def after_response(call: Callable[[], None]) -> bool:
+    """Leave ``call`` for after the current request's response; False (not deferred) outside a request."""
+    scope = _SCOPE.get()
+    if scope is None:
+        return False
+    scope.defer(call)
+    return True
 
 
 def request_started() -> float | None:

@@ -1,4 +1,5 @@
-"""One API request's store connections: its first checkout is pinged, the rest trust what that proved.
+"""One API request's store work: its first checkout is pinged, the rest trust what that proved; and what
+its writes leave for after the response (:class:`RequestScope`).
 
 The API's store pings every pooled connection before handing it out (``StoreTimeouts.ping_idle`` is 0):
 that ping, under a 0.5-s deadline, is what answers 503 quickly when the network to the store hangs. A

@@ -13,6 +13,9 @@ zone (its hostnames answer ``301`` from the edge, no origin involved), then meas
   node rebuild everything: p50 / p99 / p99.9 / max of each phase;
 - idle CPU: the node's user + system CPU seconds over ``--seconds`` s without changes (``/proc``).
 
+The nodes run this checkout's source tree; its bytecode is compiled first (``--bytecode compiled``, as
+``pip install`` compiles an installed package's), so that a start measures what a deployed node does.
+
     python bench/fleet_node_scale.py --zones 10000 --records 10
 """
 
@@ -132,7 +135,18 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=2.0, help="ms between the latency probe's requests")
     parser.add_argument("--rate", type=float, default=10.0, help="single-zone changes per second")
     parser.add_argument("--keep", help="reuse this schema (seeded by an earlier --keep run)")
+    parser.add_argument(
+        "--bytecode",
+        choices=("compiled", "source"),
+        default="compiled",
+        help="compiled (default): originlock's bytecode is compiled first, as `pip install` does, so a start "
+        "loads it; source: as the environment has it (with PYTHONDONTWRITEBYTECODE and no __pycache__, every "
+        "start compiles originlock's ~0.25 CPU-s of source again)",
+    )
     args = parser.parse_args()
+    if args.bytecode == "compiled":
+        # Into src/originlock/**/__pycache__ (ignored by git), where the nodes' imports look for it.
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(_SRC) / "originlock")], check=True)
 
     schema = args.keep or f"ol_nodescale_{secrets.token_hex(4)}"
     store_url = f"{PG}?schema={schema}"

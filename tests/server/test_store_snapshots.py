@@ -173,3 +173,25 @@ async def test_sqlite_commits_by_other_processes_are_seen_without_reading_the_lo
     finally:
         task.cancel()
         store.close()
+
+
+async def test_the_listener_skips_its_own_processs_writes_which_the_hook_delivers(
+    store_url: str, tmp_path: Path
+) -> None:
+    """A NOTIFY stamped by the store whose hooks feed this source is dropped (the hook delivers that write,
+    after the API response); another writer's (another node) is applied."""
+    d = bootstrap(tmp_path / "data", store_url)
+    source = StoreSnapshotSource(d.store.companion(SNAPSHOT_TIMEOUTS), poll_seconds=30)
+    source.own_writer = d.store.writer_id
+    try:
+        with d.store.write() as conn:
+            zone = zones.create_zone(conn, name="own.test", account_id=d.account_id).id
+        own = parse_payload(Change(5, frozenset({zone}), False, 1.0, d.store.writer_id).payload())
+        other = parse_payload(Change(6, frozenset({zone}), False, 1.0, "another-node").payload())
+        assert own is not None and own.writer == d.store.writer_id and other is not None
+        source._notified(own)
+        assert source._take_pending()[0] == []
+        source._notified(other)
+        assert [c.generation for c in source._take_pending()[0]] == [6]
+    finally:
+        d.store.close()

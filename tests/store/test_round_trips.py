@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from originlock.store.db import Store
 from originlock.store.deadline import SNAPSHOT_TIMEOUTS, StoreTimeouts
+from originlock.store.request_scope import request_scope
 from originlock.store.sealing import KeySealer
 
 pytestmark = pytest.mark.postgres
@@ -77,3 +78,25 @@ def test_an_inconsistent_read_runs_each_statement_on_its_own(url: str) -> None:
             assert second == first  # one transaction (on the same pooled connection: back out of autocommit)
     finally:
         store.close()
+
+
+def test_an_api_request_pings_once_and_the_next_request_pings_again(url: str) -> None:
+    """Inside one request's scope a connection the store answered on since it began is not pinged again."""
+    api = Store(url, KeySealer(secrets.token_bytes(32)), timeouts=StoreTimeouts(), migrate_schema=False)
+    try:
+        api.generation()  # a pooled connection (a new one is not pinged: it has just connected)
+        pings = _pings(api)
+        with request_scope():
+            for _ in range(3):
+                assert api.generation() >= 0
+            with api.write() as conn:
+                conn.execute(text("SELECT 1"))
+        assert pings == [1]  # the first checkout only
+        with request_scope():
+            api.generation()
+        assert pings == [1, 1]  # a new request: the connection was last used before it began
+        api.generation()
+        api.generation()
+        assert pings == [1, 1, 1, 1]  # outside a request every checkout pings, as before
+    finally:
+        api.close()

@@ -19,6 +19,7 @@ from originlock.server.bootstrap import bootstrap
 from originlock.store.db import UNAVAILABLE_CODE, Store
 from originlock.store.deadline import StoreTimeouts
 from originlock.store.errors import StoreUnavailable
+from originlock.store.request_scope import request_scope
 from originlock.store.settings import get_setting, set_setting
 from originlock.testing.tcp_proxy import TcpProxy
 
@@ -116,6 +117,26 @@ def test_a_commit_held_in_the_network_is_never_applied_later(env: Env) -> None:
         event.remove(store.engine, "commit", _hang_before_commit)
         _recovered(env)
         store.close()
+
+
+def test_a_hang_after_the_requests_first_use_is_cut_at_the_transaction_deadline(env: Env) -> None:
+    """Within one API request the second checkout is not pinged (store/request_scope.py): a hang that begins
+    between the two uses still ends in StoreUnavailable, at the transaction's deadline, and opens the breaker."""
+    store = env.store.companion(StoreTimeouts(transaction=1.0, statement=1.0, lock=1.0))
+    try:
+        with request_scope():
+            store.generation()  # pinged, then answered: the connection has proved itself
+            env.proxy.set_mode("hang")
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable), store.write() as conn:
+                set_setting(conn, env.zone, "min_tls_version", "1.3")
+            assert time.monotonic() - started < 1.5  # the 1-s transaction deadline, not a hang
+        assert store.breaker.is_open  # every later request gets its 503 at once
+    finally:
+        _recovered(env)
+        store.close()
+    with env.direct.read() as conn:
+        assert get_setting(conn, env.zone, "min_tls_version").value == "1.0"
 
 
 def test_errors_log_a_type_and_an_id_never_the_text(env: Env, caplog: pytest.LogCaptureFixture) -> None:

@@ -21,6 +21,7 @@ from originlock.api.failures import store_error_response
 from originlock.api.limits import BODY_TOO_LARGE, DEFAULT_MAX_BODY
 from originlock.store.db import Store
 from originlock.store.errors import Invalid, StoreError
+from originlock.store.request_scope import request_scope
 from originlock.store.tokens import Token, find_token
 
 __all__ = ["BODY_TOO_LARGE", "DEFAULT_MAX_BODY", "ApiGate", "authenticate_headers"]
@@ -72,6 +73,19 @@ class ApiGate:
         if scope["type"] != "http" or not path.startswith(self.prefix) or path in self.public:
             await self.app(scope, receive, send)
             return
+        # The token lookup's checkout pings the store; the request's later checkouts (its route, the audit
+        # entry) trust a connection it answered on since (store/request_scope.py). A write's refresh of this
+        # process's edge runs once the response's last byte is handed to the server, not on its way.
+        with request_scope() as request:
+
+            async def send_then_refresh(message: dict[str, Any]) -> None:
+                await send(message)
+                if message["type"] == "http.response.body" and not message.get("more_body", False):
+                    request.run_deferred()
+
+            await self._gated(scope, receive, send_then_refresh)
+
+    async def _gated(self, scope: Any, receive: Any, send: Any) -> None:
         headers = Headers(scope=scope)
         client = scope.get("client")
         now = self.clock() if self.clock is not None else datetime.now(UTC)

@@ -57,7 +57,9 @@ async def _serve_uvicorn(app: Any, where: tuple[str, int], sock: socket.socket |
     import uvicorn  # the api role's only: the edge role starts without the web stack (server/health_http.py)
 
     config = uvicorn.Config(app, host=where[0], port=where[1], log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
+    from originlock.server.api_server import ApiServer  # imports uvicorn: the api role's only
+
+    server = ApiServer(config)  # uvicorn's, ticking once a second when idle
 
     def _on_signal(_signum: int, _frame: Any) -> None:
         server.should_exit = True

@@ -31,6 +31,7 @@ from originlock.edge.snapshots import SnapshotFactory, SnapshotSource
 from originlock.edge.worker_stats import WorkerStatsBook
 from originlock.proto.http2 import h2_codec
 from originlock.server.alerts_notify import WebhookQueueNotifier
+from originlock.server.api_server import ApiServer
 from originlock.server.bootstrap import Deployment, bootstrap
 from originlock.server.fleet_node import start_fleet_tasks, stop_tasks
 from originlock.server.leadership import node_id
@@ -158,7 +159,7 @@ async def _serve(args: argparse.Namespace) -> int:
     config = uvicorn.Config(
         app, host=args.api[0], port=args.api[1], log_level="warning", access_log=False, lifespan="off"
     )
-    server = uvicorn.Server(config)
+    server = ApiServer(config)  # uvicorn's, ticking once a second when idle
     print(_banner(deployment, args.api, _edge_lines(edge_up.result(), edge_config.workers)), flush=True)
     # uvicorn captures SIGINT/SIGTERM while serving and re-raises them afterwards; a handler of ours
     # turns that re-raise into a clean exit instead of a traceback.

@@ -192,6 +192,9 @@ class StoreSnapshotSource:
         #: The listener reconnected: the next look reads the log whatever the watch says.
         self._poll_now = False
         self._listen = listen and store.backend == "postgresql"
+        #: ``Store.writer_id`` of the store whose hooks notify this source (``local_snapshot_source``): the
+        #: listener skips those writes' NOTIFY, so that their refresh starts after the API's response.
+        self.own_writer: str | None = None
         self._lkg = last_known_good
         self._unsaved = False
         self._pending: list[tuple[Change, float]] = []
@@ -274,6 +277,11 @@ class StoreSnapshotSource:
             self._pending.append((change, time.time()))
         self._poke()
 
+    def _notified(self, change: Change) -> None:
+        """A NOTIFY from the listener thread; this process's own writes come through its hook instead."""
+        if change.writer is None or change.writer != self.own_writer:
+            self.notify(change)
+
     def _poke(self) -> None:
         loop, wake = self._loop, self._wake
         if loop is not None and wake is not None:
@@ -294,7 +302,7 @@ class StoreSnapshotSource:
         self._wake.set()  # changes notified between the first compile and now are applied at once
         listener = None
         if self._listen:
-            listener = ChangeListener(self._store.url, self._store.channel, self.notify, self._recheck)
+            listener = ChangeListener(self._store.url, self._store.channel, self._notified, self._recheck)
             listener.start()
         last_poll = last_save = time.monotonic()
         saving: asyncio.Future[None] | None = None
@@ -492,4 +500,6 @@ def local_snapshot_source(deployment: Deployment) -> StoreSnapshotSource:
     lkg = LastKnownGood(deployment.data_dir, deployment.store.sealer)
     source = StoreSnapshotSource(deployment.store.companion(SNAPSHOT_TIMEOUTS), last_known_good=lkg)
     deployment.store.committed_hooks.append(source.notify)
+    # Those writes' own NOTIFY is skipped: the hook delivers them, after the API response (api/gate.py).
+    source.own_writer = deployment.store.writer_id
     return source

@@ -74,13 +74,18 @@ class Change:
     #: The writer's wall clock just before its commit (Unix seconds), when known: nodes report how long
     #: after it they served the change (``originlock_snapshot_change_delay_seconds``).
     at: float | None = field(default=None, compare=False)
+    #: Which :class:`~originlock.store.db.Store` committed it (``Store.writer_id``): a process whose own
+    #: hooks deliver its writes skips their NOTIFY (``server/store_snapshots.py``).
+    writer: str | None = field(default=None, compare=False)
 
     @property
     def touches_snapshot(self) -> bool:
         return self.everything or bool(self.zones)
 
     def payload(self) -> str:
-        stamp = {} if self.at is None else {"t": round(self.at, 6)}
+        stamp: dict[str, Any] = {} if self.at is None else {"t": round(self.at, 6)}
+        if self.writer is not None:
+            stamp["w"] = self.writer
         body = json.dumps({"g": self.generation, "z": sorted(self.zones), "a": self.everything, **stamp})
         if len(body) > MAX_PAYLOAD:
             body = json.dumps({"g": self.generation, "z": [], "a": True, **stamp})
@@ -92,11 +97,13 @@ def parse_payload(payload: str) -> Change | None:
     try:
         data = json.loads(payload)
         at = data.get("t")
+        writer = data.get("w")
         return Change(
             int(data["g"]),
             frozenset(str(z) for z in data["z"]),
             bool(data["a"]),
             float(at) if isinstance(at, int | float) and not isinstance(at, bool) else None,
+            writer if isinstance(writer, str) else None,
         )
     except (ValueError, KeyError, TypeError, AttributeError):
         return None

@@ -7,9 +7,11 @@ leaves nothing half-written and edges learn about every committed change.
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -31,6 +33,7 @@ from originlock.store.deadline import (
 )
 from originlock.store.errors import Conflict, StoreUnavailable
 from originlock.store.migrate import migrate, startup_lock
+from originlock.store.request_scope import after_response, request_started
 from originlock.store.sealing import KeySealer
 from originlock.store.stamps import from_iso, now_iso, to_iso  # the store's moments; re-exported
 
@@ -113,6 +116,9 @@ def _postgres_engine(url: str, timeouts: StoreTimeouts, watchdog: Watchdog) -> E
         pool_timeout=timeouts.pool,
         pool_size=10,
         max_overflow=10,
+        # The connection returned last is handed out first: an API request's next checkout usually gets
+        # the one its token lookup just used, and skips the ping (store/request_scope.py).
+        pool_use_lifo=True,
     )
 
     @event.listens_for(engine, "connect")
@@ -129,6 +135,9 @@ def _postgres_engine(url: str, timeouts: StoreTimeouts, watchdog: Watchdog) -> E
         used_at = record.info.get(_USED_AT)
         if used_at is not None and time.monotonic() - used_at < timeouts.ping_idle:
             return
+        started = request_started()
+        if used_at is not None and started is not None and used_at >= started:
+            return  # the store answered on it during this API request (store/request_scope.py)
         # SQLAlchemy's pool_pre_ping, under a deadline: its ping waits forever on a hanging network.
         ticket = watchdog.arm(dbapi_conn.pgconn.socket, timeouts.ping)
         try:
@@ -212,6 +221,8 @@ class Store:
         #: Called after each committed :meth:`write` with its new generation and what it changed
         #: (``store/changes.py``); the snapshot sources of this process listen here.
         self.committed_hooks: list[Callable[[Change], None]] = []
+        #: Stamped on this store's changes and their NOTIFY (``Change.writer``).
+        self.writer_id = secrets.token_hex(6)
         # Without migrate_schema nothing touches the database here: a node may start while it is unreachable.
         if migrate_schema:
             # Not within a request's few seconds (API_TIMEOUTS): a migration on a busy machine, or a wait for
@@ -286,11 +297,16 @@ class Store:
                 yield conn
                 bump = update(schema.generation).values(value=schema.generation.c.value + 1)
                 generation = conn.execute(bump.returning(schema.generation.c.value)).scalar_one()
-                change = tracker.finish(int(generation), time.time())
+                change = replace(tracker.finish(int(generation), time.time()), writer=self.writer_id)
                 detach(conn)
                 record(conn, change, now_iso(), self.channel)  # and its NOTIFY (PostgreSQL)
             finally:
                 detach(conn)
+        # Inside an API request this process's hooks (its edge's refresh) run once the response is out.
+        if self.committed_hooks and not after_response(lambda: self._run_hooks(change)):
+            self._run_hooks(change)
+
+    def _run_hooks(self, change: Change) -> None:
         for hook in self.committed_hooks:
             hook(change)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from originlock.api.app import create_app
 from originlock.server.bootstrap import bootstrap
@@ -154,3 +154,17 @@ def test_errors_log_a_type_and_an_id_never_the_text(env: Env, caplog: pytest.Log
     logged = "\n".join(rec.getMessage() + (rec.exc_text or "") for rec in caplog.records)
     assert error_id in logged and "RuntimeError" in logged
     assert "hunter2" not in logged and "Traceback" not in logged and not any(rec.exc_info for rec in caplog.records)
+
+
+def test_a_transaction_the_server_ended_for_idling_is_a_503_not_a_500(env: Env) -> None:
+    """A client too slow between two statements (a loaded machine) can meet the server's
+    idle_in_transaction_session_timeout before its own watchdog: psycopg calls that an InternalError."""
+    with pytest.raises(StoreUnavailable), env.store.write() as conn:
+        conn.execute(text("SET LOCAL idle_in_transaction_session_timeout = 100"))
+        time.sleep(0.5)  # the server ends the session meanwhile
+        set_setting(conn, env.zone, "min_tls_version", "1.2")
+    _recovered(env)
+    with env.direct.read() as conn:
+        assert get_setting(conn, env.zone, "min_tls_version").value == "1.0"
+    r = env.client.get(f"/client/v4/zones/{env.zone}/settings/min_tls_version", headers=env.admin)
+    assert r.status_code == 200 and r.json()["result"]["value"] == "1.0"

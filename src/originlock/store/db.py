@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, InternalError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from originlock.store import schema
@@ -170,6 +170,11 @@ def _create_schema(engine: Engine, url: str) -> None:
 #: Timeouts of one statement (query_canceled, lock_not_available) and deadlocks: load on a store that
 #: answers, so a 503 for this request but no breaker for the others.
 _LOAD_SQLSTATES = frozenset({"57014", "55P03", "40P01"})
+#: The server ended a session whose transaction sat idle past ``idle_in_transaction_session_timeout`` (or
+#: ran past PostgreSQL 17's ``transaction_timeout``): the client was too slow between two statements (a
+#: loaded machine), racing its own watchdog set to the same deadline. psycopg files both under
+#: InternalError, which would otherwise be a 500; nothing was committed, so it is a 503 like the watchdog's.
+_SESSION_ENDED_SQLSTATES = frozenset({"25P03", "25P04"})
 
 
 class StoreHung(Exception):
@@ -279,6 +284,10 @@ class Store:
             raise StoreUnavailable(
                 "the store is unreachable or timed out; nothing was changed", UNAVAILABLE_CODE
             ) from exc
+        except InternalError as exc:
+            if getattr(exc.orig, "sqlstate", None) not in _SESSION_ENDED_SQLSTATES:
+                raise
+            raise StoreUnavailable("the store did not answer in time; nothing was changed", UNAVAILABLE_CODE) from exc
         except IntegrityError as exc:
             raise Conflict("a concurrent change conflicted with this one; retry", CONFLICT_CODE) from exc
 

@@ -26,7 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Summa
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from originlock.server.store_snapshots import SourceStatistics
+from originlock.server.snapshot_stats import SourceStatistics
 
 if TYPE_CHECKING:  # the edge role answers without FastAPI (server/health_http.py)
     from fastapi import FastAPI

@@ -25,6 +25,8 @@ HOT_MODULES = (
     "originlock/cache.py",
     "originlock/proto/events.py",
     "originlock/proto/http1.py",
+    "originlock/proto/http1_common.py",
+    "originlock/proto/http1_response.py",
     "originlock/proto/field_lines.py",
     "originlock/proto/serialize.py",
     "originlock/proto/target.py",

@@ -22,14 +22,16 @@ from originlock.errors import DownstreamError, HeadersTooLarge, MalformedRequest
 from originlock.proto.events import BodyReceived, Event, Headers, RequestReceived, lower_name
 from originlock.proto.http1_common import (
     _ENDED,
-    _LINE_OVERHEAD,
     _RELEASED_REQUESTS,
     _REQUEST_NAMES,
-    _UNDERSCORED,
     _VERSIONS,
     DEFAULT_LIMITS,
     Limits,
 )
+
+# Re-exported (explicitly, for mypy): proto/http2_request.py counts and refuses field names alike.
+from originlock.proto.http1_common import _LINE_OVERHEAD as _LINE_OVERHEAD
+from originlock.proto.http1_common import _UNDERSCORED as _UNDERSCORED
 from originlock.proto.http1_response import ResponseParser
 from originlock.proto.target import normalize_target, resolve_target
 

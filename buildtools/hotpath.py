@@ -43,6 +43,8 @@ HOT_MODULES = (
     "originlock/origin/pool.py",
     "originlock/origin/pool_state.py",
     "originlock/edge/exchange.py",
+    # Read per request by new_context (edge/stream.py re-exports it).
+    "originlock/edge/visitor.py",
     "originlock/edge/responses.py",
     "originlock/edge/http1.py",
     "originlock/edge/state.py",

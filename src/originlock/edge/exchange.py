@@ -55,8 +55,10 @@ class VisitorGone(Exception):
 
 
 def new_context(visitor: Visitor, state: EdgeState) -> RequestContext:
+    ray_ids = state.ray_ids
     return RequestContext(
-        ray_id=state.ray_ids.next(),
+        ray_id=ray_ids.next(),
+        ray_id_plain=ray_ids.json_plain,
         snapshot=state.snapshot(),
         scheme=visitor.scheme,
         client_ip=visitor.client_ip,

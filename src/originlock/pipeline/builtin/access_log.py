@@ -186,8 +186,10 @@ def access_log_line(ctx: RequestContext, request: RequestReceived | None, now: f
         extra += f',"origin_rules":{_dumps(list(ctx.origin_rule_ids))}'
     if ctx.error_code:
         extra += f',"error":{ctx.error_code},"error_detail":{_quote(ctx.error_detail)}'
+    # Our own ray ids need no escaping (RayIds.json_plain): written as they are, without the escaper's call.
+    ray_id = ctx.ray_id if ctx.ray_id_plain else _quote(ctx.ray_id)[1:-1]
     return (
-        f'{{"time":{time_int}{time_frac},"ray_id":{_quote(ctx.ray_id)},"client_ip":"{ctx.client_ip}",'
+        f'{{"time":{time_int}{time_frac},"ray_id":"{ray_id}","client_ip":"{ctx.client_ip}",'
         f'"scheme":"{ctx.scheme}","host":{_q(ctx.host)},"method":{method},"path":{path},'
         f'"status":{_status(ctx.status)},"bytes":{ctx.bytes_sent},"duration_ms":{duration_int}{duration_frac},'
         f'"zone":{zone},"generation":{ctx.snapshot.generation}{origin}{reused}{extra}}}'

@@ -50,6 +50,10 @@ def test_peer_is_reused_per_route_and_differs_by_hostname_and_scheme() -> None:
     assert (one.peer.sni, two.peer.sni) == ("one.example.test", "two.example.test")
     assert one.peer.pool_key() != two.peer.pool_key()
     assert (plain.peer.tls, plain.peer.port) == (False, 8080)
+    # Back and forth (the last peer handed out is remembered apart from the cache): each gets its own.
+    assert _forward(snapshot, b"one.example.test")[0].peer is one.peer
+    assert _forward(snapshot, b"one.example.test", scheme="http")[0].peer is plain.peer
+    assert _forward(snapshot, b"two.example.test")[0].peer is two.peer
 
 
 def test_a_new_snapshot_gives_a_new_peer_with_the_rotated_certificate() -> None:

@@ -99,6 +99,15 @@ def test_host_values_are_normalised_once_and_errors_are_not_cached() -> None:
     assert host_of(absolute) == "abs.test"
 
 
+def test_the_last_host_value_is_remembered_apart_from_the_cache() -> None:
+    for value, host in [(b"A.test", "a.test"), (b"A.test", "a.test"), (b"b.test:1", "b.test"), (b"A.test", "a.test")]:
+        assert host_of(_request(value)) == host
+    # Another spelling of the name, and two fields after a remembered value: read as before.
+    assert host_of(RequestReceived(b"GET", b"/", b"1.1", [(b"hOST", b"c.test")], True, "none", False)) == "c.test"
+    with pytest.raises(MalformedRequest):
+        host_of(_request(b"c.test", [(b"HOST", b"c.test")]))
+
+
 def test_connection_named_fields_are_dropped_in_both_directions() -> None:
     request = _request(
         b"a.test",

@@ -16,6 +16,8 @@ ignored rather than answered with 400.
 
 from __future__ import annotations
 
+from typing import Final
+
 import httptools
 
 from originlock.errors import DownstreamError, HeadersTooLarge, MalformedRequest, UnsupportedTransferCoding, UriTooLong
@@ -34,6 +36,8 @@ from originlock.proto.http1_common import _LINE_OVERHEAD as _LINE_OVERHEAD
 from originlock.proto.http1_common import _UNDERSCORED as _UNDERSCORED
 from originlock.proto.http1_response import ResponseParser
 from originlock.proto.target import normalize_target, resolve_target
+
+_GET: Final = b"GET"
 
 # The limits and the response parser live in their own modules (http1_common.py, http1_response.py) and
 # are re-exported here, where the rest of the edge imports them from.
@@ -179,7 +183,9 @@ class RequestParser:
         if length_value and length_value[-1] in (32, 9):  # a space or a tab after the digits
             headers = self._trim_length(headers, length_value)
         parser = self._parser
-        method = parser.get_method()
+        # GET read from the request line when this read starts with it (llhttp has validated the line):
+        # get_method() builds a new bytes object through a Python-level call.
+        method = _GET if self._fresh.startswith(b"GET ") else parser.get_method()
         version = self._version(method)
         if version != b"1.1" and version != b"1.0":  # HTTP/0.9 (no head at all) and anything above 1.1
             raise MalformedRequest(f"HTTP/{version.decode('latin-1')} is not supported")

@@ -25,6 +25,8 @@ HOT_MODULES = (
     "originlock/cache.py",
     "originlock/proto/events.py",
     "originlock/proto/http1.py",
+    "originlock/proto/http1_common.py",
+    "originlock/proto/http1_response.py",
     "originlock/proto/field_lines.py",
     "originlock/proto/serialize.py",
     "originlock/proto/target.py",
@@ -41,6 +43,8 @@ HOT_MODULES = (
     "originlock/origin/pool.py",
     "originlock/origin/pool_state.py",
     "originlock/edge/exchange.py",
+    # Read per request by new_context (edge/stream.py re-exports it).
+    "originlock/edge/visitor.py",
     "originlock/edge/responses.py",
     "originlock/edge/http1.py",
     "originlock/edge/state.py",

@@ -18,3 +18,8 @@ def test_ray_ids_are_hex_unique_and_count_up() -> None:
     assert all(ray[:8] == prefix for ray in rays)  # per process
     counters = [int(ray[8:16], 16) for ray in rays]
     assert counters[:2] == [0xFFFFFFF1, 0xFFFFFFF2] and counters[15:17] == [0, 1]  # byte order, wrap
+
+
+def test_ray_ids_say_whether_they_need_json_escaping() -> None:
+    assert RayIds("OLK").json_plain
+    assert not RayIds('a"b').json_plain and not RayIds("é").json_plain and not RayIds("\\").json_plain

@@ -3,6 +3,7 @@ compact json.dumps of the same record (same fields, same order, same escaping, s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -163,3 +164,32 @@ def test_origin_fields_follow_the_peer_not_only_its_host() -> None:
     for peer in peers:
         ctx, request = _context(peer=peer), _request()
         assert access_log_line(ctx, request, 100.5, 1764849600.5) == reference_line(ctx, request, 100.5, 1764849600.5)
+
+
+@pytest.mark.parametrize(
+    ("ray_id", "plain"),
+    [("0123abcd4567ef89-OLK", True), ("0123abcd4567ef89-OLK", False), ('0123abcd4567ef89-a"b\\\x01é', False)],
+)
+def test_ray_ids_are_escaped_unless_their_maker_says_they_need_not(ray_id: str, plain: bool) -> None:
+    # edge/ray_ids.py's RayIds.json_plain says so for the ids it makes (tests/edge/test_edge_ray_id.py).
+    ctx = _context(ray_id=ray_id, ray_id_plain=plain, peer=PEER)
+    line = access_log_line(ctx, _request(), 100.5, 1764849600.5)
+    assert line == reference_line(ctx, _request(), 100.5, 1764849600.5)
+    assert json.loads(line)["ray_id"] == ray_id
+
+
+def test_zone_generation_and_origin_follow_each_request() -> None:
+    """The zone/generation/origin part is remembered from the last line: every change shows."""
+    later = dataclasses.replace(SNAPSHOT, generation=SNAPSHOT.generation + 1)
+    other_route = make_route("b.example.test")
+    contexts = [
+        _context(peer=PEER),
+        _context(peer=PEER, snapshot=later),
+        _context(peer=PLAIN_PEER, snapshot=later),
+        _context(peer=PLAIN_PEER, snapshot=later, route=other_route),
+        _context(peer=None, snapshot=later, route=other_route),
+        _context(peer=PEER),
+    ]
+    for ctx in contexts:
+        line = access_log_line(ctx, _request(), 100.5, 1764849600.5)
+        assert line == reference_line(ctx, _request(), 100.5, 1764849600.5)

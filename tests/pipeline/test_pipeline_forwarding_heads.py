@@ -112,6 +112,8 @@ def test_visitor_head_from_the_wire_matches_the_reference(
     lines = [name + separator + value + b"\r\n" for name, separator, value in fields]
     lines.insert(length_at, b"Content-Length: 2\r\n")
     wire = status_line + b"".join(lines) + b"\r\nok"
+    if split is not None and split >= len(wire):
+        split = None  # a short response is one read (a transport never hands over an empty one)
     parser = ResponseParser()
     parser.start(b"GET")
     events = parser.feed(wire) if split is None else parser.feed(wire[:split]) + parser.feed(wire[split:])

@@ -50,6 +50,10 @@ def test_peer_is_reused_per_route_and_differs_by_hostname_and_scheme() -> None:
     assert (one.peer.sni, two.peer.sni) == ("one.example.test", "two.example.test")
     assert one.peer.pool_key() != two.peer.pool_key()
     assert (plain.peer.tls, plain.peer.port) == (False, 8080)
+    # Back and forth (the last peer handed out is remembered apart from the cache): each gets its own.
+    assert _forward(snapshot, b"one.example.test")[0].peer is one.peer
+    assert _forward(snapshot, b"one.example.test", scheme="http")[0].peer is plain.peer
+    assert _forward(snapshot, b"two.example.test")[0].peer is two.peer
 
 
 def test_a_new_snapshot_gives_a_new_peer_with_the_rotated_certificate() -> None:
@@ -93,6 +97,15 @@ def test_host_values_are_normalised_once_and_errors_are_not_cached() -> None:
         b"GET", b"http://abs.test/x", b"1.1", [(b"Host", b"app.example.test")], True, "none", False
     )
     assert host_of(absolute) == "abs.test"
+
+
+def test_the_last_host_value_is_remembered_apart_from_the_cache() -> None:
+    for value, host in [(b"A.test", "a.test"), (b"A.test", "a.test"), (b"b.test:1", "b.test"), (b"A.test", "a.test")]:
+        assert host_of(_request(value)) == host
+    # Another spelling of the name, and two fields after a remembered value: read as before.
+    assert host_of(RequestReceived(b"GET", b"/", b"1.1", [(b"hOST", b"c.test")], True, "none", False)) == "c.test"
+    with pytest.raises(MalformedRequest):
+        host_of(_request(b"c.test", [(b"HOST", b"c.test")]))
 
 
 def test_connection_named_fields_are_dropped_in_both_directions() -> None:

@@ -106,3 +106,36 @@ def test_the_memo_is_bounded() -> None:
     for n in range(memo.outcomes.limit + 10):
         memo.outcome(memo, "zone", rulesets, f"h{n}.test")
     assert len(memo.outcomes) <= memo.outcomes.limit
+
+
+def test_the_last_outcome_is_handed_out_again_only_for_the_same_zone_and_host() -> None:
+    memo = OriginRulesMemo()
+    rulesets = (compile_ruleset(Phase.HTTP_REQUEST_ORIGIN, [_route("h", 'http.host eq "x.test"', 1)]),)
+    zone = "zone"
+    first = memo.outcome(memo, zone, rulesets, "x.test")
+    assert first == (RouteOverride(origin_port=1), ("h",))
+    memo.outcomes.clear()  # what follows for the same zone and host comes from the last outcome alone
+    assert memo.outcome(memo, zone, rulesets, "x.test") == first  # (compiled, a tuple is re-boxed: not "is")
+    assert len(memo.outcomes) == 0
+    # Another host, or the same host after another snapshot: evaluated (and cached) again.
+    assert memo.outcome(memo, zone, rulesets, "y.test") == (None, ())
+    assert memo.outcome(object(), zone, rulesets, "x.test") == first and len(memo.outcomes) == 1
+    # A zone whose rules read more than the host gets no outcome, even right after a remembered one.
+    path_rules = (compile_ruleset(Phase.HTTP_REQUEST_ORIGIN, [_route("p", 'http.request.uri.path eq "/"', 2)]),)
+    assert memo.outcome(memo.snapshot, "other zone", path_rules, "x.test") is None
+
+
+def test_the_zone_looked_up_last_follows_the_snapshot_and_the_zone() -> None:
+    waf = EdgeWaf(lambda: 0.0, lambda: 0.0)
+    with_rules = _snapshot(_route("any", "true", 9000))
+    assert _run(waf, with_rules, "app.example.test").origin_rule_ids == ("any",)
+    # The same zone id in a snapshot without the rules: nothing left over from the last lookup.
+    without = make_snapshot(PKI, APP)
+    ctx = _run(waf, without, "app.example.test")
+    assert (ctx.origin_override, ctx.origin_rule_ids, ctx.waf) == (None, (), None)
+    # Another zone (an equal id in another string object is the same zone) in the first snapshot.
+    other = dataclasses.replace(APP, zone_id="".join(APP.zone_id))
+    ctx = RequestContext("ray", with_rules, "https", "192.0.2.1", 1, 0.0)
+    ctx.host, ctx.route = "app.example.test", other
+    waf(RequestReceived(b"GET", b"/", b"1.1", [(b"Host", b"app.example.test")], True, "none", False), ctx)
+    assert ctx.origin_rule_ids == ("any",)

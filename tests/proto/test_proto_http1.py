@@ -137,6 +137,23 @@ def test_request_versions_however_the_bytes_arrive() -> None:
         assert [h.version for h in heads] == versions, reads
 
 
+def test_request_methods_however_the_bytes_arrive() -> None:
+    """GET is read from the start of a read (as the version is), any other method is asked of llhttp."""
+    get, head = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", b"HEAD /x HTTP/1.1\r\nHost: a\r\n\r\n"
+    post = b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nok"
+    cases = [
+        ([get + head + get], [b"GET", b"HEAD", b"GET"]),
+        ([head, get[:2], get[2:]], [b"HEAD", b"GET"]),
+        ([post + get, b"\r\n" + get], [b"POST", b"GET", b"GET"]),
+    ]
+    for reads, methods in cases:
+        parser = RequestParser()
+        heads = [e for data in reads for e in parser.feed(data) if isinstance(e, RequestReceived)]
+        assert [h.method for h in heads] == methods, reads
+    with pytest.raises(MalformedRequest):
+        RequestParser().feed(b"GETS /x HTTP/1.1\r\nHost: a\r\n\r\n")
+
+
 @pytest.mark.parametrize("version", [b"1.0", b"1.1"])
 def test_response_versions_with_and_without_an_interim_response(version: bytes) -> None:
     final = b"HTTP/" + version + b" 200 OK\r\nContent-Length: 0\r\n\r\n"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from originlock.pipeline.builtin.waf import EdgeWaf
 from originlock.pipeline.context import RequestContext
 from originlock.pipeline.decision import CONTINUE, Decision, ResponseInspection
 from originlock.pipeline.hooks import WafHook
@@ -34,6 +35,10 @@ class WafRecorder:
 
     def __init__(self, inner: WafHook, wall_clock: Callable[[], float]) -> None:
         self.inner = inner
+        #: The same hook when it is the edge's own (what ``originlock serve`` wraps): called as a method of
+        #: a compiled class, natively, where calling it through the WafHook protocol went through Python's
+        #: generic call and argument parsing.
+        self._edge_waf = inner if isinstance(inner, EdgeWaf) else None
         self.wall_clock = wall_clock
         self.activity = WafActivity()
 
@@ -45,7 +50,8 @@ class WafRecorder:
         return (WafRecorder, (self.inner, self.wall_clock))
 
     def __call__(self, request: RequestReceived, ctx: RequestContext) -> Decision:
-        decision = self.inner(request, ctx)
+        edge_waf = self._edge_waf
+        decision = edge_waf.__call__(request, ctx) if edge_waf is not None else self.inner(request, ctx)
         if _matched(ctx.waf):
             self._record(request, ctx)
         inspection = ctx.response_inspection

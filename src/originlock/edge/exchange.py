@@ -43,6 +43,8 @@ from originlock.proto.serialize import LAST_CHUNK, chunk
 
 __all__ = ["IDEMPOTENT", "Exchange", "Relay", "VisitorGone", "begin", "new_context"]
 
+#: The clock as a module constant: compiled, a call without looking ``time``'s attribute up per request.
+_monotonic: Final = time.monotonic
 IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 
 #: How a protocol hands a forwarded request over instead of the pool (a WebSocket handshake on HTTP/1.1):
@@ -55,14 +57,16 @@ class VisitorGone(Exception):
 
 
 def new_context(visitor: Visitor, state: EdgeState) -> RequestContext:
+    ray_ids = state.ray_ids
     return RequestContext(
-        ray_id=state.ray_ids.next(),
+        ray_id=ray_ids.next(),
+        ray_id_plain=ray_ids.json_plain,
         snapshot=state.snapshot(),
         scheme=visitor.scheme,
         client_ip=visitor.client_ip,
         client_port=visitor.client_port,
         # Only the access log reads it (the request's duration): no clock read per request without one.
-        started=time.monotonic() if state.book.logging else 0.0,
+        started=_monotonic() if state.book.logging else 0.0,
         sni=visitor.sni,
         tls_version=visitor.tls_version,
     )

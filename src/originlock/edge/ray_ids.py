@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Final
 
@@ -13,12 +14,15 @@ _HEX_PAIRS: Final = tuple(f"{i:02x}" for i in range(256))
 class RayIds:
     """8 random hex digits per process, then 8 of a counter, then the colo."""
 
-    __slots__ = ("_counter", "_prefix", "_suffix")
+    __slots__ = ("_counter", "_prefix", "_suffix", "json_plain")
 
     def __init__(self, colo: str) -> None:
         self._prefix = os.urandom(4).hex()
         self._counter = int.from_bytes(os.urandom(4), "big")
         self._suffix = f"-{colo}"
+        #: Every id is its own JSON string body (hex digits, a dash and a colo needing no escape): the
+        #: access log then writes it as it is, without json's escaper (≈ 1k instructions per request).
+        self.json_plain = json.encoder.encode_basestring_ascii(self._suffix) == f'"{self._suffix}"'
 
     def next(self) -> str:
         self._counter = counter = (self._counter + 1) & 0xFFFFFFFF

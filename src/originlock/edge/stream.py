@@ -12,44 +12,13 @@ page, a WAF block, a redirect): :meth:`~VisitorStream.send_head`, any number of
 
 from __future__ import annotations
 
-import asyncio
-import ssl
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
+from originlock.edge.visitor import Visitor
 from originlock.proto.events import BodyReceived, MessageEnded, RequestReceived, ResponseReceived
 
 __all__ = ["Visitor", "VisitorStream"]
-
-
-class Visitor:
-    """Facts about the visitor's connection that the pipeline and the access log read."""
-
-    __slots__ = ("client_ip", "client_port", "scheme", "sni", "tls_version")
-
-    def __init__(
-        self,
-        scheme: str,
-        client_ip: str = "",
-        client_port: int = 0,
-        sni: str | None = None,
-        tls_version: str | None = None,
-    ) -> None:
-        self.scheme = scheme
-        self.client_ip = client_ip
-        self.client_port = client_port
-        self.sni = sni
-        self.tls_version = tls_version
-
-    def learn(self, transport: asyncio.BaseTransport) -> None:
-        """Fill in the address, SNI and TLS version from the visitor's connection."""
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple):
-            self.client_ip, self.client_port = str(peer[0]), int(peer[1])
-        ssl_obj = transport.get_extra_info("ssl_object")
-        if isinstance(ssl_obj, ssl.SSLObject):
-            self.sni = ssl_obj.server_hostname
-            self.tls_version = ssl_obj.version()
 
 
 class VisitorStream(Protocol):

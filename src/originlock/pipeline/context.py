@@ -58,6 +58,7 @@ class RequestContext:
         "origin_rule_ids",
         "peer",
         "ray_id",
+        "ray_id_plain",
         "response_inspection",
         "route",
         "scheme",
@@ -79,8 +80,12 @@ class RequestContext:
         started: float,
         sni: str | None = None,
         tls_version: str | None = None,
+        ray_id_plain: bool = False,
     ) -> None:
         self.ray_id = ray_id
+        #: ``ray_id`` needs no JSON escaping (said by whoever made it, ``RayIds.json_plain``); the access log
+        #: escapes it otherwise.
+        self.ray_id_plain = ray_id_plain
         #: The snapshot this request started with; it keeps it to the end (live configuration).
         self.snapshot = snapshot
         #: ``http`` or ``https``: how the visitor reached the edge.

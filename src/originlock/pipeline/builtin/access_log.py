@@ -18,6 +18,7 @@ from originlock.cache import BoundedCache
 from originlock.origin.peer import OriginPeer
 from originlock.pipeline.context import RequestContext
 from originlock.proto.events import RequestReceived
+from originlock.snapshot.model import Route
 from originlock.waf import NO_MATCH, RuleMatch
 
 __all__ = ["access_log_line"]
@@ -86,6 +87,34 @@ def _origin_fields(peer: OriginPeer) -> str:
     return fields.text
 
 
+class _ZoneTail:
+    """The line's zone, generation and origin fields as last built, and what they were built from: the same
+    for every request of a route, snapshot and peer in a row (routes and peers compared by identity; both
+    are immutable), so one comparison instead of two memo lookups, an integer formatted and four parts."""
+
+    __slots__ = ("generation", "peer", "route", "text")
+
+    def __init__(self) -> None:
+        self.route: Route | None = None
+        self.peer: OriginPeer | None = None
+        self.generation = -1
+        self.text = ""
+
+
+_ZONE_TAIL: Final = _ZoneTail()
+
+
+def _zone_tail(route: Route | None, peer: OriginPeer | None, generation: int) -> str:
+    tail = _ZONE_TAIL
+    if route is tail.route and peer is tail.peer and generation == tail.generation and tail.text:
+        return tail.text
+    zone = _q(route.zone_name) if route is not None else '""'
+    origin = _origin_fields(peer) if peer is not None else ""
+    text = f',"zone":{zone},"generation":{generation}{origin}'
+    tail.route, tail.peer, tail.generation, tail.text = route, peer, generation, text
+    return text
+
+
 def _thousandths(n: int) -> str:
     """``json.dumps(n / 1000)`` for ``|n| < 10**15``, with integer arithmetic: ``n / 1000`` has at most 15
     significant digits there, so the shortest string naming that double (its repr) is the decimal itself
@@ -130,7 +159,6 @@ def _dumps(value: object) -> str:
 def access_log_line(ctx: RequestContext, request: RequestReceived | None, now: float, wall_time: float) -> str:
     """The access-log record for a finished request (``now`` monotonic, ``wall_time`` Unix seconds)."""
     # client_ip (an IP literal from the socket) and scheme ("http"/"https") never need escaping.
-    zone = _q(ctx.route.zone_name) if ctx.route is not None else '""'
     if request is not None:
         # GET by comparison: the memo's lookup hashes the parser's new bytes object first.
         method = '"GET"' if request.method == b"GET" else _q_raw(request.method)
@@ -158,11 +186,8 @@ def access_log_line(ctx: RequestContext, request: RequestReceived | None, now: f
     else:
         duration_int, duration_frac = _millis((now - ctx.started) * 1000.0), ""
     peer = ctx.peer
-    if peer is not None:
-        origin = _origin_fields(peer)
-        reused = _REUSED[(2 if ctx.origin_retried else 0) + (1 if ctx.origin_reused else 0)]
-    else:
-        origin = reused = ""
+    tail = _zone_tail(ctx.route, peer, ctx.snapshot.generation)
+    reused = _REUSED[(2 if ctx.origin_retried else 0) + (1 if ctx.origin_reused else 0)] if peer is not None else ""
     # The rare parts first, so that the line is built once (appending to it copied the whole line).
     extra = ""
     verdict = ctx.waf
@@ -186,11 +211,13 @@ def access_log_line(ctx: RequestContext, request: RequestReceived | None, now: f
         extra += f',"origin_rules":{_dumps(list(ctx.origin_rule_ids))}'
     if ctx.error_code:
         extra += f',"error":{ctx.error_code},"error_detail":{_quote(ctx.error_detail)}'
+    # Our own ray ids need no escaping (RayIds.json_plain): written as they are, without the escaper's call.
+    ray_id = ctx.ray_id if ctx.ray_id_plain else _quote(ctx.ray_id)[1:-1]
     return (
-        f'{{"time":{time_int}{time_frac},"ray_id":{_quote(ctx.ray_id)},"client_ip":"{ctx.client_ip}",'
+        f'{{"time":{time_int}{time_frac},"ray_id":"{ray_id}","client_ip":"{ctx.client_ip}",'
         f'"scheme":"{ctx.scheme}","host":{_q(ctx.host)},"method":{method},"path":{path},'
-        f'"status":{_status(ctx.status)},"bytes":{ctx.bytes_sent},"duration_ms":{duration_int}{duration_frac},'
-        f'"zone":{zone},"generation":{ctx.snapshot.generation}{origin}{reused}{extra}}}'
+        f'"status":{_status(ctx.status)},"bytes":{ctx.bytes_sent},"duration_ms":{duration_int}{duration_frac}'
+        f"{tail}{reused}{extra}}}"
     )
 
 

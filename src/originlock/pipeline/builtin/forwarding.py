@@ -143,7 +143,8 @@ def _forwarded_tail(client_ip: str, scheme: str) -> tuple[bytes, bytes]:
     if tail is None:
         ip = client_ip.encode()
         (_, proto), (_, visitor) = _SCHEME_FIELDS[scheme]
-        rest = b"X-Forwarded-Proto: %s\r\nCF-Connecting-IP: %s\r\nCF-Visitor: %s\r\n" % (proto, ip, visitor)
+        # CF-Ray's name ends the tail: its value follows as the next part (one part fewer to join).
+        rest = b"X-Forwarded-Proto: %s\r\nCF-Connecting-IP: %s\r\nCF-Visitor: %s\r\nCF-Ray: " % (proto, ip, visitor)
         tail = (b"X-Forwarded-For: %s\r\n%s" % (ip, rest), rest)
         tails.put(client_ip, tail)
     return tail
@@ -190,7 +191,6 @@ def origin_request_head(
         parts.append(without_xff)
     else:
         parts.append(with_xff)
-    parts.append(b"CF-Ray: ")
     parts.append(ray_id.encode())
     if request.body == "chunked":
         parts.append(b"\r\nTransfer-Encoding: chunked\r\n\r\n")

@@ -45,6 +45,7 @@ from originlock.pipeline.context import RequestContext
 from originlock.pipeline.decision import CONTINUE, Decision
 from originlock.proto.events import RequestReceived
 from originlock.proto.target import path_and_query
+from originlock.snapshot.model import Snapshot, ZonePhases
 from originlock.waf import (
     NO_MATCH,
     CompiledRuleset,
@@ -123,6 +124,26 @@ _new: Final = object.__new__
 _set: Final = object.__setattr__
 
 
+class _ZoneLookup:
+    """A zone's WAF phases in one snapshot, as :meth:`EdgeWaf.__call__` reads them (snapshots are
+    immutable, so the lookups hold for as long as the snapshot and the zone id are the same objects)."""
+
+    __slots__ = ("origin", "origin_alone", "phases", "snapshot", "zone_id")
+
+    def __init__(self, snapshot: Snapshot | None, zone_id: str) -> None:
+        self.snapshot = snapshot
+        self.zone_id = zone_id
+        phases = snapshot.waf.get(zone_id) if snapshot is not None else None
+        self.phases: ZonePhases | None = phases
+        self.origin: tuple[CompiledRuleset, ...] | None = phases.get(_ORIGIN) if phases else None
+        #: Origin Rules are the zone's only phase (the common ruleset).
+        self.origin_alone = phases is not None and len(phases) == 1 and bool(self.origin)
+
+
+#: No zone looked up yet.
+_NO_ZONE: Final = _ZoneLookup(None, "")
+
+
 class EdgeWaf:
     """The :class:`~originlock.pipeline.hooks.WafHook` of ``originlock serve``.
 
@@ -158,6 +179,8 @@ class EdgeWaf:
         self.limiter = RateLimiter()
         #: Origin Rules' outcomes per host for zones whose rules read only the host (per snapshot).
         self.origin_memo = OriginRulesMemo()
+        #: The last zone's phases looked up (not pickled: each process starts with none).
+        self._last_zone = _NO_ZONE
 
     def __repr__(self) -> str:
         return f"EdgeWaf(rate_limit_keys={len(self.limiter)})"
@@ -177,7 +200,14 @@ class EdgeWaf:
         route = ctx.route
         if route is None:
             return CONTINUE
-        phases = ctx.snapshot.waf.get(route.zone_id)
+        # The zone's phases as last looked up: requests in a row usually go to the same zone of the same
+        # snapshot, and each lookup in the snapshot's read-only mappings (a method call, then the Phase
+        # enum's interpreted __hash__) cost ≈ 500 instructions.
+        snapshot = ctx.snapshot
+        zone = self._last_zone
+        if zone.snapshot is not snapshot or zone.zone_id is not route.zone_id:
+            zone = self._last_zone = _ZoneLookup(snapshot, route.zone_id)
+        phases = zone.phases
         if not phases and self.managed is None:
             return CONTINUE  # the common case for zones without rules: no field values computed at all
         phases = phases or _NO_PHASES
@@ -185,14 +215,14 @@ class EdgeWaf:
         # are remembered per host (origin_rules_memo.py), and a zone without custom, rate-limit or managed
         # rules skips evaluate_request altogether.
         values: FieldValues | None = None
-        origin = phases.get(_ORIGIN)
+        origin = zone.origin
         if origin:
-            outcome = self.origin_memo.outcome(ctx.snapshot, route.zone_id, origin, ctx.host)
+            outcome = self.origin_memo.outcome(snapshot, route.zone_id, origin, ctx.host)
             if outcome is None:
                 values = FieldValues(request_fields(request, ctx, self.wall_clock()))
                 outcome = evaluate_origin(values, origin)
             ctx.origin_override, ctx.origin_rule_ids = outcome
-            if len(phases) == 1 and self.managed is None:
+            if zone.origin_alone and self.managed is None:
                 ctx.waf = NO_MATCH  # Origin Rules alone (the common ruleset): no other phase to look up
                 return CONTINUE
         verdict = NO_MATCH

@@ -43,16 +43,36 @@ def host_of(request: RequestReceived) -> str:
     if target[:1] == b"/":
         found: bytes | None = None
         for name, value in request.headers:
-            if len(name) == 4 and lower_name(name) == b"host":
+            # The usual spelling compared as it is: lower_name's cache lookup hashes the parser's new bytes.
+            if len(name) == 4 and (name == b"Host" or lower_name(name) == b"host"):
                 if found is not None:
                     return _host_of(request)  # several Host fields: _host_of says what is wrong
                 found = value
         if found is not None:
+            # The value normalised last, compared as it is (the next request of a connection usually sends
+            # the same): the cache's lookup hashes the parser's new bytes object.
+            last = _LAST_HOST
+            if found == last.value:
+                return last.host
             host = _HOSTS.get(found)
             if host is None:
                 host = _HOSTS.put(found, _host_of(request))
+            last.value, last.host = found, host
             return host
     return _host_of(request)
+
+
+class _LastHost:
+    """The last Host value normalised without error, and its hostname."""
+
+    __slots__ = ("host", "value")
+
+    def __init__(self) -> None:
+        self.value: bytes | None = None
+        self.host = ""
+
+
+_LAST_HOST: Final = _LastHost()
 
 
 def _host_of(request: RequestReceived) -> str:

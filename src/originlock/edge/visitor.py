@@ -1,0 +1,44 @@
+"""The visitor's connection as the pipeline and the access log see it (one object per connection).
+
+Its own module so that it is compiled with the request path (``buildtools/hotpath.py``): ``new_context``
+reads five of its attributes per request, each a dictionary-free slot read once compiled where the
+interpreted class cost a generic attribute lookup (docs/performance.md, issue 11, pooled4).
+``edge/stream.py`` re-exports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+__all__ = ["Visitor"]
+
+
+class Visitor:
+    """Facts about the visitor's connection that the pipeline and the access log read."""
+
+    __slots__ = ("client_ip", "client_port", "scheme", "sni", "tls_version")
+
+    def __init__(
+        self,
+        scheme: str,
+        client_ip: str = "",
+        client_port: int = 0,
+        sni: str | None = None,
+        tls_version: str | None = None,
+    ) -> None:
+        self.scheme = scheme
+        self.client_ip = client_ip
+        self.client_port = client_port
+        self.sni = sni
+        self.tls_version = tls_version
+
+    def learn(self, transport: asyncio.BaseTransport) -> None:
+        """Fill in the address, SNI and TLS version from the visitor's connection."""
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.client_ip, self.client_port = str(peer[0]), int(peer[1])
+        ssl_obj = transport.get_extra_info("ssl_object")
+        if isinstance(ssl_obj, ssl.SSLObject):
+            self.sni = ssl_obj.server_hostname
+            self.tls_version = ssl_obj.version()

@@ -1,0 +1,210 @@
+"""HTTP/1.1 responses from an origin over llhttp (``httptools``), strict, with the edge's size limits.
+
+See ``proto/http1.py`` for the strict mode and what it refuses; a response the parser cannot read is an
+:class:`~originlock.errors.OriginBadResponse` (520).
+"""
+
+from __future__ import annotations
+
+import httptools
+
+from originlock.errors import OriginBadResponse
+from originlock.proto.events import BodyReceived, Event, Headers, ResponseReceived
+from originlock.proto.field_lines import field_lines
+from originlock.proto.http1_common import (
+    _ENDED,
+    _LINE_OVERHEAD,
+    _RELEASED_RESPONSES,
+    _VERSIONS,
+    DEFAULT_LIMITS,
+    Limits,
+    _framing,
+)
+
+__all__ = ["ResponseParser"]
+
+
+class ResponseParser:
+    """Parses the responses of one origin connection, one exchange at a time.
+
+    Call :meth:`start` before each request is sent: a response to ``HEAD`` has no body whatever its
+    headers say (RFC 9110 §9.3.2), which llhttp cannot be told through httptools, so a fresh parser is
+    made per exchange. Interim 1xx responses (other than 101) are skipped.
+    """
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self._limits = limits
+        self._events: list[Event] = []
+        self._parser = httptools.HttpResponseParser(self)
+        self._released = False
+        self._head_request = False
+        self._reset_message()
+        self.received_any = False
+        #: The origin sent more than its response (after it, in the same read): the response itself is
+        #: complete and unchanged, but the connection must not carry another exchange (nginx: "upstream
+        #: sent more data than specified"). What followed is dropped unread.
+        self.extra_data = False
+        #: Set by the WebSocket relay, which asked for ``101 Switching Protocols``; any other exchange that
+        #: gets one fails (520) rather than leaving llhttp stopped. ``upgrade_tail``: bytes after the 101.
+        self.allow_upgrade = False
+        self.upgrade_tail = b""
+
+    def _reset_message(self) -> None:
+        #: The response's version from its status line when the exchange's first read starts with it.
+        self._version = b""
+        #: That first read while it is being parsed (see proto/field_lines.py), else b"".
+        self._wire = b""
+        self._headers: Headers = []
+        self._reason = b""
+        self._head_bytes = 0
+        self._in_head = True
+        self._skip = False
+        self._done = False
+        self._framing = "none"
+
+    def start(self, method: bytes) -> None:
+        """Prepare for the response to a request with ``method``."""
+        if (self._head_request or not self._done or self._events) and not self._released:
+            # llhttp still expects the body announced to a HEAD request, or stopped mid-message: start
+            # over. After a complete non-HEAD response llhttp is ready for the next message, and keeping
+            # it saves a parser allocation per exchange. (Not after release(): the connection is closed,
+            # and feed() refuses.)
+            self._parser = httptools.HttpResponseParser(self)
+        self._head_request = method == b"HEAD"
+        self._reset_message()
+        self.received_any = False
+        self.extra_data = False
+        if self._events:  # left over from an abandoned exchange (feed hands out the list it fills)
+            self._events = []
+
+    def release(self) -> None:
+        """Drop the llhttp parser (the connection closed); see :meth:`RequestParser.release`. A response
+        fed after this is refused (520): there is no parser any more to read it."""
+        self._parser = _RELEASED_RESPONSES
+        self._released = True
+
+    @property
+    def done(self) -> bool:
+        """The final response is complete (the connection may carry another exchange)."""
+        return self._done
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Parse bytes from the origin. Raises :class:`OriginBadResponse` (520) when unparsable."""
+        if not self.received_any and data:
+            self.received_any = True
+            if data.startswith(b"HTTP/"):  # the status line (llhttp checks the rest)
+                self._version = data[5:8]
+                self._wire = data
+        if self._done:
+            raise OriginBadResponse("the origin sent data after its response")
+        if self._released:
+            raise OriginBadResponse("the origin connection is closed")
+        if self._in_head:
+            self._head_bytes += len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            # llhttp stops after a 101 with Upgrade: what follows is the new protocol's (the 101 and its end
+            # are among the events already).
+            if not self.allow_upgrade:
+                raise OriginBadResponse("the origin switched protocols (101) unasked") from None
+            self.upgrade_tail = data[int(exc.args[0]) :]
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, OriginBadResponse):
+                raise exc.__context__ from None
+            raise OriginBadResponse(f"unparsable origin response: {exc.__context__ or exc}") from exc
+        except httptools.HttpParserError as exc:
+            if not self._done:
+                raise OriginBadResponse(f"unparsable origin response: {exc}") from exc
+            self.extra_data = True
+        self._wire = b""
+        if self._in_head and self._head_bytes > self._limits.max_response_head_bytes:
+            raise OriginBadResponse("origin response headers are larger than 128 KiB")
+        events, self._events = self._events, []
+        return events
+
+    def feed_eof(self) -> list[Event]:
+        """The origin closed the connection: ends a read-until-close body, else raises 520."""
+        if self._done:
+            return []
+        if not self._in_head and self._framing == "close":
+            self._done = True
+            return [_ENDED]
+        raise OriginBadResponse("the origin closed the connection before completing its response")
+
+    # -- llhttp callbacks ----------------------------------------------------------------------
+
+    # After the response is done, llhttp goes on with whatever follows it in the same read as if it were the
+    # next message: every callback then only notes the extra data (the fields list already belongs to the
+    # event handed out).
+
+    def on_status(self, reason: bytes) -> None:
+        if self._done:
+            self.extra_data = True
+            return
+        self._reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._done:
+            self.extra_data = True
+            return
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        if self._done:
+            self.extra_data = True
+            return
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self._skip = True  # interim response: wait for the final one
+            self._wire = b""  # the final head does not start the read
+            return
+        self._in_head = False
+        headers = self._headers
+        if self._head_bytes > self._limits.max_response_head_bytes:
+            # The head may have arrived complete in this one read, which the check in feed() cannot see:
+            # measure the head itself (only when this many bytes came in).
+            self._check_head_size(headers)
+        no_body = self._head_request or status in (204, 304) or status < 200
+        framing = "none" if no_body else _framing(headers)
+        self._framing = framing
+        parser = self._parser
+        keep_alive = bool(parser.should_keep_alive()) and framing != "close"
+        version = self._version  # see RequestParser._version
+        if not version:
+            text = parser.get_http_version()
+            version = _VERSIONS.get(text) or text.encode()
+        response = ResponseReceived(status, self._reason, version, headers, keep_alive, framing)
+        wire = self._wire
+        if wire:
+            raw = field_lines(wire, len(self._reason), headers)
+            if raw:
+                response.raw_fields = raw
+                response.raw_of = headers
+        self._events.append(response)
+        if framing == "none" and self._head_request:
+            self._done = True
+            self._events.append(_ENDED)
+
+    def _check_head_size(self, headers: Headers) -> None:
+        size = len(b"HTTP/1.1 200 \r\n\r\n") + len(self._reason) + _LINE_OVERHEAD * len(headers)
+        for name, value in headers:
+            size += len(name) + len(value)
+        if size > self._limits.max_response_head_bytes:
+            raise OriginBadResponse("origin response headers are larger than 128 KiB")
+
+    def on_body(self, body: bytes) -> None:
+        if self._done:
+            self.extra_data = True  # e.g. a body sent with the answer to HEAD
+            return
+        self._events.append(BodyReceived(body))
+
+    def on_message_complete(self) -> None:
+        if self._skip:
+            self._reset_message()
+            return
+        if self._done:
+            self.extra_data = True
+            return
+        self._done = True
+        self._events.append(_ENDED)

@@ -57,6 +57,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from edge_vs_nginx import CLK_TCK, ticks  # noqa: E402
 from product_vs_nginx import V4, configure, install_product  # noqa: E402
 
+from originlock.proto.http2_events import H2Limits  # noqa: E402
 from originlock.testing.nginx import NginxProcess, free_port, wait_for_port  # noqa: E402
 from originlock.testing.pki import TestPki  # noqa: E402
 from originlock.tls.issue import issue_leaf  # noqa: E402
@@ -220,6 +221,11 @@ def main() -> int:
     parser.add_argument("--codecs", action="store_true", help="also measure the product with the h2 codec")
     parser.add_argument("--cffi", action="store_true", help="also measure the product without the compiled shim")
     args = parser.parse_args()
+    most = H2Limits().max_requests * CLIENTS
+    if not args.floor and args.requests > most:
+        # More would be refused after each connection's GOAWAY (h2load does not reconnect): the CPU per
+        # request stays right (divided by the requests that succeeded) but the run is not the one asked for.
+        parser.error(f"--requests at most {most}: originlock's h2 connections close after {most // CLIENTS}")
     if args.floor:
         from originlock.proto import nghttp2_lib
 

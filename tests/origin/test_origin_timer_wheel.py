@@ -7,18 +7,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import cast
 
 from originlock.origin.deadline import WHEEL_RESOLUTION, TimerWheel
 
 
-class _Handle:
-    def __init__(self, when: float, callback: Callable[[], None]) -> None:
-        self.when = when
+class _Handle(asyncio.TimerHandle):
+    """A TimerHandle (the compiled wheel checks the type of what ``call_at`` returns) run by the test."""
+
+    def __init__(self, when: float, callback: Callable[[], None], loop: _FakeLoop) -> None:
+        super().__init__(when, callback, (), cast(asyncio.AbstractEventLoop, loop))
+        self.at = when
         self.callback = callback
-        self.cancelled = False
+        self.stopped = False
 
     def cancel(self) -> None:
-        self.cancelled = True
+        self.stopped = True
 
 
 class _FakeLoop:
@@ -32,9 +36,12 @@ class _FakeLoop:
     def time(self) -> float:
         return self.now
 
+    def get_debug(self) -> bool:
+        return False
+
     def call_at(self, when: float, callback: Callable[[], None]) -> _Handle:
         self.started += 1
-        handle = _Handle(when, callback)
+        handle = _Handle(when, callback, self)
         self.timers.append(handle)
         return handle
 
@@ -42,11 +49,11 @@ class _FakeLoop:
         end = self.now + seconds
         while self.now < end:
             self.now = min(end, self.now + step)
-            for handle in sorted(self.timers, key=lambda h: h.when):
-                if handle.when <= self.now and not handle.cancelled:
+            for handle in sorted(self.timers, key=lambda h: h.at):
+                if handle.at <= self.now and not handle.stopped:
                     self.timers.remove(handle)
                     handle.callback()
-            self.timers = [h for h in self.timers if not h.cancelled]
+            self.timers = [h for h in self.timers if not h.stopped]
 
 
 def _wheel() -> tuple[_FakeLoop, TimerWheel]:

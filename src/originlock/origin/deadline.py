@@ -148,10 +148,18 @@ class TimerWheel:
         for slot, bucket in due:
             for deadline in bucket:
                 deadline._due(slot, now)
-        # A deadline registered again above may have started the timer for its own, later bucket.
-        if order and (self._handle is None or self._handle_slot > order[0]):
-            if self._handle is not None:
-                self._handle.cancel()
+        self._restart()
+
+    def _restart(self) -> None:
+        """After a round: the timer for the earliest bucket left. A deadline registered again in the round
+        may have started it for its own, later bucket. (A method of its own: within ``_fire``, which set
+        ``_handle`` to None, mypy keeps it narrowed to None across the calls that set it again, and the
+        compiled code would reject the handle.)"""
+        order = self._order
+        handle = self._handle
+        if order and (handle is None or self._handle_slot > order[0]):
+            if handle is not None:
+                handle.cancel()
             self._handle_slot = order[0]
             self._handle = self._loop.call_at(order[0] * WHEEL_RESOLUTION, self._fire)
 

@@ -181,8 +181,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def propagation(node: ServeProcess, edges: list[int], changes: int, poll: float, main: int) -> None:
-    headers = {"Authorization": f"Bearer {node.token}"}
+def propagation(node: ServeProcess, token: str, edges: list[int], changes: int, poll: float, main: int) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
     api = httpx.Client(base_url=node.api_url + "/client/v4", headers=headers, timeout=30)
     account = api.get("/accounts").json()["result"][0]["id"]
     zone = api.post("/zones", json={"name": "idle.test", "account": {"id": account}}).json()["result"]["id"]
@@ -257,7 +257,7 @@ def main() -> int:
             )
         if args.changes:
             edges = [p for p in pids if not _label(p, main_pid).startswith("resource tracker")]
-            propagation(node, edges, args.changes, args.poll_ms / 1000, main_pid)
+            propagation(node, env["ORIGINLOCK_ADMIN_TOKEN"], edges, args.changes, args.poll_ms / 1000, main_pid)
         print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     finally:
         node.stop()

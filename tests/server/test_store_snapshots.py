@@ -282,7 +282,7 @@ async def test_another_processs_commit_wakes_an_idle_source_through_inotify(tmp_
         committed = await asyncio.to_thread(_write_in_another_process, tmp_path / "data", url, zone, "on")
         await _until(lambda: source.current().routes["www.inotify.test"].always_use_https, timeout=3.0)
         served = time.time()
-        assert reads[-1] is True and served - committed < 1.0, served - committed
+        assert reads[-1] is True and served - committed < 2.0, served - committed
         assert source.generation == store.generation()
     finally:
         task.cancel()
@@ -323,7 +323,7 @@ async def test_without_inotify_the_source_polls_data_version_and_still_sees_othe
         assert source.statistics().stale_seconds(time.time()) < 0.5
         committed = await asyncio.to_thread(_write_in_another_process, tmp_path / "data", url, zone, "on")
         await _until(lambda: source.current().routes["www.fallback.test"].always_use_https, timeout=3.0)
-        assert time.time() - committed < 1.0
+        assert time.time() - committed < 2.0
     finally:
         task.cancel()
         store.close()

@@ -4,19 +4,34 @@ recompiles that zone only; writes no snapshot depends on rebuild nothing (issue 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import errno
 import gc
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
+import originlock
 from originlock.server.bootstrap import bootstrap
+from originlock.server.registry import NodeRegistration
 from originlock.server.snapshot_health import snapshot_json
-from originlock.server.store_snapshots import StoreSnapshotSource, long_lived_objects
-from originlock.store import dns, settings, tokens, zones
+from originlock.server.store_snapshots import (
+    OWN_GRACE_SECONDS,
+    StoreSnapshotSource,
+    local_snapshot_source,
+    long_lived_objects,
+)
+from originlock.store import dns, file_watch, settings, tokens, zones
 from originlock.store.changes import Change, parse_payload
+from originlock.store.commit_watch import CommitWatch
 from originlock.store.deadline import SNAPSHOT_TIMEOUTS
+from originlock.store.request_scope import request_scope
 
 
 async def _until(predicate: object, timeout: float = 5.0) -> float:
@@ -194,4 +209,161 @@ async def test_the_listener_skips_its_own_processs_writes_which_the_hook_deliver
         source._notified(other)
         assert [c.generation for c in source._take_pending()[0]] == [6]
     finally:
+        d.store.close()
+
+
+_WRITER = """
+import sys, time
+from pathlib import Path
+from originlock.store import settings
+from originlock.store.db import Store
+from originlock.store.sealing import KeySealer, load_or_create_master_key
+
+data_dir, url, zone, value = sys.argv[1:]
+store = Store(url, KeySealer(load_or_create_master_key(Path(data_dir) / "master.key")), migrate_schema=False)
+with store.write() as conn:
+    settings.set_setting(conn, zone, "always_use_https", value)
+print(time.time(), flush=True)
+store.close()
+"""
+
+
+def _write_in_another_process(data_dir: Path, url: str, zone: str, value: str) -> float:
+    """A setting written by a separate process through its own Store (the API process, seen from a
+    --workers edge); returns the writer's clock right after its commit."""
+    src = str(Path(originlock.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = subprocess.run(
+        [sys.executable, "-c", _WRITER, str(data_dir), url, zone, value],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    return float(done.stdout.split()[-1])
+
+
+async def test_another_processs_commit_wakes_an_idle_source_through_inotify(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    d = bootstrap(tmp_path / "data", url)
+    store = d.store
+    with store.write() as conn:
+        zone = zones.create_zone(conn, name="inotify.test", account_id=d.account_id).id
+        dns.create_record(conn, zone, dns.RecordInput("A", "www", "127.0.0.1", proxied=True))
+    source = StoreSnapshotSource(store.companion(SNAPSHOT_TIMEOUTS))  # no hook: only the file tells
+    looks: list[float] = []
+    reads: list[bool] = []
+    behind, catch_up = source._behind, source._catch_up
+
+    def counted_look(watch: CommitWatch) -> bool:
+        looks.append(time.monotonic())
+        return behind(watch)
+
+    def counted_read(poll: bool) -> None:
+        reads.append(poll)
+        catch_up(poll)
+
+    source._behind = counted_look  # type: ignore[method-assign]
+    source._catch_up = counted_read  # type: ignore[method-assign]
+    task = asyncio.create_task(source.run())
+    try:
+        await _until(lambda: len(reads) >= 1)  # the first look reads the log
+        await asyncio.sleep(1.0)
+        # Idle: no wake-up at all (data_version was read ten times a second), and current all the same.
+        assert looks == [] and reads == [True]
+        assert source.statistics().stale_seconds(time.time()) < 0.05
+        # A status write in this process (the node registration's heartbeat): a look, no log read.
+        NodeRegistration(store, "n1", "serve", {}, lambda: source.generation).beat()
+        await _until(lambda: len(looks) >= 1)
+        await asyncio.sleep(0.1)
+        assert reads == [True]
+        # Another process's setting: served well before the 10-s fallback look.
+        committed = await asyncio.to_thread(_write_in_another_process, tmp_path / "data", url, zone, "on")
+        await _until(lambda: source.current().routes["www.inotify.test"].always_use_https, timeout=3.0)
+        served = time.time()
+        assert reads[-1] is True and served - committed < 2.0, served - committed
+        assert source.generation == store.generation()
+    finally:
+        task.cancel()
+        store.close()
+
+
+async def test_without_inotify_the_source_polls_data_version_and_still_sees_other_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """inotify_init1 failing (EMFILE past fs.inotify.max_user_instances): the source falls back to reading
+    data_version every WATCH_SECONDS, as before inotify."""
+
+    class Exhausted:
+        def init1(self, flags: int) -> int:
+            ctypes.set_errno(errno.EMFILE)
+            return -1
+
+    monkeypatch.setattr(file_watch, "_libc", Exhausted)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    d = bootstrap(tmp_path / "data", url)
+    store = d.store
+    with store.write() as conn:
+        zone = zones.create_zone(conn, name="fallback.test", account_id=d.account_id).id
+        dns.create_record(conn, zone, dns.RecordInput("A", "www", "127.0.0.1", proxied=True))
+    source = StoreSnapshotSource(store.companion(SNAPSHOT_TIMEOUTS))
+    looks: list[bool] = []
+    behind = source._behind
+
+    def counted_look(watch: CommitWatch) -> bool:
+        looks.append(watch.following)
+        return behind(watch)
+
+    source._behind = counted_look  # type: ignore[method-assign]
+    task = asyncio.create_task(source.run())
+    try:
+        await asyncio.sleep(0.55)
+        assert len(looks) >= 3 and not any(looks)  # polled, without a watch
+        assert source.statistics().stale_seconds(time.time()) < 0.5
+        committed = await asyncio.to_thread(_write_in_another_process, tmp_path / "data", url, zone, "on")
+        await _until(lambda: source.current().routes["www.fallback.test"].always_use_https, timeout=3.0)
+        assert time.time() - committed < 2.0
+    finally:
+        task.cancel()
+        store.close()
+
+
+async def test_this_processs_own_sqlite_write_is_left_to_its_hook_after_the_response(tmp_path: Path) -> None:
+    """The file's wake-up at an API write of this process does not start the refresh before the response
+    (the hook does, after it, with the writer's clock); a hook that never comes is covered by the log."""
+    d = bootstrap(tmp_path / "data", f"sqlite:///{tmp_path / 'store.db'}")
+    with d.store.write() as conn:
+        zone = zones.create_zone(conn, name="own.test", account_id=d.account_id).id
+        dns.create_record(conn, zone, dns.RecordInput("A", "www", "127.0.0.1", proxied=True))
+    source = local_snapshot_source(d)
+    reads: list[bool] = []
+    catch_up = source._catch_up
+
+    def counted(poll: bool) -> None:
+        reads.append(poll)
+        catch_up(poll)
+
+    source._catch_up = counted  # type: ignore[method-assign]
+    task = asyncio.create_task(source.run())
+    try:
+        await _until(lambda: len(reads) >= 1)
+        with request_scope() as scope:  # an API request: the hook waits for the response
+            with d.store.write() as conn:
+                settings.set_setting(conn, zone, "always_use_https", "on")
+            await asyncio.sleep(0.3)  # the file woke the source meanwhile
+            assert reads == [True] and not source.current().routes["www.own.test"].always_use_https
+        del scope  # the response is out: the deferred hook runs
+        await _until(lambda: source.current().routes["www.own.test"].always_use_https)
+        assert reads[-1] is False  # from the hook, not the log
+        (trace,) = source.statistics().recent_changes
+        assert trace.written is not None and trace.generation == d.store.generation()
+        # A hook that never comes (none registered for this write): the log, once the grace is over.
+        d.store.committed_hooks.clear()
+        with d.store.write() as conn:
+            settings.set_setting(conn, zone, "always_use_https", "off")
+        took = await _until(lambda: not source.current().routes["www.own.test"].always_use_https, timeout=6.0)
+        assert took >= OWN_GRACE_SECONDS - 0.3 and reads[-1] is True
+    finally:
+        task.cancel()
         d.store.close()

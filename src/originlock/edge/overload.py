@@ -107,10 +107,18 @@ class OverloadLog:
         self._counts: dict[str, int] = {}
         self._last: dict[str, float] = {}
         self.totals: dict[str, int] = {}
+        #: Called at every count: wakes a parked tick (``edge/idle.py``), which logs the counts.
+        self.noticed: Callable[[], None] | None = None
 
     def count(self, kind: str, number: int = 1) -> None:
         self._counts[kind] = self._counts.get(kind, 0) + number
         self.totals[kind] = self.totals.get(kind, 0) + number
+        if self.noticed is not None:
+            self.noticed()
+
+    def pending(self) -> bool:
+        """Whether some count waits for its log line (a later :meth:`flush` has something to do)."""
+        return bool(self._counts)
 
     def flush(self, describe: Callable[[str, int], str]) -> None:
         """Log the kinds counted since their last line, for those whose interval has passed."""

@@ -180,7 +180,7 @@ async def _worker_main(
     serving = loop.create_task(server.serve())
     reporting = None
     if reporter is not None:
-        reporting = loop.create_task(reporter.run(lambda: _report(server.state), interval))
+        reporting = loop.create_task(reporter.run(lambda: _report(server.state), interval, server.idle))
     stopping = loop.create_task(stop.wait())
     await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()

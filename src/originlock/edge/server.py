@@ -1,7 +1,8 @@
-"""The edge server: listeners, the once-a-second tick, graceful shutdown.
+"""The edge server: listeners, the once-a-second tick (parked while idle), graceful shutdown.
 
 ``EdgeServer`` owns the listeners and the lifetime of the :class:`~originlock.edge.state.EdgeState` every
-visitor connection shares.
+visitor connection shares. The tick parks while there is nothing to keep (``edge/idle.py``): an idle edge
+process does not wake.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Final
 from originlock.edge.config import EdgeConfig
 from originlock.edge.http1 import Http1Connection
 from originlock.edge.http2 import Http2Connection
+from originlock.edge.idle import PARK_MAX_SECONDS, IdleGate
 from originlock.edge.listeners import bind_listener
 from originlock.edge.overload import (
     Admission,
@@ -30,6 +32,7 @@ from originlock.edge.overload import (
 )
 from originlock.edge.snapshots import RefreshingSnapshotSource, SnapshotSource
 from originlock.edge.state import EdgeState
+from originlock.edge.ticket_keys import ROTATION_SECONDS
 from originlock.edge.visitor_tls import VisitorTls
 from originlock.pipeline.hooks import WafHook
 
@@ -39,13 +42,15 @@ __all__ = ["EdgeServer"]
 TICK_SECONDS: Final = 1.0
 
 
-def _acceptor(state: EdgeState, scheme: str) -> Callable[[], asyncio.Protocol]:
+def _acceptor(state: EdgeState, scheme: str, idle: IdleGate) -> Callable[[], asyncio.Protocol]:
     """A listener's protocol factory. What follows the handshake is made by one function built here, once
     per listener, rather than a closure per accepted connection."""
     make = functools.partial(_visitor_protocol, state, scheme)
 
     def accept() -> asyncio.Protocol:
         """The protocol for a newly accepted visitor connection: a 503-and-close one beyond the capacity."""
+        if idle.parked:  # the first connection after a quiet spell: housekeeping (and ticket key) first
+            idle.wake()
         if state.visitors.full():
             state.overload.count("shed")
             return ShedConnection()
@@ -79,6 +84,22 @@ def _tick(state: EdgeState) -> None:
     state.overload.flush(lambda kind, count: describe_overload(kind, count, state.config.limits, visitors.capacity))
 
 
+def _nothing_to_keep(state: EdgeState) -> bool:
+    """Whether the next tick would find nothing to do (see ``edge/idle.py``): no visitor connection open
+    or in its handshake, no origin connection (pooled, busy or being dialled), no overload count waiting
+    for its log line. The access log was flushed by the tick just run, and only a connection writes to it."""
+    visitors = state.visitors
+    if visitors.open or len(visitors.admitting) or state.websockets.active or state.overload.pending():
+        return False
+    pool = state.pool.statistics()
+    return not (pool.idle or pool.busy or any(state.pool.open_per_origin().values()))
+
+
+def _park_seconds(now: float) -> float:
+    """Until just past the next ticket-key rotation instant (wall clock), at most PARK_MAX_SECONDS."""
+    return min(PARK_MAX_SECONDS, ROTATION_SECONDS - now % ROTATION_SECONDS + 0.01)
+
+
 class EdgeServer:
     """Listeners plus state for one process. Use ``await start()``, then ``await serve()`` until
     cancelled; ``serve`` shuts down gracefully when cancelled."""
@@ -92,6 +113,8 @@ class EdgeServer:
         self._servers: list[asyncio.Server] = []
         self.visitor_tls: VisitorTls | None = None
         self._state: EdgeState | None = None
+        #: Parks the tick while the process has nothing to keep; an accept or an overload event wakes it.
+        self.idle = IdleGate()
 
     @property
     def state(self) -> EdgeState:
@@ -118,19 +141,23 @@ class EdgeServer:
             https_port=self.https_address[1] if self.https_address else None,
         )
         install_accept_error_filter(loop, state.overload)
+        state.overload.noticed = self.idle.wake
         for sock in (http_sock, https_sock):
             if sock is not None:
                 sock.on_shed = lambda count: state.overload.count("accept", count)
         # ``backlog`` again: create_server calls listen() itself, with 100 unless told otherwise.
         backlog = self.config.limits.backlog
         if http_sock is not None:
-            self._servers.append(await loop.create_server(_acceptor(state, "http"), sock=http_sock, backlog=backlog))
+            self._servers.append(
+                await loop.create_server(_acceptor(state, "http", self.idle), sock=http_sock, backlog=backlog)
+            )
         if https_sock is not None:
             tls = VisitorTls(state.snapshot, lambda: datetime.now(UTC), ticket_secret=self.config.ticket_secret)
             self.visitor_tls = tls
+            self.idle.on_wake.append(tls.tickets.rotate)
             self._servers.append(
                 await loop.create_server(
-                    _acceptor(state, "https"),
+                    _acceptor(state, "https", self.idle),
                     sock=https_sock,
                     backlog=backlog,
                     ssl=tls.context,
@@ -146,7 +173,10 @@ class EdgeServer:
             refresher = asyncio.get_running_loop().create_task(self.source.run())
         try:
             while True:
-                await asyncio.sleep(TICK_SECONDS)
+                if _nothing_to_keep(state):
+                    await self.idle.park(_park_seconds(time.time()))
+                else:
+                    await asyncio.sleep(TICK_SECONDS)
                 _tick(state)
                 if self.visitor_tls is not None:
                     self.visitor_tls.tick()

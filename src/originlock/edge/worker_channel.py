@@ -4,10 +4,12 @@ One one-way ``multiprocessing`` pipe per worker, one JSON line per report (:mod:
 Both ends sit on their process's event loop as non-blocking pipe transports, so neither side can block the
 other:
 
-- the worker (:class:`WorkerReporter`) writes a report about once a second and skips one while the previous
-  report is still unsent (a stuck serve process costs freshness, never the worker's requests, and at most one
-  report is buffered); after its graceful shutdown it writes a final report and waits, briefly, for it to
-  leave;
+- the worker (:class:`WorkerReporter`) writes a report about once a second when it differs from the last one
+  written, and skips one while the previous report is still unsent (a stuck serve process costs freshness,
+  never the worker's requests, and at most one report is buffered); while the worker's edge is parked
+  (``edge/idle.py``: nothing to keep, so nothing to count) it does not wake to report, and the serve process
+  keeps the last report, which is still true; after its graceful shutdown it writes a final report and
+  waits, briefly, for it to leave;
 - the serve process (:class:`WorkerReports`) keeps the last complete line it read from each pipe, and retires
   the worker's slot at end of file, which the kernel delivers when the worker exits however it exits.
 
@@ -25,6 +27,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import IO, Final
 
+from originlock.edge.idle import IdleGate
 from originlock.edge.worker_stats import WorkerReport, WorkerStatsBook
 
 __all__ = ["REPORT_SECONDS", "WorkerReporter", "WorkerReports"]
@@ -153,11 +156,21 @@ class WorkerReporter:
         self._transport.write(report.encode())
         return True
 
-    async def run(self, current: Callable[[], WorkerReport], interval: float = REPORT_SECONDS) -> None:
-        """Send ``current()`` now and then every ``interval`` seconds, until cancelled."""
+    async def run(
+        self, current: Callable[[], WorkerReport], interval: float = REPORT_SECONDS, idle: IdleGate | None = None
+    ) -> None:
+        """Send ``current()`` now and then every ``interval`` seconds when it changed, until cancelled; while
+        ``idle`` is parked, not at all (a report is taken after the park began: the last one sent is final
+        for the quiet spell)."""
+        last: WorkerReport | None = None
         while True:
-            self.send(current())
-            await asyncio.sleep(interval)
+            report = current()
+            if report != last and self.send(report):
+                last = report
+            if idle is not None and idle.parked and report == last:  # else: try the unsent one again
+                await idle.wait_awake()
+            else:
+                await asyncio.sleep(interval)
 
     async def aclose(self, final: WorkerReport, timeout: float = FLUSH_SECONDS) -> None:
         """Send ``final`` (after anything still queued), close the pipe and wait up to ``timeout`` for it to

@@ -7,9 +7,14 @@ zone's compiled parts) and the generation it has applied. Changes reach it three
    commit (``Store.committed_hooks``), on SQLite and PostgreSQL alike;
 2. PostgreSQL ``NOTIFY``: writes through any node of the fleet, delivered by a
    :class:`~originlock.server.store_listener.ChangeListener` thread;
-3. the fallback poll: every ``poll_seconds`` the source reads the generation and the change log since
-   its own (``store/changes.py``): what a lost notification, a listener reconnect or another process on
-   the same SQLite file did.
+3. on a SQLite file, the kernel: an inotify watch of the database and its ``-wal`` file wakes the source
+   when any process writes it (``store/commit_watch.py``), and ``PRAGMA data_version`` and the
+   generation, read on the loop, say whether the change log must be read: a ``--workers`` process sees
+   the API process's commits within milliseconds, and an idle node's source sleeps (where inotify is
+   unavailable, ``data_version`` is read every :data:`WATCH_SECONDS` instead);
+4. the fallback poll: every ``poll_seconds`` the source reads the generation and the change log since
+   its own (``store/changes.py``): what a lost notification or a listener reconnect missed. On a
+   SQLite file the fallback is the ``data_version`` look alone (the log is read only when it moved).
 
 Each change names its zones, so the source recompiles those zones (their hostnames, certificates and
 rules: a few queries) and swaps in a new snapshot; a change it cannot scope, or a gap in the log, makes
@@ -58,12 +63,27 @@ log = logging.getLogger("originlock.snapshots")
 
 #: Fallback poll of the change log when notifications are delivered (PostgreSQL): catches a lost NOTIFY.
 POLL_SECONDS = 2.0
-#: On SQLite, other processes' commits (``--workers``) are noticed by ``PRAGMA data_version``
-#: (``store/commit_watch.py``), read on the event loop this often; the change log is read only when it moved,
-#: and every SQLITE_POLL_SECONDS as a fallback. Reading the log itself ten times a second was most of an
-#: idle node's CPU.
+#: On SQLite, other processes' commits (``--workers``) wake the source through inotify
+#: (``store/commit_watch.py``); without inotify ``PRAGMA data_version`` is read on the event loop this often
+#: (the period every edge process used before inotify: the fallback is never slower to notice than that was).
+#: The change log is read only when the generation moved. Reading the log itself ten times a second was most
+#: of an idle node's CPU; the ``data_version`` reads were most of what was left.
 WATCH_SECONDS = 0.1
+#: With inotify, a ``data_version`` look this often anyway (a write inotify could not see: one pragma).
 SQLITE_POLL_SECONDS = 10.0
+#: On SQLite, a write reported by inotify precedes its commit's visibility: the frames are written (the event),
+#: then fsynced, and only then does the writer publish the commit in the shared-memory index (no event). A look
+#: that finds ``data_version`` unmoved after a write is repeated, RECHECK_FIRST_SECONDS later and then at
+#: doubling intervals (at most RECHECK_MAX_SECONDS apart), until it moves or RECHECK_WINDOW_SECONDS have passed
+#: (a write that was no commit: a checkpoint). A slower fsync is caught by the next write or the fallback look.
+RECHECK_FIRST_SECONDS = 0.001
+RECHECK_MAX_SECONDS = 0.25
+RECHECK_WINDOW_SECONDS = 3.0
+#: On SQLite, a failed refresh is tried again this soon (with inotify no timer would otherwise come sooner).
+RETRY_SECONDS = 0.5
+#: On SQLite, a commit of this process's own store is left to its hook (run after the API response) for this
+#: long; past it the change log is read as if the hook were lost.
+OWN_GRACE_SECONDS = 2.0
 #: An in-memory SQLite store (no file to watch): the change log itself, this often.
 MEMORY_POLL_SECONDS = 0.1
 #: The last-known-good file is written at most this often (incrementally: the zones changed since).
@@ -128,10 +148,30 @@ class StoreSnapshotSource:
         self._poll = poll_seconds or (sqlite_poll if store.backend == "sqlite" else POLL_SECONDS)
         #: The listener reconnected: the next look reads the log whatever the watch says.
         self._poll_now = False
+        #: SQLite: inotify reported a write since the last look.
+        self._touched = False
+        #: SQLite with inotify: the last look found the snapshot current and no write has been reported
+        #: since, so it is current now (``statistics().confirmed_at`` is the present).
+        self._quiet = False
+        #: The last refresh failed: the next look reads the log whatever ``data_version`` says.
+        self._retry = False
+        #: SQLite: the newest generation a look read from the file, and since when only this process's own
+        #: commits (their hooks pending) have been ahead of the applied one.
+        self._file_generation = 0
+        self._own_since: float | None = None
+        #: SQLite: the last look saw ``data_version`` move; the next recheck after a write, its interval, and
+        #: the end of the window.
+        self._moved = False
+        self._recheck_at: float | None = None
+        self._recheck_delay = RECHECK_FIRST_SECONDS
+        self._recheck_end = 0.0
         self._listen = listen and store.backend == "postgresql"
         #: ``Store.writer_id`` of the store whose hooks notify this source (``local_snapshot_source``): the
         #: listener skips those writes' NOTIFY, so that their refresh starts after the API's response.
         self.own_writer: str | None = None
+        #: That store itself: on SQLite, the file's wake-up at its commits is left to its hooks in the same way
+        #: (``Store.committed_generation``).
+        self.own_store: Store | None = None
         self._lkg = last_known_good
         self._unsaved = False
         self._pending: list[tuple[Change, float]] = []
@@ -192,7 +232,9 @@ class StoreSnapshotSource:
         assembly = self._assembly
         return SourceStatistics(
             generation=self._applied,
-            confirmed_at=self._confirmed,
+            # The kernel reports every write to the file: none since a look that found the snapshot current
+            # means it still is (an idle SQLite node is not "stale" for lack of wake-ups).
+            confirmed_at=time.time() if self._quiet else self._confirmed,
             from_disk=self._from_disk,
             rebuilds=self._rebuilds,
             full_rebuilds=self._full,
@@ -224,6 +266,58 @@ class StoreSnapshotSource:
         if loop is not None and wake is not None:
             loop.call_soon_threadsafe(wake.set)
 
+    def _on_write(self) -> None:
+        """inotify: the SQLite file was written (on the loop)."""
+        self._touched = True
+        self._quiet = False
+        if self._wake is not None:
+            self._wake.set()
+
+    def _behind(self, watch: CommitWatch) -> bool:
+        """A look at a SQLite file, on the loop: whether the change log must be read. Not when nobody
+        committed (``data_version``), nor when the commits bumped no generation past ours (the node
+        registration's heartbeat, a job's lease: status writes no snapshot depends on), nor, for up to
+        :data:`OWN_GRACE_SECONDS`, when the newest is this process's own write, whose hook delivers it once
+        the API's response is out (as the listener skips its NOTIFY on PostgreSQL)."""
+        if self._retry or self._from_disk:
+            return True
+        self._moved = watch.changed()
+        if self._moved:
+            generation = watch.generation()
+            if generation is None:
+                return True
+            watch.settle()  # what the file holds now is known: the generation decides from here
+            self._file_generation = generation
+        if self._file_generation > self._applied:
+            own = self.own_store.committed_generation if self.own_store is not None else 0
+            if self._file_generation > own:
+                return True
+            now = time.monotonic()
+            if self._own_since is None:
+                self._own_since = now
+            elif now - self._own_since >= OWN_GRACE_SECONDS:
+                return True
+            self._quiet = False
+            return False
+        self._own_since = None
+        self._confirmed = time.time()
+        self._quiet = watch.following
+        return False
+
+    def _schedule_recheck(self, touched: bool) -> None:
+        """After a look: look again soon if a write was reported and ``data_version`` has not moved yet (its
+        commit is not published yet: see RECHECK_FIRST_SECONDS)."""
+        now = time.monotonic()
+        if touched:
+            self._recheck_delay, self._recheck_end = RECHECK_FIRST_SECONDS, now + RECHECK_WINDOW_SECONDS
+        elif self._recheck_at is None:
+            return
+        if self._moved or now >= self._recheck_end:
+            self._recheck_at = None
+            return
+        self._recheck_at = now + self._recheck_delay
+        self._recheck_delay = min(self._recheck_delay * 2, RECHECK_MAX_SECONDS)
+
     def _recheck(self) -> None:
         """The listener reconnected: whatever was notified meanwhile must be read from the log."""
         self._poll_now = True
@@ -244,12 +338,20 @@ class StoreSnapshotSource:
         last_poll = last_save = time.monotonic()
         saving: asyncio.Future[None] | None = None
         watch = CommitWatch(self._watch_path) if self._watch_path is not None else None
+        if watch is not None:
+            watch.follow(self._loop, self._on_write)
         self._poll_now = True  # what other processes committed since the first compile
         try:
             while True:
                 timeout = max(0.0, self._poll - (time.monotonic() - last_poll))
-                if watch is not None:
+                if watch is not None and not watch.following:
                     timeout = min(timeout, WATCH_SECONDS)
+                if watch is not None and self._retry:
+                    timeout = min(timeout, RETRY_SECONDS)  # a failed refresh: no write may come to wake us
+                if self._own_since is not None:
+                    timeout = min(timeout, max(0.0, OWN_GRACE_SECONDS - (time.monotonic() - self._own_since)))
+                if self._recheck_at is not None:
+                    timeout = min(timeout, max(0.0, self._recheck_at - time.monotonic()))
                 if self._unsaved and saving is None:
                     timeout = min(timeout, max(0.0, SAVE_SECONDS - (time.monotonic() - last_save)))
                 if self._retired:
@@ -257,18 +359,27 @@ class StoreSnapshotSource:
                 expiry = self._assembly.next_expiry() if self._assembly is not None else None
                 if expiry is not None:
                     timeout = min(timeout, max(0.0, (expiry - datetime.now(UTC)).total_seconds()))
-                # A timer handle rather than wait_for's task per wait: this runs ten times a second on SQLite.
+                # A timer handle rather than wait_for's task per wait (this ran ten times a second on SQLite).
                 timer = self._loop.call_later(timeout, self._wake.set)
                 try:
                     await self._wake.wait()
                 finally:
                     timer.cancel()
                 self._wake.clear()
-                poll = self._poll_now or time.monotonic() - last_poll >= self._poll
-                if not poll and watch is not None:
-                    poll = watch.changed()
-                    if not poll:
-                        self._confirmed = time.time()  # nothing committed since the last look: current
+                touched, self._touched = self._touched, False
+                poll = self._poll_now
+                if watch is None:
+                    poll = poll or time.monotonic() - last_poll >= self._poll
+                elif not poll and (
+                    touched
+                    or not watch.following
+                    or self._own_since is not None
+                    or (self._recheck_at is not None and time.monotonic() >= self._recheck_at)
+                    or time.monotonic() - last_poll >= self._poll
+                ):
+                    last_poll = time.monotonic()
+                    poll = self._behind(watch)
+                    self._schedule_recheck(touched)
                 if poll:
                     last_poll = time.monotonic()
                     self._poll_now = False
@@ -279,12 +390,19 @@ class StoreSnapshotSource:
                     try:
                         await asyncio.to_thread(self._catch_up, poll)
                     except Exception as exc:  # the store may be unreachable: keep serving what we have
+                        self._retry, self._quiet = True, False
                         log.warning(
                             "snapshot refresh failed, serving generation %s: %s", self._applied, type(exc).__name__
                         )
                     else:
-                        if poll and watch is not None:
-                            watch.settle()
+                        self._retry = False
+                        if watch is not None:
+                            if poll:
+                                watch.settle()
+                            if self._applied >= self._file_generation:
+                                # Current as of this refresh, unless a write was reported meanwhile.
+                                self._own_since = None
+                                self._quiet = watch.following and not self._touched
                 if saving is not None and saving.done():
                     saving = None
                 if self._unsaved and saving is None and time.monotonic() - last_save >= SAVE_SECONDS:
@@ -437,6 +555,8 @@ def local_snapshot_source(deployment: Deployment) -> StoreSnapshotSource:
     lkg = LastKnownGood(deployment.data_dir, deployment.store.sealer)
     source = StoreSnapshotSource(deployment.store.companion(SNAPSHOT_TIMEOUTS), last_known_good=lkg)
     deployment.store.committed_hooks.append(source.notify)
-    # Those writes' own NOTIFY is skipped: the hook delivers them, after the API response (api/gate.py).
+    # Those writes' own NOTIFY (or, on SQLite, the file's wake-up at their commit) is skipped: the hook
+    # delivers them, after the API response (api/gate.py).
     source.own_writer = deployment.store.writer_id
+    source.own_store = deployment.store
     return source

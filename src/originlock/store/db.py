@@ -228,6 +228,10 @@ class Store:
         self.committed_hooks: list[Callable[[Change], None]] = []
         #: Stamped on this store's changes and their NOTIFY (``Change.writer``).
         self.writer_id = secrets.token_hex(6)
+        #: The generation of this store's last write, set just before its commit (its hooks may wait for the
+        #: API's response): a SQLite source woken by the file at the commit tells its own process's writes
+        #: by it (server/store_snapshots.py).
+        self.committed_generation = 0
         # Without migrate_schema nothing touches the database here: a node may start while it is unreachable.
         if migrate_schema:
             # Not within a request's few seconds (API_TIMEOUTS): a migration on a busy machine, or a wait for
@@ -309,6 +313,8 @@ class Store:
                 change = replace(tracker.finish(int(generation), time.time()), writer=self.writer_id)
                 detach(conn)
                 record(conn, change, now_iso(), self.channel)  # and its NOTIFY (PostgreSQL)
+                # Before the commit: a process woken by the file at the commit must find it set already.
+                self.committed_generation = max(self.committed_generation, change.generation)
             finally:
                 detach(conn)
         # Inside an API request this process's hooks (its edge's refresh) run once the response is out.

@@ -31,8 +31,7 @@ from typing import Any
 from originlock.snapshot.assembly import SnapshotAssembly, ZoneParts
 from originlock.snapshot.model import ClientCert, DeploymentPki, EdgeCert, Route, SslMode
 from originlock.snapshot.pacing import yield_interpreter
-from originlock.store.account_rulesets import SOURCE_PREFIX, compile_sources
-from originlock.store.ruleset_rules import compile_entrypoints
+from originlock.store.ruleset_rules import SOURCE_PREFIX, compile_entrypoints, compile_sources
 from originlock.store.sealing import KeySealer
 from originlock.tls.hsts import saved_fields
 
@@ -174,32 +173,39 @@ class _Codec:
         d = json.loads(body)
         certs = {ref: self.load_client_cert(c) for ref, c in d["certs"].items()}
         certs["global"] = pki.global_client  # type: ignore[assignment]
-        routes = {
-            name: Route(
-                hostname=name,
-                zone_id=zone_id,
-                zone_name=zone_name,
-                origin=origin,
-                record_type=record_type,
-                ssl_mode=SslMode(ssl_mode),
-                always_use_https=https,
-                min_tls_version=min_tls,
-                client_cert=certs.get(ref) if ref else None,
-                client_cert_error=error,
-                fips=fips,
-                websockets=websockets,
-                tls_1_3=bool(rest[1]) if len(rest) > 1 else True,
-                security_headers=saved_fields(rest[2]) if len(rest) > 2 else (),
-                http2=bool(rest[3]) if len(rest) > 3 else True,
-            )
-            for name, _, zone_name, origin, record_type, ssl_mode, https, min_tls, ref, error, fips, *rest in (
-                d["routes"]
-            )
+        routes: dict[str, Route] = {}
+        # The routes of a zone share all but three fields: each distinct set is made into a template once and
+        # its routes stamped from it (Route.for_host, as the compile does); the constructor per route was most of
+        # a 100k-hostname load.
+        templates: dict[tuple[Any, ...], dict[str, object]] = {}
+        for name, _, zone_name, origin, record_type, ssl_mode, https, min_tls, ref, error, fips, *rest in d["routes"]:
             # A copy saved before the websockets setting existed has no 12th field: Cloudflare's default, on;
             # one saved before tls_1_3 and security_header has no 13th and 14th: TLS 1.3 on, no fields; one
             # saved before http2 has no 15th: on.
-            for websockets in (bool(rest[0]) if rest else True,)
-        }
+            extra = len(rest)
+            websockets = bool(rest[0]) if extra else True
+            tls_1_3 = bool(rest[1]) if extra > 1 else True
+            saved_headers = rest[2] if extra > 2 else None
+            http2 = bool(rest[3]) if extra > 3 else True
+            headers = json.dumps(saved_headers) if saved_headers else ""  # hashable; usually empty
+            key = (zone_name, ssl_mode, https, min_tls, ref, error, fips, websockets, tls_1_3, headers, http2)
+            template = templates.get(key)
+            if template is None:
+                template = templates[key] = Route.template(
+                    zone_id=zone_id,
+                    zone_name=zone_name,
+                    ssl_mode=SslMode(ssl_mode),
+                    always_use_https=https,
+                    min_tls_version=min_tls,
+                    client_cert=certs.get(ref) if ref else None,
+                    client_cert_error=error,
+                    fips=fips,
+                    websockets=websockets,
+                    tls_1_3=tls_1_3,
+                    security_headers=saved_fields(saved_headers) if extra > 2 else (),
+                    http2=http2,
+                )
+            routes[name] = Route.for_host(template, name, origin, record_type)
         created = {route[0]: route[1] for route in d["routes"]}
         edge = tuple(
             (
@@ -251,6 +257,8 @@ class LastKnownGood:
         #: The parts last written, by zone: weak references, so that this memory never keeps a replaced
         #: snapshot's objects alive (they are freed a slice at a time by the snapshot source).
         self._saved_zones: dict[str, weakref.ref[ZoneParts]] = {}
+        #: What the next :meth:`load` returns instead of reading the file (:meth:`hand_over`).
+        self._handed: Saved | None = None
 
     def __repr__(self) -> str:
         return f"LastKnownGood(path={str(self.path)!r})"
@@ -296,8 +304,20 @@ class LastKnownGood:
         self._saved_zones = {z: weakref.ref(p) for z, p in current.items()}
         return len(rows)
 
+    def hand_over(self, saved: Saved | None) -> None:
+        """Make the next :meth:`load` return ``saved`` (or read the file again: None).
+
+        A node that started serving from this file before it opened the store (``server/disk_start.py``)
+        hands what it serves to the store's snapshot source, which loads the copy when the store is
+        unreachable: the same objects, not a second load of 100k routes.
+        """
+        self._handed = saved
+
     def load(self) -> Saved | None:
         """The saved snapshot's assembly, or None when there is no usable file."""
+        handed, self._handed = self._handed, None
+        if handed is not None:
+            return handed
         if not self.path.exists():
             return None
         conn = self._connect()

@@ -190,7 +190,8 @@ async def _edge(args: argparse.Namespace) -> int:
         # The edge serves the copy; its source opens the store meanwhile (the store layer's imports run in
         # that worker thread, not on the event loop).
         opened = source.connected_future()
-        await asyncio.wait({edge_task, opened}, return_when=asyncio.FIRST_COMPLETED)
+        either: set[asyncio.Future[Any]] = {edge_task, opened}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         if not opened.done() or opened.exception() is not None:
             reason = opened.exception() if opened.done() else edge_task.exception()
             print(f"error: the store could not be opened: {reason}", file=sys.stderr)

@@ -54,11 +54,6 @@ class StoreSource(Protocol):
     """What :class:`DiskFirstSource` hands over to (``StoreSnapshotSource``)."""
 
     @property
-    def handed_over(self) -> bool:
-        """The store's source serves from now on (compiled from the store, or the copy while it is down)."""
-        return self._inner is not None
-
-    @property
     def generation(self) -> int: ...
 
     def current(self) -> Snapshot: ...

@@ -116,5 +116,13 @@ def test_the_compile_reads_the_column_and_parses_only_rows_an_older_node_wrote(
         assert [c.cert.not_before for c in zone_certs[zone]] == [not_before]
         assert hostname_certs[older_id].cert.not_before == older.cert.not_valid_before_utc
         assert parsed == [certificate]  # the older row's PEM only
+        parsed.clear()
+        with store.read() as conn:  # the snapshot compile's own reading, keys unsealed
+            zone_certs, hostname_certs = compile._candidates(conn, SEALER, None)
+        assert [c.cert.not_before for c in zone_certs[zone]] == [not_before]
+        assert zone_certs[zone][0].cert.key_pem.startswith(b"-----BEGIN PRIVATE KEY-----")
+        assert hostname_certs[older_id].cert.not_before == older.cert.not_valid_before_utc
+        assert hostname_certs[older_id].cert.key_pem == key.encode()
+        assert parsed == [certificate]
     finally:
         store.close()

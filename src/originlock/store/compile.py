@@ -180,7 +180,9 @@ def _candidates(
     # Rows an older node wrote after migration 9 have no not_before: their PEMs, read for those rows only.
     missing = [row[0] for row in rows if row[9] is None]
     pems = (
-        dict(conn.execute(select(t.c.id, t.c.certificate).where(t.c.id.in_(missing))).tuples().all()) if missing else {}
+        {r[0]: r[1] for r in conn.execute(select(t.c.id, t.c.certificate).where(t.c.id.in_(missing)))}
+        if missing
+        else {}
     )
     open_key = sealer.open
     for n, (cert_id, zone_id, kind, chain_pem, sealed, fingerprint, expires, status, uploaded, begins) in enumerate(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import random
 import secrets
@@ -65,6 +66,7 @@ def summary(values: list[float]) -> str:
 class Node:
     def __init__(self, data_dir: Path, store: str, env: dict[str, str]) -> None:
         self.http_port, health = free_port(), free_port()
+        self.health_port = health
         self.log = data_dir.parent / f"{data_dir.name}-{self.http_port}.log"
         args = [
             sys.executable, "-m", "originlock", "edge", "--store", store, "--data-dir", str(data_dir),
@@ -96,6 +98,23 @@ class Node:
                 pass
             time.sleep(0.005)
         raise RuntimeError(f"edge did not serve in {timeout} s: {self.log.read_text()}")
+
+    def wait_store(self, timeout: float = 120) -> float:
+        """Wall-clock seconds from Popen until the node serves the store's snapshot (``from_disk`` false on
+        ``/healthz/snapshot``): a restart serves its last-known-good copy first, then compiles from the store."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.health_port, timeout=2)
+                conn.request("GET", "/healthz/snapshot")
+                body = json.loads(conn.getresponse().read())
+                conn.close()
+                if body.get("serving") and body.get("from_disk") is False:
+                    return time.perf_counter() - self.started
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.01)
+        raise RuntimeError(f"edge did not serve the store's snapshot in {timeout} s: {self.log.read_text()}")
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -177,7 +196,7 @@ def main() -> int:
             probe_zone = conn.execute(select(tables.zones.c.id).where(tables.zones.c.name == "z0.bench")).scalar_one()
         others = [z for z in ids if z != probe_zone]
 
-        cold_new, cold_restart = [], []
+        cold_new, cold_restart, restart_store = [], [], []
         for run in range(args.cold_runs):
             node = Node(tmp / f"new{run}", store_url, env)
             cold_new.append(node.wait_serving())
@@ -185,11 +204,20 @@ def main() -> int:
             node.stop()
             node = Node(tmp / f"new{run}", store_url, env)
             cold_restart.append(node.wait_serving())
+            restart_store.append(node.wait_store())
+            stages = [line for line in node.log.read_text().splitlines() if "generation" in line]
             node.stop()
+            print(f"restart {run}: " + " | ".join(stages))
+        print(f"load average at the end of the cold starts: {os.getloadavg()[0]:.2f}")
         for label, runs in (("new node", cold_new), ("restart with last-known-good", cold_restart)):
             walls = ", ".join(f"{wall:.2f}" for wall, _ in runs)
             cpus = ", ".join(f"{cpu:.2f}" for _, cpu in runs)
             print(f"cold start to a serving edge, {label}: {walls} s (node CPU until then: {cpus} s)")
+        print(
+            "restart with last-known-good, serving the store's snapshot after: "
+            + ", ".join(f"{wall:.2f}" for wall in restart_store)
+            + " s"
+        )
 
         node = Node(tmp / "steady", store_url, env)
         nodes.append(node)

@@ -51,6 +51,7 @@ def seed(store: Store, account_id: str, zones: int, records: int) -> list[str]:
     fingerprint = leaf.cert.fingerprint(hashes.SHA256()).hex()
     now = datetime.now(UTC)
     stamp, expires = to_iso(now), to_iso(now + timedelta(days=300))
+    not_before = to_iso(leaf.cert.not_valid_before_utc)  # as store/aop.py writes it (migration 9)
     ids = [secrets.token_hex(16) for _ in range(zones)]
     batch = 2000
     for start in range(0, zones, batch):
@@ -114,6 +115,7 @@ def seed(store: Store, account_id: str, zones: int, records: int) -> list[str]:
                         serial_number="1",
                         fingerprint=fingerprint,
                         expires_on=expires,
+                        not_before=not_before,
                         status="active",
                         uploaded_on=stamp,
                         updated_at=stamp,

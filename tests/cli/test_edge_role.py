@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
+import secrets
+import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from tests.conftest import drop_schema
 
 from originlock.server import metrics
-from originlock.server.bootstrap import bootstrap
+from originlock.server.bootstrap import MASTER_KEY_ENV, bootstrap
+from originlock.store import dns, settings, zones
 from originlock.testing.fleet import start_edge
+from originlock.testing.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow
 
@@ -66,3 +73,89 @@ def test_the_edge_role_answers_health_and_metrics_without_fastapi(tmp_path: Path
     # Nor the control plane's jobs and the origin monitor, which only serve and api run.
     control_plane = {"originlock.cli.jobs", "originlock.server.monitor", "originlock.server.alerts_job"}
     assert not control_plane & imported, sorted(control_plane & imported)
+
+
+def _status(port: int, host: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/", headers={"Host": host})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.05)
+
+
+@pytest.mark.postgres
+def test_a_restart_serves_its_copy_before_the_store_layer_and_catches_up_after_an_outage(
+    pg_base_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real `originlock edge` restarted with its last-known-good copy: it serves the copy before it imports
+    the store layer; with the store refusing connections it keeps serving it, and catches up when the store
+    answers; with the store answering it moves to the store's generation at once."""
+    schema = f"ol_edgecopy_{secrets.token_hex(5)}"
+    store_url = f"{pg_base_url}?schema={schema}"
+    env = {MASTER_KEY_ENV: secrets.token_hex(32), "PYTHONPROFILEIMPORTTIME": "1"}
+    monkeypatch.setenv(MASTER_KEY_ENV, env[MASTER_KEY_ENV])
+    deployment = bootstrap(tmp_path / "boot", store_url)
+    store = deployment.store
+    host = "www.copy.test"
+    with store.write() as conn:
+        zone = zones.create_zone(conn, name="copy.test", account_id=deployment.account_id).id
+        dns.create_record(conn, zone, dns.RecordInput("A", "www", "127.0.0.1", proxied=True))
+        settings.set_setting(conn, zone, "always_use_https", "on")  # 301 from the edge itself, no origin
+    proxy = TcpProxy(("127.0.0.1", 5432))
+    via_proxy = store_url.replace("127.0.0.1:5432", proxy.address)
+    node = tmp_path / "node"
+    edges = []
+    try:
+        edge = start_edge(node, via_proxy, env=env)
+        edges.append(edge)
+        assert _status(edge.http_port, host) == 301
+        assert "from disk" not in edge.output()  # a new node compiles from the store
+        _until(lambda: (node / "last-known-good.db").exists(), 10, "the copy saved")
+        assert edge.stop() == 0
+        with store.write() as conn:  # the fleet moves on while the node is down
+            settings.set_setting(conn, zone, "always_use_https", "off")
+
+        proxy.set_mode("refuse")
+        edge = start_edge(node, via_proxy, env=env)
+        edges.append(edge)
+        assert _status(edge.http_port, host) == 301  # the copy
+        health = edge.snapshot()
+        assert health["from_disk"] is True and health["serving"] is True
+        time.sleep(1.0)
+        assert _status(edge.http_port, host) == 301 and edge.snapshot()["from_disk"] is True
+        proxy.set_mode("pass")
+        _until(lambda: edge.snapshot()["from_disk"] is False, 20, "caught up with the store")
+        assert _status(edge.http_port, host) != 301
+        assert edge.snapshot()["generation"] == store.generation()
+        assert edge.stop() == 0
+
+        with store.write() as conn:
+            settings.set_setting(conn, zone, "always_use_https", "on")
+        edge = start_edge(node, via_proxy, env=env)  # the store answers: the copy, then the store's at once
+        edges.append(edge)
+        _until(lambda: edge.snapshot()["generation"] == store.generation(), 20, "the store's generation")
+        assert edge.snapshot()["from_disk"] is False and _status(edge.http_port, host) == 301
+        assert edge.stop() == 0
+    finally:
+        for edge in edges:
+            edge.stop()
+        proxy.close()
+        store.close()
+        drop_schema(schema)
+    for edge in edges[1:]:
+        output = edge.output()
+        assert "Traceback" not in output, output[-3000:]
+        lines = output.splitlines()
+        served = next(i for i, line in enumerate(lines) if "serving last-known-good generation" in line)
+        # -X importtime's line for a package comes when its import ends (its own modules' lines before it).
+        store_layer = next(i for i, line in enumerate(lines) if re.search(r"\|\s+sqlalchemy$", line.rstrip()))
+        assert served < store_layer, "the copy is served before SQLAlchemy is imported"
+    assert "store unreachable at start" in edges[1].output()

@@ -1,4 +1,9 @@
-"""First start and every start: data dir, master key, store, default account, admin token, CAs."""
+"""First start and every start: data dir, master key, store, default account, admin token, CAs.
+
+The store layer (SQLAlchemy and its dialects, ~0.45 CPU-s) is imported by :func:`bootstrap` itself, not by
+this module: an ``originlock edge`` node reads :data:`MASTER_KEY_ENV` from here and serves its last-known-good
+copy before it imports any of it (server/disk_start.py).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,13 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import insert, select
-
-from originlock.store import schema
-from originlock.store.db import Store
-from originlock.store.deadline import API_TIMEOUTS, StoreTimeouts
-from originlock.store.migrate import startup_lock
-from originlock.store.pki import ensure_pki
 from originlock.store.sealing import KeySealer, load_or_create_master_key
-from originlock.store.tokens import create_token, find_token
-from originlock.store.zones import create_account, list_accounts
+
+if TYPE_CHECKING:
+    from originlock.store.db import Store
+    from originlock.store.deadline import StoreTimeouts
 
 __all__ = ["Deployment", "bootstrap", "default_store_url", "prepare_data_dir"]
 
@@ -81,8 +82,19 @@ def bootstrap(
     now: datetime | None = None,
     *,
     fips: bool = False,
-    timeouts: StoreTimeouts = API_TIMEOUTS,
+    timeouts: StoreTimeouts | None = None,
 ) -> Deployment:
+    """``timeouts``: the store's (default ``API_TIMEOUTS``)."""
+    from sqlalchemy import insert, select
+
+    from originlock.store import schema
+    from originlock.store.db import Store
+    from originlock.store.deadline import API_TIMEOUTS
+    from originlock.store.migrate import startup_lock
+    from originlock.store.pki import ensure_pki
+    from originlock.store.tokens import create_token, find_token
+    from originlock.store.zones import create_account, list_accounts
+
     now = now or datetime.now(UTC)
     prepare_data_dir(data_dir)
     master = load_or_create_master_key(data_dir / "master.key", os.environ.get(MASTER_KEY_ENV))
@@ -92,7 +104,7 @@ def bootstrap(
             # Create it 0600 ourselves; SQLite gives its -wal and -shm files the same mode.
             os.close(os.open(db_file, os.O_WRONLY | os.O_CREAT, 0o600))
     store_url = store_url or default_store_url(data_dir)
-    store = Store(store_url, KeySealer(master), fips=fips, timeouts=timeouts)
+    store = Store(store_url, KeySealer(master), fips=fips, timeouts=timeouts or API_TIMEOUTS)
     token_path = data_dir / "admin-token"
     from_env = os.environ.get(ADMIN_TOKEN_ENV, "").strip() or None
     new_token: str | None = None

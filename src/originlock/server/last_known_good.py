@@ -31,15 +31,16 @@ from typing import Any
 from originlock.snapshot.assembly import SnapshotAssembly, ZoneParts
 from originlock.snapshot.model import ClientCert, DeploymentPki, EdgeCert, Route, SslMode
 from originlock.snapshot.pacing import yield_interpreter
-from originlock.store.account_rulesets import SOURCE_PREFIX, compile_sources
-from originlock.store.ruleset_rules import compile_entrypoints
+from originlock.store.ruleset_rules import SOURCE_PREFIX, compile_entrypoints, compile_sources
 from originlock.store.sealing import KeySealer
 from originlock.tls.hsts import saved_fields
 
 __all__ = ["FILE_NAME", "LastKnownGood", "Saved", "SavedView"]
 
 FILE_NAME = "last-known-good.db"
-_FORMAT = 1
+#: Written by this version; :data:`_READS` are loaded (format 1 routes are read by ``_load_routes_1``).
+_FORMAT = 2
+_READS = frozenset({"1", "2"})
 
 
 @dataclass(frozen=True)
@@ -114,35 +115,45 @@ class _Codec:
         )
 
     def zone(self, part: ZoneParts) -> str:
+        """Format 2: a zone's routes by column, their shared fields once per distinct set (a "shape"): the
+        routes of a zone nearly always share all but their name, origin and record type. Format 1 kept every
+        field of every route, and loading it (41 MB at 100k hostnames) cost more than compiling the store."""
         certs: dict[str, dict[str, Any]] = {}
-        routes = []
+        shapes: dict[tuple[Any, ...], int] = {}
+        names, created, origins, types, shape_of = [], [], [], [], []
         for name, route in part.routes.items():
-            created = part.created.get(name, "")
             cert = route.client_cert
             ref = None
             if cert is not None:
                 ref = "global" if cert.source == "global" else f"{cert.id}:{cert.fingerprint}"
                 if ref != "global" and ref not in certs:
                     certs[ref] = self.client_cert(cert)
-            routes.append(
-                [
-                    name,
-                    created,
-                    route.zone_name,
-                    route.origin,
-                    route.record_type,
-                    route.ssl_mode.value,
-                    route.always_use_https,
-                    route.min_tls_version,
-                    ref,
-                    route.client_cert_error,
-                    route.fips,
-                    route.websockets,
-                    route.tls_1_3,
-                    [[name.decode("ascii"), value.decode("ascii")] for name, value in route.security_headers],
-                    route.http2,
-                ]
+            shape = (
+                route.zone_name,
+                route.ssl_mode.value,
+                route.always_use_https,
+                route.min_tls_version,
+                ref,
+                route.client_cert_error,
+                route.fips,
+                route.websockets,
+                route.tls_1_3,
+                tuple((name.decode("ascii"), value.decode("ascii")) for name, value in route.security_headers),
+                route.http2,
             )
+            names.append(name)
+            created.append(part.created.get(name, ""))
+            origins.append(route.origin)
+            types.append(route.record_type)
+            shape_of.append(shapes.setdefault(shape, len(shapes)))
+        routes = {
+            "shapes": [[*shape[:9], [list(field) for field in shape[9]], shape[10]] for shape in shapes],
+            "names": names,
+            "created": created,
+            "origins": origins,
+            "types": types,
+            "shape": shape_of,
+        }
         edge = [
             [
                 priority,
@@ -161,7 +172,7 @@ class _Codec:
         ]
         return json.dumps(
             {
-                "routes": routes,
+                "hosts": routes,
                 "certs": certs,
                 "dns_only": sorted(part.dns_only),
                 "edge_certs": edge,
@@ -170,17 +181,14 @@ class _Codec:
             }
         )
 
-    def load_zone(self, zone_id: str, body: str, pki: DeploymentPki) -> ZoneParts:
-        d = json.loads(body)
-        certs = {ref: self.load_client_cert(c) for ref, c in d["certs"].items()}
-        certs["global"] = pki.global_client  # type: ignore[assignment]
-        routes = {
-            name: Route(
-                hostname=name,
+    def _load_routes(
+        self, zone_id: str, hosts: dict[str, Any], certs: dict[str, ClientCert]
+    ) -> tuple[dict[str, Route], dict[str, str]]:
+        """Format 2 (:meth:`zone`): each shape made a template once, its routes stamped from it (Route.for_host)."""
+        templates = [
+            Route.template(
                 zone_id=zone_id,
                 zone_name=zone_name,
-                origin=origin,
-                record_type=record_type,
                 ssl_mode=SslMode(ssl_mode),
                 always_use_https=https,
                 min_tls_version=min_tls,
@@ -188,19 +196,68 @@ class _Codec:
                 client_cert_error=error,
                 fips=fips,
                 websockets=websockets,
-                tls_1_3=bool(rest[1]) if len(rest) > 1 else True,
-                security_headers=saved_fields(rest[2]) if len(rest) > 2 else (),
-                http2=bool(rest[3]) if len(rest) > 3 else True,
+                tls_1_3=tls_1_3,
+                security_headers=saved_fields(headers),
+                http2=http2,
             )
-            for name, _, zone_name, origin, record_type, ssl_mode, https, min_tls, ref, error, fips, *rest in (
-                d["routes"]
+            for zone_name, ssl_mode, https, min_tls, ref, error, fips, websockets, tls_1_3, headers, http2 in hosts[
+                "shapes"
+            ]
+        ]
+        names = hosts["names"]
+        for_host = Route.for_host
+        routes = {
+            name: for_host(templates[shape], name, origin, record_type)
+            for name, origin, record_type, shape in zip(
+                names, hosts["origins"], hosts["types"], hosts["shape"], strict=True
             )
+        }
+        return routes, dict(zip(names, hosts["created"], strict=True))
+
+    def _load_routes_1(
+        self, zone_id: str, rows: list[list[Any]], certs: dict[str, ClientCert]
+    ) -> tuple[dict[str, Route], dict[str, str]]:
+        """Format 1: every field of every route (files saved before format 2)."""
+        routes: dict[str, Route] = {}
+        templates: dict[tuple[Any, ...], dict[str, object]] = {}
+        for name, _, zone_name, origin, record_type, ssl_mode, https, min_tls, ref, error, fips, *rest in rows:
             # A copy saved before the websockets setting existed has no 12th field: Cloudflare's default, on;
             # one saved before tls_1_3 and security_header has no 13th and 14th: TLS 1.3 on, no fields; one
             # saved before http2 has no 15th: on.
-            for websockets in (bool(rest[0]) if rest else True,)
-        }
-        created = {route[0]: route[1] for route in d["routes"]}
+            extra = len(rest)
+            websockets = bool(rest[0]) if extra else True
+            tls_1_3 = bool(rest[1]) if extra > 1 else True
+            saved_headers = rest[2] if extra > 2 else None
+            http2 = bool(rest[3]) if extra > 3 else True
+            headers = json.dumps(saved_headers) if saved_headers else ""  # hashable; usually empty
+            key = (zone_name, ssl_mode, https, min_tls, ref, error, fips, websockets, tls_1_3, headers, http2)
+            template = templates.get(key)
+            if template is None:
+                template = templates[key] = Route.template(
+                    zone_id=zone_id,
+                    zone_name=zone_name,
+                    ssl_mode=SslMode(ssl_mode),
+                    always_use_https=https,
+                    min_tls_version=min_tls,
+                    client_cert=certs.get(ref) if ref else None,
+                    client_cert_error=error,
+                    fips=fips,
+                    websockets=websockets,
+                    tls_1_3=tls_1_3,
+                    security_headers=saved_fields(saved_headers) if extra > 2 else (),
+                    http2=http2,
+                )
+            routes[name] = Route.for_host(template, name, origin, record_type)
+        return routes, {row[0]: row[1] for row in rows}
+
+    def load_zone(self, zone_id: str, body: str, pki: DeploymentPki) -> ZoneParts:
+        d = json.loads(body)
+        certs = {ref: self.load_client_cert(c) for ref, c in d["certs"].items()}
+        certs["global"] = pki.global_client  # type: ignore[assignment]
+        if "hosts" in d:
+            routes, created = self._load_routes(zone_id, d["hosts"], certs)
+        else:
+            routes, created = self._load_routes_1(zone_id, d["routes"], certs)
         edge = tuple(
             (
                 priority,
@@ -251,6 +308,8 @@ class LastKnownGood:
         #: The parts last written, by zone: weak references, so that this memory never keeps a replaced
         #: snapshot's objects alive (they are freed a slice at a time by the snapshot source).
         self._saved_zones: dict[str, weakref.ref[ZoneParts]] = {}
+        #: What the next :meth:`load` returns instead of reading the file (:meth:`hand_over`).
+        self._handed: Saved | None = None
 
     def __repr__(self) -> str:
         return f"LastKnownGood(path={str(self.path)!r})"
@@ -296,14 +355,26 @@ class LastKnownGood:
         self._saved_zones = {z: weakref.ref(p) for z, p in current.items()}
         return len(rows)
 
+    def hand_over(self, saved: Saved | None) -> None:
+        """Make the next :meth:`load` return ``saved`` (or read the file again: None).
+
+        A node that started serving from this file before it opened the store (``server/disk_start.py``)
+        hands what it serves to the store's snapshot source, which loads the copy when the store is
+        unreachable: the same objects, not a second load of 100k routes.
+        """
+        self._handed = saved
+
     def load(self) -> Saved | None:
         """The saved snapshot's assembly, or None when there is no usable file."""
+        handed, self._handed = self._handed, None
+        if handed is not None:
+            return handed
         if not self.path.exists():
             return None
         conn = self._connect()
         try:
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-            if meta.get("format") != str(_FORMAT):
+            if meta.get("format") not in _READS:
                 return None
             pki = self._codec.load_pki(json.loads(meta["pki"]))
             parts = [self._codec.load_zone(z, body, pki) for z, body in conn.execute("SELECT zone_id, body FROM zones")]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, insert, select, update
@@ -21,16 +21,17 @@ from sqlalchemy import Connection, Row, delete, insert, select, update
 from originlock.store import schema
 from originlock.store.db import now_iso
 from originlock.store.errors import Invalid, NotFound
-from originlock.store.ruleset_rules import (
+from originlock.store.ruleset_rules import (  # SOURCE_PREFIX, compile_sources: re-exported, see there
+    SOURCE_PREFIX,
     RulesetInvalid,
     check_rules,
+    compile_sources,
     normalize_rule,
     parse_phase,
-    to_waf_rules,
 )
 from originlock.store.stamps import new_id
 from originlock.waf import Phase
-from originlock.waf.rules import CompiledRuleset, RuleError, compile_ruleset
+from originlock.waf.rules import CompiledRuleset
 
 __all__ = [
     "SOURCE_PREFIX",
@@ -334,9 +335,6 @@ def delete_rule(conn: Connection, account_id: str, ruleset_id: str, rule_id: str
 
 #: Prefix of an account ruleset's id in a zone's ``waf_source`` (``snapshot/assembly.py``, the last-known-good
 #: copy): those entries are compiled by :func:`compile_sources` and run before the zone's own rulesets.
-SOURCE_PREFIX = "account:"
-
-
 def zone_sources(conn: Connection, zone_ids: Collection[str] | None = None) -> dict[str, list[tuple[str, str, str]]]:
     """Per zone (all, or ``zone_ids``): the account-level custom rulesets its account's entry points execute,
     in order, as ``(SOURCE_PREFIX + ruleset id, phase, guarded rules JSON)``; each rule is guarded by
@@ -368,20 +366,6 @@ def zone_sources(conn: Connection, zone_ids: Collection[str] | None = None) -> d
         for zone_id in zones_by_account.get(root.account_id, []) if sources else []:
             out.setdefault(zone_id, []).extend(sources)
     return out
-
-
-def compile_sources(sources: Iterable[tuple[str, str, str]]) -> dict[Phase, tuple[CompiledRuleset, ...]]:
-    """One zone's account-level sources (:func:`zone_sources`), compiled per phase in order."""
-    out: dict[Phase, list[CompiledRuleset]] = {}
-    for source_id, phase_name, rules in sources:
-        ruleset_id = source_id.removeprefix(SOURCE_PREFIX)
-        try:
-            compiled = compile_ruleset(Phase(phase_name), to_waf_rules(json.loads(rules)), ruleset_id=ruleset_id)
-        except RuleError as exc:  # an engine upgrade refusing an old rule: leave that ruleset out, loudly
-            log.warning("account ruleset %s left out: %s", ruleset_id, exc.message)
-            continue
-        out.setdefault(Phase(phase_name), []).append(compiled)
-    return {phase: tuple(compiled) for phase, compiled in out.items()}
 
 
 def zone_rulesets(

@@ -44,7 +44,9 @@ MAX_HOSTNAME_CERTS = 10
 MAX_ASSOCIATIONS_PER_CERT = 100
 
 _PUBLIC_CERT_COLUMNS = [
-    c for c in schema.aop_certs.c if c.name not in ("key_sealed", "chain_pem", "fingerprint", "kind", "zone_id")
+    c
+    for c in schema.aop_certs.c
+    if c.name not in ("key_sealed", "chain_pem", "fingerprint", "kind", "zone_id", "not_before")
 ]
 
 
@@ -101,6 +103,7 @@ def upload_cert(
             serial_number=upload.info.serial_number,
             fingerprint=upload.info.fingerprint_sha256,
             expires_on=to_iso(upload.info.expires_on),
+            not_before=to_iso(upload.info.not_before),  # the snapshot compile's, which then parses no PEM
             status="active",
             uploaded_on=stamp,
             updated_at=stamp,

@@ -19,11 +19,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from sqlalchemy import Connection, insert, inspect, select, text, update
+from sqlalchemy import Connection, bindparam, insert, inspect, select, text, update
 
 from originlock.store import schema
+from originlock.store.stamps import to_iso
 
-__all__ = ["LATEST", "migrate", "startup_lock", "startup_lock_key"]
+__all__ = ["LATEST", "backfill_not_before", "migrate", "startup_lock", "startup_lock_key"]
 
 #: Names the lock among any other advisory locks taken in the same database (they share one key space).
 STARTUP_LOCK_NAME = b"originlock.store.startup"
@@ -108,6 +109,43 @@ def _dns_full_record_set(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE dns_records ALTER COLUMN content TYPE TEXT"))
 
 
+def _m9_aop_not_before(conn: Connection) -> None:
+    """``aop_certs.not_before``: the certificate's notBefore, filled here for the rows already stored.
+
+    A snapshot compile read it from each certificate's PEM, a parse per client certificate (10k of them were a
+    tenth of a cold start at 100k hostnames). Checks before it alters: a database created by a newer migration 1
+    has the column (and no rows yet).
+    """
+    _create_missing_tables(conn)  # as every migration since 2: a table missing from an older database
+    if "not_before" not in {c["name"] for c in inspect(conn).get_columns("aop_certs")}:
+        conn.execute(text("ALTER TABLE aop_certs ADD COLUMN not_before VARCHAR(32)"))
+    backfill_not_before(conn)
+
+
+def backfill_not_before(conn: Connection) -> int:
+    """Fill ``aop_certs.not_before`` where it is NULL from the stored certificate; returns the rows filled.
+
+    Also what an operator can run again after a rolling upgrade, for rows an older node wrote meanwhile (the
+    compile parses those itself, so they are only slower, never wrong).
+    """
+    from cryptography.x509 import load_pem_x509_certificate  # the migration's only: not on every store's import
+
+    table = schema.aop_certs
+    filled = []
+    for cert_id, pem in conn.execute(select(table.c.id, table.c.certificate).where(table.c.not_before.is_(None))):
+        try:
+            not_before = load_pem_x509_certificate(pem.encode()).not_valid_before_utc
+        except ValueError:
+            continue  # validated at upload; a row that no longer parses stays NULL (the compile reports it)
+        filled.append({"cert_id": cert_id, "not_before": to_iso(not_before)})
+    if filled:
+        conn.execute(
+            update(table).where(table.c.id == bindparam("cert_id")).values(not_before=bindparam("not_before")),
+            filled,
+        )
+    return len(filled)
+
+
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _m1_initial),
     (2, _create_missing_tables),  # origin_certs (Origin CA)
@@ -117,6 +155,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (6, _m6_token_details),  # api_token_details, filled for existing tokens
     (7, _create_missing_tables),  # change_log, edge_nodes (fleet)
     (8, _dns_full_record_set),  # dns_records: all types, tags...; accounts.settings; audit_events
+    (9, _m9_aop_not_before),  # aop_certs.not_before, filled for existing certificates
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -19,10 +19,12 @@ from originlock.waf import Action, CompiledRuleset, Phase, RateLimitSpec, Rule, 
 
 __all__ = [
     "INVALID_RULE",
+    "SOURCE_PREFIX",
     "SUPPORTED_PHASES",
     "RulesetInvalid",
     "check_rules",
     "compile_entrypoints",
+    "compile_sources",
     "normalize_rule",
     "parse_phase",
     "to_waf_rules",
@@ -247,3 +249,23 @@ def compile_entrypoints(rows: Iterable[Any]) -> dict[str, dict[Phase, tuple[Comp
         if compiled.rules:
             out.setdefault(row.zone_id, {})[phase] = (compiled,)
     return out
+
+
+#: Account-level rulesets in a zone's WAF sources (``store/account_rulesets.py``'s ``zone_sources``) carry
+#: this before their id. Here rather than there: the last-known-good copy compiles them again at load, and a
+#: node serving its copy does so before it imports the store layer (server/disk_start.py).
+SOURCE_PREFIX = "account:"
+
+
+def compile_sources(sources: Iterable[tuple[str, str, str]]) -> dict[Phase, tuple[CompiledRuleset, ...]]:
+    """One zone's account-level sources (``zone_sources``), compiled per phase in order."""
+    out: dict[Phase, list[CompiledRuleset]] = {}
+    for source_id, phase_name, rules in sources:
+        ruleset_id = source_id.removeprefix(SOURCE_PREFIX)
+        try:
+            compiled = compile_ruleset(Phase(phase_name), to_waf_rules(json.loads(rules)), ruleset_id=ruleset_id)
+        except RuleError as exc:  # an engine upgrade refusing an old rule: leave that ruleset out, loudly
+            log.warning("account ruleset %s left out: %s", ruleset_id, exc.message)
+            continue
+        out.setdefault(Phase(phase_name), []).append(compiled)
+    return {phase: tuple(compiled) for phase, compiled in out.items()}

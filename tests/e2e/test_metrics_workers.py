@@ -107,6 +107,14 @@ def test_metrics_count_the_requests_of_every_worker(tmp_path: Path, origin: Scri
     try:
         workers = wait_workers(proc, 1)
         add_zone(proc)
+        # serve's own edge heard of those API writes by their commit hook (the writer's clock on each trace),
+        # not only by the file's wake-up (whose changes carry no writer's clock).
+        deadline = time.monotonic() + 10
+        while not any(
+            t["notified_ms"] is not None for t in httpx.get(f"{proc.api_url}/healthz/snapshot").json()["recent_changes"]
+        ):
+            assert time.monotonic() < deadline, httpx.get(f"{proc.api_url}/healthz/snapshot").text
+            time.sleep(0.1)
         sent: Counter[tuple[str, int]] = Counter()  # (zone, status) as the edge should count it
         rays: list[str] = []
         by_process: Counter[str] = Counter()  # the CF-Ray's first 8 hex digits are per edge process

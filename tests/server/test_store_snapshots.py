@@ -21,15 +21,14 @@ import originlock
 from originlock.server.bootstrap import bootstrap
 from originlock.server.registry import NodeRegistration
 from originlock.server.snapshot_health import snapshot_json
+from originlock.server.sqlite_follow import OWN_GRACE_SECONDS, SqliteFollower
 from originlock.server.store_snapshots import (
-    OWN_GRACE_SECONDS,
     StoreSnapshotSource,
     local_snapshot_source,
     long_lived_objects,
 )
 from originlock.store import dns, file_watch, settings, tokens, zones
 from originlock.store.changes import Change, parse_payload
-from originlock.store.commit_watch import CommitWatch
 from originlock.store.deadline import SNAPSHOT_TIMEOUTS
 from originlock.store.request_scope import request_scope
 
@@ -254,17 +253,17 @@ async def test_another_processs_commit_wakes_an_idle_source_through_inotify(tmp_
     source = StoreSnapshotSource(store.companion(SNAPSHOT_TIMEOUTS))  # no hook: only the file tells
     looks: list[float] = []
     reads: list[bool] = []
-    behind, catch_up = source._behind, source._catch_up
+    behind, catch_up = source._look, source._catch_up
 
-    def counted_look(watch: CommitWatch) -> bool:
+    def counted_look(follower: SqliteFollower) -> bool:
         looks.append(time.monotonic())
-        return behind(watch)
+        return behind(follower)
 
     def counted_read(poll: bool) -> None:
         reads.append(poll)
         catch_up(poll)
 
-    source._behind = counted_look  # type: ignore[method-assign]
+    source._look = counted_look  # type: ignore[method-assign]
     source._catch_up = counted_read  # type: ignore[method-assign]
     task = asyncio.create_task(source.run())
     try:
@@ -309,13 +308,13 @@ async def test_without_inotify_the_source_polls_data_version_and_still_sees_othe
         dns.create_record(conn, zone, dns.RecordInput("A", "www", "127.0.0.1", proxied=True))
     source = StoreSnapshotSource(store.companion(SNAPSHOT_TIMEOUTS))
     looks: list[bool] = []
-    behind = source._behind
+    behind = source._look
 
-    def counted_look(watch: CommitWatch) -> bool:
-        looks.append(watch.following)
-        return behind(watch)
+    def counted_look(follower: SqliteFollower) -> bool:
+        looks.append(follower.following)
+        return behind(follower)
 
-    source._behind = counted_look  # type: ignore[method-assign]
+    source._look = counted_look  # type: ignore[method-assign]
     task = asyncio.create_task(source.run())
     try:
         await asyncio.sleep(0.55)

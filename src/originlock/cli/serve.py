@@ -38,7 +38,12 @@ from originlock.server.leadership import node_id
 from originlock.server.metrics import add_edge_collectors
 from originlock.server.monitor import add_monitor_arguments, start_origin_monitor, stop_origin_monitor
 from originlock.server.snapshot_health import add_snapshot_health
-from originlock.server.store_snapshots import local_snapshot_source, open_store_snapshots
+from originlock.server.store_snapshots import (
+    StoreSnapshotSource,
+    follow_local_writes,
+    local_snapshot_source,
+    open_store_snapshots,
+)
 from originlock.store.errors import StoreError
 from originlock.web import control_plane_app
 
@@ -146,7 +151,12 @@ async def _serve(args: argparse.Namespace) -> int:
     # The fleet: /healthz/snapshot and snapshot metrics, the lease keeper, this node's registration.
     add_snapshot_health(app, app.state.metrics, edge_up.result().source)
     address = {"api": f"{args.api[0]}:{args.api[1]}", "edge": _edge_addresses(edge_up.result())}
-    fleet_tasks = start_fleet_tasks(deployment.store, node, "serve", address, edge_up.result().source)
+    main_source = edge_up.result().source
+    if isinstance(main_source, StoreSnapshotSource) and main_source.own_store is None:
+        # --workers: this process's own edge built its source from the factory, as the workers did; it hears
+        # of this process's API writes by their hook, after the response, rather than by the file's wake-up.
+        follow_local_writes(main_source, deployment.store)
+    fleet_tasks = start_fleet_tasks(deployment.store, node, "serve", address, main_source)
     add_edge_collectors(
         app.state.metrics,
         requests=lambda: worker_stats.request_counts(edge_state.request_counts),

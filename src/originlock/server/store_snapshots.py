@@ -9,9 +9,9 @@ zone's compiled parts) and the generation it has applied. Changes reach it three
    :class:`~originlock.server.store_listener.ChangeListener` thread;
 3. on a SQLite file, the kernel: an inotify watch of the database and its ``-wal`` file wakes the source
    when any process writes it (``store/commit_watch.py``), and ``PRAGMA data_version`` and the
-   generation, read on the loop, say whether the change log must be read: a ``--workers`` process sees
-   the API process's commits within milliseconds, and an idle node's source sleeps (where inotify is
-   unavailable, ``data_version`` is read every :data:`WATCH_SECONDS` instead);
+   generation, read on the loop, say whether the change log must be read (``server/sqlite_follow.py``): a
+   ``--workers`` process sees the API process's commits within milliseconds, and an idle node's source
+   sleeps (where inotify is unavailable, ``data_version`` is read ten times a second instead);
 4. the fallback poll: every ``poll_seconds`` the source reads the generation and the change log since
    its own (``store/changes.py``): what a lost notification or a listener reconnect missed. On a
    SQLite file the fallback is the ``data_version`` look alone (the log is read only when it moved).
@@ -47,43 +47,28 @@ from pathlib import Path
 from originlock.server.bootstrap import Deployment
 from originlock.server.last_known_good import LastKnownGood, SavedView
 from originlock.server.snapshot_stats import RECENT_CHANGES, ChangeTrace, SourceStatistics
+from originlock.server.sqlite_follow import Look, SqliteFollower
 from originlock.snapshot.assembly import SnapshotAssembly
 from originlock.snapshot.lifetime import Lifetime
 from originlock.snapshot.model import Snapshot
 from originlock.store.changes import Change, read_since
-from originlock.store.commit_watch import CommitWatch, sqlite_file
+from originlock.store.commit_watch import sqlite_file
 from originlock.store.compile import REFRESH_DEADLINE, compile_assembly, refresh_assembly
 from originlock.store.db import Store
 from originlock.store.deadline import SNAPSHOT_TIMEOUTS
 from originlock.store.sealing import KeySealer, load_or_create_master_key
 
-__all__ = ["StoreSnapshotSource", "local_snapshot_source", "open_store_snapshots"]
+__all__ = ["StoreSnapshotSource", "follow_local_writes", "local_snapshot_source", "open_store_snapshots"]
 
 log = logging.getLogger("originlock.snapshots")
 
 #: Fallback poll of the change log when notifications are delivered (PostgreSQL): catches a lost NOTIFY.
 POLL_SECONDS = 2.0
-#: On SQLite, other processes' commits (``--workers``) wake the source through inotify
-#: (``store/commit_watch.py``); without inotify ``PRAGMA data_version`` is read on the event loop this often
-#: (the period every edge process used before inotify: the fallback is never slower to notice than that was).
-#: The change log is read only when the generation moved. Reading the log itself ten times a second was most
-#: of an idle node's CPU; the ``data_version`` reads were most of what was left.
-WATCH_SECONDS = 0.1
-#: With inotify, a ``data_version`` look this often anyway (a write inotify could not see: one pragma).
+#: On SQLite (``server/sqlite_follow.py``), with inotify, a ``data_version`` look this often anyway (a write
+#: inotify could not see: one pragma).
 SQLITE_POLL_SECONDS = 10.0
-#: On SQLite, a write reported by inotify precedes its commit's visibility: the frames are written (the event),
-#: then fsynced, and only then does the writer publish the commit in the shared-memory index (no event). A look
-#: that finds ``data_version`` unmoved after a write is repeated, RECHECK_FIRST_SECONDS later and then at
-#: doubling intervals (at most RECHECK_MAX_SECONDS apart), until it moves or RECHECK_WINDOW_SECONDS have passed
-#: (a write that was no commit: a checkpoint). A slower fsync is caught by the next write or the fallback look.
-RECHECK_FIRST_SECONDS = 0.001
-RECHECK_MAX_SECONDS = 0.25
-RECHECK_WINDOW_SECONDS = 3.0
 #: On SQLite, a failed refresh is tried again this soon (with inotify no timer would otherwise come sooner).
 RETRY_SECONDS = 0.5
-#: On SQLite, a commit of this process's own store is left to its hook (run after the API response) for this
-#: long; past it the change log is read as if the hook were lost.
-OWN_GRACE_SECONDS = 2.0
 #: An in-memory SQLite store (no file to watch): the change log itself, this often.
 MEMORY_POLL_SECONDS = 0.1
 #: The last-known-good file is written at most this often (incrementally: the zones changed since).
@@ -148,23 +133,10 @@ class StoreSnapshotSource:
         self._poll = poll_seconds or (sqlite_poll if store.backend == "sqlite" else POLL_SECONDS)
         #: The listener reconnected: the next look reads the log whatever the watch says.
         self._poll_now = False
-        #: SQLite: inotify reported a write since the last look.
-        self._touched = False
-        #: SQLite with inotify: the last look found the snapshot current and no write has been reported
-        #: since, so it is current now (``statistics().confirmed_at`` is the present).
-        self._quiet = False
         #: The last refresh failed: the next look reads the log whatever ``data_version`` says.
         self._retry = False
-        #: SQLite: the newest generation a look read from the file, and since when only this process's own
-        #: commits (their hooks pending) have been ahead of the applied one.
-        self._file_generation = 0
-        self._own_since: float | None = None
-        #: SQLite: the last look saw ``data_version`` move; the next recheck after a write, its interval, and
-        #: the end of the window.
-        self._moved = False
-        self._recheck_at: float | None = None
-        self._recheck_delay = RECHECK_FIRST_SECONDS
-        self._recheck_end = 0.0
+        #: SQLite: the file's watch and what its looks found (while ``run`` runs).
+        self._follower: SqliteFollower | None = None
         self._listen = listen and store.backend == "postgresql"
         #: ``Store.writer_id`` of the store whose hooks notify this source (``local_snapshot_source``): the
         #: listener skips those writes' NOTIFY, so that their refresh starts after the API's response.
@@ -234,7 +206,7 @@ class StoreSnapshotSource:
             generation=self._applied,
             # The kernel reports every write to the file: none since a look that found the snapshot current
             # means it still is (an idle SQLite node is not "stale" for lack of wake-ups).
-            confirmed_at=time.time() if self._quiet else self._confirmed,
+            confirmed_at=time.time() if self._follower is not None and self._follower.quiet else self._confirmed,
             from_disk=self._from_disk,
             rebuilds=self._rebuilds,
             full_rebuilds=self._full,
@@ -266,57 +238,21 @@ class StoreSnapshotSource:
         if loop is not None and wake is not None:
             loop.call_soon_threadsafe(wake.set)
 
-    def _on_write(self) -> None:
-        """inotify: the SQLite file was written (on the loop)."""
-        self._touched = True
-        self._quiet = False
+    def _wake_up(self) -> None:
         if self._wake is not None:
             self._wake.set()
 
-    def _behind(self, watch: CommitWatch) -> bool:
-        """A look at a SQLite file, on the loop: whether the change log must be read. Not when nobody
-        committed (``data_version``), nor when the commits bumped no generation past ours (the node
-        registration's heartbeat, a job's lease: status writes no snapshot depends on), nor, for up to
-        :data:`OWN_GRACE_SECONDS`, when the newest is this process's own write, whose hook delivers it once
-        the API's response is out (as the listener skips its NOTIFY on PostgreSQL)."""
+    def _own_generation(self) -> int:
+        return self.own_store.committed_generation if self.own_store is not None else 0
+
+    def _look(self, follower: SqliteFollower) -> bool:
+        """A look at the SQLite file, on the loop: whether the change log must be read."""
         if self._retry or self._from_disk:
             return True
-        self._moved = watch.changed()
-        if self._moved:
-            generation = watch.generation()
-            if generation is None:
-                return True
-            watch.settle()  # what the file holds now is known: the generation decides from here
-            self._file_generation = generation
-        if self._file_generation > self._applied:
-            own = self.own_store.committed_generation if self.own_store is not None else 0
-            if self._file_generation > own:
-                return True
-            now = time.monotonic()
-            if self._own_since is None:
-                self._own_since = now
-            elif now - self._own_since >= OWN_GRACE_SECONDS:
-                return True
-            self._quiet = False
-            return False
-        self._own_since = None
-        self._confirmed = time.time()
-        self._quiet = watch.following
-        return False
-
-    def _schedule_recheck(self, touched: bool) -> None:
-        """After a look: look again soon if a write was reported and ``data_version`` has not moved yet (its
-        commit is not published yet: see RECHECK_FIRST_SECONDS)."""
-        now = time.monotonic()
-        if touched:
-            self._recheck_delay, self._recheck_end = RECHECK_FIRST_SECONDS, now + RECHECK_WINDOW_SECONDS
-        elif self._recheck_at is None:
-            return
-        if self._moved or now >= self._recheck_end:
-            self._recheck_at = None
-            return
-        self._recheck_at = now + self._recheck_delay
-        self._recheck_delay = min(self._recheck_delay * 2, RECHECK_MAX_SECONDS)
+        look = follower.look(self._applied)
+        if look is Look.CURRENT:
+            self._confirmed = time.time()
+        return look is Look.BEHIND
 
     def _recheck(self) -> None:
         """The listener reconnected: whatever was notified meanwhile must be read from the log."""
@@ -337,21 +273,19 @@ class StoreSnapshotSource:
             listener.start()
         last_poll = last_save = time.monotonic()
         saving: asyncio.Future[None] | None = None
-        watch = CommitWatch(self._watch_path) if self._watch_path is not None else None
-        if watch is not None:
-            watch.follow(self._loop, self._on_write)
+        follower = self._follower = (
+            SqliteFollower(self._watch_path, self._loop, self._wake_up, self._own_generation)
+            if self._watch_path is not None
+            else None
+        )
         self._poll_now = True  # what other processes committed since the first compile
         try:
             while True:
                 timeout = max(0.0, self._poll - (time.monotonic() - last_poll))
-                if watch is not None and not watch.following:
-                    timeout = min(timeout, WATCH_SECONDS)
-                if watch is not None and self._retry:
-                    timeout = min(timeout, RETRY_SECONDS)  # a failed refresh: no write may come to wake us
-                if self._own_since is not None:
-                    timeout = min(timeout, max(0.0, OWN_GRACE_SECONDS - (time.monotonic() - self._own_since)))
-                if self._recheck_at is not None:
-                    timeout = min(timeout, max(0.0, self._recheck_at - time.monotonic()))
+                if follower is not None:
+                    timeout = follower.timeout(time.monotonic(), timeout)
+                    if self._retry:
+                        timeout = min(timeout, RETRY_SECONDS)  # a failed refresh: no write may come to wake us
                 if self._unsaved and saving is None:
                     timeout = min(timeout, max(0.0, SAVE_SECONDS - (time.monotonic() - last_save)))
                 if self._retired:
@@ -366,20 +300,16 @@ class StoreSnapshotSource:
                 finally:
                     timer.cancel()
                 self._wake.clear()
-                touched, self._touched = self._touched, False
                 poll = self._poll_now
-                if watch is None:
+                if follower is None:
                     poll = poll or time.monotonic() - last_poll >= self._poll
-                elif not poll and (
-                    touched
-                    or not watch.following
-                    or self._own_since is not None
-                    or (self._recheck_at is not None and time.monotonic() >= self._recheck_at)
-                    or time.monotonic() - last_poll >= self._poll
-                ):
-                    last_poll = time.monotonic()
-                    poll = self._behind(watch)
-                    self._schedule_recheck(touched)
+                else:
+                    touched = follower.take_touched()
+                    now = time.monotonic()
+                    if not poll and (follower.look_due(now, touched) or now - last_poll >= self._poll):
+                        last_poll = now
+                        poll = self._look(follower)
+                        follower.schedule_recheck(touched)
                 if poll:
                     last_poll = time.monotonic()
                     self._poll_now = False
@@ -390,19 +320,16 @@ class StoreSnapshotSource:
                     try:
                         await asyncio.to_thread(self._catch_up, poll)
                     except Exception as exc:  # the store may be unreachable: keep serving what we have
-                        self._retry, self._quiet = True, False
+                        self._retry = True
+                        if follower is not None:
+                            follower.quiet = False
                         log.warning(
                             "snapshot refresh failed, serving generation %s: %s", self._applied, type(exc).__name__
                         )
                     else:
                         self._retry = False
-                        if watch is not None:
-                            if poll:
-                                watch.settle()
-                            if self._applied >= self._file_generation:
-                                # Current as of this refresh, unless a write was reported meanwhile.
-                                self._own_since = None
-                                self._quiet = watch.following and not self._touched
+                        if follower is not None:
+                            follower.refreshed(self._applied, poll)
                 if saving is not None and saving.done():
                     saving = None
                 if self._unsaved and saving is None and time.monotonic() - last_save >= SAVE_SECONDS:
@@ -414,8 +341,9 @@ class StoreSnapshotSource:
         finally:
             if listener is not None:
                 listener.stop()
-            if watch is not None:
-                watch.close()
+            if follower is not None:
+                follower.close()
+                self._follower = None
             if saving is not None and not saving.done():
                 with contextlib.suppress(Exception):
                     await asyncio.shield(saving)
@@ -554,9 +482,14 @@ def local_snapshot_source(deployment: Deployment) -> StoreSnapshotSource:
     """The source of a node's own edge: its own pool, and told at once of writes through this process."""
     lkg = LastKnownGood(deployment.data_dir, deployment.store.sealer)
     source = StoreSnapshotSource(deployment.store.companion(SNAPSHOT_TIMEOUTS), last_known_good=lkg)
-    deployment.store.committed_hooks.append(source.notify)
+    follow_local_writes(source, deployment.store)
+    return source
+
+
+def follow_local_writes(source: StoreSnapshotSource, store: Store) -> None:
+    """Tell ``source`` of writes through ``store`` (this process's API) by its commit hook."""
+    store.committed_hooks.append(source.notify)
     # Those writes' own NOTIFY (or, on SQLite, the file's wake-up at their commit) is skipped: the hook
     # delivers them, after the API response (api/gate.py).
-    source.own_writer = deployment.store.writer_id
-    source.own_store = deployment.store
-    return source
+    source.own_writer = store.writer_id
+    source.own_store = store

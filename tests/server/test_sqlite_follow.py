@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -32,7 +33,8 @@ class Clock:
 @pytest.fixture()
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr(sqlite_follow.time, "monotonic", fake.monotonic)
+    # The module's own name for the clock (the event loop keeps the real one).
+    monkeypatch.setattr("originlock.server.sqlite_follow.time", SimpleNamespace(monotonic=fake.monotonic))
     return fake
 
 

@@ -159,3 +159,48 @@ def test_a_restart_serves_its_copy_before_the_store_layer_and_catches_up_after_a
         store_layer = next(i for i, line in enumerate(lines) if re.search(r"\|\s+sqlalchemy$", line.rstrip()))
         assert served < store_layer, "the copy is served before SQLAlchemy is imported"
     assert "store unreachable at start" in edges[1].output()
+
+
+@pytest.mark.postgres
+def test_with_workers_the_node_keeps_its_copy_and_every_process_starts_from_it(
+    pg_base_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`originlock edge --workers 2`: the main process saves the last-known-good copy, and restarted while the
+    store refuses connections, every process serves it (a worker that had nothing would exit, leaving its
+    share of new connections to the others only while it lives)."""
+    schema = f"ol_edgeworkers_{secrets.token_hex(5)}"
+    store_url = f"{pg_base_url}?schema={schema}"
+    env = {MASTER_KEY_ENV: secrets.token_hex(32)}
+    monkeypatch.setenv(MASTER_KEY_ENV, env[MASTER_KEY_ENV])
+    deployment = bootstrap(tmp_path / "boot", store_url)
+    store = deployment.store
+    host = "www.workers.test"
+    with store.write() as conn:
+        zone = zones.create_zone(conn, name="workers.test", account_id=deployment.account_id).id
+        dns.create_record(conn, zone, dns.RecordInput("A", "www", "127.0.0.1", proxied=True))
+        settings.set_setting(conn, zone, "always_use_https", "on")  # 301 from the edge itself, no origin
+    proxy = TcpProxy(("127.0.0.1", 5432))
+    via_proxy = store_url.replace("127.0.0.1:5432", proxy.address)
+    node = tmp_path / "node"
+    edges = []
+    try:
+        edge = start_edge(node, via_proxy, env=env, extra_args=["--workers", "2"])
+        edges.append(edge)
+        _until(lambda: (node / "last-known-good.db").exists(), 10, "the copy saved by the main process")
+        assert edge.stop() == 0
+
+        proxy.set_mode("refuse")
+        edge = start_edge(node, via_proxy, env=env, extra_args=["--workers", "2"])
+        edges.append(edge)
+        assert edge.snapshot()["from_disk"] is True
+        # New connections land on either process (SO_REUSEPORT): all of them answer from the copy.
+        _until(lambda: edge.output().count("serving last-known-good generation") >= 2, 20, "both processes")
+        assert all(_status(edge.http_port, host) == 301 for _ in range(40))
+        assert edge.stop() == 0
+    finally:
+        for edge in edges:
+            edge.stop()
+        proxy.close()
+        store.close()
+        drop_schema(schema)
+    assert "Traceback" not in edges[1].output(), edges[1].output()[-3000:]

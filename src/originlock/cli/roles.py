@@ -147,9 +147,9 @@ async def _edge(args: argparse.Namespace) -> int:
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     sealer = KeySealer(load_or_create_master_key(data_dir / "master.key", os.environ.get(MASTER_KEY_ENV)))
     lkg = LastKnownGood(data_dir, sealer)
-    # With --workers every process builds its own source from the factory (without a last-known-good copy):
-    # those start from the store, and so does this one.
-    saved = load_for_start(lkg) if edge_config.workers == 1 else None
+    # With --workers the workers build their own sources from the factory and start from the store; this
+    # process's own keeps the last-known-good copy, and starts from it.
+    saved = load_for_start(lkg)
     store: Store | None = None
     source: DiskFirstSource | StoreSource
     if saved is not None:
@@ -176,7 +176,7 @@ async def _edge(args: argparse.Namespace) -> int:
     worker_stats = WorkerStatsBook()
     waf = edge_waf_from_args(args)
     edge_task = asyncio.create_task(
-        run_edge(edge_config, snapshots, server_ready=edge_up, waf=waf, worker_stats=worker_stats)
+        run_edge(edge_config, snapshots, local=source, server_ready=edge_up, waf=waf, worker_stats=worker_stats)
     )
     waiters: set[asyncio.Future[Any]] = {edge_task, edge_up}
     done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)

@@ -38,12 +38,7 @@ from originlock.server.leadership import node_id
 from originlock.server.metrics import add_edge_collectors
 from originlock.server.monitor import add_monitor_arguments, start_origin_monitor, stop_origin_monitor
 from originlock.server.snapshot_health import add_snapshot_health
-from originlock.server.store_snapshots import (
-    StoreSnapshotSource,
-    follow_local_writes,
-    local_snapshot_source,
-    open_store_snapshots,
-)
+from originlock.server.store_snapshots import local_snapshot_source, open_store_snapshots
 from originlock.store.errors import StoreError
 from originlock.web import control_plane_app
 
@@ -114,12 +109,13 @@ async def _serve(args: argparse.Namespace) -> int:
         api_sock.close()
         print(f"error: {store_problem(args.store, exc)}", file=sys.stderr)
         return 1
-    snapshots: SnapshotSource | SnapshotFactory
+    # This process's edge keeps the last-known-good copy and hears of this process's API writes by their hook,
+    # after the response; with --workers, each worker process opens its own store connection (a picklable
+    # factory) and follows the store alone.
+    local = local_snapshot_source(deployment)
+    snapshots: SnapshotSource | SnapshotFactory = local
     if edge_config.workers > 1:
-        # Each worker process opens its own store connection; the factory must be picklable.
         snapshots = functools.partial(open_store_snapshots, str(deployment.data_dir), deployment.store_url, args.fips)
-    else:
-        snapshots = local_snapshot_source(deployment)
     edge_up: asyncio.Future[EdgeServer] = asyncio.get_running_loop().create_future()
     # One rate limiter per edge process: workers each count on their own copy of the hook.
     # Wrapped to count WAF matches and keep the latest for the dashboard and /metrics (dashboard/waf_events.py).
@@ -127,7 +123,7 @@ async def _serve(args: argparse.Namespace) -> int:
     # What the --workers processes report (about once a second); /metrics adds it to this process's edge.
     worker_stats = WorkerStatsBook()
     edge_task = asyncio.create_task(
-        run_edge(edge_config, snapshots, server_ready=edge_up, waf=waf, worker_stats=worker_stats)
+        run_edge(edge_config, snapshots, local=local, server_ready=edge_up, waf=waf, worker_stats=worker_stats)
     )
     waiters: set[asyncio.Future[Any]] = {edge_task, edge_up}
     done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
@@ -151,12 +147,7 @@ async def _serve(args: argparse.Namespace) -> int:
     # The fleet: /healthz/snapshot and snapshot metrics, the lease keeper, this node's registration.
     add_snapshot_health(app, app.state.metrics, edge_up.result().source)
     address = {"api": f"{args.api[0]}:{args.api[1]}", "edge": _edge_addresses(edge_up.result())}
-    main_source = edge_up.result().source
-    if isinstance(main_source, StoreSnapshotSource) and main_source.own_store is None:
-        # --workers: this process's own edge built its source from the factory, as the workers did; it hears
-        # of this process's API writes by their hook, after the response, rather than by the file's wake-up.
-        follow_local_writes(main_source, deployment.store)
-    fleet_tasks = start_fleet_tasks(deployment.store, node, "serve", address, main_source)
+    fleet_tasks = start_fleet_tasks(deployment.store, node, "serve", address, edge_up.result().source)
     add_edge_collectors(
         app.state.metrics,
         requests=lambda: worker_stats.request_counts(edge_state.request_counts),

@@ -45,6 +45,7 @@ async def run_edge(
     config: EdgeConfig,
     snapshots: SnapshotSource | SnapshotFactory,
     *,
+    local: SnapshotSource | None = None,
     ready: asyncio.Event | None = None,
     waf: WafHook | None = None,
     server_ready: asyncio.Future[EdgeServer] | None = None,
@@ -57,6 +58,8 @@ async def run_edge(
         config: listeners, origin ports, timeouts, workers.
         snapshots: a :class:`SnapshotSource`, or a factory returning one. ``workers > 1`` requires a
             picklable factory (each worker process calls it).
+        local: with a factory, this process's own source instead of one from the factory (a node's main
+            process keeps the last-known-good copy and hears of its own API's writes; workers need neither).
         ready: set once the local edge is listening.
         waf: the WAF hook run for every request before the origin is contacted.
         server_ready: receives the local :class:`EdgeServer` (bound addresses) once listening.
@@ -73,7 +76,7 @@ async def run_edge(
             raise ValueError("--workers > 1 needs a snapshot factory, not a snapshot source")
         source = snapshots
     else:
-        source = snapshots()
+        source = local if local is not None else snapshots()
     server = EdgeServer(config, source, waf=waf)
     await server.start()
     reports = WorkerReports(worker_stats if worker_stats is not None else WorkerStatsBook())

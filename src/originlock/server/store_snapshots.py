@@ -44,7 +44,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from originlock.server.bootstrap import Deployment
+from originlock.server.bootstrap import MASTER_KEY_ENV, Deployment
 from originlock.server.last_known_good import LastKnownGood, SavedView
 from originlock.server.snapshot_stats import RECENT_CHANGES, ChangeTrace, SourceStatistics
 from originlock.server.sqlite_follow import Look, SqliteFollower
@@ -58,7 +58,7 @@ from originlock.store.db import Store
 from originlock.store.deadline import SNAPSHOT_TIMEOUTS
 from originlock.store.sealing import KeySealer, load_or_create_master_key
 
-__all__ = ["StoreSnapshotSource", "follow_local_writes", "local_snapshot_source", "open_store_snapshots"]
+__all__ = ["StoreSnapshotSource", "local_snapshot_source", "open_store_snapshots"]
 
 log = logging.getLogger("originlock.snapshots")
 
@@ -117,6 +117,8 @@ class StoreSnapshotSource:
         listen: start a ``LISTEN`` thread on PostgreSQL.
         last_known_good: where the node keeps its last-known-good copy: saved after changes (at most every
             :data:`SAVE_SECONDS`), and served at start when the store cannot be reached.
+        saves_copy: ``False``: the copy is only read at start (a ``--workers`` process: the main process
+            writes it).
     """
 
     def __init__(
@@ -126,6 +128,7 @@ class StoreSnapshotSource:
         poll_seconds: float | None = None,
         listen: bool = True,
         last_known_good: LastKnownGood | None = None,
+        saves_copy: bool = True,
     ) -> None:
         self._store = store
         self._watch_path = sqlite_file(store)
@@ -144,7 +147,7 @@ class StoreSnapshotSource:
         #: That store itself: on SQLite, the file's wake-up at its commits is left to its hooks in the same way
         #: (``Store.committed_generation``).
         self.own_store: Store | None = None
-        self._lkg = last_known_good
+        self._lkg = last_known_good if saves_copy else None
         self._unsaved = False
         self._pending: list[tuple[Change, float]] = []
         self._recent: deque[ChangeTrace] = deque(maxlen=RECENT_CHANGES)
@@ -472,24 +475,20 @@ class StoreSnapshotSource:
 
 
 def open_store_snapshots(data_dir: str, store_url: str, fips: bool = False) -> StoreSnapshotSource:
-    """A picklable factory body for ``--workers``: each worker opens its own store connection."""
-    master = load_or_create_master_key(Path(data_dir) / "master.key", os.environ.get("ORIGINLOCK_MASTER_KEY"))
-    store = Store(store_url, KeySealer(master), fips=fips, timeouts=SNAPSHOT_TIMEOUTS, migrate_schema=False)
-    return StoreSnapshotSource(store)
+    """A picklable factory body for ``--workers``: each worker opens its own store connection, and starts from
+    the node's last-known-good copy (which the main process writes) when the store cannot be reached."""
+    sealer = KeySealer(load_or_create_master_key(Path(data_dir) / "master.key", os.environ.get(MASTER_KEY_ENV)))
+    store = Store(store_url, sealer, fips=fips, timeouts=SNAPSHOT_TIMEOUTS, migrate_schema=False)
+    return StoreSnapshotSource(store, last_known_good=LastKnownGood(Path(data_dir), sealer), saves_copy=False)
 
 
 def local_snapshot_source(deployment: Deployment) -> StoreSnapshotSource:
     """The source of a node's own edge: its own pool, and told at once of writes through this process."""
     lkg = LastKnownGood(deployment.data_dir, deployment.store.sealer)
     source = StoreSnapshotSource(deployment.store.companion(SNAPSHOT_TIMEOUTS), last_known_good=lkg)
-    follow_local_writes(source, deployment.store)
-    return source
-
-
-def follow_local_writes(source: StoreSnapshotSource, store: Store) -> None:
-    """Tell ``source`` of writes through ``store`` (this process's API) by its commit hook."""
-    store.committed_hooks.append(source.notify)
+    deployment.store.committed_hooks.append(source.notify)
     # Those writes' own NOTIFY (or, on SQLite, the file's wake-up at their commit) is skipped: the hook
     # delivers them, after the API response (api/gate.py).
-    source.own_writer = store.writer_id
-    source.own_store = store
+    source.own_writer = deployment.store.writer_id
+    source.own_store = deployment.store
+    return source

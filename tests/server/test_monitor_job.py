@@ -135,7 +135,9 @@ def test_checks_are_sequential_and_rate_limited(env: MonitorEnv) -> None:
     config = MonitorConfig(interval=3600, checks_per_minute=120, origin_https_port=env.origin_port)
     monitor = OriginMonitor(env.store, lambda: compile_snapshot(env.store, datetime.now(UTC)), config, check=check)
     assert asyncio.run(monitor.check_due()) == 2
-    assert peak == 1 and len(starts) == 2 and starts[1] - starts[0] >= 0.49
+    # The spacing is kept between the monitor's turns; the checks' threads start a little after their turn, the
+    # first one later still on a loaded machine (12 ms seen): without the limit they would be ~0.1 s apart.
+    assert peak == 1 and len(starts) == 2 and starts[1] - starts[0] >= 0.45
 
 
 def test_a_failed_check_is_counted_not_recorded(env: MonitorEnv, caplog: pytest.LogCaptureFixture) -> None:

@@ -20,6 +20,7 @@ from originlock.cli.jobs import start_periodic_jobs
 from originlock.cli.log_setup import configure_logging
 from originlock.cli.ports import API_BACKLOG, PortInUse, bind_api_socket, busy_addresses
 from originlock.cli.serve_errors import data_dir_problem, store_problem
+from originlock.cli.serve_outage import ApiUntilReady, OutageStart, bootstrap_when_reachable, outage_start
 from originlock.cli.waf_options import add_waf_options, edge_waf_from_args
 from originlock.dashboard import WafRecorder, attach_waf_recorder
 from originlock.edge.build_info import hot_path_kind
@@ -99,23 +100,35 @@ async def _serve(args: argparse.Namespace) -> int:
     except PortInUse as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    data_dir = Path(args.data_dir)
+    outage: OutageStart | None = None
     try:
-        deployment = bootstrap(Path(args.data_dir), args.store, fips=args.fips)
+        deployment: Deployment | None = bootstrap(data_dir, args.store, fips=args.fips)
     except OSError as exc:
         api_sock.close()
-        print(f"error: {data_dir_problem(Path(args.data_dir), exc)}", file=sys.stderr)
+        print(f"error: {data_dir_problem(data_dir, exc)}", file=sys.stderr)
         return 1
     except (ValueError, SQLAlchemyError, StoreError) as exc:
-        api_sock.close()
-        print(f"error: {store_problem(args.store, exc)}", file=sys.stderr)
-        return 1
+        # A PostgreSQL store that does not answer: the edge serves this node's copy meanwhile (cli/serve_outage.py).
+        deployment, outage = None, outage_start(data_dir, args.store, exc)
+        if outage is None:
+            api_sock.close()
+            print(f"error: {store_problem(args.store, exc)}", file=sys.stderr)
+            return 1
+        print(outage.banner(type(exc).__name__), flush=True)
     # This process's edge keeps the last-known-good copy and hears of this process's API writes by their hook,
     # after the response; with --workers, each worker process opens its own store connection (a picklable
     # factory) and follows the store alone.
-    local = local_snapshot_source(deployment)
+    local: SnapshotSource
+    if deployment is not None:
+        local = local_snapshot_source(deployment)
+    else:
+        assert outage is not None
+        local = outage.source
     snapshots: SnapshotSource | SnapshotFactory = local
     if edge_config.workers > 1:
-        snapshots = functools.partial(open_store_snapshots, str(deployment.data_dir), deployment.store_url, args.fips)
+        store_url = deployment.store_url if deployment is not None else args.store
+        snapshots = functools.partial(open_store_snapshots, str(data_dir), store_url, args.fips)
     edge_up: asyncio.Future[EdgeServer] = asyncio.get_running_loop().create_future()
     # One rate limiter per edge process: workers each count on their own copy of the hook.
     # Wrapped to count WAF matches and keep the latest for the dashboard and /metrics (dashboard/waf_events.py).
@@ -136,8 +149,32 @@ async def _serve(args: argparse.Namespace) -> int:
         where = "; ".join(problems) if problems else f"{failure}; check --http and --https"
         print(f"error: the edge could not start: {where}", file=sys.stderr)
         api_sock.close()
-        deployment.store.close()
+        if deployment is not None:
+            deployment.store.close()
         return 1
+    api = ApiUntilReady(edge_up.result().source)
+    config = uvicorn.Config(
+        api, host=args.api[0], port=args.api[1], log_level="warning", access_log=False, lifespan="off"
+    )
+    server = ApiServer(config)  # uvicorn's, ticking once a second when idle
+    # uvicorn captures SIGINT/SIGTERM while serving and re-raises them afterwards; a handler of ours
+    # turns that re-raise into a clean exit instead of a traceback.
+    stop = {"signal": 0}
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        stop["signal"] = signum
+        server.should_exit = True
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    serving: asyncio.Task[None] | None = None
+    if deployment is None:
+        serving = asyncio.create_task(server.serve(sockets=[api_sock]))  # 503s until the store answers
+        deployment = await bootstrap_when_reachable(data_dir, args.store, args.fips, serving)
+        if deployment is None:  # stopped before the store answered
+            await stop_tasks([serving, edge_task])
+            print("originlock stopped", flush=True)
+            return 0
     node = node_id()
     jobs = start_periodic_jobs(deployment.store, node, args.alert_interval)
     app = control_plane_app(deployment.store, max_body=args.api_max_body)
@@ -157,21 +194,8 @@ async def _serve(args: argparse.Namespace) -> int:
             (edge_state.websockets.active, edge_state.websockets.upgrades)
         ),
     )
-    config = uvicorn.Config(
-        app, host=args.api[0], port=args.api[1], log_level="warning", access_log=False, lifespan="off"
-    )
-    server = ApiServer(config)  # uvicorn's, ticking once a second when idle
+    api.ready(app)
     print(_banner(deployment, args.api, _edge_lines(edge_up.result(), edge_config.workers)), flush=True)
-    # uvicorn captures SIGINT/SIGTERM while serving and re-raises them afterwards; a handler of ours
-    # turns that re-raise into a clean exit instead of a traceback.
-    stop = {"signal": 0}
-
-    def _on_signal(signum: int, _frame: Any) -> None:
-        stop["signal"] = signum
-        server.should_exit = True
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
     monitor_task = start_origin_monitor(
         args.origin_monitor_interval,
         deployment.store,
@@ -183,7 +207,7 @@ async def _serve(args: argparse.Namespace) -> int:
         node=node,
     )
     try:
-        await server.serve(sockets=[api_sock])
+        await (serving if serving is not None else server.serve(sockets=[api_sock]))
     finally:
         await stop_origin_monitor(monitor_task)
         await stop_tasks(fleet_tasks)

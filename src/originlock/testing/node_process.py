@@ -36,9 +36,15 @@ class NodeProcess:
 
 
 def launch(
-    role: str, args: list[str], log_path: Path, health_url: str, env: dict[str, str] | None
+    role: str,
+    args: list[str],
+    log_path: Path,
+    health_url: str,
+    env: dict[str, str] | None,
+    ready_path: str = "/healthz",
 ) -> subprocess.Popen[str]:
-    """Run ``originlock ROLE ARGS`` with its output in ``log_path``; return once ``health_url``/healthz says 200.
+    """Run ``originlock ROLE ARGS`` with its output in ``log_path``; return once ``health_url`` + ``ready_path``
+    says 200.
     Raises with the log if the process exits or is not up within 60 s (and kills it then): a start takes
     1-3 s, but three nodes starting together on a loaded 2-core machine took over 30 s once."""
     log = log_path.open("w")
@@ -49,7 +55,7 @@ def launch(
         if proc.poll() is not None:
             raise RuntimeError(f"originlock {role} exited: {log_path.read_text()}")
         try:
-            if httpx.get(f"{health_url}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{health_url}{ready_path}", timeout=1).status_code == 200:
                 return proc
         except httpx.HTTPError:
             pass

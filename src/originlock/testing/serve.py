@@ -25,8 +25,14 @@ class ServeProcess(NodeProcess):
 
 
 def start_serve(
-    data_dir: Path, store: str | None = None, env: dict[str, str] | None = None, extra_args: list[str] | None = None
+    data_dir: Path,
+    store: str | None = None,
+    env: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
+    ready_path: str = "/healthz",
 ) -> ServeProcess:
+    """``ready_path``: the API's path that answers 200 once the node is up (``/healthz/snapshot`` for a node
+    whose store is down: its edge serves, its control plane answers 503)."""
     port = free_port()
     log_path = data_dir.parent / f"{data_dir.name}-serve-{port}.log"
     http_port, https_port = free_port(), free_port()
@@ -38,5 +44,5 @@ def start_serve(
     # One edge process unless a test asks for more: `--workers auto` (the default) would spawn one per core.
     args += extra if "--workers" in extra else ["--workers", "1", *extra]
     url = f"http://127.0.0.1:{port}"
-    proc = launch("serve", args, log_path, url, env)
+    proc = launch("serve", args, log_path, url, env, ready_path)
     return ServeProcess(proc, data_dir, log_path, url, http_port, https_port)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,7 +18,8 @@ from tests.conftest import drop_schema
 from originlock.server import metrics
 from originlock.server.bootstrap import MASTER_KEY_ENV, bootstrap
 from originlock.store import dns, settings, zones
-from originlock.testing.fleet import start_edge
+from originlock.store.db import Store
+from originlock.testing.fleet import EdgeProcess, edge_status, start_edge, until
 from originlock.testing.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow
@@ -75,20 +77,31 @@ def test_the_edge_role_answers_health_and_metrics_without_fastapi(tmp_path: Path
     assert not control_plane & imported, sorted(control_plane & imported)
 
 
-def _status(port: int, host: str) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+@contextlib.contextmanager
+def _seeded(
+    pg_base_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, edges: list[EdgeProcess]
+) -> Iterator[tuple[Store, str, dict[str, str], TcpProxy, str]]:
+    """A schema of its own with zone ``name`` whose www the edge itself answers with a 301 (no origin needed),
+    and a proxy to PostgreSQL the test can make refuse: the store, the zone id, the nodes' environment (the
+    master key), the proxy and the store URL through it. Stops ``edges`` and drops the schema at the end."""
+    schema = f"ol_edge_{secrets.token_hex(5)}"
+    env = {MASTER_KEY_ENV: secrets.token_hex(32)}
+    monkeypatch.setenv(MASTER_KEY_ENV, env[MASTER_KEY_ENV])
+    deployment = bootstrap(tmp_path / "boot", f"{pg_base_url}?schema={schema}")
+    store = deployment.store
+    proxy = TcpProxy(("127.0.0.1", 5432))
     try:
-        conn.request("GET", "/", headers={"Host": host})
-        return conn.getresponse().status
+        with store.write() as conn:
+            zone = zones.create_zone(conn, name=name, account_id=deployment.account_id).id
+            dns.create_record(conn, zone, dns.RecordInput("A", "www", "127.0.0.1", proxied=True))
+            settings.set_setting(conn, zone, "always_use_https", "on")
+        yield store, zone, env, proxy, store.url.replace("127.0.0.1:5432", proxy.address)
     finally:
-        conn.close()
-
-
-def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        time.sleep(0.05)
+        for edge in edges:
+            edge.stop()
+        proxy.close()
+        store.close()
+        drop_schema(schema)
 
 
 @pytest.mark.postgres
@@ -98,27 +111,16 @@ def test_a_restart_serves_its_copy_before_the_store_layer_and_catches_up_after_a
     """A real `originlock edge` restarted with its last-known-good copy: it serves the copy before it imports
     the store layer; with the store refusing connections it keeps serving it, and catches up when the store
     answers; with the store answering it moves to the store's generation at once."""
-    schema = f"ol_edgecopy_{secrets.token_hex(5)}"
-    store_url = f"{pg_base_url}?schema={schema}"
-    env = {MASTER_KEY_ENV: secrets.token_hex(32), "PYTHONPROFILEIMPORTTIME": "1"}
-    monkeypatch.setenv(MASTER_KEY_ENV, env[MASTER_KEY_ENV])
-    deployment = bootstrap(tmp_path / "boot", store_url)
-    store = deployment.store
     host = "www.copy.test"
-    with store.write() as conn:
-        zone = zones.create_zone(conn, name="copy.test", account_id=deployment.account_id).id
-        dns.create_record(conn, zone, dns.RecordInput("A", "www", "127.0.0.1", proxied=True))
-        settings.set_setting(conn, zone, "always_use_https", "on")  # 301 from the edge itself, no origin
-    proxy = TcpProxy(("127.0.0.1", 5432))
-    via_proxy = store_url.replace("127.0.0.1:5432", proxy.address)
     node = tmp_path / "node"
-    edges = []
-    try:
+    edges: list[EdgeProcess] = []
+    with _seeded(pg_base_url, tmp_path, monkeypatch, "copy.test", edges) as (store, zone, env, proxy, via_proxy):
+        env["PYTHONPROFILEIMPORTTIME"] = "1"
         edge = start_edge(node, via_proxy, env=env)
         edges.append(edge)
-        assert _status(edge.http_port, host) == 301
+        assert edge_status(edge.http_port, host) == 301
         assert "from disk" not in edge.output()  # a new node compiles from the store
-        _until(lambda: (node / "last-known-good.db").exists(), 10, "the copy saved")
+        until(lambda: (node / "last-known-good.db").exists(), 10, "the copy saved")
         assert edge.stop() == 0
         with store.write() as conn:  # the fleet moves on while the node is down
             settings.set_setting(conn, zone, "always_use_https", "off")
@@ -126,14 +128,14 @@ def test_a_restart_serves_its_copy_before_the_store_layer_and_catches_up_after_a
         proxy.set_mode("refuse")
         edge = start_edge(node, via_proxy, env=env)
         edges.append(edge)
-        assert _status(edge.http_port, host) == 301  # the copy
+        assert edge_status(edge.http_port, host) == 301  # the copy
         health = edge.snapshot()
         assert health["from_disk"] is True and health["serving"] is True
         time.sleep(1.0)
-        assert _status(edge.http_port, host) == 301 and edge.snapshot()["from_disk"] is True
+        assert edge_status(edge.http_port, host) == 301 and edge.snapshot()["from_disk"] is True
         proxy.set_mode("pass")
-        _until(lambda: edge.snapshot()["from_disk"] is False, 20, "caught up with the store")
-        assert _status(edge.http_port, host) != 301
+        until(lambda: edge.snapshot()["from_disk"] is False, 20, "caught up with the store")
+        assert edge_status(edge.http_port, host) != 301
         assert edge.snapshot()["generation"] == store.generation()
         assert edge.stop() == 0
 
@@ -141,15 +143,9 @@ def test_a_restart_serves_its_copy_before_the_store_layer_and_catches_up_after_a
             settings.set_setting(conn, zone, "always_use_https", "on")
         edge = start_edge(node, via_proxy, env=env)  # the store answers: the copy, then the store's at once
         edges.append(edge)
-        _until(lambda: edge.snapshot()["generation"] == store.generation(), 20, "the store's generation")
-        assert edge.snapshot()["from_disk"] is False and _status(edge.http_port, host) == 301
+        until(lambda: edge.snapshot()["generation"] == store.generation(), 20, "the store's generation")
+        assert edge.snapshot()["from_disk"] is False and edge_status(edge.http_port, host) == 301
         assert edge.stop() == 0
-    finally:
-        for edge in edges:
-            edge.stop()
-        proxy.close()
-        store.close()
-        drop_schema(schema)
     for edge in edges[1:]:
         output = edge.output()
         assert "Traceback" not in output, output[-3000:]
@@ -168,25 +164,13 @@ def test_with_workers_the_node_keeps_its_copy_and_every_process_starts_from_it(
     """`originlock edge --workers 2`: the main process saves the last-known-good copy, and restarted while the
     store refuses connections, every process serves it (a worker that had nothing would exit, leaving its
     share of new connections to the others only while it lives)."""
-    schema = f"ol_edgeworkers_{secrets.token_hex(5)}"
-    store_url = f"{pg_base_url}?schema={schema}"
-    env = {MASTER_KEY_ENV: secrets.token_hex(32)}
-    monkeypatch.setenv(MASTER_KEY_ENV, env[MASTER_KEY_ENV])
-    deployment = bootstrap(tmp_path / "boot", store_url)
-    store = deployment.store
     host = "www.workers.test"
-    with store.write() as conn:
-        zone = zones.create_zone(conn, name="workers.test", account_id=deployment.account_id).id
-        dns.create_record(conn, zone, dns.RecordInput("A", "www", "127.0.0.1", proxied=True))
-        settings.set_setting(conn, zone, "always_use_https", "on")  # 301 from the edge itself, no origin
-    proxy = TcpProxy(("127.0.0.1", 5432))
-    via_proxy = store_url.replace("127.0.0.1:5432", proxy.address)
     node = tmp_path / "node"
-    edges = []
-    try:
+    edges: list[EdgeProcess] = []
+    with _seeded(pg_base_url, tmp_path, monkeypatch, "workers.test", edges) as (_, _, env, proxy, via_proxy):
         edge = start_edge(node, via_proxy, env=env, extra_args=["--workers", "2"])
         edges.append(edge)
-        _until(lambda: (node / "last-known-good.db").exists(), 10, "the copy saved by the main process")
+        until(lambda: (node / "last-known-good.db").exists(), 10, "the copy saved by the main process")
         assert edge.stop() == 0
 
         proxy.set_mode("refuse")
@@ -194,13 +178,7 @@ def test_with_workers_the_node_keeps_its_copy_and_every_process_starts_from_it(
         edges.append(edge)
         assert edge.snapshot()["from_disk"] is True
         # New connections land on either process (SO_REUSEPORT): all of them answer from the copy.
-        _until(lambda: edge.output().count("serving last-known-good generation") >= 2, 20, "both processes")
-        assert all(_status(edge.http_port, host) == 301 for _ in range(40))
+        until(lambda: edge.output().count("serving last-known-good generation") >= 2, 20, "both processes")
+        assert all(edge_status(edge.http_port, host) == 301 for _ in range(40))
         assert edge.stop() == 0
-    finally:
-        for edge in edges:
-            edge.stop()
-        proxy.close()
-        store.close()
-        drop_schema(schema)
     assert "Traceback" not in edges[1].output(), edges[1].output()[-3000:]

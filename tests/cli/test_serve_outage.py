@@ -3,7 +3,6 @@ last-known-good copy, its API answers 503 with a v4 body, and the node starts as
 
 from __future__ import annotations
 
-import http.client
 import secrets
 import time
 from collections.abc import Callable
@@ -15,28 +14,13 @@ from tests.conftest import drop_schema
 
 from originlock.cli.serve_outage import ApiUntilReady, outage_start
 from originlock.server.bootstrap import MASTER_KEY_ENV
+from originlock.testing.fleet import edge_status, until
 from originlock.testing.serve import start_serve
 from originlock.testing.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow
 
 HOST = "www.outage.test"
-
-
-def _status(port: int) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", "/", headers={"Host": HOST})
-        return conn.getresponse().status
-    finally:
-        conn.close()
-
-
-def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        time.sleep(0.1)
 
 
 @pytest.mark.postgres
@@ -59,8 +43,8 @@ def test_serve_started_during_an_outage_serves_its_copy_and_its_api_answers_503(
         )
         # A 301 from the edge itself: no origin needed to tell which configuration is served.
         assert api.patch(f"/zones/{zone}/settings/always_use_https", json={"value": "on"}).status_code == 200
-        _until(lambda: _status(node.http_port) == 301, 10, "the setting served")
-        _until(lambda: (data / "last-known-good.db").exists(), 10, "the copy saved")
+        until(lambda: edge_status(node.http_port, HOST) == 301, 10, "the setting served")
+        until(lambda: (data / "last-known-good.db").exists(), 10, "the copy saved")
         time.sleep(1.5)  # the copy is saved at most once a second: the last change is in it
         assert node.stop() == 0
 
@@ -68,7 +52,7 @@ def test_serve_started_during_an_outage_serves_its_copy_and_its_api_answers_503(
         node = start_serve(data, store, env=env, ready_path="/healthz/snapshot")
         nodes.append(node)
         assert "store unreachable" in node.output()
-        assert _status(node.http_port) == 301  # the copy
+        assert edge_status(node.http_port, HOST) == 301  # the copy
         snapshot = httpx.get(f"{node.api_url}/healthz/snapshot").json()
         assert snapshot["serving"] is True and snapshot["from_disk"] is True
         answer = httpx.get(f"{node.api_url}/client/v4/zones", headers={"Authorization": f"Bearer {node.token}"})
@@ -79,10 +63,10 @@ def test_serve_started_during_an_outage_serves_its_copy_and_its_api_answers_503(
 
         proxy.set_mode("pass")
         api = httpx.Client(base_url=f"{node.api_url}/client/v4", headers={"Authorization": f"Bearer {node.token}"})
-        _until(lambda: api.get("/zones").status_code == 200, 20, "the control plane up")
-        _until(lambda: httpx.get(f"{node.api_url}/healthz/snapshot").json()["from_disk"] is False, 20, "caught up")
+        until(lambda: api.get("/zones").status_code == 200, 20, "the control plane up")
+        until(lambda: httpx.get(f"{node.api_url}/healthz/snapshot").json()["from_disk"] is False, 20, "caught up")
         assert api.patch(f"/zones/{zone}/settings/always_use_https", json={"value": "off"}).status_code == 200
-        _until(lambda: _status(node.http_port) != 301, 10, "a change through the API served")
+        until(lambda: edge_status(node.http_port, HOST) != 301, 10, "a change through the API served")
         assert "originlock control plane on" in node.output()
         assert node.stop() == 0
     finally:

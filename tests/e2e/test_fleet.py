@@ -9,7 +9,7 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import PG_URL, drop_schema
 
 from originlock.store.db import UNAVAILABLE_CODE
-from originlock.testing.fleet import EdgeProcess, Load, start_edge
+from originlock.testing.fleet import EdgeProcess, Load, start_edge, until
 from originlock.testing.nginx import NginxProcess, free_port
 from originlock.testing.require import require_executable
 from originlock.testing.serve import ServeProcess, start_serve
@@ -63,15 +63,6 @@ def _status(port: int) -> int:
     return httpx.get(f"http://127.0.0.1:{port}/", headers={"Host": HOST}, timeout=5).status_code
 
 
-def _until(check: Callable[[], bool], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.02)
-    return time.monotonic() - started
-
-
 @pytest.fixture(scope="module")
 def fleet(pg_base_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     base = tmp_path_factory.mktemp("fleet")
@@ -108,7 +99,7 @@ def fleet(pg_base_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         assert r.status_code == 200, r.text
         fleet = Fleet(proxy, direct, proxied, edge, via_proxy, env, headers, zone, schema, base)
         for port in fleet.edge_ports():
-            _until(lambda port=port: _status(port) == 200, 5, f"edge {port} serving the new zone")  # type: ignore[misc]
+            until(lambda port=port: _status(port) == 200, 5, f"edge {port} serving the new zone")  # type: ignore[misc]
         yield fleet
         nodes.append(fleet.edge)  # a test may have restarted the edge: stop the one running now
     finally:
@@ -125,7 +116,7 @@ def test_a_change_through_any_node_reaches_every_edge(fleet: Fleet) -> None:
     for node, on in ((fleet.proxied, True), (fleet.direct, False), (fleet.direct, True), (fleet.proxied, False)):
         assert fleet.set_https(node, on).status_code == 200
         want = 301 if on else 200
-        took = _until(lambda want=want: all(_status(p) == want for p in fleet.edge_ports()), 3, "every edge")  # type: ignore[misc]
+        took = until(lambda want=want: all(_status(p) == want for p in fleet.edge_ports()), 3, "every edge")  # type: ignore[misc]
         print(f"change through {node.api_url} on every edge after {took * 1000:.0f} ms (polled over HTTP)")
         assert took < 2.0
 
@@ -137,7 +128,7 @@ def test_nodes_register_with_the_generation_they_serve(fleet: Fleet) -> None:
         result: list[dict[str, object]] = httpx.get(f"{api}/edge_nodes", headers=fleet.headers).json()["result"]
         return result
 
-    _until(lambda: len(listed()) == 3, 12, "three nodes registered")
+    until(lambda: len(listed()) == 3, 12, "three nodes registered")
     nodes = listed()
     assert sorted(str(n["role"]) for n in nodes) == ["edge", "serve", "serve"]
     assert all(n["status"] == "up" and int(str(n["generation"])) > 1 for n in nodes)
@@ -166,7 +157,7 @@ def test_store_outage_api_fails_fast_edges_keep_serving_then_catch_up(fleet: Fle
         time.sleep(2.5)  # past the edge's fallback poll: it knows it cannot reach the store
         assert float(str(fleet.edge.snapshot()["stale_seconds"])) > 1.0
         fleet.proxy.set_mode("pass")
-        _until(lambda: all(_status(p) == 301 for p in fleet.edge_ports()), 10, "caught up after the outage")
+        until(lambda: all(_status(p) == 301 for p in fleet.edge_ports()), 10, "caught up after the outage")
         assert float(str(fleet.edge.snapshot()["stale_seconds"])) < 3.0
     finally:
         fleet.proxy.set_mode("pass")
@@ -174,7 +165,7 @@ def test_store_outage_api_fails_fast_edges_keep_serving_then_catch_up(fleet: Fle
         assert fleet.set_https(fleet.direct, False).status_code == 200
     for port in load.ports:
         assert load.ok[port] > 20 and load.failed[port] == [], (port, load.ok[port], load.failed[port][:5])
-    _until(lambda: all(_status(p) == 200 for p in fleet.edge_ports()), 5, "back to off")
+    until(lambda: all(_status(p) == 200 for p in fleet.edge_ports()), 5, "back to off")
 
 
 def test_edge_starts_from_last_known_good_while_the_store_is_down(fleet: Fleet) -> None:
@@ -195,7 +186,7 @@ def test_edge_starts_from_last_known_good_while_the_store_is_down(fleet: Fleet) 
         assert "serving last-known-good generation" in fleet.edge.output()
     finally:
         fleet.proxy.set_mode("pass")
-    _until(lambda: fleet.edge.snapshot()["from_disk"] is False, 10, "left the disk copy for the store's")
+    until(lambda: fleet.edge.snapshot()["from_disk"] is False, 10, "left the disk copy for the store's")
 
 
 def _origin_port(fleet: Fleet) -> int:
@@ -213,7 +204,7 @@ def test_kill_9_under_load_surviving_edges_fail_nothing_and_jobs_move(fleet: Fle
             ).fetchone()
         return str(row[0]) if row else None
 
-    _until(lambda: holder() is not None, 10, "a node holds the alerts job")
+    until(lambda: holder() is not None, 10, "a node holds the alerts job")
     pids = {fleet.direct.proc.pid: fleet.direct, fleet.proxied.proc.pid: fleet.proxied}
     victim = pids[int(str(holder()).split(":")[1])]
     survivor = fleet.proxied if victim is fleet.direct else fleet.direct
@@ -223,10 +214,10 @@ def test_kill_9_under_load_surviving_edges_fail_nothing_and_jobs_move(fleet: Fle
         os.kill(victim.proc.pid, signal.SIGKILL)
         killed = time.monotonic()
         victim.proc.wait(5)
-        _until(lambda: str(survivor.proc.pid) in str(holder()), 20, "the alerts job moved")
+        until(lambda: str(survivor.proc.pid) in str(holder()), 20, "the alerts job moved")
         moved = time.monotonic() - killed
         assert fleet.set_https(survivor, True).status_code == 200  # the fleet still takes changes
-        _until(lambda: all(_status(p) == 301 for p in (survivor.http_port, fleet.edge.http_port)), 3, "change")
+        until(lambda: all(_status(p) == 301 for p in (survivor.http_port, fleet.edge.http_port)), 3, "change")
         assert fleet.set_https(survivor, False).status_code == 200
         time.sleep(0.5)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +14,27 @@ import httpx
 from originlock.testing.node_process import NodeProcess, launch
 from originlock.testing.ports import free_port
 
-__all__ = ["EdgeProcess", "Load", "start_edge"]
+__all__ = ["EdgeProcess", "Load", "edge_status", "start_edge", "until"]
+
+
+def until(check: Callable[[], bool], timeout: float, what: str) -> float:
+    """Wait until ``check()`` holds; the seconds it took. Fails the test naming ``what`` after ``timeout``."""
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def edge_status(port: int, host: str) -> int:
+    """The status of ``GET /`` for ``host`` on a new plain-HTTP connection to an edge."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/", headers={"Host": host})
+        return conn.getresponse().status
+    finally:
+        conn.close()
 
 
 @dataclass

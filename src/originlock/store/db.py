@@ -23,6 +23,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from originlock.store import schema
 from originlock.store.breaker import Breaker
 from originlock.store.changes import Change, ChangeTracker, channel_name, detach, install_tracking, record
+from originlock.store.connect_wait import ConnectTimedOut, connect_within
 from originlock.store.deadline import (
     API_TIMEOUTS,
     MIGRATION_SECONDS,
@@ -120,6 +121,17 @@ def _postgres_engine(url: str, timeouts: StoreTimeouts, watchdog: Watchdog) -> E
         # the one its token lookup just used, and skips the ping (store/request_scope.py).
         pool_use_lifo=True,
     )
+
+    if timeouts.connect_wait is not None:
+        wait = timeouts.connect_wait
+
+        @event.listens_for(engine, "do_connect")
+        def _connect_within(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+            try:
+                return connect_within(lambda: dialect.connect(*cargs, **cparams), wait)
+            except ConnectTimedOut as exc:
+                # The driver's own error type: SQLAlchemy wraps it as for a refused connection.
+                raise dialect.loaded_dbapi.OperationalError(str(exc)) from exc
 
     @event.listens_for(engine, "connect")
     def _connected(_dbapi_conn: Any, record: Any) -> None:

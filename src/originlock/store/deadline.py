@@ -42,6 +42,9 @@ class StoreTimeouts:
 
     #: libpq's ``connect_timeout`` (it refuses anything under 2 s); also SQLite's busy timeout.
     connect: float = 2.0
+    #: How long a caller waits for a new PostgreSQL connection (``store/connect_wait.py``); ``None``: libpq's
+    #: ``connect_timeout``. The API's 503 must come well within a second when the store hangs.
+    connect_wait: float | None = 0.75
     #: Server-side ``statement_timeout``: one statement on PostgreSQL.
     statement: float = 3.0
     #: Server-side ``lock_timeout``: waiting for a row another transaction holds.
@@ -73,7 +76,9 @@ class StoreTimeouts:
 #: The control plane: a request's store work ends within a few seconds, in success or in a 503.
 API_TIMEOUTS = StoreTimeouts()
 #: The snapshot builder: a cold compile of 100k hostnames reads for seconds; it has its own pool.
-SNAPSHOT_TIMEOUTS = StoreTimeouts(statement=120.0, transaction=180.0, pool=10.0, ping=2.0, ping_idle=5.0)
+SNAPSHOT_TIMEOUTS = StoreTimeouts(
+    statement=120.0, transaction=180.0, pool=10.0, ping=2.0, ping_idle=5.0, connect_wait=None
+)
 #: Schema creation and migrations at start-up: one transaction that may rewrite every row, on a machine that
 #: may be busy, possibly after waiting for another node's start-up lock. Bounded, but not by a request's budget.
 MIGRATION_SECONDS = 900.0

@@ -24,7 +24,7 @@ V4 = "/client/v4"
 #: answers 503 on a store that stalls that long, by design; a loaded CI machine stalls that long at times
 #: and one request then failed a test about settings. The deadlines themselves are tests/store/
 #: test_store_outage.py's subject, with the product's values.
-FUNCTIONAL_TIMEOUTS = StoreTimeouts(ping=5.0)
+FUNCTIONAL_TIMEOUTS = StoreTimeouts(ping=5.0, connect_wait=None)
 
 
 @dataclass

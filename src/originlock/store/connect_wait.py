@@ -1,0 +1,61 @@
+"""A new database connection within a deadline shorter than libpq's: the API's 503 when the store hangs.
+
+libpq (and psycopg after it) refuses a ``connect_timeout`` under 2 s. A pooled connection is pinged under
+the watchdog's 0.5 s deadline (``store/db.py``), but an API request that finds the pool empty opens a new
+connection, and against a store that accepts TCP and then says nothing (a hung server, a black-holed
+network) that waited the whole 2 s before the request could answer 503. So the connect runs in a helper
+thread and the request waits for it only :attr:`StoreTimeouts.connect_wait` seconds; a connect that
+finishes after its caller gave up is closed by that thread, never handed to anyone.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["ConnectTimedOut", "connect_within"]
+
+
+class ConnectTimedOut(Exception):
+    """The store did not complete a new connection within the wait."""
+
+
+class _Attempt:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.connection: Any = None
+        self.error: BaseException | None = None
+        self.abandoned = False
+
+
+def connect_within(connect: Callable[[], Any], seconds: float) -> Any:
+    """``connect()``'s connection if it completes within ``seconds``; raises what it raised, or
+    :class:`ConnectTimedOut` (the attempt goes on in its thread and closes what it gets)."""
+    attempt = _Attempt()
+
+    def run() -> None:
+        try:
+            connection = connect()
+        except BaseException as exc:  # handed to the caller, who re-raises it
+            attempt.error = exc
+        else:
+            with attempt.lock:
+                if not attempt.abandoned:
+                    attempt.connection = connection
+                    connection = None
+            if connection is not None:
+                connection.close()  # the caller has answered already: nobody will use it
+        finally:
+            attempt.done.set()
+
+    threading.Thread(target=run, name="originlock-store-connect", daemon=True).start()
+    attempt.done.wait(seconds)
+    with attempt.lock:
+        if attempt.connection is None and attempt.error is None:
+            attempt.abandoned = True
+            raise ConnectTimedOut(f"no connection to the store within {seconds:g} s")
+    if attempt.error is not None:
+        raise attempt.error
+    return attempt.connection

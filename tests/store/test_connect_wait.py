@@ -3,12 +3,13 @@ connection closed by its thread rather than leaked or handed out."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 
 import pytest
 
-from originlock.store.connect_wait import ConnectTimedOut, connect_within
+from originlock.store.connect_wait import ConnectTimedOut, _Attempt, connect_within
 
 
 class Connection:
@@ -47,3 +48,33 @@ def test_a_late_connection_is_closed_by_its_thread_and_the_caller_told_at_the_de
     assert 0.15 < time.monotonic() - started < 1.0
     release.set()
     assert made.closed.wait(5), "the late connection was not closed"
+
+
+def test_no_reference_cycle_is_left_behind() -> None:
+    """The edge's connections are freed by reference counting (tests/edge/test_edge_connection_cycles.py counts
+    what the collector finds in the whole process): an attempt must not need the collector either."""
+
+    def refused() -> Connection:
+        raise ConnectionRefusedError("refused")
+
+    def late() -> Connection:
+        time.sleep(0.1)
+        raise ConnectionRefusedError("refused late")
+
+    gc.collect()
+    gc.disable()
+    try:
+        connect_within(Connection, 1.0)
+        with pytest.raises(ConnectionRefusedError):
+            connect_within(refused, 1.0)
+        with pytest.raises(ConnectTimedOut):
+            connect_within(late, 0.01)
+        time.sleep(0.3)  # the late attempt's thread has finished
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        left = [type(o).__name__ for o in gc.garbage if isinstance(o, _Attempt | BaseException)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert left == []

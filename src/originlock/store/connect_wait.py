@@ -32,30 +32,40 @@ class _Attempt:
 
 def connect_within(connect: Callable[[], Any], seconds: float) -> Any:
     """``connect()``'s connection if it completes within ``seconds``; raises what it raised, or
-    :class:`ConnectTimedOut` (the attempt goes on in its thread and closes what it gets)."""
+    :class:`ConnectTimedOut` (the attempt goes on in its thread and closes what it gets).
+
+    No reference cycle is left behind (an exception kept where its traceback's frames can reach it would be
+    one): the edge's requests are freed by reference counting, and the collector is what they avoid."""
     attempt = _Attempt()
 
     def run() -> None:
+        connection: Any = None
+        error: BaseException | None = None
         try:
             connection = connect()
         except BaseException as exc:  # handed to the caller, who re-raises it
-            attempt.error = exc
-        else:
-            with attempt.lock:
-                if not attempt.abandoned:
-                    attempt.connection = connection
-                    connection = None
-            if connection is not None:
-                connection.close()  # the caller has answered already: nobody will use it
-        finally:
-            attempt.done.set()
+            error = exc
+        with attempt.lock:
+            if not attempt.abandoned:
+                attempt.connection, attempt.error = connection, error
+                connection = None
+        error = None
+        attempt.done.set()
+        if connection is not None:
+            connection.close()  # the caller has answered already: nobody will use it
 
     threading.Thread(target=run, name="originlock-store-connect", daemon=True).start()
     attempt.done.wait(seconds)
     with attempt.lock:
-        if attempt.connection is None and attempt.error is None:
+        connection, error = attempt.connection, attempt.error
+        attempt.connection = attempt.error = None
+        if connection is None and error is None:
             attempt.abandoned = True
-            raise ConnectTimedOut(f"no connection to the store within {seconds:g} s")
-    if attempt.error is not None:
-        raise attempt.error
-    return attempt.connection
+    if error is not None:
+        try:
+            raise error
+        finally:
+            error = None
+    if connection is None:
+        raise ConnectTimedOut(f"no connection to the store within {seconds:g} s")
+    return connection

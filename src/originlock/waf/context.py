@@ -28,14 +28,30 @@ _UNRESERVED: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu
 
 
 class FieldValues(dict[str, Any]):
-    """Lazily computed field values of one request; missing fields read as ``None``."""
+    """Lazily computed field values of one request; missing fields read as ``None``.
 
-    __slots__ = ("request",)
+    ``FieldValues(request)`` starts from the request's ``extra`` fields. The edge may instead fill the fields
+    its rules read itself and pass ``make``, which builds the request only if some other field is asked for
+    (``FieldValues(None, make)``; the filled values then include the request's ``extra`` fields).
+    """
 
-    def __init__(self, request: RequestFields) -> None:
-        if request.extra:
+    __slots__ = ("_make", "_request")
+
+    def __init__(self, request: RequestFields | None, make: Callable[[], RequestFields] | None = None) -> None:
+        if request is not None and request.extra:
             super().__init__(request.extra)
-        self.request = request
+        self._request = request
+        self._make = make
+
+    @property
+    def request(self) -> RequestFields:
+        """The request (built on first use when the values were filled by the edge)."""
+        request = self._request
+        if request is None:
+            if self._make is None:
+                raise ValueError("FieldValues without a request nor a way to make one")
+            request = self._request = self._make()
+        return request
 
     def __missing__(self, name: str) -> Any:
         compute = _EXTRACTORS.get(name)

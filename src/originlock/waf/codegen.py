@@ -341,7 +341,6 @@ def build(
     namespace = dict(emitter.namespace)
     lines = [f"def {name}(v):"]
     loaded: set[str] = set()  # fields held in a local
-    warmed: set[str] = set()  # dependencies already computed into v
     helpers = 0
 
     def load(fields: list[str], indent: str) -> None:
@@ -354,13 +353,6 @@ def build(
             if not scan:
                 lines.append(f"{indent}{local} = v[{field_name!r}]")
                 continue
-            for dep in dependencies(field_name):
-                if dep not in warmed and dep not in loaded:  # e.g. the header map before http.user_agent
-                    warmed.add(dep)
-                    helpers += 1
-                    helper = namespace[f"d{helpers}"] = extractor(dep)
-                    assert helper is not None, dep
-                    lines.append(f"{indent}if {dep!r} not in v: v[{dep!r}] = d{helpers}(v.request, v)")
             compute = extractor(field_name)
             # `in` then a subscript rather than v.get(name, sentinel): no method call, ~30 ns per field.
             if compute is None:  # only RequestFields.extra can supply it
@@ -368,8 +360,16 @@ def build(
                 continue
             namespace[f"x{local}"] = compute
             lines.append(f"{indent}if {field_name!r} in v: {local} = v[{field_name!r}]")
-            # The request is read only here: the edge may fill every field its rules read without one.
-            lines.append(f"{indent}else: {local} = v[{field_name!r}] = x{local}(v.request, v)")
+            # Dependencies (e.g. the header map before http.user_agent) only when the field itself is not
+            # there yet, and the request read only here: the edge fills the fields its rules read.
+            lines.append(f"{indent}else:")
+            for dep in dependencies(field_name):
+                if dep not in loaded:  # (another field's branch may have computed it: hence the test)
+                    helpers += 1
+                    helper = namespace[f"d{helpers}"] = extractor(dep)
+                    assert helper is not None, dep
+                    lines.append(f"{indent}    if {dep!r} not in v: v[{dep!r}] = d{helpers}(v.request, v)")
+            lines.append(f"{indent}    {local} = v[{field_name!r}] = x{local}(v.request, v)")
 
     member_of = {index: g for g, (members, _) in enumerate(groups) for index in members}
     tested: set[int] = set()  # groups whose test is held in a local
@@ -396,12 +396,12 @@ def build(
                 tested.add(g)
         lines.append(f"    if {test}:")
         # Fields loaded inside the block are not loaded for what follows it (the block may be skipped).
-        outer_loaded, outer_warmed = set(loaded), set(warmed)
+        outer_loaded = set(loaded)
         for member in run:
             fields, expression = bodies[member]
             load(fields, "        ")
             lines.append(f"        if {expression}: return {member}")
-        loaded, warmed = outer_loaded, outer_warmed
+        loaded = outer_loaded
         index = run[-1] + 1
     if scan:
         lines.append("    return -1")

@@ -167,3 +167,8 @@ def test_the_zone_plan_is_made_for_custom_rules_alone() -> None:
     ctx, _ = _ctx({Phase.HTTP_REQUEST_FIREWALL_CUSTOM: custom, Phase.HTTP_REQUEST_FIREWALL_MANAGED: []}, b"h")
     assert _ZoneLookup(ctx.snapshot, APP.zone_id).scans is None
     assert limit  # the managed entry point alone is enough to keep the general path
+
+
+def test_values_without_a_request_say_so() -> None:
+    with pytest.raises(ValueError, match="nor a way to make one"):
+        FieldValues(None)["http.host"]

@@ -45,23 +45,24 @@ class FieldValues(dict[str, Any]):
     (``FieldValues(None, make)``; the filled values then include the request's ``extra`` fields).
     """
 
-    __slots__ = ("_make", "_request")
+    __slots__ = ("_request",)
 
     def __init__(self, request: RequestFields | None, make: Callable[[], RequestFields] | None = None) -> None:
         if request is not None and request.extra:
             super().__init__(request.extra)
-        self._request = request
-        self._make = make
+        #: The request, or (filled by the edge) what makes it.
+        self._request: RequestFields | Callable[[], RequestFields] | None = request if request is not None else make
 
     @property
     def request(self) -> RequestFields:
         """The request (built on first use when the values were filled by the edge)."""
         request = self._request
+        if isinstance(request, RequestFields):
+            return request
         if request is None:
-            if self._make is None:
-                raise ValueError("FieldValues without a request nor a way to make one")
-            request = self._request = self._make()
-        return request
+            raise ValueError("FieldValues without a request nor a way to make one")
+        made = self._request = request()
+        return made
 
     def __missing__(self, name: str) -> Any:
         compute = _EXTRACTORS.get(name)

@@ -132,10 +132,10 @@ class FieldFiller:
         make: Callable[[], RequestFields],
     ) -> FieldValues:
         """The planned fields of ``request`` (``make`` builds the whole request if another is asked for)."""
-        # FieldValues(None, make) without its interpreted __init__ (what it sets, directly).
+        # FieldValues(None, make) without its interpreted __init__ (what it sets, directly; a test checks
+        # that a field not filled is computed from what make builds).
         values: FieldValues = _new(FieldValues)
-        _set(values, "_request", None)
-        _set(values, "_make", make)
+        _set(values, "_request", make)
         if plan.path or plan.raw_path or plan.query or plan.raw_query:
             path, query = path_and_query(request.target)
             raw = path or b"/"

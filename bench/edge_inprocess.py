@@ -14,9 +14,10 @@ users run: the snapshot compiled from a store configured through the v4 API exac
 ``bench/product_vs_nginx.py`` configures it (zone, proxied records, Full (strict), the zone's client
 certificate, the zone's two Origin Rules), the access log on (to a temporary file), and the WAF hook
 wrapped in the dashboard's ``WafRecorder`` as ``serve`` wires it. Without it: a memory snapshot with one
-route, no access log and the bare hook (the edge's own floor).
+route, no access log and the bare hook (the edge's own floor). ``--waf25`` (with ``--product``) sends the
+request to that benchmark's ``waf25`` hostname instead, whose zone has its 25 custom rules (none matching).
 
-    python bench/edge_inprocess.py [--src DIR ...] [--product]   # DIR: another src/ tree to compare, alternating
+    python bench/edge_inprocess.py [--src DIR ...] [--product [--waf25]]   # DIR: another src/ tree, alternating
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from typing import Any
 REQUEST = b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"
 #: What wrk sends to the product benchmark's pooled hostname.
 PRODUCT_REQUEST = b"GET / HTTP/1.1\r\nHost: a.bench.test\r\n\r\n"
+#: What wrk sends to its ``waf25`` hostname (the zone with 25 custom rules).
+WAF25_REQUEST = b"GET / HTTP/1.1\r\nHost: a.waf.test\r\n\r\n"
 #: What the benchmark's nginx origin answers (the echoed client DN is the body).
 RESPONSE = (
     b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Mon, 01 Jan 2026 00:00:00 GMT\r\n"
@@ -119,7 +122,7 @@ def product_snapshot(tmp: Path) -> Any:
         return compile_snapshot(env.store, datetime.now(UTC))
 
 
-def measure(iterations: int, repeats: int, product: bool = False) -> list[float]:
+def measure(iterations: int, repeats: int, product: bool = False, waf25: bool = False) -> list[float]:
     import tempfile
 
     from originlock.edge.config import EdgeConfig
@@ -143,7 +146,7 @@ def measure(iterations: int, repeats: int, product: bool = False) -> list[float]
 
         snapshot = product_snapshot(tmp)
         config = EdgeConfig(origin_https_port=9443, access_log=str(tmp / "access.log"))
-        request_bytes = PRODUCT_REQUEST
+        request_bytes = WAF25_REQUEST if waf25 else PRODUCT_REQUEST
         waf = WafRecorder(waf, time.time)  # as cli/serve.py wires it
     else:
         pki = TestPki()
@@ -199,8 +202,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--iterations", type=int, default=30000)
     parser.add_argument("--product", action="store_true", help="the product's configuration (see above)")
+    parser.add_argument("--waf25", action="store_true", help="with --product: the zone with 25 custom rules")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.waf25 and not args.product:
+        parser.error("--waf25 needs --product")
     if args.child is not None:
         if args.child:
             sys.path.insert(0, args.child)  # before the editable install's path
@@ -210,7 +216,7 @@ def main() -> None:
             # installed one (it happened with a half-extracted /tmp/base during this work).
             if not str(originlock.__file__).startswith(args.child):
                 raise SystemExit(f"{args.child} is not what was imported ({originlock.__file__})")
-        results = measure(args.iterations, 7, args.product)
+        results = measure(args.iterations, 7, args.product, args.waf25)
         import originlock
 
         print(f"{results[0]:.2f} {results[3]:.2f} {Path(originlock.__file__).parent}")
@@ -220,7 +226,8 @@ def main() -> None:
         for tree in trees:
             out = subprocess.run(
                 [sys.executable, __file__, "--child", tree, "--iterations", str(args.iterations)]
-                + (["--product"] if args.product else []),
+                + (["--product"] if args.product else [])
+                + (["--waf25"] if args.waf25 else []),
                 check=True,
                 stdout=subprocess.PIPE,  # the child's stderr passes through: why a guard stopped it
                 text=True,

@@ -9,10 +9,11 @@ development box moved by up to 1.6x between identical runs: this is how sub-micr
 apart (docs/performance.md, step 7). It is a proxy: the target is CPU per request end to end
 (``bench/edge_vs_nginx.py``), and the harness's own fake loop and transports (interpreted) are included.
 
-    python bench/edge_instructions.py [--src DIR ...] [--product]   # DIR: a src/ tree (e.g. a compiled one)
+    python bench/edge_instructions.py [--src DIR ...] [--product [--waf25]]   # DIR: a src/ tree (e.g. compiled)
 
 ``--product``: edge_inprocess.py's product configuration (the API-built snapshot, the access log on, the
-dashboard's WafRecorder), i.e. what ``originlock serve`` runs per request.
+dashboard's WafRecorder), i.e. what ``originlock serve`` runs per request. ``--waf25``: the same, to
+the product benchmark's ``waf25`` hostname (a zone with 25 custom rules, none matching).
 
 Needs valgrind (Debian: apt-get install valgrind). Takes about 30 s per tree.
 """
@@ -30,7 +31,7 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 _CHILD = """
 import sys
-tree, iterations, product = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "product"
+tree, iterations, product, waf25 = sys.argv[1], int(sys.argv[2]), sys.argv[3] != "floor", sys.argv[3] == "waf25"
 if tree:
     sys.path.insert(0, tree)
 sys.path.insert(0, {bench!r})
@@ -38,11 +39,11 @@ import originlock
 if tree and not originlock.__file__.startswith(tree):
     raise SystemExit(f"{{tree}} is not what was imported ({{originlock.__file__}})")
 import edge_inprocess
-edge_inprocess.measure(iterations, 1, product)
+edge_inprocess.measure(iterations, 1, product, waf25)
 """
 
 
-def instructions(tree: str, iterations: int, product: bool = False) -> int:
+def instructions(tree: str, iterations: int, product: bool = False, waf25: bool = False) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         child = Path(tmp) / "child.py"
         child.write_text(_CHILD.format(bench=str(_HERE)))
@@ -57,7 +58,7 @@ def instructions(tree: str, iterations: int, product: bool = False) -> int:
                 str(child),
                 tree,
                 str(iterations),
-                "product" if product else "floor",
+                ("waf25" if waf25 else "product") if product else "floor",
             ],
             capture_output=True,
             text=True,
@@ -80,12 +81,15 @@ def main() -> None:
         action="store_true",
         help="the product's configuration: API-built snapshot, access log, WafRecorder (edge_inprocess.py)",
     )
+    parser.add_argument("--waf25", action="store_true", help="with --product: the zone with 25 custom rules")
     parser.add_argument("--iterations", type=int, default=5000, help="requests in the longer run, minus 1000")
     args = parser.parse_args()
+    if args.waf25 and not args.product:
+        parser.error("--waf25 needs --product")
     for tree in args.src or [""]:
         short, long = 1000, 1000 + args.iterations
         # measure() runs a tenth of the iterations as warm-up first: 1.1 requests per iteration.
-        counts = [instructions(tree, n, args.product) for n in (long, short)]
+        counts = [instructions(tree, n, args.product, args.waf25) for n in (long, short)]
         per_request = (counts[0] - counts[1]) / (1.1 * (long - short))
         print(f"{tree or 'installed'}: {per_request:,.0f} instructions per request")
 

@@ -54,6 +54,8 @@ HOT_MODULES = (
     "originlock/snapshot/model.py",
     # `originlock serve` always installs the WAF hook: a zone without rules costs one call into it.
     "originlock/pipeline/builtin/waf.py",
+    # A zone with custom rules: the fields they read, filled per request from the request head.
+    "originlock/pipeline/builtin/waf_fields.py",
     # Origin Rules that route by hostname: remembered per host, asked by the WAF hook per request.
     "originlock/pipeline/builtin/origin_rules_memo.py",
     # `originlock serve` wraps the hook in the dashboard's recorder: one call per request.

@@ -43,6 +43,7 @@ from .ast import (
 )
 from .context import dependencies, extractor
 from .fields import CONSTANT_FIELDS
+from .prefilter import EQ, PREFIX, Group
 from .types import Kind
 from .wildcard import split_wildcard
 
@@ -186,6 +187,18 @@ class Emitter:
             return None
         return f"({f} is not None and any({test} for x in {f}))"
 
+    def group_test(self, group: Group) -> tuple[list[str], str]:
+        """The field a prefilter group reads and the source of its test (``prefilter.holds``)."""
+        self.used = []
+        f = self.field(group.field)
+        x = f"{f}.{group.fold}()" if group.fold else f
+        if group.kind == EQ:
+            members = self.const(frozenset(group.literals))
+            return self.used, f"({x} in {members})" if not group.fold else f"({f} is not None and {x} in {members})"
+        if group.kind == PREFIX:
+            return self.used, f"({f} is not None and {x}.startswith({self.const(group.literals)}))"
+        return self.used, f"({f} is not None and {x}.find({self.const(group.literals[0])}) >= 0)"
+
     # --- values ---------------------------------------------------------------------------
 
     def value(self, node: IndexExpr) -> _Value | None:
@@ -307,7 +320,12 @@ def _conjunction(guards: list[str], test: str) -> str:
 
 
 def build(
-    emitter: Emitter, bodies: list[tuple[list[str], str]], name: str, *, scan: bool
+    emitter: Emitter,
+    bodies: list[tuple[list[str], str]],
+    name: str,
+    *,
+    scan: bool,
+    groups: list[tuple[tuple[int, ...], tuple[list[str], str]]] = [],  # noqa: B006 (never mutated)
 ) -> Callable[[Mapping[str, Any]], Any]:
     """Compile generated bodies: a predicate (one body) or a ruleset scan returning the first match.
 
@@ -315,37 +333,76 @@ def build(
     needs them, so a field costs nothing until a rule reaches it (evaluation stays lazy). A predicate
     reads ``v[name]`` (any mapping); a scan takes a ``FieldValues`` and calls the field's extractor
     itself when the value is not cached yet, storing it as ``FieldValues.__missing__`` would.
+
+    ``groups`` (scans only): (member indexes, (fields, test)) from ``prefilter.group_rules`` and
+    ``Emitter.group_test``. Each run of consecutive members is nested under one ``if`` on the group's test
+    (computed once into a local when the group has several runs), so a false test skips them all.
     """
     namespace = dict(emitter.namespace)
     lines = [f"def {name}(v):"]
-    if scan:
-        lines.append("    r = v.request")
     loaded: set[str] = set()  # fields held in a local
-    warmed: set[str] = set()  # dependencies already computed into v
-    for index, (fields, expression) in enumerate(bodies):
+    helpers = 0
+
+    def load(fields: list[str], indent: str) -> None:
+        nonlocal helpers
         for field_name in fields:
             if field_name in loaded:
                 continue
             loaded.add(field_name)
             local = emitter.fields[field_name]
             if not scan:
-                lines.append(f"    {local} = v[{field_name!r}]")
+                lines.append(f"{indent}{local} = v[{field_name!r}]")
                 continue
-            for dep in dependencies(field_name):
-                if dep not in warmed and dep not in loaded:  # e.g. the header map before http.user_agent
-                    warmed.add(dep)
-                    helper = namespace[f"d{len(warmed)}"] = extractor(dep)
-                    assert helper is not None, dep
-                    lines.append(f"    if {dep!r} not in v: v[{dep!r}] = d{len(warmed)}(r, v)")
             compute = extractor(field_name)
             # `in` then a subscript rather than v.get(name, sentinel): no method call, ~30 ns per field.
             if compute is None:  # only RequestFields.extra can supply it
-                lines.append(f"    {local} = v[{field_name!r}] if {field_name!r} in v else None")
+                lines.append(f"{indent}{local} = v[{field_name!r}] if {field_name!r} in v else None")
                 continue
             namespace[f"x{local}"] = compute
-            lines.append(f"    if {field_name!r} in v: {local} = v[{field_name!r}]")
-            lines.append(f"    else: {local} = v[{field_name!r}] = x{local}(r, v)")
-        lines.append(f"    if {expression}: return {index}" if scan else f"    return {expression}")
+            lines.append(f"{indent}if {field_name!r} in v: {local} = v[{field_name!r}]")
+            # Dependencies (e.g. the header map before http.user_agent) only when the field itself is not
+            # there yet, and the request read only here: the edge fills the fields its rules read.
+            lines.append(f"{indent}else:")
+            for dep in dependencies(field_name):
+                if dep not in loaded:  # (another field's branch may have computed it: hence the test)
+                    helpers += 1
+                    helper = namespace[f"d{helpers}"] = extractor(dep)
+                    assert helper is not None, dep
+                    lines.append(f"{indent}    if {dep!r} not in v: v[{dep!r}] = d{helpers}(v.request, v)")
+            lines.append(f"{indent}    {local} = v[{field_name!r}] = x{local}(v.request, v)")
+
+    member_of = {index: g for g, (members, _) in enumerate(groups) for index in members}
+    tested: set[int] = set()  # groups whose test is held in a local
+    index = 0
+    while index < len(bodies):
+        g = member_of.get(index)
+        if g is None or not scan:
+            fields, expression = bodies[index]
+            load(fields, "    ")
+            lines.append(f"    if {expression}: return {index}" if scan else f"    return {expression}")
+            index += 1
+            continue
+        members, (test_fields, test) = groups[g]
+        run = [index]
+        while member_of.get(run[-1] + 1) == g:
+            run.append(run[-1] + 1)
+        if g in tested:
+            test = f"g{g}"
+        else:
+            load(test_fields, "    ")
+            if members[-1] > run[-1]:  # another run of this group follows: keep the test's outcome
+                lines.append(f"    g{g} = {test}")
+                test = f"g{g}"
+                tested.add(g)
+        lines.append(f"    if {test}:")
+        # Fields loaded inside the block are not loaded for what follows it (the block may be skipped).
+        outer_loaded = set(loaded)
+        for member in run:
+            fields, expression = bodies[member]
+            load(fields, "        ")
+            lines.append(f"        if {expression}: return {member}")
+        loaded = outer_loaded
+        index = run[-1] + 1
     if scan:
         lines.append("    return -1")
     source = "\n".join(lines)

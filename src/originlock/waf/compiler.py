@@ -53,6 +53,7 @@ from .ast import (
 from .builtins import IMPLEMENTATIONS
 from .codegen import Emitter, build
 from .fields import CONSTANT_FIELDS
+from .prefilter import group_rules
 from .types import Kind
 from .wildcard import compile_wildcard
 
@@ -359,14 +360,20 @@ def compile_expression(node: LogicalExpr, *, lists: Lists | None = None, nil_not
     return build(emitter, [emitter.emit_rule(node)], "predicate", scan=False)
 
 
-def compile_scan(nodes: Iterable[LogicalExpr], *, lists: Lists | None = None) -> Scan:
+def compile_scan(nodes: Iterable[LogicalExpr], *, lists: Lists | None = None, prefilter: bool = True) -> Scan:
     """Compile the expressions of a ruleset's rules into one function returning the first match.
+
+    ``prefilter``: rules that one test can skip together are nested under it (``prefilter.py``; False: each
+    rule tested on its own, the differential tests' reference).
 
     Raises:
         CompileError: an unknown list.
     """
+    nodes = list(nodes)
     emitter = Emitter(_Compiler(lists or {}, False))
-    return build(emitter, [emitter.emit_rule(node) for node in nodes], "scan", scan=True)
+    bodies = [emitter.emit_rule(node) for node in nodes]
+    groups = [(group.members, emitter.group_test(group)) for group in group_rules(nodes)] if prefilter else []
+    return build(emitter, bodies, "scan", scan=True, groups=groups)
 
 
 def compile_reference(node: LogicalExpr, *, lists: Lists | None = None, nil_not_equal: bool = False) -> Predicate:

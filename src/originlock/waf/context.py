@@ -14,12 +14,22 @@ Decisions recorded here (see ``docs/waf.md``):
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from .request import RequestFields
 
-__all__ = ["BODY_LIMIT", "KNOWN_FIELDS", "FieldValues", "dependencies", "extractor"]
+__all__ = [
+    "BODY_LIMIT",
+    "KNOWN_FIELDS",
+    "FieldValues",
+    "dependencies",
+    "extractor",
+    "header_map",
+    "host_bytes",
+    "ip_value",
+    "normalize_path",
+]
 
 BODY_LIMIT: Final = 128 * 1024
 """Cloudflare inspects the first 128 KB of a body (spec §1.7)."""
@@ -28,14 +38,31 @@ _UNRESERVED: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu
 
 
 class FieldValues(dict[str, Any]):
-    """Lazily computed field values of one request; missing fields read as ``None``."""
+    """Lazily computed field values of one request; missing fields read as ``None``.
 
-    __slots__ = ("request",)
+    ``FieldValues(request)`` starts from the request's ``extra`` fields. The edge may instead fill the fields
+    its rules read itself and pass ``make``, which builds the request only if some other field is asked for
+    (``FieldValues(None, make)``; the filled values then include the request's ``extra`` fields).
+    """
 
-    def __init__(self, request: RequestFields) -> None:
-        if request.extra:
+    __slots__ = ("_request",)
+
+    def __init__(self, request: RequestFields | None, make: Callable[[], RequestFields] | None = None) -> None:
+        if request is not None and request.extra:
             super().__init__(request.extra)
-        self.request = request
+        #: The request, or (filled by the edge) what makes it.
+        self._request: RequestFields | Callable[[], RequestFields] | None = request if request is not None else make
+
+    @property
+    def request(self) -> RequestFields:
+        """The request (built on first use when the values were filled by the edge)."""
+        request = self._request
+        if isinstance(request, RequestFields):
+            return request
+        if request is None:
+            raise ValueError("FieldValues without a request nor a way to make one")
+        made = self._request = request()
+        return made
 
     def __missing__(self, name: str) -> Any:
         compute = _EXTRACTORS.get(name)
@@ -44,16 +71,21 @@ class FieldValues(dict[str, Any]):
         return value
 
 
-def _header_map(r: RequestFields, v: FieldValues) -> dict[bytes, tuple[bytes, ...]]:
+def header_map(headers: Sequence[tuple[bytes, bytes]]) -> dict[bytes, tuple[bytes, ...]]:
+    """``http.request.headers``: lower-case names to their values in arrival order."""
     # One comprehension when no name repeats (the usual case): 0.55 µs for 5 headers against
     # 1.4 µs for setdefault + list + tuple conversion.
-    out: dict[bytes, tuple[bytes, ...]] = {name.lower(): (value,) for name, value in r.headers}
-    if len(out) != len(r.headers):
+    out: dict[bytes, tuple[bytes, ...]] = {name.lower(): (value,) for name, value in headers}
+    if len(out) != len(headers):
         out = {}
-        for name, value in r.headers:
+        for name, value in headers:
             key = name.lower()
             out[key] = (*out.get(key, ()), value)
     return out
+
+
+def _header_map(r: RequestFields, v: FieldValues) -> dict[bytes, tuple[bytes, ...]]:
+    return header_map(r.headers)
 
 
 def _header(name: bytes) -> Callable[[RequestFields, FieldValues], Any]:
@@ -147,18 +179,23 @@ def _full_uri(uri_field: str) -> Callable[[RequestFields, FieldValues], Any]:
 
 
 def _ip(r: RequestFields, v: FieldValues) -> Any:
+    return ip_value(r.ip)
+
+
+def ip_value(ip: str) -> Any:
+    """``ip.src`` of a visitor address: (4 or 6, the address as an int), None when not an address."""
     # Fast path for the common dotted-quad (~1.0 µs; ipaddress.ip_address costs ~3 µs). The
     # round trip through the canonical spelling refuses what int() is lenient about: leading
     # zeros, signs, spaces, non-ASCII digits.
     try:
-        a, b, c, d = map(int, r.ip.split("."))
+        a, b, c, d = map(int, ip.split("."))
     except ValueError:
         pass
     else:
-        if a < 256 and b < 256 and c < 256 and d < 256 and f"{a}.{b}.{c}.{d}" == r.ip:
+        if a < 256 and b < 256 and c < 256 and d < 256 and f"{a}.{b}.{c}.{d}" == ip:
             return (4, (a << 24) | (b << 16) | (c << 8) | d)
     try:
-        addr = ipaddress.ip_address(r.ip)
+        addr = ipaddress.ip_address(ip)
     except ValueError:
         return None
     return (addr.version, int(addr))
@@ -234,7 +271,7 @@ def _accepted_languages(r: RequestFields, v: FieldValues) -> Any:
     return tuple(lang for _, _, lang in sorted(weighted))
 
 
-def _host_bytes(host: str) -> bytes:
+def host_bytes(host: str) -> bytes:
     """The Host as bytes, IDNA-encoded when not ASCII; never raises, since fields are computed before any
     rule is tested: a host IDNA refuses is kept as UTF-8 (it cannot match a valid hostname literal anyway)."""
     if host.isascii():
@@ -246,7 +283,7 @@ def _host_bytes(host: str) -> bytes:
 
 
 _EXTRACTORS: Final[dict[str, Callable[[RequestFields, FieldValues], Any]]] = {
-    "http.host": lambda r, v: _host_bytes(r.host),
+    "http.host": lambda r, v: host_bytes(r.host),
     "http.request.method": lambda r, v: r.method.upper().encode(),
     "http.request.version": lambda r, v: r.http_version.encode(),
     "ssl": lambda r, v: r.ssl,

@@ -20,7 +20,7 @@ from typing import Final
 
 import re2
 
-__all__ = ["RegexError", "check_pattern", "compile_regex", "re2_options"]
+__all__ = ["RegexError", "anchored_prefix", "check_pattern", "compile_regex", "re2_options"]
 
 _REJECTED_ESCAPES: Final = {
     "Q": "unrecognized escape sequence",
@@ -211,6 +211,67 @@ def _literal_matcher(lits: tuple[bytes, ...], start: bool, end: bool) -> Callabl
         only = lits[0]
         return lambda value: value.find(only) >= 0  # `only in value` is 2x slower (codegen.py)
     return lambda value: any(value.find(lit) >= 0 for lit in lits)
+
+
+def _top_level_alternation(pattern: str) -> bool:
+    """Whether ``pattern`` may have a ``|`` outside every group (then ``^`` anchors one branch only).
+
+    Conservative: a pattern with both a ``|`` and a character class (where ``(``, ``)`` and ``|`` are
+    literals, and Rust allows nested classes) counts as having one."""
+    if "|" not in pattern:
+        return False
+    if "[" in pattern:
+        return True
+    depth = 0
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth <= 0:
+            return True
+        i += 1
+    return False
+
+
+_OPTIONAL: Final = frozenset("?*{")
+"""Quantifiers after which the preceding literal may be absent (``{0,n}`` among the braces)."""
+
+
+def anchored_prefix(pattern: str) -> bytes:
+    """Bytes every value ``pattern`` matches starts with: its literal head after a leading ``^``.
+
+    ``^/\\.git`` gives ``b"/.git"``, ``^/wp-(admin|login)`` ``b"/wp-"``. Empty when there is none: not
+    anchored (a leading flag group such as ``(?i)`` or ``(?m)`` counts as not anchored), a possible
+    top-level alternation, or a metacharacter right after the ``^``. A literal followed by ``?``, ``*`` or
+    ``{`` is left out (it may be absent). Only ASCII literals are taken. ``waf/prefilter.py`` skips the
+    rule when the value does not start with it, so it must never be longer than what every match needs.
+    """
+    if not pattern.startswith("^") or _top_level_alternation(pattern):
+        return b""
+    out: list[str] = []
+    i = 1
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            literal = pattern[i + 1 : i + 2]
+            if literal not in _LITERAL_ESCAPES:
+                break  # \d, \b, \x41, \<: a class, an assertion or a spelling this does not decode
+            step = 2
+        elif c in _META or not c.isascii():
+            break
+        else:
+            literal, step = c, 1
+        if pattern[i + step : i + step + 1] in _OPTIONAL:
+            break
+        out.append(literal)
+        i += step
+    return "".join(out).encode()
 
 
 def compile_regex(pattern: str) -> Callable[[bytes], bool]:

@@ -35,6 +35,7 @@ from types import MappingProxyType
 from typing import Final
 
 from originlock.pipeline.builtin.origin_rules_memo import OriginRulesMemo
+from originlock.pipeline.builtin.waf_fields import FieldFiller, FieldPlan
 from originlock.pipeline.builtin.waf_pages import block_response
 from originlock.pipeline.builtin.waf_response import (
     DEFAULT_RESPONSE_BODY_LIMIT,
@@ -57,6 +58,8 @@ from originlock.waf import (
     evaluate_origin,
     evaluate_request,
 )
+from originlock.waf.ast import field_names
+from originlock.waf.compiler import Scan
 from originlock.waf.managed.phase import ManagedPlan, plan_managed, request_of, run_managed_keeping
 from originlock.waf.rules import ManagedHook
 
@@ -128,7 +131,7 @@ class _ZoneLookup:
     """A zone's WAF phases in one snapshot, as :meth:`EdgeWaf.__call__` reads them (snapshots are
     immutable, so the lookups hold for as long as the snapshot and the zone id are the same objects)."""
 
-    __slots__ = ("origin", "origin_alone", "phases", "snapshot", "zone_id")
+    __slots__ = ("origin", "origin_alone", "phases", "plan", "scans", "snapshot", "zone_id")
 
     def __init__(self, snapshot: Snapshot | None, zone_id: str) -> None:
         self.snapshot = snapshot
@@ -138,6 +141,24 @@ class _ZoneLookup:
         self.origin: tuple[CompiledRuleset, ...] | None = phases.get(_ORIGIN) if phases else None
         #: Origin Rules are the zone's only phase (the common ruleset).
         self.origin_alone = phases is not None and len(phases) == 1 and bool(self.origin)
+        #: Custom rules are the zone's only request phase besides Origin Rules, and every ruleset has its
+        #: generated scan: the hook runs the scans itself (None: evaluate_request runs the phases).
+        self.scans: tuple[Scan, ...] | None = None
+        #: The fields the custom rules read, filled from the request head (waf_fields.py).
+        self.plan: FieldPlan | None = None
+        custom = phases.get(_CUSTOM) if phases else None
+        if phases is None or not custom or any(phase is not _ORIGIN and phase is not _CUSTOM for phase in phases):
+            return
+        scans: list[Scan] = []
+        names: set[str] = set()
+        for ruleset in custom:
+            if ruleset.scan is None:
+                return
+            scans.append(ruleset.scan)
+            for rule in ruleset.rules:
+                names.update(field_names(rule.node))
+        self.scans = tuple(scans)
+        self.plan = FieldPlan(names)
 
 
 #: No zone looked up yet.
@@ -181,6 +202,7 @@ class EdgeWaf:
         self.origin_memo = OriginRulesMemo()
         #: The last zone's phases looked up (not pickled: each process starts with none).
         self._last_zone = _NO_ZONE
+        self._fields = FieldFiller()
 
     def __repr__(self) -> str:
         return f"EdgeWaf(rate_limit_keys={len(self.limiter)})"
@@ -224,6 +246,21 @@ class EdgeWaf:
             ctx.origin_override, ctx.origin_rule_ids = outcome
             if zone.origin_alone and self.managed is None:
                 ctx.waf = NO_MATCH  # Origin Rules alone (the common ruleset): no other phase to look up
+                return CONTINUE
+        scans = zone.scans
+        if scans is not None and zone.plan is not None and self.managed is None:
+            # Custom rules alone: their scans, over the fields they read filled from the request head. When
+            # none matches the verdict is evaluate_request's (no rule matched, no other phase); otherwise
+            # evaluate_request runs below over the same values (scans are pure: the same rule matches).
+            if values is None:
+                values = self._fields.fill(
+                    zone.plan, request, ctx, self.wall_clock, _Make(request, ctx, self.wall_clock)
+                )
+            for scan in scans:
+                if scan(values) >= 0:
+                    break
+            else:
+                ctx.waf = NO_MATCH
                 return CONTINUE
         verdict = NO_MATCH
         if self.managed is not None or phases.get(_CUSTOM) or phases.get(_RATELIMIT):
@@ -277,6 +314,20 @@ class EdgeWaf:
         )
         ctx.response_inspection = respond
         return respond, verdict
+
+
+class _Make:
+    """Builds the request's :class:`~originlock.waf.RequestFields` when a rule reads a field not filled."""
+
+    __slots__ = ("ctx", "request", "wall_clock")
+
+    def __init__(self, request: RequestReceived, ctx: RequestContext, wall_clock: Callable[[], float]) -> None:
+        self.request = request
+        self.ctx = ctx
+        self.wall_clock = wall_clock
+
+    def __call__(self) -> RequestFields:
+        return request_fields(self.request, self.ctx, self.wall_clock())
 
 
 def _merge(first: Verdict, managed: Verdict) -> Verdict:

@@ -173,7 +173,7 @@ def test_anchored_prefix(pattern: str, prefix: bytes) -> None:
         ('url_decode(http.request.uri.query) contains "x"', None),
         ('lower(http.request.headers["x"][0]) eq "a"', None),
         ('lower(http.host) wildcard "a*"', None),
-        ('starts_with(http.host, http.referer)', None),
+        ("starts_with(http.host, http.referer)", None),
         ("ssl and not ssl", None),
         ('http.request.method in {"GET" "POST"}', Requirement("http.request.method", "", EQ, (b"GET", b"POST"))),
     ],

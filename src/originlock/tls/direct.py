@@ -22,11 +22,12 @@ once, and being taken tells the dial that its TCP connection was made (the TLS s
 connector tells a connect timeout (522) from a handshake timeout (525) by it while dialling in one step.
 
 The session moves from the earlier connection to the new one in C (tls/libssl.py: ``SSL_get_session``,
-``SSL_set_session``); each client TLS object made here notes its checked ``SSL *`` when it is made, so a
-later dial reads the session from it without finding and checking that pointer again. Python's ``session``
-attribute would do it too, but both its getter and its setter copy the session through DER (a workaround
-for an OpenSSL 1.1.0 bug), which decodes the origin's certificate again: 107-121 µs each where the C transfer takes 1.5 µs, and together the larger part of a
-resumed dial's CPU (docs/performance.md, issue 11). Where the C path cannot be used, the attribute is.
+``SSL_set_session``); each client TLS object made here notes its checked ``SSL *`` when it is made, so a later
+dial reads the session from it without finding and checking that pointer again. Python's ``session`` attribute
+would do it too, but both its getter and its setter copy the session through DER (a workaround for an OpenSSL
+1.1.0 bug), which decodes the origin's certificate again: 107-121 µs each where the C transfer takes 1.5 µs,
+and together the larger part of a resumed dial's CPU (docs/performance.md, issue 11). Where the C path cannot
+be used, the attribute is.
 """
 
 from __future__ import annotations

@@ -16,6 +16,11 @@ without (``full``).
 origin, PKI and client; product - floor is what the edge's own code costs per request.
 
     python bench/origin_dial_edge.py [--kinds product,floor] [--origins resume,full] [--requests 40,140]
+                                     [--by-object [--keep DIR]]
+
+``--by-object``: callgrind instead of cachegrind, the instructions per request by shared object (the
+interpreter, the compiled modules, libssl, uvloop...); ``--keep DIR`` copies the callgrind outputs there
+(for ``callgrind_annotate``).
 
 The measured ``originlock`` is the one this interpreter imports (``PYTHONPATH`` a compiled tree), or
 ``--python``'s. Needs valgrind and nginx.
@@ -24,13 +29,24 @@ The measured ``originlock`` is the one this interpreter imports (``PYTHONPATH`` 
 from __future__ import annotations
 
 import argparse
+import shutil
 import socket
 import ssl
 import sys
 import tempfile
 from pathlib import Path
 
-from valgrind_counts import cachegrind_command, cachegrind_events, free_port, interpreter, origin_block, start_ready
+from valgrind_counts import (
+    cachegrind_command,
+    cachegrind_events,
+    callgrind_by_object,
+    callgrind_command,
+    free_port,
+    interpreter,
+    origin_block,
+    per_unit,
+    start_ready,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,7 +167,11 @@ def _requests(port: int, count: int) -> None:
             buffered = buffered[length:]
 
 
-def _count(python: str | None, kind: str, origin: str, requests: int, tmp: Path) -> int:
+def _count(
+    python: str | None, kind: str, origin: str, requests: int, tmp: Path, keep: str | None = None
+) -> dict[str, int]:
+    """The events of one run: ``{"Ir": n}`` by cachegrind, or with ``keep`` (``""``: do not copy) the
+    instructions by shared object, by callgrind."""
     from originlock.testing.nginx import NginxProcess
     from originlock.testing.require import require_executable
 
@@ -160,9 +180,10 @@ def _count(python: str | None, kind: str, origin: str, requests: int, tmp: Path)
     script = run_dir / "child.py"
     script.write_text(_FLOOR if kind == "floor" else _PRODUCT)
     origin_port, edge_port = free_port(), free_port()
-    out = run_dir / "cachegrind.out"
+    out = run_dir / ("callgrind.out" if keep is not None else "cachegrind.out")
+    tool = callgrind_command(out) if keep is not None else cachegrind_command(out)
     argv = [interpreter(python), str(script), str(run_dir), str(origin_port), str(edge_port), str(ROOT / "bench")]
-    proc = start_ready([*cachegrind_command(out), *argv], f"the {kind} edge")
+    proc = start_ready([*tool, *argv], f"the {kind} edge")
     extra = SESSIONS[origin] + "keepalive_timeout 0; "
     block = origin_block(origin_port, run_dir, run_dir / "pull-ca.pem", extra)
     nginx = NginxProcess(require_executable("nginx"), run_dir / "nginx", block, ports=[origin_port]).start()
@@ -174,7 +195,11 @@ def _count(python: str | None, kind: str, origin: str, requests: int, tmp: Path)
         _, err = proc.communicate(timeout=600)  # closes stdin: the edge stops
         if proc.returncode != 0:
             raise SystemExit(f"the {kind} edge failed:\n{err[-3000:]}")
-    return cachegrind_events(out)["Ir"]
+    if keep is None:
+        return cachegrind_events(out)
+    if keep:
+        shutil.copy(out, Path(keep) / f"callgrind-{kind}-{origin}-{requests}")
+    return callgrind_by_object(out)
 
 
 def main() -> None:
@@ -184,6 +209,8 @@ def main() -> None:
     parser.add_argument("--origins", default="resume,full")
     parser.add_argument("--requests", default="40,140", help="the two request counts, low,high")
     parser.add_argument("--python", help="the measured interpreter (a venv's bin/python); default: this one")
+    parser.add_argument("--by-object", action="store_true", help="callgrind: instructions by shared object")
+    parser.add_argument("--keep", help="--by-object: copy the callgrind outputs into this directory")
     args = parser.parse_args()
     low, high = (int(n) for n in args.requests.split(","))
     with tempfile.TemporaryDirectory() as name:
@@ -191,7 +218,15 @@ def main() -> None:
         for origin in args.origins.split(","):
             per: dict[str, float] = {}
             for kind in args.kinds.split(","):
-                a, b = (_count(args.python, kind, origin, n, tmp) for n in (low, high))
+                if args.by_object:
+                    a, b = (_count(args.python, kind, origin, n, tmp, args.keep or "") for n in (low, high))
+                    diff = per_unit(a, b, high - low)
+                    per[kind] = sum(diff.values())
+                    print(f"{origin:6} {kind:8} {per[kind]:12,.0f} instructions/request (callgrind, self cost)")
+                    for value, name in sorted(((v, k) for k, v in diff.items() if abs(v) >= 500), reverse=True):
+                        print(f"    {name:<28} {value:12,.0f}", flush=True)
+                    continue
+                a, b = (_count(args.python, kind, origin, n, tmp)["Ir"] for n in (low, high))
                 per[kind] = (b - a) / (high - low)
                 print(f"{origin:6} {kind:8} {per[kind]:12,.0f} instructions/request", flush=True)
             if "product" in per and "floor" in per:

@@ -41,6 +41,8 @@ HOT_MODULES = (
     # A dial per request in the new-origin shapes: the connector and the TLS contexts' session cache.
     "originlock/origin/connector.py",
     "originlock/origin/tls.py",
+    # Asked at every dial for the origin's address (an IP literal, or the cached answer for a name).
+    "originlock/origin/resolve.py",
     "originlock/origin/deadline.py",
     "originlock/origin/peer.py",
     "originlock/origin/pool.py",

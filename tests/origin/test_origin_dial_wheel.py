@@ -6,6 +6,7 @@ checks of a peer's port and server name are remembered for the last peer only on
 from __future__ import annotations
 
 import asyncio
+import pickle
 import socket
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -144,3 +145,10 @@ def test_only_a_peer_that_passed_the_checks_is_remembered() -> None:
             await connector.connect(bad_name)
 
     uvloop.run(main())
+
+
+def test_the_timeouts_survive_pickling() -> None:
+    """The edge's configuration, which holds them, is pickled to its worker processes: with the connector
+    compiled, a frozen dataclass defined in its module could not be unpickled."""
+    timeouts = OriginTimeouts(connect=1.5, handshake=2.5, read=3.5, write=4.5)
+    assert pickle.loads(pickle.dumps(timeouts)) == timeouts

@@ -25,7 +25,6 @@ import errno
 import hashlib
 import socket
 import ssl
-from dataclasses import dataclass
 
 from originlock.errors import (
     EdgeError,
@@ -42,6 +41,7 @@ from originlock.origin.deadline import TimerWheel
 from originlock.origin.peer import OriginPeer
 from originlock.origin.resolve import Resolver
 from originlock.origin.server_name import check_port, server_name_error
+from originlock.origin.timeouts import OriginTimeouts
 from originlock.origin.tls import OriginTlsContexts
 from originlock.proto.http1 import DEFAULT_LIMITS, Limits
 from originlock.tls.direct import DirectSSLContext, SessionOffer
@@ -51,25 +51,6 @@ __all__ = ["Connector", "OriginTimeouts"]
 _UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
 #: Out of file descriptors or socket buffers: the edge is overloaded, the origin is not at fault.
 _EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-
-
-@dataclass(frozen=True)
-class OriginTimeouts:
-    """Cloudflare's documented defaults (spec §7)."""
-
-    #: 522 when no SYN+ACK arrives within this many seconds (Cloudflare: 19 s).
-    connect: float = 19.0
-    #: 525 when the TLS handshake does not finish in time (Cloudflare does not document one; nginx's
-    #: proxy_connect_timeout covers it with 60 s; we use the connect timeout again).
-    handshake: float = 19.0
-    #: 524 when no response (or no further response data) arrives within this many seconds (Cloudflare: 120 s).
-    read: float = 120.0
-    #: 524 when the origin does not accept request bytes within this many seconds (Cloudflare: 30 s).
-    write: float = 30.0
-
-    def __post_init__(self) -> None:
-        if min(self.connect, self.handshake, self.read, self.write) <= 0:
-            raise ValueError("origin timeouts must be positive")
 
 
 class Connector:
@@ -86,7 +67,9 @@ class Connector:
         self._loop = loop
         self._resolver = resolver
         self._contexts = contexts
-        self._timeouts = timeouts
+        # Read per dial: plain floats (compiled, unboxed) rather than attributes of the interpreted timeouts.
+        self._connect_timeout = timeouts.connect
+        self._handshake_timeout = timeouts.handshake
         self._limits = limits
         #: The connect timeouts of dials and the read deadlines of the connections they make: one wheel
         #: (the edge's, shared with the visitors' deadlines) instead of a loop timer per dial and per
@@ -132,7 +115,7 @@ class Connector:
         """A TCP connection to ``address`` (an IP literal), made by the loop in C: a Python socket object
         and ``sock_connect`` cost a resumed dial ~10 % more (docs/performance.md, issue 11)."""
         conn = OriginConnection(self._loop, self._limits, self._timers)
-        timer = _ConnectTimer(self._loop, self._timers, self._timeouts.connect, None)
+        timer = _ConnectTimer(self._loop, self._timers, self._connect_timeout, None)
         try:
             await self._loop.create_connection(lambda: conn, address, port)
         except asyncio.CancelledError as exc:
@@ -153,7 +136,7 @@ class Connector:
         ctx = contexts.for_peer(peer)
         conn = OriginConnection(loop, self._limits, self._timers)
         offer = contexts.offer_session(peer, ctx)
-        timer = _ConnectTimer(loop, self._timers, self._timeouts.connect, offer)
+        timer = _ConnectTimer(loop, self._timers, self._connect_timeout, offer)
         try:
             # The loop enforces the handshake timeout from the TLS start (ConnectionAbortedError, 525).
             await loop.create_connection(
@@ -162,7 +145,7 @@ class Connector:
                 peer.port,
                 ssl=ctx,
                 server_hostname=peer.sni,
-                ssl_handshake_timeout=self._timeouts.handshake,
+                ssl_handshake_timeout=self._handshake_timeout,
             )
         except asyncio.CancelledError as exc:
             conn.close()

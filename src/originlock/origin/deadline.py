@@ -9,7 +9,9 @@ moved) it re-schedules itself for the recorded time. The result is at most one t
 timeout *period* per connection instead of two per request.
 
 :class:`TimerWheel` goes further for visitor connections, which are many and short-lived: their
-deadlines share one loop timer, to :data:`WHEEL_RESOLUTION` seconds.
+deadlines share one loop timer, to :data:`WHEEL_RESOLUTION` seconds. So do origin dials' connect timeouts
+and origin connections' read timeouts (origin/connector.py: a new origin connection per request would
+otherwise start and cancel two loop timers).
 """
 
 from __future__ import annotations

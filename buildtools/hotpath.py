@@ -38,6 +38,11 @@ HOT_MODULES = (
     "originlock/pipeline/builtin/ssl_mode.py",
     "originlock/pipeline/builtin/zone_router.py",
     "originlock/origin/connection.py",
+    # A dial per request in the new-origin shapes: the connector and the TLS contexts' session cache.
+    "originlock/origin/connector.py",
+    "originlock/origin/tls.py",
+    # Asked at every dial for the origin's address (an IP literal, or the cached answer for a name).
+    "originlock/origin/resolve.py",
     "originlock/origin/deadline.py",
     "originlock/origin/peer.py",
     "originlock/origin/pool.py",

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import cast
+import time
 
 from originlock.origin.connection import OriginConnection
-from originlock.origin.connector import Connector
+from originlock.origin.connector import Connector, OriginTimeouts
 from originlock.origin.peer import OriginPeer, VerifyMode
 from originlock.origin.pool import OriginPool
+from originlock.origin.resolve import Resolver, getaddrinfo_lookup
+from originlock.origin.tls import OriginTlsContexts
 
 
 class _OpenTransport(asyncio.Transport):
@@ -20,7 +22,11 @@ class _OpenTransport(asyncio.Transport):
 def test_a_reused_connection_takes_the_checkout_key_object() -> None:
     loop = asyncio.new_event_loop()
     try:
-        pool = OriginPool(cast(Connector, None), lambda: 0.0)
+        # A real connector (it dials nothing here): compiled, the pool's argument is type-checked.
+        connector = Connector(
+            loop, Resolver(getaddrinfo_lookup(loop), time.monotonic), OriginTlsContexts(), OriginTimeouts()
+        )
+        pool = OriginPool(connector, lambda: 0.0)
         dialled = OriginPeer("192.0.2.10", 443, True, "a.test", VerifyMode.NONE)
         later = dataclasses.replace(dialled)  # the same origin under a later snapshot: an equal key
         assert later.pool_key() == dialled.pool_key() and later.pool_key() is not dialled.pool_key()

@@ -190,3 +190,51 @@ def test_concurrent_dials_to_another_port_never_resume_the_first_ports_session(
     results = run(main())
     assert results[0] == (first, False)
     assert sorted(results[1:]) == sorted([(first, True)] * 6 + [(second, False)] * 6)
+
+
+def test_sessions_are_kept_per_identity_and_dropped_with_it(tmp_path: Path) -> None:
+    """Two client certificates to one origin and SNI: separate contexts, each offered only its own last
+    connection's session; retiring one certificate drops its sessions and its context (the next dial under
+    it builds a new one, even right after a dial of the very same peer), and a new trust drops the strict
+    peers' sessions."""
+    pki = TestPki()
+    server_ctx = _server_context(pki, tmp_path)
+    cert_a, cert_b = pki.client("zone-a", id="a"), pki.client("zone-b", id="b")
+    peer_a = OriginPeer("127.0.0.1", 8443, True, SNI, VerifyMode.NONE, client_cert=cert_a)
+    peer_b = OriginPeer("127.0.0.1", 8443, True, SNI, VerifyMode.NONE, client_cert=cert_b)
+    origin_ca = pki.origin_ca.cert_pem.encode()
+    strict = OriginPeer(
+        "127.0.0.1", 8443, True, SNI, VerifyMode.STRICT, trust="t1", client_cert=cert_b, origin_ca_pem=origin_ca
+    )
+    contexts = OriginTlsContexts()
+
+    def dial(peer: OriginPeer) -> ssl.SSLObject | None:
+        """A dial's offer, made in a context of its own: the TLS object whose session it offers."""
+        ctx = contexts.for_peer(peer)
+        offer = contextvars.copy_context().run(contexts.offer_session, peer, ctx)
+        client = _Tls(ctx, server_side=False)
+        _handshake(client, _Tls(server_ctx, server_side=True))
+        contexts.remember(peer, ctx, client.obj)
+        return offer.resume_from
+
+    ctx_a = contexts.for_peer(peer_a)
+    assert contexts.for_peer(peer_a) is ctx_a  # the last peer's context, remembered
+    assert contexts.for_peer(peer_b) is not ctx_a
+    assert contexts.for_peer(peer_a) is ctx_a
+    assert dial(peer_a) is None and dial(peer_b) is None  # nothing to resume yet, and not each other's
+    kept_a = dial(peer_a)
+    assert kept_a is not None and kept_a.context is ctx_a
+    kept_b = dial(peer_b)
+    assert kept_b is not None and kept_b.context is contexts.for_peer(peer_b)
+    assert dial(peer_a) is not kept_a  # the newest connection's session, not an older one
+
+    contexts.retire(frozenset({cert_b.fingerprint}))  # certificate a is gone
+    assert contexts.for_peer(peer_a) is not ctx_a  # a new context, though peer_a was the last one asked for
+    assert dial(peer_a) is None  # its sessions went with it
+    assert dial(peer_b) is not None
+
+    assert dial(strict) is None
+    assert dial(strict) is not None
+    contexts.forget_sessions(lambda key: not key.trust or key.trust == "t2")  # a new trust: t1's sessions go
+    assert dial(strict) is None
+    assert dial(peer_b) is not None  # Full-mode peers keep theirs

@@ -118,3 +118,27 @@ def test_the_wheel_runs_on_a_real_loop() -> None:
         return not_early, len(wheel)
 
     assert asyncio.run(main()) == (True, 0)
+
+
+def test_buckets_emptied_by_cancellation_wake_nothing() -> None:
+    """Origin dials cancel their connect deadline and closed connections their read deadline: after a run of
+    them, the wheel does not wake once per bucket they passed through, but skips the emptied ones; a
+    deadline still registered is woken for as before."""
+    loop, wheel = _wheel()
+    fired: list[float] = []
+    deadlines = []
+    for _ in range(40):  # one dial every bucket, each cancelled when the dial is over
+        deadline = wheel.deadline(lambda: fired.append(loop.now))
+        deadline.arm(19.0)
+        deadlines.append(deadline)
+        loop.advance(WHEEL_RESOLUTION)
+    kept = wheel.deadline(lambda: fired.append(loop.now))
+    kept.arm(30.0)
+    for deadline in deadlines:
+        deadline.cancel()
+    started = loop.started
+    loop.advance(40.0)
+    assert len(fired) == 1 and fired[0] >= 1000.0 + 40 * WHEEL_RESOLUTION + 30.0
+    assert loop.started - started <= 2  # the timer already set, then the kept deadline's: not one per bucket
+    assert len(wheel) == 0
+    assert not wheel._buckets and not wheel._order

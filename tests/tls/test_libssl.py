@@ -98,3 +98,39 @@ def test_a_connection_of_another_context_is_not_resumed(server_ctx: ssl.SSLConte
     first = _connect(other, server_ctx)
     ctx.offer_session(SNI, first)  # a caller mistake: the session belongs to `other`
     assert not _connect(ctx, server_ctx).session_reused
+
+
+def test_the_c_path_links_each_connection_and_lends_its_session(
+    server_ctx: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each client TLS object notes its context and checked ``SSL *``; a dial resumes from that note in C
+    (the Python fallback is never called), and the session it borrows stays the source's: a TLS 1.3 source
+    lends it to two connections, and each connection of a chain resumes from the one before, as the edge
+    dials. (Against this in-memory TLS 1.2 server a resumed connection's session is not resumable again,
+    with either path: nginx renews it, tests/origin/test_origin_session_offers.py.)"""
+    lib = openssl()
+    assert lib is not None
+
+    def no_fallback(*_args: object) -> None:
+        raise AssertionError("the Python session path was taken")
+
+    monkeypatch.setattr(DirectSSLContext, "_resume", no_fallback)
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        ctx = _client()
+        ctx.maximum_version = version
+        source = _connect(ctx, server_ctx)
+        link = getattr(source, direct._LINK)
+        assert link == (ctx, lib.ssl(source, lib.ssl_ctx(ctx) or 0))
+        for _ in range(2 if version is ssl.TLSVersion.TLSv1_3 else 1):
+            offer = ctx.offer_session(SNI, source)
+            resumed = _connect(ctx, server_ctx)
+            ctx.withdraw(offer)
+            assert offer.taken and resumed.session_reused, version
+            assert lib.get_session(link[1])  # the source still holds its session
+        if version is ssl.TLSVersion.TLSv1_3:
+            last = source
+            for _ in range(3):
+                offer = ctx.offer_session(SNI, last)
+                last = _connect(ctx, server_ctx)
+                ctx.withdraw(offer)
+                assert last.session_reused

@@ -88,7 +88,9 @@ class EdgeState:
         self.contexts = OriginTlsContexts()
         resolver = Resolver(getaddrinfo_lookup(loop), time.monotonic)
         #: WebSockets dial their dedicated origin connections through the pool's connector (edge/websocket.py).
-        self.connector = Connector(loop, resolver, self.contexts, config.origin_timeouts, self.limits)
+        self.connector = Connector(
+            loop, resolver, self.contexts, config.origin_timeouts, self.limits, timers=self.timers
+        )
         self.websockets = WebSocketStats()
         #: Overload events (connections shed, accept() failures, origin queue timeouts), logged once per
         #: interval by the tick (edge/overload.py).

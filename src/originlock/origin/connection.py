@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Final, cast
 
 from originlock.errors import EdgeError, OriginBadResponse, OriginHandshakeFailed, OriginTimeout
-from originlock.origin.deadline import Deadline
+from originlock.origin.deadline import TimerWheel
 from originlock.origin.peer import PoolKey
 from originlock.proto.events import Event
 from originlock.proto.http1 import DEFAULT_LIMITS, Limits, ResponseParser
@@ -32,7 +32,9 @@ def _nothing() -> None:
 
 
 class OriginConnection(asyncio.Protocol):
-    def __init__(self, loop: asyncio.AbstractEventLoop, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, limits: Limits = DEFAULT_LIMITS, timers: TimerWheel | None = None
+    ) -> None:
         self._loop = loop
         self.transport: asyncio.Transport | None = None
         self.parser = ResponseParser(limits)
@@ -49,7 +51,11 @@ class OriginConnection(asyncio.Protocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._in_exchange = False
         self._read_paused = False
-        self._read_deadline = Deadline(loop, self._read_expired)
+        #: The read timeout (524), on the connector's timer wheel (origin/deadline.py): a new connection
+        #: per request costs a dict insert there, where a loop timer of its own cost a ``TimerHandle`` made,
+        #: started and cancelled per connection. A connection made without one (tests, benchmarks) has a
+        #: wheel of its own.
+        self._read_deadline = (timers if timers is not None else TimerWheel(loop)).deadline(self._read_expired)
         #: Callback-driven exchanges (``edge/exchange.py``) are told about new events, errors and the
         #: read timeout through this instead of a future: no task switch per response.
         self.listener: Callable[[], None] | None = None

@@ -25,7 +25,6 @@ import errno
 import hashlib
 import socket
 import ssl
-from dataclasses import dataclass
 
 from originlock.errors import (
     EdgeError,
@@ -38,9 +37,11 @@ from originlock.errors import (
     OriginUnreachable,
 )
 from originlock.origin.connection import OriginConnection
+from originlock.origin.deadline import TimerWheel
 from originlock.origin.peer import OriginPeer
 from originlock.origin.resolve import Resolver
 from originlock.origin.server_name import check_port, server_name_error
+from originlock.origin.timeouts import OriginTimeouts
 from originlock.origin.tls import OriginTlsContexts
 from originlock.proto.http1 import DEFAULT_LIMITS, Limits
 from originlock.tls.direct import DirectSSLContext, SessionOffer
@@ -52,25 +53,6 @@ _UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL, errn
 _EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
-@dataclass(frozen=True)
-class OriginTimeouts:
-    """Cloudflare's documented defaults (spec §7)."""
-
-    #: 522 when no SYN+ACK arrives within this many seconds (Cloudflare: 19 s).
-    connect: float = 19.0
-    #: 525 when the TLS handshake does not finish in time (Cloudflare does not document one; nginx's
-    #: proxy_connect_timeout covers it with 60 s; we use the connect timeout again).
-    handshake: float = 19.0
-    #: 524 when no response (or no further response data) arrives within this many seconds (Cloudflare: 120 s).
-    read: float = 120.0
-    #: 524 when the origin does not accept request bytes within this many seconds (Cloudflare: 30 s).
-    write: float = 30.0
-
-    def __post_init__(self) -> None:
-        if min(self.connect, self.handshake, self.read, self.write) <= 0:
-            raise ValueError("origin timeouts must be positive")
-
-
 class Connector:
     def __init__(
         self,
@@ -79,12 +61,24 @@ class Connector:
         contexts: OriginTlsContexts,
         timeouts: OriginTimeouts,
         limits: Limits = DEFAULT_LIMITS,
+        *,
+        timers: TimerWheel | None = None,
     ) -> None:
         self._loop = loop
         self._resolver = resolver
         self._contexts = contexts
-        self._timeouts = timeouts
+        # Read per dial: plain floats (compiled, unboxed) rather than attributes of the interpreted timeouts.
+        self._connect_timeout = timeouts.connect
+        self._handshake_timeout = timeouts.handshake
         self._limits = limits
+        #: The connect timeouts of dials and the read deadlines of the connections they make: one wheel
+        #: (the edge's, shared with the visitors' deadlines) instead of a loop timer per dial and per
+        #: connection (docs/performance.md, issue 11, origindial).
+        self._timers = timers if timers is not None else TimerWheel(loop)
+        #: The last TLS peer dialled, once its server name and port passed the checks: peers are cached per
+        #: route (pipeline/builtin/origin_select.py), so a run of dials to one origin checks them once.
+        #: A peer is immutable; its context and session are looked up afresh at every dial.
+        self._checked: OriginPeer | None = None
 
     async def connect(self, peer: OriginPeer) -> OriginConnection:
         """A new connection to ``peer``, TLS established when ``peer.tls``.
@@ -94,12 +88,16 @@ class Connector:
             is out of file descriptors.
         """
         # Snapshot values are checked before any socket exists (origin/server_name.py says why).
-        if not check_port(peer.port):
-            raise OriginUnreachable(f"origin port {peer.port} is not 1-65535")
-        if peer.tls:
-            problem = server_name_error(peer.sni)
-            if problem is not None:
-                raise OriginSniUnusable(f"the origin server name (SNI) {peer.sni[:300]!r} cannot be used: {problem}")
+        if peer is not self._checked:
+            if not check_port(peer.port):
+                raise OriginUnreachable(f"origin port {peer.port} is not 1-65535")
+            if peer.tls:
+                problem = server_name_error(peer.sni)
+                if problem is not None:
+                    raise OriginSniUnusable(
+                        f"the origin server name (SNI) {peer.sni[:300]!r} cannot be used: {problem}"
+                    )
+            self._checked = peer
         resolver = self._resolver
         address = resolver.resolve_nowait(peer.host) or await resolver.resolve(peer.host, peer.port)
         if not peer.tls:
@@ -116,14 +114,19 @@ class Connector:
     async def _tcp_connect(self, address: str, port: int) -> OriginConnection:
         """A TCP connection to ``address`` (an IP literal), made by the loop in C: a Python socket object
         and ``sock_connect`` cost a resumed dial ~10 % more (docs/performance.md, issue 11)."""
-        conn = OriginConnection(self._loop, self._limits)
+        conn = OriginConnection(self._loop, self._limits, self._timers)
+        timer = _ConnectTimer(self._loop, self._timers, self._connect_timeout, None)
         try:
-            async with asyncio.timeout(self._timeouts.connect):
-                await self._loop.create_connection(lambda: conn, address, port)
-        except TimeoutError as exc:
-            raise OriginConnectTimeout(f"no answer from {address}:{port}") from exc
+            await self._loop.create_connection(lambda: conn, address, port)
+        except asyncio.CancelledError as exc:
+            conn.close()
+            if timer.expired_now():
+                raise OriginConnectTimeout(f"no answer from {address}:{port}") from exc
+            raise
         except OSError as exc:
             raise _tcp_error(exc, address, port) from exc
+        finally:
+            timer.cancel()
         return conn
 
     async def _tls_connect(self, address: str, peer: OriginPeer) -> tuple[OriginConnection, DirectSSLContext]:
@@ -131,10 +134,9 @@ class Connector:
         loop = self._loop
         contexts = self._contexts
         ctx = contexts.for_peer(peer)
-        conn = OriginConnection(loop, self._limits)
-        timer = _ConnectTimer(loop)
+        conn = OriginConnection(loop, self._limits, self._timers)
         offer = contexts.offer_session(peer, ctx)
-        timer.start(self._timeouts.connect, offer)
+        timer = _ConnectTimer(loop, self._timers, self._connect_timeout, offer)
         try:
             # The loop enforces the handshake timeout from the TLS start (ConnectionAbortedError, 525).
             await loop.create_connection(
@@ -143,7 +145,7 @@ class Connector:
                 peer.port,
                 ssl=ctx,
                 server_hostname=peer.sni,
-                ssl_handshake_timeout=self._timeouts.handshake,
+                ssl_handshake_timeout=self._handshake_timeout,
             )
         except asyncio.CancelledError as exc:
             conn.close()
@@ -173,26 +175,29 @@ class Connector:
 
 
 class _ConnectTimer:
-    """The connect timeout of a one-step TLS dial: cancels the dialling task when it fires before the dial's
-    TLS started (its session offer untaken), and does nothing after (the loop's handshake timeout runs
-    then). Told apart from other cancellations as ``asyncio.timeout`` does, by the task's cancel count."""
+    """The connect timeout of a dial, on the connector's timer wheel: cancels the dialling task when it fires
+    before the dial's TLS started (its session offer untaken; a plain TCP dial has no offer and is cancelled
+    whenever it fires), and does nothing after (the loop's handshake timeout runs then). Told apart from
+    other cancellations as ``asyncio.timeout`` does, by the task's cancel count. It fires up to
+    ``WHEEL_RESOLUTION`` (50 ms) after the timeout, never before."""
 
-    __slots__ = ("_cancelling", "_expired", "_handle", "_loop", "_offer", "_task")
+    __slots__ = ("_cancelling", "_deadline", "_expired", "_offer", "_task")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._expired = False
-
-    def start(self, delay: float, offer: SessionOffer) -> None:
-        task = asyncio.current_task(self._loop)
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, timers: TimerWheel, delay: float, offer: SessionOffer | None
+    ) -> None:
+        task = asyncio.current_task(loop)
         assert task is not None, "dial from a task"
         self._task = task
         self._cancelling = task.cancelling()
         self._offer = offer
-        self._handle = self._loop.call_later(delay, self._fire)
+        self._expired = False
+        self._deadline = timers.deadline(self._fire)
+        self._deadline.arm(delay)
 
     def _fire(self) -> None:
-        if not self._offer.taken:
+        offer = self._offer
+        if offer is None or not offer.taken:
             self._expired = True
             self._task.cancel()
 
@@ -201,7 +206,8 @@ class _ConnectTimer:
         return self._expired and self._task.uncancel() <= self._cancelling
 
     def cancel(self) -> None:
-        self._handle.cancel()
+        """Leave the wheel; also breaks the cycle through the deadline's callback (a bound method)."""
+        self._deadline.cancel()
 
 
 def _tcp_error(exc: OSError, address: str, port: int) -> EdgeError:

@@ -9,7 +9,9 @@ moved) it re-schedules itself for the recorded time. The result is at most one t
 timeout *period* per connection instead of two per request.
 
 :class:`TimerWheel` goes further for visitor connections, which are many and short-lived: their
-deadlines share one loop timer, to :data:`WHEEL_RESOLUTION` seconds.
+deadlines share one loop timer, to :data:`WHEEL_RESOLUTION` seconds. So do origin dials' connect timeouts
+and origin connections' read timeouts (origin/connector.py: a new origin connection per request would
+otherwise start and cancel two loop timers).
 """
 
 from __future__ import annotations
@@ -156,6 +158,12 @@ class TimerWheel:
         ``_handle`` to None, mypy keeps it narrowed to None across the calls that set it again, and the
         compiled code would reject the handle.)"""
         order = self._order
+        buckets = self._buckets
+        # Buckets whose deadlines all left (cancelled: every origin dial's connect deadline, a closed
+        # connection's read deadline) are dropped here rather than woken for: once traffic stops, the loop
+        # timer would otherwise run once per bucket for as long as the longest timeout (120 s).
+        while order and not buckets[order[0]]:
+            del buckets[heapq.heappop(order)]
         handle = self._handle
         if order and (handle is None or self._handle_slot > order[0]):
             if handle is not None:

@@ -57,6 +57,11 @@ class OriginTlsContexts:
         self._max = max_contexts
         #: pool key -> (the context, the TLS object of the last connection made under that key)
         self._sessions: dict[PoolKey, tuple[DirectSSLContext, ssl.SSLObject]] = {}
+        #: The peer :meth:`for_peer` answered last and its context: peers are cached per route, so a run of
+        #: dials to one origin skips building the cache key (four attribute reads, two of them properties)
+        #: and moving its entry to the end. Forgotten when a context is retired.
+        self._last_peer: OriginPeer | None = None
+        self._last_ctx: DirectSSLContext | None = None
 
     def offer_session(self, peer: OriginPeer, ctx: DirectSSLContext) -> SessionOffer:
         """Offer the session of ``peer``'s last connection to the next handshake through ``ctx`` (see
@@ -80,6 +85,8 @@ class OriginTlsContexts:
             del self._sessions[key]
 
     def for_peer(self, peer: OriginPeer) -> DirectSSLContext:
+        if peer is self._last_peer and self._last_ctx is not None:
+            return self._last_ctx  # the most recently used entry already: nothing to move
         key = (peer.verify.value, peer.trust, peer.fingerprint, peer.fips)
         ctx = self._cache.pop(key, None)
         if ctx is None:
@@ -87,10 +94,12 @@ class OriginTlsContexts:
             if len(self._cache) >= self._max:
                 self._cache.pop(next(iter(self._cache)))
         self._cache[key] = ctx
+        self._last_peer, self._last_ctx = peer, ctx
         return ctx
 
     def retire(self, keep_fingerprints: frozenset[str]) -> None:
         """Forget contexts whose client certificate is no longer in the snapshot."""
+        self._last_peer = self._last_ctx = None
         for key in [k for k in self._cache if k[2] and k[2] not in keep_fingerprints]:
             del self._cache[key]
         self.forget_sessions(lambda key: not key.fingerprint or key.fingerprint in keep_fingerprints)

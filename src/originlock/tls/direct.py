@@ -21,11 +21,13 @@ no offer in its context, or another context's or server name's, makes a full han
 once, and being taken tells the dial that its TCP connection was made (the TLS start follows it): the
 connector tells a connect timeout (522) from a handshake timeout (525) by it while dialling in one step.
 
-The session moves from the earlier connection to the new one in C (tls/libssl.py: ``SSL_get1_session``,
-``SSL_set_session``). Python's ``session`` attribute would do it too, but both its getter and its setter
-copy the session through DER (a workaround for an OpenSSL 1.1.0 bug), which decodes the origin's
-certificate again: 107-121 µs each where the C transfer takes 1.5 µs, and together the larger part of a
-resumed dial's CPU (docs/performance.md, issue 11). Where the C path cannot be used, the attribute is.
+The session moves from the earlier connection to the new one in C (tls/libssl.py: ``SSL_get_session``,
+``SSL_set_session``); each client TLS object made here notes its checked ``SSL *`` when it is made, so a later
+dial reads the session from it without finding and checking that pointer again. Python's ``session`` attribute
+would do it too, but both its getter and its setter copy the session through DER (a workaround for an OpenSSL
+1.1.0 bug), which decodes the origin's certificate again: 107-121 µs each where the C transfer takes 1.5 µs,
+and together the larger part of a resumed dial's CPU (docs/performance.md, issue 11). Where the C path cannot
+be used, the attribute is.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ __all__ = ["DirectSSLContext", "SessionOffer"]
 
 #: The ``SSLObject`` methods that only forward to the C object, with the same arguments.
 _FORWARDED = ("read", "write", "pending")
+#: The attribute a client TLS object made here carries: (its context, its checked ``SSL *``).
+_LINK = "_originlock_ssl"
 
 
 class SessionOffer:
@@ -95,21 +99,35 @@ class DirectSSLContext(ssl.SSLContext):
         offer.taken = True
         return offer.resume_from
 
-    def _resume(self, obj: ssl.SSLObject, resume_from: ssl.SSLObject) -> None:
-        """Give ``obj`` (not yet started) the session of ``resume_from`` when it can be resumed."""
+    def _link(self, obj: ssl.SSLObject, inner: Any, resume_from: ssl.SSLObject | None) -> bool:
+        """Note ``obj``'s checked ``SSL *`` on it (for the dials that resume from it later) and give it the
+        session of ``resume_from``, in C; False where the C path cannot be used (another Python layout)."""
         lib = openssl()
         pointer = getattr(self, "_pointer", None)
         if pointer is None:
             pointer = self._pointer = (lib.ssl_ctx(self) if lib is not None else None) or 0
-        if lib is not None and pointer:
-            source, target = lib.ssl(resume_from, pointer), lib.ssl(obj, pointer)
-            if source and target:
-                session = lib.get1_session(source)
-                if session:
-                    if lib.session_is_resumable(session):
-                        lib.set_session(target, session)
-                    lib.session_free(session)
-                return
+        if lib is None or not pointer or inner is None:
+            return False
+        target = lib.ssl_of(inner, pointer)
+        if not target:
+            return False
+        # The context with the pointer: a connection of another context is never resumed from (its
+        # session may carry another client certificate's identity).
+        setattr(obj, _LINK, (self, target))
+        if resume_from is None:
+            return True
+        link = getattr(resume_from, _LINK, None)
+        if link is None or link[0] is not self:
+            return False
+        # Borrowed (SSL_get_session): SSL_set_session takes its own reference, and nothing runs between.
+        session = lib.get_session(link[1])
+        if session and lib.session_is_resumable(session):
+            lib.set_session(target, session)
+        return True
+
+    def _resume(self, obj: ssl.SSLObject, resume_from: ssl.SSLObject) -> None:
+        """Give ``obj`` (not yet started) the session of ``resume_from`` through Python's ``session``
+        attribute, where the C path cannot be used."""
         session = resume_from.session
         if session is not None and (session.has_ticket or session.id):  # the origin offered resumption
             with contextlib.suppress(ValueError):  # a session of another context: a full handshake
@@ -125,10 +143,10 @@ class DirectSSLContext(ssl.SSLContext):
     ) -> ssl.SSLObject:
         resume_from = self._take_offer(server_hostname) if session is None and not server_side else None
         obj = super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
-        if resume_from is not None:
-            self._resume(obj, resume_from)
         inner: Any = getattr(obj, "_sslobj", None)
         if inner is not None:
             for name in _FORWARDED:
                 setattr(obj, name, getattr(inner, name))
+        if not server_side and not self._link(obj, inner, resume_from) and resume_from is not None:
+            self._resume(obj, resume_from)
         return obj

@@ -6,6 +6,10 @@ object header of an ``SSLContext``, ``SSL *`` the second of the ``_ssl._SSLSocke
 ``SSLObject`` (after a weak reference to its socket). Each pointer is checked before use: a context's by
 asking OpenSSL for its options, a connection's by asking OpenSSL for its context. Where a check fails
 (another Python layout), :func:`openssl` is None and callers keep to what ``ssl`` offers.
+
+The library is loaded as a ``PyDLL``: its calls keep the GIL. Every function bound here returns at once
+(reads and reference counts on in-memory structures, no I/O), so releasing and taking back the GIL around
+each, as ``CDLL`` does, only cost instructions (a new origin connection makes four of these calls).
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ class LibSsl:
     def __init__(self) -> None:
         import _ssl
 
-        lib = ctypes.CDLL(_ssl.__file__)
+        lib = ctypes.PyDLL(_ssl.__file__)
         self.lib = lib
         self.ctx_get_options = self._fn("SSL_CTX_get_options", ctypes.c_uint64, ctypes.c_void_p)
         self.get_ssl_ctx = self._fn("SSL_get_SSL_CTX", ctypes.c_void_p, ctypes.c_void_p)
         self.get1_session = self._fn("SSL_get1_session", ctypes.c_void_p, ctypes.c_void_p)
+        #: Borrowed: valid while the connection lives and makes no new session (use it at once).
+        self.get_session = self._fn("SSL_get_session", ctypes.c_void_p, ctypes.c_void_p)
         self.set_session = self._fn("SSL_set_session", ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
         self.session_free = self._fn("SSL_SESSION_free", None, ctypes.c_void_p)
         self.session_is_resumable = self._fn("SSL_SESSION_is_resumable", ctypes.c_int, ctypes.c_void_p)
@@ -54,6 +60,10 @@ class LibSsl:
         inner = getattr(obj, "_sslobj", None)
         if inner is None:
             return None
+        return self.ssl_of(inner, ctx_pointer)
+
+    def ssl_of(self, inner: object, ctx_pointer: int) -> int | None:
+        """:meth:`ssl` given the ``_ssl._SSLSocket`` (``SSLObject._sslobj``) itself."""
         pointer = ctypes.c_void_p.from_address(id(inner) + object.__basicsize__ + _POINTER).value
         if not pointer or self.get_ssl_ctx(pointer) != ctx_pointer:
             return None

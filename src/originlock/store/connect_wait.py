@@ -34,38 +34,46 @@ def connect_within(connect: Callable[[], Any], seconds: float) -> Any:
     """``connect()``'s connection if it completes within ``seconds``; raises what it raised, or
     :class:`ConnectTimedOut` (the attempt goes on in its thread and closes what it gets).
 
-    No reference cycle is left behind (an exception kept where its traceback's frames can reach it would be
-    one): the edge's requests are freed by reference counting, and the collector is what they avoid."""
-    attempt = _Attempt()
-
-    def run() -> None:
-        connection: Any = None
-        error: BaseException | None = None
+    No frame of this module is left where a reference cycle can reach it: the edge's requests are freed by
+    reference counting and tests/edge counts what the collector finds in the whole process. (A driver's
+    exception often is in a cycle with its own frames: psycopg's connect keeps the error it raises in a local.)
+    """
+    outcome = _attempt(connect, seconds)
+    if isinstance(outcome, BaseException):
         try:
-            connection = connect()
-        except BaseException as exc:  # handed to the caller, who re-raises it
-            error = exc
-        with attempt.lock:
-            if not attempt.abandoned:
-                attempt.connection, attempt.error = connection, error
-                connection = None
-        error = None
-        attempt.done.set()
-        if connection is not None:
-            connection.close()  # the caller has answered already: nobody will use it
+            raise outcome
+        finally:
+            outcome = None
+    return outcome
 
-    threading.Thread(target=run, name="originlock-store-connect", daemon=True).start()
+
+def _attempt(connect: Callable[[], Any], seconds: float) -> Any:
+    """The connection, or the exception to raise (returned, not raised: no traceback holds this frame)."""
+    attempt = _Attempt()
+    threading.Thread(target=_run, args=(attempt, connect), name="originlock-store-connect", daemon=True).start()
     attempt.done.wait(seconds)
     with attempt.lock:
         connection, error = attempt.connection, attempt.error
         attempt.connection = attempt.error = None
         if connection is None and error is None:
             attempt.abandoned = True
-    if error is not None:
-        try:
-            raise error
-        finally:
-            error = None
-    if connection is None:
-        raise ConnectTimedOut(f"no connection to the store within {seconds:g} s")
-    return connection
+            return ConnectTimedOut(f"no connection to the store within {seconds:g} s")
+    return error if error is not None else connection
+
+
+def _run(attempt: _Attempt, connect: Callable[[], Any]) -> None:
+    connection: Any = None
+    error: BaseException | None = None
+    try:
+        connection = connect()
+    except BaseException as exc:  # handed to the caller, who raises it
+        # Without its traceback: the frames it holds (this one among them) would stay as long as it does.
+        error = exc.with_traceback(None)
+    with attempt.lock:
+        if not attempt.abandoned:
+            attempt.connection, attempt.error = connection, error
+            connection = None
+    error = None
+    attempt.done.set()
+    if connection is not None:
+        connection.close()  # the caller has answered already: nobody will use it

@@ -108,3 +108,35 @@ async def test_the_api_answers_503_until_ready_then_the_control_plane() -> None:
         holder.ready(app)
         answer = await client.get("/client/v4/zones")
         assert answer.status_code == 200 and answer.text == "control plane"
+
+
+@pytest.mark.postgres
+def test_a_failed_bootstrap_leaves_no_probe_behind(
+    pg_base_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """serve retries bootstrap every second through an outage: a failed attempt must close its store, or each
+    leaves a breaker probe trying the store every half second until it answers."""
+    import threading
+
+    from sqlalchemy.exc import OperationalError
+
+    from originlock.server.bootstrap import bootstrap
+    from originlock.store import breaker, pki
+    from originlock.store.errors import StoreUnavailable
+
+    def unreachable(*_args: object) -> None:
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(breaker, "PROBE_SECONDS", 30.0)  # a probe left behind would still be waiting
+    monkeypatch.setattr(pki, "ensure_pki", unreachable)
+    schema = f"ol_serveboot_{secrets.token_hex(5)}"
+    try:
+        with pytest.raises(StoreUnavailable):
+            bootstrap(tmp_path / "data", f"{pg_base_url}?schema={schema}")
+        probes = [t for t in threading.enumerate() if t.name == "originlock-store-probe"]
+        for probe in probes:
+            probe.join(5)
+        assert not any(probe.is_alive() for probe in probes)
+        assert probes, "the failure did not open the breaker: this test tests nothing"
+    finally:
+        drop_schema(schema)

@@ -85,15 +85,8 @@ def bootstrap(
     timeouts: StoreTimeouts | None = None,
 ) -> Deployment:
     """``timeouts``: the store's (default ``API_TIMEOUTS``)."""
-    from sqlalchemy import insert, select
-
-    from originlock.store import schema
     from originlock.store.db import Store
     from originlock.store.deadline import API_TIMEOUTS
-    from originlock.store.migrate import startup_lock
-    from originlock.store.pki import ensure_pki
-    from originlock.store.tokens import create_token, find_token
-    from originlock.store.zones import create_account, list_accounts
 
     now = now or datetime.now(UTC)
     prepare_data_dir(data_dir)
@@ -105,6 +98,25 @@ def bootstrap(
             os.close(os.open(db_file, os.O_WRONLY | os.O_CREAT, 0o600))
     store_url = store_url or default_store_url(data_dir)
     store = Store(store_url, KeySealer(master), fips=fips, timeouts=timeouts or API_TIMEOUTS)
+    try:
+        return _prepare(store, data_dir, store_url, now)
+    except BaseException:
+        # Closed, or its breaker's probe thread would go on trying the store (serve retries bootstrap every
+        # second through an outage: cli/serve_outage.py).
+        store.close()
+        raise
+
+
+def _prepare(store: Store, data_dir: Path, store_url: str, now: datetime) -> Deployment:
+    """The account, the deployment's CAs and the admin token, made once (``bootstrap``)."""
+    from sqlalchemy import insert, select
+
+    from originlock.store import schema
+    from originlock.store.migrate import startup_lock
+    from originlock.store.pki import ensure_pki
+    from originlock.store.tokens import create_token, find_token
+    from originlock.store.zones import create_account, list_accounts
+
     token_path = data_dir / "admin-token"
     from_env = os.environ.get(ADMIN_TOKEN_ENV, "").strip() or None
     new_token: str | None = None

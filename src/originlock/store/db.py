@@ -246,14 +246,18 @@ class Store:
         self.committed_generation = 0
         # Without migrate_schema nothing touches the database here: a node may start while it is unreachable.
         if migrate_schema:
-            # Not within a request's few seconds (API_TIMEOUTS): a migration on a busy machine, or a wait for
-            # another node's start-up lock, takes longer.
-            if self.backend == "postgresql":
-                _create_schema(self.engine, url)
-            with self.write(timeout=MIGRATION_SECONDS) as conn:
+            try:
+                # Not within a request's few seconds (API_TIMEOUTS): a migration on a busy machine, or a wait
+                # for another node's start-up lock, takes longer.
                 if self.backend == "postgresql":
-                    widen_server_limits(conn, MIGRATION_SECONDS)
-                migrate(conn)
+                    _create_schema(self.engine, url)
+                with self.write(timeout=MIGRATION_SECONDS) as conn:
+                    if self.backend == "postgresql":
+                        widen_server_limits(conn, MIGRATION_SECONDS)
+                    migrate(conn)
+            except BaseException:
+                self.close()  # nobody gets this handle: its breaker's probe must not go on trying the store
+                raise
 
     def __repr__(self) -> str:
         return f"Store(backend={self.backend})"

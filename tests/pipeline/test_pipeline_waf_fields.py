@@ -163,10 +163,23 @@ def test_the_zone_plan_is_made_for_custom_rules_alone() -> None:
     ctx, _ = _ctx({Phase.HTTP_REQUEST_FIREWALL_CUSTOM: custom}, b"app.example.test")
     zone = _ZoneLookup(ctx.snapshot, APP.zone_id)
     assert zone.scans is not None and zone.plan is not None and zone.plan.headers and not zone.plan.path
-    limit = [Rule("l", "true", Action.BLOCK)]
+    # The managed entry point alone is enough to keep the general path.
     ctx, _ = _ctx({Phase.HTTP_REQUEST_FIREWALL_CUSTOM: custom, Phase.HTTP_REQUEST_FIREWALL_MANAGED: []}, b"h")
     assert _ZoneLookup(ctx.snapshot, APP.zone_id).scans is None
-    assert limit  # the managed entry point alone is enough to keep the general path
+
+
+def test_interleaved_zones_keep_their_lookups_for_the_snapshot() -> None:
+    """Requests alternating between zones must not rebuild a zone's lookup (its field plan walks every rule)
+    at each request; a new snapshot starts afresh."""
+    custom = [Rule("a", 'http.user_agent contains "x"', Action.BLOCK)]
+    ctx, _ = _ctx({Phase.HTTP_REQUEST_FIREWALL_CUSTOM: custom}, b"app.example.test")
+    waf = EdgeWaf(lambda: 0.0, lambda: 0.0)
+    first, other = waf._lookup(ctx.snapshot, APP.zone_id), waf._lookup(ctx.snapshot, "another-zone")
+    assert first.plan is not None and other.plan is None
+    assert waf._lookup(ctx.snapshot, APP.zone_id) is first and waf._lookup(ctx.snapshot, "another-zone") is other
+    changed = dataclasses.replace(ctx.snapshot, generation=2)
+    again = waf._lookup(changed, APP.zone_id)
+    assert again is not first and again.snapshot is changed
 
 
 def test_values_without_a_request_say_so() -> None:

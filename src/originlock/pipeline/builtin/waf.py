@@ -202,6 +202,10 @@ class EdgeWaf:
         self.origin_memo = OriginRulesMemo()
         #: The last zone's phases looked up (not pickled: each process starts with none).
         self._last_zone = _NO_ZONE
+        #: Every zone looked up in the current snapshot: interleaved zones must not rebuild their lookup (the
+        #: custom rules' field plan walks every rule) at each request.
+        self._zones: dict[str, _ZoneLookup] = {}
+        self._zones_of: Snapshot | None = None
         self._fields = FieldFiller()
 
     def __repr__(self) -> str:
@@ -228,7 +232,7 @@ class EdgeWaf:
         snapshot = ctx.snapshot
         zone = self._last_zone
         if zone.snapshot is not snapshot or zone.zone_id is not route.zone_id:
-            zone = self._last_zone = _ZoneLookup(snapshot, route.zone_id)
+            zone = self._last_zone = self._lookup(snapshot, route.zone_id)
         phases = zone.phases
         if not phases and self.managed is None:
             return CONTINUE  # the common case for zones without rules: no field values computed at all
@@ -295,6 +299,14 @@ class EdgeWaf:
             return CONTINUE
         ctx.response_inspection = None
         return block_response(verdict, request.header(b"accept"), ctx.ray_id, ctx.host)
+
+    def _lookup(self, snapshot: Snapshot | None, zone_id: str) -> _ZoneLookup:
+        if snapshot is not self._zones_of:
+            self._zones, self._zones_of = {}, snapshot
+        zone = self._zones.get(zone_id)
+        if zone is None:
+            zone = self._zones[zone_id] = _ZoneLookup(snapshot, zone_id)
+        return zone
 
     def _plan_response(
         self,

@@ -190,14 +190,15 @@ class Emitter:
     def group_test(self, group: Group) -> tuple[list[str], str]:
         """The field a prefilter group reads and the source of its test (``prefilter.holds``)."""
         self.used = []
-        f = self.field(group.field)
-        x = f"{f}.{group.fold}()" if group.fold else f
-        if group.kind == EQ:
-            members = self.const(frozenset(group.literals))
-            return self.used, f"({x} in {members})" if not group.fold else f"({f} is not None and {x} in {members})"
-        if group.kind == PREFIX:
-            return self.used, f"({f} is not None and {x}.startswith({self.const(group.literals)}))"
-        return self.used, f"({f} is not None and {x}.find({self.const(group.literals[0])}) >= 0)"
+        test = group.test
+        f = self.field(test.field)
+        x = f"{f}.{test.fold}()" if test.fold else f
+        if test.kind == EQ:
+            members = self.const(frozenset(test.literals))
+            return self.used, f"({x} in {members})" if not test.fold else f"({f} is not None and {x} in {members})"
+        if test.kind == PREFIX:
+            return self.used, f"({f} is not None and {x}.startswith({self.const(test.literals)}))"
+        return self.used, f"({f} is not None and {x}.find({self.const(test.literals[0])}) >= 0)"
 
     # --- values ---------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ What gives a requirement (anything else gives none, and the rule is tested on it
 plain Bytes field ``f`` or ``lower(f)``/``upper(f)``; an ``and`` has the requirement of its first part
 that has one. ``or``, ``not``, ``xor``, indexes, ``[*]`` and ``ne`` give none.
 
-Pure: no I/O. ``holds`` evaluates a group's test over plain values (the tests' reference).
+Pure: no I/O. ``holds`` evaluates a requirement over plain values (the tests' reference).
 """
 
 from __future__ import annotations
@@ -72,11 +72,9 @@ class Requirement:
 class Group:
     """Rules (``members``: indexes in the ruleset) whose requirements imply one test on one value."""
 
-    field: str
-    fold: str
-    kind: str
-    literals: tuple[bytes, ...]
-    """EQ: the values; PREFIX: the prefixes; CONTAINS: one substring of every member's literals."""
+    test: Requirement
+    """Implied by each member's requirement. EQ: the members' values; PREFIX: their prefixes; CONTAINS: one
+    substring of every member's literal."""
     members: tuple[int, ...]
 
 
@@ -177,7 +175,7 @@ def group_rules(nodes: Sequence[LogicalExpr]) -> list[Group]:
         if kind != CONTAINS:
             if len(members) > 1:
                 literals = tuple(dict.fromkeys(lit for _, lits in members for lit in lits))
-                groups.append(Group(field, fold, kind, literals, tuple(i for i, _ in members)))
+                groups.append(Group(Requirement(field, fold, kind, literals), tuple(i for i, _ in members)))
             continue
         # Contains: runs that share a substring of MIN_COMMON bytes or more, greedily in rule order.
         runs: list[tuple[bytes, list[int]]] = []
@@ -188,20 +186,21 @@ def group_rules(nodes: Sequence[LogicalExpr]) -> list[Group]:
                     runs[-1] = (common, [*runs[-1][1], index])
                     continue
             runs.append((literal, [index]))
-        groups += [Group(field, fold, kind, (common,), tuple(run)) for common, run in runs if len(run) > 1]
+        groups += [Group(Requirement(field, fold, kind, (common,)), tuple(run)) for common, run in runs if len(run) > 1]
     return sorted(groups, key=lambda group: group.members[0])
 
 
-def holds(group: Group, values: Mapping[str, Any]) -> bool:
-    """The group's test over field values (what the generated scan computes): False means no member can
-    match. ``values[field]`` must give the field's value (``FieldValues`` computes it)."""
-    value = values[group.field]
+def holds(test: Requirement, values: Mapping[str, Any]) -> bool:
+    """A requirement or a group's test over field values (what the generated scan computes for a group):
+    False means no rule it is implied by can match. ``values[field]`` must give the field's value
+    (``FieldValues`` computes it)."""
+    value = values[test.field]
     if value is None:
         return False
-    if group.fold:
-        value = value.lower() if group.fold == "lower" else value.upper()
-    if group.kind == EQ:
-        return value in group.literals
-    if group.kind == PREFIX:
-        return bool(value.startswith(group.literals))
-    return bool(value.find(group.literals[0]) >= 0)
+    if test.fold:
+        value = value.lower() if test.fold == "lower" else value.upper()
+    if test.kind == EQ:
+        return value in test.literals
+    if test.kind == PREFIX:
+        return bool(value.startswith(test.literals))
+    return bool(value.find(test.literals[0]) >= 0)

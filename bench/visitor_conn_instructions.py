@@ -61,9 +61,11 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 
 _CHILD = r"""
-import asyncio, sys, threading
+import asyncio, sys
 from pathlib import Path
 
+sys.path.insert(0, sys.argv[4])
+from edge_children import serve_until_stdin_closes, write_origin_files
 from originlock.edge.config import EdgeConfig
 from originlock.edge.loops import loop_factory
 from originlock.edge.server import EdgeServer
@@ -72,8 +74,7 @@ from originlock.testing.pki import TestPki, make_route, make_snapshot
 
 directory, origin_port, edge_port = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 pki = TestPki()
-cert, key = pki.write(directory, "origin", pki.server("origin.test", "*.example.test", "127.0.0.1"))
-(directory / "pull-ca.pem").write_text(pki.origin_pull_ca.cert_pem)
+write_origin_files(pki, directory)
 source = MemorySnapshotSource(make_snapshot(pki, make_route("a.example.test", client_cert=pki.client("zone-a"))))
 serve_like = len(sys.argv) > 5 and sys.argv[5] == "serve-like"
 config = EdgeConfig(
@@ -95,14 +96,7 @@ if serve_like:  # what `originlock serve` adds to the edge: the WAF hook wrapped
 async def main():
     server = EdgeServer(config, source, waf=waf)
     await server.start()
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    threading.Thread(target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(task.cancel)), daemon=True).start()
-    print("ready", flush=True)
-    try:
-        await server.serve()
-    except asyncio.CancelledError:
-        pass
+    await serve_until_stdin_closes(server.serve())
 
 with asyncio.Runner(loop_factory=loop_factory("uvloop")) as runner:
     runner.run(main())
@@ -112,48 +106,26 @@ with asyncio.Runner(loop_factory=loop_factory("uvloop")) as runner:
 #: origin, PKI and visitor certificate chain (a leaf of the edge CA, sent with the CA as the product does),
 #: the same uvloop; what differs per connection is the product's own work.
 _FLOOR_CHILD = r"""
-import sys
+import asyncio, sys
 from pathlib import Path
 
 import uvloop
 
 sys.path.insert(0, sys.argv[4])
 import edge_floor_relay as relay
+from edge_children import listening, serve_until_stdin_closes, write_floor_files
 from originlock.testing.pki import TestPki
 
 directory, origin_port, edge_port = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-pki = TestPki()
-pki.write(directory, "origin", pki.server("origin.test", "*.example.test", "127.0.0.1"))
-(directory / "pull-ca.pem").write_text(pki.origin_pull_ca.cert_pem)
-(directory / "origin-ca.pem").write_text(pki.origin_ca.cert_pem)
-leaf = pki.server("a.example.test", ca=pki.edge_ca)
-(directory / "edge.pem").write_text(leaf.cert_pem + pki.edge_ca.cert_pem)
-(directory / "edge.key").write_bytes(leaf.key_pem)
-client = pki.client("zone-a")
-(directory / "zone-a-chain.pem").write_bytes(client.chain_pem)
-(directory / "zone-a.key").write_bytes(client.key_pem)
+write_floor_files(TestPki(), directory)
 
 
 async def main():
-    import asyncio, threading
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    threading.Thread(target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(task.cancel)), daemon=True).start()
     serve = relay.serve_relay(directory, edge_port, origin_port, server_name="origin.test", close_visitors=True)
-    serving = loop.create_task(serve)
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", edge_port)):
-                break
-        except OSError:
-            await asyncio.sleep(0.05)
-    print("ready", flush=True)
-    try:
-        await serving
-    except asyncio.CancelledError:
-        pass
+    serving = asyncio.get_running_loop().create_task(serve)
+    await listening(edge_port)
+    await serve_until_stdin_closes(serving)
 
-import socket
 uvloop.run(main())
 """
 

@@ -142,6 +142,9 @@ class Exchange:
                 # sees the error (and retries).
                 origin.write_soon(self.forward.head, state.send_soon)
                 return
+            # None idle: the task dials without looking at the idle connections again.
+            self.stream.run(self.run(idle_checked=True))
+            return
         self.stream.run(self.run())
 
     def __call__(self) -> None:
@@ -180,9 +183,10 @@ class Exchange:
             raise
         self.stream.finished(self.keep_alive and not self.stream.closed)
 
-    async def run(self, *, written: bool = False) -> bool:
+    async def run(self, *, written: bool = False, idle_checked: bool = False) -> bool:
         """The exchange as a task; ``written``: the pooled connection in ``self.origin`` already carries
-        the request. Returns whether the visitor's connection stays open."""
+        the request; ``idle_checked``: :meth:`start` found no idle connection for it. Returns whether the
+        visitor's connection stays open."""
         stream, request, ctx = self.stream, self.request, self.ctx
         try:
             replay: list[BodyReceived | MessageEnded] = []
@@ -196,7 +200,7 @@ class Exchange:
                     self.keep_alive = send_local(stream, request, ctx, decision, self.keep_alive)
                     self.state.book.log(ctx, request)
                     return self.keep_alive and not stream.closed
-            await self._forward(written, replay)
+            await self._forward(written, replay, idle_checked)
         except VisitorGone:
             self.keep_alive = False
         except EdgeError as exc:
@@ -204,7 +208,7 @@ class Exchange:
         self.state.book.log(ctx, request)
         return self.keep_alive and not stream.closed
 
-    async def _forward(self, written: bool, replay: list[BodyReceived | MessageEnded]) -> None:
+    async def _forward(self, written: bool, replay: list[BodyReceived | MessageEnded], idle_checked: bool) -> None:
         """ORIGIN_CONNECT (with the retry), REQUEST_BODY, then the response phases."""
         request, state, ctx = self.request, self.state, self.ctx
         retry_allowed = request.body == "none" and request.method in IDEMPOTENT
@@ -214,7 +218,9 @@ class Exchange:
                 origin, reused = self.origin, True
                 assert origin is not None
             else:
-                origin, reused = await state.pool.acquire(self.forward.peer, fresh=attempt > 0)
+                origin, reused = await state.pool.acquire(
+                    self.forward.peer, fresh=attempt > 0, idle_checked=idle_checked
+                )
                 ctx.origin_reused = reused
                 self.origin = origin
             try:

@@ -137,3 +137,33 @@ def test_the_remembered_slot_goes_with_its_key(drop: str) -> None:
     state.checkin(A, "c2", 30, True)
     assert state.statistics().keys == 1 and state.statistics().idle == 1
     assert out(state.checkout(tuple(list(A)), 31, usable)) == ("c2", [])  # an equal key, another object
+
+
+class _CountedKey:
+    """A pool key that counts how often it is hashed (a real key hashes its 8 fields each time)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.hashes = 0
+
+    def __hash__(self) -> int:
+        self.hashes += 1
+        return hash(self.name)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _CountedKey) and other.name == self.name
+
+
+def test_a_connection_per_request_finds_its_key_by_identity_and_expire_forgets_it() -> None:
+    state: PoolState[_CountedKey, str] = PoolState(max_idle_per_key=4, idle_timeout=10)
+    key = _CountedKey("a")
+    first = 0
+    for n in range(4):  # what each request does against an origin that closes after every response
+        assert out(state.checkout(key, n, usable)) == (None, [])
+        state.opened(key)
+        assert state.statistics().keys == 1
+        assert list(state.checkin(key, f"c{n}", n, False)) == [f"c{n}"]
+        first = first or key.hashes
+    assert key.hashes == first  # after the first request, the slot is found by identity: no hashing
+    assert state.statistics() == type(state.statistics())(idle=0, busy=0, opened=4, reused=0, closed=4, keys=0)
+    assert state.expire(5) == [] and not state._slots  # the empty slot goes at the next expiry

@@ -8,6 +8,7 @@ mixing hop-by-hop fields, spoofable ``CF-*`` fields, ``X-Forwarded-For``, ``Host
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -25,7 +26,7 @@ from originlock.proto.serialize import request_head, response_head
 NAMES = [
     b"Host", b"host", b"Connection", b"Keep-Alive", b"Transfer-Encoding", b"TE", b"Upgrade", b"Expect",
     b"Content-Length", b"X-Forwarded-For", b"x-forwarded-for", b"X-Forwarded-Proto", b"CF-Ray", b"cf-visitor",
-    b"CF-Connecting-IP", b"Accept", b"X-Secret", b"Server", b"Date", b"Proxy-Connection", b"Trailer",
+    b"CF-Connecting-IP", b"Accept", b"X-Secret", b"Server", b"Date", b"Proxy-Connection", b"Trailer", b"Close",
 ]  # fmt: skip
 VALUES = [b"", b"a", b"10.0.0.1", b"keep-alive", b"close", b"x-secret", b"X-Secret, Accept", b"chunked", b"3"]
 
@@ -132,3 +133,23 @@ def test_visitor_head_from_the_wire_matches_the_reference(
         visitor_response_head(response, ray_id="r-OLK", chunked=chunked, close=close, keep_alive_1_0=keep_alive_1_0)
         == built
     )
+
+
+def test_connection_close_alone_keeps_the_one_pass_head(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An origin that closes after each response says ``Connection: close``: an option, no field to remove,
+    so the head is built in one pass (the general path checked every field again: ≈ 40k instructions per
+    request with a new origin connection each). A field that is called ``close`` is still removed."""
+    import originlock.pipeline.builtin.forwarding as forwarding
+
+    fields = [(b"Server", b"nginx"), (b"Connection", b"close"), (b"Content-Length", b"3")]
+    response = ResponseReceived(200, b"OK", b"1.1", fields, False, "length")
+    expected = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 3\r\nCF-Ray: r-OLK\r\n\r\n"
+
+    def general_path(*_: object, **__: object) -> bytes:
+        raise AssertionError("the general path, for a Connection field that names no field")
+
+    with monkeypatch.context() as patched:  # interpreted only: compiled, the call is bound at build time
+        patched.setattr(forwarding, "response_head", general_path)
+        assert visitor_response_head(response, ray_id="r-OLK", chunked=False, close=False) == expected
+    named = ResponseReceived(200, b"OK", b"1.1", [*fields, (b"Close", b"x")], False, "length")
+    assert visitor_response_head(named, ray_id="r-OLK", chunked=False, close=False) == expected

@@ -142,6 +142,9 @@ class Exchange:
                 # sees the error (and retries).
                 origin.write_soon(self.forward.head, state.send_soon)
                 return
+            # None idle: the task dials without looking at the idle connections again.
+            self.stream.run(self.run(idle_checked=True))
+            return
         self.stream.run(self.run())
 
     def __call__(self) -> None:
@@ -180,69 +183,85 @@ class Exchange:
             raise
         self.stream.finished(self.keep_alive and not self.stream.closed)
 
-    async def run(self, *, written: bool = False) -> bool:
-        """The exchange as a task; ``written``: the pooled connection in ``self.origin`` already carries
-        the request. Returns whether the visitor's connection stays open."""
-        stream, request, ctx = self.stream, self.request, self.ctx
+    async def run(self, *, written: bool = False, idle_checked: bool = False) -> bool:
+        """The exchange as a task: ORIGIN_CONNECT (with the retry), REQUEST_BODY, then the response phases.
+        ``written``: the pooled connection in ``self.origin`` already carries the request; ``idle_checked``:
+        :meth:`start` found no idle connection for it. Returns whether the visitor's connection stays open.
+
+        One coroutine down to the pool's dial: each coroutine between the task and the loop is resumed at
+        every suspension (a dial has two), so the connect step is not a coroutine of its own
+        (docs/performance.md, issue 11, dial3)."""
+        stream, request, ctx, state = self.stream, self.request, self.ctx, self.state
         try:
             replay: list[BodyReceived | MessageEnded] = []
-            inspection = ctx.body_inspection
-            if inspection is not None and request.body != "none":
-                # Managed WAF rules read the body's first bytes before any origin connection is opened.
-                ctx.body_inspection = None
-                replay = await self._body_prefix(inspection.limit)
-                decision = inspection(b"".join(e.data for e in replay if isinstance(e, BodyReceived)))
-                if isinstance(decision, Respond):
-                    self.keep_alive = send_local(stream, request, ctx, decision, self.keep_alive)
-                    self.state.book.log(ctx, request)
+            if ctx.body_inspection is not None and request.body != "none":
+                inspected = await self._inspect_body()
+                if inspected is None:  # answered by the managed rules (and logged)
                     return self.keep_alive and not stream.closed
-            await self._forward(written, replay)
+                replay = inspected
+            retry_allowed = request.body == "none" and request.method in IDEMPOTENT
+            attempt = 0
+            while True:
+                if written:
+                    origin, reused = self.origin, True
+                    assert origin is not None
+                else:
+                    origin, reused = await state.pool.acquire(
+                        self.forward.peer, fresh=attempt > 0, idle_checked=idle_checked
+                    )
+                    ctx.origin_reused = reused
+                    self.origin = origin
+                try:
+                    if not written:
+                        origin.start_exchange(request.method)
+                        origin.write(self.forward.head)
+                        if request.body != "none":
+                            await self._send_body(origin, replay)
+                    first = await origin.next_event(state.origin_read_timeout)
+                except EdgeError as exc:
+                    state.pool.release(origin, False)
+                    origin.close()
+                    if exc.retryable and retry_allowed and reused and attempt == 0:
+                        attempt += 1
+                        written = False
+                        ctx.origin_retried = True
+                        continue
+                    raise
+                except BaseException:
+                    state.pool.release(origin, False)
+                    raise
+                break
+            try:
+                if ctx.response_inspection is not None:
+                    await self.respond(origin, first)
+                elif not (self._take(first) or self._pass_on_queued()):
+                    # The rest of the response: most come whole in one read, passed on above.
+                    await self._respond_rest(origin)
+            except BaseException:
+                state.pool.release(origin, False)
+                raise
+            state.pool.release(origin, origin.finish_exchange(self.keep_alive_from_origin))
         except VisitorGone:
             self.keep_alive = False
         except EdgeError as exc:
             self.keep_alive = send_error(stream, request, ctx, exc, self.keep_alive)
-        self.state.book.log(ctx, request)
+        state.book.log(ctx, request)
         return self.keep_alive and not stream.closed
 
-    async def _forward(self, written: bool, replay: list[BodyReceived | MessageEnded]) -> None:
-        """ORIGIN_CONNECT (with the retry), REQUEST_BODY, then the response phases."""
-        request, state, ctx = self.request, self.state, self.ctx
-        retry_allowed = request.body == "none" and request.method in IDEMPOTENT
-        attempt = 0
-        while True:
-            if written:
-                origin, reused = self.origin, True
-                assert origin is not None
-            else:
-                origin, reused = await state.pool.acquire(self.forward.peer, fresh=attempt > 0)
-                ctx.origin_reused = reused
-                self.origin = origin
-            try:
-                if not written:
-                    origin.start_exchange(request.method)
-                    origin.write(self.forward.head)
-                    if request.body != "none":
-                        await self._send_body(origin, replay)
-                first = await origin.next_event(state.origin_read_timeout)
-            except EdgeError as exc:
-                state.pool.release(origin, False)
-                origin.close()
-                if exc.retryable and retry_allowed and reused and attempt == 0:
-                    attempt += 1
-                    written = False
-                    ctx.origin_retried = True
-                    continue
-                raise
-            except BaseException:
-                state.pool.release(origin, False)
-                raise
-            break
-        try:
-            await self.respond(origin, first)
-        except BaseException:
-            state.pool.release(origin, False)
-            raise
-        state.pool.release(origin, origin.finish_exchange(self.keep_alive_from_origin))
+    async def _inspect_body(self) -> list[BodyReceived | MessageEnded] | None:
+        """Managed WAF rules read the body's first bytes before any origin connection is opened: the events
+        read, to replay to the origin; None when the rules answered (the answer sent and logged)."""
+        ctx, request, stream = self.ctx, self.request, self.stream
+        inspection = ctx.body_inspection
+        assert inspection is not None
+        ctx.body_inspection = None
+        replay = await self._body_prefix(inspection.limit)
+        decision = inspection(b"".join(e.data for e in replay if isinstance(e, BodyReceived)))
+        if isinstance(decision, Respond):
+            self.keep_alive = send_local(stream, request, ctx, decision, self.keep_alive)
+            self.state.book.log(ctx, request)
+            return None
+        return replay
 
     # -- REQUEST_BODY ----------------------------------------------------------------------------
 
@@ -333,6 +352,11 @@ class Exchange:
                 return
         elif self._take(first) or self._pass_on_queued():
             return
+        await self._respond_rest(origin)
+
+    async def _respond_rest(self, origin: OriginConnection) -> None:
+        """The response phases once what had arrived was passed on: let the visitor take it, wait for more."""
+        state, stream = self.state, self.stream
         while True:
             if not await stream.drain(state.config.write_timeout):
                 raise VisitorGone()

@@ -25,6 +25,8 @@ import errno
 import hashlib
 import socket
 import ssl
+from collections.abc import Callable, Coroutine
+from typing import Any, Final
 
 from originlock.errors import (
     EdgeError,
@@ -37,7 +39,7 @@ from originlock.errors import (
     OriginUnreachable,
 )
 from originlock.origin.connection import OriginConnection
-from originlock.origin.deadline import TimerWheel
+from originlock.origin.deadline import TimerWheel, WheelDeadline
 from originlock.origin.peer import OriginPeer
 from originlock.origin.resolve import Resolver
 from originlock.origin.server_name import check_port, server_name_error
@@ -46,11 +48,27 @@ from originlock.origin.tls import OriginTlsContexts
 from originlock.proto.http1 import DEFAULT_LIMITS, Limits
 from originlock.tls.direct import DirectSSLContext, SessionOffer
 
-__all__ = ["Connector", "OriginTimeouts"]
+__all__ = ["Connector", "OriginDial", "OriginTimeouts"]
 
 _UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
 #: Out of file descriptors or socket buffers: the edge is overloaded, the origin is not at fault.
 _EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+def _tasks_by_loop() -> dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None:
+    """asyncio's own record of the task each loop runs, where ``asyncio.current_task`` is a Python function
+    that only reads it (3.11: a frame per dial); None where it is not a plain dict (then that function)."""
+    tasks: object = getattr(asyncio.tasks, "_current_tasks", None)
+    return tasks if type(tasks) is dict and asyncio.current_task.__module__ == "asyncio.tasks" else None
+
+
+_TASKS: Final = _tasks_by_loop()
+_CURRENT_TASK: Final[Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None]] = asyncio.current_task
+
+
+def _current_task(loop: asyncio.AbstractEventLoop) -> asyncio.Task[Any] | None:
+    tasks = _TASKS
+    return tasks.get(loop) if tasks is not None else _CURRENT_TASK(loop)
 
 
 class Connector:
@@ -80,12 +98,12 @@ class Connector:
         #: A peer is immutable; its context and session are looked up afresh at every dial.
         self._checked: OriginPeer | None = None
 
-    async def connect(self, peer: OriginPeer) -> OriginConnection:
-        """A new connection to ``peer``, TLS established when ``peer.tls``.
+    def dial(self, peer: OriginPeer) -> OriginDial:
+        """A dial of ``peer``, for the calling coroutine to drive (:class:`OriginDial` says how); its address
+        is known when ``peer.host`` is an IP literal or a cached name.
 
         Raises:
-            EdgeError: 521-523, 525, 526, 530/1016 when a CNAME origin does not resolve, 503 when the edge
-            is out of file descriptors.
+            EdgeError: 521 (a port out of range), 1xxx (a server name that cannot be used).
         """
         # Snapshot values are checked before any socket exists (origin/server_name.py says why).
         if peer is not self._checked:
@@ -98,116 +116,187 @@ class Connector:
                         f"the origin server name (SNI) {peer.sni[:300]!r} cannot be used: {problem}"
                     )
             self._checked = peer
-        resolver = self._resolver
-        address = resolver.resolve_nowait(peer.host) or await resolver.resolve(peer.host, peer.port)
-        if not peer.tls:
-            return await self._tcp_connect(address, peer.port)
-        conn, ctx = await self._tls_connect(address, peer)
-        transport = conn.transport
-        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-        if peer.revoked:  # strict pulls only (pipeline/builtin/origin_select.py)
-            _refuse_revoked(conn, peer, ssl_object)
-        # Only once the origin passed every check: a refused origin's session is never offered again.
-        self._contexts.remember(peer, ctx, ssl_object)
-        return conn
+        return OriginDial(self, peer, self._resolver.resolve_nowait(peer.host))
 
-    async def _tcp_connect(self, address: str, port: int) -> OriginConnection:
-        """A TCP connection to ``address`` (an IP literal), made by the loop in C: a Python socket object
-        and ``sock_connect`` cost a resumed dial ~10 % more (docs/performance.md, issue 11)."""
-        conn = OriginConnection(self._loop, self._limits, self._timers)
-        timer = _ConnectTimer(self._loop, self._timers, self._connect_timeout, None)
-        try:
-            await self._loop.create_connection(lambda: conn, address, port)
-        except asyncio.CancelledError as exc:
-            conn.close()
-            if timer.expired_now():
-                raise OriginConnectTimeout(f"no answer from {address}:{port}") from exc
-            raise
-        except OSError as exc:
-            raise _tcp_error(exc, address, port) from exc
-        finally:
-            timer.cancel()
-        return conn
+    async def connect(self, peer: OriginPeer) -> OriginConnection:
+        """A new connection to ``peer``, TLS established when ``peer.tls``.
 
-    async def _tls_connect(self, address: str, peer: OriginPeer) -> tuple[OriginConnection, DirectSSLContext]:
-        """TCP and TLS to ``address`` in one step; the connection and the context it was made with."""
-        loop = self._loop
-        contexts = self._contexts
-        ctx = contexts.for_peer(peer)
-        conn = OriginConnection(loop, self._limits, self._timers)
-        offer = contexts.offer_session(peer, ctx)
-        timer = _ConnectTimer(loop, self._timers, self._connect_timeout, offer)
+        Raises:
+            EdgeError: 521-523, 525, 526, 530/1016 when a CNAME origin does not resolve, 503 when the edge
+            is out of file descriptors.
+        """
+        # The steps of OriginDial, as OriginPool.acquire takes them too (in its own coroutine: see there).
+        dial = self.dial(peer)
+        if dial.address is None:
+            await dial.resolve()
+        connecting = dial.start()
         try:
-            # The loop enforces the handshake timeout from the TLS start (ConnectionAbortedError, 525).
-            await loop.create_connection(
-                lambda: conn,
-                address,
-                peer.port,
-                ssl=ctx,
-                server_hostname=peer.sni,
-                ssl_handshake_timeout=self._handshake_timeout,
-            )
-        except asyncio.CancelledError as exc:
-            conn.close()
-            if timer.expired_now():
-                raise OriginConnectTimeout(f"no answer from {address}:{peer.port}") from exc
-            raise
+            await connecting
         except BaseException as exc:
-            conn.close()
-            if not isinstance(exc, Exception) or isinstance(exc, EdgeError):
-                raise
-            if not offer.taken:  # the TCP connection was never made
-                if isinstance(exc, OSError):
-                    raise _tcp_error(exc, address, peer.port) from exc
-                raise
-            if isinstance(exc, ssl.SSLCertVerificationError):
-                raise OriginCertInvalid(f"origin certificate for {peer.sni}: {exc.verify_message}") from exc
-            if isinstance(exc, (ssl.SSLError, OSError, TimeoutError, EOFError)):
-                raise OriginHandshakeFailed(f"TLS handshake with {peer.sni} failed: {exc}") from exc
-            raise
-        finally:
-            timer.cancel()
-            ctx.withdraw(offer)
-        if conn.transport is None:  # the connection closed as the handshake finished
-            conn.close()
-            raise OriginHandshakeFailed(f"TLS handshake with {peer.sni} failed: the origin closed the connection")
-        return conn, ctx
+            raise dial.failed(exc)  # noqa: B904 (the edge error's cause is set by failed())
+        return dial.established()
 
 
-class _ConnectTimer:
-    """The connect timeout of a dial, on the connector's timer wheel: cancels the dialling task when it fires
-    before the dial's TLS started (its session offer untaken; a plain TCP dial has no offer and is cancelled
-    whenever it fires), and does nothing after (the loop's handshake timeout runs then). Told apart from
-    other cancellations as ``asyncio.timeout`` does, by the task's cancel count. It fires up to
-    ``WHEEL_RESOLUTION`` (50 ms) after the timeout, never before."""
+class OriginDial:
+    """One dial, as steps the dialling coroutine takes around its one wait: :meth:`resolve` (only when
+    ``address`` is None: a name not in the resolver's cache), :meth:`start` (the loop's
+    ``create_connection``, to await), then :meth:`established` or, when the wait raised, :meth:`failed`.
 
-    __slots__ = ("_cancelling", "_deadline", "_expired", "_offer", "_task")
+    Why not a coroutine of its own: every coroutine between the task and the loop's ``create_connection`` is
+    resumed at each of its suspensions (two per dial: TCP connected, TLS established) and hands its result
+    up through ``StopIteration``; the dialling path was ``Exchange.run`` -> ``_forward`` ->
+    ``OriginPool.acquire`` -> ``Connector.connect`` -> ``_tls_connect`` (docs/performance.md, issue 11,
+    dial3). The dial is also the connect timeout's owner (one object, where a timer object per dial made
+    another) and the protocol factory the loop calls.
 
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, timers: TimerWheel, delay: float, offer: SessionOffer | None
-    ) -> None:
-        task = asyncio.current_task(loop)
+    The connect timeout is on the connector's timer wheel: it cancels the dialling task when it fires before
+    the dial's TLS started (its session offer untaken; a plain TCP dial has no offer and is cancelled
+    whenever it fires), and does nothing after (the loop's handshake timeout runs then). It is told apart
+    from other cancellations as ``asyncio.timeout`` does, by the task's cancel count, and fires up to
+    ``WHEEL_RESOLUTION`` (50 ms) after the timeout, never before.
+    """
+
+    __slots__ = (
+        "_cancelling",
+        "_conn",
+        "_connector",
+        "_ctx",
+        "_deadline",
+        "_expired",
+        "_offer",
+        "_task",
+        "address",
+        "peer",
+    )
+
+    def __init__(self, connector: Connector, peer: OriginPeer, address: str | None) -> None:
+        self._connector = connector
+        self.peer = peer
+        #: The IP address to connect to; None until :meth:`resolve` when the host is a name.
+        self.address = address
+        self._conn: OriginConnection | None = None
+        self._ctx: DirectSSLContext | None = None
+        self._offer: SessionOffer | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._cancelling = 0
+        self._expired = False
+        self._deadline: WheelDeadline | None = None
+
+    async def resolve(self) -> None:
+        """Resolve the host name (530/1016 when it does not resolve)."""
+        self.address = await self._connector._resolver.resolve(self.peer.host, self.peer.port)
+
+    def start(self) -> Coroutine[Any, Any, tuple[asyncio.BaseTransport, asyncio.BaseProtocol]]:
+        """The loop's connection attempt, for the caller to await at once, in the dialling task (the
+        session offer travels in its context, and the connect timeout cancels it). A TLS origin is
+        dialled in one step; the loop enforces the handshake timeout from the TLS start (525)."""
+        connector = self._connector
+        loop = connector._loop
+        peer = self.peer
+        address = self.address
+        assert address is not None, "resolve() first"
+        ctx: DirectSSLContext | None = None
+        if peer.tls:
+            contexts = connector._contexts
+            ctx = self._ctx = contexts.for_peer(peer)
+            self._offer = contexts.offer_session(peer, ctx)
+        self._conn = OriginConnection(loop, connector._limits, connector._timers)
+        task = _current_task(loop)
         assert task is not None, "dial from a task"
         self._task = task
         self._cancelling = task.cancelling()
-        self._offer = offer
-        self._expired = False
-        self._deadline = timers.deadline(self._fire)
-        self._deadline.arm(delay)
+        deadline = self._deadline = connector._timers.deadline(self._expire)
+        deadline.arm(connector._connect_timeout)
+        if ctx is None:
+            return loop.create_connection(self, address, peer.port)
+        return loop.create_connection(
+            self,
+            address,
+            peer.port,
+            ssl=ctx,
+            server_hostname=peer.sni,
+            ssl_handshake_timeout=connector._handshake_timeout,
+        )
 
-    def _fire(self) -> None:
+    def __call__(self) -> OriginConnection:
+        """The protocol factory the loop calls: this dial's connection (no closure made per dial)."""
+        conn = self._conn
+        assert conn is not None
+        return conn
+
+    def _expire(self) -> None:
         offer = self._offer
-        if offer is None or not offer.taken:
+        task = self._task
+        if task is not None and (offer is None or not offer.taken):
             self._expired = True
-            self._task.cancel()
+            task.cancel()
 
-    def expired_now(self) -> bool:
-        """True when this timer's cancellation is the one being raised (and it is absorbed)."""
-        return self._expired and self._task.uncancel() <= self._cancelling
+    def _end(self) -> None:
+        """The wait is over: leave the wheel, withdraw the offer, let go of the task (which holds the
+        coroutine that holds this dial) and of the deadline's callback (a bound method of this dial)."""
+        deadline = self._deadline
+        if deadline is not None:
+            deadline.cancel()
+        offer = self._offer
+        if offer is not None:
+            offer.context.withdraw(offer)
+        self._task = None
 
-    def cancel(self) -> None:
-        """Leave the wheel; also breaks the cycle through the deadline's callback (a bound method)."""
-        self._deadline.cancel()
+    def established(self) -> OriginConnection:
+        """The connection, once the awaited attempt returned; refused (526) when the origin's certificate
+        was revoked, and then closed.
+
+        Raises:
+            OriginHandshakeFailed: the connection closed as the handshake finished (525).
+            OriginCertInvalid: the origin presented a revoked certificate (526).
+        """
+        self._end()
+        conn = self._conn
+        ctx = self._ctx
+        assert conn is not None
+        if ctx is None:
+            return conn
+        peer = self.peer
+        transport = conn.transport
+        if transport is None:  # the connection closed as the handshake finished
+            conn.close()
+            raise OriginHandshakeFailed(f"TLS handshake with {peer.sni} failed: the origin closed the connection")
+        ssl_object = transport.get_extra_info("ssl_object")
+        if peer.revoked:  # strict pulls only (pipeline/builtin/origin_select.py)
+            _refuse_revoked(conn, peer, ssl_object)
+        # Only once the origin passed every check: a refused origin's session is never offered again.
+        self._connector._contexts.remember(peer, ctx, ssl_object)
+        return conn
+
+    def failed(self, exc: BaseException) -> BaseException:
+        """What to raise for ``exc``, raised by the awaited attempt: the edge error for a socket or TLS
+        failure (521-523, 525, 526; 503 out of descriptors), 522 for this dial's own timeout, ``exc``
+        itself otherwise (another cancellation, an edge error, a bug). The connection is closed."""
+        task = self._task
+        self._end()
+        conn = self._conn
+        if conn is not None:
+            conn.close()
+        peer = self.peer
+        address = self.address
+        error: EdgeError | None = None
+        if isinstance(exc, asyncio.CancelledError):
+            if self._expired and task is not None and task.uncancel() <= self._cancelling:
+                error = OriginConnectTimeout(f"no answer from {address}:{peer.port}")
+        elif not isinstance(exc, Exception) or isinstance(exc, EdgeError):
+            pass
+        elif self._offer is None or not self._offer.taken:
+            # A plain TCP dial, or a TLS one whose TCP connection was never made.
+            if isinstance(exc, OSError):
+                error = _tcp_error(exc, str(address), peer.port)
+        elif isinstance(exc, ssl.SSLCertVerificationError):
+            error = OriginCertInvalid(f"origin certificate for {peer.sni}: {exc.verify_message}")
+        elif isinstance(exc, (ssl.SSLError, OSError, TimeoutError, EOFError)):
+            error = OriginHandshakeFailed(f"TLS handshake with {peer.sni} failed: {exc}")
+        if error is None:
+            return exc
+        error.__cause__ = exc
+        return error
 
 
 def _tcp_error(exc: OSError, address: str, port: int) -> EdgeError:

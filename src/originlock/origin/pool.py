@@ -94,15 +94,19 @@ class OriginPool:
             conn.key = key
         return conn
 
-    async def acquire(self, peer: OriginPeer, *, fresh: bool = False) -> tuple[OriginConnection, bool]:
-        """A connection for ``peer`` and whether it was reused. ``fresh`` skips idle connections.
+    async def acquire(
+        self, peer: OriginPeer, *, fresh: bool = False, idle_checked: bool = False
+    ) -> tuple[OriginConnection, bool]:
+        """A connection for ``peer`` and whether it was reused. ``fresh`` skips idle connections;
+        ``idle_checked``: the caller's :meth:`acquire_idle` just found none, so only a wait for room under
+        ``max_per_origin`` looks at them again.
 
         Raises:
             EdgeOverloaded: ``max_per_origin`` connections stayed busy for ``queue_timeout`` (503).
             EdgeError: from the dial (521-526, 530).
         """
         key = peer.pool_key()
-        if not fresh:
+        if not (fresh or idle_checked):
             conn = self.acquire_idle(peer)
             if conn is not None:
                 return conn, True
@@ -115,7 +119,17 @@ class OriginPool:
         self._open[address] = self._open.get(address, 0) + 1
         try:
             self.adopt_trust(key.trust)  # before dialling: the dial may well fail (526, revoked)
-            conn = await self._connector.connect(peer)
+            # The dial's steps in this coroutine rather than ``await self._connector.connect(peer)``: each
+            # coroutine layer is resumed at every suspension of the dial (origin/connector.py, OriginDial).
+            dial = self._connector.dial(peer)
+            if dial.address is None:
+                await dial.resolve()
+            connecting = dial.start()
+            try:
+                await connecting
+            except BaseException as exc:
+                raise dial.failed(exc)  # noqa: B904 (the edge error's cause is set by failed())
+            conn = dial.established()
         except BaseException:
             self._closed_one(address)
             raise

@@ -41,6 +41,7 @@ class PoolStatistics:
     #: Requests served on a reused connection.
     reused: int
     closed: int
+    #: Keys with connections, idle or busy.
     keys: int
 
 
@@ -61,7 +62,11 @@ class PoolState(Generic[K, C]):
             raise ValueError("max_idle_per_key must be >= 0 and idle_timeout > 0")
         self.max_idle_per_key = max_idle_per_key
         self.idle_timeout = idle_timeout
-        #: A key's slot stays while it has connections, busy or idle (dropped by checkin, expire, retire).
+        #: A key's slot stays while it has connections, busy or idle, and until the next :meth:`expire` once
+        #: it has none: a new connection per request (an origin that closes after each response) then finds
+        #: its key's slot by identity (below) at checkout, dial and checkin, where dropping the slot with the
+        #: connection and adding it again at the next dial hashed the 8-field key five times per request.
+        #: :meth:`retire` and :meth:`drain` drop empty slots too.
         self._slots: dict[K, _Slot[C]] = {}
         #: The key object last looked up and its slot: the next request usually goes to the same origin
         #: with the same key object (one per peer and snapshot), found by identity, where a lookup hashes
@@ -110,8 +115,6 @@ class PoolState(Generic[K, C]):
         if found is not None:
             slot.busy += 1
             self._reused += 1
-        elif not slot.busy:
-            self._drop(key)
         if to_close is None:
             return found, _NOTHING
         self._closed += len(to_close)
@@ -122,6 +125,7 @@ class PoolState(Generic[K, C]):
         slot = self._slot(key)
         if slot is None:
             slot = self._slots[key] = _Slot()
+            self._last_key, self._last_slot = key, slot
         slot.busy += 1
         self._opened += 1
 
@@ -135,10 +139,11 @@ class PoolState(Generic[K, C]):
         idle = slot.idle
         if not reusable or (self._retired and key in self._retired):
             self._closed += 1
-            if not idle and not slot.busy:
+            if self._retired and not idle and not slot.busy:
+                # A retired key's last connection: forget the key (and its slot, which no valid key will
+                # ask for), or every checkout would keep hashing its key for the set (see checkout).
+                self._retired.discard(key)
                 self._drop(key)
-                if self._retired:  # a retired key's last connection: forget the key, or every checkout
-                    self._retired.discard(key)  # would keep hashing its key for the set (see checkout)
             return [conn]
         idle.append((conn, now))
         if len(idle) > self.max_idle_per_key:
@@ -155,10 +160,9 @@ class PoolState(Generic[K, C]):
         slot = self._slot(key)
         if slot is not None:
             slot.busy = max(slot.busy - 1, 0)
-            if not slot.idle and not slot.busy:
+            if self._retired and not slot.idle and not slot.busy:
+                self._retired.discard(key)  # as in checkin
                 self._drop(key)
-                if self._retired:
-                    self._retired.discard(key)  # as in checkin
         self._closed += 1
 
     def evict_idle(self, match: Callable[[K], bool]) -> C | None:
@@ -175,7 +179,7 @@ class PoolState(Generic[K, C]):
         return None
 
     def expire(self, now: float) -> list[C]:
-        """Close idle connections older than ``idle_timeout``."""
+        """Close idle connections older than ``idle_timeout``; forget the keys left without connections."""
         to_close: list[C] = []
         for key, slot in list(self._slots.items()):
             idle = slot.idle
@@ -221,5 +225,5 @@ class PoolState(Generic[K, C]):
             opened=self._opened,
             reused=self._reused,
             closed=self._closed,
-            keys=len(self._slots),
+            keys=sum(1 for s in slots if s.idle or s.busy),  # empty slots wait for expire()
         )

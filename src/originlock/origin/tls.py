@@ -49,14 +49,30 @@ def _default_verify_flags() -> ssl.VerifyFlags:
     return ssl.create_default_context(ssl.Purpose.SERVER_AUTH).verify_flags
 
 
+class _Session:
+    """A pool key's session source: the TLS object of the last connection made under it, and its context
+    (a session is only ever offered through the context it came from)."""
+
+    __slots__ = ("context", "source")
+
+    def __init__(self, context: DirectSSLContext, source: ssl.SSLObject) -> None:
+        self.context = context
+        self.source = source
+
+
 class OriginTlsContexts:
     """Builds and caches origin-facing client contexts."""
 
     def __init__(self, *, max_contexts: int = MAX_CONTEXTS) -> None:
         self._cache: dict[tuple[str, str, str, bool], DirectSSLContext] = {}
         self._max = max_contexts
-        #: pool key -> (the context, the TLS object of the last connection made under that key)
-        self._sessions: dict[PoolKey, tuple[DirectSSLContext, ssl.SSLObject]] = {}
+        #: pool key -> its session source, updated in place by each new connection under that key.
+        self._sessions: dict[PoolKey, _Session] = {}
+        #: The key last looked up in ``_sessions`` and its entry: a dial offers the key's session and then
+        #: remembers its own, and the next dial to that origin does the same, each found by identity where a
+        #: lookup hashes the 8-field key (three times per dial). Forgotten whenever an entry is removed.
+        self._last_key: PoolKey | None = None
+        self._last_session: _Session | None = None
         #: The peer :meth:`for_peer` answered last and its context: peers are cached per route, so a run of
         #: dials to one origin skips building the cache key (four attribute reads, two of them properties)
         #: and moving its entry to the end. Forgotten when a context is retired.
@@ -67,20 +83,35 @@ class OriginTlsContexts:
         """Offer the session of ``peer``'s last connection to the next handshake through ``ctx`` (see
         ``tls/direct.py``), or a full handshake (an offer of ``None``) when there is none: every dial makes
         an offer, so that none takes another dial's."""
-        last = self._sessions.get(peer.pool_key())
-        return ctx.offer_session(peer.sni, last[1] if last is not None and last[0] is ctx else None)
+        last = self._session(peer.pool_key())
+        return ctx.offer_session(peer.sni, last.source if last is not None and last.context is ctx else None)
+
+    def _session(self, key: PoolKey) -> _Session | None:
+        if key is self._last_key:
+            return self._last_session
+        found = self._sessions.get(key)
+        if found is not None:
+            self._last_key, self._last_session = key, found
+        return found
 
     def remember(self, peer: OriginPeer, ctx: DirectSSLContext, ssl_object: ssl.SSLObject | None) -> None:
         """Keep the TLS object of a connection just established, for the next dial's session."""
         if ssl_object is None:
             return
         key = peer.pool_key()
-        if key not in self._sessions and len(self._sessions) >= self._max:
+        found = self._session(key)
+        if found is not None:
+            found.context, found.source = ctx, ssl_object
+            return
+        if len(self._sessions) >= self._max:
             self._sessions.pop(next(iter(self._sessions)))
-        self._sessions[key] = (ctx, ssl_object)
+            self._last_key = self._last_session = None
+        session = self._sessions[key] = _Session(ctx, ssl_object)
+        self._last_key, self._last_session = key, session
 
     def forget_sessions(self, keep: Callable[[PoolKey], bool]) -> None:
         """Drop the sessions whose key ``keep`` refuses (a new trust store or revocation set)."""
+        self._last_key = self._last_session = None
         for key in [k for k in self._sessions if not keep(k)]:
             del self._sessions[key]
 

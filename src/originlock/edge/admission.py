@@ -23,6 +23,7 @@ from originlock.edge.http2 import Http2Connection
 from originlock.edge.idle import IdleGate
 from originlock.edge.overload import ShedConnection
 from originlock.edge.state import EdgeState
+from originlock.edge.visitor import tls_object
 from originlock.edge.visitors import Visitors
 
 __all__ = ["Acceptor", "Admission"]
@@ -50,7 +51,7 @@ class Acceptor:
     def protocol_for(self, transport: asyncio.BaseTransport) -> asyncio.Protocol:
         """HTTP/2 when the visitor and the TLS handshake agreed on it (ALPN ``h2``), else HTTP/1.1."""
         ssl_obj = transport.get_extra_info("ssl_object")
-        if ssl_obj is not None and ssl_obj.selected_alpn_protocol() == "h2":
+        if ssl_obj is not None and tls_object(ssl_obj).selected_alpn_protocol() == "h2":
             return Http2Connection(self.state, self.scheme)
         return Http1Connection(self.state, self.scheme)
 

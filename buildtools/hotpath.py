@@ -60,6 +60,8 @@ HOT_MODULES = (
     # protocol until the handshake is done, and the count of connections in their handshake.
     "originlock/edge/admission.py",
     "originlock/edge/visitors.py",
+    # The SNI callback, inside every visitor handshake.
+    "originlock/edge/visitor_tls.py",
     "originlock/snapshot/model.py",
     # `originlock serve` always installs the WAF hook: a zone without rules costs one call into it.
     "originlock/pipeline/builtin/waf.py",

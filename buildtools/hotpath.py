@@ -56,6 +56,12 @@ HOT_MODULES = (
     "originlock/edge/ray_ids.py",
     "originlock/edge/request_book.py",
     "originlock/edge/write_batch.py",
+    # Once per visitor connection, between the handshake's crypto: the listener's protocol factory, the
+    # protocol until the handshake is done, and the count of connections in their handshake.
+    "originlock/edge/admission.py",
+    "originlock/edge/visitors.py",
+    # The SNI callback, inside every visitor handshake.
+    "originlock/edge/visitor_tls.py",
     "originlock/snapshot/model.py",
     # `originlock serve` always installs the WAF hook: a zone without rules costs one call into it.
     "originlock/pipeline/builtin/waf.py",

@@ -3,11 +3,12 @@ limit, and ``accept()`` failing with EMFILE, each reported in one log line per i
 
 Theory of operation:
 
-- Every accepted visitor connection first gets a :class:`Admission` as its protocol. It stands for the
-  connection until its TLS handshake is done (at once for plain HTTP), then hands the transport to the
-  real protocol (``transport.set_protocol``). The event loop drops a protocol whose handshake failed, so
-  the admissions alive are exactly the connections still in their handshake: a ``WeakSet`` counts them
-  without a timer, and a scanner's failed handshakes stop counting as soon as they end.
+- Every accepted visitor connection first gets an ``Admission`` (``edge/admission.py``) as its protocol. It
+  stands for the connection until its TLS handshake is done (at once for plain HTTP), then hands the
+  transport to the real protocol (``transport.set_protocol``). The event loop drops a protocol whose
+  handshake failed, so the admissions alive and not yet admitted are exactly the connections still in their
+  handshake: each counts itself in when made and out when admitted or dropped, without a timer, and a
+  scanner's failed handshakes stop counting as soon as they end.
 - The capacity is ``min(--max-connections, (open-files limit - reserve) / 2)``, re-read every tick: each
   visitor connection may need an origin connection, and the reserve keeps room for the API, the store,
   logs and listeners, so the limit is reached before the process runs out of file descriptors. Beyond
@@ -29,7 +30,6 @@ import errno
 import logging
 import os
 import resource
-import weakref
 from collections.abc import Callable
 from typing import Any, Final, cast
 
@@ -38,7 +38,6 @@ from originlock.edge.limits import EdgeLimits
 __all__ = [
     "FD_RESERVE",
     "LOG_INTERVAL",
-    "Admission",
     "OverloadLog",
     "ShedConnection",
     "describe_overload",
@@ -161,25 +160,6 @@ class ShedConnection(asyncio.Protocol):
         writer = cast(asyncio.WriteTransport, transport)  # uvloop's transports do not subclass asyncio's
         writer.write(_SHED_RESPONSE)
         writer.close()
-
-
-class Admission(asyncio.Protocol):
-    """The protocol of a visitor connection until its handshake completed (see the module docstring)."""
-
-    __slots__ = ("__weakref__", "_make", "_pending")
-
-    def __init__(
-        self, make: Callable[[asyncio.BaseTransport], asyncio.Protocol], pending: weakref.WeakSet[Admission]
-    ) -> None:
-        self._make = make
-        self._pending = pending
-        pending.add(self)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._pending.discard(self)
-        protocol = self._make(transport)  # after the handshake: the protocol can follow ALPN
-        transport.set_protocol(protocol)
-        protocol.connection_made(transport)
 
 
 def install_accept_error_filter(loop: asyncio.AbstractEventLoop, overload: OverloadLog) -> None:

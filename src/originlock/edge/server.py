@@ -9,22 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import gc
 import socket
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Final
 
+from originlock.edge.admission import Acceptor
 from originlock.edge.config import EdgeConfig
-from originlock.edge.http1 import Http1Connection
-from originlock.edge.http2 import Http2Connection
 from originlock.edge.idle import PARK_MAX_SECONDS, IdleGate
 from originlock.edge.listeners import bind_listener
 from originlock.edge.overload import (
-    Admission,
-    ShedConnection,
     describe_overload,
     descriptors_exhausted,
     install_accept_error_filter,
@@ -40,31 +35,6 @@ __all__ = ["EdgeServer"]
 
 #: Housekeeping period: idle expiry, snapshot swap check, access-log flush.
 TICK_SECONDS: Final = 1.0
-
-
-def _acceptor(state: EdgeState, scheme: str, idle: IdleGate) -> Callable[[], asyncio.Protocol]:
-    """A listener's protocol factory. What follows the handshake is made by one function built here, once
-    per listener, rather than a closure per accepted connection."""
-    make = functools.partial(_visitor_protocol, state, scheme)
-
-    def accept() -> asyncio.Protocol:
-        """The protocol for a newly accepted visitor connection: a 503-and-close one beyond the capacity."""
-        if idle.parked:  # the first connection after a quiet spell: housekeeping (and ticket key) first
-            idle.wake()
-        if state.visitors.full():
-            state.overload.count("shed")
-            return ShedConnection()
-        return Admission(make, state.visitors.admitting)
-
-    return accept
-
-
-def _visitor_protocol(state: EdgeState, scheme: str, transport: asyncio.BaseTransport) -> asyncio.Protocol:
-    """HTTP/2 when the visitor and the TLS handshake agreed on it (ALPN ``h2``), else HTTP/1.1."""
-    ssl_obj = transport.get_extra_info("ssl_object")
-    if ssl_obj is not None and ssl_obj.selected_alpn_protocol() == "h2":
-        return Http2Connection(state, scheme)
-    return Http1Connection(state, scheme)
 
 
 def _tick(state: EdgeState) -> None:
@@ -89,7 +59,7 @@ def _nothing_to_keep(state: EdgeState) -> bool:
     or in its handshake, no origin connection (pooled, busy or being dialled), no overload count waiting
     for its log line. The access log was flushed by the tick just run, and only a connection writes to it."""
     visitors = state.visitors
-    if visitors.open or len(visitors.admitting) or state.websockets.active or state.overload.pending():
+    if visitors.open or visitors.admitting or state.websockets.active or state.overload.pending():
         return False
     pool = state.pool.statistics()
     return not (pool.idle or pool.busy or any(state.pool.open_per_origin().values()))
@@ -149,7 +119,7 @@ class EdgeServer:
         backlog = self.config.limits.backlog
         if http_sock is not None:
             self._servers.append(
-                await loop.create_server(_acceptor(state, "http", self.idle), sock=http_sock, backlog=backlog)
+                await loop.create_server(Acceptor(state, "http", self.idle), sock=http_sock, backlog=backlog)
             )
         if https_sock is not None:
             tls = VisitorTls(state.snapshot, lambda: datetime.now(UTC), ticket_secret=self.config.ticket_secret)
@@ -157,7 +127,7 @@ class EdgeServer:
             self.idle.on_wake.append(tls.tickets.rotate)
             self._servers.append(
                 await loop.create_server(
-                    _acceptor(state, "https", self.idle),
+                    Acceptor(state, "https", self.idle),
                     sock=https_sock,
                     backlog=backlog,
                     ssl=tls.context,

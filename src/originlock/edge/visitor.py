@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from typing import Any
 
-__all__ = ["Visitor"]
+__all__ = ["Visitor", "tls_object"]
 
 
 class Visitor:
@@ -40,5 +41,16 @@ class Visitor:
             self.client_ip, self.client_port = str(peer[0]), int(peer[1])
         ssl_obj = transport.get_extra_info("ssl_object")
         if isinstance(ssl_obj, ssl.SSLObject):
-            self.sni = ssl_obj.server_hostname
-            self.tls_version = ssl_obj.version()
+            tls = tls_object(ssl_obj)
+            self.sni = tls.server_hostname
+            self.tls_version = tls.version()
+
+
+def tls_object(ssl_obj: Any) -> Any:
+    """The ``_ssl`` C object under ``ssl_obj``, or ``ssl_obj`` itself where a Python version has none.
+
+    ``SSLObject``'s ``server_hostname``, ``version()``, ``selected_alpn_protocol()`` and ``context`` only
+    forward to it, each through an interpreted frame: read once per visitor connection, between the
+    handshake's crypto (docs/performance.md, issue 11, visitor5). The same values either way.
+    """
+    return getattr(ssl_obj, "_sslobj", ssl_obj)

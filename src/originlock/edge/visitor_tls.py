@@ -19,8 +19,10 @@ import ssl
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from originlock.edge.ticket_keys import TicketKeys
+from originlock.edge.visitor import tls_object
 from originlock.snapshot.model import Snapshot
 from originlock.tls.certs import load_certificates, load_private_key
 from originlock.tls.client_hello import ClientHelloCap
@@ -168,10 +170,11 @@ class VisitorTls:
         self.tickets.rotate()
         self._answers.clear()
 
-    def _on_sni(self, ssl_obj: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> int | None:
+    def _on_sni(self, ssl_obj: Any, server_name: str | None, _ctx: ssl.SSLContext) -> int | None:
         # Runs inside every handshake, between the crypto: the ticket key is rotated by tick(), and a
         # hostname seen since the last tick is answered from _answers (no route look-up, clock read or
-        # context cache key).
+        # context cache key). ``ssl_obj`` is the connection's ssl.SSLObject; its version and context are
+        # read and set on the C object under it (tls_object), without ssl.py's forwarding frames.
         snapshot = self._snapshots()
         if snapshot is not self._capped_for:
             self._follow(snapshot)
@@ -192,9 +195,10 @@ class VisitorTls:
                 self._answers.clear()
             minimum = route.min_tls_version if route.min_tls_version > "1.2" else None  # the listener's is 1.2
             answer = self._answers[server_name] = (ctx, minimum)
+        tls = tls_object(ssl_obj)
         if answer[1] is not None:
-            negotiated = _VERSIONS.get(ssl_obj.version() or "")
+            negotiated = _VERSIONS.get(tls.version() or "")
             if negotiated is not None and negotiated < answer[1]:
                 return ssl.ALERT_DESCRIPTION_PROTOCOL_VERSION
-        ssl_obj.context = answer[0]
+        tls.context = answer[0]
         return None

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import weakref
 from typing import Protocol
 
-from originlock.edge.overload import Admission, visitor_capacity
+from originlock.edge.overload import visitor_capacity
 
 __all__ = ["VisitorConnection", "Visitors"]
 
@@ -26,14 +25,14 @@ class Visitors:
         #: Visitor connections allowed at once (``--max-connections`` lowered to fit the open-files limit;
         #: re-read by :meth:`recount`).
         self.capacity = visitor_capacity(max_connections)
-        #: Accepted connections still in their TLS handshake.
-        self.admitting: weakref.WeakSet[Admission] = weakref.WeakSet()
+        #: Accepted connections still in their TLS handshake (counted by ``edge/admission.py``'s Admission).
+        self.admitting = 0
         self.open: set[VisitorConnection] = set()
         #: Shutting down: connections close after their current request.
         self.draining = False
 
     def full(self) -> bool:
-        return len(self.open) + len(self.admitting) >= self.capacity
+        return len(self.open) + self.admitting >= self.capacity
 
     def recount(self) -> None:
         self.capacity = visitor_capacity(self.max_connections)

@@ -135,20 +135,24 @@ class ResponseParser:
     # -- llhttp callbacks ----------------------------------------------------------------------
 
     # After the response is done, llhttp goes on with whatever follows it in the same read as if it were the
-    # next message: every callback then only notes the extra data (the fields list already belongs to the
-    # event handed out).
+    # next message: on_message_begin notes the extra data (at its first byte other than CR or LF, where llhttp
+    # starts a message: before, bytes up to the status code's went unnoticed, and the connection went back to
+    # the pool inside a message), and every other callback only notes it too (the fields list already
+    # belongs to the event handed out).
+
+    def on_message_begin(self) -> None:
+        if self._done:
+            self.extra_data = True
 
     def on_status(self, reason: bytes) -> None:
-        if self._done:
-            self.extra_data = True
-            return
-        self._reason += reason
+        if self._in_head:
+            self._reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._done:
-            self.extra_data = True
-            return
-        self._headers.append((name, value))
+        # Only the head's fields: trailers after a chunked body arrive here too, and are dropped (as nginx
+        # drops them); appended, they joined the fields of the response already handed out.
+        if self._in_head:
+            self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         if self._done:

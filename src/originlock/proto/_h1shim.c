@@ -12,7 +12,7 @@
  * What this is not: a parser. It trusts llhttp's checks (strict mode: CRLF line ends, no CR or LF inside a
  * line, a field name is a token ended by its colon, no obs-fold), and reads only the structure; anything it
  * does not expect gives None, and the caller reads the head through llhttp's callbacks instead.
- * proto/field_lines.py's ``split_head`` is the same function in Python (the fallback and the tests' oracle).
+ * proto/field_lines.py's ``split_head`` is the same function in Python (the tests' oracle for this one).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

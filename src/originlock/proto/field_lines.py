@@ -47,8 +47,9 @@ def field_lines(wire: bytes, reason_length: int, headers: Headers) -> bytes:
 def split_head(buf: bytes, start: int) -> tuple[Headers, bytes, bytes, int] | None:
     """The fields of the response head llhttp has accepted at ``buf[start:]``: ``(fields, reason, raw,
     end)``, or None when the bytes are not shaped as expected (the caller then reads the head through
-    llhttp's callbacks). ``proto/_h1shim.c``'s ``split_head`` is this function in C (without its shared
-    objects); this one runs where the shim is not built, and is the tests' oracle for it.
+    llhttp's callbacks). ``proto/_h1shim.c``'s ``split_head`` is this function in C (plus its shared
+    objects), and this one is the tests' oracle for it: where the shim is not built, the parser takes the
+    fields from llhttp's callbacks, which cost less than this does (docs/performance.md, "Issue 11, h1head").
 
     ``fields`` are llhttp's (name, value) pairs: llhttp (strict) ends every line with CRLF and allows no CR
     or LF inside one, ends a field name (a token) at its colon, and reports the value without the spaces and

@@ -112,6 +112,10 @@ MYPY_FLAGS = ("--ignore-missing-imports", "--config-file=", "--no-warn-unused-ig
 SHIM_SOURCE = "originlock/proto/_ngshim.c"
 SHIM_MODULE = "originlock.proto._ngshim"
 NGHTTP2_LIBRARY = "nghttp2"
+#: The HTTP/1.1 response head splitter (docs/performance.md, "Issue 11, h1head"): Python's C API only;
+#: optional too (without it the response fields come through llhttp's callbacks).
+H1_SHIM_SOURCE = "originlock/proto/_h1shim.c"
+H1_SHIM_MODULE = "originlock.proto._h1shim"
 
 
 class HotPathBuildError(RuntimeError):
@@ -198,6 +202,15 @@ def shim_extensions(src: Path, kind: str | None, find: Callable[[], list[str] | 
             optional=True,
         )
     ]
+
+
+def h1_shim_extensions(src: Path, kind: str | None) -> list[Any]:
+    """The response head splitter's extension when ``kind`` is :data:`COMPILED`, else []."""
+    if kind != COMPILED:
+        return []
+    from setuptools import Extension
+
+    return [Extension(H1_SHIM_MODULE, [str(src / H1_SHIM_SOURCE)], extra_compile_args=["-O2"], optional=True)]
 
 
 def strict_build_ext(base: Any) -> Any:

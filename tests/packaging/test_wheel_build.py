@@ -25,6 +25,7 @@ from hotpath import (  # noqa: E402
     HotPathBuildError,
     build_kind,
     extensions,
+    h1_shim_extensions,
     nghttp2_link_args,
     shim_extensions,
 )
@@ -106,6 +107,14 @@ def test_the_users_wheel_holds_the_http2_shim_and_serve_runs_it(user_wheel: Path
     assert "cffi ABI mode" in out.stdout and "ORIGINLOCK_H2_SHIM=0" in out.stdout, out.stdout
 
 
+def test_the_users_wheel_splits_response_heads_in_c(wheel_tree: Path) -> None:
+    probe = "from originlock.proto.http1_response import SPLIT_HEAD; print(SPLIT_HEAD.__module__)"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env={"PYTHONPATH": str(wheel_tree)}, capture_output=True, text=True
+    )
+    assert out.stdout.strip() == "originlock.proto._h1shim", out.stdout + out.stderr
+
+
 def test_the_shim_needs_only_the_runtime_library() -> None:
     # Debian ships no libnghttp2.so without -dev: the versioned soname is linked by name.
     assert nghttp2_link_args("libnghttp2.so.14") == ["-l:libnghttp2.so.14"]
@@ -118,3 +127,9 @@ def test_without_libnghttp2_the_wheel_leaves_the_shim_out() -> None:
     assert shim_extensions(Path("src"), NO_COMPILER, lambda: ["-l:libnghttp2.so.14"]) == []
     (extension,) = shim_extensions(Path("src"), COMPILED, lambda: ["-l:libnghttp2.so.14"])
     assert extension.name == "originlock.proto._ngshim" and extension.optional
+
+
+def test_the_response_head_splitter_is_built_with_the_compiled_modules() -> None:
+    assert h1_shim_extensions(Path("src"), NO_COMPILER) == []
+    (extension,) = h1_shim_extensions(Path("src"), COMPILED)
+    assert extension.name == "originlock.proto._h1shim" and extension.optional and not extension.libraries

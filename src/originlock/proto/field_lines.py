@@ -1,4 +1,5 @@
-"""The origin's field lines as one slice of the read, when they are spelled as the edge would write them.
+"""The origin's field lines as one slice of the read, when they are spelled as the edge would write them;
+and a response head's fields split from the bytes llhttp has checked (:func:`split_head`).
 
 A response head whole in one read, whose every field line is ``name: value\\r\\n``, can be passed on by
 copying runs of its lines (``pipeline/builtin/forwarding.py``) instead of writing four join parts per field;
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from originlock.proto.events import Headers
 
-__all__ = ["field_lines"]
+__all__ = ["field_lines", "split_head"]
 
 
 def field_lines(wire: bytes, reason_length: int, headers: Headers) -> bytes:
@@ -41,3 +42,45 @@ def field_lines(wire: bytes, reason_length: int, headers: Headers) -> bytes:
     if wire[at] != 13 or wire[at + 1] != 10:  # the empty line ends the head there
         return b""
     return wire[start:at]
+
+
+def split_head(buf: bytes, start: int) -> tuple[Headers, bytes, bytes, int] | None:
+    """The fields of the response head llhttp has accepted at ``buf[start:]``: ``(fields, reason, raw,
+    end)``, or None when the bytes are not shaped as expected (the caller then reads the head through
+    llhttp's callbacks). ``proto/_h1shim.c``'s ``split_head`` is this function in C (plus its shared
+    objects), and this one is the tests' oracle for it: where the shim is not built, the parser takes the
+    fields from llhttp's callbacks, which cost less than this does (docs/performance.md, "Issue 11, h1head").
+
+    ``fields`` are llhttp's (name, value) pairs: llhttp (strict) ends every line with CRLF and allows no CR
+    or LF inside one, ends a field name (a token) at its colon, and reports the value without the spaces and
+    tabs after the colon but with those at its end. ``raw`` is :func:`field_lines`'s slice (b"" unless every
+    line is spelled as the edge writes it), ``end`` the offset just after the head's empty line. CR and LF
+    before the head are skipped, as llhttp skips them.
+    """
+    size = len(buf)
+    at = start
+    while at < size and buf[at] in (13, 10):
+        at += 1
+    eol = buf.find(b"\r\n", at)
+    if eol < 0 or eol - at < 12 or not buf.startswith(b"HTTP/", at) or buf[at + 8] != 32 or b"\r" in buf[at:eol]:
+        return None
+    canonical = eol - at > 12
+    reason = b""
+    if canonical:
+        if buf[at + 12] != 32:
+            return None
+        reason = buf[at + 13 : eol]
+    fields_at = at = eol + 2
+    fields: Headers = []
+    while not buf.startswith(b"\r\n", at):
+        eol = buf.find(b"\r\n", at)
+        colon = buf.find(b":", at, eol)
+        if eol < 0 or colon <= at or b"\r" in buf[at:eol]:
+            return None
+        rest = buf[colon + 1 : eol]
+        value = rest.lstrip(b" \t")
+        if not rest or rest[0] != 32 or len(rest) - len(value) != 1:
+            canonical = False
+        fields.append((buf[at:colon], value))
+        at = eol + 2
+    return fields, reason, buf[fields_at:at] if canonical else b"", at + 2

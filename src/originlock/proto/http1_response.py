@@ -2,9 +2,22 @@
 
 See ``proto/http1.py`` for the strict mode and what it refuses; a response the parser cannot read is an
 :class:`~originlock.errors.OriginBadResponse` (520).
+
+Where the fields come from: with ``proto/_h1shim.c`` built (wheels), llhttp gets no ``on_status`` /
+``on_header`` callback at all (httptools installs only those its protocol object has): llhttp checks the
+head as strictly as before, and when it is complete the shim splits the bytes llhttp checked into the
+fields in one call (``split_head``). For that the parser keeps the head's bytes: where the message starts in
+the read (the exchange's first read, or just after an interim 1xx), and the earlier reads of a head that
+spans reads. Without the shim the fields come through llhttp's callbacks, as they always did; both give the
+same events (tests/proto/test_proto_http1_split.py). ``on_message_begin`` notices any response bytes after
+the response (the connection then carries no other exchange).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import suppress
+from typing import Final, cast
 
 import httptools
 
@@ -21,7 +34,54 @@ from originlock.proto.http1_common import (
     _framing,
 )
 
-__all__ = ["ResponseParser"]
+__all__ = ["SPLIT_HEAD", "ResponseParser", "SplitHead"]
+
+#: ``split_head(buf, start) -> (fields, reason, raw, end) | None`` (``proto/field_lines.py`` documents it).
+SplitHead = Callable[[bytes, int], "tuple[Headers, bytes, bytes, int] | None"]
+
+
+def _shim_split_head() -> SplitHead | None:
+    try:
+        from originlock.proto import _h1shim  # type: ignore[attr-defined]
+    except ImportError:  # a source tree, or a wheel built without a C compiler
+        return None
+    return cast(SplitHead, _h1shim.split_head)
+
+
+#: The compiled shim's ``split_head`` when it is built, else None (the fields come through llhttp's
+#: callbacks: the Python ``split_head`` costs more than they do, docs/performance.md "Issue 11, h1head").
+SPLIT_HEAD: Final = _shim_split_head()
+
+
+class _FieldCollector:
+    """The fields of one head through llhttp's callbacks (see :func:`_read_head_again`)."""
+
+    def __init__(self) -> None:
+        self.reason = b""
+        self.headers: Headers = []
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+
+def _read_head_again(buf: bytes, start: int) -> tuple[Headers, bytes, int]:
+    """A head ``split_head`` did not expect, read through llhttp's callbacks: ``(fields, reason, end)``.
+
+    The head at ``buf[start:]`` has already been accepted by llhttp (strict: no CR inside a line, so the
+    first empty line ends it). Not seen from any head llhttp accepts (the tests feed it one that the split
+    refuses on purpose); it keeps an unexpected spelling a matter of time, not of correctness.
+    """
+    at = start
+    while buf[at] in (13, 10):  # llhttp skips these before a message
+        at += 1
+    end = buf.find(b"\r\n\r\n", at) + 4
+    collector = _FieldCollector()
+    with suppress(httptools.HttpParserUpgrade):  # a 101 with Upgrade: llhttp stops after its head
+        httptools.HttpResponseParser(collector).feed_data(buf[at:end])
+    return collector.headers, collector.reason, end
 
 
 class ResponseParser:
@@ -32,9 +92,17 @@ class ResponseParser:
     made per exchange. Interim 1xx responses (other than 101) are skipped.
     """
 
-    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(self, limits: Limits = DEFAULT_LIMITS, split: SplitHead | None = SPLIT_HEAD) -> None:
         self._limits = limits
+        #: How the fields are read: ``split`` on the bytes llhttp checked, or (None) llhttp's callbacks.
+        self._split = split
+        #: llhttp's per-field callbacks, only when there is no ``split``: httptools looks them up when it
+        #: makes its parser, and leaves a None one out of llhttp's settings.
+        self.on_status: Callable[[bytes], None] | None = None if split is not None else self._on_status
+        self.on_header: Callable[[bytes, bytes], None] | None = None if split is not None else self._on_header
         self._events: list[Event] = []
+        #: The read being parsed, while it is (for ``split``).
+        self._data = b""
         self._parser = httptools.HttpResponseParser(self)
         self._released = False
         self._head_request = False
@@ -54,6 +122,11 @@ class ResponseParser:
         self._version = b""
         #: That first read while it is being parsed (see proto/field_lines.py), else b"".
         self._wire = b""
+        #: With ``split``: where this message's head starts in the read being parsed (``_data``), and the
+        #: earlier reads of a head that spans reads (from its start; None: it started in this read).
+        self._at = 0
+        self._parts: list[bytes] | None = None
+        self._next_at = 0
         self._headers: Headers = []
         self._reason = b""
         self._head_bytes = 0
@@ -82,6 +155,9 @@ class ResponseParser:
         fed after this is refused (520): there is no parser any more to read it."""
         self._parser = _RELEASED_RESPONSES
         self._released = True
+        self.on_status = self.on_header = None  # bound methods of this parser: a reference cycle
+        self._parts = None
+        self._data = b""
 
     @property
     def done(self) -> bool:
@@ -101,6 +177,7 @@ class ResponseParser:
             raise OriginBadResponse("the origin connection is closed")
         if self._in_head:
             self._head_bytes += len(data)
+        self._data = data
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -118,10 +195,44 @@ class ResponseParser:
                 raise OriginBadResponse(f"unparsable origin response: {exc}") from exc
             self.extra_data = True
         self._wire = b""
-        if self._in_head and self._head_bytes > self._limits.max_response_head_bytes:
-            raise OriginBadResponse("origin response headers are larger than 128 KiB")
+        self._data = b""
+        if self._in_head:
+            if self._head_bytes > self._limits.max_response_head_bytes:
+                raise OriginBadResponse("origin response headers are larger than 128 KiB")
+            if self._split is not None:
+                self._keep_head(data)
         events, self._events = self._events, []
         return events
+
+    def _keep_head(self, data: bytes) -> None:
+        """The head is not complete after ``data``: keep its part of the read for :meth:`_head`."""
+        at = self._at
+        self._at = 0
+        piece = data[at:] if at else data
+        if self._parts is None:
+            self._parts = [piece]
+        else:
+            self._parts.append(piece)
+
+    def _head(self, split: SplitHead) -> tuple[Headers, bytes, bytes, int]:
+        """The head llhttp has just accepted, split: ``(fields, reason, raw, end)``, ``end`` being where it
+        ends in the read being parsed."""
+        data = self._data
+        parts = self._parts
+        if parts is None:
+            buf = data
+            start = self._at
+        else:
+            parts.append(data)
+            buf = b"".join(parts)
+            start = 0
+            self._parts = None
+        found = split(buf, start)
+        if found is None:
+            headers, reason, end = _read_head_again(buf, start)
+            found = headers, reason, b"", end
+        headers, reason, raw, end = found
+        return headers, reason, raw, end - (len(buf) - len(data))
 
     def feed_eof(self) -> list[Event]:
         """The origin closed the connection: ends a read-until-close body, else raises 520."""
@@ -135,36 +246,55 @@ class ResponseParser:
     # -- llhttp callbacks ----------------------------------------------------------------------
 
     # After the response is done, llhttp goes on with whatever follows it in the same read as if it were the
-    # next message: every callback then only notes the extra data (the fields list already belongs to the
+    # next message: on_message_begin notes the extra data (at its first byte other than CR or LF, where llhttp
+    # starts a message), and every other callback only notes it too (the fields list already belongs to the
     # event handed out).
 
-    def on_status(self, reason: bytes) -> None:
+    def on_message_begin(self) -> None:
         if self._done:
             self.extra_data = True
-            return
-        self._reason += reason
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if self._done:
-            self.extra_data = True
-            return
-        self._headers.append((name, value))
+    def _on_status(self, reason: bytes) -> None:
+        if self._in_head:
+            self._reason += reason
+
+    def _on_header(self, name: bytes, value: bytes) -> None:
+        # Only the head's fields: trailers after a chunked body arrive here too, and are dropped (as nginx
+        # drops them); appended, they joined the fields of the response already handed out.
+        if self._in_head:
+            self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         if self._done:
             self.extra_data = True
             return
         status = self._parser.get_status_code()
-        if 100 <= status < 200 and status != 101:
-            self._skip = True  # interim response: wait for the final one
-            self._wire = b""  # the final head does not start the read
-            return
+        interim = 100 <= status < 200 and status != 101
+        split = self._split
+        if split is None:
+            if interim:
+                self._skip = True  # interim response: wait for the final one
+                self._wire = b""  # the final head does not start the read
+                return
+            headers = self._headers
+            reason = self._reason
+            raw = b""
+            if self._wire:
+                raw = field_lines(self._wire, len(reason), headers)
+        else:
+            headers, reason, raw, end = self._head(split)
+            if interim:
+                self._skip = True
+                self._wire = b""
+                self._next_at = end  # the final response's head starts there
+                return
+            if not self._wire:  # the field lines are copied only from the exchange's first read
+                raw = b""
         self._in_head = False
-        headers = self._headers
         if self._head_bytes > self._limits.max_response_head_bytes:
             # The head may have arrived complete in this one read, which the check in feed() cannot see:
             # measure the head itself (only when this many bytes came in).
-            self._check_head_size(headers)
+            self._check_head_size(headers, reason)
         no_body = self._head_request or status in (204, 304) or status < 200
         framing = "none" if no_body else _framing(headers)
         self._framing = framing
@@ -174,20 +304,17 @@ class ResponseParser:
         if not version:
             text = parser.get_http_version()
             version = _VERSIONS.get(text) or text.encode()
-        response = ResponseReceived(status, self._reason, version, headers, keep_alive, framing)
-        wire = self._wire
-        if wire:
-            raw = field_lines(wire, len(self._reason), headers)
-            if raw:
-                response.raw_fields = raw
-                response.raw_of = headers
+        response = ResponseReceived(status, reason, version, headers, keep_alive, framing)
+        if raw:
+            response.raw_fields = raw
+            response.raw_of = headers
         self._events.append(response)
         if framing == "none" and self._head_request:
             self._done = True
             self._events.append(_ENDED)
 
-    def _check_head_size(self, headers: Headers) -> None:
-        size = len(b"HTTP/1.1 200 \r\n\r\n") + len(self._reason) + _LINE_OVERHEAD * len(headers)
+    def _check_head_size(self, headers: Headers, reason: bytes) -> None:
+        size = len(b"HTTP/1.1 200 \r\n\r\n") + len(reason) + _LINE_OVERHEAD * len(headers)
         for name, value in headers:
             size += len(name) + len(value)
         if size > self._limits.max_response_head_bytes:
@@ -201,7 +328,9 @@ class ResponseParser:
 
     def on_message_complete(self) -> None:
         if self._skip:
+            at = self._next_at
             self._reset_message()
+            self._at = at
             return
         if self._done:
             self.extra_data = True

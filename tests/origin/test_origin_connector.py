@@ -18,6 +18,7 @@ from originlock.origin.connector import Connector, OriginTimeouts
 from originlock.origin.peer import OriginPeer, VerifyMode
 from originlock.origin.resolve import Resolver
 from originlock.origin.tls import OriginTlsContexts
+from originlock.testing.ports import unanswered_port
 
 RUNNERS: dict[str, Callable[[Coroutine[Any, Any, Any]], Any]] = {"asyncio": asyncio.run, "uvloop": uvloop.run}
 
@@ -124,22 +125,12 @@ def test_tls_dials_tell_a_connect_timeout_from_a_handshake_timeout_and_a_refusal
             assert refused.value.status_hint == 521
 
         # A dial cancelled from outside (the visitor left) stays a cancellation, not a 522.
-        with socket.socket() as full:
-            full.bind(("127.0.0.1", 0))
-            full.listen(0)
-            fillers = [socket.socket() for _ in range(4)]
-            try:
-                for filler in fillers:
-                    filler.setblocking(False)
-                    filler.connect_ex(full.getsockname())
-                peer = OriginPeer("127.0.0.1", full.getsockname()[1], True, "a.example.test", VerifyMode.NONE)
-                dial = asyncio.ensure_future(connector.connect(peer))
-                await asyncio.sleep(0.1)
-                dial.cancel()
-                with pytest.raises(asyncio.CancelledError):
-                    await dial
-            finally:
-                for filler in fillers:
-                    filler.close()
+        with unanswered_port() as port:
+            peer = OriginPeer("127.0.0.1", port, True, "a.example.test", VerifyMode.NONE)
+            dial = asyncio.ensure_future(connector.connect(peer))
+            await asyncio.sleep(0.1)
+            dial.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await dial
 
     RUNNERS[loop](main())

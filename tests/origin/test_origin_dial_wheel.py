@@ -9,8 +9,7 @@ import asyncio
 import pickle
 import socket
 import time
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from originlock.origin.deadline import WHEEL_RESOLUTION, TimerWheel
 from originlock.origin.peer import OriginPeer, VerifyMode
 from originlock.origin.resolve import Resolver
 from originlock.origin.tls import OriginTlsContexts
+from originlock.testing.ports import unanswered_port
 
 RUNNERS: dict[str, Callable[[Coroutine[Any, Any, Any]], Any]] = {"asyncio": asyncio.run, "uvloop": uvloop.run}
 #: How late a timer may fire on a loaded machine, beyond the wheel's resolution.
@@ -38,30 +38,13 @@ def _connector(timers: TimerWheel, connect: float = 5.0) -> Connector:
     return Connector(loop, Resolver(_lookup, time.monotonic), OriginTlsContexts(), timeouts, timers=timers)
 
 
-@contextmanager
-def _unanswered() -> Iterator[int]:
-    """A port whose accept queue is full: further SYNs are dropped (no SYN+ACK, as a firewalled origin)."""
-    with socket.socket() as full:
-        full.bind(("127.0.0.1", 0))
-        full.listen(0)
-        fillers = [socket.socket() for _ in range(4)]
-        try:
-            for filler in fillers:
-                filler.setblocking(False)
-                filler.connect_ex(full.getsockname())
-            yield full.getsockname()[1]
-        finally:
-            for filler in fillers:
-                filler.close()
-
-
 @pytest.mark.parametrize("loop", sorted(RUNNERS))
 @pytest.mark.parametrize("tls", [True, False], ids=["tls", "tcp"])
 def test_the_connect_timeout_is_on_the_wheel_and_fires_522(loop: str, tls: bool) -> None:
     async def main() -> None:
         timers = TimerWheel(asyncio.get_running_loop())
         connector = _connector(timers, connect=0.3)
-        with _unanswered() as port:
+        with unanswered_port() as port:
             peer = OriginPeer("127.0.0.1", port, tls, "a.example.test" if tls else "", VerifyMode.NONE)
             start = time.monotonic()
             dial = asyncio.ensure_future(connector.connect(peer))
@@ -82,7 +65,7 @@ def test_a_plain_dial_cancelled_from_outside_stays_cancelled_and_leaves_the_whee
     async def main() -> None:
         timers = TimerWheel(asyncio.get_running_loop())
         connector = _connector(timers, connect=5.0)
-        with _unanswered() as port:
+        with unanswered_port() as port:
             dial = asyncio.ensure_future(connector.connect(OriginPeer("127.0.0.1", port, False, "", VerifyMode.NONE)))
             await asyncio.sleep(0.1)
             dial.cancel()

@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from originlock.origin.peer import OriginPeer, VerifyMode
 from originlock.origin.pool import OriginPool
 from originlock.origin.resolve import Resolver
 from originlock.origin.tls import OriginTlsContexts
+from originlock.testing.ports import unanswered_port
 
 RUNNERS: dict[str, Callable[[Coroutine[Any, Any, Any]], Any]] = {"asyncio": asyncio.run, "uvloop": uvloop.run}
 
@@ -37,30 +37,13 @@ def _pool(timers: TimerWheel, connect: float = 5.0) -> OriginPool:
     return OriginPool(connector, time.monotonic)
 
 
-@contextmanager
-def _unanswered() -> Iterator[int]:
-    """A port whose accept queue is full: further SYNs are dropped (no SYN+ACK, as a firewalled origin)."""
-    with socket.socket() as full:
-        full.bind(("127.0.0.1", 0))
-        full.listen(0)
-        fillers = [socket.socket() for _ in range(4)]
-        try:
-            for filler in fillers:
-                filler.setblocking(False)
-                filler.connect_ex(full.getsockname())
-            yield full.getsockname()[1]
-        finally:
-            for filler in fillers:
-                filler.close()
-
-
 @pytest.mark.parametrize("loop", sorted(RUNNERS))
 @pytest.mark.parametrize("tls", [True, False], ids=["tls", "tcp"])
 def test_a_pool_dial_times_out_522_and_leaves_nothing_counted(loop: str, tls: bool) -> None:
     async def main() -> None:
         timers = TimerWheel(asyncio.get_running_loop())
         pool = _pool(timers, connect=0.2)
-        with _unanswered() as port:
+        with unanswered_port() as port:
             peer = OriginPeer("127.0.0.1", port, tls, "a.example.test" if tls else "", VerifyMode.NONE)
             dial = asyncio.ensure_future(pool.acquire(peer))
             await asyncio.sleep(0.05)
@@ -80,7 +63,7 @@ def test_a_pool_dial_cancelled_from_outside_stays_cancelled(loop: str, tls: bool
     async def main() -> None:
         timers = TimerWheel(asyncio.get_running_loop())
         pool = _pool(timers)
-        with _unanswered() as port:
+        with unanswered_port() as port:
             peer = OriginPeer("127.0.0.1", port, tls, "a.example.test" if tls else "", VerifyMode.NONE)
             dial = asyncio.ensure_future(pool.acquire(peer))
             await asyncio.sleep(0.05)

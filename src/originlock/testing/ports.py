@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["free_port"]
+__all__ = ["free_port", "unanswered_port"]
 
 _given: set[int] = set()
 _lock = threading.Lock()
@@ -28,3 +30,21 @@ def free_port() -> int:
                 _given.add(port)
                 return port
     raise RuntimeError("no fresh ephemeral port after 100 tries")
+
+
+@contextmanager
+def unanswered_port() -> Iterator[int]:
+    """A port on 127.0.0.1 whose accept queue is full: further SYNs are dropped (no SYN+ACK), as by a
+    firewalled origin, so a connection attempt hangs until its own timeout."""
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        fillers = [socket.socket() for _ in range(4)]
+        try:
+            for filler in fillers:
+                filler.setblocking(False)
+                filler.connect_ex(full.getsockname())
+            yield int(full.getsockname()[1])
+        finally:
+            for filler in fillers:
+                filler.close()

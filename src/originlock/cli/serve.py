@@ -23,7 +23,7 @@ from originlock.cli.serve_errors import data_dir_problem, store_problem
 from originlock.cli.serve_outage import ApiUntilReady, OutageStart, bootstrap_when_reachable, outage_start
 from originlock.cli.waf_options import add_waf_options, edge_waf_from_args
 from originlock.dashboard import WafRecorder, attach_waf_recorder
-from originlock.edge.build_info import hot_path_kind
+from originlock.edge.build_info import head_splitter, hot_path_kind
 from originlock.edge.config import add_edge_arguments, edge_config_from_args
 from originlock.edge.loops import loop_factory, loop_kind
 from originlock.edge.runtime import run_edge
@@ -81,6 +81,7 @@ def _edge_addresses(edge: EdgeServer) -> list[str]:
 def _edge_lines(edge: EdgeServer, workers: int) -> list[str]:
     lines = _edge_addresses(edge)
     lines.append(f"edge request path: {hot_path_kind()}")
+    lines.append(f"edge HTTP/1 response heads: {head_splitter()}")
     lines.append(f"edge HTTP/2 codec: {h2_codec()}")
     processes = f"this one and {workers - 1} worker processes" if workers > 1 else "this one"
     lines.append(f"edge processes: {processes}; event loop: {loop_kind(asyncio.get_running_loop())}")

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import originlock
 from originlock.edge import exchange
+from originlock.proto import http1_response
 
-__all__ = ["hot_path_compiled", "hot_path_kind"]
+__all__ = ["head_splitter", "hot_path_compiled", "hot_path_kind"]
 
 #: Written into wheels by the build (``buildtools/hotpath.py`` ``BUILD_FILE``); absent in a source tree.
 BUILD_FILE = "hot_path_build.txt"
@@ -41,3 +42,11 @@ def hot_path_kind() -> str:
     else:
         why = _WHY.get(record, f"unknown build record {record!r}")
     return f"interpreted ({why})"
+
+
+def head_splitter() -> str:
+    """Shown at startup: how origin response heads become fields (docs/performance.md, "Issue 11, h1head")."""
+    if http1_response.SPLIT_HEAD is not None:
+        return "C (proto/_h1shim), after llhttp's strict checks"
+    why = "a source tree" if _build_record() is None else "the wheel was built without it"
+    return f"llhttp's per-field callbacks (the C splitter is not installed: {why})"

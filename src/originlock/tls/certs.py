@@ -13,7 +13,7 @@ from typing import TypeAlias
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 __all__ = [
@@ -121,8 +121,8 @@ def load_private_key(pem: str | bytes) -> PrivateKey:
     except (ValueError, TypeError):
         # `from None`: the parser's own message is not ours to vouch for; keep the chain free of input.
         raise CertificateError("private_key could not be parsed") from None
-    if isinstance(key, dsa.DSAPrivateKey | ed448.Ed448PrivateKey):
-        raise CertificateError("private_key type is not supported; use RSA (2048+) or ECDSA P-256/P-384")
+    # Anything else (DSA, Ed448, X25519...) is refused here; naming DSA's class would warn on every start with
+    # cryptography 46+, where DSA is deprecated.
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
         raise CertificateError("private_key type is not supported; use RSA (2048+) or ECDSA P-256/P-384")
     return key

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Instructions per request of ``RequestParser.feed`` alone, counted by valgrind, for wrk's request and a
-browser's (13 fields): the parser's part of ``bench/edge_instructions.py``, where a browser's request is
+browser's (15 fields): the parser's part of ``bench/edge_instructions.py``, where a browser's request is
 not measured (that loop sends wrk's one-field request).
 
 The parser is fed one request per read on one connection, as a keep-alive visitor sends them; two

@@ -107,12 +107,15 @@ def test_the_users_wheel_holds_the_http2_shim_and_serve_runs_it(user_wheel: Path
     assert "cffi ABI mode" in out.stdout and "ORIGINLOCK_H2_SHIM=0" in out.stdout, out.stdout
 
 
-def test_the_users_wheel_splits_response_heads_in_c(wheel_tree: Path) -> None:
-    probe = "from originlock.proto.http1_response import SPLIT_HEAD; print(SPLIT_HEAD.__module__)"
+def test_the_users_wheel_splits_response_and_request_heads_in_c(wheel_tree: Path) -> None:
+    probe = (
+        "from originlock.proto.http1_response import SPLIT_HEAD; from originlock.proto.http1 import SPLIT_REQUEST_HEAD;"
+        " print(SPLIT_HEAD.__module__, SPLIT_REQUEST_HEAD.__module__)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", probe], env={"PYTHONPATH": str(wheel_tree)}, capture_output=True, text=True
     )
-    assert out.stdout.strip() == "originlock.proto._h1shim", out.stdout + out.stderr
+    assert out.stdout.split() == ["originlock.proto._h1shim"] * 2, out.stdout + out.stderr
 
 
 def test_the_shim_needs_only_the_runtime_library() -> None:

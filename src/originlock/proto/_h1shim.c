@@ -1,4 +1,4 @@
-/* An HTTP/1.1 response head that llhttp has validated, split into its fields in one call.
+/* An HTTP/1.1 response or request head that llhttp has validated, split into its fields in one call.
  *
  * Why: httptools hands each field to Python through its own callback (two bytes objects, a Python call, our
  * append), and the objects, not llhttp, are most of what a response head costs the edge (docs/performance.md,
@@ -7,35 +7,55 @@
  * splits the bytes it checked. The usual field names are shared bytes objects (their hash is computed once,
  * which the edge's lookups by name then reuse), and a field line equal to the last one seen with that name
  * (Server, Content-Type, Connection: nginx repeats them on every response) hands out that tuple again:
- * bytes and tuples are immutable, so sharing them is invisible.
+ * bytes and tuples are immutable, so sharing them is invisible. proto/http1.py's request parser does the same
+ * with split_request_head (docs/performance.md, "Issue 11, reqhead"): a browser sends 10-15 fields per request,
+ * most of them repeated from its last request (User-Agent, Accept, the Sec-Fetch fields); a visitor's Cookie
+ * and Authorization values are never kept past their request.
  *
  * What this is not: a parser. It trusts llhttp's checks (strict mode: CRLF line ends, no CR or LF inside a
  * line, a field name is a token ended by its colon, no obs-fold), and reads only the structure; anything it
  * does not expect gives None, and the caller reads the head through llhttp's callbacks instead.
- * proto/field_lines.py's ``split_head`` is the same function in Python (the tests' oracle for this one).
+ * proto/field_lines.py's ``split_head`` and ``split_request_head`` are the same functions in Python (the
+ * tests' oracles for these).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
 
-/* The field names shared between responses, and the last (name, value) tuple seen for each. */
-static const char *const NAMES[] = {
+/* The field names shared between heads, and the last (name, value) tuple seen for each: one table for the
+ * origin's responses, one for the visitors' requests. A name at or after `keep_from` never has its tuple
+ * kept past the head: its values are per visitor (Set-Cookie) or secrets (Cookie, Authorization). */
+#define MAX_NAMES 32
+typedef struct {
+    const char *const *names;
+    int count;
+    int keep_from;
+    PyObject *objects[MAX_NAMES];
+    Py_ssize_t lengths[MAX_NAMES];
+    PyObject *last_fields[MAX_NAMES];
+} name_table;
+
+static const char *const RESPONSE_NAMES[] = {
     "Server", "Date", "Content-Type", "Content-Length", "Connection", "Transfer-Encoding", "Last-Modified",
     "ETag", "Accept-Ranges", "Cache-Control", "Expires", "Vary", "Keep-Alive", "Content-Encoding", "Location",
-    "Set-Cookie", "Strict-Transport-Security", "X-Content-Type-Options", "X-Frame-Options",
+    "Strict-Transport-Security", "X-Content-Type-Options", "X-Frame-Options", "Set-Cookie",
 };
-#define N_NAMES ((int)(sizeof(NAMES) / sizeof(NAMES[0])))
-static PyObject *name_objects[N_NAMES];
-static Py_ssize_t name_lengths[N_NAMES];
-static PyObject *last_fields[N_NAMES];
-/* Set-Cookie's values are per visitor: never kept past the response (index in NAMES). */
-#define SET_COOKIE 15
+/* What browsers and the usual clients send (HTTP/1.1 spells them so). */
+static const char *const REQUEST_NAMES[] = {
+    "Host", "User-Agent", "Accept", "Accept-Language", "Accept-Encoding", "Connection", "Referer",
+    "Cache-Control", "Pragma", "Upgrade-Insecure-Requests", "Sec-Fetch-Dest", "Sec-Fetch-Mode", "Sec-Fetch-Site",
+    "Sec-Fetch-User", "sec-ch-ua", "sec-ch-ua-mobile", "sec-ch-ua-platform", "Origin", "Content-Type",
+    "Content-Length", "If-None-Match", "If-Modified-Since", "Priority", "DNT", "Cookie", "Authorization",
+};
+#define COUNT(names) ((int)(sizeof(names) / sizeof(names[0])))
+static name_table responses = {RESPONSE_NAMES, COUNT(RESPONSE_NAMES), COUNT(RESPONSE_NAMES) - 1, {0}, {0}, {0}};
+static name_table requests = {REQUEST_NAMES, COUNT(REQUEST_NAMES), COUNT(REQUEST_NAMES) - 2, {0}, {0}, {0}};
 
 static int
-known_name(const char *name, Py_ssize_t length)
+known_name(const name_table *table, const char *name, Py_ssize_t length)
 {
-    for (int i = 0; i < N_NAMES; i++) {
-        if (name_lengths[i] == length && memcmp(NAMES[i], name, (size_t)length) == 0)
+    for (int i = 0; i < table->count; i++) {
+        if (table->lengths[i] == length && memcmp(table->names[i], name, (size_t)length) == 0)
             return i;
     }
     return -1;
@@ -43,22 +63,22 @@ known_name(const char *name, Py_ssize_t length)
 
 /* One field line [line, end) with its colon at colon, appended to fields; -1 on a Python error. */
 static int
-append_field(PyObject *fields, const char *line, const char *colon, const char *end)
+append_field(name_table *table, PyObject *fields, const char *line, const char *colon, const char *end)
 {
     const char *value = colon + 1;
     while (value < end && (*value == ' ' || *value == '\t'))
         value++;
     Py_ssize_t value_length = end - value;
-    int known = known_name(line, colon - line);
-    if (known >= 0 && last_fields[known] != NULL) {
-        PyObject *last_value = PyTuple_GET_ITEM(last_fields[known], 1);
+    int known = known_name(table, line, colon - line);
+    if (known >= 0 && table->last_fields[known] != NULL) {
+        PyObject *last_value = PyTuple_GET_ITEM(table->last_fields[known], 1);
         if (PyBytes_GET_SIZE(last_value) == value_length
             && memcmp(PyBytes_AS_STRING(last_value), value, (size_t)value_length) == 0)
-            return PyList_Append(fields, last_fields[known]);
+            return PyList_Append(fields, table->last_fields[known]);
     }
     PyObject *name;
     if (known >= 0) {
-        name = name_objects[known];
+        name = table->objects[known];
         Py_INCREF(name);
     } else {
         name = PyBytes_FromStringAndSize(line, colon - line);
@@ -78,8 +98,8 @@ append_field(PyObject *fields, const char *line, const char *colon, const char *
     }
     PyTuple_SET_ITEM(field, 0, name);
     PyTuple_SET_ITEM(field, 1, value_object);
-    if (known >= 0 && known != SET_COOKIE) {
-        Py_XSETREF(last_fields[known], Py_NewRef(field));
+    if (known >= 0 && known < table->keep_from) {
+        Py_XSETREF(table->last_fields[known], Py_NewRef(field));
     }
     int failed = PyList_Append(fields, field);
     Py_DECREF(field);
@@ -144,7 +164,7 @@ split_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         /* "name: value" exactly: one space, and the value (possibly empty) right after it. */
         if (colon + 1 == end || colon[1] != ' ' || (colon + 2 < end && (colon[2] == ' ' || colon[2] == '\t')))
             canonical = 0;
-        if (append_field(fields, line, colon, end) < 0)
+        if (append_field(&responses, fields, line, colon, end) < 0)
             goto error;
     }
     PyObject *reason = PyBytes_FromStringAndSize(reason_at, fields_at - 2 - reason_at);
@@ -176,26 +196,171 @@ error:
     return NULL;
 }
 
+/* Methods and versions handed out as shared objects (the rest are new bytes). */
+static struct {
+    const char *text;
+    PyObject *object;
+} shared[] = {
+    {"GET", NULL}, {"HEAD", NULL}, {"POST", NULL}, {"PUT", NULL}, {"DELETE", NULL}, {"OPTIONS", NULL},
+    {"PATCH", NULL}, {"1.1", NULL}, {"1.0", NULL},
+};
+#define N_SHARED ((int)(sizeof(shared) / sizeof(shared[0])))
+
+static PyObject *
+shared_bytes(const char *at, Py_ssize_t length)
+{
+    for (int i = 0; i < N_SHARED; i++) {
+        if ((Py_ssize_t)strlen(shared[i].text) == length && memcmp(shared[i].text, at, (size_t)length) == 0)
+            return Py_NewRef(shared[i].object);
+    }
+    return PyBytes_FromStringAndSize(at, length);
+}
+
+/* The name is one the request parser acts on (proto/http1.py): Expect, Transfer-Encoding or Content-Length
+ * in any case, or any name with an underscore (the refused spellings all have one). */
+static int
+notable_name(const char *name, Py_ssize_t length)
+{
+    static const char *const acted_on[] = {"expect", "content-length", "transfer-encoding"};
+    if (memchr(name, '_', (size_t)length) != NULL)
+        return 1;
+    for (int i = 0; i < 3; i++) {
+        if ((Py_ssize_t)strlen(acted_on[i]) != length)
+            continue;
+        Py_ssize_t k = 0;
+        while (k < length && (name[k] | 0x20) == acted_on[i][k])
+            k++;
+        if (k == length)
+            return 1;
+    }
+    return 0;
+}
+
+/* split_request_head(buf: bytes, start: int) -> (method, version, fields, size, end, notable) | None
+ *
+ * buf[start:] holds a request head llhttp has accepted (CR and LF before it skipped, as llhttp skips them).
+ * method: the request line up to its first space; version: "x.y" of its closing " HTTP/x.y" (the URL between
+ * them comes from llhttp's on_url); fields: as split_head's; size: the field lines' part of the head size
+ * (name and value lengths plus 4 per field, proto/http1.py's count); end: the offset just after the head's
+ * empty line; notable: a field the parser acts on may be among them (see notable_name). None when the bytes
+ * are not shaped so (HTTP/0.9, say): the parser then reads the head through llhttp's callbacks.
+ */
+static PyObject *
+split_request_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyLong_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "split_request_head(buf: bytes, start: int)");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred())
+        return NULL;
+    const char *base = PyBytes_AS_STRING(args[0]);
+    const char *stop = base + PyBytes_GET_SIZE(args[0]);
+    if (start < 0 || start > stop - base)
+        Py_RETURN_NONE;
+    const char *line = base + start;
+    while (line < stop && (*line == '\r' || *line == '\n'))
+        line++;
+    /* The request line: method SP ... SP "HTTP/" digit "." digit CRLF. */
+    const char *end = memchr(line, '\r', (size_t)(stop - line));
+    if (end == NULL || stop - end < 2 || end[1] != '\n')
+        Py_RETURN_NONE;
+    const char *space = memchr(line, ' ', (size_t)(end - line));
+    if (space == NULL || space == line || end - space < 11 || memcmp(end - 9, " HTTP/", 6) != 0 || end[-2] != '.')
+        Py_RETURN_NONE;
+    const char *line_at = line;
+    const char *version_at = end - 3;
+    PyObject *fields = PyList_New(0);
+    if (fields == NULL)
+        return NULL;
+    Py_ssize_t size = 0;
+    int notable = 0;
+    for (line = end + 2;; line = end + 2) {
+        if (stop - line < 2)
+            goto none;
+        if (line[0] == '\r') {
+            if (line[1] != '\n')
+                goto none;
+            break;
+        }
+        end = memchr(line, '\r', (size_t)(stop - line));
+        if (end == NULL || stop - end < 2 || end[1] != '\n')
+            goto none;
+        const char *colon = memchr(line, ':', (size_t)(end - line));
+        if (colon == NULL || colon == line)
+            goto none;
+        if (append_field(&requests, fields, line, colon, end) < 0)
+            goto error;
+        PyObject *value = PyTuple_GET_ITEM(PyList_GET_ITEM(fields, PyList_GET_SIZE(fields) - 1), 1);
+        size += (colon - line) + PyBytes_GET_SIZE(value) + 4;
+        if (!notable)
+            notable = notable_name(line, colon - line);
+    }
+    PyObject *method = shared_bytes(line_at, space - line_at);
+    PyObject *version = method == NULL ? NULL : shared_bytes(version_at, 3);
+    PyObject *head_end = version == NULL ? NULL : PyLong_FromSsize_t(line + 2 - base);
+    PyObject *size_object = head_end == NULL ? NULL : PyLong_FromSsize_t(size);
+    PyObject *result = size_object == NULL ? NULL : PyTuple_New(6);
+    if (result == NULL) {
+        Py_XDECREF(method);
+        Py_XDECREF(version);
+        Py_XDECREF(head_end);
+        Py_XDECREF(size_object);
+        goto error;
+    }
+    PyTuple_SET_ITEM(result, 0, method);
+    PyTuple_SET_ITEM(result, 1, version);
+    PyTuple_SET_ITEM(result, 2, fields);
+    PyTuple_SET_ITEM(result, 3, size_object);
+    PyTuple_SET_ITEM(result, 4, head_end);
+    PyTuple_SET_ITEM(result, 5, Py_NewRef(notable ? Py_True : Py_False));
+    return result;
+none:
+    Py_DECREF(fields);
+    Py_RETURN_NONE;
+error:
+    Py_DECREF(fields);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"split_head", (PyCFunction)(void (*)(void))split_head, METH_FASTCALL,
      "split_head(buf, start) -> (fields, reason, raw, end) | None: a validated response head's fields."},
+    {"split_request_head", (PyCFunction)(void (*)(void))split_request_head, METH_FASTCALL,
+     "split_request_head(buf, start) -> (method, version, fields, size, end, notable) | None: a request head's."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_h1shim", "An llhttp-validated HTTP/1.1 response head split in one call.", 0, methods,
+    PyModuleDef_HEAD_INIT, "_h1shim", "An llhttp-validated HTTP/1.1 head split in one call.", 0, methods,
     NULL, NULL, NULL, NULL,
 };
+
+static int
+init_table(name_table *table)
+{
+    for (int i = 0; i < table->count; i++) {
+        if (table->objects[i] == NULL) {
+            table->objects[i] = PyBytes_FromString(table->names[i]);
+            if (table->objects[i] == NULL)
+                return -1;
+            table->lengths[i] = (Py_ssize_t)strlen(table->names[i]);
+        }
+    }
+    return 0;
+}
 
 PyMODINIT_FUNC
 PyInit__h1shim(void)
 {
-    for (int i = 0; i < N_NAMES; i++) {
-        if (name_objects[i] == NULL) {
-            name_objects[i] = PyBytes_FromString(NAMES[i]);
-            if (name_objects[i] == NULL)
+    if (init_table(&responses) < 0 || init_table(&requests) < 0)
+        return NULL;
+    for (int i = 0; i < N_SHARED; i++) {
+        if (shared[i].object == NULL) {
+            shared[i].object = PyBytes_FromString(shared[i].text);
+            if (shared[i].object == NULL)
                 return NULL;
-            name_lengths[i] = (Py_ssize_t)strlen(NAMES[i]);
         }
     }
     return PyModule_Create(&module);

@@ -1,5 +1,6 @@
 """The origin's field lines as one slice of the read, when they are spelled as the edge would write them;
-and a response head's fields split from the bytes llhttp has checked (:func:`split_head`).
+and a response or request head's fields split from the bytes llhttp has checked (:func:`split_head`,
+:func:`split_request_head`).
 
 A response head whole in one read, whose every field line is ``name: value\\r\\n``, can be passed on by
 copying runs of its lines (``pipeline/builtin/forwarding.py``) instead of writing four join parts per field;
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from originlock.proto.events import Headers
 
-__all__ = ["field_lines", "split_head"]
+__all__ = ["field_lines", "split_head", "split_request_head"]
 
 
 def field_lines(wire: bytes, reason_length: int, headers: Headers) -> bytes:
@@ -84,3 +85,47 @@ def split_head(buf: bytes, start: int) -> tuple[Headers, bytes, bytes, int] | No
         fields.append((buf[at:colon], value))
         at = eol + 2
     return fields, reason, buf[fields_at:at] if canonical else b"", at + 2
+
+
+#: Field names the request parser acts on (any case); it also refuses spellings with an underscore.
+_NOTABLE = (b"expect", b"content-length", b"transfer-encoding")
+
+
+def split_request_head(buf: bytes, start: int) -> tuple[bytes, bytes, Headers, int, int, bool] | None:
+    """The request head llhttp has accepted at ``buf[start:]``: ``(method, version, fields, size, end,
+    notable)``, or None when it is not shaped as expected (HTTP/0.9, say: the parser then reads it through
+    llhttp's callbacks). ``proto/_h1shim.c``'s ``split_request_head`` is this function in C, and this one is
+    the tests' oracle for it (docs/performance.md, "Issue 11, reqhead").
+
+    ``method`` is the request line up to its first space and ``version`` the ``x.y`` of its closing
+    `` HTTP/x.y`` (the URL between them is llhttp's ``on_url``); ``fields`` as :func:`split_head`'s;
+    ``size`` the fields' part of ``RequestParser``'s head size (name and value lengths, plus 4 per field);
+    ``end`` the offset just after the empty line; ``notable``: a field the parser acts on may be among them
+    (Expect, Content-Length or Transfer-Encoding in any case, or a name with an underscore).
+    """
+    size = len(buf)
+    at = start
+    while at < size and buf[at] in (13, 10):
+        at += 1
+    eol = buf.find(b"\r\n", at)
+    space = buf.find(b" ", at, eol)
+    if eol < 0 or b"\r" in buf[at:eol] or space <= at or eol - space < 11 or buf[eol - 9 : eol - 3] != b" HTTP/":
+        return None
+    if buf[eol - 2] != 46:  # "."
+        return None
+    method, version = buf[at:space], buf[eol - 3 : eol]
+    at = eol + 2
+    fields: Headers = []
+    total = 0
+    notable = False
+    while not buf.startswith(b"\r\n", at):
+        eol = buf.find(b"\r\n", at)
+        colon = buf.find(b":", at, eol)
+        if eol < 0 or colon <= at or b"\r" in buf[at:eol]:
+            return None
+        name, value = buf[at:colon], buf[colon + 1 : eol].lstrip(b" \t")
+        fields.append((name, value))
+        total += len(name) + len(value) + 4
+        notable = notable or b"_" in name or name.lower() in _NOTABLE
+        at = eol + 2
+    return method, version, fields, total, at + 2, notable

@@ -12,11 +12,23 @@ resolves the request-target (``proto/target.py``): an absolute-form target's aut
 (RFC 9112 §3.2.2) and the path is normalised, so everything after the parser sees one origin-form target.
 Chunked trailers are dropped (as nginx does), and bytes after a request that closes the connection are
 ignored rather than answered with 400.
+
+Where the request's fields come from: with ``proto/_h1shim.c`` built (wheels), llhttp gets no ``on_header``
+callback (httptools installs only the callbacks its protocol object has; the head is checked as strictly),
+and the head llhttp accepted is split in one call (``split_request_head``), as the response parser does
+(``proto/http1_response.py``). That needs where the head starts in the read: known while every message so
+far had no body or a Content-Length one (the head's end plus the body bytes llhttp handed over). A
+chunked body's framing is not handed over, so at a Transfer-Encoding field (or a head the split does not
+expect) the connection changes to llhttp's callbacks for good: a new llhttp parser with them is fed again
+from that head's start, which it reads as the first parser would have. ``on_url`` stays a callback in both
+ways (the 414 is raised as the URL arrives). Both ways give the same events and errors
+(tests/proto/test_proto_http1_requests.py).
 """
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Callable
+from typing import Final, cast
 
 import httptools
 
@@ -41,14 +53,41 @@ _GET: Final = b"GET"
 
 # The limits and the response parser live in their own modules (http1_common.py, http1_response.py) and
 # are re-exported here, where the rest of the edge imports them from.
-__all__ = ["DEFAULT_LIMITS", "Limits", "RequestParser", "ResponseParser"]
+__all__ = ["DEFAULT_LIMITS", "SPLIT_REQUEST_HEAD", "Limits", "RequestParser", "ResponseParser", "SplitRequestHead"]
+
+#: ``split_request_head(buf, start) -> (method, version, fields, size, end, notable) | None``
+#: (``proto/field_lines.py`` documents it).
+SplitRequestHead = Callable[[bytes, int], "tuple[bytes, bytes, Headers, int, int, bool] | None"]
+
+
+def _shim_split_request_head() -> SplitRequestHead | None:
+    try:
+        from originlock.proto import _h1shim  # type: ignore[attr-defined]
+    except ImportError:  # a source tree, or a wheel built without a C compiler
+        return None
+    return cast(SplitRequestHead, _h1shim.split_request_head)
+
+
+#: The compiled shim's ``split_request_head`` when it is built, else None (the fields come through llhttp's
+#: callbacks, which cost less than the Python split does).
+SPLIT_REQUEST_HEAD: Final = _shim_split_request_head()
+
+
+class _UseCallbacks(Exception):
+    """Raised in ``on_headers_complete`` to stop llhttp at a head the split cannot take (see the module's
+    docstring): :meth:`RequestParser.feed` then reads that head again through the callbacks."""
 
 
 class RequestParser:
     """Parses requests sent by a visitor; one instance per downstream connection."""
 
-    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(self, limits: Limits = DEFAULT_LIMITS, split: SplitRequestHead | None = SPLIT_REQUEST_HEAD) -> None:
         self._limits = limits
+        #: How the fields are read: ``split`` on the bytes llhttp checked, or (None) llhttp's callbacks.
+        self._split = split
+        #: llhttp's per-field callback, only without ``split`` (httptools looks it up when it makes its
+        #: parser, and leaves a None one out of llhttp's settings).
+        self.on_header: Callable[[bytes, bytes], None] | None = None if split is not None else self._on_header
         self._parser = httptools.HttpRequestParser(self)
         self._events: list[Event] = []
         self._url = b""
@@ -56,6 +95,11 @@ class RequestParser:
         self._head_bytes = 0
         self._in_head = True
         self._upgrade = False
+        #: With ``split``: the read being parsed, where the next message starts in it (known: every message
+        #: before it had no body or a Content-Length one), and the earlier reads of a head that spans reads.
+        self._data = b""
+        self._at = 0
+        self._parts: list[bytes] | None = None
         #: The request llhttp stopped at (Upgrade + Connection: upgrade), and the bytes that followed its
         #: head in the same read: a WebSocket relay (edge/websocket.py) forwards them as they are.
         self.upgrade_request: RequestReceived | None = None
@@ -85,32 +129,44 @@ class RequestParser:
         if self._in_head:
             self._fresh = data if self._head_bytes == 0 else b""
             self._head_bytes += len(data)
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            # llhttp stops at an Upgrade request: nothing after it is HTTP/1.1 any more. The edge answers
-            # it (or relays a WebSocket) and then closes (the caller sees keep_alive=False). Set here rather
-            # than by asking llhttp (should_upgrade()) for every request.
-            self._upgrade = True
-            self.upgrade_tail = data[int(exc.args[0]) :]
-            for event in reversed(self._events):  # the last head is the upgrade; earlier pipelined ones stay
-                if isinstance(event, RequestReceived):
-                    event.keep_alive = False
-                    self.upgrade_request = event
-                    break
-        except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
-            if isinstance(cause, DownstreamError):
-                raise cause from None
-            raise MalformedRequest(f"malformed request: {exc}") from exc
-        except httptools.HttpParserError as exc:
-            if self._closed:  # bytes after a request that closes the connection: not an error
-                events, self._events = self._events, []
-                return events
-            raise MalformedRequest(f"malformed request: {exc}") from exc
-        if self._in_head and self._head_bytes > self._limits.max_request_head_bytes:
-            # Still inside a head after this many bytes: the URL check has already fired in on_url.
-            raise HeadersTooLarge()
+        self._data = data
+        self._at = 0
+        fed = data
+        while True:
+            try:
+                self._parser.feed_data(fed)
+            except httptools.HttpParserUpgrade as exc:
+                # llhttp stops at an Upgrade request: nothing after it is HTTP/1.1 any more. The edge answers
+                # it (or relays a WebSocket) and then closes (the caller sees keep_alive=False). Set here rather
+                # than by asking llhttp (should_upgrade()) for every request.
+                self._upgrade = True
+                self.upgrade_tail = fed[int(exc.args[0]) :]
+                for event in reversed(self._events):  # the last head is the upgrade; earlier pipelined ones stay
+                    if isinstance(event, RequestReceived):
+                        event.keep_alive = False
+                        self.upgrade_request = event
+                        break
+            except httptools.HttpParserCallbackError as exc:
+                cause = exc.__context__
+                if isinstance(cause, _UseCallbacks):
+                    fed = self._use_callbacks()
+                    continue
+                if isinstance(cause, DownstreamError):
+                    raise cause from None
+                raise MalformedRequest(f"malformed request: {exc}") from exc
+            except httptools.HttpParserError as exc:
+                if self._closed:  # bytes after a request that closes the connection: not an error
+                    events, self._events = self._events, []
+                    return events
+                raise MalformedRequest(f"malformed request: {exc}") from exc
+            break
+        self._data = b""
+        if self._in_head:
+            if self._head_bytes > self._limits.max_request_head_bytes:
+                # Still inside a head after this many bytes: the URL check has already fired in on_url.
+                raise HeadersTooLarge()
+            if self._split is not None and self._at < len(data):
+                self._keep_head(data)
         events, self._events = self._events, []
         return events
 
@@ -129,6 +185,32 @@ class RequestParser:
         self._parser = _RELEASED_REQUESTS
         self._closed = True  # feed() returns nothing from now on
         self._events = []
+        self.on_header = None  # a bound method of this parser: a reference cycle
+        self._parts = None
+
+    # -- the head's bytes, for the split --------------------------------------------------------
+
+    def _keep_head(self, data: bytes) -> None:
+        """The next head is not complete after ``data``: keep its part of the read."""
+        piece = data[self._at :] if self._at else data
+        if self._parts is None:
+            self._parts = [piece]
+        else:
+            self._parts.append(piece)
+
+    def _use_callbacks(self) -> bytes:
+        """Change to llhttp's callbacks for the rest of the connection, from the head the split could not
+        take: returns the bytes to feed the new llhttp parser (that head's start to the read's end)."""
+        parts = self._parts
+        rest = self._data[self._at :] if parts is None else b"".join([*parts, self._data])
+        self._split = None
+        self._parts = None
+        self.on_header = self._on_header
+        self._parser = httptools.HttpRequestParser(self)
+        self._url = b""
+        self._headers = []
+        self._fresh = b""
+        return rest
 
     # -- llhttp callbacks ----------------------------------------------------------------------
 
@@ -140,21 +222,19 @@ class RequestParser:
         if len(self._url) > self._limits.max_url_bytes:
             raise UriTooLong()
 
-    def on_header(self, name: bytes, value: bytes) -> None:
+    def _on_header(self, name: bytes, value: bytes) -> None:
         # Fields after a chunked body (trailers) arrive here too: they are dropped, as nginx does. Kept, they
         # would land in the next pipelined request's fields (the list is that request's by then).
         if self._in_head:
             self._headers.append((name, value))
 
-    def on_headers_complete(self) -> None:
-        self._in_head = False
-        self._head_bytes = 0
-        headers = self._headers
-        url = self._url
-        # One pass over the fields for the size limit, Expect, the body framing and the refused spellings
-        # (was three passes plus a generator; the request head is parsed for every request). llhttp has
-        # already refused Content-Length with Transfer-Encoding, and repeated or non-final chunked.
-        size = len(url) + _LINE_OVERHEAD * len(headers)
+    def _check_fields(self, headers: Headers) -> tuple[int, str, bool, bool, bytes]:
+        """One pass over the fields for the size limit, Expect, the body framing and the refused spellings
+        (was three passes plus a generator; the request head is parsed for every request). llhttp has
+        already refused Content-Length with Transfer-Encoding, and repeated or non-final chunked.
+
+        Returns ``(size of the field lines, framing, expect, bad expect, Content-Length value)``."""
+        size = _LINE_OVERHEAD * len(headers)
         expect = bad_expect = False
         framing = ""
         length_value = b""
@@ -168,6 +248,8 @@ class RequestParser:
                     bad_expect = True
                 expect = True
             elif lower == b"transfer-encoding":
+                if self._split is not None:  # a chunked body: its end in the read is not known
+                    raise _UseCallbacks()
                 if value.strip().lower() != b"chunked":  # llhttp lets "gzip, chunked" through
                     raise UnsupportedTransferCoding(f"transfer coding {value.decode('latin-1')!r} is not supported")
                 framing = "chunked"
@@ -176,17 +258,48 @@ class RequestParser:
                 framing = "length" if value.strip() != b"0" else "none"
             elif lower in _UNDERSCORED:
                 raise MalformedRequest(f"header field name {name.decode('latin-1')!r} reads as one the edge interprets")
-        if size > self._limits.max_request_head_bytes:
+        return size, framing, expect, bad_expect, length_value
+
+    def on_headers_complete(self) -> None:
+        url = self._url
+        split = self._split
+        if split is not None:
+            data = self._data
+            parts = self._parts
+            if parts is None:
+                found = split(data, self._at)
+                joined = 0
+            else:
+                buf = b"".join([*parts, data])
+                found = split(buf, 0)
+                joined = len(buf) - len(data)
+            if found is None:
+                raise _UseCallbacks()
+            method, version, headers, size, end, notable = found
+            framing = ""
+            expect = bad_expect = False
+            length_value = b""
+            if notable:
+                size, framing, expect, bad_expect, length_value = self._check_fields(headers)
+            self._parts = None
+            self._at = end - joined
+        else:
+            headers = self._headers
+            size, framing, expect, bad_expect, length_value = self._check_fields(headers)
+        self._in_head = False
+        self._head_bytes = 0
+        if size + len(url) > self._limits.max_request_head_bytes:
             raise HeadersTooLarge()
         if bad_expect:
             raise MalformedRequest("unsupported Expect value")
         if length_value and length_value[-1] in (32, 9):  # a space or a tab after the digits
             headers = self._trim_length(headers, length_value)
         parser = self._parser
-        # GET read from the request line when this read starts with it (llhttp has validated the line):
-        # get_method() builds a new bytes object through a Python-level call.
-        method = _GET if self._fresh.startswith(b"GET ") else parser.get_method()
-        version = self._version(method)
+        if split is None:
+            # GET read from the request line when this read starts with it (llhttp has validated the line):
+            # get_method() builds a new bytes object through a Python-level call.
+            method = _GET if self._fresh.startswith(b"GET ") else parser.get_method()
+            version = self._version(method)
         if version != b"1.1" and version != b"1.0":  # HTTP/0.9 (no head at all) and anything above 1.1
             raise MalformedRequest(f"HTTP/{version.decode('latin-1')} is not supported")
         if framing == "chunked" and version == b"1.0":
@@ -227,6 +340,7 @@ class RequestParser:
         return _VERSIONS.get(version) or version.encode()
 
     def on_body(self, body: bytes) -> None:
+        self._at += len(body)  # a Content-Length body's bytes follow one another in the read
         self._events.append(BodyReceived(body))
 
     def on_message_complete(self) -> None:

@@ -81,7 +81,7 @@ def _edge_addresses(edge: EdgeServer) -> list[str]:
 def _edge_lines(edge: EdgeServer, workers: int) -> list[str]:
     lines = _edge_addresses(edge)
     lines.append(f"edge request path: {hot_path_kind()}")
-    lines.append(f"edge HTTP/1 response heads: {head_splitter()}")
+    lines.append(f"edge HTTP/1 heads: {head_splitter()}")
     lines.append(f"edge HTTP/2 codec: {h2_codec()}")
     processes = f"this one and {workers - 1} worker processes" if workers > 1 else "this one"
     lines.append(f"edge processes: {processes}; event loop: {loop_kind(asyncio.get_running_loop())}")

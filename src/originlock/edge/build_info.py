@@ -45,7 +45,8 @@ def hot_path_kind() -> str:
 
 
 def head_splitter() -> str:
-    """Shown at startup: how origin response heads become fields (docs/performance.md, "Issue 11, h1head")."""
+    """Shown at startup: how HTTP/1 heads (origin responses, visitor requests) become fields (docs/performance.md,
+    "Issue 11, h1head" and "reqhead")."""
     if http1_response.SPLIT_HEAD is not None:
         return "C (proto/_h1shim), after llhttp's strict checks"
     why = "a source tree" if _build_record() is None else "the wheel was built without it"

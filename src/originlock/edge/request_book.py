@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Final
+from collections.abc import Callable
 
 from originlock.edge.access_log import AccessLog
 from originlock.pipeline.builtin.access_log import access_log_line
@@ -12,32 +12,58 @@ from originlock.proto.events import RequestReceived
 
 __all__ = ["RequestBook"]
 
-#: The clocks as module constants: compiled, a call without looking ``time``'s attribute up per request.
-_monotonic: Final = time.monotonic
-_wall: Final = time.time
-
 
 class RequestBook:
-    """LOG: every request ends here once, answered or not."""
+    """LOG: every request ends here once, answered or not.
 
-    def __init__(self, access_log: AccessLog) -> None:
+    Args:
+        access_log: the sink.
+        monotonic, wall: the clocks (``time.monotonic``, ``time.time``; injected by tests).
+    """
+
+    __slots__ = (
+        "_by_status",
+        "_monotonic",
+        "_requests",
+        "_wall",
+        "_zone",
+        "access_log",
+        "logging",
+    )
+
+    def __init__(
+        self,
+        access_log: AccessLog,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.access_log = access_log
         #: Read per request: a plain attribute, where ``access_log.enabled`` is an interpreted property.
         self.logging = access_log.enabled
         #: Requests answered, by zone name, then status (``request_counts`` is the flat view for /metrics).
         self._requests: dict[str, dict[int, int]] = {}
+        #: The last zone name counted (by identity: a route's own string) and its counts.
+        self._zone: str | None = None
+        self._by_status: dict[int, int] = {}
+        self._monotonic = monotonic
+        self._wall = wall
 
     def log(self, ctx: RequestContext, request: RequestReceived | None) -> None:
         # Nested dicts rather than one keyed by (zone, status): no tuple to build, hash and compare per
         # request, and the zone name's hash is cached in the string.
         zone = ctx.route.zone_name if ctx.route is not None else ""
-        by_status = self._requests.get(zone)
-        if by_status is None:
-            by_status = self._requests[zone] = {}
+        if zone is self._zone:
+            by_status = self._by_status
+        else:
+            found = self._requests.get(zone)
+            if found is None:
+                found = self._requests[zone] = {}
+            self._zone, self._by_status = zone, found
+            by_status = found
         status = ctx.status
         by_status[status] = by_status.get(status, 0) + 1
         if self.logging:
-            self.access_log.write(access_log_line(ctx, request, _monotonic(), _wall()))
+            self.access_log.write(access_log_line(ctx, request, self._monotonic(), self._wall()))
 
     @property
     def request_counts(self) -> dict[tuple[str, int], int]:

@@ -193,3 +193,83 @@ def test_zone_generation_and_origin_follow_each_request() -> None:
     for ctx in contexts:
         line = access_log_line(ctx, _request(), 100.5, 1764849600.5)
         assert line == reference_line(ctx, _request(), 100.5, 1764849600.5)
+
+
+def test_remembered_parts_follow_each_request() -> None:
+    """Runs of fields are remembered from the last line (visitor, request, status and size, zone and origin
+    with the reuse flags): a change to any one value shows in the next line, and a value that comes back
+    shows again."""
+    base = {"peer": PEER, "origin_reused": True}
+    steps: list[tuple[dict[str, object], RequestReceived | None]] = [
+        ({}, _request()),
+        ({}, _request(bytes(bytearray(b"/a?b=c")), bytes(bytearray(b"GET")))),  # equal, other objects
+        ({"client_ip": "2001:db8::7"}, _request()),
+        ({"client_ip": "2001:db8::7", "scheme": "http"}, _request()),
+        ({"scheme": "http"}, _request()),
+        ({"host": "b.example.test"}, _request()),
+        ({"host": "b.example.test"}, _request(b"/a?b=d")),
+        ({"host": "b.example.test"}, _request(b"/a?b=d", b"HEAD")),
+        ({}, _request(b"/a?b=d", b"HEAD")),
+        ({}, None),
+        ({}, _request(b"/a?b=d", b"HEAD")),
+        ({"status": 404}, _request()),
+        ({"status": 404, "bytes_sent": 0}, _request()),
+        ({"bytes_sent": 0}, _request()),
+        ({"status": 1000, "bytes_sent": 10**20}, _request()),
+        ({"status": -1}, _request()),
+        ({"origin_reused": False}, _request()),
+        ({"origin_retried": True}, _request()),
+        ({"origin_retried": True, "origin_reused": False}, _request()),
+        ({"origin_retried": True, "error_code": 502, "error_detail": "x"}, _request()),
+        ({"origin_retried": True}, _request()),
+        ({"waf": VERDICT}, _request()),
+        ({"peer": None, "origin_retried": True}, _request()),
+        ({"peer": None, "origin_rule_ids": ("o1",)}, _request()),
+        ({}, _request()),
+    ]
+    for changes, request in steps:
+        ctx = _context()
+        for name, value in {**base, **changes}.items():
+            setattr(ctx, name, value)
+        line = access_log_line(ctx, request, 100.5, 1764849600.5)
+        assert line == reference_line(ctx, request, 100.5, 1764849600.5), changes
+
+
+_HOSTS = st.sampled_from(["a.example.test", "b.example.test", 'h"\\\x01\u00e9', "", "\u2603.test"])
+_TARGETS = st.sampled_from([b"/", b"/a?b=c", b'/\xff\xe9"\\\n\t\x7f?q=\x00', b"*"]) | st.binary(max_size=8)
+_METHODS = st.sampled_from([b"GET", b"POST", b"G\xe9T"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(
+        st.tuples(
+            _HOSTS,
+            st.one_of(st.none(), st.tuples(_METHODS, _TARGETS)),
+            st.sampled_from(["203.0.113.7", "198.51.100.1", "::1"]),
+            st.sampled_from(["https", "http"]),
+            st.sampled_from([200, 304, 404, 520, 99, 1234]),
+            st.sampled_from([0, 16, 1234, 2**40]),
+            st.sampled_from([None, PEER, PLAIN_PEER]),
+            st.booleans(),
+            st.booleans(),
+            st.floats(-1e13, 1e13) | st.sampled_from([100.0, 100.0004999, 100.0005, 1e9 + 100.0]),
+            st.floats(-1e13, 1e13) | st.sampled_from([1764849600.0, 1764849600.9995, 1764849601.0005]),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_any_sequence_of_lines(
+    lines: list[
+        tuple[str, tuple[bytes, bytes] | None, str, str, int, int, OriginPeer | None, bool, bool, float, float]
+    ],
+) -> None:
+    """Lines in a row, drawn from few values so that they repeat (the remembered parts' case) and with odd
+    hosts and paths, negative and huge durations, times before 1970 and far ahead: each is the json.dumps
+    of its own record."""
+    for host, head, client_ip, scheme, status, sent, peer, reused, retried, now, wall in lines:
+        request = _request(bytes(bytearray(head[1])), bytes(bytearray(head[0]))) if head is not None else None
+        ctx = _context(host=host, client_ip=client_ip, scheme=scheme, status=status, bytes_sent=sent)
+        ctx.peer, ctx.origin_reused, ctx.origin_retried = peer, reused, retried
+        assert access_log_line(ctx, request, now, wall) == reference_line(ctx, request, now, wall)

@@ -38,7 +38,9 @@ class AccessLog:
         if not self._pending or not self.enabled:
             return
         lines, self._pending = self._pending, []
-        text = "\n".join(lines) + "\n"
+        # The last line's newline as an empty last item: one copy of the batch fewer than ``join + "\n"``.
+        lines.append("")
+        text = "\n".join(lines)
         if self._stdout:
             sys.stdout.write(text)
             sys.stdout.flush()

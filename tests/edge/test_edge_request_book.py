@@ -1,13 +1,9 @@
-"""RequestBook: counts by zone and status, and the access line's clocks (one clock read per line: the wall
-time is the monotonic clock plus the difference measured at most WALL_CLOCK_RESYNC earlier)."""
+"""RequestBook: counts by zone and status, and the access line's clocks."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from originlock.edge.access_log import AccessLog
-from originlock.edge.request_book import WALL_CLOCK_RESYNC, RequestBook
+from originlock.edge.request_book import RequestBook
 from originlock.pipeline.context import RequestContext
 from originlock.proto.events import RequestReceived
 from originlock.snapshot.model import Route
@@ -60,36 +56,6 @@ def test_counts_by_zone_and_status_as_zones_alternate() -> None:
         ("other.test", 200): 2,
         ("", 421): 2,
     }
-
-
-def test_one_clock_read_per_line_and_wall_steps_show_within_the_resync(tmp_path: Path) -> None:
-    path = tmp_path / "access.log"
-    monotonic, wall = Clock(1000.0), Clock(1764849600.0)
-    book = RequestBook(AccessLog(str(path)), monotonic=monotonic, wall=wall)
-    expected: list[tuple[float, float]] = []
-
-    def log(at: float, wall_now: float, reads_wall: bool) -> None:
-        monotonic.value, wall.value = at, wall_now
-        before = wall.reads
-        book.log(_ctx(ROUTE_A, 200, started=at - 0.25), REQUEST)
-        assert wall.reads - before == (1 if reads_wall else 0)
-
-    log(1000.0, 1764849600.0, True)
-    expected.append((1764849600.0, 250.0))
-    log(1000.5, 1764849600.5, False)  # the wall clock not read: derived
-    expected.append((1764849600.5, 250.0))
-    # The wall clock steps back by an hour (and read as such) before the resync is due: not shown yet...
-    log(1000.0 + WALL_CLOCK_RESYNC * 0.75, 1764846000.0, False)
-    expected.append((1764849600.0 + WALL_CLOCK_RESYNC * 0.75, 250.0))
-    # ...and shown once the monotonic clock reached the resync, from then on.
-    log(1000.0 + WALL_CLOCK_RESYNC, 1764846000.25, True)
-    expected.append((1764846000.25, 250.0))
-    log(1000.0 + WALL_CLOCK_RESYNC + 0.125, 1764846000.375, False)
-    expected.append((1764846000.375, 250.0))
-    assert monotonic.reads == 5
-    book.access_log.close()
-    lines = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [(line["time"], line["duration_ms"]) for line in lines] == expected
 
 
 def test_no_clock_read_without_an_access_log() -> None:

@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Final
 
 from originlock.edge.access_log import AccessLog
 from originlock.pipeline.builtin.access_log import access_log_line
 from originlock.pipeline.context import RequestContext
 from originlock.proto.events import RequestReceived
 
-__all__ = ["WALL_CLOCK_RESYNC", "RequestBook"]
-
-#: Seconds of the monotonic clock during which a line's wall time is that clock plus the last measured
-#: difference, before the wall clock is read again. The two clocks run at the same rate (NTP slews both);
-#: only a step of the wall clock (``settimeofday``, a VM resumed) moves the difference, and the lines show
-#: it at most this late. nginx's precedent: its log time is a cache refreshed once per event-loop turn (or
-#: per ``timer_resolution``).
-WALL_CLOCK_RESYNC: Final = 1.0
+__all__ = ["RequestBook"]
 
 
 class RequestBook:
@@ -34,8 +26,6 @@ class RequestBook:
         "_monotonic",
         "_requests",
         "_wall",
-        "_wall_offset",
-        "_wall_until",
         "_zone",
         "access_log",
         "logging",
@@ -57,9 +47,6 @@ class RequestBook:
         self._by_status: dict[int, int] = {}
         self._monotonic = monotonic
         self._wall = wall
-        #: ``wall() - monotonic()`` as last measured, used until the monotonic clock reaches ``_wall_until``.
-        self._wall_offset = 0.0
-        self._wall_until = -1.0
 
     def log(self, ctx: RequestContext, request: RequestReceived | None) -> None:
         # Nested dicts rather than one keyed by (zone, status): no tuple to build, hash and compare per
@@ -76,15 +63,7 @@ class RequestBook:
         status = ctx.status
         by_status[status] = by_status.get(status, 0) + 1
         if self.logging:
-            # One clock read per line: the wall time is derived from the monotonic one (WALL_CLOCK_RESYNC).
-            now = self._monotonic()
-            if now < self._wall_until:
-                wall = now + self._wall_offset
-            else:
-                wall = self._wall()
-                self._wall_offset = wall - now
-                self._wall_until = now + WALL_CLOCK_RESYNC
-            self.access_log.write(access_log_line(ctx, request, now, wall))
+            self.access_log.write(access_log_line(ctx, request, self._monotonic(), self._wall()))
 
     @property
     def request_counts(self) -> dict[tuple[str, int], int]:

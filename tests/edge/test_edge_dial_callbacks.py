@@ -127,8 +127,14 @@ def _read_response(sock: socket.socket, data: bytes = b"") -> tuple[int, bytes, 
     return int(head.split(b" ", 2)[1]), data[:length], data[length:]
 
 
+def _is_exchange(coro: object) -> bool:
+    """An HTTP/1.1 connection's exchange task (``Http1Connection._run``; compiled, mypyc's generator class)."""
+    name = str(getattr(coro, "__qualname__", "")) or type(coro).__name__
+    return "_run" in name and "Http1Connection" in name
+
+
 class TaskLog:
-    """The edge loop's tasks made while installed (its task factory)."""
+    """The edge loop's exchange tasks made while installed (its task factory)."""
 
     def __init__(self, edge: EdgeThread) -> None:
         self.edge = edge
@@ -136,7 +142,8 @@ class TaskLog:
 
     def _factory(self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kw: Any) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, **kw)
-        self.tasks.append(task)
+        if _is_exchange(coro):
+            self.tasks.append(task)
         return task
 
     def _set(self, factory: Any) -> None:

@@ -9,7 +9,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 from h2.config import H2Configuration
@@ -33,6 +33,8 @@ HOST = "h2.example.test"
 class Seen:
     heads: list[bytes]
     bodies: list[bytes]
+    #: For each ``/slow`` request: whether the edge had closed the connection when the origin answered.
+    slow_closed: list[bool] = field(default_factory=list)
 
 
 def _read_chunked(sock: socket.socket, data: bytes) -> bytes:
@@ -57,9 +59,19 @@ def origin_handler(seen: Seen) -> Callable[[socket.socket], None]:
                 seen.bodies.append(_read_chunked(sock, rest))
             if head.startswith(b"GET /slow"):
                 time.sleep(1.0)
+                seen.slow_closed.append(_closed_by_peer(sock))
             sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
     return handle
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 @dataclass
@@ -173,6 +185,22 @@ def test_a_reset_stream_stops_its_exchange_and_the_connection_goes_on(env: Env) 
     assert any(isinstance(f, HeadersFrame) and f.stream_id == 3 for f in frames), kinds
     assert b"".join(f.data for f in frames if isinstance(f, DataFrame) and f.stream_id == 3) == b"ok"
     assert not [f for f in frames if isinstance(f, GoAwayFrame)], kinds
+    sock.close()
+
+
+def test_a_reset_stream_closes_its_dialled_origin_connection(env: Env) -> None:
+    """An HTTP/2 stream cancels its exchange's task when reset (the task kept the dialled connection rather
+    than handing its response to callbacks, as HTTP/1.1 does): the origin connection is closed, not read."""
+    sock, conn = env.connect()
+    conn.send_headers(1, _headers("/slow"), end_stream=True)
+    sock.sendall(conn.data_to_send())
+    time.sleep(0.2)  # the edge dialled and forwarded it: the origin is stalling (1 s)
+    conn.reset_stream(1)
+    sock.sendall(conn.data_to_send())
+    deadline = time.monotonic() + 3
+    while not env.seen.slow_closed and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert env.seen.slow_closed == [True]
     sock.close()
 
 

@@ -21,6 +21,10 @@ when its bytes arrive; a response that came whole in one read is answered withou
 (:meth:`Exchange.run`), which can wait: for a dial, the request body, a response that arrives in pieces, a
 visitor that reads slowly, and the once-only retry of an idempotent request without a body on a fresh
 connection when a *reused* one failed before any response byte (the origin closed it while it was idle).
+A request without a body whose task dialled (on an HTTP/1.1 visitor, whose departure cancels no task) is
+handed to the same callbacks once its head is written: its response is answered in the origin connection's
+``data_received`` rather than by waking the task again through the loop's queue (docs/performance.md,
+issue 11, wake).
 """
 
 from __future__ import annotations
@@ -183,10 +187,13 @@ class Exchange:
             raise
         self.stream.finished(self.keep_alive and not self.stream.closed)
 
-    async def run(self, *, written: bool = False, idle_checked: bool = False) -> bool:
+    async def run(self, *, written: bool = False, idle_checked: bool = False) -> bool | None:
         """The exchange as a task: ORIGIN_CONNECT (with the retry), REQUEST_BODY, then the response phases.
-        ``written``: the pooled connection in ``self.origin`` already carries the request; ``idle_checked``:
-        :meth:`start` found no idle connection for it. Returns whether the visitor's connection stays open.
+        ``written``: the connection in ``self.origin`` already carries the request (the callbacks handed
+        it over: ``ctx`` says whether it was reused and whether this is the retry); ``idle_checked``:
+        :meth:`start` found no idle connection for it. Returns whether the visitor's connection stays open,
+        or None when the response was left to the origin connection's callbacks (:meth:`_on_origin`
+        calls ``stream.finished``).
 
         One coroutine down to the pool's dial: each coroutine between the task and the loop is resumed at
         every suspension (a dial has two), so the connect step is not a coroutine of its own
@@ -200,10 +207,10 @@ class Exchange:
                     return self.keep_alive and not stream.closed
                 replay = inspected
             retry_allowed = request.body == "none" and request.method in IDEMPOTENT
-            attempt = 0
+            attempt = 1 if ctx.origin_retried else 0
             while True:
                 if written:
-                    origin, reused = self.origin, True
+                    origin, reused = self.origin, ctx.origin_reused
                     assert origin is not None
                 else:
                     origin, reused = await state.pool.acquire(
@@ -217,6 +224,14 @@ class Exchange:
                         origin.write(self.forward.head)
                         if request.body != "none":
                             await self._send_body(origin, replay)
+                        elif ctx.response_inspection is None and not stream.cancels_task:
+                            # The response is answered where it arrives, as on the pooled path: waking
+                            # this task for it would wait behind the loop's other callbacks (other dials'
+                            # handshakes). A response in pieces, an error or the read timeout starts a
+                            # task again (``written``).
+                            origin.listener = self
+                            origin.arm_read_timeout(state.origin_read_timeout)
+                            return None
                     first = await origin.next_event(state.origin_read_timeout)
                 except EdgeError as exc:
                     state.pool.release(origin, False)

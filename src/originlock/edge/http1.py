@@ -56,6 +56,10 @@ def _nothing() -> None:
 
 
 class Http1Connection(asyncio.Protocol):
+    #: The visitor going away cancels no exchange task: one still answering finds the connection closed
+    #: when it writes, and closes it (``VisitorStream.cancels_task``).
+    cancels_task = False
+
     def __init__(self, state: EdgeState, scheme: str) -> None:
         self.state = state
         self.visitor = Visitor(scheme)
@@ -267,10 +271,10 @@ class Http1Connection(asyncio.Protocol):
         else:
             self.close()
 
-    def run(self, work: Coroutine[Any, Any, bool]) -> None:
+    def run(self, work: Coroutine[Any, Any, bool | None]) -> None:
         self._task = self.state.loop.create_task(self._run(work))
 
-    async def _run(self, work: Coroutine[Any, Any, bool]) -> None:
+    async def _run(self, work: Coroutine[Any, Any, bool | None]) -> None:
         try:
             keep_alive = await work
         except BaseException:
@@ -278,7 +282,8 @@ class Http1Connection(asyncio.Protocol):
             self.close()
             raise
         self._task = None
-        self.finished(keep_alive)
+        if keep_alive is not None:  # None: the origin connection's callbacks finish the exchange
+            self.finished(keep_alive)
 
     def _idle_expired(self) -> None:
         waiter = self._waiter

@@ -212,6 +212,9 @@ class Http2Connection(asyncio.Protocol):
 class Http2Stream:
     """One request stream (a :class:`~originlock.edge.stream.VisitorStream`)."""
 
+    #: A reset cancels the exchange's task (:meth:`reset_by_visitor`), so the task's work never ends early.
+    cancels_task = True
+
     def __init__(self, conn: Http2Connection, stream_id: int, request: RequestReceived) -> None:
         self.conn = conn
         self.stream_id = stream_id
@@ -367,10 +370,10 @@ class Http2Stream:
 
     # -- lifetime ----------------------------------------------------------------------------------
 
-    def run(self, work: Coroutine[Any, Any, bool]) -> None:
+    def run(self, work: Coroutine[Any, Any, bool | None]) -> None:
         self._task = self.conn.state.loop.create_task(self._run(work))
 
-    async def _run(self, work: Coroutine[Any, Any, bool]) -> None:
+    async def _run(self, work: Coroutine[Any, Any, bool | None]) -> None:
         try:
             await work
         except asyncio.CancelledError:

@@ -80,9 +80,19 @@ class VisitorStream(Protocol):
 
     # -- the exchange's lifetime ----------------------------------------------------------------
 
-    def run(self, work: Coroutine[Any, Any, bool]) -> None:
+    @property
+    def cancels_task(self) -> bool:
+        """The stream cancels the exchange's task when the visitor goes away (HTTP/2's RST_STREAM; the
+        origin connection is then closed, not read to the end). Such a stream's task waits for the response
+        itself; on one that does not (HTTP/1.1), the task hands a dialled connection's response to the
+        origin connection's callbacks, as the pooled path does."""
+        ...
+
+    def run(self, work: Coroutine[Any, Any, bool | None]) -> None:
         """Finish the exchange in a task (it waits for the origin, a dial, the visitor): ``work`` returns
-        whether the connection stays open, and :meth:`finished` is called with it."""
+        whether the connection stays open, and :meth:`finished` is called with it; or None, when the
+        exchange went on from the origin connection's callbacks (only if not :attr:`cancels_task`), which
+        call :meth:`finished` themselves."""
         ...
 
     def finished(self, keep_alive: bool) -> None:

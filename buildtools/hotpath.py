@@ -62,6 +62,8 @@ HOT_MODULES = (
     "originlock/edge/visitors.py",
     # The SNI callback, inside every visitor handshake.
     "originlock/edge/visitor_tls.py",
+    # The listener context's wrap_bio, once per visitor connection at its TLS start.
+    "originlock/tls/server_wrap.py",
     "originlock/snapshot/model.py",
     # `originlock serve` always installs the WAF hook: a zone without rules costs one call into it.
     "originlock/pipeline/builtin/waf.py",

@@ -21,6 +21,16 @@ from originlock.tls.memory import load_chain_from_memory
 from originlock.tls.server_wrap import ServerWrap, install
 
 HOST = "wrap.test"
+#: SSLObject method -> the C object's method it forwards to.
+FORWARDED = {
+    "read": "read",
+    "write": "write",
+    "pending": "pending",
+    "do_handshake": "do_handshake",
+    "cipher": "cipher",
+    "compression": "compression",
+    "unwrap": "shutdown",
+}
 
 
 def _server(pki: TestPki) -> DirectSSLContext:
@@ -68,9 +78,12 @@ def test_a_server_side_object_is_the_usual_one_and_carries_tls() -> None:
     assert server.server_side and server.context is server_ctx and server.server_hostname is None
     inner = server._sslobj  # type: ignore[attr-defined]
     assert inner.owner is server
-    for name in ("read", "write", "pending"):
+    # What the event loop calls per connection goes straight to the C object (unwrap is its shutdown).
+    for name, c_name in FORWARDED.items():
         method = vars(server)[name]
         assert type(method).__name__ == "builtin_function_or_method" and method.__self__ is inner
+        assert method.__name__ == c_name
+    assert "getpeercert" not in vars(server)  # its C form takes no binary_form= keyword
     client = _client(pki).wrap_bio(c_in, c_out, server_hostname=HOST)
     _handshake(client, c_in, c_out, server, s_in, s_out)
     assert named == [(server, HOST)]  # the SNI callback is given the SSLObject, as before
@@ -81,6 +94,14 @@ def test_a_server_side_object_is_the_usual_one_and_carries_tls() -> None:
     server.write(b"pong")
     c_in.write(s_out.read())
     assert client.read(100) == b"pong"
+    assert server.cipher() == client.cipher() and server.compression() is None
+    # A graceful close both ways, as uvloop makes it: the server's close_notify, then the client's.
+    with pytest.raises(ssl.SSLWantReadError):
+        server.unwrap()
+    c_in.write(s_out.read())
+    client.unwrap()
+    s_in.write(c_out.read())
+    server.unwrap()
 
 
 @pytest.mark.parametrize(

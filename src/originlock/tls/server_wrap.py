@@ -5,15 +5,17 @@ server_side=True, server_hostname=None)``. Through ``ssl.SSLContext`` that is fo
 the one C call that makes the OpenSSL connection (``_ssl._SSLContext._wrap_bio``): our
 :class:`~originlock.tls.direct.DirectSSLContext` override, ``SSLContext.wrap_bio``,
 ``SSLContext._encode_hostname`` and ``SSLObject._create``. With a new visitor connection per request they were
-≈ 8k instructions of every request, between the handshake's crypto (docs/performance.md, issue 11, visitor6).
+≈ 6k instructions of every request, between the handshake's crypto (docs/performance.md, issue 11, visitor6).
 
 :func:`install` gives a server context an instance attribute ``wrap_bio`` (which the event loops look up on
 the context, as they would the method): a :class:`ServerWrap`, compiled with the request path
 (``buildtools/hotpath.py``), that does what those frames do for a server-side call: the ``SSLObject`` (the
 context's ``sslobject_class``, made without ``__init__`` as ``SSLObject._create`` makes it), its C object
-with the ``SSLObject`` as owner (the SNI callback receives the ``SSLObject``, as before), and the C object's
-``read``, ``write`` and ``pending`` on it (what ``DirectSSLContext`` gives its objects). Any other call (client
-side, a server name, a session) goes to the class's ``wrap_bio``, unchanged.
+with the ``SSLObject`` as owner (the SNI callback receives the ``SSLObject``, as before), and on it the C
+object's ``read``, ``write`` and ``pending`` (what ``DirectSSLContext`` gives its objects) and the other
+methods the event loop calls per connection whose ``SSLObject`` form only forwards (``do_handshake``,
+``cipher``, ``compression``, ``unwrap``: ≈ 1.5k instructions a frame, ≈ 0.2k an attribute). Any other call
+(client side, a server name, a session) goes to the class's ``wrap_bio``, unchanged.
 """
 
 from __future__ import annotations
@@ -53,6 +55,14 @@ class ServerWrap:
         obj.read = inner.read
         obj.write = inner.write
         obj.pending = inner.pending
+        # And those the event loop calls once or a few times per connection (uvloop: do_handshake at each
+        # handshake step, cipher and compression when it completes, unwrap at close): each an interpreted
+        # frame around the same C call, with the same arguments (none) and result. Not getpeercert, whose
+        # C form takes no keyword (``binary_form=``).
+        obj.do_handshake = inner.do_handshake
+        obj.cipher = inner.cipher
+        obj.compression = inner.compression
+        obj.unwrap = inner.shutdown
         result: ssl.SSLObject = obj
         return result
 

@@ -29,6 +29,9 @@ class _TlsObject:
     def selected_alpn_protocol(self) -> str | None:
         return self.alpn
 
+    def version(self) -> str:
+        return "TLSv1.3"
+
 
 class _Transport:
     def __init__(self, alpn: str | None = None, tls: bool = True) -> None:

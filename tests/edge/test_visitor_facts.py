@@ -58,8 +58,10 @@ class _Transport:
     def __init__(self, ssl_obj: Any) -> None:
         self.ssl_obj = ssl_obj
         self.protocol: asyncio.BaseProtocol | None = None
+        self.asked: list[str] = []
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
+        self.asked.append(name)
         if name == "peername":
             return ("192.0.2.7", 50123)
         return self.ssl_obj if name == "ssl_object" else default
@@ -118,4 +120,7 @@ def test_the_protocol_follows_the_negotiated_alpn(state: EdgeState, offered: lis
     protocol = transport.protocol
     assert isinstance(protocol, Http1Connection | Http2Connection) and isinstance(protocol, kind)
     assert protocol.visitor.tls_version == "TLSv1.3"
+    assert (protocol.visitor.client_ip, protocol.visitor.client_port) == ("192.0.2.7", 50123)
+    # The TLS object is looked up once per connection: the admission reads ALPN and the version from it.
+    assert sorted(transport.asked) == ["peername", "ssl_object"]
     assert protocol.visitor.sni == server.server_hostname

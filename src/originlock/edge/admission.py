@@ -48,12 +48,20 @@ class Acceptor:
             return ShedConnection()
         return Admission(self, state.visitors)
 
-    def protocol_for(self, transport: asyncio.BaseTransport) -> asyncio.Protocol:
-        """HTTP/2 when the visitor and the TLS handshake agreed on it (ALPN ``h2``), else HTTP/1.1."""
+    def protocol_for(self, transport: asyncio.BaseTransport) -> Http1Connection | Http2Connection:
+        """HTTP/2 when the visitor and the TLS handshake agreed on it (ALPN ``h2``), else HTTP/1.1; its
+        visitor is told the TLS version here, from the TLS object read for ALPN (one look-up, not two)."""
         ssl_obj = transport.get_extra_info("ssl_object")
-        if ssl_obj is not None and tls_object(ssl_obj).selected_alpn_protocol() == "h2":
-            return Http2Connection(self.state, self.scheme)
-        return Http1Connection(self.state, self.scheme)
+        if ssl_obj is None:
+            return Http1Connection(self.state, self.scheme)
+        tls = tls_object(ssl_obj)
+        protocol: Http1Connection | Http2Connection
+        if tls.selected_alpn_protocol() == "h2":
+            protocol = Http2Connection(self.state, self.scheme)
+        else:
+            protocol = Http1Connection(self.state, self.scheme)
+        protocol.visitor.learn_tls(tls)
+        return protocol
 
 
 class Admission(asyncio.Protocol):

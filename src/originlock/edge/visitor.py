@@ -35,15 +35,20 @@ class Visitor:
         self.tls_version = tls_version
 
     def learn(self, transport: asyncio.BaseTransport) -> None:
-        """Fill in the address, SNI and TLS version from the visitor's connection."""
+        """Fill in the address from the visitor's connection, and its TLS version unless the admission,
+        which reads the TLS object for ALPN, gave it already (:meth:`learn_tls`)."""
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self.client_ip, self.client_port = str(peer[0]), int(peer[1])
-        ssl_obj = transport.get_extra_info("ssl_object")
-        if isinstance(ssl_obj, ssl.SSLObject):
-            tls = tls_object(ssl_obj)
-            self.sni = tls.server_hostname
-            self.tls_version = tls.version()
+        if self.tls_version is None:
+            ssl_obj = transport.get_extra_info("ssl_object")
+            if isinstance(ssl_obj, ssl.SSLObject):
+                self.learn_tls(tls_object(ssl_obj))
+
+    def learn_tls(self, tls: Any) -> None:
+        """The TLS version from the connection's C object (:func:`tls_object`). ``sni`` stays None: on the
+        server side CPython keeps no server name on the object (the SNI callback sees it)."""
+        self.tls_version = tls.version()
 
 
 def tls_object(ssl_obj: Any) -> Any:

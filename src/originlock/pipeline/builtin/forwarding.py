@@ -180,8 +180,9 @@ def origin_request_head(
         if host is not None and lower == b"host":
             continue
         add_parsed_field(parts, name, field[1])
-    if connection is not None and _named_tokens(connection):
-        # Rare: fields named in Connection must go too; the list-based reference handles it.
+    if connection is not None and _names_a_field(_named_tokens(connection), request.headers):
+        # Rare: fields named in Connection must go too; the list-based reference handles it. ``close`` alone
+        # (every request of a visitor that closes after it) names no field unless one is called so.
         headers = origin_request_headers(request, client_ip=client_ip, scheme=scheme, ray_id=ray_id)
         return request_head(request.method, request.target, headers if host is None else override_host(headers, host))
     if host is not None:

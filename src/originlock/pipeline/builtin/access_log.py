@@ -262,7 +262,9 @@ def access_log_line(ctx: RequestContext, request: RequestReceived | None, now: f
         if second != seconds.second:
             seconds.second = second
             seconds.text = '{"time":' + str(second)
-        time_head, time_frac = seconds.text, _FRACTIONS_RAY[n - second * 1000]
+        # ``n % 1000``, not ``n - second * 1000``: compiled, a product of a tagged integer above 2**30 (the
+        # seconds since 1970) takes the arbitrary-precision path (≈ 400 instructions); the remainder does not.
+        time_head, time_frac = seconds.text, _FRACTIONS_RAY[n % 1000]
     else:
         time_head, time_frac = '{"time":' + _millis(wall_time), ',"ray_id":"'
     scaled = (now - ctx.started) * 1000.0 * 1000.0
@@ -270,7 +272,7 @@ def access_log_line(ctx: RequestContext, request: RequestReceived | None, now: f
         n = int(scaled + 0.5)
         whole = n // 1000
         duration_int = _SMALL_INTS[whole] if whole < 1000 else str(whole)
-        duration_frac = _FRACTIONS[n - whole * 1000]
+        duration_frac = _FRACTIONS[n % 1000]
     else:
         duration_int, duration_frac = _millis((now - ctx.started) * 1000.0), ""
     tail = _zone_tail(ctx.route, ctx.peer, ctx.snapshot.generation)

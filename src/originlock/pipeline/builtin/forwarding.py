@@ -160,6 +160,7 @@ def origin_request_head(
     """The request head sent to the origin: ``request_head`` of :func:`origin_request_headers` (with
     :func:`override_host` when ``host`` is given), built in one pass."""
     parts = start_request(request.method, request.target)
+    request_line = len(parts)  # 3 parts or 4 (start_request writes GET's in fewer)
     forwarded_for: bytes | None = None
     connection: bytes | None = None
     special = _REQUEST_NAMES if host is None else _REQUEST_NAMES_HOST
@@ -188,7 +189,7 @@ def origin_request_head(
         # An Origin Rule's host_header: configuration, not parsed, so checked (CR/LF would smuggle a request).
         value = host.encode()
         check_field(b"Host", value)
-        parts[4:4] = (b"Host: ", value, b"\r\n")  # first, as override_host puts it
+        parts[request_line:request_line] = (b"Host: ", value, b"\r\n")  # first, as override_host puts it
     with_xff, without_xff = _forwarded_tail(client_ip, scheme)
     if forwarded_for:
         add_parsed_field(parts, b"X-Forwarded-For", forwarded_for + b", " + client_ip.encode())

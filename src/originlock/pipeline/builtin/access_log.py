@@ -31,6 +31,9 @@ from originlock.waf import NO_MATCH, RuleMatch
 
 __all__ = ["access_log_line"]
 
+#: The shared no-match verdict as a static: an imported name is a module-dict lookup per use, compiled.
+_NO_MATCH: Final = NO_MATCH
+
 #: ``json``'s escaper for ``str`` (the C one where available): quotes included, non-ASCII as ``\uXXXX``.
 _quote: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii
 
@@ -281,7 +284,7 @@ def access_log_line(ctx: RequestContext, request: RequestReceived | None, now: f
     # The shared no-match verdict (every request of a zone whose rules matched nothing) by identity: no
     # attribute of the interpreted Verdict read, no property called.
     if (
-        (verdict is not None and verdict is not NO_MATCH and (verdict.matches or verdict.action is not None))
+        (verdict is not None and verdict is not _NO_MATCH and (verdict.matches or verdict.action is not None))
         or ctx.origin_rule_ids
         or ctx.error_code
     ):

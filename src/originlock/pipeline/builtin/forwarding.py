@@ -141,7 +141,25 @@ def override_host(headers: Headers, host: str) -> Headers:
 _TAILS: Final = {scheme: BoundedCache[str, tuple[bytes, bytes]](4096) for scheme in ("http", "https")}
 
 
+class _LastTail:
+    """The tail handed out last, and for which address and scheme (by identity: a connection's own strings,
+    the same objects for each of its requests); a wrong guess only costs the cache's lookup."""
+
+    __slots__ = ("client_ip", "scheme", "tail")
+
+    def __init__(self) -> None:
+        self.client_ip: str | None = None  # None: nothing handed out yet (matches no address)
+        self.scheme = ""
+        self.tail = (b"", b"")
+
+
+_LAST_TAIL: Final = _LastTail()
+
+
 def _forwarded_tail(client_ip: str, scheme: str) -> tuple[bytes, bytes]:
+    last = _LAST_TAIL
+    if client_ip is last.client_ip and scheme is last.scheme:
+        return last.tail
     tails = _TAILS[scheme]
     tail = tails.get(client_ip)
     if tail is None:
@@ -151,6 +169,7 @@ def _forwarded_tail(client_ip: str, scheme: str) -> tuple[bytes, bytes]:
         rest = b"X-Forwarded-Proto: %s\r\nCF-Connecting-IP: %s\r\nCF-Visitor: %s\r\nCF-Ray: " % (proto, ip, visitor)
         tail = (b"X-Forwarded-For: %s\r\n%s" % (ip, rest), rest)
         tails.put(client_ip, tail)
+    last.client_ip, last.scheme, last.tail = client_ip, scheme, tail
     return tail
 
 

@@ -63,3 +63,19 @@ def test_no_clock_read_without_an_access_log() -> None:
     book = RequestBook(AccessLog(None), monotonic=monotonic, wall=wall)
     book.log(_ctx(ROUTE_A, 200), REQUEST)
     assert monotonic.reads == wall.reads == 0
+
+
+def test_counts_as_statuses_alternate_within_a_zone() -> None:
+    """The last (zone, status) count is kept at hand: a run of one status, another status of the same zone
+    in between, and the metrics view read in the middle of a run, all count each request once."""
+    book = RequestBook(AccessLog(None))
+    for status in [200, 200, 404, 200]:
+        book.log(_ctx(ROUTE_A, status), REQUEST)
+    assert book.request_counts == {("example.test", 200): 3, ("example.test", 404): 1}
+    for route, status in [(ROUTE_A, 200), (ROUTE_B, 404), (ROUTE_A, 404), (ROUTE_A, 404), (ROUTE_B, 404)]:
+        book.log(_ctx(route, status), REQUEST)
+    assert book.request_counts == {
+        ("example.test", 200): 4,
+        ("example.test", 404): 3,
+        ("other.test", 404): 2,
+    }

@@ -389,7 +389,7 @@ class Http1Connection(asyncio.Protocol):
         if self._rechunk:
             self._out.append(LAST_CHUNK)
         # A later write on this connection (the next pipelined answer) flushes it earlier, in order.
-        self.state.send_soon(self._flush_soon)
+        self.state.batch.add(self._flush_soon)
 
     def flush(self) -> None:
         out = self._out

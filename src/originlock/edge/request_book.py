@@ -13,6 +13,16 @@ from originlock.proto.events import RequestReceived
 __all__ = ["RequestBook"]
 
 
+class _Count:
+    """One (zone, status) count: a native object whose integer is incremented in place, where a dict of
+    counts boxes a new integer and hashes the status twice (a get and a set) per request."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
 class RequestBook:
     """LOG: every request ends here once, answered or not.
 
@@ -23,8 +33,10 @@ class RequestBook:
 
     __slots__ = (
         "_by_status",
+        "_count",
         "_monotonic",
         "_requests",
+        "_status",
         "_wall",
         "_zone",
         "access_log",
@@ -41,10 +53,13 @@ class RequestBook:
         #: Read per request: a plain attribute, where ``access_log.enabled`` is an interpreted property.
         self.logging = access_log.enabled
         #: Requests answered, by zone name, then status (``request_counts`` is the flat view for /metrics).
-        self._requests: dict[str, dict[int, int]] = {}
+        self._requests: dict[str, dict[int, _Count]] = {}
         #: The last zone name counted (by identity: a route's own string) and its counts.
         self._zone: str | None = None
-        self._by_status: dict[int, int] = {}
+        self._by_status: dict[int, _Count] = {}
+        #: The last status counted in that zone, and its count: a run of 200s is one comparison each.
+        self._status = -1
+        self._count = _Count()
         self._monotonic = monotonic
         self._wall = wall
 
@@ -52,6 +67,16 @@ class RequestBook:
         # Nested dicts rather than one keyed by (zone, status): no tuple to build, hash and compare per
         # request, and the zone name's hash is cached in the string.
         zone = ctx.route.zone_name if ctx.route is not None else ""
+        status = ctx.status
+        if zone is self._zone and status == self._status:
+            self._count.n += 1
+        else:
+            self._counted(zone, status)
+        if self.logging:
+            self.access_log.write(access_log_line(ctx, request, self._monotonic(), self._wall()))
+
+    def _counted(self, zone: str, status: int) -> None:
+        """Count a request of another zone or status than the last one, and remember its count."""
         if zone is self._zone:
             by_status = self._by_status
         else:
@@ -60,10 +85,11 @@ class RequestBook:
                 found = self._requests[zone] = {}
             self._zone, self._by_status = zone, found
             by_status = found
-        status = ctx.status
-        by_status[status] = by_status.get(status, 0) + 1
-        if self.logging:
-            self.access_log.write(access_log_line(ctx, request, self._monotonic(), self._wall()))
+        count = by_status.get(status)
+        if count is None:
+            count = by_status[status] = _Count()
+        count.n += 1
+        self._status, self._count = status, count
 
     @property
     def request_counts(self) -> dict[tuple[str, int], int]:
@@ -73,7 +99,7 @@ class RequestBook:
         # build another thread can run between bytecodes, and a dict that grows meanwhile would fail
         # the iteration.
         return {
-            (zone, status): count
+            (zone, status): count.n
             for zone, by_status in list(self._requests.items())
             for status, count in list(by_status.items())
         }

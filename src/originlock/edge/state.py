@@ -107,7 +107,9 @@ class EdgeState:
         self.visitors = Visitors(config.limits.max_connections)
         self.book = RequestBook(AccessLog(config.access_log))
         self.ray_ids = RayIds(self.settings.colo)
-        batch = WriteBatch(loop)
+        #: The socket writes grouped per event-loop iteration: ``batch.add`` from compiled code is a native
+        #: call, where ``send_soon`` (for callers that take a callable) goes through the generic call.
+        self.batch = batch = WriteBatch(loop)
         #: Queue a socket write for the end of this event-loop iteration (:class:`WriteBatch`).
         self.send_soon: Callable[[Callable[[], None]], None] = batch.add
         self._snapshot = source.current()

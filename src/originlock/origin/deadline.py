@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 from collections.abc import Callable
+from typing import Final
 
 __all__ = ["WHEEL_RESOLUTION", "Deadline", "TimerWheel", "WheelDeadline"]
 
@@ -87,7 +88,8 @@ class Deadline:
 #: Granularity of :class:`TimerWheel` deadlines: one fires between its time and this much later. Visitor
 #: timeouts are seconds long (nginx's client_header_timeout/keepalive_timeout: 60 s / 75 s); nginx itself
 #: offers ``timer_resolution`` for the same trade (fewer timer operations, coarser expiry).
-WHEEL_RESOLUTION = 0.05
+#: ``Final``: compiled, a static read, where a plain module global is a dict lookup per arm.
+WHEEL_RESOLUTION: Final = 0.05
 
 
 class TimerWheel:
@@ -100,10 +102,14 @@ class TimerWheel:
     insert, and the loop timer is touched once per bucket, not per connection.
     """
 
-    __slots__ = ("_buckets", "_handle", "_handle_slot", "_loop", "_order")
+    __slots__ = ("_buckets", "_handle", "_handle_slot", "_loop", "_order", "_time")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        #: ``loop.time`` bound once: every arm reads the clock (a pooled request arms twice, the origin read
+        #: timeout and the visitor's idle time), and a method call by name looks the method up and binds it
+        #: each time (docs/performance.md, issue 11, pooled5).
+        self._time: Callable[[], float] = loop.time
         #: slot (a multiple of the resolution) -> deadlines due then (a dict: removal is O(1), order kept).
         self._buckets: dict[int, dict[WheelDeadline, None]] = {}
         #: The slots of the buckets, as a heap: the earliest first.
@@ -138,7 +144,7 @@ class TimerWheel:
 
     def _fire(self) -> None:
         self._handle = None
-        now = self._loop.time()
+        now = self._time()
         # The bucket this timer was set for, even if the loop ran it a hair early; taken out before any
         # deadline runs, so re-registered and newly armed deadlines wait for the next round.
         limit = max(self._handle_slot, int(now / WHEEL_RESOLUTION))
@@ -175,22 +181,26 @@ class TimerWheel:
 class WheelDeadline:
     """:class:`Deadline`'s interface (``arm``, ``disarm``, ``cancel``, ``armed``) on a :class:`TimerWheel`."""
 
-    __slots__ = ("_at", "_on_expire", "_slot", "_wheel")
+    __slots__ = ("_armed", "_at", "_on_expire", "_slot", "_wheel")
 
     def __init__(self, wheel: TimerWheel, on_expire: Callable[[], None]) -> None:
         self._wheel = wheel
         self._on_expire = on_expire
-        self._at: float | None = None
+        #: The expiry time, read only while ``_armed``: a plain float and a flag rather than ``float | None``,
+        #: which compiled is a float object made (and freed) per arm.
+        self._at = 0.0
+        self._armed = False
         #: The bucket this deadline is registered in; 0: none.
         self._slot = 0
 
     @property
     def armed(self) -> bool:
-        return self._at is not None
+        return self._armed
 
     def arm(self, timeout: float) -> None:
         """Expire ``timeout`` seconds from now (replacing any earlier arming)."""
-        at = self._at = self._wheel._loop.time() + timeout
+        at = self._at = self._wheel._time() + timeout
+        self._armed = True
         slot = int(at / WHEEL_RESOLUTION) + 1
         registered = self._slot
         if registered and registered <= slot:
@@ -201,11 +211,11 @@ class WheelDeadline:
         self._wheel._add(self, slot)
 
     def disarm(self) -> None:
-        self._at = None
+        self._armed = False
 
     def cancel(self) -> None:
         """Disarm and leave the wheel (when the owner goes away); forgets ``on_expire`` (see Deadline)."""
-        self._at = None
+        self._armed = False
         self._on_expire = _nothing
         if self._slot:
             self._wheel._remove(self, self._slot)
@@ -215,12 +225,12 @@ class WheelDeadline:
         if slot != self._slot:
             return
         self._slot = 0
-        at = self._at
-        if at is None:
+        if not self._armed:
             return
+        at = self._at
         if at > now:  # armed again for later meanwhile
             self._slot = int(at / WHEEL_RESOLUTION) + 1
             self._wheel._add(self, self._slot)
             return
-        self._at = None
+        self._armed = False
         self._on_expire()

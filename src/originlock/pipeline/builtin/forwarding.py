@@ -141,7 +141,25 @@ def override_host(headers: Headers, host: str) -> Headers:
 _TAILS: Final = {scheme: BoundedCache[str, tuple[bytes, bytes]](4096) for scheme in ("http", "https")}
 
 
+class _LastTail:
+    """The tail handed out last, and for which address and scheme (by identity: a connection's own strings,
+    the same objects for each of its requests); a wrong guess only costs the cache's lookup."""
+
+    __slots__ = ("client_ip", "scheme", "tail")
+
+    def __init__(self) -> None:
+        self.client_ip: str | None = None  # None: nothing handed out yet (matches no address)
+        self.scheme = ""
+        self.tail = (b"", b"")
+
+
+_LAST_TAIL: Final = _LastTail()
+
+
 def _forwarded_tail(client_ip: str, scheme: str) -> tuple[bytes, bytes]:
+    last = _LAST_TAIL
+    if client_ip is last.client_ip and scheme is last.scheme:
+        return last.tail
     tails = _TAILS[scheme]
     tail = tails.get(client_ip)
     if tail is None:
@@ -151,6 +169,7 @@ def _forwarded_tail(client_ip: str, scheme: str) -> tuple[bytes, bytes]:
         rest = b"X-Forwarded-Proto: %s\r\nCF-Connecting-IP: %s\r\nCF-Visitor: %s\r\nCF-Ray: " % (proto, ip, visitor)
         tail = (b"X-Forwarded-For: %s\r\n%s" % (ip, rest), rest)
         tails.put(client_ip, tail)
+    last.client_ip, last.scheme, last.tail = client_ip, scheme, tail
     return tail
 
 
@@ -160,6 +179,7 @@ def origin_request_head(
     """The request head sent to the origin: ``request_head`` of :func:`origin_request_headers` (with
     :func:`override_host` when ``host`` is given), built in one pass."""
     parts = start_request(request.method, request.target)
+    request_line = len(parts)  # 3 parts or 4 (start_request writes GET's in fewer)
     forwarded_for: bytes | None = None
     connection: bytes | None = None
     special = _REQUEST_NAMES if host is None else _REQUEST_NAMES_HOST
@@ -189,7 +209,7 @@ def origin_request_head(
         # An Origin Rule's host_header: configuration, not parsed, so checked (CR/LF would smuggle a request).
         value = host.encode()
         check_field(b"Host", value)
-        parts[4:4] = (b"Host: ", value, b"\r\n")  # first, as override_host puts it
+        parts[request_line:request_line] = (b"Host: ", value, b"\r\n")  # first, as override_host puts it
     with_xff, without_xff = _forwarded_tail(client_ip, scheme)
     if forwarded_for:
         add_parsed_field(parts, b"X-Forwarded-For", forwarded_for + b", " + client_ip.encode())

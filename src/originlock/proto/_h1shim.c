@@ -106,6 +106,80 @@ append_field(name_table *table, PyObject *fields, const char *line, const char *
     return failed;
 }
 
+/* The arguments (buf: bytes, start: int): sets *line to buf[start:] with the CR and LF before the head skipped
+ * (llhttp skips them) and *stop to buf's end. 1; 0 when start is outside buf (the caller returns None); -1
+ * with an exception set. */
+static int
+head_at(const char *usage, PyObject *const *args, Py_ssize_t nargs, const char **base, const char **line,
+        const char **stop)
+{
+    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyLong_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, usage);
+        return -1;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred())
+        return -1;
+    *base = PyBytes_AS_STRING(args[0]);
+    *stop = *base + PyBytes_GET_SIZE(args[0]);
+    if (start < 0 || start > *stop - *base)
+        return 0;
+    const char *at = *base + start;
+    while (at < *stop && (*at == '\r' || *at == '\n'))
+        at++;
+    *line = at;
+    return 1;
+}
+
+static int notable_name(const char *name, Py_ssize_t length);
+
+/* What split_fields saw of the field lines besides the fields: where the head ends, whether every line is
+ * "name: value" exactly (one space, the value right after it), the lines' part of the request head size
+ * (name and value lengths plus 4 per field, proto/http1.py's count) and whether a name the request parser
+ * acts on may be among them (see notable_name; only asked for requests). */
+typedef struct {
+    const char *end;
+    int canonical;
+    Py_ssize_t size;
+    int notable;
+} fields_seen;
+
+/* The field lines from `line` to the head's empty line, appended to fields: 1; 0 when the bytes are not
+ * shaped so (the caller returns None); -1 with an exception set. */
+static int
+split_fields(name_table *table, PyObject *fields, const char *line, const char *stop, int want_notable,
+             fields_seen *seen)
+{
+    seen->canonical = 1;
+    seen->size = 0;
+    seen->notable = 0;
+    for (;;) {
+        if (stop - line < 2)
+            return 0;
+        if (line[0] == '\r') {
+            if (line[1] != '\n')
+                return 0;
+            seen->end = line;
+            return 1;
+        }
+        const char *end = memchr(line, '\r', (size_t)(stop - line));
+        if (end == NULL || stop - end < 2 || end[1] != '\n')
+            return 0;
+        const char *colon = memchr(line, ':', (size_t)(end - line));
+        if (colon == NULL || colon == line)
+            return 0;
+        if (colon + 1 == end || colon[1] != ' ' || (colon + 2 < end && (colon[2] == ' ' || colon[2] == '\t')))
+            seen->canonical = 0;
+        if (append_field(table, fields, line, colon, end) < 0)
+            return -1;
+        PyObject *value = PyTuple_GET_ITEM(PyList_GET_ITEM(fields, PyList_GET_SIZE(fields) - 1), 1);
+        seen->size += (colon - line) + PyBytes_GET_SIZE(value) + 4;
+        if (want_notable && !seen->notable)
+            seen->notable = notable_name(line, colon - line);
+        line = end + 2;
+    }
+}
+
 /* split_head(buf: bytes, start: int) -> (fields, reason, raw, end) | None
  *
  * buf[start:] holds a response head llhttp has accepted (CR and LF before it are skipped, as llhttp skips
@@ -117,20 +191,13 @@ append_field(name_table *table, PyObject *fields, const char *line, const char *
 static PyObject *
 split_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyLong_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "split_head(buf: bytes, start: int)");
-        return NULL;
-    }
-    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
-    if (start == -1 && PyErr_Occurred())
-        return NULL;
-    const char *base = PyBytes_AS_STRING(args[0]);
-    const char *stop = base + PyBytes_GET_SIZE(args[0]);
-    if (start < 0 || start > stop - base)
+    const char *base, *line, *stop;
+    int at = head_at("split_head(buf: bytes, start: int)", args, nargs, &base, &line, &stop);
+    if (at <= 0) {
+        if (at < 0)
+            return NULL;
         Py_RETURN_NONE;
-    const char *line = base + start;
-    while (line < stop && (*line == '\r' || *line == '\n'))
-        line++;
+    }
     /* The status line: "HTTP/" digit "." digit SP 3DIGIT [SP reason] CRLF. */
     const char *end = memchr(line, '\r', (size_t)(stop - line));
     if (end == NULL || stop - end < 2 || end[1] != '\n' || end - line < 12 || memcmp(line, "HTTP/", 5) != 0
@@ -147,26 +214,16 @@ split_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *fields = PyList_New(0);
     if (fields == NULL)
         return NULL;
-    for (line = fields_at;; line = end + 2) {
-        if (stop - line < 2)
-            goto none;
-        if (line[0] == '\r') {
-            if (line[1] != '\n')
-                goto none;
-            break;
-        }
-        end = memchr(line, '\r', (size_t)(stop - line));
-        if (end == NULL || stop - end < 2 || end[1] != '\n')
-            goto none;
-        const char *colon = memchr(line, ':', (size_t)(end - line));
-        if (colon == NULL || colon == line)
-            goto none;
-        /* "name: value" exactly: one space, and the value (possibly empty) right after it. */
-        if (colon + 1 == end || colon[1] != ' ' || (colon + 2 < end && (colon[2] == ' ' || colon[2] == '\t')))
-            canonical = 0;
-        if (append_field(&responses, fields, line, colon, end) < 0)
-            goto error;
+    fields_seen seen;
+    int found = split_fields(&responses, fields, fields_at, stop, 0, &seen);
+    if (found <= 0) {
+        Py_DECREF(fields);
+        if (found < 0)
+            return NULL;
+        Py_RETURN_NONE;
     }
+    canonical = canonical && seen.canonical;
+    line = seen.end;
     PyObject *reason = PyBytes_FromStringAndSize(reason_at, fields_at - 2 - reason_at);
     if (reason == NULL)
         goto error;
@@ -188,9 +245,6 @@ split_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyTuple_SET_ITEM(result, 2, raw);
     PyTuple_SET_ITEM(result, 3, head_end);
     return result;
-none:
-    Py_DECREF(fields);
-    Py_RETURN_NONE;
 error:
     Py_DECREF(fields);
     return NULL;
@@ -248,20 +302,13 @@ notable_name(const char *name, Py_ssize_t length)
 static PyObject *
 split_request_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyLong_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "split_request_head(buf: bytes, start: int)");
-        return NULL;
-    }
-    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
-    if (start == -1 && PyErr_Occurred())
-        return NULL;
-    const char *base = PyBytes_AS_STRING(args[0]);
-    const char *stop = base + PyBytes_GET_SIZE(args[0]);
-    if (start < 0 || start > stop - base)
+    const char *base, *line, *stop;
+    int at = head_at("split_request_head(buf: bytes, start: int)", args, nargs, &base, &line, &stop);
+    if (at <= 0) {
+        if (at < 0)
+            return NULL;
         Py_RETURN_NONE;
-    const char *line = base + start;
-    while (line < stop && (*line == '\r' || *line == '\n'))
-        line++;
+    }
     /* The request line: method SP ... SP "HTTP/" digit "." digit CRLF. */
     const char *end = memchr(line, '\r', (size_t)(stop - line));
     if (end == NULL || stop - end < 2 || end[1] != '\n')
@@ -274,29 +321,17 @@ split_request_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *fields = PyList_New(0);
     if (fields == NULL)
         return NULL;
-    Py_ssize_t size = 0;
-    int notable = 0;
-    for (line = end + 2;; line = end + 2) {
-        if (stop - line < 2)
-            goto none;
-        if (line[0] == '\r') {
-            if (line[1] != '\n')
-                goto none;
-            break;
-        }
-        end = memchr(line, '\r', (size_t)(stop - line));
-        if (end == NULL || stop - end < 2 || end[1] != '\n')
-            goto none;
-        const char *colon = memchr(line, ':', (size_t)(end - line));
-        if (colon == NULL || colon == line)
-            goto none;
-        if (append_field(&requests, fields, line, colon, end) < 0)
-            goto error;
-        PyObject *value = PyTuple_GET_ITEM(PyList_GET_ITEM(fields, PyList_GET_SIZE(fields) - 1), 1);
-        size += (colon - line) + PyBytes_GET_SIZE(value) + 4;
-        if (!notable)
-            notable = notable_name(line, colon - line);
+    fields_seen seen;
+    int found = split_fields(&requests, fields, end + 2, stop, 1, &seen);
+    if (found <= 0) {
+        Py_DECREF(fields);
+        if (found < 0)
+            return NULL;
+        Py_RETURN_NONE;
     }
+    line = seen.end;
+    Py_ssize_t size = seen.size;
+    int notable = seen.notable;
     PyObject *method = shared_bytes(line_at, space - line_at);
     PyObject *version = method == NULL ? NULL : shared_bytes(version_at, 3);
     PyObject *head_end = version == NULL ? NULL : PyLong_FromSsize_t(line + 2 - base);
@@ -316,9 +351,6 @@ split_request_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyTuple_SET_ITEM(result, 4, head_end);
     PyTuple_SET_ITEM(result, 5, Py_NewRef(notable ? Py_True : Py_False));
     return result;
-none:
-    Py_DECREF(fields);
-    Py_RETURN_NONE;
 error:
     Py_DECREF(fields);
     return NULL;

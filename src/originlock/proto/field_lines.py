@@ -11,7 +11,17 @@ from __future__ import annotations
 
 from originlock.proto.events import Headers
 
-__all__ = ["field_lines", "split_head", "split_request_head"]
+__all__ = ["field_lines", "shim_function", "split_head", "split_request_head"]
+
+
+def shim_function(name: str) -> object | None:
+    """``proto/_h1shim.c``'s function ``name`` when the shim is built (wheels), else None: a source tree, or
+    a wheel built without a C compiler (the parsers then read the fields through llhttp's callbacks)."""
+    try:
+        from originlock.proto import _h1shim  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return getattr(_h1shim, name)  # type: ignore[no-any-return]
 
 
 def field_lines(wire: bytes, reason_length: int, headers: Headers) -> bytes:

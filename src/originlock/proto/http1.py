@@ -34,6 +34,7 @@ import httptools
 
 from originlock.errors import DownstreamError, HeadersTooLarge, MalformedRequest, UnsupportedTransferCoding, UriTooLong
 from originlock.proto.events import BodyReceived, Event, Headers, RequestReceived, lower_name
+from originlock.proto.field_lines import shim_function
 from originlock.proto.http1_common import (
     _ENDED,
     _RELEASED_REQUESTS,
@@ -60,17 +61,9 @@ __all__ = ["DEFAULT_LIMITS", "SPLIT_REQUEST_HEAD", "Limits", "RequestParser", "R
 SplitRequestHead = Callable[[bytes, int], "tuple[bytes, bytes, Headers, int, int, bool] | None"]
 
 
-def _shim_split_request_head() -> SplitRequestHead | None:
-    try:
-        from originlock.proto import _h1shim  # type: ignore[attr-defined]
-    except ImportError:  # a source tree, or a wheel built without a C compiler
-        return None
-    return cast(SplitRequestHead, _h1shim.split_request_head)
-
-
 #: The compiled shim's ``split_request_head`` when it is built, else None (the fields come through llhttp's
 #: callbacks, which cost less than the Python split does).
-SPLIT_REQUEST_HEAD: Final = _shim_split_request_head()
+SPLIT_REQUEST_HEAD: Final = cast("SplitRequestHead | None", shim_function("split_request_head"))
 
 
 class _UseCallbacks(Exception):

@@ -23,7 +23,7 @@ import httptools
 
 from originlock.errors import OriginBadResponse
 from originlock.proto.events import BodyReceived, Event, Headers, ResponseReceived
-from originlock.proto.field_lines import field_lines
+from originlock.proto.field_lines import field_lines, shim_function
 from originlock.proto.http1_common import (
     _ENDED,
     _LINE_OVERHEAD,
@@ -40,17 +40,9 @@ __all__ = ["SPLIT_HEAD", "ResponseParser", "SplitHead"]
 SplitHead = Callable[[bytes, int], "tuple[Headers, bytes, bytes, int] | None"]
 
 
-def _shim_split_head() -> SplitHead | None:
-    try:
-        from originlock.proto import _h1shim  # type: ignore[attr-defined]
-    except ImportError:  # a source tree, or a wheel built without a C compiler
-        return None
-    return cast(SplitHead, _h1shim.split_head)
-
-
 #: The compiled shim's ``split_head`` when it is built, else None (the fields come through llhttp's
 #: callbacks: the Python ``split_head`` costs more than they do, docs/performance.md "Issue 11, h1head").
-SPLIT_HEAD: Final = _shim_split_head()
+SPLIT_HEAD: Final = cast("SplitHead | None", shim_function("split_head"))
 
 
 class _FieldCollector:

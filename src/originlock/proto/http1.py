@@ -124,7 +124,8 @@ class RequestParser:
         if self._upgrade:
             raise MalformedRequest("data after an Upgrade request is not supported")
         if self._in_head:
-            self._fresh = data if self._head_bytes == 0 else b""
+            if self._split is None:  # only the callbacks read the method and version from it
+                self._fresh = data if self._head_bytes == 0 else b""
             self._head_bytes += len(data)
         self._data = data
         self._at = 0
@@ -328,8 +329,9 @@ class RequestParser:
         keep_alive = bool(parser.should_keep_alive()) if keep is None else keep
         self._closes = not keep_alive
         self._events.append(RequestReceived(method, target, version, headers, keep_alive, framing or "none", expect))
-        self._url = b""
-        self._headers = []
+        if split is None:  # the callbacks' (the split's come from the head)
+            self._url = b""
+            self._headers = []
 
     @staticmethod
     def _trim_length(headers: Headers, value: bytes) -> Headers:

@@ -33,6 +33,7 @@ typedef struct {
     PyObject *objects[MAX_NAMES];
     Py_ssize_t lengths[MAX_NAMES];
     PyObject *last_fields[MAX_NAMES];
+    int kinds[MAX_NAMES]; /* framing_name() of each name, so a shared name is not compared again */
 } name_table;
 
 static const char *const RESPONSE_NAMES[] = {
@@ -48,8 +49,8 @@ static const char *const REQUEST_NAMES[] = {
     "Content-Length", "If-None-Match", "If-Modified-Since", "Priority", "DNT", "Cookie", "Authorization",
 };
 #define COUNT(names) ((int)(sizeof(names) / sizeof(names[0])))
-static name_table responses = {RESPONSE_NAMES, COUNT(RESPONSE_NAMES), COUNT(RESPONSE_NAMES) - 1, {0}, {0}, {0}};
-static name_table requests = {REQUEST_NAMES, COUNT(REQUEST_NAMES), COUNT(REQUEST_NAMES) - 2, {0}, {0}, {0}};
+static name_table responses = {RESPONSE_NAMES, COUNT(RESPONSE_NAMES), COUNT(RESPONSE_NAMES) - 1, {0}, {0}, {0}, {0}};
+static name_table requests = {REQUEST_NAMES, COUNT(REQUEST_NAMES), COUNT(REQUEST_NAMES) - 2, {0}, {0}, {0}, {0}};
 
 static int
 known_name(const name_table *table, const char *name, Py_ssize_t length)
@@ -61,14 +62,13 @@ known_name(const name_table *table, const char *name, Py_ssize_t length)
     return -1;
 }
 
-/* One field line [line, end), its colon at colon and its value at value, appended to fields; -1 on a Python
- * error. */
+/* One field line [line, end), its colon at colon and its value at value, appended to fields (known: the
+ * name's index in table, or -1); -1 on a Python error. */
 static int
-append_field(name_table *table, PyObject *fields, const char *line, const char *colon, const char *value,
-             const char *end)
+append_field(name_table *table, PyObject *fields, int known, const char *line, const char *colon,
+             const char *value, const char *end)
 {
     Py_ssize_t value_length = end - value;
-    int known = known_name(table, line, colon - line);
     if (known >= 0 && table->last_fields[known] != NULL) {
         PyObject *last_value = PyTuple_GET_ITEM(table->last_fields[known], 1);
         if (PyBytes_GET_SIZE(last_value) == value_length
@@ -194,7 +194,7 @@ see_field(fields_seen *seen, int which, const char *value, Py_ssize_t length, in
     if (which == CONNECTION || which == PROXY_CONNECTION) {
         int verdict = ASK_LLHTTP;
         if (which == CONNECTION && seen->connection == NO_CONNECTION) {
-            if (length == 10 && same_lower(value, 10, "keep-alive"))
+            if (length == 10 && (memcmp(value, "keep-alive", 10) == 0 || same_lower(value, 10, "keep-alive")))
                 verdict = KEEP_ALIVE;
             else if (length == 5 && same_lower(value, 5, "close"))
                 verdict = CLOSE;
@@ -252,12 +252,13 @@ split_fields(name_table *table, PyObject *fields, const char *line, const char *
         const char *value = colon + 1;
         while (value < end && (*value == ' ' || *value == '\t'))
             value++;
-        if (append_field(table, fields, line, colon, value, end) < 0)
+        int known = known_name(table, line, colon - line);
+        if (append_field(table, fields, known, line, colon, value, end) < 0)
             return -1;
         seen->size += (colon - line) + (end - value) + 4;
         if (want_notable && !seen->notable)
             seen->notable = notable_name(line, colon - line);
-        int which = framing_name(line, colon - line);
+        int which = known >= 0 ? table->kinds[known] : framing_name(line, colon - line);
         if (which != OTHER_NAME)
             see_field(seen, which, value, end - value, want_framing);
         line = end + 2;
@@ -499,6 +500,7 @@ init_table(name_table *table)
             if (table->objects[i] == NULL)
                 return -1;
             table->lengths[i] = (Py_ssize_t)strlen(table->names[i]);
+            table->kinds[i] = framing_name(table->names[i], table->lengths[i]);
         }
     }
     return 0;

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Instructions per request of ``RequestParser.feed`` alone, counted by valgrind, for wrk's request and a
 browser's (15 fields): the parser's part of ``bench/edge_instructions.py``, where a browser's request is
-not measured (that loop sends wrk's one-field request).
+not measured (that loop sends wrk's one-field request). Also ``ResponseParser`` (``start`` and ``feed``) on
+nginx's response, the origin side of the same loop (``nginx``).
 
-The parser is fed one request per read on one connection, as a keep-alive visitor sends them; two
-iteration counts, and the difference divided by the difference in requests removes start-up.
+The parser is fed one request (or response) per read on one connection, as a keep-alive visitor (or a pooled
+origin connection) sends them; two iteration counts, and the difference divided by the difference in
+requests removes start-up.
 
     python bench/request_parser_instructions.py [--src DIR ...]   # DIR: a src/ tree (e.g. a compiled wheel's)
 
@@ -34,6 +36,11 @@ BROWSER = (
     b"Referer: https://a.bench.test/\r\nAccept-Encoding: gzip, deflate, br, zstd\r\n"
     b"Accept-Language: en-US,en;q=0.9\r\nCookie: session=8f2a1c; theme=dark\r\n\r\n"
 )
+#: nginx's response to wrk's request (bench/edge_inprocess.py's RESPONSE).
+NGINX = (
+    b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Mon, 01 Jan 2026 00:00:00 GMT\r\n"
+    b"Content-Type: text/plain\r\nContent-Length: 20\r\nConnection: keep-alive\r\n\r\nCN=zone-a,O=x,C=xxxx"
+)
 _CHILD = """
 import sys
 tree, iterations, which = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -42,20 +49,27 @@ if tree:
 import originlock
 if tree and not originlock.__file__.startswith(tree):
     raise SystemExit(f"{{tree}} is not what was imported ({{originlock.__file__}})")
-from originlock.proto.http1 import RequestParser
-request = {requests}[which]
-parser = RequestParser()
-feed = parser.feed
-for _ in range(iterations):
-    events = feed(request)
-assert len(events) == 2, events
+from originlock.proto.http1 import RequestParser, ResponseParser
+message = {messages}[which]
+if which == "nginx":
+    origin = ResponseParser()
+    start, feed = origin.start, origin.feed
+    for _ in range(iterations):
+        start(b"GET")
+        events = feed(message)
+    assert len(events) == 3 and origin.done, events
+else:
+    feed = RequestParser().feed
+    for _ in range(iterations):
+        events = feed(message)
+    assert len(events) == 2, events
 """
 
 
 def instructions(tree: str, iterations: int, which: str) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         child = Path(tmp) / "child.py"
-        child.write_text(_CHILD.format(requests=repr({"wrk": WRK, "browser": BROWSER})))
+        child.write_text(_CHILD.format(messages=repr({"wrk": WRK, "browser": BROWSER, "nginx": NGINX})))
         run = subprocess.run(
             [
                 *("valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={tmp}/out"),
@@ -77,9 +91,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--src", action="append", default=[], help="a src/ tree to measure (default: installed)")
     parser.add_argument("--iterations", type=int, default=20000, help="requests in the longer run, minus 2000")
+    parser.add_argument("--messages", default="wrk,browser,nginx", help="which of wrk,browser,nginx to feed")
     args = parser.parse_args()
     for tree in args.src or [""]:
-        for which in ("wrk", "browser"):
+        for which in args.messages.split(","):
             short, long = 2000, 2000 + args.iterations
             counts = [instructions(tree, n, which) for n in (long, short)]
             per_request = (counts[0] - counts[1]) / (long - short)

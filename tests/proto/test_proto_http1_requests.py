@@ -11,12 +11,14 @@ completed before an error and the upgrade's tail must be equal.
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 import httptools
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from originlock.errors import DownstreamError
+from originlock.errors import DownstreamError, UriTooLong
 from originlock.proto.events import BodyReceived, Event, MessageEnded, RequestReceived
 from originlock.proto.field_lines import split_request_head
 from originlock.proto.http1 import SPLIT_REQUEST_HEAD, Limits, RequestParser, SplitRequestHead
@@ -28,15 +30,19 @@ SPLITS: list[SplitRequestHead | None] = [None, split_request_head] + (
 
 _NAMES = [
     b"Host", b"host", b"User-Agent", b"Accept", b"X-A", b"Cookie", b"x-b", b"Expect", b"Content_Length",
-    b"X_Forwarded_For", b"Sec-Fetch-Mode", b"Connection",
+    b"X_Forwarded_For", b"Sec-Fetch-Mode", b"Connection", b"connection", b"Proxy-Connection",
 ]  # fmt: skip
 _VALUES = [
     b"a.test", b"", b"a b", b"1 \t ", b"100-continue", b"close", b"keep-alive", b"x:y", b"z" * 200,
+    b"Keep-Alive", b"CLOSE", b"close, x", b"keep-alive ",
     b"a\nb", b"a\rb",  # refused by llhttp
 ]  # fmt: skip
 _SEPARATORS = [b": ", b":", b":  ", b":\t", b": \t", b" : "]  # the last one is refused (space before the colon)
 _METHODS = [b"GET", b"GET", b"POST", b"HEAD", b"PUT", b"OPTIONS", b"M-SEARCH", b"CONNECT", b"get"]
-_TARGETS = [b"/", b"/a?b=1", b"/a/../b", b"http://h.test/x", b"HTTPS://h.test", b"*", b"/" + b"u" * 300, b"h.test:443"]
+_TARGETS = [
+    b"/", b"/a?b=1", b"/a/../b", b"http://h.test/x", b"HTTPS://h.test", b"*", b"/" + b"u" * 300, b"h.test:443",
+    b"/a#f",
+]  # fmt: skip
 _VERSIONS = [b" HTTP/1.1", b" HTTP/1.1", b" HTTP/1.0", b"", b" HTTP/2.0"]
 
 
@@ -45,7 +51,8 @@ def requests(draw: st.DrawFn) -> bytes:
     """One request's bytes (a few of them refused on purpose)."""
     out = draw(st.sampled_from([b"", b"", b"\r\n", b"\n"]))
     out += draw(st.sampled_from(_METHODS)) + draw(st.sampled_from([b" ", b" ", b"  "]))
-    out += draw(st.sampled_from(_TARGETS)) + draw(st.sampled_from(_VERSIONS)) + b"\r\n"
+    out += draw(st.sampled_from(_TARGETS)) + draw(st.sampled_from([b"", b"", b" "]))
+    out += draw(st.sampled_from(_VERSIONS)) + b"\r\n"
     for name, separator, value in draw(
         st.lists(st.tuples(st.sampled_from(_NAMES), st.sampled_from(_SEPARATORS), st.sampled_from(_VALUES)), max_size=6)
     ):
@@ -180,3 +187,66 @@ def test_the_shim_splits_as_the_python_function(pieces: list[bytes], start: int)
         ours = SPLIT_REQUEST_HEAD(buf, start)
         if _accepted(buf[start:]):
             assert ours == split_request_head(buf, start)
+
+
+def _llhttp_at_head_end(head: bytes) -> tuple[bytes, bool]:
+    """llhttp's URL (``on_url``'s pieces) and ``should_keep_alive()`` in ``on_headers_complete``."""
+    url: list[bytes] = []
+    keep_alive: list[bool] = []
+
+    class Callbacks:
+        def on_url(self, piece: bytes) -> None:
+            url.append(piece)
+
+        def on_headers_complete(self) -> None:
+            keep_alive.append(bool(parser.should_keep_alive()))
+
+    parser = httptools.HttpRequestParser(Callbacks())
+    with suppress(httptools.HttpParserUpgrade):
+        parser.feed_data(head)
+    return b"".join(url), keep_alive[0]
+
+
+@pytest.mark.parametrize("split", SPLITS[1:])
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n",
+        b"GET  /a?b#c  HTTP/1.1\r\nConnection: keep-alive\r\n\r\n",
+        b"GET http://h.test/x HTTP/1.1\r\nConnection: Close\r\n\r\n",
+        b"GET / HTTP/1.1\r\nConnection: close, x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nProxy-Connection: close\r\n\r\n",
+        b"GET / HTTP/1.1\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n",
+        b"GET / HTTP/1.0\r\n\r\n",
+        b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
+        b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+    ],
+)
+def test_the_split_gives_the_url_and_keep_alive_llhttp_would(split: SplitRequestHead, head: bytes) -> None:
+    found = split(head, 0)
+    assert found is not None
+    url, keep_alive = found[1], found[7]
+    assert (url, keep_alive if keep_alive is not None else _llhttp_at_head_end(head)[1]) == _llhttp_at_head_end(head)
+    if head.startswith(b"GET / HTTP/1.1\r\nHost"):  # wrk's request: llhttp is not asked
+        assert keep_alive is True
+
+
+@pytest.mark.parametrize("split", SPLITS)
+@pytest.mark.parametrize(
+    "reads",
+    [
+        [b"GET /" + b"u" * 300],  # the URL is still arriving
+        [b"GET /" + b"u" * 200, b"u" * 100 + b" HTTP/1.1\r\nHost: a"],  # the head is still arriving
+        [b"GET /" + b"u" * 300 + b" HTTP/1.1\r\nA : b\r\n\r\n"],  # llhttp refuses the head after the URL
+        [b"GET /a HTTP/1.1\r\n\r\nGET /" + b"u" * 300 + b" HTTP/1.1\r\n\r\n"],  # a complete head, pipelined
+    ],
+)
+def test_a_url_over_the_limit_is_414_whatever_follows(split: SplitRequestHead | None, reads: list[bytes]) -> None:
+    """The callbacks raise 414 as the URL arrives; without ``on_url`` the parser reads such a head again through
+    them, so each way raises it at the same read, with the same events completed before it."""
+    parser = RequestParser(Limits(max_url_bytes=256, max_request_head_bytes=400), split=split)
+    for piece in reads[:-1]:
+        parser.feed(piece)
+    with pytest.raises(UriTooLong):
+        parser.feed(reads[-1])
+    assert len(parser.complete_events()) == (2 if len(reads[-1]) > 330 and reads[-1].startswith(b"GET /a ") else 0)

@@ -8,6 +8,7 @@ to parsers built each way: events, errors, ``raw_fields``, ``extra_data`` and ``
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 
 import httptools
@@ -18,13 +19,21 @@ from hypothesis import strategies as st
 from originlock.errors import OriginBadResponse
 from originlock.proto.events import BodyReceived, Event, MessageEnded, ResponseReceived
 from originlock.proto.field_lines import split_head
+from originlock.proto.http1_common import _framing
 from originlock.proto.http1_response import SPLIT_HEAD, ResponseParser, SplitHead, _read_head_again
 
 #: The ways to the fields: the reference (callbacks) first.
 SPLITS: list[SplitHead | None] = [None, split_head] + ([SPLIT_HEAD] if SPLIT_HEAD is not None else [])
 
-_NAMES = [b"Server", b"Date", b"Content-Type", b"X-A", b"Set-Cookie", b"ETag", b"Vary", b"Connection", b"x-b"]
-_VALUES = [b"nginx/1.22.1", b"", b"a b", b"1 \t ", b"text/plain; charset=utf-8", b"keep-alive", b"close", b"x:y"]
+_NAMES = [
+    b"Server", b"Date", b"Content-Type", b"X-A", b"Set-Cookie", b"ETag", b"Vary", b"Connection", b"x-b",
+    b"Connection", b"connection", b"Proxy-Connection",
+]  # fmt: skip
+#: Connection values: the split decides keep-alive for the exact ones, llhttp for the rest.
+_VALUES = [
+    b"nginx/1.22.1", b"", b"a b", b"1 \t ", b"text/plain; charset=utf-8", b"keep-alive", b"close", b"x:y",
+    b"Keep-Alive", b"CLOSE", b"close, x", b"keep-alive ",
+]  # fmt: skip
 _SEPARATORS = [b": ", b":", b":  ", b":\t", b": \t", b" : "]  # the last one is refused (space before the colon)
 _REASONS = [b" OK", b"", b" ", b"  Two", b" O\tK"]
 
@@ -48,9 +57,10 @@ def responses(draw: st.DrawFn) -> tuple[bytes, bytes]:
     framing = draw(st.sampled_from(["length", "chunked", "close", "none"]))
     body = draw(st.binary(max_size=12))
     if framing == "length":
-        out += b"Content-Length: %d\r\n\r\n" % len(body) + (b"" if method == b"HEAD" else body)
+        out += draw(st.sampled_from([b"Content-Length: ", b"content-length:"])) + b"%d" % len(body)
+        out += draw(st.sampled_from([b"", b"", b" "])) + b"\r\n\r\n" + (b"" if method == b"HEAD" else body)
     elif framing == "chunked":
-        out += b"Transfer-Encoding: chunked\r\n\r\n"
+        out += draw(st.sampled_from([b"Transfer-Encoding: chunked", b"transfer-encoding: Chunked"])) + b"\r\n\r\n"
         if method != b"HEAD":
             out += (b"%x\r\n" % len(body) + body + b"\r\n" if body else b"") + b"0\r\n"
             out += b"".join(n + b": " + v + b"\r\n" for n, _, v in draw(fields)) + b"\r\n"  # trailers
@@ -169,3 +179,49 @@ def test_the_shim_splits_as_the_python_function(pieces: list[bytes], start: int)
         ours = SPLIT_HEAD(buf, start)
         if _accepted(buf[start:]):
             assert ours == split_head(buf, start)
+
+
+#: Heads whose framing and keep-alive the split reads as llhttp does (or leaves to llhttp: None).
+_HEADS = [
+    b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 0 \r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\n\r\n",
+    b"HTTP/1.1 204 No Content\r\nConnection: Keep-Alive\r\n\r\n",
+    b"HTTP/1.1 304 Not Modified\r\nConnection: close, x\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nProxy-Connection: close\r\nContent-Length: 1\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nConnection: close\r\nContent-Length: 1\r\n\r\n",
+    b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n",
+    b"HTTP/1.0 200 OK\r\nConnection: KEEP-ALIVE\r\nContent-Length: 1\r\n\r\n",
+    b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n",
+    b"HTTP/2.0 200 OK\r\nContent-Length: 1\r\n\r\n",
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+]
+
+
+def _llhttp_at_head_end(head: bytes) -> tuple[int, bool]:
+    """llhttp's status code and ``should_keep_alive()`` in ``on_headers_complete``, where the parser asks."""
+    seen: list[tuple[int, bool]] = []
+
+    class Callbacks:
+        def on_headers_complete(self) -> None:
+            seen.append((parser.get_status_code(), bool(parser.should_keep_alive())))
+
+    parser = httptools.HttpResponseParser(Callbacks())
+    with suppress(httptools.HttpParserUpgrade):
+        parser.feed_data(head)
+    return seen[0]
+
+
+@pytest.mark.parametrize("split", SPLITS[1:])
+@pytest.mark.parametrize("head", _HEADS)
+def test_the_split_gives_the_status_framing_and_keep_alive_llhttp_would(split: SplitHead, head: bytes) -> None:
+    found = split(head, 0)
+    assert found is not None
+    fields, _, _, end, status, framing, keep_alive = found
+    assert end == len(head) and framing == _framing(fields)
+    assert (status, keep_alive if keep_alive is not None else _llhttp_at_head_end(head)[1]) == _llhttp_at_head_end(head)
+    if head == _HEADS[0]:  # nginx's usual head: llhttp is not asked
+        assert (keep_alive, framing) == (True, "length")

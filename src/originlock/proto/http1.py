@@ -20,9 +20,12 @@ and the head llhttp accepted is split in one call (``split_request_head``), as t
 far had no body or a Content-Length one (the head's end plus the body bytes llhttp handed over). A
 chunked body's framing is not handed over, so at a Transfer-Encoding field (or a head the split does not
 expect) the connection changes to llhttp's callbacks for good: a new llhttp parser with them is fed again
-from that head's start, which it reads as the first parser would have. ``on_url`` stays a callback in both
-ways (the 414 is raised as the URL arrives). Both ways give the same events and errors
-(tests/proto/test_proto_http1_requests.py).
+from that head's start, which it reads as the first parser would have. The split also gives the URL (llhttp
+gets no ``on_url`` either) and, for the usual Connection fields, what ``should_keep_alive()`` would say.
+The callbacks raise 414 as the URL arrives, whatever follows; without ``on_url`` a URL over the limit is
+seen only in a complete head, so a head that is still incomplete, or refused by llhttp, after more bytes
+than the URL limit is read again through the callbacks (the same change), which raise what they would
+have. Both ways give the same events and errors (tests/proto/test_proto_http1_requests.py).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import httptools
 
 from originlock.errors import DownstreamError, HeadersTooLarge, MalformedRequest, UnsupportedTransferCoding, UriTooLong
 from originlock.proto.events import BodyReceived, Event, Headers, RequestReceived, lower_name
+from originlock.proto.field_lines import shim_function
 from originlock.proto.http1_common import (
     _ENDED,
     _RELEASED_REQUESTS,
@@ -55,22 +59,14 @@ _GET: Final = b"GET"
 # are re-exported here, where the rest of the edge imports them from.
 __all__ = ["DEFAULT_LIMITS", "SPLIT_REQUEST_HEAD", "Limits", "RequestParser", "ResponseParser", "SplitRequestHead"]
 
-#: ``split_request_head(buf, start) -> (method, version, fields, size, end, notable) | None``
+#: ``split_request_head(buf, start) -> (method, url, version, fields, size, end, notable, keep_alive) | None``
 #: (``proto/field_lines.py`` documents it).
-SplitRequestHead = Callable[[bytes, int], "tuple[bytes, bytes, Headers, int, int, bool] | None"]
-
-
-def _shim_split_request_head() -> SplitRequestHead | None:
-    try:
-        from originlock.proto import _h1shim  # type: ignore[attr-defined]
-    except ImportError:  # a source tree, or a wheel built without a C compiler
-        return None
-    return cast(SplitRequestHead, _h1shim.split_request_head)
+SplitRequestHead = Callable[[bytes, int], "tuple[bytes, bytes, bytes, Headers, int, int, bool, bool | None] | None"]
 
 
 #: The compiled shim's ``split_request_head`` when it is built, else None (the fields come through llhttp's
 #: callbacks, which cost less than the Python split does).
-SPLIT_REQUEST_HEAD: Final = _shim_split_request_head()
+SPLIT_REQUEST_HEAD: Final = cast("SplitRequestHead | None", shim_function("split_request_head"))
 
 
 class _UseCallbacks(Exception):
@@ -85,8 +81,9 @@ class RequestParser:
         self._limits = limits
         #: How the fields are read: ``split`` on the bytes llhttp checked, or (None) llhttp's callbacks.
         self._split = split
-        #: llhttp's per-field callback, only without ``split`` (httptools looks it up when it makes its
-        #: parser, and leaves a None one out of llhttp's settings).
+        #: llhttp's URL and per-field callbacks, only without ``split`` (httptools looks them up when it makes
+        #: its parser, and leaves a None one out of llhttp's settings).
+        self.on_url: Callable[[bytes], None] | None = None if split is not None else self._on_url
         self.on_header: Callable[[bytes, bytes], None] | None = None if split is not None else self._on_header
         self._parser = httptools.HttpRequestParser(self)
         self._events: list[Event] = []
@@ -127,7 +124,8 @@ class RequestParser:
         if self._upgrade:
             raise MalformedRequest("data after an Upgrade request is not supported")
         if self._in_head:
-            self._fresh = data if self._head_bytes == 0 else b""
+            if self._split is None:  # only the callbacks read the method and version from it
+                self._fresh = data if self._head_bytes == 0 else b""
             self._head_bytes += len(data)
         self._data = data
         self._at = 0
@@ -158,8 +156,11 @@ class RequestParser:
                 if self._closed:  # bytes after a request that closes the connection: not an error
                     events, self._events = self._events, []
                     return events
-                raise MalformedRequest(f"malformed request: {exc}") from exc
-            break
+                if not self._url_unseen():
+                    raise MalformedRequest(f"malformed request: {exc}") from exc
+            if not self._url_unseen():
+                break
+            fed = self._use_callbacks()
         self._data = b""
         if self._in_head:
             if self._head_bytes > self._limits.max_request_head_bytes:
@@ -185,10 +186,21 @@ class RequestParser:
         self._parser = _RELEASED_REQUESTS
         self._closed = True  # feed() returns nothing from now on
         self._events = []
-        self.on_header = None  # a bound method of this parser: a reference cycle
+        self.on_url = self.on_header = None  # bound methods of this parser: a reference cycle
         self._parts = None
 
     # -- the head's bytes, for the split --------------------------------------------------------
+
+    def _url_unseen(self) -> bool:
+        """With ``split``: the head being read is incomplete (or refused) after more bytes than the URL limit,
+        so its URL may be over it, which only ``on_url`` would have seen (it raises 414 as the URL arrives,
+        before anything later in the head is read): the caller reads that head again through the callbacks."""
+        if self._split is None or not self._in_head or self._upgrade or self._closed:
+            return False
+        pending = len(self._data) - self._at
+        if self._parts is not None:
+            pending += sum(len(part) for part in self._parts)
+        return pending > self._limits.max_url_bytes
 
     def _keep_head(self, data: bytes) -> None:
         """The next head is not complete after ``data``: keep its part of the read."""
@@ -205,6 +217,7 @@ class RequestParser:
         rest = self._data[self._at :] if parts is None else b"".join([*parts, self._data])
         self._split = None
         self._parts = None
+        self.on_url = self._on_url
         self.on_header = self._on_header
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
@@ -217,7 +230,7 @@ class RequestParser:
     # No on_message_begin: the URL and header list are reset when a head completes, which saves one
     # Python callback per request (llhttp only calls the callbacks the object defines).
 
-    def on_url(self, url: bytes) -> None:
+    def _on_url(self, url: bytes) -> None:
         self._url += url  # one call per head in practice; b"" + url is url itself
         if len(self._url) > self._limits.max_url_bytes:
             raise UriTooLong()
@@ -261,8 +274,8 @@ class RequestParser:
         return size, framing, expect, bad_expect, length_value
 
     def on_headers_complete(self) -> None:
-        url = self._url
         split = self._split
+        keep: bool | None = None
         if split is not None:
             data = self._data
             parts = self._parts
@@ -275,7 +288,9 @@ class RequestParser:
                 joined = len(buf) - len(data)
             if found is None:
                 raise _UseCallbacks()
-            method, version, headers, size, end, notable = found
+            method, url, version, headers, size, end, notable, keep = found
+            if len(url) > self._limits.max_url_bytes:  # what _on_url raises first
+                raise UriTooLong()
             framing = ""
             expect = bad_expect = False
             length_value = b""
@@ -284,6 +299,7 @@ class RequestParser:
             self._parts = None
             self._at = end - joined
         else:
+            url = self._url
             headers = self._headers
             size, framing, expect, bad_expect, length_value = self._check_fields(headers)
         self._in_head = False
@@ -310,11 +326,12 @@ class RequestParser:
             target = normalize_target(url)  # the same object when already normal (nearly always)
         else:
             target, headers = resolve_target(url, headers, version)
-        keep_alive = bool(parser.should_keep_alive())
+        keep_alive = bool(parser.should_keep_alive()) if keep is None else keep
         self._closes = not keep_alive
         self._events.append(RequestReceived(method, target, version, headers, keep_alive, framing or "none", expect))
-        self._url = b""
-        self._headers = []
+        if split is None:  # the callbacks' (the split's come from the head)
+            self._url = b""
+            self._headers = []
 
     @staticmethod
     def _trim_length(headers: Headers, value: bytes) -> Headers:

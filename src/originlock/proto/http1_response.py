@@ -23,7 +23,7 @@ import httptools
 
 from originlock.errors import OriginBadResponse
 from originlock.proto.events import BodyReceived, Event, Headers, ResponseReceived
-from originlock.proto.field_lines import field_lines
+from originlock.proto.field_lines import field_lines, shim_function
 from originlock.proto.http1_common import (
     _ENDED,
     _LINE_OVERHEAD,
@@ -36,21 +36,14 @@ from originlock.proto.http1_common import (
 
 __all__ = ["SPLIT_HEAD", "ResponseParser", "SplitHead"]
 
-#: ``split_head(buf, start) -> (fields, reason, raw, end) | None`` (``proto/field_lines.py`` documents it).
-SplitHead = Callable[[bytes, int], "tuple[Headers, bytes, bytes, int] | None"]
-
-
-def _shim_split_head() -> SplitHead | None:
-    try:
-        from originlock.proto import _h1shim  # type: ignore[attr-defined]
-    except ImportError:  # a source tree, or a wheel built without a C compiler
-        return None
-    return cast(SplitHead, _h1shim.split_head)
+#: ``split_head(buf, start) -> (fields, reason, raw, end, status, framing, keep_alive) | None``
+#: (``proto/field_lines.py`` documents it).
+SplitHead = Callable[[bytes, int], "tuple[Headers, bytes, bytes, int, int, str, bool | None] | None"]
 
 
 #: The compiled shim's ``split_head`` when it is built, else None (the fields come through llhttp's
 #: callbacks: the Python ``split_head`` costs more than they do, docs/performance.md "Issue 11, h1head").
-SPLIT_HEAD: Final = _shim_split_head()
+SPLIT_HEAD: Final = cast("SplitHead | None", shim_function("split_head"))
 
 
 class _FieldCollector:
@@ -214,9 +207,10 @@ class ResponseParser:
         else:
             self._parts.append(piece)
 
-    def _head(self, split: SplitHead) -> tuple[Headers, bytes, bytes, int]:
-        """The head llhttp has just accepted, split: ``(fields, reason, raw, end)``, ``end`` being where it
-        ends in the read being parsed."""
+    def _head(self, split: SplitHead) -> tuple[Headers, bytes, bytes, int, int, str, bool | None]:
+        """The head llhttp has just accepted, split: ``(fields, reason, raw, end, status, framing,
+        keep_alive)`` as ``split_head`` gives them, ``end`` being where the head ends in the read being
+        parsed."""
         data = self._data
         parts = self._parts
         if parts is None:
@@ -230,9 +224,9 @@ class ResponseParser:
         found = split(buf, start)
         if found is None:
             headers, reason, end = _read_head_again(buf, start)
-            found = headers, reason, b"", end
-        headers, reason, raw, end = found
-        return headers, reason, raw, end - (len(buf) - len(data))
+            found = headers, reason, b"", end, self._parser.get_status_code(), _framing(headers), None
+        headers, reason, raw, end, status, framing, keep = found
+        return headers, reason, raw, end - (len(buf) - len(data)), status, framing, keep
 
     def feed_eof(self) -> list[Event]:
         """The origin closed the connection: ends a read-until-close body, else raises 520."""
@@ -268,11 +262,12 @@ class ResponseParser:
         if self._done:
             self.extra_data = True
             return
-        status = self._parser.get_status_code()
-        interim = 100 <= status < 200 and status != 101
         split = self._split
+        keep: bool | None = None  # should_keep_alive()'s answer, when the split knows it
+        framing = ""  # _framing()'s, likewise
         if split is None:
-            if interim:
+            status = self._parser.get_status_code()
+            if 100 <= status < 200 and status != 101:
                 self._skip = True  # interim response: wait for the final one
                 self._wire = b""  # the final head does not start the read
                 return
@@ -282,8 +277,8 @@ class ResponseParser:
             if self._wire:
                 raw = field_lines(self._wire, len(reason), headers)
         else:
-            headers, reason, raw, end = self._head(split)
-            if interim:
+            headers, reason, raw, end, status, framing, keep = self._head(split)
+            if 100 <= status < 200 and status != 101:
                 self._skip = True
                 self._wire = b""
                 self._next_at = end  # the final response's head starts there
@@ -295,11 +290,15 @@ class ResponseParser:
             # The head may have arrived complete in this one read, which the check in feed() cannot see:
             # measure the head itself (only when this many bytes came in).
             self._check_head_size(headers, reason)
-        no_body = self._head_request or status in (204, 304) or status < 200
-        framing = "none" if no_body else _framing(headers)
+        if self._head_request or status in (204, 304) or status < 200:  # no body
+            framing = "none"
+        elif not framing:
+            framing = _framing(headers)
         self._framing = framing
         parser = self._parser
-        keep_alive = bool(parser.should_keep_alive()) and framing != "close"
+        if keep is None:
+            keep = bool(parser.should_keep_alive())
+        keep_alive = keep and framing != "close"
         version = self._version  # see RequestParser._version
         if not version:
             text = parser.get_http_version()

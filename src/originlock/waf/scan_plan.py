@@ -113,7 +113,7 @@ class _Builder:
         found = _subject(subject) if isinstance(subject, IndexExpr) else None
         if found is None or not isinstance(affix, BytesLit):
             return None
-        return ev.Affix(found[0], found[1], affix.value, base.name == "ends_with")
+        return ev.Affix(found[0], found[1], (affix.value,), base.name == "ends_with")
 
 
 def _subject(lhs: IndexExpr) -> tuple[str, int] | None:

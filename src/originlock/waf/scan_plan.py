@@ -14,6 +14,7 @@ group's test, as in the generated scan, so the first matching rule is the plain 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol
 
@@ -106,7 +107,7 @@ class _Builder:
         if lhs.indexes or lhs.type.kind is not Kind.BOOL:
             return None
         if isinstance(base, FieldRef):
-            return None if base.name in CONSTANT_FIELDS else ev.IsTrue(base.name)
+            return None if base.name in CONSTANT_FIELDS else ev.IsTrue(_name(base.name))
         if base.name not in ("starts_with", "ends_with") or base.maps_each or len(base.args) != 2:
             return None
         subject, affix = base.args
@@ -116,13 +117,19 @@ class _Builder:
         return ev.Affix(found[0], found[1], (affix.value,), base.name == "ends_with")
 
 
+def _name(field: str) -> str:
+    """The field's name interned, as the filler's keys are (compiled string literals): a dict lookup then
+    finds the key by identity, without comparing the text."""
+    return sys.intern(field)
+
+
 def _subject(lhs: IndexExpr) -> tuple[str, int] | None:
     """(field, fold) of a plain field, or of ``lower``/``upper`` of one."""
     if lhs.indexes or lhs.map_each_count:
         return None
     base = lhs.base
     if isinstance(base, FieldRef):
-        return None if base.name in CONSTANT_FIELDS else (base.name, ev.NONE)
+        return None if base.name in CONSTANT_FIELDS else (_name(base.name), ev.NONE)
     if base.name not in ("lower", "upper") or base.maps_each or len(base.args) != 1:
         return None
     arg = base.args[0]
@@ -130,7 +137,7 @@ def _subject(lhs: IndexExpr) -> tuple[str, int] | None:
         return None
     if arg.base.name in CONSTANT_FIELDS:
         return None
-    return arg.base.name, _FOLDS[base.name]
+    return _name(arg.base.name), _FOLDS[base.name]
 
 
 def _member(name: str, fold: int, rhs: SetLit) -> ev.Test:
@@ -148,12 +155,12 @@ def _member(name: str, fold: int, rhs: SetLit) -> ev.Test:
 
 def _guard(test: Requirement) -> ev.Test:
     """A prefilter group's test (``prefilter.holds``)."""
-    fold = _FOLDS[test.fold]
+    fold, name = _FOLDS[test.fold], _name(test.field)
     if test.kind == EQ:
-        return ev.Member(test.field, fold, frozenset(test.literals), [], [])
+        return ev.Member(name, fold, frozenset(test.literals), [], [])
     if test.kind == PREFIX:
-        return ev.Affix(test.field, fold, test.literals, False)
-    return ev.Contains(test.field, fold, test.literals[0])
+        return ev.Affix(name, fold, test.literals, False)
+    return ev.Contains(name, fold, test.literals[0])
 
 
 def build_scan(

@@ -69,6 +69,8 @@ HOT_MODULES = (
     "originlock/pipeline/builtin/waf.py",
     # A zone with custom rules: the fields they read, filled per request from the request head.
     "originlock/pipeline/builtin/waf_fields.py",
+    # A zone's rules: each ruleset's scan (a tree of tests) walked per request by compiled code.
+    "originlock/waf/evaluator.py",
     # Origin Rules that route by hostname: remembered per host, asked by the WAF hook per request.
     "originlock/pipeline/builtin/origin_rules_memo.py",
     # `originlock serve` wraps the hook in the dashboard's recorder: one call per request.

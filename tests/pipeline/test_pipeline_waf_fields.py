@@ -12,7 +12,7 @@ import pytest
 
 from originlock.pipeline import PipelineSettings, RequestContext, run_until_origin
 from originlock.pipeline.builtin.waf import EdgeWaf, request_fields
-from originlock.pipeline.builtin.waf_fields import FieldFiller, FieldPlan
+from originlock.pipeline.builtin.waf_fields import FILLABLE, FieldFiller, FieldPlan, field_values
 from originlock.proto.events import RequestReceived
 from originlock.testing.pki import TestPki, make_route, make_snapshot
 from originlock.waf import NO_MATCH, Action, FieldValues, Phase, Rule, compile_ruleset, evaluate_request
@@ -132,15 +132,19 @@ RULES += [Rule("ray", 'cf.ray_id eq "ray-OLK" and http.request.uri.path eq "/ray
 RULES += [Rule("args", 'any(http.request.uri.args.names[*] eq "evil")', Action.BLOCK)]
 
 
+@pytest.mark.parametrize("complete", [True, False])
 @pytest.mark.parametrize("seed", range(6))
-def test_custom_rules_alone_give_evaluate_requests_verdict(seed: int) -> None:
+def test_custom_rules_alone_give_evaluate_requests_verdict(seed: int, complete: bool) -> None:
+    # complete: every field the rules read is filled (a plain dict, FieldValues made on a match); else the
+    # args rule reads a field computed on demand from the request.
     rng = random.Random(seed)
-    rules = [*rng.sample(RULES, 20), RULES[-2], RULES[-1]]
+    rules = [*rng.sample(RULES[:-1], 20), RULES[-2]] + ([] if complete else [RULES[-1]])
     phases = {Phase.HTTP_REQUEST_FIREWALL_CUSTOM: rules}
     waf = EdgeWaf(lambda: 0.0, lambda: 0.0)
     blocked = 0
     for request, other in CASES:
         ctx, _ = _ctx(phases, b"app.example.test")
+        assert waf._lookup(ctx.snapshot, APP.zone_id).plan.complete is complete  # type: ignore[union-attr]
         own = request.target if request.target.startswith(b"/") else b"/"  # an absolute form names another host
         target = rng.choice([own, b"/admin1", b"/wp-3x", b"/ray", b"/?evil=1", b"/?union select 2"])
         request = RequestReceived(request.method, target, request.version, request.headers, True, "none", False)
@@ -154,6 +158,30 @@ def test_custom_rules_alone_give_evaluate_requests_verdict(seed: int) -> None:
         blocked += expected.terminated
         assert (type(decision).__name__ == "Respond") is expected.terminated
     assert 0 < blocked < len(CASES)
+
+
+@pytest.mark.parametrize("names", [NAMES, sorted(FILLABLE), ["http.host", "cf.tls_version"], ["cf.unknown"]])
+def test_plain_fields_equal_the_extractors(names: list[str]) -> None:
+    plan = FieldPlan(names)
+    assert plan.complete is (names != NAMES)  # NAMES has fields computed from others (http.request.uri…)
+    if not plan.complete:
+        return
+    filler = FieldFiller()
+    for request, ctx in CASES:
+        fields = filler.fill_plain(plan, request, ctx, lambda: 1234.5678)
+        assert type(fields) is dict and set(names) <= set(fields)
+        reference = FieldValues(request_fields(request, ctx, 1234.5678))
+        made: list[int] = []
+
+        def make(request: RequestReceived = request, ctx: RequestContext = ctx, made: list[int] = made) -> object:
+            made.append(1)
+            return request_fields(request, ctx, 1.5)
+
+        values = field_values(fields, make)  # type: ignore[arg-type]
+        for name in names:
+            assert fields[name] == reference[name] == values[name], (name, request.target, ctx.host)
+        assert not made
+        assert values["http.request.uri"] == reference["http.request.uri"] and made == [1]
 
 
 def test_the_zone_plan_is_made_for_custom_rules_alone() -> None:

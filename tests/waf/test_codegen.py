@@ -96,7 +96,7 @@ def test_generated_agrees_on_random_expressions(text: str) -> None:
 def test_ruleset_scan_finds_the_first_matching_rule(seed: int) -> None:
     texts = random.Random(seed).sample(ALL, 25)
     nodes = [parse(t) for t in texts]
-    scan = compile_scan(nodes)
+    scan = compile_scan(nodes, native=False)
     references = [compile_reference(n) for n in nodes]
     for request in REQUESTS:
         expected = next((i for i, p in enumerate(references) if p(FieldValues(request))), -1)
@@ -107,7 +107,7 @@ def test_ruleset_scan_finds_the_first_matching_rule(seed: int) -> None:
 
 def test_scan_stores_fields_like_missing_does() -> None:
     values = FieldValues(BENIGN)
-    compile_scan([parse(e) for e in EXPRESSIONS])(values)
+    compile_scan([parse(e) for e in EXPRESSIONS], native=False)(values)
     for name, value in list(values.items()):
         assert FieldValues(BENIGN)[name] == value, name
 

@@ -223,8 +223,8 @@ def test_scan_with_groups_finds_the_same_rule(seed: int) -> None:
     rng = random.Random(seed)
     texts = rng.sample(RULES, 30)
     nodes = [parse(text) for text in texts]
-    grouped = compile_scan(nodes)
-    plain = compile_scan(nodes, prefilter=False)
+    grouped = compile_scan(nodes, native=False)
+    plain = compile_scan(nodes, prefilter=False, native=False)
     assert group_rules(nodes), texts  # 30 of these rules always hold a group
     nested = re.compile(r"\n        if .*: return \d+")  # a rule under a group's test
     assert nested.search(grouped.source)  # type: ignore[attr-defined]
@@ -246,7 +246,7 @@ def test_group_runs_and_their_fields() -> None:
         'http.referer contains "q"',
         'http.request.uri.path eq "/c"',
     ]
-    scan = compile_scan([parse(text) for text in texts])
+    scan = compile_scan([parse(text) for text in texts], native=False)
     source = scan.source  # type: ignore[attr-defined]
     assert "g0 = " in source and "    if g0:" in source
     assert source.count("'http.referer' in v") == 2

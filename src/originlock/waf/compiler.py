@@ -52,8 +52,10 @@ from .ast import (
 )
 from .builtins import IMPLEMENTATIONS
 from .codegen import Emitter, build
+from .evaluator import COMPILED
 from .fields import CONSTANT_FIELDS
 from .prefilter import group_rules
+from .scan_plan import build_scan
 from .types import Kind
 from .wildcard import compile_wildcard
 
@@ -360,20 +362,25 @@ def compile_expression(node: LogicalExpr, *, lists: Lists | None = None, nil_not
     return build(emitter, [emitter.emit_rule(node)], "predicate", scan=False)
 
 
-def compile_scan(nodes: Iterable[LogicalExpr], *, lists: Lists | None = None, prefilter: bool = True) -> Scan:
+def compile_scan(
+    nodes: Iterable[LogicalExpr], *, lists: Lists | None = None, prefilter: bool = True, native: bool = COMPILED
+) -> Scan:
     """Compile the expressions of a ruleset's rules into one function returning the first match.
 
     ``prefilter``: rules that one test can skip together are nested under it (``prefilter.py``; False: each
-    rule tested on its own, the differential tests' reference).
+    rule tested on its own, the differential tests' reference). ``native``: the compiled evaluator's objects
+    (``scan_plan.py``; the default when ``evaluator.py`` is compiled), else generated code (``codegen.py``).
 
     Raises:
         CompileError: an unknown list.
     """
     nodes = list(nodes)
+    groups = group_rules(nodes) if prefilter else []
+    if native:
+        return build_scan(nodes, groups, _Compiler(lists or {}, False), lambda n: compile_expression(n, lists=lists))
     emitter = Emitter(_Compiler(lists or {}, False))
     bodies = [emitter.emit_rule(node) for node in nodes]
-    groups = [(group.members, emitter.group_test(group)) for group in group_rules(nodes)] if prefilter else []
-    return build(emitter, bodies, "scan", scan=True, groups=groups)
+    return build(emitter, bodies, "scan", scan=True, groups=[(g.members, emitter.group_test(g)) for g in groups])
 
 
 def compile_reference(node: LogicalExpr, *, lists: Lists | None = None, nil_not_equal: bool = False) -> Predicate:

@@ -32,10 +32,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 from originlock.pipeline.builtin.origin_rules_memo import OriginRulesMemo
-from originlock.pipeline.builtin.waf_fields import FieldFiller, FieldPlan
+from originlock.pipeline.builtin.waf_fields import FieldFiller, FieldPlan, field_values
 from originlock.pipeline.builtin.waf_pages import block_response
 from originlock.pipeline.builtin.waf_response import (
     DEFAULT_RESPONSE_BODY_LIMIT,
@@ -256,16 +256,24 @@ class EdgeWaf:
             # Custom rules alone: their scans, over the fields they read filled from the request head. When
             # none matches the verdict is evaluate_request's (no rule matched, no other phase); otherwise
             # evaluate_request runs below over the same values (scans are pure: the same rule matches).
-            if values is None:
-                values = self._fields.fill(
-                    zone.plan, request, ctx, self.wall_clock, _Make(request, ctx, self.wall_clock)
+            fields_plan = zone.plan
+            fields: dict[str, Any]
+            if values is not None:
+                fields = values
+            elif fields_plan.complete:
+                fields = self._fields.fill_plain(fields_plan, request, ctx, self.wall_clock)  # no FieldValues made
+            else:
+                fields = values = self._fields.fill(
+                    fields_plan, request, ctx, self.wall_clock, _Make(request, ctx, self.wall_clock)
                 )
             for scan in scans:
-                if scan(values) >= 0:
+                if scan(fields) >= 0:
                     break
             else:
                 ctx.waf = NO_MATCH
                 return CONTINUE
+            if values is None:
+                values = field_values(fields, _Make(request, ctx, self.wall_clock))
         verdict = NO_MATCH
         if self.managed is not None or phases.get(_CUSTOM) or phases.get(_RATELIMIT):
             if values is None:

@@ -19,6 +19,7 @@ from originlock.edge.idle import IdleGate
 from originlock.edge.snapshots import MemorySnapshotSource
 from originlock.edge.state import EdgeState
 from originlock.edge.visitor import Visitor, tls_object
+from originlock.testing.memory_tls import MemoryEnd, handshake
 from originlock.testing.pki import TestPki, make_route, make_snapshot
 from originlock.tls.memory import load_chain_from_memory
 
@@ -36,22 +37,9 @@ def _handshake(version: ssl.TLSVersion, server_name: str | None, alpn: list[str]
     client_ctx.verify_mode = ssl.CERT_NONE
     client_ctx.maximum_version = version
     client_ctx.set_alpn_protocols(alpn)
-    c_in, c_out, s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
-    client = client_ctx.wrap_bio(c_in, c_out, server_hostname=server_name)
-    server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
-    done = [False, False]
-    for _ in range(10):
-        for i, (obj, out, peer_in) in enumerate(((client, c_out, s_in), (server, s_out, c_in))):
-            if not done[i]:
-                try:
-                    obj.do_handshake()
-                    done[i] = True
-                except ssl.SSLWantReadError:
-                    pass
-            peer_in.write(out.read())
-        if all(done):
-            return server
-    raise AssertionError("no handshake")
+    server = MemoryEnd(server_ctx, server_side=True)
+    handshake(MemoryEnd(client_ctx, server_side=False, server_hostname=server_name), server)
+    return server.obj
 
 
 class _Transport:

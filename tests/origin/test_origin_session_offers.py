@@ -21,6 +21,7 @@ from originlock.origin.connector import Connector, OriginTimeouts
 from originlock.origin.peer import OriginPeer, VerifyMode
 from originlock.origin.resolve import Resolver
 from originlock.origin.tls import OriginTlsContexts
+from originlock.testing.memory_tls import MemoryEnd, handshake
 from originlock.testing.nginx import NginxProcess, free_port
 from originlock.testing.pki import TestPki
 from originlock.testing.require import require_executable
@@ -36,30 +37,9 @@ def _server_context(pki: TestPki, tmp: Path) -> ssl.SSLContext:
     return ctx
 
 
-class _Tls:
-    """One end of an in-memory TLS connection."""
-
-    def __init__(self, ctx: ssl.SSLContext, *, server_side: bool) -> None:
-        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        hostname = None if server_side else SNI
-        self.obj = ctx.wrap_bio(self.incoming, self.outgoing, server_side=server_side, server_hostname=hostname)
-
-
-def _handshake(client: _Tls, server: _Tls) -> None:
-    done: set[int] = set()
-    for _ in range(20):
-        for end in (client, server):
-            if id(end) not in done:
-                try:
-                    end.obj.do_handshake()
-                    done.add(id(end))
-                except ssl.SSLWantReadError:
-                    pass
-        server.incoming.write(client.outgoing.read())
-        client.incoming.write(server.outgoing.read())
-        if len(done) == 2:
-            return
-    raise AssertionError("the in-memory handshake did not finish")
+def _client(ctx: ssl.SSLContext) -> MemoryEnd:
+    """The client end of an in-memory TLS connection to the origin's name."""
+    return MemoryEnd(ctx, server_side=False, server_hostname=SNI)
 
 
 def test_a_dial_without_a_session_does_not_take_another_dials_offer(tmp_path: Path) -> None:
@@ -69,8 +49,8 @@ def test_a_dial_without_a_session_does_not_take_another_dials_offer(tmp_path: Pa
     ctx = contexts.for_peer(at_a)
     assert contexts.for_peer(at_b) is ctx  # one context: offers for both go through it
     server_ctx = _server_context(TestPki(), tmp_path)
-    client = _Tls(ctx, server_side=False)
-    _handshake(client, _Tls(server_ctx, server_side=True))
+    client = _client(ctx)
+    handshake(client, MemoryEnd(server_ctx, server_side=True))
     session = client.obj.session
     assert session is not None and session.id
     contexts.remember(at_a, ctx, client.obj)
@@ -80,23 +60,23 @@ def test_a_dial_without_a_session_does_not_take_another_dials_offer(tmp_path: Pa
     dial_a, dial_b = contextvars.copy_context(), contextvars.copy_context()
     offer_a = dial_a.run(contexts.offer_session, at_a, ctx)
     offer_b = dial_b.run(contexts.offer_session, at_b, ctx)
-    tls_b = dial_b.run(_Tls, ctx, server_side=False).obj
-    tls_a = dial_a.run(_Tls, ctx, server_side=False).obj
+    tls_b = dial_b.run(_client, ctx).obj
+    tls_a = dial_a.run(_client, ctx).obj
     assert tls_b.session is None  # origin b is never offered origin a's session
     assert tls_a.session is not None and tls_a.session.id == session.id
     assert offer_a.taken and offer_b.taken
     # A second TLS start in a dial's context (none is made) would not take the offer again.
-    assert dial_a.run(_Tls, ctx, server_side=False).obj.session is None
+    assert dial_a.run(_client, ctx).obj.session is None
     dial_a.run(ctx.withdraw, offer_a)
     dial_b.run(ctx.withdraw, offer_b)
 
     # A TLS start outside any dial's context takes no offer, even while one is pending elsewhere.
     pending = dial_a.run(contexts.offer_session, at_a, ctx)
-    assert _Tls(ctx, server_side=False).obj.session is None
+    assert _client(ctx).obj.session is None
     assert not pending.taken
     # A withdrawn offer is not taken by a later TLS start in its context.
     dial_a.run(ctx.withdraw, pending)
-    assert dial_a.run(_Tls, ctx, server_side=False).obj.session is None
+    assert dial_a.run(_client, ctx).obj.session is None
 
 
 @pytest.fixture(scope="module")
@@ -212,8 +192,8 @@ def test_sessions_are_kept_per_identity_and_dropped_with_it(tmp_path: Path) -> N
         """A dial's offer, made in a context of its own: the TLS object whose session it offers."""
         ctx = contexts.for_peer(peer)
         offer = contextvars.copy_context().run(contexts.offer_session, peer, ctx)
-        client = _Tls(ctx, server_side=False)
-        _handshake(client, _Tls(server_ctx, server_side=True))
+        client = _client(ctx)
+        handshake(client, MemoryEnd(server_ctx, server_side=True))
         contexts.remember(peer, ctx, client.obj)
         return offer.resume_from
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from originlock.testing.memory_tls import MemoryEnd, handshake
 from originlock.testing.pki import TestPki
 from originlock.tls import direct
 from originlock.tls.direct import DirectSSLContext
@@ -18,30 +19,11 @@ from originlock.tls.libssl import openssl
 SNI = "origin.example.test"
 
 
-class _Tls:
-    def __init__(self, ctx: ssl.SSLContext, *, server_side: bool) -> None:
-        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        hostname = None if server_side else SNI
-        self.obj = ctx.wrap_bio(self.incoming, self.outgoing, server_side=server_side, server_hostname=hostname)
-
-
 def _connect(client_ctx: ssl.SSLContext, server_ctx: ssl.SSLContext) -> ssl.SSLObject:
     """A finished in-memory handshake; the client's TLS object (TLS 1.3 tickets read as well)."""
-    client, server = _Tls(client_ctx, server_side=False), _Tls(server_ctx, server_side=True)
-    done: set[int] = set()
-    for _ in range(20):
-        for end in (client, server):
-            if id(end) not in done:
-                try:
-                    end.obj.do_handshake()
-                    done.add(id(end))
-                except ssl.SSLWantReadError:
-                    pass
-        server.incoming.write(client.outgoing.read())
-        client.incoming.write(server.outgoing.read())
-        if len(done) == 2:
-            break
-    assert len(done) == 2
+    client = MemoryEnd(client_ctx, server_side=False, server_hostname=SNI)
+    server = MemoryEnd(server_ctx, server_side=True)
+    handshake(client, server)
     server.obj.write(b"x")  # makes the server send its NewSessionTickets before data
     client.incoming.write(server.outgoing.read())
     assert client.obj.read(1) == b"x"

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from originlock.edge.visitor_tls import VisitorTls
+from originlock.testing.memory_tls import MemoryEnd, handshake
 from originlock.testing.pki import TestPki, make_route, make_snapshot
 from originlock.tls.direct import DirectSSLContext
 from originlock.tls.memory import load_chain_from_memory
@@ -47,24 +48,6 @@ def _client(pki: TestPki) -> ssl.SSLContext:
     return ctx
 
 
-def _handshake(client: ssl.SSLObject, c_in: ssl.MemoryBIO, c_out: ssl.MemoryBIO, server: ssl.SSLObject,
-               s_in: ssl.MemoryBIO, s_out: ssl.MemoryBIO) -> None:  # fmt: skip
-    done = [False, False]
-    for _ in range(10):
-        for i, (obj, out, peer_in) in enumerate(((client, c_out, s_in), (server, s_out, c_in))):
-            if not done[i]:
-                try:
-                    obj.do_handshake()
-                    done[i] = True
-                except ssl.SSLWantReadError:
-                    pass
-            if out.pending:
-                peer_in.write(out.read())
-        if all(done):
-            return
-    raise AssertionError("handshake did not complete")
-
-
 def test_a_server_side_object_is_the_usual_one_and_carries_tls() -> None:
     pki = TestPki()
     server_ctx = _server(pki)
@@ -72,8 +55,8 @@ def test_a_server_side_object_is_the_usual_one_and_carries_tls() -> None:
     server_ctx.sni_callback = lambda obj, name, ctx: named.append((obj, name)) and None
     install(server_ctx)
     assert isinstance(vars(server_ctx)["wrap_bio"], ServerWrap)
-    s_in, s_out, c_in, c_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
-    server = server_ctx.wrap_bio(s_in, s_out, server_side=True, server_hostname=None)
+    server_end = MemoryEnd(server_ctx, server_side=True)  # wrap_bio(..., server_side=True, server_hostname=None)
+    server, s_in, s_out = server_end.obj, server_end.incoming, server_end.outgoing
     assert type(server) is ssl.SSLObject
     assert server.server_side and server.context is server_ctx and server.server_hostname is None
     inner = server._sslobj  # type: ignore[attr-defined]
@@ -84,8 +67,9 @@ def test_a_server_side_object_is_the_usual_one_and_carries_tls() -> None:
         assert type(method).__name__ == "builtin_function_or_method" and method.__self__ is inner
         assert method.__name__ == c_name
     assert "getpeercert" not in vars(server)  # its C form takes no binary_form= keyword
-    client = _client(pki).wrap_bio(c_in, c_out, server_hostname=HOST)
-    _handshake(client, c_in, c_out, server, s_in, s_out)
+    client_end = MemoryEnd(_client(pki), server_side=False, server_hostname=HOST)
+    client, c_in, c_out = client_end.obj, client_end.incoming, client_end.outgoing
+    handshake(client_end, server_end)
     assert named == [(server, HOST)]  # the SNI callback is given the SSLObject, as before
     assert server.selected_alpn_protocol() == "http/1.1"
     client.write(b"ping")

@@ -179,3 +179,22 @@ def test_visitor_connection_close_keeps_the_one_pass_request_head(monkeypatch: p
         assert origin_request_head(request, client_ip="192.0.2.1", scheme="https", ray_id="r-OLK") == expected
     named = RequestReceived(b"GET", b"/", b"1.1", [*fields, (b"Close", b"x")], False, "none", False)
     assert origin_request_head(named, client_ip="192.0.2.1", scheme="https", ray_id="r-OLK") == expected
+
+
+ADDRESSES = ["192.0.2.1", "192.0.2.2", "2001:db8::1"]
+
+
+@given(visits=st.lists(st.tuples(st.sampled_from(ADDRESSES), st.booleans(), st.booleans()), max_size=12))
+def test_the_last_tail_memo_never_pairs_an_address_with_anothers_tail(visits: list[tuple[str, bool, bool]]) -> None:
+    """Connections alternate (as they do under load): each request's forwarded fields name its own address and
+    scheme, whether its strings are the objects of an earlier request (the memo's identity hit) or equal copies."""
+    for ip, https, copied in visits:
+        client_ip = "".join(list(ip)) if copied else ip  # a copy: a new object with the same text
+        scheme = "https" if https else "http"
+        head = origin_request_head(
+            RequestReceived(b"GET", b"/", b"1.1", [(b"Host", b"a.test")], False, "none", False),
+            client_ip=client_ip, scheme=scheme, ray_id="r",
+        )  # fmt: skip
+        assert f"X-Forwarded-For: {ip}\r\n".encode() in head
+        assert f"CF-Connecting-IP: {ip}\r\n".encode() in head
+        assert f'CF-Visitor: {{"scheme":"{scheme}"}}\r\n'.encode() in head

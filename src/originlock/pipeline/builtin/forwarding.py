@@ -142,24 +142,24 @@ _TAILS: Final = {scheme: BoundedCache[str, tuple[bytes, bytes]](4096) for scheme
 
 
 class _LastTail:
-    """The tail handed out last, and for which address and scheme (by identity: a connection's own strings,
-    the same objects for each of its requests); a wrong guess only costs the cache's lookup."""
+    """The tail handed out last, with its address and scheme (compared by identity: a connection's own
+    strings, the same objects for each of its requests); a wrong guess only costs the cache's lookup. One
+    tuple, read and replaced whole: module state is shared by every edge loop of the process (tests run
+    several in threads), and a reader must never pair one address with another address's tail."""
 
-    __slots__ = ("client_ip", "scheme", "tail")
+    __slots__ = ("entry",)
 
     def __init__(self) -> None:
-        self.client_ip: str | None = None  # None: nothing handed out yet (matches no address)
-        self.scheme = ""
-        self.tail = (b"", b"")
+        self.entry: tuple[str | None, str, tuple[bytes, bytes]] = (None, "", (b"", b""))  # None: no address
 
 
 _LAST_TAIL: Final = _LastTail()
 
 
 def _forwarded_tail(client_ip: str, scheme: str) -> tuple[bytes, bytes]:
-    last = _LAST_TAIL
-    if client_ip is last.client_ip and scheme is last.scheme:
-        return last.tail
+    entry = _LAST_TAIL.entry
+    if entry[0] is client_ip and entry[1] is scheme:
+        return entry[2]
     tails = _TAILS[scheme]
     tail = tails.get(client_ip)
     if tail is None:
@@ -169,7 +169,7 @@ def _forwarded_tail(client_ip: str, scheme: str) -> tuple[bytes, bytes]:
         rest = b"X-Forwarded-Proto: %s\r\nCF-Connecting-IP: %s\r\nCF-Visitor: %s\r\nCF-Ray: " % (proto, ip, visitor)
         tail = (b"X-Forwarded-For: %s\r\n%s" % (ip, rest), rest)
         tails.put(client_ip, tail)
-    last.client_ip, last.scheme, last.tail = client_ip, scheme, tail
+    _LAST_TAIL.entry = (client_ip, scheme, tail)
     return tail
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+import httptools
 import pytest
 
 from originlock.proto import http2_ng, nghttp2_cffi
@@ -56,3 +57,15 @@ def _h2_codec(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
         yield codec
     finally:
         http2_ng.set_session_kind(None)
+
+
+def llhttp_accepts(head: bytes, parser_class: type[httptools.HttpRequestParser | httptools.HttpResponseParser]) -> bool:
+    """llhttp (strict) accepts ``head`` as a complete head of ``parser_class``'s kind: the C splits only ever
+    see such heads, so the differential tests draw them."""
+    complete = []
+    parser = parser_class(type("P", (), {"on_headers_complete": lambda self: complete.append(1)})())
+    try:
+        parser.feed_data(head)
+    except httptools.HttpParserError:
+        return False
+    return bool(complete)

@@ -17,6 +17,7 @@ import httptools
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.proto.conftest import llhttp_accepts
 
 from originlock.errors import DownstreamError, UriTooLong
 from originlock.proto.events import BodyReceived, Event, MessageEnded, RequestReceived
@@ -158,17 +159,6 @@ def test_a_chunked_request_changes_the_connection_to_the_callbacks() -> None:
     )
 
 
-def _accepted(head: bytes) -> bool:
-    """llhttp (strict) accepts ``head`` as a request head."""
-    complete = []
-    parser = httptools.HttpRequestParser(type("P", (), {"on_headers_complete": lambda self: complete.append(1)})())
-    try:
-        parser.feed_data(head)
-    except httptools.HttpParserError:
-        return False
-    return bool(complete)
-
-
 @pytest.mark.skipif(SPLIT_REQUEST_HEAD is None, reason="the compiled shim (proto/_h1shim.c) is not built in this tree")
 @settings(max_examples=400, deadline=None)
 @given(
@@ -185,7 +175,7 @@ def test_the_shim_splits_as_the_python_function(pieces: list[bytes], start: int)
     assert SPLIT_REQUEST_HEAD is not None
     for buf in (b"GET / HTTP/1.1\r\n" + b"".join(pieces) + b"\r\n\r\n", b"".join(pieces)):
         ours = SPLIT_REQUEST_HEAD(buf, start)
-        if _accepted(buf[start:]):
+        if llhttp_accepts(buf[start:], httptools.HttpRequestParser):
             assert ours == split_request_head(buf, start)
 
 

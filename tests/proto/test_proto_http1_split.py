@@ -15,6 +15,7 @@ import httptools
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.proto.conftest import llhttp_accepts
 
 from originlock.errors import OriginBadResponse
 from originlock.proto.events import BodyReceived, Event, MessageEnded, ResponseReceived
@@ -153,17 +154,6 @@ def test_a_head_the_split_refuses_is_read_through_the_callbacks() -> None:
     assert _read_head_again(upgrade + b"tail", 0)[0] == [(b"Upgrade", b"websocket"), (b"Connection", b"upgrade")]
 
 
-def _accepted(head: bytes) -> bool:
-    """llhttp (strict) accepts ``head`` as a response head."""
-    complete = []
-    parser = httptools.HttpResponseParser(type("P", (), {"on_headers_complete": lambda self: complete.append(1)})())
-    try:
-        parser.feed_data(head)
-    except httptools.HttpParserError:
-        return False
-    return bool(complete)
-
-
 @pytest.mark.skipif(SPLIT_HEAD is None, reason="the compiled shim (proto/_h1shim.c) is not built in this tree")
 @settings(max_examples=400, deadline=None)
 @given(
@@ -177,7 +167,7 @@ def test_the_shim_splits_as_the_python_function(pieces: list[bytes], start: int)
     assert SPLIT_HEAD is not None
     for buf in (b"HTTP/1.1 200 OK\r\n" + b"".join(pieces) + b"\r\n\r\n", b"".join(pieces)):
         ours = SPLIT_HEAD(buf, start)
-        if _accepted(buf[start:]):
+        if llhttp_accepts(buf[start:], httptools.HttpResponseParser):
             assert ours == split_head(buf, start)
 
 

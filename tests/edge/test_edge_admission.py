@@ -16,7 +16,9 @@ from originlock.edge.http1 import Http1Connection
 from originlock.edge.http2 import Http2Connection
 from originlock.edge.idle import IdleGate
 from originlock.edge.limits import EdgeLimits
+from originlock.edge.loops import loop_factory
 from originlock.edge.overload import ShedConnection
+from originlock.edge.server import _tick
 from originlock.edge.snapshots import MemorySnapshotSource
 from originlock.edge.state import EdgeState
 from originlock.testing.pki import TestPki, make_route, make_snapshot
@@ -124,3 +126,26 @@ def test_the_first_accept_after_a_quiet_spell_wakes_the_housekeeping(state: Edge
     idle.parked = True
     Acceptor(state, "https", idle)()
     assert woken == [True] and not idle.parked
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+def test_at_the_limit_the_tick_collects_failed_handshakes_only_on_the_stdlib_loop(
+    loop_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stdlib loop leaves a failed handshake's protocol in a reference cycle, so at the limit the tick runs
+    the cyclic collector; uvloop drops it at once, and a full collection per tick would only stall its loop. The
+    overload line is written before the collection, which can take seconds on a large heap."""
+    loop = loop_factory(loop_name)()
+    try:
+        config = EdgeConfig(limits=EdgeLimits(max_connections=3), loop=loop_name)
+        state = EdgeState(loop, config, MemorySnapshotSource(make_snapshot(TestPki(), make_route("a.test"))))
+        held = [Acceptor(state, "https", IdleGate())() for _ in range(4)]  # three places taken, one shed
+        assert state.visitors.full() and state.overload.pending()
+        happened: list[str] = []
+        monkeypatch.setattr(gc, "collect", lambda *_: happened.append("collect") or 0)
+        monkeypatch.setattr(state.overload, "flush", lambda *_: happened.append("flush"))
+        _tick(state)
+        assert happened == (["flush", "collect"] if loop_name == "asyncio" else ["flush"])
+        del held
+    finally:
+        loop.close()

@@ -44,14 +44,16 @@ def _tick(state: EdgeState) -> None:
     state.book.access_log.flush()
     visitors = state.visitors
     visitors.recount()
-    if visitors.admitting and visitors.full():
-        # The stdlib loop keeps the protocol of a failed handshake in a reference cycle (future ->
-        # exception -> traceback -> frame -> future) until the cyclic GC runs, so it would go on counting;
-        # at the limit, once a tick, collect rather than shed visitors for connections already gone.
-        gc.collect()
     if descriptors_exhausted():
         state.overload.count("files")
     state.overload.flush(lambda kind, count: describe_overload(kind, count, state.config.limits, visitors.capacity))
+    if visitors.admitting and visitors.full() and isinstance(state.loop, asyncio.BaseEventLoop):
+        # The stdlib loop keeps the protocol of a failed handshake in a reference cycle (future ->
+        # exception -> traceback -> frame -> future) until the cyclic GC runs, so it would go on counting;
+        # at the limit, once a tick, collect rather than shed visitors for connections already gone. uvloop
+        # drops it at once: there a full collection per tick at the limit would only stall the loop. Last,
+        # so that the overload line above is not held up by it.
+        gc.collect()
 
 
 def _nothing_to_keep(state: EdgeState) -> bool:

@@ -37,7 +37,6 @@ import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from edge_vs_nginx import CLK_TCK, parse_latency, ticks, user_sys_ticks  # noqa: E402
+from product_report import print_idle, print_summary, summarize  # noqa: E402
 
 from originlock.testing.nginx import NginxProcess, free_port, wait_for_port  # noqa: E402
 from originlock.testing.pki import TestPki  # noqa: E402
@@ -415,6 +415,7 @@ def main() -> int:
                     order.append(("floor", floor_ports[shape], [floors[shape].pid]))
                 for edge, port, pids in order if run % 2 == 0 else order[::-1]:
                     r = measure(edge, shape, port, pids, origin_pids, args.duration)
+                    r["run"] = run
                     results.append(r)
                     if not args.json:
                         print(
@@ -441,26 +442,7 @@ def main() -> int:
         if args.venv is None:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    keys = ("edge_us_per_req", "edge_user_us_per_req", "rps", "p50_ms", "p99_ms", "origin_us_per_req")
-    summary: dict[str, Any] = {}
-    for shape in shapes:
-        med = {
-            edge: {
-                k: round(statistics.median(r[k] for r in results if r["shape"] == shape and r["edge"] == edge), 2)
-                for k in keys
-            }
-            for edge in ("originlock", "nginx", "nginx-tls12", "floor")
-            if any(r["shape"] == shape and r["edge"] == edge for r in results)
-        }
-        med["ratio"] = {k: round(med["originlock"][k] / med["nginx"][k], 2) if med["nginx"][k] else None for k in keys}
-        if "floor" in med:
-            floor = med["floor"]
-            med["ratio_floor"] = {k: round(med["originlock"][k] / floor[k], 2) if floor[k] else None for k in keys}
-            med["floor_vs_nginx"] = {k: round(floor[k] / med["nginx"][k], 2) if med["nginx"][k] else None for k in keys}
-        if "nginx-tls12" in med:
-            tls12 = med["nginx-tls12"]
-            med["ratio_tls12"] = {k: round(med["originlock"][k] / tls12[k], 2) if tls12[k] else None for k in keys}
-        summary[shape] = med
+    summary = summarize(results, shapes)
     report = {
         "runs": results,
         "median": summary,
@@ -471,44 +453,10 @@ def main() -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"\nmedians of {args.runs} runs, {args.duration} s each (CPU µs per request of the edge process)")
-        print(f"{'shape':<18} {'originlock':>11} {'nginx':>8} {'ratio':>6}   p99 ol/nginx ms   req/s ol/nginx")
-        for shape, med in summary.items():
-            ol, ng = med["originlock"], med["nginx"]
-            print(
-                f"{shape:<18} {ol['edge_us_per_req']:>11.1f} {ng['edge_us_per_req']:>8.1f} "
-                f"{med['ratio']['edge_us_per_req']:>6.2f}"
-                f"   {ol['p99_ms']:>6.2f} / {ng['p99_ms']:<6.2f}   {ol['rps']:>8.0f} / {ng['rps']:<8.0f}"
-            )
-            if "floor" in med:
-                fl = med["floor"]
-                print(
-                    f"{'  floor relay':<18} {fl['edge_us_per_req']:>11.1f} {'':>8} "
-                    f"{fl['edge_us_per_req'] / ng['edge_us_per_req']:>6.2f}   {fl['p99_ms']:>6.2f} / {'':<6}"
-                    f"   {fl['rps']:>8.0f}"
-                )
-                print(
-                    f"{'  originlock/floor':<18} {'':>11} {'':>8} "
-                    f"{ol['edge_us_per_req'] / fl['edge_us_per_req']:>6.2f}   (the product's own share above the floor)"
-                )
-            if "nginx-tls12" in med:
-                ng12 = med["nginx-tls12"]
-                print(
-                    f"{'  vs TLS 1.2 pull':<18} {'':>11} {ng12['edge_us_per_req']:>8.1f} "
-                    f"{med['ratio_tls12']['edge_us_per_req']:>6.2f}   {'':>6} / {ng12['p99_ms']:<6.2f}"
-                    f"   {'':>8} / {ng12['rps']:<8.0f}"
-                )
+        print_summary(summary, args.runs, args.duration)
         print(f"origin sessions reused (origin log, by origin port kind): {json.dumps(reused)}")
         print(f"access-log lines written: {json.dumps(lines)}")
-        print(
-            f"idle CPU, ms per second with no request ({args.idle} s): originlock {idle['originlock']:.1f}, "
-            f"nginx {idle['nginx']:.1f}; per request at the medians' req/s: "
-            + ", ".join(
-                f"{shape} {idle['originlock'] * 1000 / med['originlock']['rps']:.0f} µs"
-                for shape, med in summary.items()
-                if med["originlock"]["rps"]
-            )
-        )
+        print_idle(idle, args.idle, summary)
     return 0
 
 

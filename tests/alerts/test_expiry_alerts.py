@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from alerthelpers import Receiver
-from cloudflare import Cloudflare
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
@@ -16,6 +15,7 @@ from originlock.api.app import create_app
 from originlock.server.alerts_job import ExpiryAlerts
 from originlock.server.bootstrap import bootstrap
 from originlock.store import aop, zones
+from originlock.testing.sdk_client import sdk
 from originlock.testing.upload_pki import UploadPki, leaf_pems
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
@@ -47,9 +47,7 @@ def test_alerts_end_to_end(store_url: str, tmp_path: Path, receiver: Receiver, m
     deployment = bootstrap(tmp_path / "data", store_url)
     store = deployment.store
     client = TestClient(create_app(store))
-    cf = Cloudflare(
-        api_token=deployment.new_admin_token, base_url="http://testserver/client/v4", max_retries=0, http_client=client
-    )
+    cf = sdk(client, deployment.new_admin_token)
     account = deployment.account_id
     hook = cf.alerting.destinations.webhooks.create(account_id=account, name="ops", url=receiver.url, secret="s3cret")
     assert hook is not None and hook.id

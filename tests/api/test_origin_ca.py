@@ -75,11 +75,11 @@ def test_bad_requests(api) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_origin_ca_through_the_sdk(api) -> None:  # type: ignore[no-untyped-def]
-    from cloudflare import Cloudflare
+    from originlock.testing.sdk_client import sdk
 
     zone = api.zone("sdk-origin.test")
     token = api.admin["Authorization"].split()[1]
-    cf = Cloudflare(api_token=token, base_url="http://testserver/client/v4", max_retries=0, http_client=api.client)
+    cf = sdk(api.client, token)
     key = ec.generate_private_key(ec.SECP256R1())
     created = cf.origin_ca_certificates.create(
         csr=_csr(key, "sdk-origin.test"),

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from cloudflare import Cloudflare, NotFoundError, PermissionDeniedError
 
+from originlock.testing.sdk_client import sdk
+
 V4 = "/client/v4"
 ZONE_READ = "c8fed203ed3043cba015a93ad1616f1f"
 DNS_READ = "82e64a83756745bbbb1c9c2701bf816b"
@@ -19,7 +21,7 @@ TOKENS_WRITE = "686d18d5ac6c441c867cbf6771e58a0a"
 
 def _sdk(api: Any, headers: dict[str, str]) -> Cloudflare:
     token = headers["Authorization"].split()[1]
-    return Cloudflare(api_token=token, base_url="http://testserver/client/v4", max_retries=0, http_client=api.client)
+    return sdk(api.client, token)
 
 
 def _bearer(secret: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable
-from typing import Final, cast
+from typing import Final, Protocol, cast
 
 from originlock.errors import EdgeError, OriginBadResponse, OriginHandshakeFailed, OriginTimeout
 from originlock.origin.deadline import TimerWheel
@@ -29,6 +29,12 @@ READ_HIGH_WATER: Final = 256 * 1024
 
 def _nothing() -> None:
     return None
+
+
+class ConnectWatch(Protocol):
+    """What a connection being dialled tells when its connect timeout passes (origin/connector.py's dial)."""
+
+    def connect_expired(self) -> None: ...
 
 
 class OriginConnection(asyncio.Protocol):
@@ -56,6 +62,11 @@ class OriginConnection(asyncio.Protocol):
         #: started and cancelled per connection. A connection made without one (tests, benchmarks) has a
         #: wheel of its own.
         self._read_deadline = (timers if timers is not None else TimerWheel(loop)).deadline(self._read_expired)
+        #: The dial this connection is being made by, while it is (:meth:`watch_connect`): the read deadline
+        #: is its connect timeout until then. One deadline per dial instead of two, and the read timeout's
+        #: first arm finds the deadline already registered in an earlier bucket (docs/performance.md,
+        #: issue 11, dial4).
+        self._dialling: ConnectWatch | None = None
         #: Callback-driven exchanges (``edge/exchange.py``) are told about new events, errors and the
         #: read timeout through this instead of a future: no task switch per response.
         self.listener: Callable[[], None] | None = None
@@ -116,6 +127,7 @@ class OriginConnection(asyncio.Protocol):
         protocol. Events already parsed, the error and ``parser.done`` stay readable."""
         self.parser.release()
         self._read_deadline.cancel()
+        self._dialling = None
         self._write_soon_bound = _nothing
         self.transport = None
 
@@ -154,6 +166,16 @@ class OriginConnection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def watch_connect(self, dial: ConnectWatch, timeout: float) -> None:
+        """Tell ``dial`` (its ``connect_expired``) when ``timeout`` seconds pass before :meth:`connect_over`."""
+        self._dialling = dial
+        self._read_deadline.arm(timeout)
+
+    def connect_over(self) -> None:
+        """The dial is over (established or failed): the deadline is the read timeout's again, disarmed."""
+        self._dialling = None
+        self._read_deadline.disarm()
+
     def arm_read_timeout(self, timeout: float) -> None:
         """Start the read timeout of a callback-driven exchange (524 through ``listener``)."""
         self._read_deadline.arm(timeout)
@@ -162,6 +184,11 @@ class OriginConnection(asyncio.Protocol):
         self._read_deadline.disarm()
 
     def _read_expired(self) -> None:
+        dialling = self._dialling
+        if dialling is not None:
+            self._dialling = None
+            dialling.connect_expired()
+            return
         waiter = self._waiter
         if waiter is not None:
             if not waiter.done():

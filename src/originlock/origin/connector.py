@@ -39,7 +39,7 @@ from originlock.errors import (
     OriginUnreachable,
 )
 from originlock.origin.connection import OriginConnection
-from originlock.origin.deadline import TimerWheel, WheelDeadline
+from originlock.origin.deadline import TimerWheel
 from originlock.origin.peer import OriginPeer
 from originlock.origin.resolve import Resolver
 from originlock.origin.server_name import check_port, server_name_error
@@ -149,7 +149,8 @@ class OriginDial:
     dial3). The dial is also the connect timeout's owner (one object, where a timer object per dial made
     another) and the protocol factory the loop calls.
 
-    The connect timeout is on the connector's timer wheel: it cancels the dialling task when it fires before
+    The connect timeout is the new connection's read deadline, on the connector's timer wheel, until the dial
+    is over (:meth:`OriginConnection.watch_connect`): it cancels the dialling task when it fires before
     the dial's TLS started (its session offer untaken; a plain TCP dial has no offer and is cancelled
     whenever it fires), and does nothing after (the loop's handshake timeout runs then). It is told apart
     from other cancellations as ``asyncio.timeout`` does, by the task's cancel count, and fires up to
@@ -161,7 +162,6 @@ class OriginDial:
         "_conn",
         "_connector",
         "_ctx",
-        "_deadline",
         "_expired",
         "_offer",
         "_task",
@@ -180,7 +180,6 @@ class OriginDial:
         self._task: asyncio.Task[Any] | None = None
         self._cancelling = 0
         self._expired = False
-        self._deadline: WheelDeadline | None = None
 
     async def resolve(self) -> None:
         """Resolve the host name (530/1016 when it does not resolve)."""
@@ -200,13 +199,14 @@ class OriginDial:
             contexts = connector._contexts
             ctx = self._ctx = contexts.for_peer(peer)
             self._offer = contexts.offer_session(peer, ctx)
-        self._conn = OriginConnection(loop, connector._limits, connector._timers)
+        conn = self._conn = OriginConnection(loop, connector._limits, connector._timers)
         task = _current_task(loop)
         assert task is not None, "dial from a task"
         self._task = task
         self._cancelling = task.cancelling()
-        deadline = self._deadline = connector._timers.deadline(self._expire)
-        deadline.arm(connector._connect_timeout)
+        # The connection's read deadline is the connect timeout until the dial is over: no deadline object
+        # and bound method of the dial's own (docs/performance.md, issue 11, dial4).
+        conn.watch_connect(self, connector._connect_timeout)
         if ctx is None:
             return loop.create_connection(self, address, peer.port)
         return loop.create_connection(
@@ -224,7 +224,9 @@ class OriginDial:
         assert conn is not None
         return conn
 
-    def _expire(self) -> None:
+    def connect_expired(self) -> None:
+        """The connect timeout passed (the connection's deadline says so): cancel the dialling task unless
+        the dial's TLS already started (the loop's handshake timeout runs then)."""
         offer = self._offer
         task = self._task
         if task is not None and (offer is None or not offer.taken):
@@ -232,11 +234,11 @@ class OriginDial:
             task.cancel()
 
     def _end(self) -> None:
-        """The wait is over: leave the wheel, withdraw the offer, let go of the task (which holds the
-        coroutine that holds this dial) and of the deadline's callback (a bound method of this dial)."""
-        deadline = self._deadline
-        if deadline is not None:
-            deadline.cancel()
+        """The wait is over: the connection's deadline no longer runs for this dial (nor holds it), the
+        offer is withdrawn, and the task (which holds the coroutine that holds this dial) let go."""
+        conn = self._conn
+        if conn is not None:
+            conn.connect_over()
         offer = self._offer
         if offer is not None:
             offer.context.withdraw(offer)

@@ -5,6 +5,7 @@ over a real handshake, for TLS 1.2 and 1.3, with and without SNI, and with an ob
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import ssl
 from collections.abc import Iterator
 from typing import Any
@@ -112,3 +113,56 @@ def test_the_protocol_follows_the_negotiated_alpn(state: EdgeState, offered: lis
     # The TLS object is looked up once per connection: the admission reads ALPN and the version from it.
     assert sorted(transport.asked) == ["peername", "ssl_object"]
     assert protocol.visitor.sni == server.server_hostname
+
+
+class _LoudHost(str):
+    """A host that fails the test if the visitor converts it again (``str()`` of a str is a wasted call)."""
+
+    def __str__(self) -> str:
+        raise AssertionError("the peer's host was converted")
+
+
+@pytest.mark.parametrize(
+    "peer",
+    [(_LoudHost("192.0.2.7"), 50123), (_LoudHost("2001:db8::7"), 50123, 0, 0)],
+)
+def test_the_peer_address_is_kept_as_the_loop_gives_it(peer: tuple[object, ...]) -> None:
+    # uvloop and asyncio give (str, int) and (str, int, flowinfo, scope_id): read as they are (issue 11,
+    # visitor7); fails where learn() called str() and int() on them.
+    class Peer(_Transport):
+        def get_extra_info(self, name: str, default: Any = None) -> Any:
+            return peer if name == "peername" else super().get_extra_info(name, default)
+
+    visitor = Visitor("https", tls_version="TLSv1.3")
+    visitor.learn(Peer(None))  # type: ignore[arg-type]
+    assert (visitor.client_ip, visitor.client_port) == (peer[0], 50123)
+    assert visitor.client_ip is peer[0]
+
+
+def test_a_peer_address_of_other_types_is_converted() -> None:
+    class Peer(_Transport):
+        def get_extra_info(self, name: str, default: Any = None) -> Any:
+            return (ipaddress.ip_address("192.0.2.9"), True) if name == "peername" else default
+
+    visitor = Visitor("https", tls_version="TLSv1.3")
+    visitor.learn(Peer(None))  # type: ignore[arg-type]
+    assert (visitor.client_ip, visitor.client_port) == ("192.0.2.9", 1)
+    assert type(visitor.client_ip) is str
+
+
+def test_a_new_connection_waits_for_its_first_request_for_the_idle_time(state: EdgeState) -> None:
+    conn = Http1Connection(state, "https")
+    before = state.loop.time()
+    conn.connection_made(_Transport(None))  # type: ignore[arg-type]
+    assert conn in state.visitors.open and not conn.closed
+    idle: Any = conn._idle
+    assert idle.armed and before + state.idle_timeout <= idle._at <= state.loop.time() + state.idle_timeout
+    conn.connection_lost(None)
+
+
+def test_a_new_connection_on_a_draining_edge_is_closed_at_once(state: EdgeState) -> None:
+    state.visitors.draining = True
+    conn = Http1Connection(state, "https")
+    conn.connection_made(_Transport(None))  # type: ignore[arg-type]
+    assert conn.closed and conn not in state.visitors.open
+    assert not conn._idle.armed

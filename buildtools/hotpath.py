@@ -48,6 +48,8 @@ HOT_MODULES = (
     "originlock/origin/pool.py",
     "originlock/origin/pool_state.py",
     "originlock/edge/exchange.py",
+    # VisitorStream, a trait: the exchange's calls on the visitor's stream are native calls.
+    "originlock/edge/stream.py",
     # Read per request by new_context (edge/stream.py re-exports it).
     "originlock/edge/visitor.py",
     "originlock/edge/responses.py",

@@ -25,7 +25,7 @@ from typing import Any, Final, cast
 from originlock.edge.exchange import Relay, begin, new_context
 from originlock.edge.responses import send_error
 from originlock.edge.state import EdgeState
-from originlock.edge.stream import Visitor
+from originlock.edge.stream import Visitor, VisitorStream
 from originlock.edge.websocket import relay, wants_relay
 from originlock.errors import DownstreamError, EdgeError
 from originlock.pipeline.builtin.forwarding import visitor_response_head
@@ -55,7 +55,7 @@ def _nothing() -> None:
     return None
 
 
-class Http1Connection(asyncio.Protocol):
+class Http1Connection(asyncio.Protocol, VisitorStream):
     #: The visitor going away cancels no exchange task: one still answering finds the connection closed
     #: when it writes, and closes it (``VisitorStream.cancels_task``).
     cancels_task = False

@@ -25,7 +25,7 @@ from typing import Any, Final, cast
 from originlock.edge.exchange import begin, new_context
 from originlock.edge.responses import send_error
 from originlock.edge.state import EdgeState
-from originlock.edge.stream import Visitor
+from originlock.edge.stream import Visitor, VisitorStream
 from originlock.errors import DownstreamError
 from originlock.origin.deadline import Deadline
 from originlock.pipeline.builtin.forwarding import DROP_TO_VISITOR, visitor_response_headers
@@ -209,7 +209,7 @@ class Http2Connection(asyncio.Protocol):
             stream.reset_by_visitor()
 
 
-class Http2Stream:
+class Http2Stream(VisitorStream):
     """One request stream (a :class:`~originlock.edge.stream.VisitorStream`)."""
 
     #: A reset cancels the exchange's task (:meth:`reset_by_visitor`), so the task's work never ends early.

@@ -205,7 +205,7 @@ def _compile_rule(phase: Phase, index: int, rule: Rule, lists: Lists | None) -> 
             getters.append(compile_value(parse_value(characteristic), lists=lists))
         except ParseError as exc:
             raise RuleError(str(exc), f"{base}/ratelimit/characteristics/{n}", exc) from None
-    return CompiledRule(rule, predicate, counting, tuple(getters), response)
+    return CompiledRule(rule, predicate, counting, tuple(getters), response, node=node)
 
 
 def _check_skip(params: Mapping[str, Any]) -> None:

@@ -61,6 +61,7 @@ from originlock.waf import (
 from originlock.waf.ast import field_names
 from originlock.waf.compiler import Scan
 from originlock.waf.managed.phase import ManagedPlan, plan_managed, request_of, run_managed_keeping
+from originlock.waf.parser import parse, parse_value
 from originlock.waf.rules import ManagedHook
 
 __all__ = ["EdgeWaf", "request_fields"]
@@ -131,7 +132,7 @@ class _ZoneLookup:
     """A zone's WAF phases in one snapshot, as :meth:`EdgeWaf.__call__` reads them (snapshots are
     immutable, so the lookups hold for as long as the snapshot and the zone id are the same objects)."""
 
-    __slots__ = ("origin", "origin_alone", "phases", "plan", "scans", "snapshot", "zone_id")
+    __slots__ = ("origin", "origin_alone", "phases", "plan", "request_plan", "scans", "snapshot", "zone_id")
 
     def __init__(self, snapshot: Snapshot | None, zone_id: str) -> None:
         self.snapshot = snapshot
@@ -146,6 +147,10 @@ class _ZoneLookup:
         self.scans: tuple[Scan, ...] | None = None
         #: The fields the custom rules read, filled from the request head (waf_fields.py).
         self.plan: FieldPlan | None = None
+        #: The fields the custom and rate-limit rules read (expressions, counting expressions and
+        #: characteristics), when those two are the zone's only request phases besides Origin Rules:
+        #: evaluate_request runs over them filled from the request head (None: over the whole request).
+        self.request_plan = _request_plan(phases) if phases and phases.get(_RATELIMIT) else None
         custom = phases.get(_CUSTOM) if phases else None
         if phases is None or not custom or any(phase is not _ORIGIN and phase is not _CUSTOM for phase in phases):
             return
@@ -163,6 +168,31 @@ class _ZoneLookup:
 
 #: No zone looked up yet.
 _NO_ZONE: Final = _ZoneLookup(None, "")
+
+
+def _request_plan(phases: ZonePhases) -> FieldPlan | None:
+    """What the custom and rate-limit rules of ``phases`` read, or None when another request phase is there
+    (the managed rules read the whole request) or a rule's expression is not kept."""
+    names: set[str] = set()
+    for phase, rulesets in phases.items():
+        if phase is _ORIGIN:
+            continue  # Origin Rules make their own values when they read more than the host
+        if phase is not _CUSTOM and phase is not _RATELIMIT:
+            return None
+        for ruleset in rulesets:
+            for rule in ruleset.rules:
+                if rule.node is None:
+                    return None
+                names.update(field_names(rule.node))
+                spec = rule.rule.ratelimit
+                if phase is _RATELIMIT and spec is not None:
+                    # What the limiter reads besides the expression: the rule was compiled from these texts.
+                    if spec.counting_expression:
+                        names.update(field_names(parse(spec.counting_expression)))
+                    for characteristic in spec.characteristics:
+                        if characteristic != "cf.colo.id":
+                            names.update(field_names(parse_value(characteristic)))
+    return FieldPlan(names)
 
 
 class EdgeWaf:
@@ -277,7 +307,14 @@ class EdgeWaf:
         verdict = NO_MATCH
         if self.managed is not None or phases.get(_CUSTOM) or phases.get(_RATELIMIT):
             if values is None:
-                values = FieldValues(request_fields(request, ctx, self.wall_clock()))
+                request_plan = zone.request_plan
+                if request_plan is not None and self.managed is None:
+                    # Custom and rate-limit rules alone: the fields they read, filled from the request head; a
+                    # field none of them names is computed from the whole request, made then (FieldValues).
+                    make = _Make(request, ctx, self.wall_clock)
+                    values = self._fields.fill(request_plan, request, ctx, self.wall_clock, make)
+                else:
+                    values = FieldValues(request_fields(request, ctx, self.wall_clock()))
             verdict = evaluate_request(values, phases, limiter=self.limiter, now=self.clock(), managed=self.managed)
         respond: ManagedResponse | None = None
         response_rules = phases.get(_RESPONSE)

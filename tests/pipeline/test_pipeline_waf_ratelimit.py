@@ -129,3 +129,31 @@ def test_a_managed_hook_gets_the_whole_request() -> None:
     ctx = RequestContext("ray", _snapshot({Phase.HTTP_RATELIMIT: FILLED}), "https", IPS[0], 1, 0.0)  # type: ignore[arg-type]
     run_until_origin(request, ctx, SETTINGS, waf=waf)
     assert made == [1] and len(seen) == 1
+
+
+class _CountingPhases(dict):  # type: ignore[type-arg]
+    """A zone's phases that count their look-ups."""
+
+    gets = 0
+
+    def get(self, key: object, default: object = None) -> object:
+        type(self).gets += 1
+        return super().get(key, default)
+
+
+def test_a_zones_phases_are_looked_up_once_per_snapshot() -> None:
+    """Each look-up by Phase hashes the enum in Python: the hook reads the zone's rulesets once per snapshot
+    (its _ZoneLookup), not at each request."""
+    compiled = {
+        Phase.HTTP_RATELIMIT: (compile_ruleset(Phase.HTTP_RATELIMIT, FILLED),),
+        Phase.HTTP_REQUEST_FIREWALL_CUSTOM: (compile_ruleset(Phase.HTTP_REQUEST_FIREWALL_CUSTOM, CUSTOM),),
+    }
+    snapshot = dataclasses.replace(make_snapshot(PKI, APP), waf={APP.zone_id: _CountingPhases(compiled)})
+    waf = EdgeWaf(lambda: 0.0, lambda: 0.0)
+    rng = random.Random(5)
+    for n in range(20):
+        ctx = RequestContext("ray", snapshot, "https", IPS[0], 1, 0.0)
+        run_until_origin(_request(rng), ctx, SETTINGS, waf=waf)
+        if n == 0:
+            first = _CountingPhases.gets
+    assert ctx.waf is not None and _CountingPhases.gets == first

@@ -30,8 +30,7 @@ injected: pure code reads no time, and tests drive rate limiting without sleepin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
+from collections.abc import Callable
 from typing import Any, Final
 
 from originlock.pipeline.builtin.origin_rules_memo import OriginRulesMemo
@@ -56,13 +55,12 @@ from originlock.waf import (
     RequestFields,
     Verdict,
     evaluate_origin,
-    evaluate_request,
 )
 from originlock.waf.ast import field_names
 from originlock.waf.compiler import Scan
 from originlock.waf.managed.phase import ManagedPlan, plan_managed, request_of, run_managed_keeping
 from originlock.waf.parser import parse, parse_value
-from originlock.waf.rules import ManagedHook
+from originlock.waf.rules import ManagedHook, evaluate_phases
 
 __all__ = ["EdgeWaf", "request_fields"]
 
@@ -74,7 +72,6 @@ _MANAGED: Final = Phase.HTTP_REQUEST_FIREWALL_MANAGED
 _MANAGED_NAME: Final = _MANAGED.value
 _RESPONSE: Final = Phase.HTTP_RESPONSE_FIREWALL_MANAGED
 _RESPONSE_NAME: Final = _RESPONSE.value
-_NO_PHASES: Final[Mapping[Phase, tuple[CompiledRuleset, ...]]] = MappingProxyType({})
 #: Cloudflare's WAF inspects the first 128 KB of a request body (docs/waf.md).
 DEFAULT_BODY_LIMIT: Final = 128 * 1024
 
@@ -132,7 +129,20 @@ class _ZoneLookup:
     """A zone's WAF phases in one snapshot, as :meth:`EdgeWaf.__call__` reads them (snapshots are
     immutable, so the lookups hold for as long as the snapshot and the zone id are the same objects)."""
 
-    __slots__ = ("origin", "origin_alone", "phases", "plan", "request_plan", "scans", "snapshot", "zone_id")
+    __slots__ = (
+        "custom",
+        "managed",
+        "origin",
+        "origin_alone",
+        "phases",
+        "plan",
+        "ratelimit",
+        "request_plan",
+        "response",
+        "scans",
+        "snapshot",
+        "zone_id",
+    )
 
     def __init__(self, snapshot: Snapshot | None, zone_id: str) -> None:
         self.snapshot = snapshot
@@ -140,6 +150,12 @@ class _ZoneLookup:
         phases = snapshot.waf.get(zone_id) if snapshot is not None else None
         self.phases: ZonePhases | None = phases
         self.origin: tuple[CompiledRuleset, ...] | None = phases.get(_ORIGIN) if phases else None
+        # Each phase's rulesets, read once per snapshot: each lookup in the read-only mapping costs a method
+        # call and the Phase enum's interpreted __hash__ (≈ 500 instructions), four or six per request.
+        self.custom: tuple[CompiledRuleset, ...] = (phases.get(_CUSTOM) if phases else None) or ()
+        self.ratelimit: tuple[CompiledRuleset, ...] = (phases.get(_RATELIMIT) if phases else None) or ()
+        self.response: tuple[CompiledRuleset, ...] = (phases.get(_RESPONSE) if phases else None) or ()
+        self.managed: tuple[CompiledRuleset, ...] = (phases.get(_MANAGED) if phases else None) or ()
         #: Origin Rules are the zone's only phase (the common ruleset).
         self.origin_alone = phases is not None and len(phases) == 1 and bool(self.origin)
         #: Custom rules are the zone's only request phase besides Origin Rules, and every ruleset has its
@@ -150,8 +166,8 @@ class _ZoneLookup:
         #: The fields the custom and rate-limit rules read (expressions, counting expressions and
         #: characteristics), when those two are the zone's only request phases besides Origin Rules:
         #: evaluate_request runs over them filled from the request head (None: over the whole request).
-        self.request_plan = _request_plan(phases) if phases and phases.get(_RATELIMIT) else None
-        custom = phases.get(_CUSTOM) if phases else None
+        self.request_plan = _request_plan(phases) if phases and self.ratelimit else None
+        custom = self.custom
         if phases is None or not custom or any(phase is not _ORIGIN and phase is not _CUSTOM for phase in phases):
             return
         scans: list[Scan] = []
@@ -266,7 +282,6 @@ class EdgeWaf:
         phases = zone.phases
         if not phases and self.managed is None:
             return CONTINUE  # the common case for zones without rules: no field values computed at all
-        phases = phases or _NO_PHASES
         # Field values are built only for the phases that read them: Origin Rules that route by hostname
         # are remembered per host (origin_rules_memo.py), and a zone without custom, rate-limit or managed
         # rules skips evaluate_request altogether.
@@ -305,7 +320,7 @@ class EdgeWaf:
             if values is None:
                 values = field_values(fields, _Make(request, ctx, self.wall_clock))
         verdict = NO_MATCH
-        if self.managed is not None or phases.get(_CUSTOM) or phases.get(_RATELIMIT):
+        if self.managed is not None or zone.custom or zone.ratelimit:
             if values is None:
                 request_plan = zone.request_plan
                 if request_plan is not None and self.managed is None:
@@ -315,14 +330,14 @@ class EdgeWaf:
                     values = self._fields.fill(request_plan, request, ctx, self.wall_clock, make)
                 else:
                     values = FieldValues(request_fields(request, ctx, self.wall_clock()))
-            verdict = evaluate_request(values, phases, limiter=self.limiter, now=self.clock(), managed=self.managed)
+            verdict = evaluate_phases(values, zone.custom, zone.ratelimit, self.limiter, self.clock(), self.managed)
         respond: ManagedResponse | None = None
-        response_rules = phases.get(_RESPONSE)
+        response_rules = zone.response
         if response_rules and not verdict.terminated and _RESPONSE_NAME not in verdict.skipped_phases:
             if values is None:
                 values = FieldValues(request_fields(request, ctx, self.wall_clock()))
             respond, verdict = self._plan_response(request, ctx, values, response_rules, verdict)
-        managed = phases.get(_MANAGED)
+        managed = zone.managed
         if managed and not verdict.terminated and _MANAGED_NAME not in verdict.skipped_phases:
             if values is None:
                 values = FieldValues(request_fields(request, ctx, self.wall_clock()))

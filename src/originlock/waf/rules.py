@@ -47,6 +47,7 @@ __all__ = [
     "Verdict",
     "compile_ruleset",
     "evaluate_origin",
+    "evaluate_phases",
     "evaluate_request",
 ]
 
@@ -205,7 +206,7 @@ def _compile_rule(phase: Phase, index: int, rule: Rule, lists: Lists | None) -> 
             getters.append(compile_value(parse_value(characteristic), lists=lists))
         except ParseError as exc:
             raise RuleError(str(exc), f"{base}/ratelimit/characteristics/{n}", exc) from None
-    return CompiledRule(rule, predicate, counting, tuple(getters), response)
+    return CompiledRule(rule, predicate, counting, tuple(getters), response, node=node)
 
 
 def _check_skip(params: Mapping[str, Any]) -> None:
@@ -351,17 +352,28 @@ def evaluate_request(
         managed: the managed-phase hook.
     """
     values = request if isinstance(request, FieldValues) else FieldValues(request)
-    hit, run = _custom(phases.get(_CUSTOM, ()), values)
+    return evaluate_phases(values, phases.get(_CUSTOM, ()), phases.get(_RATELIMIT, ()), limiter, now, managed)
+
+
+def evaluate_phases(
+    values: FieldValues,
+    custom: Sequence[CompiledRuleset],
+    ratelimit: Sequence[CompiledRuleset],
+    limiter: RateLimiter | None,
+    now: float,
+    managed: ManagedHook | None,
+) -> Verdict:
+    """:func:`evaluate_request` with the custom and rate-limit rulesets already looked up (the edge keeps
+    them per zone and snapshot: each lookup by ``Phase`` hashes the enum in Python)."""
+    hit, run = _custom(custom, values)
     if hit is not None:
         assert run is not None
         return run.verdict(hit, _CUSTOM)
-    if limiter is not None and (run is None or _RATELIMIT_NAME not in run.skipped_phases):
-        ratelimit = phases.get(_RATELIMIT)
-        if ratelimit:
-            run = run or _Run()
-            hit = _ratelimit(ratelimit, values, run, limiter, now)
-            if hit is not None:
-                return run.verdict(hit, _RATELIMIT)
+    if ratelimit and limiter is not None and (run is None or _RATELIMIT_NAME not in run.skipped_phases):
+        run = run or _Run()
+        hit = _ratelimit(ratelimit, values, run, limiter, now)
+        if hit is not None:
+            return run.verdict(hit, _RATELIMIT)
     if managed is not None and (run is None or _MANAGED_NAME not in run.skipped_phases):
         run = run or _Run()
         verdict = managed(values)

@@ -30,8 +30,7 @@ injected: pure code reads no time, and tests drive rate limiting without sleepin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
+from collections.abc import Callable
 from typing import Any, Final
 
 from originlock.pipeline.builtin.origin_rules_memo import OriginRulesMemo
@@ -56,12 +55,12 @@ from originlock.waf import (
     RequestFields,
     Verdict,
     evaluate_origin,
-    evaluate_request,
 )
 from originlock.waf.ast import field_names
 from originlock.waf.compiler import Scan
 from originlock.waf.managed.phase import ManagedPlan, plan_managed, request_of, run_managed_keeping
-from originlock.waf.rules import ManagedHook
+from originlock.waf.parser import parse, parse_value
+from originlock.waf.rules import ManagedHook, evaluate_phases
 
 __all__ = ["EdgeWaf", "request_fields"]
 
@@ -73,7 +72,6 @@ _MANAGED: Final = Phase.HTTP_REQUEST_FIREWALL_MANAGED
 _MANAGED_NAME: Final = _MANAGED.value
 _RESPONSE: Final = Phase.HTTP_RESPONSE_FIREWALL_MANAGED
 _RESPONSE_NAME: Final = _RESPONSE.value
-_NO_PHASES: Final[Mapping[Phase, tuple[CompiledRuleset, ...]]] = MappingProxyType({})
 #: Cloudflare's WAF inspects the first 128 KB of a request body (docs/waf.md).
 DEFAULT_BODY_LIMIT: Final = 128 * 1024
 
@@ -131,7 +129,20 @@ class _ZoneLookup:
     """A zone's WAF phases in one snapshot, as :meth:`EdgeWaf.__call__` reads them (snapshots are
     immutable, so the lookups hold for as long as the snapshot and the zone id are the same objects)."""
 
-    __slots__ = ("origin", "origin_alone", "phases", "plan", "scans", "snapshot", "zone_id")
+    __slots__ = (
+        "custom",
+        "managed",
+        "origin",
+        "origin_alone",
+        "phases",
+        "plan",
+        "ratelimit",
+        "request_plan",
+        "response",
+        "scans",
+        "snapshot",
+        "zone_id",
+    )
 
     def __init__(self, snapshot: Snapshot | None, zone_id: str) -> None:
         self.snapshot = snapshot
@@ -139,6 +150,12 @@ class _ZoneLookup:
         phases = snapshot.waf.get(zone_id) if snapshot is not None else None
         self.phases: ZonePhases | None = phases
         self.origin: tuple[CompiledRuleset, ...] | None = phases.get(_ORIGIN) if phases else None
+        # Each phase's rulesets, read once per snapshot: each lookup in the read-only mapping costs a method
+        # call and the Phase enum's interpreted __hash__ (≈ 500 instructions), four or six per request.
+        self.custom: tuple[CompiledRuleset, ...] = (phases.get(_CUSTOM) if phases else None) or ()
+        self.ratelimit: tuple[CompiledRuleset, ...] = (phases.get(_RATELIMIT) if phases else None) or ()
+        self.response: tuple[CompiledRuleset, ...] = (phases.get(_RESPONSE) if phases else None) or ()
+        self.managed: tuple[CompiledRuleset, ...] = (phases.get(_MANAGED) if phases else None) or ()
         #: Origin Rules are the zone's only phase (the common ruleset).
         self.origin_alone = phases is not None and len(phases) == 1 and bool(self.origin)
         #: Custom rules are the zone's only request phase besides Origin Rules, and every ruleset has its
@@ -146,7 +163,11 @@ class _ZoneLookup:
         self.scans: tuple[Scan, ...] | None = None
         #: The fields the custom rules read, filled from the request head (waf_fields.py).
         self.plan: FieldPlan | None = None
-        custom = phases.get(_CUSTOM) if phases else None
+        #: The fields the custom and rate-limit rules read (expressions, counting expressions and
+        #: characteristics), when those two are the zone's only request phases besides Origin Rules:
+        #: evaluate_request runs over them filled from the request head (None: over the whole request).
+        self.request_plan = _request_plan(phases) if phases and self.ratelimit else None
+        custom = self.custom
         if phases is None or not custom or any(phase is not _ORIGIN and phase is not _CUSTOM for phase in phases):
             return
         scans: list[Scan] = []
@@ -163,6 +184,31 @@ class _ZoneLookup:
 
 #: No zone looked up yet.
 _NO_ZONE: Final = _ZoneLookup(None, "")
+
+
+def _request_plan(phases: ZonePhases) -> FieldPlan | None:
+    """What the custom and rate-limit rules of ``phases`` read, or None when another request phase is there
+    (the managed rules read the whole request) or a rule's expression is not kept."""
+    names: set[str] = set()
+    for phase, rulesets in phases.items():
+        if phase is _ORIGIN:
+            continue  # Origin Rules make their own values when they read more than the host
+        if phase is not _CUSTOM and phase is not _RATELIMIT:
+            return None
+        for ruleset in rulesets:
+            for rule in ruleset.rules:
+                if rule.node is None:
+                    return None
+                names.update(field_names(rule.node))
+                spec = rule.rule.ratelimit
+                if phase is _RATELIMIT and spec is not None:
+                    # What the limiter reads besides the expression: the rule was compiled from these texts.
+                    if spec.counting_expression:
+                        names.update(field_names(parse(spec.counting_expression)))
+                    for characteristic in spec.characteristics:
+                        if characteristic != "cf.colo.id":
+                            names.update(field_names(parse_value(characteristic)))
+    return FieldPlan(names)
 
 
 class EdgeWaf:
@@ -236,7 +282,6 @@ class EdgeWaf:
         phases = zone.phases
         if not phases and self.managed is None:
             return CONTINUE  # the common case for zones without rules: no field values computed at all
-        phases = phases or _NO_PHASES
         # Field values are built only for the phases that read them: Origin Rules that route by hostname
         # are remembered per host (origin_rules_memo.py), and a zone without custom, rate-limit or managed
         # rules skips evaluate_request altogether.
@@ -275,17 +320,24 @@ class EdgeWaf:
             if values is None:
                 values = field_values(fields, _Make(request, ctx, self.wall_clock))
         verdict = NO_MATCH
-        if self.managed is not None or phases.get(_CUSTOM) or phases.get(_RATELIMIT):
+        if self.managed is not None or zone.custom or zone.ratelimit:
             if values is None:
-                values = FieldValues(request_fields(request, ctx, self.wall_clock()))
-            verdict = evaluate_request(values, phases, limiter=self.limiter, now=self.clock(), managed=self.managed)
+                request_plan = zone.request_plan
+                if request_plan is not None and self.managed is None:
+                    # Custom and rate-limit rules alone: the fields they read, filled from the request head; a
+                    # field none of them names is computed from the whole request, made then (FieldValues).
+                    make = _Make(request, ctx, self.wall_clock)
+                    values = self._fields.fill(request_plan, request, ctx, self.wall_clock, make)
+                else:
+                    values = FieldValues(request_fields(request, ctx, self.wall_clock()))
+            verdict = evaluate_phases(values, zone.custom, zone.ratelimit, self.limiter, self.clock(), self.managed)
         respond: ManagedResponse | None = None
-        response_rules = phases.get(_RESPONSE)
+        response_rules = zone.response
         if response_rules and not verdict.terminated and _RESPONSE_NAME not in verdict.skipped_phases:
             if values is None:
                 values = FieldValues(request_fields(request, ctx, self.wall_clock()))
             respond, verdict = self._plan_response(request, ctx, values, response_rules, verdict)
-        managed = phases.get(_MANAGED)
+        managed = zone.managed
         if managed and not verdict.terminated and _MANAGED_NAME not in verdict.skipped_phases:
             if values is None:
                 values = FieldValues(request_fields(request, ctx, self.wall_clock()))

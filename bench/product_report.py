@@ -6,7 +6,17 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-KEYS = ("edge_us_per_req", "edge_user_us_per_req", "rps", "p50_ms", "p99_ms", "origin_us_per_req")
+KEYS = (
+    "edge_us_per_req",
+    "edge_user_us_per_req",
+    "rps",
+    "p50_ms",
+    "p99_ms",
+    "origin_us_per_req",
+    "faults_per_req",
+    "switches_per_req",
+    "involuntary_per_req",
+)
 EDGES = ("originlock", "nginx", "nginx-tls12", "floor")
 
 
@@ -23,6 +33,12 @@ def summarize(results: list[dict[str, Any]], shapes: list[str]) -> dict[str, Any
             for edge in EDGES
             if any(r["shape"] == shape and r["edge"] == edge for r in results)
         }
+        for edge in ("originlock", "floor"):
+            counted = [
+                r["edge_instructions_per_req"] for r in results if _is(r, shape, edge, "edge_instructions_per_req")
+            ]
+            if counted:
+                med[edge]["instructions_per_req"] = round(statistics.median(counted))
         med["ratio"] = _ratios(med["originlock"], med["nginx"])
         med["ratio_per_run"] = paired_ratios(results, shape)
         if "floor" in med:
@@ -32,6 +48,10 @@ def summarize(results: list[dict[str, Any]], shapes: list[str]) -> dict[str, Any
             med["ratio_tls12"] = _ratios(med["originlock"], med["nginx-tls12"])
         summary[shape] = med
     return summary
+
+
+def _is(r: dict[str, Any], shape: str, edge: str, key: str) -> bool:
+    return bool(r["shape"] == shape and r["edge"] == edge and key in r)
 
 
 def _ratios(top: dict[str, float], bottom: dict[str, float]) -> dict[str, float | None]:
@@ -75,6 +95,21 @@ def print_summary(summary: dict[str, Any], runs: int, duration: int) -> None:
                 f"{'  originlock/floor':<18} {'':>11} {'':>8} "
                 f"{ol['edge_us_per_req'] / fl['edge_us_per_req']:>6.2f}   (the product's own share above the floor)"
             )
+        print(
+            f"{'  per request':<18} "
+            + "; ".join(
+                f"{edge} {med[edge]['edge_user_us_per_req']:.1f} µs user, {med[edge]['faults_per_req']:.2f} faults, "
+                f"{med[edge]['switches_per_req']:.2f} switches ({med[edge]['involuntary_per_req']:.2f} involuntary)"
+                for edge in ("originlock", "floor", "nginx")
+                if edge in med
+            )
+        )
+        if "instructions_per_req" in ol:
+            line = f"{'  instructions':<18} {ol['instructions_per_req']:>11,} per request (callgrind)"
+            if "instructions_per_req" in med.get("floor", {}):
+                floor_count = med["floor"]["instructions_per_req"]
+                line += f", floor relay {floor_count:,}, above it {ol['instructions_per_req'] - floor_count:,}"
+            print(line)
         if "nginx-tls12" in med:
             ng12 = med["nginx-tls12"]
             print(

@@ -49,7 +49,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+import proc_counts  # noqa: E402
 from edge_vs_nginx import CLK_TCK, parse_latency, ticks, user_sys_ticks  # noqa: E402
+from product_callgrind import start_counting, stop_counting, under_callgrind  # noqa: E402
 from product_report import print_idle, print_summary, summarize  # noqa: E402
 
 from originlock.testing.nginx import NginxProcess, free_port, wait_for_port  # noqa: E402
@@ -120,21 +122,37 @@ def wrk(url: str, host: str, connections: int, duration: int, headers: list[str]
 
 
 def measure(
-    edge: str, shape: str, port: int, edge_pids: list[int], origin_pids: list[int], duration: int
+    edge: str,
+    shape: str,
+    port: int,
+    edge_pids: list[int],
+    origin_pids: list[int],
+    duration: int,
+    callgrind: Path | None = None,
 ) -> dict[str, Any]:
+    """One wrk run against one edge. With ``callgrind`` (the edge runs under it), also its instructions."""
     host, connections, headers = SHAPES[shape]
+    if callgrind is not None:
+        start_counting(edge_pids)
     e0, o0 = sum(map(ticks, edge_pids)), sum(map(ticks, origin_pids))
     u0 = sum(user_sys_ticks(pid)[0] for pid in edge_pids)
+    p0 = proc_counts.read(edge_pids)
     result: dict[str, Any] = dict(wrk(f"https://127.0.0.1:{port}/", host, connections, duration, headers))
     e1, o1 = sum(map(ticks, edge_pids)), sum(map(ticks, origin_pids))
     u1 = sum(user_sys_ticks(pid)[0] for pid in edge_pids)
+    seen = proc_counts.read(edge_pids) - p0
     n = float(result["requests"]) or 1.0
+    if callgrind is not None:
+        result["edge_instructions_per_req"] = stop_counting(edge_pids, callgrind) / n
     result.update(
         edge=edge,
         shape=shape,
         edge_us_per_req=(e1 - e0) / CLK_TCK / n * 1e6,
         edge_user_us_per_req=(u1 - u0) / CLK_TCK / n * 1e6,
         origin_us_per_req=(o1 - o0) / CLK_TCK / n * 1e6,
+        faults_per_req=seen.minor_faults / n,
+        switches_per_req=(seen.voluntary_switches + seen.involuntary_switches) / n,
+        involuntary_per_req=seen.involuntary_switches / n,
     )
     return result
 
@@ -218,8 +236,19 @@ def main() -> int:
     parser.add_argument(
         "--no-tls12-line", action="store_true", help="skip the new-origin shapes against nginx pulling over TLS 1.2"
     )
+    parser.add_argument(
+        "--callgrind",
+        type=Path,
+        metavar="DIR",
+        help="run serve and the floor relays under callgrind (dumps in DIR) and report their instructions per"
+        " request in the measured runs; nginx is measured as usual (see bench/product_callgrind.py)",
+    )
     args = parser.parse_args()
     shapes = [s for s in args.shapes.split(",") if s]
+    #: Seconds to wait for an edge to listen: interpreter start-up under valgrind takes minutes.
+    start_timeout = 900 if args.callgrind else 30
+    if args.callgrind:
+        args.callgrind.mkdir(parents=True, exist_ok=True)
     nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
     if nginx is None or shutil.which("wrk") is None:
         print("nginx and wrk are required", file=sys.stderr)
@@ -252,36 +281,35 @@ def main() -> int:
     data = tmp / "data"
     serve_log = (tmp / "serve.log").open("w")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    serve = subprocess.Popen(
-        [
-            str(exe),
-            "serve",
-            "--data-dir",
-            str(data),
-            "--api",
-            f"127.0.0.1:{api_port}",
-            "--http",
-            "off",
-            "--https",
-            f"127.0.0.1:{ol_port}",
-            "--origin-https-port",
-            str(origin_ports["pooled"]),
-            "--workers",
-            "1",
-            "--access-log",
-            str(tmp / "originlock-access.log"),
-        ],
-        stdout=serve_log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=tmp,
-    )
+    serve_argv = [
+        str(exe.parent / "python"),
+        "-m",
+        "originlock",
+        "serve",
+        "--data-dir",
+        str(data),
+        "--api",
+        f"127.0.0.1:{api_port}",
+        "--http",
+        "off",
+        "--https",
+        f"127.0.0.1:{ol_port}",
+        "--origin-https-port",
+        str(origin_ports["pooled"]),
+        "--workers",
+        "1",
+        "--access-log",
+        str(tmp / "originlock-access.log"),
+    ]
+    if args.callgrind:
+        serve_argv = under_callgrind(serve_argv, args.callgrind, "serve")
+    serve = subprocess.Popen(serve_argv, stdout=serve_log, stderr=subprocess.STDOUT, env=env, cwd=tmp)
     origin = nginx_edge = None
     floors: dict[str, subprocess.Popen[bytes]] = {}
     results: list[dict[str, Any]] = []
     try:
         base = f"http://127.0.0.1:{api_port}"
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + max(60, start_timeout)
         while True:
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
@@ -365,30 +393,30 @@ def main() -> int:
         )
         origin.start()
         nginx_edge.start()
-        wait_for_port(ol_port, timeout=30)
+        wait_for_port(ol_port, timeout=start_timeout)
         floor_shapes = set(floor_modes) & set(shapes) if args.floor else set()
         for shape in floor_shapes:
             # The relay in its own process on uvloop, pulling from the shape's origin as originlock does
             # (pooled, or a dial per request where the shape makes one).
             origin_kind, mode = floor_modes[shape]
-            floors[shape] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    "import asyncio, sys, uvloop; from pathlib import Path; sys.path[:0] = sys.argv[1:3];"
-                    "import edge_floor_relay as r; uvloop.run(r.serve_relay(Path(sys.argv[3]), int(sys.argv[4]),"
-                    " int(sys.argv[5]), chain='zone-a.pem', server_name='a.bench.test',"
-                    " close_visitors=sys.argv[6] == 'close', dial_origins=sys.argv[6] == 'dial'))",
-                    str(Path(__file__).resolve().parent),
-                    str(ROOT / "src"),
-                    str(tmp),
-                    str(floor_ports[shape]),
-                    str(origin_ports[origin_kind]),
-                    mode,
-                ],
-                env=env,
-            )
-            wait_for_port(floor_ports[shape], timeout=30)
+            floor_argv = [
+                sys.executable,
+                "-c",
+                "import asyncio, sys, uvloop; from pathlib import Path; sys.path[:0] = sys.argv[1:3];"
+                "import edge_floor_relay as r; uvloop.run(r.serve_relay(Path(sys.argv[3]), int(sys.argv[4]),"
+                " int(sys.argv[5]), chain='zone-a.pem', server_name='a.bench.test',"
+                " close_visitors=sys.argv[6] == 'close', dial_origins=sys.argv[6] == 'dial'))",
+                str(Path(__file__).resolve().parent),
+                str(ROOT / "src"),
+                str(tmp),
+                str(floor_ports[shape]),
+                str(origin_ports[origin_kind]),
+                mode,
+            ]
+            if args.callgrind:
+                floor_argv = under_callgrind(floor_argv, args.callgrind, f"floor-{shape}")
+            floors[shape] = subprocess.Popen(floor_argv, env=env)
+            wait_for_port(floor_ports[shape], timeout=start_timeout)
         serve_pids = [serve.pid]
         origin_pids, nginx_pids = origin.worker_pids(), nginx_edge.worker_pids()
         for port, hosts in ((ol_port, HOSTS), (nginx_port, HOSTS), (nginx12_port, HOSTS[1:3])):
@@ -414,7 +442,8 @@ def main() -> int:
                 if shape in floors:
                     order.append(("floor", floor_ports[shape], [floors[shape].pid]))
                 for edge, port, pids in order if run % 2 == 0 else order[::-1]:
-                    r = measure(edge, shape, port, pids, origin_pids, args.duration)
+                    counted = args.callgrind if edge in ("originlock", "floor") else None
+                    r = measure(edge, shape, port, pids, origin_pids, args.duration, counted)
                     r["run"] = run
                     results.append(r)
                     if not args.json:

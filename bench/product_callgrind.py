@@ -5,7 +5,12 @@ flushes and wrk's interleaving included). The in-process counters (``visitor_con
 others) count a harness: this says whether they miss something the product does.
 
 Wall-clock figures of such a run mean nothing (valgrind runs the code ~50 times slower); compare the
-instruction columns, product against the floor relay of the same shape.
+instruction columns, product against the floor relay of the same shape. Work that comes per second (the
+tick, the store's polling thread) or once (a hostname's first TLS context, ~7M instructions each under
+valgrind) is spread over ~50 times fewer requests than natively, so a shape's figure is an upper bound: on
+session 15's VM the resumed origin dial came out 68k above the floor (the in-process counter: 48k), the
+new visitor connection 818k above it, of which six first-use ``load_cert_chain`` calls alone were ≈ 220k
+per request (docs/performance.md, "Session 15's end").
 """
 
 from __future__ import annotations

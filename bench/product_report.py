@@ -1,9 +1,12 @@
 """The summary of ``product_vs_nginx.py``'s runs: medians per shape and edge, the ratios to nginx (of the
-medians, and run by run), and the lines it prints. Measuring is that script's; this only reads its results."""
+medians, and run by run), the lines it prints, and what the edges' logs say after the runs. Measuring is that
+script's; this only reads what it measured and what was written."""
 
 from __future__ import annotations
 
 import statistics
+import time
+from pathlib import Path
 from typing import Any
 
 KEYS = (
@@ -129,3 +132,24 @@ def print_idle(idle: dict[str, float], seconds: float, summary: dict[str, Any]) 
             if med["originlock"]["rps"]
         )
     )
+
+
+def count_lines(path: Path) -> int:
+    try:
+        with path.open("rb") as f:
+            return sum(1 for _ in f)
+    except OSError:
+        return 0
+
+
+def origin_reuse(log: Path, ports: dict[str, int]) -> dict[str, str]:
+    """Per origin kind: the share of requests that arrived on a resumed TLS session (``r``)."""
+    by_port = {str(port): kind for kind, port in ports.items()}
+    counts: dict[str, list[int]] = {}
+    time.sleep(1.2)  # the origin's buffered log flushes once a second
+    for line in log.read_text().splitlines() if log.exists() else []:
+        port, reused, _ = [*line.split(), "", "", ""][:3]
+        seen = counts.setdefault(by_port.get(port, port), [0, 0])
+        seen[0] += reused == "r"
+        seen[1] += 1
+    return {kind: f"{r}/{n}" for kind, (r, n) in counts.items()}

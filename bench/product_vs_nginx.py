@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import proc_counts  # noqa: E402
 from edge_vs_nginx import CLK_TCK, parse_latency, ticks, user_sys_ticks  # noqa: E402
 from product_callgrind import start_counting, stop_counting, under_callgrind  # noqa: E402
-from product_report import print_idle, print_summary, summarize  # noqa: E402
+from product_report import count_lines, origin_reuse, print_idle, print_summary, summarize  # noqa: E402
 
 from originlock.testing.nginx import NginxProcess, free_port, wait_for_port  # noqa: E402
 from originlock.testing.pki import TestPki  # noqa: E402
@@ -467,7 +467,7 @@ def main() -> int:
         for floor in floors.values():
             floor.terminate()
             floor.wait(10)
-        lines = {name: _count_lines(tmp / f"{name}-access.log") for name in ("originlock", "nginx")}
+        lines = {name: count_lines(tmp / f"{name}-access.log") for name in ("originlock", "nginx")}
         if args.venv is None:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -494,27 +494,6 @@ def idle_cpu(pids: list[int], seconds: float) -> float:
     before = sum(map(ticks, pids))
     time.sleep(seconds)
     return (sum(map(ticks, pids)) - before) / CLK_TCK * 1000 / seconds
-
-
-def _count_lines(path: Path) -> int:
-    try:
-        with path.open("rb") as f:
-            return sum(1 for _ in f)
-    except OSError:
-        return 0
-
-
-def origin_reuse(log: Path, ports: dict[str, int]) -> dict[str, str]:
-    """Per origin kind: the share of requests that arrived on a resumed TLS session (``r``)."""
-    by_port = {str(port): kind for kind, port in ports.items()}
-    counts: dict[str, list[int]] = {}
-    time.sleep(1.2)  # the origin's buffered log flushes once a second
-    for line in log.read_text().splitlines() if log.exists() else []:
-        port, reused, _ = [*line.split(), "", "", ""][:3]
-        seen = counts.setdefault(by_port.get(port, port), [0, 0])
-        seen[0] += reused == "r"
-        seen[1] += 1
-    return {kind: f"{r}/{n}" for kind, (r, n) in counts.items()}
 
 
 if __name__ == "__main__":

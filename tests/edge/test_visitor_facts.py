@@ -142,12 +142,12 @@ def test_the_peer_address_is_kept_as_the_loop_gives_it(peer: tuple[object, ...])
 def test_a_peer_address_of_other_types_is_converted() -> None:
     class Peer(_Transport):
         def get_extra_info(self, name: str, default: Any = None) -> Any:
-            return (ipaddress.ip_address("192.0.2.9"), True) if name == "peername" else default
+            return (ipaddress.ip_address("192.0.2.9"), "50124") if name == "peername" else default
 
     visitor = Visitor("https", tls_version="TLSv1.3")
     visitor.learn(Peer(None))  # type: ignore[arg-type]
-    assert (visitor.client_ip, visitor.client_port) == ("192.0.2.9", 1)
-    assert type(visitor.client_ip) is str
+    assert (visitor.client_ip, visitor.client_port) == ("192.0.2.9", 50124)
+    assert type(visitor.client_ip) is str and type(visitor.client_port) is int
 
 
 def test_a_new_connection_waits_for_its_first_request_for_the_idle_time(state: EdgeState) -> None:
